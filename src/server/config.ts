@@ -1,0 +1,91 @@
+import { resolve } from 'node:path';
+import { z } from 'zod';
+
+/**
+ * Every setting the platform reads, validated once at start. A bad value stops the process
+ * with one line per problem naming the variable, instead of failing later and obscurely.
+ */
+const port = z.coerce
+  .number({ error: 'must be a number' })
+  .int('must be a whole number')
+  .min(0, 'must be between 0 and 65535')
+  .max(65535, 'must be between 0 and 65535');
+const ms = (min: number) => z.coerce.number({ error: 'must be a number' }).int().min(min, `must be >= ${min}`);
+
+const schema = z.object({
+  GATEPOOL_HOST: z.string().min(1).default('0.0.0.0'),
+  GATEPOOL_PORT: port.default(8080),
+  GATEPOOL_TUNNEL_PORT: port.default(8443),
+  GATEPOOL_TUNNEL_HOSTNAME: z.string().min(1).default('localhost'),
+  GATEPOOL_PUBLIC_URL: z.url('must be a URL such as https://gatepool.example.com').optional(),
+  GATEPOOL_DATA_DIR: z.string().min(1).default('./data'),
+  DATABASE_URL: z
+    .string()
+    .regex(/^postgres(ql)?:\/\//, 'must start with postgres:// or postgresql://')
+    .optional(),
+  GATEPOOL_ENCRYPTION_KEY: z
+    .string()
+    .regex(/^([0-9a-fA-F]{64}|[A-Za-z0-9+/]{43}=)$/, 'must be 32 bytes as 64 hex characters or base64')
+    .optional(),
+  GATEPOOL_LICENSE_PUBLIC_KEY: z.string().min(1).optional(),
+  GATEPOOL_LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  GATEPOOL_SESSION_TTL_SECONDS: ms(60).default(12 * 3600),
+  GATEPOOL_KEEPALIVE_MS: ms(50).default(250),
+  GATEPOOL_DEAD_AFTER_MS: ms(200).default(1000),
+});
+
+export type Config = {
+  host: string;
+  port: number;
+  tunnelPort: number;
+  tunnelHostname: string;
+  publicUrl?: string;
+  dataDir: string;
+  databaseUrl?: string;
+  encryptionKey?: string;
+  licensePublicKey?: string;
+  logLevel: string;
+  sessionTtlSeconds: number;
+  keepaliveMs: number;
+  deadAfterMs: number;
+};
+
+export class ConfigError extends Error {
+  constructor(readonly problems: string[]) {
+    super(`Invalid configuration:\n${problems.map((p) => `  - ${p}`).join('\n')}`);
+  }
+}
+
+/** Reads settings from an env-like map; empty strings count as unset. */
+export function loadConfig(env: Record<string, string | undefined> = process.env): Config {
+  const input = Object.fromEntries(
+    Object.keys(schema.shape).map((k) => [k, env[k] === '' ? undefined : env[k]]),
+  );
+  const parsed = schema.safeParse(input);
+  if (!parsed.success) {
+    throw new ConfigError(
+      parsed.error.issues.map((i) => `${String(i.path[0])}=${JSON.stringify(input[String(i.path[0])])}: ${i.message}`),
+    );
+  }
+  const c = parsed.data;
+  if (c.GATEPOOL_DEAD_AFTER_MS <= c.GATEPOOL_KEEPALIVE_MS) {
+    throw new ConfigError([
+      `GATEPOOL_DEAD_AFTER_MS (${c.GATEPOOL_DEAD_AFTER_MS}) must be greater than GATEPOOL_KEEPALIVE_MS (${c.GATEPOOL_KEEPALIVE_MS})`,
+    ]);
+  }
+  return {
+    host: c.GATEPOOL_HOST,
+    port: c.GATEPOOL_PORT,
+    tunnelPort: c.GATEPOOL_TUNNEL_PORT,
+    tunnelHostname: c.GATEPOOL_TUNNEL_HOSTNAME,
+    publicUrl: c.GATEPOOL_PUBLIC_URL,
+    dataDir: resolve(c.GATEPOOL_DATA_DIR),
+    databaseUrl: c.DATABASE_URL,
+    encryptionKey: c.GATEPOOL_ENCRYPTION_KEY,
+    licensePublicKey: c.GATEPOOL_LICENSE_PUBLIC_KEY,
+    logLevel: c.GATEPOOL_LOG_LEVEL,
+    sessionTtlSeconds: c.GATEPOOL_SESSION_TTL_SECONDS,
+    keepaliveMs: c.GATEPOOL_KEEPALIVE_MS,
+    deadAfterMs: c.GATEPOOL_DEAD_AFTER_MS,
+  };
+}

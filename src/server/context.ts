@@ -1,0 +1,24 @@
+import type { FastifyBaseLogger } from 'fastify';
+import type { AuditLog } from './audit/service.js';
+import type { RateLimiter } from './auth/rate-limit.js';
+import type { Config } from './config.js';
+import type { SecretBox } from './crypto/envelope.js';
+import type { Database, Db } from './db/client.js';
+import type { LicenseService } from './license/service.js';
+
+/** Long-lived services shared by every route; built once in server.ts. */
+export interface AppContext {
+  config: Config;
+  database: Database;
+  db: Db;
+  box: SecretBox;
+  audit: AuditLog;
+  licenses: LicenseService;
+  log: FastifyBaseLogger;
+  limits: {
+    loginPerIp: RateLimiter;
+    loginPerAccount: RateLimiter;
+    /** Unauthenticated endpoints other than login (enrollment, machine logins). */
+    publicPerIp: RateLimiter;
+  };
+}

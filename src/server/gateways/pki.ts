@@ -1,0 +1,278 @@
+/**
+ * Gateway PKI: pure certificate operations, no storage.
+ *
+ * Identity encoding (authoritative): a gateway client certificate carries exactly one URI SAN
+ * `gatepool://org/<orgId>/gateway/<gatewayId>`. The subject (CN=<gatewayId>, O=<orgId>) repeats
+ * it for humans reading `openssl x509 -text`; parsing only trusts the SAN.
+ *
+ * Revocation model: certificates are long-lived (1 year) but revocable. The platform stores each
+ * gateway's current certificate fingerprint; the tunnel hub's `identify` callback compares the
+ * presented fingerprint with it, so deleting a gateway or re-enrolling it invalidates the old
+ * certificate at the next handshake, and `TunnelHub.disconnect()` drops a live session at once.
+ */
+import { createHash, randomBytes, webcrypto, X509Certificate as NodeX509 } from 'node:crypto';
+import type { PeerCertificate } from 'node:tls';
+import * as x509 from '@peculiar/x509';
+
+// @peculiar/x509 defaults to globalThis.crypto; pinning node's implementation keeps it independent
+// of the runtime's global (the DOM `Crypto` type and node's are structurally identical at runtime).
+x509.cryptoProvider.set(webcrypto as unknown as Crypto);
+
+const EC_KEY: EcKeyGenParams = { name: 'ECDSA', namedCurve: 'P-256' };
+const EC_SIGN: EcdsaParams = { name: 'ECDSA', hash: 'SHA-256' };
+const DAY_MS = 86_400_000;
+// Tolerate modest clock skew between the platform and gateways.
+const BACKDATE_MS = 5 * 60_000;
+const ID_PATTERN = /^[A-Za-z0-9_-]{1,64}$/;
+const IDENTITY_URI = /^gatepool:\/\/org\/([A-Za-z0-9_-]{1,64})\/gateway\/([A-Za-z0-9_-]{1,64})$/;
+
+export interface KeyAndCert {
+  certPem: string;
+  keyPem: string;
+}
+
+export interface GatewayIdentity {
+  orgId: string;
+  gatewayId: string;
+}
+
+export interface GatewayCertInfo extends GatewayIdentity {
+  /** SHA-256 of the DER certificate, lowercase hex without separators. */
+  fingerprint256: string;
+  notAfter: Date;
+}
+
+export function gatewayIdentityUri(orgId: string, gatewayId: string): string {
+  return `gatepool://org/${orgId}/gateway/${gatewayId}`;
+}
+
+async function generateKeyPair(): Promise<CryptoKeyPair> {
+  return (await webcrypto.subtle.generateKey(EC_KEY, true, ['sign', 'verify'])) as CryptoKeyPair;
+}
+
+async function exportKeyPem(key: CryptoKey): Promise<string> {
+  const der = await webcrypto.subtle.exportKey('pkcs8', key);
+  return x509.PemConverter.encode(der, 'PRIVATE KEY');
+}
+
+async function importSigningKey(keyPem: string): Promise<CryptoKey> {
+  const der = x509.PemConverter.decodeFirst(keyPem);
+  return webcrypto.subtle.importKey('pkcs8', der, EC_KEY, false, ['sign']);
+}
+
+function serialNumber(): string {
+  const bytes = randomBytes(16);
+  // Positive INTEGER: clear the top bit so DER does not need a leading zero.
+  bytes[0] = (bytes[0] ?? 0) & 0x7f;
+  return bytes.toString('hex');
+}
+
+function validity(days: number, now = Date.now()): { notBefore: Date; notAfter: Date } {
+  return { notBefore: new Date(now - BACKDATE_MS), notAfter: new Date(now + days * DAY_MS) };
+}
+
+function assertId(kind: string, value: string): void {
+  if (!ID_PATTERN.test(value)) throw new Error(`invalid ${kind} for a certificate: ${value}`);
+}
+
+async function createCa(commonName: string, organization: string, years: number): Promise<KeyAndCert> {
+  const keys = await generateKeyPair();
+  const cert = await x509.X509CertificateGenerator.createSelfSigned({
+    serialNumber: serialNumber(),
+    name: [{ CN: [commonName] }, { O: [organization] }],
+    ...validity(years * 365),
+    signingAlgorithm: EC_SIGN,
+    keys,
+    extensions: [
+      new x509.BasicConstraintsExtension(true, 0, true),
+      new x509.KeyUsagesExtension(
+        x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign,
+        true,
+      ),
+      await x509.SubjectKeyIdentifierExtension.create(keys.publicKey),
+    ],
+  });
+  return { certPem: cert.toString('pem'), keyPem: await exportKeyPem(keys.privateKey) };
+}
+
+/** A per-org gateway CA: EC P-256, self-signed, valid 10 years. */
+export function createOrgCa(orgId: string): Promise<KeyAndCert> {
+  assertId('org id', orgId);
+  return createCa(`gatepool gateway CA ${orgId}`, orgId, 10);
+}
+
+/** The platform's tunnel-server CA (gateways trust only this for the tunnel). */
+export function createTunnelServerCa(): Promise<KeyAndCert> {
+  return createCa('gatepool tunnel server CA', 'gatepool', 10);
+}
+
+export interface ServerCertOptions {
+  /** Extra DNS names or IP literals besides localhost / 127.0.0.1 / ::1. */
+  hostnames?: string[];
+  validityDays?: number;
+}
+
+/** A tunnel server certificate issued by the tunnel-server CA. */
+export async function createTunnelServerCert(
+  ca: KeyAndCert,
+  options: ServerCertOptions = {},
+): Promise<KeyAndCert> {
+  const caCert = new x509.X509Certificate(ca.certPem);
+  const keys = await generateKeyPair();
+  const names = new Set(['localhost', '127.0.0.1', '::1', ...(options.hostnames ?? [])]);
+  const san = [...names].map((value) => ({
+    type: (isIpLiteral(value) ? 'ip' : 'dns') as 'ip' | 'dns',
+    value,
+  }));
+  const cert = await x509.X509CertificateGenerator.create({
+    serialNumber: serialNumber(),
+    subject: [{ CN: ['gatepool tunnel'] }],
+    issuer: caCert.subject,
+    ...validity(options.validityDays ?? 825),
+    signingAlgorithm: EC_SIGN,
+    publicKey: keys.publicKey,
+    signingKey: await importSigningKey(ca.keyPem),
+    extensions: [
+      new x509.BasicConstraintsExtension(false, undefined, true),
+      new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature, true),
+      new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.serverAuth], false),
+      new x509.SubjectAlternativeNameExtension(san, false),
+      await x509.AuthorityKeyIdentifierExtension.create(caCert, false),
+    ],
+  });
+  return { certPem: cert.toString('pem'), keyPem: await exportKeyPem(keys.privateKey) };
+}
+
+function isIpLiteral(value: string): boolean {
+  return /^\d{1,3}(\.\d{1,3}){3}$/.test(value) || value.includes(':');
+}
+
+export interface GatewayKeyAndCsr {
+  keyPem: string;
+  csrPem: string;
+}
+
+/** Gateway side: a fresh key (never leaves the host) and a CSR for it. */
+export async function createGatewayKeyAndCsr(name: string): Promise<GatewayKeyAndCsr> {
+  const keys = await generateKeyPair();
+  const csr = await x509.Pkcs10CertificateRequestGenerator.create({
+    // The requested name is informational; the CA decides the certificate's identity.
+    name: [{ CN: [name.slice(0, 64) || 'gateway'] }],
+    keys,
+    signingAlgorithm: EC_SIGN,
+  });
+  return { keyPem: await exportKeyPem(keys.privateKey), csrPem: csr.toString('pem') };
+}
+
+export interface SignGatewayCsrParams {
+  ca: KeyAndCert;
+  csrPem: string;
+  orgId: string;
+  gatewayId: string;
+  validityDays?: number;
+  now?: number;
+}
+
+export interface SignedGatewayCert {
+  certPem: string;
+  fingerprint256: string;
+  notAfter: Date;
+}
+
+/**
+ * Issues a gateway client certificate (1 year by default) for the CSR's public key. Everything
+ * else in the CSR (subject, requested extensions) is ignored: identity comes from the platform.
+ */
+export async function signGatewayCsr(params: SignGatewayCsrParams): Promise<SignedGatewayCert> {
+  assertId('org id', params.orgId);
+  assertId('gateway id', params.gatewayId);
+  let csr: x509.Pkcs10CertificateRequest;
+  try {
+    csr = new x509.Pkcs10CertificateRequest(params.csrPem);
+  } catch {
+    throw new CsrError('the CSR is not a valid PEM PKCS#10 request');
+  }
+  if (!(await csr.verify())) throw new CsrError('the CSR signature does not verify');
+  const algorithm = csr.publicKey.algorithm as EcKeyAlgorithm;
+  if (algorithm.name !== 'ECDSA' || algorithm.namedCurve !== 'P-256') {
+    throw new CsrError('the CSR key must be EC P-256');
+  }
+  const caCert = new x509.X509Certificate(params.ca.certPem);
+  const { notBefore, notAfter } = validity(params.validityDays ?? 365, params.now);
+  const cert = await x509.X509CertificateGenerator.create({
+    serialNumber: serialNumber(),
+    subject: [{ CN: [params.gatewayId] }, { O: [params.orgId] }],
+    issuer: caCert.subject,
+    notBefore,
+    notAfter,
+    signingAlgorithm: EC_SIGN,
+    publicKey: csr.publicKey,
+    signingKey: await importSigningKey(params.ca.keyPem),
+    extensions: [
+      new x509.BasicConstraintsExtension(false, undefined, true),
+      new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature, true),
+      new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.clientAuth], false),
+      new x509.SubjectAlternativeNameExtension(
+        [{ type: 'url', value: gatewayIdentityUri(params.orgId, params.gatewayId) }],
+        false,
+      ),
+      await x509.AuthorityKeyIdentifierExtension.create(caCert, false),
+    ],
+  });
+  const certPem = cert.toString('pem');
+  return { certPem, fingerprint256: fingerprintOfDer(Buffer.from(cert.rawData)), notAfter };
+}
+
+export class CsrError extends Error {
+  override name = 'CsrError';
+}
+
+export function fingerprintOfDer(der: Buffer): string {
+  return createHash('sha256').update(der).digest('hex');
+}
+
+export function fingerprintOfPem(certPem: string): string {
+  return fingerprintOfDer(new NodeX509(certPem).raw);
+}
+
+/**
+ * Reads `{orgId, gatewayId, fingerprint256}` from a gateway certificate (a TLS peer certificate,
+ * a node X509Certificate or PEM). Returns null when it carries no gatepool identity. Does not
+ * check the issuer: that is the TLS layer's job plus `verifyIssuedBy`.
+ */
+export function parseGatewayCert(cert: PeerCertificate | NodeX509 | string): GatewayCertInfo | null {
+  let parsed: NodeX509;
+  try {
+    if (typeof cert === 'string') parsed = new NodeX509(cert);
+    else if (cert instanceof NodeX509) parsed = cert;
+    else if (cert.raw) parsed = new NodeX509(cert.raw);
+    else return null;
+  } catch {
+    return null;
+  }
+  const uris = (parsed.subjectAltName ?? '')
+    .split(', ')
+    .filter((entry) => entry.startsWith('URI:'))
+    .map((entry) => entry.slice(4));
+  if (uris.length !== 1) return null;
+  const match = IDENTITY_URI.exec(uris[0] ?? '');
+  if (!match?.[1] || !match[2]) return null;
+  return {
+    orgId: match[1],
+    gatewayId: match[2],
+    fingerprint256: fingerprintOfDer(parsed.raw),
+    notAfter: new Date(parsed.validTo),
+  };
+}
+
+/** True when `certPem` was signed by the CA in `caCertPem` and is currently within validity. */
+export function verifyIssuedBy(certPem: string, caCertPem: string, now = Date.now()): boolean {
+  try {
+    const cert = new NodeX509(certPem);
+    const ca = new NodeX509(caCertPem);
+    if (!cert.checkIssued(ca) || !cert.verify(ca.publicKey)) return false;
+    return Date.parse(cert.validFrom) <= now && now <= Date.parse(cert.validTo);
+  } catch {
+    return false;
+  }
+}

@@ -1,0 +1,89 @@
+import type {
+  FastifyBaseLogger,
+  FastifyInstance,
+  RawReplyDefaultExpression,
+  RawRequestDefaultExpression,
+  RawServerDefault,
+} from 'fastify';
+import type { ZodTypeProvider } from 'fastify-type-provider-zod';
+import { and, eq, gt, or, type SQL } from 'drizzle-orm';
+import type { AnyPgColumn } from 'drizzle-orm/pg-core';
+import { z } from 'zod';
+import { badRequest } from './errors.js';
+
+export type Api = FastifyInstance<
+  RawServerDefault,
+  RawRequestDefaultExpression,
+  RawReplyDefaultExpression,
+  FastifyBaseLogger,
+  ZodTypeProvider
+>;
+
+/** Shared request vocabulary: the same words get the same rules and messages everywhere. */
+export const uuidParam = (name: string) => z.object({ [name]: z.uuid(`${name} must be a UUID`) });
+export const idParams = z.object({ id: z.uuid('id must be a UUID') });
+
+export const email = z
+  .string()
+  .trim()
+  .max(254, 'email must be at most 254 characters')
+  .toLowerCase()
+  .pipe(z.email('email must be a valid email address'));
+export const password = z
+  .string()
+  .min(12, 'password must be at least 12 characters')
+  .max(256, 'password must be at most 256 characters');
+export const displayName = (what: string) =>
+  z.string().trim().min(1, `${what} must not be empty`).max(128, `${what} must be at most 128 characters`);
+export const slug = (what: string, max = 32) =>
+  z
+    .string()
+    .min(1, `${what} must not be empty`)
+    .max(max, `${what} must be at most ${max} characters`)
+    .regex(/^[a-z0-9]+(-[a-z0-9]+)*$/, `${what} must use lowercase letters, digits and single hyphens (e.g. "prod-eu-1")`);
+
+export const pageQuery = z.strictObject({
+  limit: z.coerce.number().int().min(1).max(200).default(50),
+  cursor: z.string().max(200).optional(),
+});
+
+/** Keyset cursor over (createdAt, id): stable under inserts, unlike offsets. */
+export function encodeCursor(createdAt: Date, id: string): string {
+  return Buffer.from(JSON.stringify([createdAt.toISOString(), id])).toString('base64url');
+}
+export function decodeCursor(cursor: string | undefined): { createdAt: Date; id: string } | undefined {
+  if (!cursor) return undefined;
+  try {
+    const [c, id] = JSON.parse(Buffer.from(cursor, 'base64url').toString()) as [string, string];
+    const createdAt = new Date(c);
+    if (typeof id === 'string' && !Number.isNaN(createdAt.getTime())) return { createdAt, id };
+  } catch {
+    // fall through to the uniform error below
+  }
+  throw badRequest('cursor is invalid: pass the nextCursor of a previous page.');
+}
+
+export const errorBody = z.object({
+  error: z.object({ code: z.string(), message: z.string(), details: z.unknown().optional() }),
+});
+
+/** Rows after the cursor in (createdAt, id) ascending order. */
+export function afterCursor(
+  createdAtCol: AnyPgColumn,
+  idCol: AnyPgColumn,
+  cursor: string | undefined,
+): SQL | undefined {
+  const c = decodeCursor(cursor);
+  if (!c) return undefined;
+  return or(gt(createdAtCol, c.createdAt), and(eq(createdAtCol, c.createdAt), gt(idCol, c.id)));
+}
+
+/** Splits a `limit + 1` fetch into the page and the cursor of the next one. */
+export function pageOf<T extends { createdAt: Date; id: string }>(
+  rows: T[],
+  limit: number,
+): { items: T[]; nextCursor: string | null } {
+  const items = rows.slice(0, limit);
+  const last = items[items.length - 1];
+  return { items, nextCursor: rows.length > limit && last ? encodeCursor(last.createdAt, last.id) : null };
+}

@@ -1,0 +1,68 @@
+import { eq } from 'drizzle-orm';
+import type { Db } from '../db/client.js';
+import { organizations } from '../db/schema.js';
+import { AppError } from '../http/errors.js';
+import type { LicenseCheck, LicenseVerifier } from './license.js';
+import { FEATURE_UPGRADE_MESSAGES, PLANS, type Feature, type Features, type Plan } from './plans.js';
+
+export interface OrgPlan {
+  plan: Plan;
+  features: Features;
+  expiresAt: Date | null;
+  /** Why an installed license is not in force (bad signature, expired, …), if so. */
+  licenseProblem: Exclude<LicenseCheck, { ok: true }>['reason'] | null;
+  installed: boolean;
+}
+
+/**
+ * Resolves an org's plan from its installed license. Verification is cheap but runs on every
+ * gated request, so results are cached briefly and dropped when a license is installed.
+ */
+export class LicenseService {
+  private readonly cache = new Map<string, { at: number; plan: OrgPlan }>();
+
+  constructor(
+    private readonly db: Db,
+    readonly verifier: LicenseVerifier,
+    private readonly ttlMs = 10_000,
+  ) {}
+
+  async planFor(orgId: string): Promise<OrgPlan> {
+    const hit = this.cache.get(orgId);
+    // Cached entries also expire with the license itself, never serving a lapsed plan.
+    if (hit && Date.now() - hit.at < this.ttlMs && (!hit.plan.expiresAt || hit.plan.expiresAt.getTime() > Date.now())) {
+      return hit.plan;
+    }
+    const [org] = await this.db
+      .select({ licenseKey: organizations.licenseKey })
+      .from(organizations)
+      .where(eq(organizations.id, orgId));
+    const plan = await this.evaluate(orgId, org?.licenseKey ?? null);
+    this.cache.set(orgId, { at: Date.now(), plan });
+    return plan;
+  }
+
+  async evaluate(orgId: string, licenseKey: string | null): Promise<OrgPlan> {
+    const free: OrgPlan = { plan: 'free', features: { ...PLANS.free }, expiresAt: null, licenseProblem: null, installed: !!licenseKey };
+    if (!licenseKey) return free;
+    const check = await this.verifier.verify(licenseKey, orgId);
+    if (!check.ok) return { ...free, licenseProblem: check.reason };
+    const { plan, exp } = check.claims;
+    return { plan, features: { ...PLANS[plan] }, expiresAt: exp ? new Date(exp * 1000) : null, licenseProblem: null, installed: true };
+  }
+
+  invalidate(orgId: string): void {
+    this.cache.delete(orgId);
+  }
+
+  async hasFeature(orgId: string, feature: Feature): Promise<boolean> {
+    return (await this.planFor(orgId)).features[feature];
+  }
+
+  /** 403 `plan_upgrade_required` when the org's plan lacks the feature. */
+  async requireFeature(orgId: string, feature: Feature): Promise<void> {
+    if (!(await this.hasFeature(orgId, feature))) {
+      throw new AppError(403, 'plan_upgrade_required', FEATURE_UPGRADE_MESSAGES[feature], { feature });
+    }
+  }
+}

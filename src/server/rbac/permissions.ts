@@ -1,0 +1,76 @@
+/**
+ * The permission vocabulary: which actions exist for which subject, and what the built-in
+ * roles may do. Pure data; `ability.ts` turns it into a CASL ability.
+ */
+export const SUBJECT_ACTIONS = {
+  Member: ['read', 'create', 'edit', 'delete'],
+  Identity: ['read', 'create', 'edit', 'delete'],
+  Role: ['read', 'create', 'edit', 'delete'],
+  Settings: ['read', 'edit'],
+  AuditLog: ['read'],
+  License: ['read', 'edit'],
+  Gateway: ['read', 'edit', 'delete', 'attach'],
+  EnrollmentToken: ['read', 'create', 'delete'],
+  GatewayPool: ['list', 'create', 'edit', 'delete', 'attach'],
+  KubernetesAuth: ['read', 'create', 'edit', 'delete'],
+  DynamicSecret: ['read', 'create', 'edit', 'delete'],
+  AccessTarget: ['read', 'create', 'edit', 'delete', 'connect'],
+} as const;
+
+export type Subject = keyof typeof SUBJECT_ACTIONS;
+export type Action = (typeof SUBJECT_ACTIONS)[Subject][number];
+export type Permission = { subject: Subject; action: Action };
+
+export const SUBJECTS = Object.keys(SUBJECT_ACTIONS) as Subject[];
+
+export function isValidPermission(p: { subject: string; action: string }): p is Permission {
+  const actions = (SUBJECT_ACTIONS as Record<string, readonly string[]>)[p.subject];
+  return !!actions && actions.includes(p.action);
+}
+
+const all = (subject: Subject): Permission[] =>
+  SUBJECT_ACTIONS[subject].map((action) => ({ subject, action }));
+const some = (subject: Subject, ...actions: Action[]): Permission[] =>
+  actions.map((action) => ({ subject, action }));
+
+/** Read-only view of everything but the audit log (which can hold personal data). */
+const VIEWER: Permission[] = [
+  ...some('Member', 'read'),
+  ...some('Identity', 'read'),
+  ...some('Role', 'read'),
+  ...some('Settings', 'read'),
+  ...some('License', 'read'),
+  ...some('Gateway', 'read'),
+  ...some('EnrollmentToken', 'read'),
+  ...some('GatewayPool', 'list'),
+  ...some('KubernetesAuth', 'read'),
+  ...some('DynamicSecret', 'read'),
+  ...some('AccessTarget', 'read'),
+];
+
+/** Builds and uses things; does not administer people, roles, policy, license or infrastructure. */
+const MEMBER: Permission[] = [
+  ...VIEWER,
+  ...some('Identity', 'create', 'edit', 'delete'),
+  ...some('Gateway', 'attach'),
+  ...some('EnrollmentToken', 'create'),
+  ...some('GatewayPool', 'attach'),
+  ...all('KubernetesAuth').filter((p) => p.action !== 'read'),
+  ...all('DynamicSecret').filter((p) => p.action !== 'read'),
+  ...some('AccessTarget', 'connect'),
+];
+
+const ADMIN: Permission[] = SUBJECTS.flatMap(all);
+
+export const BUILT_IN_ROLES = {
+  admin: { name: 'Admin', description: 'Full access to the organization.', permissions: ADMIN },
+  member: {
+    name: 'Member',
+    description: 'Uses gateways and pools, manages identities and their auth; no administration.',
+    permissions: MEMBER,
+  },
+  viewer: { name: 'Viewer', description: 'Read-only access (no audit log).', permissions: VIEWER },
+} as const;
+
+export type BuiltInRole = keyof typeof BUILT_IN_ROLES;
+export const isBuiltInRole = (slug: string): slug is BuiltInRole => slug in BUILT_IN_ROLES;

@@ -1,0 +1,28 @@
+/**
+ * Why a tunnel stream could not be opened. Every open failure happens before the gateway's 200,
+ * so no byte reached the target and the caller may retry on another pool member (DESIGN §5).
+ */
+export type StreamOpenFailure =
+  | 'not_connected'
+  | 'tunnel_failed'
+  | 'refused'
+  | 'unreachable'
+  | 'draining'
+  | 'timeout'
+  | 'aborted';
+
+export class StreamOpenError extends Error {
+  override name = 'StreamOpenError';
+  /** Always false: open failures precede the 200, after which nothing is an open failure. */
+  readonly reachedTarget = false as const;
+
+  constructor(
+    readonly reason: StreamOpenFailure,
+    message: string,
+    readonly gatewayId: string,
+    /** The gateway's reason header for refused / unreachable / draining answers. */
+    readonly gatewayReason?: string,
+  ) {
+    super(message);
+  }
+}

@@ -1,0 +1,386 @@
+/**
+ * One gateway's tunnel on the platform: the HTTP/2 client session over the gateway's TLS socket,
+ * its keepalive, its control stream and its live state.
+ *
+ * Liveness counts any received byte as proof of life (DESIGN §2 trap 4: a PING ACK can queue
+ * behind DATA under load). The HTTP/2 session reads the TLS socket natively, so no JS 'data'
+ * events fire; the TLS socket's `bytesRead` counter still advances and is sampled every
+ * `checkMs`, together with PING ACKs and control messages.
+ */
+import { EventEmitter } from 'node:events';
+import http2, { type ClientHttp2Session, type ClientHttp2Stream } from 'node:http2';
+import { randomUUID } from 'node:crypto';
+import type { TLSSocket } from 'node:tls';
+import {
+  createLineDecoder,
+  encodeLine,
+  GatewayMessageSchema,
+  type GatewayStatus,
+  type HealthCheckResult,
+  type PlatformMessage,
+  type ProbeResult,
+} from '../../protocol/control.js';
+import {
+  CONTROL_PATH,
+  formatAuthority,
+  H2_TUNING,
+  REASON_HEADER,
+  StreamStatus,
+} from '../../protocol/tunnel.js';
+import { StreamOpenError } from './errors.js';
+import { TunnelStream } from './tunnel-stream.js';
+
+export interface GatewayIdentity {
+  orgId: string;
+  gatewayId: string;
+}
+
+export interface GatewayLive extends GatewayIdentity {
+  connectedSince: Date;
+  /** Epoch ms of the last byte received from the gateway. */
+  lastFrameAt: number;
+  /** Latest PING round trip; null until the first ACK. */
+  rttMs: number | null;
+  /** Streams the gateway reported at its last status plus streams opened here since. */
+  activeStreams: number;
+  version: string | null;
+  labels: Record<string, string>;
+  draining: boolean;
+  healthChecks: HealthCheckResult[];
+  remoteAddress: string | null;
+}
+
+export interface SessionOptions {
+  keepaliveMs: number;
+  deadAfterMs: number;
+  /** How long the first status may take after the TLS handshake. */
+  helloTimeoutMs: number;
+  abortGraceMs: number;
+}
+
+export interface OpenStreamOptions {
+  timeoutMs?: number;
+  signal?: AbortSignal;
+}
+
+export type ProbeOutcome =
+  | { ok: true; rttMs: number; tunnelRttMs: number; connectMs?: number }
+  | { ok: false; stage: 'not_connected' | 'tunnel' | 'target'; error: string };
+
+interface SessionEvents {
+  status: [GatewayLive];
+  closed: [string];
+}
+
+const MAX_OUTSTANDING_PINGS = 3;
+
+export class GatewaySession extends EventEmitter<SessionEvents> {
+  readonly live: GatewayLive;
+  private readonly h2: ClientHttp2Session;
+  private control: ClientHttp2Stream | undefined;
+  private readonly checkTimer: NodeJS.Timeout;
+  private lastBytesRead = 0;
+  private lastPingAt = 0;
+  private outstandingPings = 0;
+  private reportedActive = 0;
+  private openedSinceReport = 0;
+  private closeReason: string | null = null;
+  private readonly pendingProbes = new Map<string, (result: ProbeResult) => void>();
+  private helloResolve: (() => void) | undefined;
+
+  constructor(
+    private readonly socket: TLSSocket,
+    identity: GatewayIdentity,
+    private readonly options: SessionOptions,
+  ) {
+    super();
+    const now = Date.now();
+    this.live = {
+      ...identity,
+      connectedSince: new Date(now),
+      lastFrameAt: now,
+      rttMs: null,
+      activeStreams: 0,
+      version: null,
+      labels: {},
+      draining: false,
+      healthChecks: [],
+      remoteAddress: socket.remoteAddress ?? null,
+    };
+    this.lastBytesRead = socket.bytesRead;
+    this.h2 = http2.connect('http://gateway', {
+      createConnection: () => socket,
+      settings: {
+        enablePush: false,
+        initialWindowSize: H2_TUNING.streamWindow,
+        maxConcurrentStreams: H2_TUNING.maxConcurrentStreams,
+        maxFrameSize: H2_TUNING.maxFrameSize,
+      },
+      peerMaxConcurrentStreams: H2_TUNING.maxConcurrentStreams,
+      maxSessionMemory: H2_TUNING.maxSessionMemory,
+      maxOutstandingPings: MAX_OUTSTANDING_PINGS + 1,
+    });
+    this.h2.on('connect', () => this.h2.setLocalWindowSize(H2_TUNING.sessionWindow));
+    this.h2.on('error', (error) => this.close(`tunnel error: ${error.message}`));
+    this.h2.on('goaway', (code) => this.close(`gateway sent GOAWAY (code ${code})`));
+    this.h2.on('close', () => this.close('tunnel closed'));
+    socket.on('close', () => this.close('socket closed'));
+    this.checkTimer = setInterval(() => this.check(), Math.min(50, options.keepaliveMs));
+    this.checkTimer.unref();
+  }
+
+  get closed(): boolean {
+    return this.closeReason !== null;
+  }
+
+  /** Opens the control stream; resolves on the gateway's first status. */
+  start(): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.close('no status from the gateway in time');
+      }, this.options.helloTimeoutMs);
+      const onClosed = (reason: string): void => {
+        clearTimeout(timer);
+        reject(new Error(reason));
+      };
+      this.once('closed', onClosed);
+      this.helloResolve = () => {
+        clearTimeout(timer);
+        this.off('closed', onClosed);
+        resolve();
+      };
+      this.openControl();
+    });
+  }
+
+  private openControl(): void {
+    const control = this.h2.request(
+      { ':method': 'POST', ':path': CONTROL_PATH, 'content-type': 'application/x-ndjson' },
+      { endStream: false },
+    );
+    this.control = control;
+    const decode = createLineDecoder(
+      (value) => this.onMessage(value),
+      (error) => this.close(`bad control message: ${error.message}`),
+    );
+    control.on('response', (headers) => {
+      if (headers[':status'] !== 200) this.close(`control stream refused (${headers[':status']})`);
+    });
+    control.on('data', (chunk: Buffer) => decode(chunk));
+    control.on('error', () => undefined);
+    control.on('close', () => this.close('control stream closed'));
+  }
+
+  private onMessage(value: unknown): void {
+    this.live.lastFrameAt = Date.now();
+    const parsed = GatewayMessageSchema.safeParse(value);
+    // Unknown message types come from newer gateways; ignoring them keeps upgrades independent.
+    if (!parsed.success) return;
+    const message = parsed.data;
+    if (message.type === 'status') {
+      this.applyStatus(message);
+    } else {
+      this.pendingProbes.get(message.id)?.(message);
+    }
+  }
+
+  private applyStatus(status: GatewayStatus): void {
+    this.reportedActive = status.activeStreams;
+    this.openedSinceReport = 0;
+    Object.assign(this.live, {
+      activeStreams: status.activeStreams,
+      version: status.version,
+      labels: status.labels,
+      draining: status.draining,
+      healthChecks: status.healthChecks ?? [],
+    });
+    if (this.helloResolve) {
+      const resolve = this.helloResolve;
+      this.helloResolve = undefined;
+      resolve();
+      return;
+    }
+    this.emit('status', this.live);
+  }
+
+  private check(): void {
+    if (this.closed) return;
+    const now = Date.now();
+    const bytesRead = this.socket.bytesRead;
+    if (bytesRead !== this.lastBytesRead) {
+      this.lastBytesRead = bytesRead;
+      this.live.lastFrameAt = Math.max(this.live.lastFrameAt, now);
+    }
+    if (now - this.live.lastFrameAt >= this.options.deadAfterMs) {
+      this.close(`no frame for ${now - this.live.lastFrameAt} ms`);
+      return;
+    }
+    if (now - this.lastPingAt >= this.options.keepaliveMs && this.outstandingPings < MAX_OUTSTANDING_PINGS) {
+      this.lastPingAt = now;
+      this.ping().catch(() => undefined);
+    }
+  }
+
+  /** One PING round trip; also refreshes rttMs and lastFrameAt. */
+  ping(): Promise<number> {
+    return new Promise((resolve, reject) => {
+      this.outstandingPings += 1;
+      const sent = this.h2.ping((error, duration) => {
+        this.outstandingPings -= 1;
+        if (error) {
+          reject(error);
+          return;
+        }
+        this.live.lastFrameAt = Math.max(this.live.lastFrameAt, Date.now());
+        this.live.rttMs = duration;
+        resolve(duration);
+      });
+      if (!sent) {
+        this.outstandingPings -= 1;
+        reject(new Error('too many outstanding pings'));
+      }
+    });
+  }
+
+  send(message: PlatformMessage): boolean {
+    const control = this.control;
+    if (!control || control.destroyed || this.closed) return false;
+    control.write(encodeLine(message));
+    return true;
+  }
+
+  openStream(host: string, port: number, options: OpenStreamOptions & { timeoutMs: number }): Promise<TunnelStream> {
+    const gatewayId = this.live.gatewayId;
+    const target = formatAuthority(host, port);
+    if (this.closed) {
+      return Promise.reject(new StreamOpenError('not_connected', `gateway ${gatewayId} is not connected`, gatewayId));
+    }
+    if (options.signal?.aborted) {
+      return Promise.reject(new StreamOpenError('aborted', `opening ${target} was aborted`, gatewayId));
+    }
+    let h2: ClientHttp2Stream;
+    try {
+      h2 = this.h2.request(
+        { ':method': 'CONNECT', ':authority': target },
+        { endStream: false, waitForTrailers: true },
+      );
+    } catch (error) {
+      const message = error instanceof Error ? error.message : String(error);
+      return Promise.reject(new StreamOpenError('tunnel_failed', `tunnel to ${gatewayId}: ${message}`, gatewayId));
+    }
+    const stream = new TunnelStream(h2, this.options.abortGraceMs, (streamId) =>
+      this.send({ type: 'cancel', streamId }),
+    );
+    // Suppress unhandled 'error' while opening; failures surface as StreamOpenError.
+    const swallow = (): void => undefined;
+    stream.on('error', swallow);
+
+    return new Promise<TunnelStream>((resolve, reject) => {
+      let settled = false;
+      const settle = (error: StreamOpenError | null): void => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(timer);
+        options.signal?.removeEventListener('abort', onAbort);
+        h2.off('response', onResponse);
+        h2.off('close', onClose);
+        if (error) {
+          stream.destroy();
+          reject(error);
+          return;
+        }
+        stream.off('error', swallow);
+        this.openedSinceReport += 1;
+        this.live.activeStreams = this.reportedActive + this.openedSinceReport;
+        resolve(stream);
+      };
+      const onResponse = (headers: http2.IncomingHttpHeaders): void => {
+        const status = Number(headers[':status']);
+        const reason = String(headers[REASON_HEADER] ?? '');
+        if (status === StreamStatus.OPEN) return settle(null);
+        const detail = reason ? `: ${reason}` : '';
+        if (status === StreamStatus.REFUSED) {
+          return settle(new StreamOpenError('refused', `gateway ${gatewayId} refused ${target}${detail}`, gatewayId, reason));
+        }
+        if (status === StreamStatus.UNREACHABLE) {
+          return settle(new StreamOpenError('unreachable', `gateway ${gatewayId} could not reach ${target}${detail}`, gatewayId, reason));
+        }
+        if (status === StreamStatus.DRAINING) {
+          return settle(new StreamOpenError('draining', `gateway ${gatewayId} is draining`, gatewayId, reason));
+        }
+        settle(new StreamOpenError('tunnel_failed', `gateway ${gatewayId} answered ${status}${detail}`, gatewayId, reason));
+      };
+      const onClose = (): void => {
+        settle(new StreamOpenError('tunnel_failed', `tunnel stream to ${gatewayId} closed before the gateway answered (code ${h2.rstCode ?? '?'})`, gatewayId));
+      };
+      const onAbort = (): void => {
+        settle(new StreamOpenError('aborted', `opening ${target} was aborted`, gatewayId));
+      };
+      const timer = setTimeout(() => {
+        settle(new StreamOpenError('timeout', `gateway ${gatewayId} did not answer for ${target} within ${options.timeoutMs} ms`, gatewayId));
+      }, options.timeoutMs);
+      h2.on('response', onResponse);
+      h2.on('close', onClose);
+      options.signal?.addEventListener('abort', onAbort, { once: true });
+    });
+  }
+
+  /** Tunnel round trip, then (if a target is given) a TCP connect test from the gateway. */
+  async probe(host: string | undefined, port: number | undefined, timeoutMs: number): Promise<ProbeOutcome> {
+    const started = performance.now();
+    let tunnelRttMs: number;
+    try {
+      tunnelRttMs = await withTimeout(this.ping(), timeoutMs, 'no PING answer');
+    } catch (error) {
+      return { ok: false, stage: 'tunnel', error: errorMessage(error) };
+    }
+    if (host === undefined || port === undefined) {
+      return { ok: true, rttMs: performance.now() - started, tunnelRttMs };
+    }
+    const id = randomUUID();
+    const result = new Promise<ProbeResult>((resolve) => this.pendingProbes.set(id, resolve));
+    if (!this.send({ type: 'probe', id, host, port, timeoutMs })) {
+      this.pendingProbes.delete(id);
+      return { ok: false, stage: 'tunnel', error: 'control stream unavailable' };
+    }
+    try {
+      const answer = await withTimeout(result, timeoutMs + 500, 'gateway did not answer the probe');
+      if (!answer.ok) return { ok: false, stage: 'target', error: answer.error ?? 'failed' };
+      return { ok: true, rttMs: performance.now() - started, tunnelRttMs, connectMs: answer.connectMs };
+    } catch (error) {
+      return { ok: false, stage: 'tunnel', error: errorMessage(error) };
+    } finally {
+      this.pendingProbes.delete(id);
+    }
+  }
+
+  /** Drops the tunnel at once (idempotent). The first reason wins. */
+  close(reason: string): void {
+    if (this.closeReason !== null) return;
+    this.closeReason = reason;
+    clearInterval(this.checkTimer);
+    this.h2.destroy();
+    this.socket.destroy();
+    this.emit('closed', reason);
+  }
+}
+
+function errorMessage(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
+
+function withTimeout<T>(promise: Promise<T>, ms: number, message: string): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(message)), ms);
+    promise.then(
+      (value) => {
+        clearTimeout(timer);
+        resolve(value);
+      },
+      (error: unknown) => {
+        clearTimeout(timer);
+        reject(error instanceof Error ? error : new Error(String(error)));
+      },
+    );
+  });
+}

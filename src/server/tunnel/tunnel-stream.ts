@@ -1,0 +1,102 @@
+/**
+ * The Duplex handed to callers of `openStream`: a thin wrapper over the HTTP/2 CONNECT stream
+ * whose only job is to make cancellation safe for the tunnel. Destroying it never sends
+ * RST_STREAM in the normal path: it ends the stream with an abort trailer (see ABORT_TRAILER),
+ * because Node 20's HTTP/2 server drops the whole session after a burst of received resets.
+ * A reset is only used as a fallback when the trailer cannot be sent within `abortGraceMs`.
+ */
+import { constants, type ClientHttp2Stream } from 'node:http2';
+import { Duplex } from 'node:stream';
+import { ABORT_TRAILER } from '../../protocol/tunnel.js';
+
+const HIGH_WATER_MARK = 1024 * 1024;
+
+export class TunnelStream extends Duplex {
+  private aborting = false;
+  private graceTimer: NodeJS.Timeout | undefined;
+
+  constructor(
+    private readonly h2: ClientHttp2Stream,
+    private readonly abortGraceMs: number,
+    /** Asks the gateway (over the control stream) to cancel a stream whose END_STREAM left. */
+    private readonly cancelOutOfBand: (streamId: number) => void,
+  ) {
+    super({
+      allowHalfOpen: true,
+      readableHighWaterMark: HIGH_WATER_MARK,
+      writableHighWaterMark: HIGH_WATER_MARK,
+    });
+    h2.on('data', (chunk: Buffer) => {
+      if (this.aborting) return;
+      if (!this.push(chunk)) h2.pause();
+    });
+    h2.on('end', () => {
+      if (!this.aborting) this.push(null);
+    });
+    h2.on('wantTrailers', () => {
+      h2.sendTrailers(this.aborting ? { [ABORT_TRAILER]: '1' } : {});
+    });
+    h2.on('error', (error: Error) => this.destroy(error));
+    h2.on('close', () => {
+      if (this.graceTimer) clearTimeout(this.graceTimer);
+      if (this.destroyed) return;
+      if (!h2.readableEnded || !h2.writableFinished) {
+        this.destroy(new Error(`tunnel stream closed by the gateway (code ${h2.rstCode ?? '?'})`));
+      }
+    });
+  }
+
+  /** The HTTP/2 stream id, for logs. */
+  get streamId(): number | undefined {
+    return this.h2.id;
+  }
+
+  override _read(): void {
+    this.h2.resume();
+  }
+
+  override _write(chunk: Buffer, _encoding: BufferEncoding, callback: (error?: Error | null) => void): void {
+    this.h2.write(chunk, callback);
+  }
+
+  override _writev(
+    chunks: Array<{ chunk: Buffer; encoding: BufferEncoding }>,
+    callback: (error?: Error | null) => void,
+  ): void {
+    const last = chunks.length - 1;
+    this.h2.cork();
+    chunks.forEach(({ chunk }, index) => this.h2.write(chunk, index === last ? callback : undefined));
+    this.h2.uncork();
+  }
+
+  override _final(callback: (error?: Error | null) => void): void {
+    this.h2.end();
+    callback();
+  }
+
+  override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {
+    this.abortH2();
+    callback(error);
+  }
+
+  /** Cancels the stream towards the gateway without RST_STREAM when possible. */
+  abortH2(): void {
+    const h2 = this.h2;
+    if (h2.closed || h2.destroyed) return;
+    if (h2.readableEnded && h2.writableFinished) return;
+    this.aborting = true;
+    h2.resume();
+    if (!h2.writableEnded) {
+      h2.end();
+    } else if (h2.id !== undefined) {
+      // Our END_STREAM already left without the abort trailer, so the cancel goes out of band.
+      this.cancelOutOfBand(h2.id);
+    }
+    if (!this.graceTimer) {
+      this.graceTimer = setTimeout(() => {
+        if (!h2.closed && !h2.destroyed) h2.close(constants.NGHTTP2_CANCEL);
+      }, this.abortGraceMs);
+      this.graceTimer.unref();
+    }
+  }
+}
