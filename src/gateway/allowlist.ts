@@ -18,8 +18,7 @@ interface PortRange {
 }
 
 type HostMatcher =
-  | { kind: 'name'; name: string }
-  | { kind: 'cidr'; family: 4 | 6; network: bigint; prefix: number };
+  { kind: 'name'; name: string } | { kind: 'cidr'; family: 4 | 6; network: bigint; prefix: number };
 
 export interface AllowRule {
   source: string;
@@ -61,7 +60,7 @@ function parsePorts(text: string, source: string): PortRange {
 function parseHost(text: string, source: string, bracketed: boolean): HostMatcher {
   const [address, prefixText, extra] = text.split('/');
   if (extra !== undefined || !address) throw new AllowlistError(`invalid host in "${source}"`);
-  const family = isIP(address);
+  const family = ipFamily(address);
   if (family === 0) {
     if (prefixText !== undefined || bracketed || !isHostName(address)) {
       throw new AllowlistError(`invalid host "${text}" in allow rule "${source}"`);
@@ -79,6 +78,12 @@ function parseHost(text: string, source: string, bracketed: boolean): HostMatche
   const value = ipToBigInt(address, family);
   const mask = prefixMask(prefix, bits);
   return { kind: 'cidr', family, network: value & mask, prefix };
+}
+
+// node's isIP is typed as number; narrowing once keeps the family a literal type downstream.
+function ipFamily(host: string): 0 | 4 | 6 {
+  const family = isIP(host);
+  return family === 4 || family === 6 ? family : 0;
 }
 
 function isHostName(name: string): boolean {
@@ -107,12 +112,16 @@ function ipToBigInt(address: string, family: 4 | 6): bigint {
   const headParts = head ? head.split(':') : [];
   const tailParts = tail ? tail.split(':') : [];
   const missing = 8 - headParts.length - tailParts.length;
-  const parts = [...headParts, ...Array<string>(tail === undefined ? 0 : missing).fill('0'), ...tailParts];
+  const parts = [
+    ...headParts,
+    ...Array<string>(tail === undefined ? 0 : missing).fill('0'),
+    ...tailParts,
+  ];
   return parts.reduce((acc, part) => (acc << 16n) | BigInt(parseInt(part, 16)), 0n);
 }
 
 function hostMatches(matcher: HostMatcher, host: string): boolean {
-  const family = isIP(host);
+  const family = ipFamily(host);
   if (matcher.kind === 'name') {
     return family === 0 && host.toLowerCase().replace(/\.$/, '') === matcher.name;
   }

@@ -14,12 +14,16 @@ import { createHash, randomBytes, webcrypto, X509Certificate as NodeX509 } from 
 import type { PeerCertificate } from 'node:tls';
 import * as x509 from '@peculiar/x509';
 
-// @peculiar/x509 defaults to globalThis.crypto; pinning node's implementation keeps it independent
-// of the runtime's global (the DOM `Crypto` type and node's are structurally identical at runtime).
-x509.cryptoProvider.set(webcrypto as unknown as Crypto);
+// Our lib is ES2023 without DOM, so the WebCrypto types come from node:crypto's namespace.
+type CryptoKey = webcrypto.CryptoKey;
+type CryptoKeyPair = webcrypto.CryptoKeyPair;
 
-const EC_KEY: EcKeyGenParams = { name: 'ECDSA', namedCurve: 'P-256' };
-const EC_SIGN: EcdsaParams = { name: 'ECDSA', hash: 'SHA-256' };
+// @peculiar/x509 defaults to globalThis.crypto; pinning node's implementation keeps it independent
+// of whatever the runtime installs as the global.
+x509.cryptoProvider.set(webcrypto);
+
+const EC_KEY: webcrypto.EcKeyGenParams = { name: 'ECDSA', namedCurve: 'P-256' };
+const EC_SIGN: webcrypto.EcdsaParams = { name: 'ECDSA', hash: 'SHA-256' };
 const DAY_MS = 86_400_000;
 // Tolerate modest clock skew between the platform and gateways.
 const BACKDATE_MS = 5 * 60_000;
@@ -75,7 +79,11 @@ function assertId(kind: string, value: string): void {
   if (!ID_PATTERN.test(value)) throw new Error(`invalid ${kind} for a certificate: ${value}`);
 }
 
-async function createCa(commonName: string, organization: string, years: number): Promise<KeyAndCert> {
+async function createCa(
+  commonName: string,
+  organization: string,
+  years: number,
+): Promise<KeyAndCert> {
   const keys = await generateKeyPair();
   const cert = await x509.X509CertificateGenerator.createSelfSigned({
     serialNumber: serialNumber(),
@@ -193,7 +201,7 @@ export async function signGatewayCsr(params: SignGatewayCsrParams): Promise<Sign
     throw new CsrError('the CSR is not a valid PEM PKCS#10 request');
   }
   if (!(await csr.verify())) throw new CsrError('the CSR signature does not verify');
-  const algorithm = csr.publicKey.algorithm as EcKeyAlgorithm;
+  const algorithm = csr.publicKey.algorithm as webcrypto.EcKeyAlgorithm;
   if (algorithm.name !== 'ECDSA' || algorithm.namedCurve !== 'P-256') {
     throw new CsrError('the CSR key must be EC P-256');
   }
@@ -240,7 +248,9 @@ export function fingerprintOfPem(certPem: string): string {
  * a node X509Certificate or PEM). Returns null when it carries no gatepool identity. Does not
  * check the issuer: that is the TLS layer's job plus `verifyIssuedBy`.
  */
-export function parseGatewayCert(cert: PeerCertificate | NodeX509 | string): GatewayCertInfo | null {
+export function parseGatewayCert(
+  cert: PeerCertificate | NodeX509 | string,
+): GatewayCertInfo | null {
   let parsed: NodeX509;
   try {
     if (typeof cert === 'string') parsed = new NodeX509(cert);

@@ -215,7 +215,10 @@ export class GatewaySession extends EventEmitter<SessionEvents> {
       this.close(`no frame for ${now - this.live.lastFrameAt} ms`);
       return;
     }
-    if (now - this.lastPingAt >= this.options.keepaliveMs && this.outstandingPings < MAX_OUTSTANDING_PINGS) {
+    if (
+      now - this.lastPingAt >= this.options.keepaliveMs &&
+      this.outstandingPings < MAX_OUTSTANDING_PINGS
+    ) {
       this.lastPingAt = now;
       this.ping().catch(() => undefined);
     }
@@ -249,14 +252,22 @@ export class GatewaySession extends EventEmitter<SessionEvents> {
     return true;
   }
 
-  openStream(host: string, port: number, options: OpenStreamOptions & { timeoutMs: number }): Promise<TunnelStream> {
+  openStream(
+    host: string,
+    port: number,
+    options: OpenStreamOptions & { timeoutMs: number },
+  ): Promise<TunnelStream> {
     const gatewayId = this.live.gatewayId;
     const target = formatAuthority(host, port);
     if (this.closed) {
-      return Promise.reject(new StreamOpenError('not_connected', `gateway ${gatewayId} is not connected`, gatewayId));
+      return Promise.reject(
+        new StreamOpenError('not_connected', `gateway ${gatewayId} is not connected`, gatewayId),
+      );
     }
     if (options.signal?.aborted) {
-      return Promise.reject(new StreamOpenError('aborted', `opening ${target} was aborted`, gatewayId));
+      return Promise.reject(
+        new StreamOpenError('aborted', `opening ${target} was aborted`, gatewayId),
+      );
     }
     let h2: ClientHttp2Stream;
     try {
@@ -266,7 +277,9 @@ export class GatewaySession extends EventEmitter<SessionEvents> {
       );
     } catch (error) {
       const message = error instanceof Error ? error.message : String(error);
-      return Promise.reject(new StreamOpenError('tunnel_failed', `tunnel to ${gatewayId}: ${message}`, gatewayId));
+      return Promise.reject(
+        new StreamOpenError('tunnel_failed', `tunnel to ${gatewayId}: ${message}`, gatewayId),
+      );
     }
     const stream = new TunnelStream(h2, this.options.abortGraceMs, (streamId) =>
       this.send({ type: 'cancel', streamId }),
@@ -300,24 +313,59 @@ export class GatewaySession extends EventEmitter<SessionEvents> {
         if (status === StreamStatus.OPEN) return settle(null);
         const detail = reason ? `: ${reason}` : '';
         if (status === StreamStatus.REFUSED) {
-          return settle(new StreamOpenError('refused', `gateway ${gatewayId} refused ${target}${detail}`, gatewayId, reason));
+          return settle(
+            new StreamOpenError(
+              'refused',
+              `gateway ${gatewayId} refused ${target}${detail}`,
+              gatewayId,
+              reason,
+            ),
+          );
         }
         if (status === StreamStatus.UNREACHABLE) {
-          return settle(new StreamOpenError('unreachable', `gateway ${gatewayId} could not reach ${target}${detail}`, gatewayId, reason));
+          return settle(
+            new StreamOpenError(
+              'unreachable',
+              `gateway ${gatewayId} could not reach ${target}${detail}`,
+              gatewayId,
+              reason,
+            ),
+          );
         }
         if (status === StreamStatus.DRAINING) {
-          return settle(new StreamOpenError('draining', `gateway ${gatewayId} is draining`, gatewayId, reason));
+          return settle(
+            new StreamOpenError('draining', `gateway ${gatewayId} is draining`, gatewayId, reason),
+          );
         }
-        settle(new StreamOpenError('tunnel_failed', `gateway ${gatewayId} answered ${status}${detail}`, gatewayId, reason));
+        settle(
+          new StreamOpenError(
+            'tunnel_failed',
+            `gateway ${gatewayId} answered ${status}${detail}`,
+            gatewayId,
+            reason,
+          ),
+        );
       };
       const onClose = (): void => {
-        settle(new StreamOpenError('tunnel_failed', `tunnel stream to ${gatewayId} closed before the gateway answered (code ${h2.rstCode ?? '?'})`, gatewayId));
+        settle(
+          new StreamOpenError(
+            'tunnel_failed',
+            `tunnel stream to ${gatewayId} closed before the gateway answered (code ${h2.rstCode ?? '?'})`,
+            gatewayId,
+          ),
+        );
       };
       const onAbort = (): void => {
         settle(new StreamOpenError('aborted', `opening ${target} was aborted`, gatewayId));
       };
       const timer = setTimeout(() => {
-        settle(new StreamOpenError('timeout', `gateway ${gatewayId} did not answer for ${target} within ${options.timeoutMs} ms`, gatewayId));
+        settle(
+          new StreamOpenError(
+            'timeout',
+            `gateway ${gatewayId} did not answer for ${target} within ${options.timeoutMs} ms`,
+            gatewayId,
+          ),
+        );
       }, options.timeoutMs);
       h2.on('response', onResponse);
       h2.on('close', onClose);
@@ -326,7 +374,11 @@ export class GatewaySession extends EventEmitter<SessionEvents> {
   }
 
   /** Tunnel round trip, then (if a target is given) a TCP connect test from the gateway. */
-  async probe(host: string | undefined, port: number | undefined, timeoutMs: number): Promise<ProbeOutcome> {
+  async probe(
+    host: string | undefined,
+    port: number | undefined,
+    timeoutMs: number,
+  ): Promise<ProbeOutcome> {
     const started = performance.now();
     let tunnelRttMs: number;
     try {
@@ -346,7 +398,12 @@ export class GatewaySession extends EventEmitter<SessionEvents> {
     try {
       const answer = await withTimeout(result, timeoutMs + 500, 'gateway did not answer the probe');
       if (!answer.ok) return { ok: false, stage: 'target', error: answer.error ?? 'failed' };
-      return { ok: true, rttMs: performance.now() - started, tunnelRttMs, connectMs: answer.connectMs };
+      return {
+        ok: true,
+        rttMs: performance.now() - started,
+        tunnelRttMs,
+        connectMs: answer.connectMs,
+      };
     } catch (error) {
       return { ok: false, stage: 'tunnel', error: errorMessage(error) };
     } finally {

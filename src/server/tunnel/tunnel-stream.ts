@@ -55,7 +55,11 @@ export class TunnelStream extends Duplex {
     this.h2.resume();
   }
 
-  override _write(chunk: Buffer, _encoding: BufferEncoding, callback: (error?: Error | null) => void): void {
+  override _write(
+    chunk: Buffer,
+    _encoding: BufferEncoding,
+    callback: (error?: Error | null) => void,
+  ): void {
     this.h2.write(chunk, callback);
   }
 
@@ -65,7 +69,9 @@ export class TunnelStream extends Duplex {
   ): void {
     const last = chunks.length - 1;
     this.h2.cork();
-    chunks.forEach(({ chunk }, index) => this.h2.write(chunk, index === last ? callback : undefined));
+    chunks.forEach(({ chunk }, index) =>
+      this.h2.write(chunk, index === last ? callback : undefined),
+    );
     this.h2.uncork();
   }
 
