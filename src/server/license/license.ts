@@ -70,7 +70,7 @@ export function readPublicKeyPem(value: string): string {
 }
 
 export class LicenseVerifier {
-  private keyPromise: Promise<CryptoKey> | null;
+  private keyPromise: ReturnType<typeof importSPKI> | null;
 
   constructor(publicKeyPem: string | undefined) {
     this.keyPromise = publicKeyPem ? importSPKI(publicKeyPem, 'EdDSA') : null;

@@ -1,0 +1,54 @@
+import { readFileSync } from 'node:fs';
+import { InvalidArgumentError, type Command } from 'commander';
+import { issueLicense, writeKeyPair } from '../server/license/license.js';
+import { isPlan } from '../server/license/plans.js';
+import { fail } from './server.js';
+
+function positiveNumber(value: string): number {
+  const n = Number(value);
+  if (!Number.isFinite(n) || n <= 0) throw new InvalidArgumentError('must be a positive number of days');
+  return n;
+}
+
+export function registerLicenseCommands(program: Command): void {
+  const license = program.command('license').description('create license signing keys and issue licenses');
+
+  license
+    .command('keygen')
+    .description('write an Ed25519 key pair (private.pem, public.pem) for signing licenses')
+    .requiredOption('--out <dir>', 'directory to write the key pair to')
+    .action(async (opts: { out: string }) => {
+      try {
+        const { privatePath, publicPath } = await writeKeyPair(opts.out);
+        process.stdout.write(
+          `wrote ${privatePath} (keep it secret) and ${publicPath}\n` +
+            `start the platform with GATEPOOL_LICENSE_PUBLIC_KEY=${publicPath}\n`,
+        );
+      } catch (err) {
+        fail((err as Error).message);
+      }
+    });
+
+  license
+    .command('issue')
+    .description('print a signed license (compact JWS) for an organization')
+    .requiredOption('--key <file>', 'private key written by `license keygen`')
+    .requiredOption('--plan <plan>', 'free | enterprise')
+    .option('--org <id>', 'organization id, or * for any organization', '*')
+    .option('--days <n>', 'validity in days (default: no expiry)', positiveNumber)
+    .action(async (opts: { key: string; plan: string; org: string; days?: number }) => {
+      if (!isPlan(opts.plan)) fail(`unknown plan "${opts.plan}": use free or enterprise`);
+      let privateKeyPem: string;
+      try {
+        privateKeyPem = readFileSync(opts.key, 'utf8');
+      } catch (err) {
+        fail(`cannot read ${opts.key}: ${(err as Error).message}`);
+      }
+      try {
+        const token = await issueLicense({ privateKeyPem, plan: opts.plan, org: opts.org, days: opts.days });
+        process.stdout.write(`${token}\n`);
+      } catch (err) {
+        fail(`cannot sign with ${opts.key}: ${(err as Error).message}`);
+      }
+    });
+}

@@ -1,0 +1,59 @@
+import { randomUUID } from 'node:crypto';
+import { eq } from 'drizzle-orm';
+import type { AuditActor, AuditLog } from '../audit/service.js';
+import { hashPassword } from '../auth/passwords.js';
+import type { Db } from '../db/client.js';
+import { organizations, orgMemberships, users } from '../db/schema.js';
+
+export interface NewOrganization {
+  name: string;
+  adminEmail: string;
+  /** Required when the admin is a new user; an existing user keeps their password. */
+  adminPassword?: string;
+  adminName?: string;
+}
+
+export class OrganizationSetupError extends Error {}
+
+/**
+ * Creates an organization with its first admin. Used by the operator command
+ * `gatepool admin create-org`; the API's bootstrap creates only the very first one.
+ */
+export async function createOrganization(
+  db: Db,
+  audit: AuditLog,
+  input: NewOrganization,
+  actor: AuditActor = { type: 'system', name: 'gatepool admin' },
+): Promise<{ orgId: string; userId: string; createdUser: boolean }> {
+  const email = input.adminEmail.trim().toLowerCase();
+  const orgId = randomUUID();
+  return db.transaction(async (tx) => {
+    const [existing] = await tx.select({ id: users.id }).from(users).where(eq(users.email, email));
+    let userId = existing?.id;
+    const createdUser = !userId;
+    if (!userId) {
+      if (!input.adminPassword || input.adminPassword.length < 12) {
+        throw new OrganizationSetupError(
+          `${email} is a new user: give a password of at least 12 characters.`,
+        );
+      }
+      userId = randomUUID();
+      await tx.insert(users).values({
+        id: userId,
+        email,
+        name: input.adminName ?? email,
+        passwordHash: await hashPassword(input.adminPassword),
+      });
+    }
+    await tx.insert(organizations).values({ id: orgId, name: input.name });
+    await tx.insert(orgMemberships).values({ orgId, userId, role: 'admin' });
+    await audit.record(
+      actor,
+      'organization.create',
+      { name: input.name, adminEmail: email, createdUser },
+      { orgId, ip: null, userAgent: null },
+      tx,
+    );
+    return { orgId, userId, createdUser };
+  });
+}
