@@ -104,3 +104,45 @@ export const platformSettings = pgTable('platform_settings', {
   value: text('value').notNull(),
   updatedAt: ts('updated_at').notNull().defaultNow(),
 });
+
+export const gatewayCas = pgTable('gateway_cas', {
+  orgId: uuid('org_id').primaryKey(),
+  certPem: text('cert_pem').notNull(),
+  keyEnc: text('key_enc').notNull(),
+  createdAt: ts('created_at').notNull().defaultNow(),
+});
+
+export type PersistedGatewayStatus = 'never-connected' | 'connected' | 'disconnected';
+
+export const gateways = pgTable('gateways', {
+  id: uuid('id').primaryKey(),
+  orgId: uuid('org_id').notNull(),
+  name: text('name').notNull(),
+  labels: jsonb('labels').$type<Record<string, string>>().notNull().default({}),
+  certFingerprint: text('cert_fingerprint').notNull(),
+  certExpiresAt: ts('cert_expires_at').notNull(),
+  status: text('status').$type<PersistedGatewayStatus>().notNull().default('never-connected'),
+  draining: boolean('draining').notNull().default(false),
+  connectedAt: ts('connected_at'),
+  disconnectedAt: ts('disconnected_at'),
+  lastSeenAt: ts('last_seen_at'),
+  version: text('version'),
+  enrolledWithTokenId: uuid('enrolled_with_token_id'),
+  createdAt: ts('created_at').notNull().defaultNow(),
+  updatedAt: ts('updated_at').notNull().defaultNow(),
+});
+
+export const gatewayEnrollmentTokens = pgTable('gateway_enrollment_tokens', {
+  id: uuid('id').primaryKey(),
+  orgId: uuid('org_id').notNull(),
+  name: text('name').notNull(),
+  tokenHash: text('token_hash').notNull(),
+  poolIds: jsonb('pool_ids').$type<string[]>().notNull().default([]),
+  expiresAt: ts('expires_at').notNull(),
+  usedAt: ts('used_at'),
+  usedByGatewayId: uuid('used_by_gateway_id'),
+  revokedAt: ts('revoked_at'),
+  createdByType: text('created_by_type').notNull(),
+  createdById: text('created_by_id'),
+  createdAt: ts('created_at').notNull().defaultNow(),
+});

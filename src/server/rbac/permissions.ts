@@ -53,7 +53,6 @@ const MEMBER: Permission[] = [
   ...VIEWER,
   ...some('Identity', 'create', 'edit', 'delete'),
   ...some('Gateway', 'attach'),
-  ...some('EnrollmentToken', 'create'),
   ...some('GatewayPool', 'attach'),
   ...all('KubernetesAuth').filter((p) => p.action !== 'read'),
   ...all('DynamicSecret').filter((p) => p.action !== 'read'),

@@ -1,0 +1,64 @@
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+
+export type StreamOpenResult =
+  | 'ok'
+  | 'not_connected'
+  | 'tunnel_failed'
+  | 'refused'
+  | 'unreachable'
+  | 'draining'
+  | 'timeout'
+  | 'aborted';
+
+/**
+ * One registry per platform instance (not prom-client's global one), so several platforms in
+ * one process — as in tests — never share or double-register metrics.
+ */
+export class PlatformMetrics {
+  readonly registry = new Registry();
+  readonly gatewaysByHealth: Gauge<'health'>;
+  readonly streamOpens: Counter<'result'>;
+  readonly streamOpenSeconds: Histogram;
+  readonly tunnelBytes: Counter<'direction'>;
+  readonly tunnelConnects: Counter<'kind'>;
+
+  constructor(gatewayHealthCounts: () => Promise<Record<string, number>>) {
+    collectDefaultMetrics({ register: this.registry, prefix: 'gatepool_process_' });
+    this.gatewaysByHealth = new Gauge({
+      name: 'gatepool_gateways',
+      help: 'Gateways by health (healthy, draining, unreachable, never-connected)',
+      labelNames: ['health'],
+      registers: [this.registry],
+      async collect() {
+        const counts = await gatewayHealthCounts();
+        for (const health of ['healthy', 'draining', 'unreachable', 'never-connected']) {
+          this.set({ health }, counts[health] ?? 0);
+        }
+      },
+    });
+    this.streamOpens = new Counter({
+      name: 'gatepool_tunnel_stream_opens_total',
+      help: 'Tunnel stream opens by result (ok, refused, unreachable, draining, timeout, ...)',
+      labelNames: ['result'],
+      registers: [this.registry],
+    });
+    this.streamOpenSeconds = new Histogram({
+      name: 'gatepool_tunnel_stream_open_seconds',
+      help: 'Time from openStream to the gateway answering 200 (successful opens)',
+      buckets: [0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+      registers: [this.registry],
+    });
+    this.tunnelBytes = new Counter({
+      name: 'gatepool_tunnel_bytes_total',
+      help: 'Payload bytes through tunnel streams; in = from gateways, out = to gateways',
+      labelNames: ['direction'],
+      registers: [this.registry],
+    });
+    this.tunnelConnects = new Counter({
+      name: 'gatepool_tunnel_connects_total',
+      help: 'Gateway tunnel connections; kind=reconnect when the gateway had connected before',
+      labelNames: ['kind'],
+      registers: [this.registry],
+    });
+  }
+}
