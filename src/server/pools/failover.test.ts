@@ -1,0 +1,106 @@
+import { PassThrough, type Duplex } from 'node:stream';
+import { describe, expect, it } from 'vitest';
+import { StreamOpenError, type StreamOpenFailure } from '../tunnel/errors.js';
+import { NoGatewayAvailableError, runThroughPool, type FailoverDeps } from './failover.js';
+import type { Candidate } from './selection.js';
+
+const member = (name: string, over: Partial<Candidate> = {}): Candidate => ({
+  gatewayId: name,
+  name,
+  weight: 100,
+  priority: 0,
+  healthy: true,
+  outstanding: 0,
+  labels: {},
+  ...over,
+});
+
+/** Deps whose openStream answers per gateway from a script, recording every open. */
+function deps(members: Candidate[], outcomes: Record<string, StreamOpenFailure | 'ok'>) {
+  const opens: string[] = [];
+  const suspects: string[] = [];
+  let clock = 0;
+  const d: FailoverDeps = {
+    candidates: () => ({
+      label: 'pool "p"',
+      members: members.map((m) => (suspects.includes(m.gatewayId) ? { ...m, suspectUntil: clock + 5000 } : m)),
+    }),
+    async openStream(gatewayId): Promise<Duplex> {
+      opens.push(gatewayId);
+      clock += 1;
+      const outcome = outcomes[gatewayId] ?? 'ok';
+      if (outcome === 'ok') return new PassThrough();
+      throw new StreamOpenError(outcome, `${outcome} from ${gatewayId}`, gatewayId, outcome === 'unreachable' ? 'ECONNREFUSED 127.0.0.1:9' : undefined);
+    },
+    markSuspect: (id) => void suspects.push(id),
+    now: () => clock,
+    random: () => 0,
+  };
+  return { d, opens, suspects };
+}
+
+const target = { host: '127.0.0.1', port: 9 };
+const pool = { gatewayPoolId: 'p' };
+
+describe('runThroughPool', () => {
+  it('retries an open failure on another member and reports who served', async () => {
+    const { d, opens, suspects } = deps([member('a'), member('b')], { a: 'unreachable' });
+    const served = await runThroughPool(d, pool, target, async () => 'done');
+    expect(served.value).toBe('done');
+    expect(served.gatewayName).toBe('b');
+    expect(opens).toEqual(['a', 'b']);
+    expect(suspects).toEqual(['a']);
+    expect(served.attempts).toEqual([
+      { gatewayId: 'a', gatewayName: 'a', reason: 'unreachable', message: 'unreachable (ECONNREFUSED 127.0.0.1:9)' },
+    ]);
+  });
+
+  it('never retries once the gateway answered 200, even when the operation fails', async () => {
+    const { d, opens } = deps([member('a'), member('b')], {});
+    await expect(
+      runThroughPool(d, pool, target, async () => {
+        throw new Error('target said no');
+      }),
+    ).rejects.toThrow('target said no');
+    expect(opens).toHaveLength(1);
+  });
+
+  it('is bounded by the retry budget and lists every attempt', async () => {
+    const members = ['a', 'b', 'c', 'd', 'e'].map((n) => member(n));
+    const { d, opens } = deps(members, { a: 'draining', b: 'refused', c: 'tunnel_failed', d: 'timeout', e: 'timeout' });
+    const err = await runThroughPool(d, pool, target, async () => 'x', { maxAttempts: 3 }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(NoGatewayAvailableError);
+    expect(opens).toHaveLength(3);
+    const attempts = (err as NoGatewayAvailableError).attempts;
+    expect(attempts.map((a) => a.reason)).toEqual(['draining', 'refused', 'tunnel_failed']);
+    expect((err as Error).message).toContain('tried a: draining');
+  });
+
+  it('stops at the deadline', async () => {
+    const { d, opens } = deps([member('a'), member('b')], { a: 'timeout', b: 'timeout' });
+    const slow: FailoverDeps = { ...d, now: () => opens.length * 10_000 };
+    const err = await runThroughPool(slow, pool, target, async () => 'x', { deadlineMs: 5_000 }).catch((e: unknown) => e);
+    expect((err as Error).message).toContain('deadline exceeded');
+    expect(opens).toEqual(['a']);
+  });
+
+  it('runs a pinned gateway once, without failover', async () => {
+    const { d, opens } = deps([member('a')], { a: 'unreachable' });
+    await expect(runThroughPool(d, { gatewayId: 'a' }, target, async () => 'x')).rejects.toBeInstanceOf(NoGatewayAvailableError);
+    expect(opens).toEqual(['a']);
+  });
+
+  it('says why when no member is usable at all', async () => {
+    const { d, opens } = deps([member('a', { healthy: false, unhealthyReason: 'unreachable' })], {});
+    await expect(runThroughPool(d, pool, target, async () => 'x')).rejects.toThrow(
+      'pool "p": no healthy member (a: unreachable)',
+    );
+    expect(opens).toHaveLength(0);
+  });
+
+  it('does not retry when the caller aborted', async () => {
+    const { d, opens } = deps([member('a'), member('b')], { a: 'aborted' });
+    await expect(runThroughPool(d, pool, target, async () => 'x')).rejects.toBeInstanceOf(StreamOpenError);
+    expect(opens).toEqual(['a']);
+  });
+});

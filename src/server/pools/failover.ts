@@ -1,0 +1,137 @@
+import type { Duplex } from 'node:stream';
+import { StreamOpenError } from '../tunnel/errors.js';
+import { selectMember, type Candidate, type SelectionFilter } from './selection.js';
+
+/** What a consumer stores: exactly one of a pinned gateway or a pool. */
+export type GatewayRef = { gatewayId: string } | { gatewayPoolId: string };
+
+export interface Target {
+  host: string;
+  port: number;
+}
+
+export interface Attempt {
+  gatewayId: string;
+  gatewayName: string;
+  reason: string;
+  message: string;
+}
+
+export interface Served<T> {
+  value: T;
+  gatewayId: string;
+  gatewayName: string;
+  /** Failed opens before the one that served, in order (empty when the first member served). */
+  attempts: Attempt[];
+}
+
+export interface FailoverOptions {
+  /** Overall budget for opening a stream, across retries. */
+  deadlineMs?: number;
+  /** At most this many open attempts (retry budget), whatever the pool size. */
+  maxAttempts?: number;
+  filter?: SelectionFilter;
+  signal?: AbortSignal;
+}
+
+export interface FailoverDeps {
+  /** Current candidates for the reference, from memory (no I/O per selection). */
+  candidates(ref: GatewayRef): { label: string; members: Candidate[] };
+  openStream(gatewayId: string, host: string, port: number, opts: { timeoutMs: number; signal?: AbortSignal }): Promise<Duplex>;
+  markSuspect(gatewayId: string): void;
+  onSelected?(ref: GatewayRef, gatewayId: string): void;
+  onFailover?(ref: GatewayRef, from: Attempt): void;
+  now(): number;
+  random?: () => number;
+}
+
+/** Nothing could serve the operation; nothing reached the target, so it is safe to retry later. */
+export class NoGatewayAvailableError extends Error {
+  override name = 'NoGatewayAvailableError';
+  readonly code = 'gateway_unavailable';
+  constructor(
+    message: string,
+    readonly attempts: Attempt[],
+  ) {
+    super(message);
+  }
+}
+
+const DEFAULT_DEADLINE_MS = 10_000;
+const DEFAULT_MAX_ATTEMPTS = 3;
+const PER_ATTEMPT_MS = 5_000;
+
+function describe(label: string, why: string, attempts: Attempt[]): string {
+  const tried = attempts.map((a) => `${a.gatewayName}: ${a.message}`).join('; ');
+  return `${label}: ${why}${tried ? ` (tried ${tried})` : ''}`;
+}
+
+/**
+ * Runs `operation` on a stream to `target` through the referenced gateway or pool (DESIGN §5).
+ * A stream that could not be opened marks the member suspect and the same operation moves to
+ * another member, because nothing reached the target. Once a gateway answered 200 the
+ * operation's own outcome stands: it is never retried, since the target may have acted.
+ */
+export async function runThroughPool<T>(
+  deps: FailoverDeps,
+  ref: GatewayRef,
+  target: Target,
+  operation: (stream: Duplex, member: { gatewayId: string; gatewayName: string }) => Promise<T>,
+  opts: FailoverOptions = {},
+): Promise<Served<T>> {
+  const pinned = 'gatewayId' in ref;
+  const maxAttempts = pinned ? 1 : Math.max(1, opts.maxAttempts ?? DEFAULT_MAX_ATTEMPTS);
+  const deadline = deps.now() + (opts.deadlineMs ?? DEFAULT_DEADLINE_MS);
+  const attempts: Attempt[] = [];
+  const tried = new Set<string>();
+  let label = pinned ? 'gateway' : 'gateway pool';
+
+  while (attempts.length < maxAttempts) {
+    const remaining = deadline - deps.now();
+    if (remaining <= 0) throw new NoGatewayAvailableError(describe(label, 'deadline exceeded', attempts), attempts);
+    const { label: refLabel, members } = deps.candidates(ref);
+    label = refLabel;
+    const selection = selectMember(members, {
+      exclude: tried,
+      filter: opts.filter,
+      now: deps.now(),
+      random: deps.random,
+    });
+    if (!selection.ok) throw new NoGatewayAvailableError(describe(label, selection.message, attempts), attempts);
+    const member = selection.member;
+    tried.add(member.gatewayId);
+    deps.onSelected?.(ref, member.gatewayId);
+
+    let stream: Duplex;
+    try {
+      stream = await deps.openStream(member.gatewayId, target.host, target.port, {
+        timeoutMs: Math.min(remaining, PER_ATTEMPT_MS),
+        signal: opts.signal,
+      });
+    } catch (err) {
+      if (!(err instanceof StreamOpenError) || err.reason === 'aborted') throw err;
+      const attempt: Attempt = {
+        gatewayId: member.gatewayId,
+        gatewayName: member.name,
+        reason: err.reason,
+        message: err.gatewayReason ? `${err.reason} (${err.gatewayReason})` : err.message,
+      };
+      attempts.push(attempt);
+      deps.markSuspect(member.gatewayId);
+      if (!pinned) deps.onFailover?.(ref, attempt);
+      continue;
+    }
+    let value: T;
+    try {
+      value = await operation(stream, { gatewayId: member.gatewayId, gatewayName: member.name });
+    } catch (err) {
+      stream.destroy();
+      throw err;
+    }
+    return { value, gatewayId: member.gatewayId, gatewayName: member.name, attempts };
+  }
+  throw new NoGatewayAvailableError(
+    describe(label, `no member could open a stream to ${target.host}:${target.port} within ${maxAttempts} attempt(s)`, attempts),
+    attempts,
+  );
+}
