@@ -1,6 +1,7 @@
 import {
   bigint,
   boolean,
+  integer,
   jsonb,
   pgTable,
   primaryKey,
@@ -146,3 +147,27 @@ export const gatewayEnrollmentTokens = pgTable('gateway_enrollment_tokens', {
   createdById: text('created_by_id'),
   createdAt: ts('created_at').notNull().defaultNow(),
 });
+
+export const gatewayPools = pgTable('gateway_pools', {
+  id: uuid('id').primaryKey(),
+  orgId: uuid('org_id').notNull(),
+  name: text('name').notNull(),
+  description: text('description').notNull().default(''),
+  minHealthy: integer('min_healthy').notNull().default(1),
+  healthCheckTarget: text('health_check_target'),
+  createdAt: ts('created_at').notNull().defaultNow(),
+  updatedAt: ts('updated_at').notNull().defaultNow(),
+});
+
+export const gatewayPoolMemberships = pgTable(
+  'gateway_pool_memberships',
+  {
+    orgId: uuid('org_id').notNull(),
+    poolId: uuid('pool_id').notNull(),
+    gatewayId: uuid('gateway_id').notNull(),
+    weight: integer('weight').notNull().default(100),
+    priority: integer('priority').notNull().default(0),
+    createdAt: ts('created_at').notNull().defaultNow(),
+  },
+  (t) => [primaryKey({ columns: [t.poolId, t.gatewayId] })],
+);

@@ -21,6 +21,9 @@ export class PlatformMetrics {
   readonly streamOpenSeconds: Histogram;
   readonly tunnelBytes: Counter<'direction'>;
   readonly tunnelConnects: Counter<'kind'>;
+  readonly poolHealthyMembers: Gauge<'pool' | 'pool_id'>;
+  readonly poolSelections: Counter<'pool'>;
+  readonly poolFailovers: Counter<'pool'>;
 
   constructor(gatewayHealthCounts: () => Promise<Record<string, number>>) {
     collectDefaultMetrics({ register: this.registry, prefix: 'gatepool_process_' });
@@ -58,6 +61,24 @@ export class PlatformMetrics {
       name: 'gatepool_tunnel_connects_total',
       help: 'Gateway tunnel connections; kind=reconnect when the gateway had connected before',
       labelNames: ['kind'],
+      registers: [this.registry],
+    });
+    this.poolHealthyMembers = new Gauge({
+      name: 'gatepool_pool_healthy_members',
+      help: 'Healthy members per gateway pool',
+      labelNames: ['pool', 'pool_id'],
+      registers: [this.registry],
+    });
+    this.poolSelections = new Counter({
+      name: 'gatepool_pool_selections_total',
+      help: 'Members selected to serve an operation, per pool',
+      labelNames: ['pool'],
+      registers: [this.registry],
+    });
+    this.poolFailovers = new Counter({
+      name: 'gatepool_pool_failovers_total',
+      help: 'Operations moved to another member after a failed stream open, per pool',
+      labelNames: ['pool'],
       registers: [this.registry],
     });
   }

@@ -1,0 +1,253 @@
+import { eq } from 'drizzle-orm';
+import type { FastifyBaseLogger } from 'fastify';
+import type { AuditLog } from '../audit/service.js';
+import type { Db } from '../db/client.js';
+import { gatewayPoolMemberships, gatewayPools, gateways } from '../db/schema.js';
+import type { PlatformMetrics } from '../gateways/metrics.js';
+import type { GatewayRegistry } from '../gateways/registry.js';
+import { computeHealth } from '../gateways/health.js';
+import { notFound } from '../http/errors.js';
+import {
+  runThroughPool,
+  type FailoverDeps,
+  type FailoverOptions,
+  type GatewayRef,
+  type Served,
+  type Target,
+} from './failover.js';
+import { belowFloor, checkVerdict, poolHealth, type PoolHealth } from './pool-health.js';
+import type { Candidate } from './selection.js';
+import type { Duplex } from 'node:stream';
+
+/** A transport failure makes a member a last resort for this long. */
+const SUSPECT_MS = 5_000;
+/** Health-check results older than this are ignored (the gateway probes every second). */
+const CHECK_STALE_MS = 5_000;
+const EVALUATE_EVERY_MS = 250;
+
+interface CachedMember {
+  gatewayId: string;
+  name: string;
+  weight: number;
+  priority: number;
+  labels: Record<string, string>;
+  everConnected: boolean;
+}
+
+export interface CachedPool {
+  id: string;
+  orgId: string;
+  name: string;
+  minHealthy: number;
+  healthCheckTarget: string | null;
+  members: CachedMember[];
+}
+
+export interface MemberState {
+  health: ReturnType<typeof computeHealth> | 'degraded';
+  healthy: boolean;
+  reason?: string;
+  healthCheck: { target: string; ok: boolean; error?: string; checkedAt: string } | null;
+}
+
+/**
+ * Pools in memory: membership is cached and reloaded when it changes, so selecting a member
+ * costs no database or network round trip. Live member health comes from the tunnel hub.
+ * Note: the cache is per platform node; another node's membership change reaches this one
+ * at its next reload (DESIGN §4: the live truth is on the node holding the tunnel).
+ */
+export class PoolService {
+  private pools = new Map<string, CachedPool>();
+  private gatewayNames = new Map<string, { orgId: string; name: string; labels: Record<string, string> }>();
+  private loading: Promise<void> | undefined;
+  private stale = true;
+  private readonly suspects = new Map<string, number>();
+  private readonly degraded = new Map<string, boolean>();
+  private readonly timer: NodeJS.Timeout;
+
+  constructor(
+    private readonly db: Db,
+    private readonly registry: GatewayRegistry,
+    private readonly audit: AuditLog,
+    private readonly metrics: PlatformMetrics,
+    private readonly log: FastifyBaseLogger,
+    private readonly deadAfterMs: number,
+  ) {
+    this.timer = setInterval(() => void this.evaluate().catch((err: unknown) => this.log.error({ err }, 'pool evaluation failed')), EVALUATE_EVERY_MS);
+    this.timer.unref();
+    registry.hub.on('connected', (live) => this.pushHealthChecks(live.gatewayId));
+  }
+
+  close(): void {
+    clearInterval(this.timer);
+  }
+
+  /** Call after any change to pools, memberships or gateways. */
+  invalidate(): void {
+    this.stale = true;
+  }
+
+  async ensureLoaded(): Promise<void> {
+    if (!this.stale) return;
+    this.loading ??= this.reload().finally(() => (this.loading = undefined));
+    await this.loading;
+  }
+
+  private async reload(): Promise<void> {
+    this.stale = false;
+    const [poolRows, memberRows, gatewayRows] = await Promise.all([
+      this.db.select().from(gatewayPools),
+      this.db.select().from(gatewayPoolMemberships),
+      this.db
+        .select({ id: gateways.id, orgId: gateways.orgId, name: gateways.name, labels: gateways.labels, status: gateways.status })
+        .from(gateways),
+    ]);
+    const gws = new Map(gatewayRows.map((g) => [g.id, g]));
+    const pools = new Map<string, CachedPool>();
+    for (const p of poolRows) {
+      pools.set(p.id, { id: p.id, orgId: p.orgId, name: p.name, minHealthy: p.minHealthy, healthCheckTarget: p.healthCheckTarget, members: [] });
+    }
+    for (const m of memberRows) {
+      const pool = pools.get(m.poolId);
+      const gw = gws.get(m.gatewayId);
+      if (!pool || !gw) continue;
+      pool.members.push({
+        gatewayId: gw.id,
+        name: gw.name,
+        weight: m.weight,
+        priority: m.priority,
+        labels: gw.labels,
+        everConnected: gw.status !== 'never-connected',
+      });
+    }
+    const before = this.pools;
+    this.pools = pools;
+    this.gatewayNames = new Map(gatewayRows.map((g) => [g.id, { orgId: g.orgId, name: g.name, labels: g.labels }]));
+    for (const id of before.keys()) if (!pools.has(id)) this.degraded.delete(id);
+    // Health-check targets may have changed: tell every connected gateway its current list.
+    for (const g of gatewayRows) if (this.registry.hub.live(g.id)) this.pushHealthChecks(g.id);
+  }
+
+  pool(orgId: string, poolId: string): CachedPool | undefined {
+    const p = this.pools.get(poolId);
+    return p && p.orgId === orgId ? p : undefined;
+  }
+
+  healthCheckTargetsFor(gatewayId: string): string[] {
+    const targets = new Set<string>();
+    for (const p of this.pools.values()) {
+      if (p.healthCheckTarget && p.members.some((m) => m.gatewayId === gatewayId)) targets.add(p.healthCheckTarget);
+    }
+    return [...targets];
+  }
+
+  private pushHealthChecks(gatewayId: string): void {
+    this.registry.hub.setHealthCheckTargets(gatewayId, this.healthCheckTargetsFor(gatewayId));
+  }
+
+  /** Live state of one member of one pool: gateway health plus the pool's health check. */
+  memberState(pool: Pick<CachedPool, 'healthCheckTarget' | 'orgId'>, member: { gatewayId: string; everConnected: boolean }, now = Date.now()): MemberState {
+    const live = this.registry.hub.live(member.gatewayId);
+    const current = live && live.orgId === pool.orgId ? live : undefined;
+    const health = computeHealth({ everConnected: member.everConnected || !!current, lastSeenAt: null }, current, now, this.deadAfterMs);
+    const result = pool.healthCheckTarget ? current?.healthChecks.find((r) => r.target === pool.healthCheckTarget) : undefined;
+    const healthCheck = result
+      ? { target: result.target, ok: result.ok, ...(result.error ? { error: result.error } : {}), checkedAt: new Date(result.checkedAt).toISOString() }
+      : null;
+    if (health !== 'healthy') return { health, healthy: false, reason: health, healthCheck };
+    const verdict = checkVerdict(pool.healthCheckTarget, current?.healthChecks, now, CHECK_STALE_MS);
+    if (!verdict.ok) return { health: 'degraded', healthy: false, reason: verdict.reason, healthCheck };
+    return { health, healthy: true, healthCheck };
+  }
+
+  summary(pool: CachedPool, now = Date.now()): { memberCount: number; healthyMemberCount: number; health: PoolHealth } {
+    const healthy = pool.members.filter((m) => this.memberState(pool, m, now).healthy).length;
+    return { memberCount: pool.members.length, healthyMemberCount: healthy, health: poolHealth(pool.members.length, healthy, pool.minHealthy) };
+  }
+
+  private candidates(orgId: string, ref: GatewayRef): { label: string; members: Candidate[] } {
+    const now = Date.now();
+    const toCandidate = (pool: Pick<CachedPool, 'healthCheckTarget' | 'orgId'>, m: CachedMember): Candidate => {
+      const state = this.memberState(pool, m, now);
+      const live = this.registry.hub.live(m.gatewayId);
+      return {
+        gatewayId: m.gatewayId,
+        name: m.name,
+        weight: m.weight,
+        priority: m.priority,
+        healthy: state.healthy,
+        unhealthyReason: state.reason,
+        outstanding: live?.activeStreams ?? 0,
+        labels: { ...(live?.labels ?? {}), ...m.labels },
+        suspectUntil: this.suspects.get(m.gatewayId),
+      };
+    };
+    if ('gatewayId' in ref) {
+      const gw = this.gatewayNames.get(ref.gatewayId);
+      if (!gw || gw.orgId !== orgId) throw notFound(`Gateway ${ref.gatewayId}`);
+      const member: CachedMember = { gatewayId: ref.gatewayId, name: gw.name, weight: 1, priority: 0, labels: gw.labels, everConnected: true };
+      return { label: `gateway "${gw.name}"`, members: [toCandidate({ orgId, healthCheckTarget: null }, member)] };
+    }
+    const pool = this.pool(orgId, ref.gatewayPoolId);
+    if (!pool) throw notFound(`Gateway pool ${ref.gatewayPoolId}`);
+    return { label: `gateway pool "${pool.name}"`, members: pool.members.map((m) => toCandidate(pool, m)) };
+  }
+
+  /**
+   * Runs an operation on a stream to `target` through a gateway or pool of `orgId`, failing
+   * over between members on open failures (see failover.ts). Returns which gateway served.
+   */
+  async run<T>(
+    orgId: string,
+    ref: GatewayRef,
+    target: Target,
+    operation: (stream: Duplex, member: { gatewayId: string; gatewayName: string }) => Promise<T>,
+    opts: FailoverOptions = {},
+  ): Promise<Served<T>> {
+    await this.ensureLoaded();
+    const poolLabel = (r: GatewayRef) => ('gatewayPoolId' in r ? (this.pools.get(r.gatewayPoolId)?.name ?? r.gatewayPoolId) : '');
+    const deps: FailoverDeps = {
+      candidates: (r) => this.candidates(orgId, r),
+      openStream: (id, host, port, o) => this.registry.hub.openStream(id, host, port, o),
+      markSuspect: (id) => void this.suspects.set(id, Date.now() + SUSPECT_MS),
+      onSelected: (r) => {
+        if ('gatewayPoolId' in r) this.metrics.poolSelections.inc({ pool: poolLabel(r) });
+      },
+      onFailover: (r, attempt) => {
+        this.metrics.poolFailovers.inc({ pool: poolLabel(r) });
+        this.log.warn({ pool: poolLabel(r), gateway: attempt.gatewayName, reason: attempt.message }, 'failing over to another pool member');
+      },
+      now: Date.now,
+    };
+    return runThroughPool(deps, ref, target, operation, opts);
+  }
+
+  /** Records pools crossing their min_healthy floor (audit + gauge); runs every 250 ms. */
+  async evaluate(now = Date.now()): Promise<void> {
+    await this.ensureLoaded();
+    for (const [at, until] of this.suspects) if (until <= now) this.suspects.delete(at);
+    for (const pool of this.pools.values()) {
+      const s = this.summary(pool, now);
+      this.metrics.poolHealthyMembers.set({ pool: pool.name, pool_id: pool.id }, s.healthyMemberCount);
+      const below = belowFloor(s.memberCount, s.healthyMemberCount, pool.minHealthy);
+      const was = this.degraded.get(pool.id);
+      this.degraded.set(pool.id, below);
+      if (was === undefined || was === below) continue;
+      const event = below ? 'gateway-pool.degraded' : 'gateway-pool.recovered';
+      this.log[below ? 'warn' : 'info']({ pool: pool.name, healthy: s.healthyMemberCount, minHealthy: pool.minHealthy }, event);
+      await this.audit.record(
+        { type: 'system', name: 'gatepool' },
+        event,
+        { poolId: pool.id, pool: pool.name, healthyMembers: s.healthyMemberCount, members: s.memberCount, minHealthy: pool.minHealthy },
+        { orgId: pool.orgId },
+      );
+    }
+  }
+}
+
+/** Loads one pool row of an org or answers 404. */
+export async function findPool(db: Db, orgId: string, poolId: string) {
+  const [row] = await db.select().from(gatewayPools).where(eq(gatewayPools.id, poolId));
+  if (!row || row.orgId !== orgId) throw notFound(`Gateway pool ${poolId}`);
+  return row;
+}
