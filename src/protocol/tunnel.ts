@@ -72,3 +72,46 @@ export function parseAuthority(authority: string | undefined): HostPort | null {
   const host = match[1] ?? match[2];
   return host ? { host, port } : null;
 }
+
+/**
+ * Why the platform closed a tunnel, sent as GOAWAY opaque data. TLS cannot carry an application
+ * reason once the handshake succeeded, and a gateway whose certificate verifies but whose record
+ * is deleted or revoked should say so instead of looking like a network fault.
+ */
+export type GoawayKind = 'refused' | 'disconnected' | 'replaced' | 'shutdown';
+
+export interface GoawayReason {
+  kind: GoawayKind;
+  message: string;
+}
+
+const GOAWAY_KINDS: ReadonlySet<string> = new Set([
+  'refused',
+  'disconnected',
+  'replaced',
+  'shutdown',
+]);
+// GOAWAY debug data rides in one frame; keep it well under the smallest allowed frame size.
+const MAX_GOAWAY_MESSAGE = 512;
+
+export function encodeGoaway(reason: GoawayReason): Buffer {
+  return Buffer.from(
+    JSON.stringify({ gatepool: reason.kind, message: reason.message.slice(0, MAX_GOAWAY_MESSAGE) }),
+  );
+}
+
+export function decodeGoaway(data: Buffer | undefined): GoawayReason | null {
+  if (!data || data.length === 0) return null;
+  try {
+    const value: unknown = JSON.parse(data.toString('utf8'));
+    if (typeof value !== 'object' || value === null) return null;
+    const { gatepool, message } = value as Record<string, unknown>;
+    if (typeof gatepool !== 'string' || !GOAWAY_KINDS.has(gatepool)) return null;
+    return { kind: gatepool as GoawayKind, message: typeof message === 'string' ? message : '' };
+  } catch {
+    return null;
+  }
+}
+
+/** ALPN both ends offer; Node's HTTP/2 server drops TLS sockets that negotiated no protocol. */
+export const TUNNEL_ALPN = 'h2';

@@ -28,6 +28,7 @@ const DAY_MS = 86_400_000;
 // Tolerate modest clock skew between the platform and gateways.
 const BACKDATE_MS = 5 * 60_000;
 const ID_PATTERN = /^[A-Za-z0-9_-]{1,64}$/;
+const ORG_CA_URI = /^gatepool:\/\/org\/([A-Za-z0-9_-]{1,64})$/;
 const IDENTITY_URI = /^gatepool:\/\/org\/([A-Za-z0-9_-]{1,64})\/gateway\/([A-Za-z0-9_-]{1,64})$/;
 
 export interface KeyAndCert {
@@ -83,6 +84,7 @@ async function createCa(
   commonName: string,
   organization: string,
   years: number,
+  identityUri?: string,
 ): Promise<KeyAndCert> {
   const keys = await generateKeyPair();
   const cert = await x509.X509CertificateGenerator.createSelfSigned({
@@ -98,15 +100,46 @@ async function createCa(
         true,
       ),
       await x509.SubjectKeyIdentifierExtension.create(keys.publicKey),
+      ...(identityUri
+        ? [new x509.SubjectAlternativeNameExtension([{ type: 'url', value: identityUri }], false)]
+        : []),
     ],
   });
   return { certPem: cert.toString('pem'), keyPem: await exportKeyPem(keys.privateKey) };
 }
 
-/** A per-org gateway CA: EC P-256, self-signed, valid 10 years. */
+export function orgCaIdentityUri(orgId: string): string {
+  return `gatepool://org/${orgId}`;
+}
+
+/**
+ * A per-org gateway CA: EC P-256, self-signed, valid 10 years. It names its org in a URI SAN so
+ * the tunnel can check that a gateway certificate was issued by its own org's CA.
+ */
 export function createOrgCa(orgId: string): Promise<KeyAndCert> {
   assertId('org id', orgId);
-  return createCa(`gatepool gateway CA ${orgId}`, orgId, 10);
+  return createCa(`gatepool gateway CA ${orgId}`, orgId, 10, orgCaIdentityUri(orgId));
+}
+
+/** The org an org CA belongs to (from its `gatepool://org/<orgId>` URI SAN), or null. */
+export function parseOrgCa(cert: NodeX509 | string): string | null {
+  let parsed: NodeX509;
+  try {
+    parsed = typeof cert === 'string' ? new NodeX509(cert) : cert;
+  } catch {
+    return null;
+  }
+  if (!parsed.ca) return null;
+  const uris = uriSans(parsed);
+  if (uris.length !== 1) return null;
+  return ORG_CA_URI.exec(uris[0] ?? '')?.[1] ?? null;
+}
+
+function uriSans(cert: NodeX509): string[] {
+  return (cert.subjectAltName ?? '')
+    .split(', ')
+    .filter((entry) => entry.startsWith('URI:'))
+    .map((entry) => entry.slice(4));
 }
 
 /** The platform's tunnel-server CA (gateways trust only this for the tunnel). */
@@ -260,10 +293,7 @@ export function parseGatewayCert(
   } catch {
     return null;
   }
-  const uris = (parsed.subjectAltName ?? '')
-    .split(', ')
-    .filter((entry) => entry.startsWith('URI:'))
-    .map((entry) => entry.slice(4));
+  const uris = uriSans(parsed);
   if (uris.length !== 1) return null;
   const match = IDENTITY_URI.exec(uris[0] ?? '');
   if (!match?.[1] || !match[2]) return null;
@@ -275,13 +305,17 @@ export function parseGatewayCert(
   };
 }
 
-/** True when `certPem` was signed by the CA in `caCertPem` and is currently within validity. */
-export function verifyIssuedBy(certPem: string, caCertPem: string, now = Date.now()): boolean {
+/** True when `cert` was signed by the CA `ca` and is currently within validity. */
+export function verifyIssuedBy(
+  cert: string | NodeX509,
+  ca: string | NodeX509,
+  now = Date.now(),
+): boolean {
   try {
-    const cert = new NodeX509(certPem);
-    const ca = new NodeX509(caCertPem);
-    if (!cert.checkIssued(ca) || !cert.verify(ca.publicKey)) return false;
-    return Date.parse(cert.validFrom) <= now && now <= Date.parse(cert.validTo);
+    const leaf = typeof cert === 'string' ? new NodeX509(cert) : cert;
+    const issuer = typeof ca === 'string' ? new NodeX509(ca) : ca;
+    if (!leaf.checkIssued(issuer) || !leaf.verify(issuer.publicKey)) return false;
+    return Date.parse(leaf.validFrom) <= now && now <= Date.parse(leaf.validTo);
   } catch {
     return false;
   }

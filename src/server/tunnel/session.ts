@@ -22,12 +22,16 @@ import {
 } from '../../protocol/control.js';
 import {
   CONTROL_PATH,
+  decodeGoaway,
+  encodeGoaway,
   formatAuthority,
   H2_TUNING,
   REASON_HEADER,
   StreamStatus,
+  TUNNEL_ALPN,
+  type GoawayReason,
 } from '../../protocol/tunnel.js';
-import { StreamOpenError } from './errors.js';
+import { StreamOpenError, type StreamOpenFailure } from './errors.js';
 import { TunnelStream } from './tunnel-stream.js';
 
 export interface GatewayIdentity {
@@ -36,6 +40,7 @@ export interface GatewayIdentity {
 }
 
 export interface GatewayLive extends GatewayIdentity {
+  name: string;
   connectedSince: Date;
   /** Epoch ms of the last byte received from the gateway. */
   lastFrameAt: number;
@@ -50,12 +55,29 @@ export interface GatewayLive extends GatewayIdentity {
   remoteAddress: string | null;
 }
 
+export type StreamOpenResult = 'ok' | StreamOpenFailure;
+
+/**
+ * Hooks the hub calls so the platform can feed Prometheus (or anything else) without this module
+ * depending on a metrics library. All optional; called synchronously, so keep them cheap.
+ */
+export interface TunnelMetrics {
+  onStreamOpen?(result: StreamOpenResult, ms: number, gatewayId: string): void;
+  /** Tunnel bytes (TLS payload, including HTTP/2 framing), sampled every few tens of ms. */
+  onBytes?(direction: 'in' | 'out', bytes: number, gatewayId: string): void;
+  /** `reconnect`: this gateway had a session on this hub before. */
+  onConnect?(reconnect: boolean, gatewayId: string): void;
+  onDisconnect?(gatewayId: string, reason: string): void;
+}
+
 export interface SessionOptions {
   keepaliveMs: number;
   deadAfterMs: number;
   /** How long the first status may take after the TLS handshake. */
   helloTimeoutMs: number;
+  /** How long a cancelled stream may take to close before falling back to RST_STREAM. */
   abortGraceMs: number;
+  metrics?: TunnelMetrics;
 }
 
 export interface OpenStreamOptions {
@@ -73,6 +95,8 @@ interface SessionEvents {
 }
 
 const MAX_OUTSTANDING_PINGS = 3;
+/** Time for a GOAWAY frame to leave before the socket is destroyed. */
+const GOAWAY_FLUSH_MS = 50;
 
 export class GatewaySession extends EventEmitter<SessionEvents> {
   readonly live: GatewayLive;
@@ -80,6 +104,7 @@ export class GatewaySession extends EventEmitter<SessionEvents> {
   private control: ClientHttp2Stream | undefined;
   private readonly checkTimer: NodeJS.Timeout;
   private lastBytesRead = 0;
+  private lastBytesWritten = 0;
   private lastPingAt = 0;
   private outstandingPings = 0;
   private reportedActive = 0;
@@ -90,7 +115,7 @@ export class GatewaySession extends EventEmitter<SessionEvents> {
 
   constructor(
     private readonly socket: TLSSocket,
-    identity: GatewayIdentity,
+    identity: GatewayIdentity & { name: string },
     private readonly options: SessionOptions,
   ) {
     super();
@@ -108,7 +133,8 @@ export class GatewaySession extends EventEmitter<SessionEvents> {
       remoteAddress: socket.remoteAddress ?? null,
     };
     this.lastBytesRead = socket.bytesRead;
-    this.h2 = http2.connect('http://gateway', {
+    this.lastBytesWritten = socket.bytesWritten;
+    this.h2 = http2.connect(`http://${TUNNEL_ALPN}.gateway`, {
       createConnection: () => socket,
       settings: {
         enablePush: false,
@@ -122,7 +148,14 @@ export class GatewaySession extends EventEmitter<SessionEvents> {
     });
     this.h2.on('connect', () => this.h2.setLocalWindowSize(H2_TUNING.sessionWindow));
     this.h2.on('error', (error) => this.close(`tunnel error: ${error.message}`));
-    this.h2.on('goaway', (code) => this.close(`gateway sent GOAWAY (code ${code})`));
+    this.h2.on('goaway', (code: number, _lastStreamId: number, data?: Buffer) => {
+      const reason = decodeGoaway(data);
+      this.close(
+        reason?.kind === 'shutdown'
+          ? 'gateway shut down'
+          : `gateway sent GOAWAY (code ${code}${reason ? `: ${reason.message}` : ''})`,
+      );
+    });
     this.h2.on('close', () => this.close('tunnel closed'));
     socket.on('close', () => this.close('socket closed'));
     this.checkTimer = setInterval(() => this.check(), Math.min(50, options.keepaliveMs));
@@ -203,14 +236,27 @@ export class GatewaySession extends EventEmitter<SessionEvents> {
     this.emit('status', this.live);
   }
 
+  /** Reports tunnel bytes since the last sample; true when something was received. */
+  private sampleBytes(): boolean {
+    const { metrics } = this.options;
+    const read = this.socket.bytesRead;
+    const written = this.socket.bytesWritten;
+    const received = read !== this.lastBytesRead;
+    if (metrics?.onBytes) {
+      if (received) metrics.onBytes('in', read - this.lastBytesRead, this.live.gatewayId);
+      if (written > this.lastBytesWritten) {
+        metrics.onBytes('out', written - this.lastBytesWritten, this.live.gatewayId);
+      }
+    }
+    this.lastBytesRead = read;
+    this.lastBytesWritten = written;
+    return received;
+  }
+
   private check(): void {
     if (this.closed) return;
     const now = Date.now();
-    const bytesRead = this.socket.bytesRead;
-    if (bytesRead !== this.lastBytesRead) {
-      this.lastBytesRead = bytesRead;
-      this.live.lastFrameAt = Math.max(this.live.lastFrameAt, now);
-    }
+    if (this.sampleBytes()) this.live.lastFrameAt = Math.max(this.live.lastFrameAt, now);
     if (now - this.live.lastFrameAt >= this.options.deadAfterMs) {
       this.close(`no frame for ${now - this.live.lastFrameAt} ms`);
       return;
@@ -253,6 +299,28 @@ export class GatewaySession extends EventEmitter<SessionEvents> {
   }
 
   openStream(
+    host: string,
+    port: number,
+    options: OpenStreamOptions & { timeoutMs: number },
+  ): Promise<TunnelStream> {
+    const started = performance.now();
+    const report = this.options.metrics?.onStreamOpen;
+    const promise = this.openStreamInner(host, port, options);
+    if (report) {
+      promise.then(
+        () => report('ok', performance.now() - started, this.live.gatewayId),
+        (error: unknown) =>
+          report(
+            error instanceof StreamOpenError ? error.reason : 'tunnel_failed',
+            performance.now() - started,
+            this.live.gatewayId,
+          ),
+      );
+    }
+    return promise;
+  }
+
+  private openStreamInner(
     host: string,
     port: number,
     options: OpenStreamOptions & { timeoutMs: number },
@@ -397,6 +465,8 @@ export class GatewaySession extends EventEmitter<SessionEvents> {
     }
     try {
       const answer = await withTimeout(result, timeoutMs + 500, 'gateway did not answer the probe');
+      if (this.closed)
+        return { ok: false, stage: 'tunnel', error: `tunnel closed: ${this.closeReason}` };
       if (!answer.ok) return { ok: false, stage: 'target', error: answer.error ?? 'failed' };
       return {
         ok: true,
@@ -411,13 +481,33 @@ export class GatewaySession extends EventEmitter<SessionEvents> {
     }
   }
 
-  /** Drops the tunnel at once (idempotent). The first reason wins. */
-  close(reason: string): void {
+  /**
+   * Drops the tunnel at once (idempotent; the first reason wins). With `goaway`, the gateway is
+   * told why before the socket goes (after a short flush delay); callers see 'closed' now.
+   */
+  close(reason: string, goaway?: GoawayReason): void {
     if (this.closeReason !== null) return;
     this.closeReason = reason;
     clearInterval(this.checkTimer);
-    this.h2.destroy();
-    this.socket.destroy();
+    this.sampleBytes();
+    for (const [, resolve] of this.pendingProbes) {
+      resolve({ type: 'probe-result', id: '', ok: false, error: `tunnel closed: ${reason}` });
+    }
+    this.pendingProbes.clear();
+    const destroy = (): void => {
+      this.h2.destroy();
+      this.socket.destroy();
+    };
+    if (goaway && !this.h2.destroyed && !this.socket.destroyed) {
+      try {
+        this.h2.goaway(http2.constants.NGHTTP2_NO_ERROR, 0, encodeGoaway(goaway));
+        setTimeout(destroy, GOAWAY_FLUSH_MS).unref();
+      } catch {
+        destroy();
+      }
+    } else {
+      destroy();
+    }
     this.emit('closed', reason);
   }
 }

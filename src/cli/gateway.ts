@@ -1,0 +1,53 @@
+import type { Command } from 'commander';
+import { exitMessage, runGateway, type GatewayStartOptions } from '../gateway/run.js';
+
+function collect(value: string, previous: string[]): string[] {
+  return [...previous, value];
+}
+
+/** `gatepool gateway start …` (DESIGN §1). */
+export function registerGatewayCommand(program: Command): void {
+  const gateway = program
+    .command('gateway')
+    .description('Run a gateway: an agent inside a private network that dials out to the platform');
+  gateway
+    .command('start')
+    .description(
+      'Enroll on first run (key generated here, never sent), then keep a tunnel to the platform ' +
+        'and serve streams to allowed targets. SIGTERM/SIGINT drains and exits 0.',
+    )
+    .option('--platform <url>', 'platform base URL, e.g. https://gatepool.example.com (first run)')
+    .option('--token <token>', 'single-use enrollment token (first run; ignored later)')
+    .option('--name <name>', 'gateway name (first run)')
+    .option(
+      '--allow <rule>',
+      'allowed target, repeatable: host:port, IP:port, CIDR:port, [IPv6]:port, port may be a-b or *; ' +
+        '"*" allows everything. Default: nothing',
+      collect,
+      [],
+    )
+    .option('--label <key=value>', 'label reported to the platform, repeatable', collect, [])
+    .option('--pool <name>', 'gateway pool to join at enrollment, repeatable', collect, [])
+    .option(
+      '--state-dir <dir>',
+      'where the key and certificate are kept (0700)',
+      './.gatepool-gateway',
+    )
+    .option('--drain-timeout <seconds>', 'how long open streams may finish after SIGTERM', '30')
+    .option(
+      '--insecure-platform-tls',
+      'do not verify the platform URL certificate during enrollment',
+    )
+    .action(async (options: GatewayStartOptions) => {
+      try {
+        process.exitCode = await runGateway(options);
+      } catch (error) {
+        const message = exitMessage(error);
+        if (message === null) throw error;
+        process.stderr.write(`gatepool gateway: ${message}\n`);
+        process.exitCode = 1;
+      }
+      // Timers of a finished agent must not keep the process alive; exit with the set code.
+      process.exit();
+    });
+}

@@ -1,0 +1,583 @@
+/**
+ * The gateway agent: keeps one mTLS tunnel to the platform and serves it as an HTTP/2 server
+ * (roles reverse on the dialed socket, DESIGN §2).
+ *
+ * Logging is per state change (connecting, up, down, refused, draining), never per stream: a
+ * busy gateway would otherwise drown the one line an operator needs.
+ */
+import http2, {
+  type IncomingHttpHeaders,
+  type ServerHttp2Session,
+  type ServerHttp2Stream,
+} from 'node:http2';
+import net from 'node:net';
+import tls, { type TLSSocket } from 'node:tls';
+import {
+  createLineDecoder,
+  encodeLine,
+  PlatformMessageSchema,
+  type GatewayMessage,
+  type HealthCheckResult,
+  type PlatformMessage,
+} from '../protocol/control.js';
+import {
+  CONTROL_PATH,
+  decodeGoaway,
+  encodeGoaway,
+  GATEPOOL_VERSION,
+  H2_TUNING,
+  parseAuthority,
+  PROTOCOL_VERSION,
+  STATUS_INTERVAL_MS,
+  StreamStatus,
+  TUNNEL_ALPN,
+  type GoawayReason,
+  type HostPort,
+} from '../protocol/tunnel.js';
+import type { Allowlist } from './allowlist.js';
+import { ConnectStream, describeSocketError, refuseStream } from './connect-stream.js';
+import type { GatewayState } from './state.js';
+
+export interface AgentLog {
+  info(message: string): void;
+  warn(message: string): void;
+}
+
+export interface GatewayAgentOptions {
+  state: GatewayState;
+  allowlist: Allowlist;
+  labels: Record<string, string>;
+  log: AgentLog;
+  /** First reconnect delay; doubles per failed attempt. */
+  backoffBaseMs?: number;
+  backoffCapMs?: number;
+  /** The platform PINGs every 250 ms by default; this much inbound silence means it is gone. */
+  silenceMs?: number;
+  /** TCP/TLS handshake budget towards the platform. */
+  handshakeTimeoutMs?: number;
+  /** Budget for dialing a target before answering 502. */
+  dialTimeoutMs?: number;
+}
+
+interface Tunnel {
+  socket: TLSSocket;
+  session?: ServerHttp2Session;
+  /** The platform opened the control stream: it accepted us. */
+  established: boolean;
+  control?: ServerHttp2Stream;
+  streams: Map<number, ConnectStream>;
+  goaway?: GoawayReason;
+  firstError?: Error;
+  timers: NodeJS.Timeout[];
+  closed: boolean;
+}
+
+/** TLS alerts the platform sends when it rejects our client certificate. */
+const CERT_REFUSED_CODES = new Set([
+  'ERR_SSL_TLSV1_ALERT_UNKNOWN_CA',
+  'ERR_SSL_SSLV3_ALERT_BAD_CERTIFICATE',
+  'ERR_SSL_SSLV3_ALERT_CERTIFICATE_UNKNOWN',
+  'ERR_SSL_SSLV3_ALERT_CERTIFICATE_REVOKED',
+  'ERR_SSL_SSLV3_ALERT_CERTIFICATE_EXPIRED',
+  'ERR_SSL_TLSV13_ALERT_CERTIFICATE_REQUIRED',
+  'ERR_SSL_TLSV1_ALERT_ACCESS_DENIED',
+  'ERR_SSL_TLSV1_ALERT_DECRYPT_ERROR',
+]);
+
+/** Our own verification of the platform's certificate failed (wrong CA, wrong name). */
+const SERVER_CERT_CODES = new Set([
+  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
+  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
+  'SELF_SIGNED_CERT_IN_CHAIN',
+  'DEPTH_ZERO_SELF_SIGNED_CERT',
+  'CERT_HAS_EXPIRED',
+  'ERR_TLS_CERT_ALTNAME_INVALID',
+  'CERT_SIGNATURE_FAILURE',
+]);
+
+type Outcome =
+  | { kind: 'refused'; message: string }
+  | { kind: 'untrusted'; message: string }
+  | { kind: 'lost'; message: string };
+
+export class GatewayAgent {
+  private readonly server: http2.Http2Server;
+  private readonly target: HostPort;
+  private tunnel: Tunnel | undefined;
+  private attempt = 0;
+  private reconnectTimer: NodeJS.Timeout | undefined;
+  private stopped = false;
+  private localDrain = false;
+  private platformDrain = false;
+  /** ConnectStreams alive across all tunnels (a replaced tunnel's streams finish on their own). */
+  private active = 0;
+  private idleWaiters: Array<() => void> = [];
+  private lastFailure = '';
+  private failuresSinceUp = 0;
+  private everUp = false;
+  private healthCheckTargets: string[] = [];
+  private healthChecks = new Map<string, HealthCheckResult>();
+  private readonly backoffBaseMs: number;
+  private readonly backoffCapMs: number;
+  private readonly silenceMs: number;
+  private readonly handshakeTimeoutMs: number;
+  private readonly dialTimeoutMs: number;
+
+  constructor(private readonly options: GatewayAgentOptions) {
+    const target = parseAuthority(options.state.tunnelAddress);
+    if (!target) throw new Error(`invalid tunnel address "${options.state.tunnelAddress}"`);
+    this.target = target;
+    this.backoffBaseMs = options.backoffBaseMs ?? 100;
+    this.backoffCapMs = options.backoffCapMs ?? 3000;
+    this.silenceMs = options.silenceMs ?? 5000;
+    this.handshakeTimeoutMs = options.handshakeTimeoutMs ?? 10_000;
+    this.dialTimeoutMs = options.dialTimeoutMs ?? 10_000;
+    this.server = http2.createServer({
+      settings: {
+        enablePush: false,
+        initialWindowSize: H2_TUNING.streamWindow,
+        maxConcurrentStreams: H2_TUNING.maxConcurrentStreams,
+        maxFrameSize: H2_TUNING.maxFrameSize,
+      },
+      maxSessionMemory: H2_TUNING.maxSessionMemory,
+      peerMaxConcurrentStreams: H2_TUNING.maxConcurrentStreams,
+      // The peer is the authenticated platform; Node's defaults here guard against hostile
+      // clients and would cut a busy tunnel (e.g. frames racing a stream we just reset).
+      maxSessionInvalidFrames: 1_000_000,
+      maxSessionRejectedStreams: 1_000_000,
+    });
+  }
+
+  get draining(): boolean {
+    return this.localDrain || this.platformDrain;
+  }
+
+  get activeStreams(): number {
+    return this.active;
+  }
+
+  start(): void {
+    this.options.log.info(
+      `gateway "${this.options.state.name}" (${this.options.state.gatewayId}) connecting to ` +
+        `tunnel ${this.options.state.tunnelAddress}; allowing ${this.options.allowlist.describe()}`,
+    );
+    this.connect();
+  }
+
+  /**
+   * Stops taking streams, waits for open ones up to `timeoutMs`, then closes the tunnel.
+   * Resolves with the number of streams that had to be cut.
+   */
+  async drain(timeoutMs: number): Promise<number> {
+    this.localDrain = true;
+    this.stopReconnecting();
+    this.sendStatus();
+    if (this.active > 0) {
+      this.options.log.info(
+        `draining: refusing new streams, waiting up to ${Math.round(timeoutMs / 1000)} s for ` +
+          `${this.active} open stream${this.active === 1 ? '' : 's'}`,
+      );
+    }
+    const idle = await this.waitIdle(timeoutMs);
+    let cut = 0;
+    if (!idle) {
+      cut = this.active;
+      this.options.log.warn(
+        `drain timeout: closing ${cut} stream${cut === 1 ? '' : 's'} still open`,
+      );
+      for (const stream of this.tunnel?.streams.values() ?? []) stream.kill();
+    }
+    await this.shutdown();
+    return cut;
+  }
+
+  /** Immediate stop (tests, second signal): closes the tunnel and every stream. */
+  stop(): Promise<void> {
+    this.stopReconnecting();
+    for (const stream of this.tunnel?.streams.values() ?? []) stream.kill();
+    return this.shutdown();
+  }
+
+  private stopReconnecting(): void {
+    this.stopped = true;
+    if (this.reconnectTimer) clearTimeout(this.reconnectTimer);
+    this.reconnectTimer = undefined;
+  }
+
+  /** Sends GOAWAY (so the platform logs a deliberate close) and resolves once the socket closed. */
+  private shutdown(): Promise<void> {
+    const tunnel = this.tunnel;
+    if (!tunnel || tunnel.closed) return Promise.resolve();
+    return new Promise((resolve) => {
+      tunnel.socket.once('close', () => resolve());
+      try {
+        tunnel.session?.goaway(
+          http2.constants.NGHTTP2_NO_ERROR,
+          0,
+          encodeGoaway({ kind: 'shutdown', message: 'gateway shutting down' }),
+        );
+      } catch {
+        // Session already gone; the socket close below still completes the shutdown.
+      }
+      // A short grace lets the GOAWAY leave before the socket does.
+      setTimeout(() => this.closeTunnel(tunnel, 'gateway shutting down'), 50);
+    });
+  }
+
+  private waitIdle(timeoutMs: number): Promise<boolean> {
+    if (this.active === 0) return Promise.resolve(true);
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        this.idleWaiters = this.idleWaiters.filter((waiter) => waiter !== onIdle);
+        resolve(false);
+      }, timeoutMs);
+      const onIdle = (): void => {
+        clearTimeout(timer);
+        resolve(true);
+      };
+      this.idleWaiters.push(onIdle);
+    });
+  }
+
+  private connect(): void {
+    if (this.stopped) return;
+    const { state } = this.options;
+    const socket = tls.connect({
+      host: this.target.host,
+      port: this.target.port,
+      key: state.keyPem,
+      cert: state.certificatePem,
+      ca: [state.serverCaCertificatePem],
+      ALPNProtocols: [TUNNEL_ALPN],
+      minVersion: 'TLSv1.3',
+    });
+    const tunnel: Tunnel = {
+      socket,
+      established: false,
+      streams: new Map(),
+      timers: [],
+      closed: false,
+    };
+    this.tunnel = tunnel;
+    socket.setNoDelay(true);
+    const handshakeTimer = setTimeout(() => {
+      socket.destroy(
+        new Error(`TLS handshake did not finish within ${this.handshakeTimeoutMs} ms`),
+      );
+    }, this.handshakeTimeoutMs);
+    tunnel.timers.push(handshakeTimer);
+    socket.on('error', (error: Error) => {
+      tunnel.firstError ??= error;
+    });
+    socket.on('close', () => this.onTunnelClosed(tunnel));
+    socket.once('secureConnect', () => {
+      clearTimeout(handshakeTimer);
+      this.onSecure(tunnel);
+    });
+  }
+
+  private onSecure(tunnel: Tunnel): void {
+    const { socket } = tunnel;
+    this.server.once('session', (session: ServerHttp2Session) => {
+      tunnel.session = session;
+      session.on('error', (error: Error) => {
+        tunnel.firstError ??= error;
+      });
+      session.on('goaway', (_code: number, _lastStreamId: number, data?: Buffer) => {
+        tunnel.goaway ??= decodeGoaway(data) ?? undefined;
+      });
+      session.on('connect', () => session.setLocalWindowSize(H2_TUNING.sessionWindow));
+      session.on('stream', (stream: ServerHttp2Stream, headers: IncomingHttpHeaders) =>
+        this.onStream(tunnel, stream, headers),
+      );
+      session.on('close', () => this.closeTunnel(tunnel, 'session closed'));
+    });
+    // Node's HTTP/2 server adopts an already-connected socket this way (DESIGN §2).
+    this.server.emit('connection', socket);
+    this.watchSilence(tunnel);
+  }
+
+  /** The platform PINGs us; prolonged silence means it (or the path) died without a FIN. */
+  private watchSilence(tunnel: Tunnel): void {
+    let lastBytes = tunnel.socket.bytesRead;
+    let lastChange = Date.now();
+    const timer = setInterval(() => {
+      const now = Date.now();
+      const bytes = tunnel.socket.bytesRead;
+      if (bytes !== lastBytes) {
+        lastBytes = bytes;
+        lastChange = now;
+        return;
+      }
+      const silent = now - lastChange;
+      if (silent >= this.silenceMs) {
+        tunnel.firstError ??= new Error(
+          `no data from the platform for ${Math.round(silent / 1000)} s`,
+        );
+        tunnel.socket.destroy();
+      } else if (silent >= 1000 && tunnel.session && !tunnel.session.destroyed) {
+        // Ask for an answer ourselves in case the platform's keepalive is slower than ours.
+        tunnel.session.ping(() => undefined);
+      }
+    }, 500);
+    tunnel.timers.push(timer);
+  }
+
+  private onStream(tunnel: Tunnel, stream: ServerHttp2Stream, headers: IncomingHttpHeaders): void {
+    const method = headers[':method'];
+    if (method === 'CONNECT') {
+      this.onConnectStream(tunnel, stream, headers[':authority']);
+    } else if (method === 'POST' && headers[':path'] === CONTROL_PATH) {
+      this.onControlStream(tunnel, stream);
+    } else {
+      stream.on('error', () => undefined);
+      refuseStream(stream, 404, 'unknown tunnel request');
+    }
+  }
+
+  private onConnectStream(
+    tunnel: Tunnel,
+    stream: ServerHttp2Stream,
+    authority: string | undefined,
+  ): void {
+    const target = parseAuthority(authority);
+    if (!target) {
+      stream.on('error', () => undefined);
+      refuseStream(stream, StreamStatus.BAD_REQUEST, `invalid target "${authority ?? ''}"`);
+      return;
+    }
+    if (this.draining) {
+      stream.on('error', () => undefined);
+      refuseStream(stream, StreamStatus.DRAINING, 'the gateway is draining');
+      return;
+    }
+    if (!this.options.allowlist.allows(target.host, target.port)) {
+      stream.on('error', () => undefined);
+      refuseStream(
+        stream,
+        StreamStatus.REFUSED,
+        `${authority} is not allowed by this gateway's --allow rules`,
+      );
+      return;
+    }
+    const id = stream.id;
+    this.active += 1;
+    const connect = new ConnectStream(stream, target, this.dialTimeoutMs, () => {
+      if (id !== undefined) tunnel.streams.delete(id);
+      this.active -= 1;
+      if (this.active === 0) {
+        const waiters = this.idleWaiters;
+        this.idleWaiters = [];
+        waiters.forEach((waiter) => waiter());
+      }
+    });
+    if (id !== undefined) tunnel.streams.set(id, connect);
+  }
+
+  private onControlStream(tunnel: Tunnel, stream: ServerHttp2Stream): void {
+    stream.on('error', () => undefined);
+    if (tunnel.control && !tunnel.control.destroyed) {
+      refuseStream(stream, 409, 'control stream already open');
+      return;
+    }
+    tunnel.control = stream;
+    stream.respond({ ':status': 200, 'content-type': 'application/x-ndjson' });
+    const decode = createLineDecoder(
+      (value) => this.onPlatformMessage(tunnel, value),
+      () => undefined,
+    );
+    stream.on('data', (chunk: Buffer) => decode(chunk));
+    stream.on('close', () => {
+      // Without a control stream the platform cannot see us as healthy; start over.
+      if (!tunnel.closed) tunnel.socket.destroy();
+    });
+    this.sendStatus();
+    tunnel.timers.push(setInterval(() => this.tick(), STATUS_INTERVAL_MS));
+    if (!tunnel.established) {
+      tunnel.established = true;
+      this.onUp();
+    }
+  }
+
+  private onUp(): void {
+    const reconnected = this.everUp;
+    this.everUp = true;
+    this.attempt = 0;
+    this.lastFailure = '';
+    this.failuresSinceUp = 0;
+    this.options.log.info(
+      `${reconnected ? 'reconnected' : 'connected'}: tunnel up to ${this.options.state.tunnelAddress}`,
+    );
+  }
+
+  private onPlatformMessage(tunnel: Tunnel, value: unknown): void {
+    const parsed = PlatformMessageSchema.safeParse(value);
+    // Unknown types come from a newer platform; ignoring them keeps upgrades independent.
+    if (!parsed.success) return;
+    const message: PlatformMessage = parsed.data;
+    switch (message.type) {
+      case 'drain':
+        if (message.draining !== this.platformDrain) {
+          this.platformDrain = message.draining;
+          this.options.log.info(
+            message.draining
+              ? 'the platform asked this gateway to drain: refusing new streams'
+              : 'the platform lifted the drain: taking new streams',
+          );
+          this.sendStatus();
+        }
+        break;
+      case 'cancel':
+        tunnel.streams.get(message.streamId)?.abort('cancelled by the platform');
+        break;
+      case 'probe':
+        void this.probe(message.host, message.port, message.timeoutMs).then((result) =>
+          this.send({
+            type: 'probe-result',
+            id: message.id,
+            ok: result.ok,
+            ...(result.connectMs !== undefined ? { connectMs: result.connectMs } : {}),
+            ...(result.error !== undefined ? { error: result.error } : {}),
+          }),
+        );
+        break;
+      case 'config':
+        this.healthCheckTargets = message.healthCheckTargets;
+        for (const key of this.healthChecks.keys()) {
+          if (!this.healthCheckTargets.includes(key)) this.healthChecks.delete(key);
+        }
+        break;
+    }
+  }
+
+  /** TCP connect test, subject to the allowlist like any stream. */
+  private probe(
+    host: string,
+    port: number,
+    timeoutMs: number,
+  ): Promise<{ ok: boolean; connectMs?: number; error?: string }> {
+    if (!this.options.allowlist.allows(host, port)) {
+      return Promise.resolve({
+        ok: false,
+        error: `${host}:${port} is not allowed by this gateway's --allow rules`,
+      });
+    }
+    const started = performance.now();
+    return new Promise((resolve) => {
+      const socket = net.connect({ host, port });
+      socket.setTimeout(timeoutMs, () =>
+        socket.destroy(new Error(`connect timed out after ${timeoutMs} ms`)),
+      );
+      socket.once('connect', () => {
+        resolve({ ok: true, connectMs: performance.now() - started });
+        socket.destroy();
+      });
+      socket.once('error', (error: Error) =>
+        resolve({ ok: false, error: describeSocketError(error, { host, port }) }),
+      );
+    });
+  }
+
+  private tick(): void {
+    this.sendStatus();
+    for (const target of this.healthCheckTargets) {
+      const parsed = parseAuthority(target);
+      if (!parsed) continue;
+      void this.probe(parsed.host, parsed.port, STATUS_INTERVAL_MS).then((result) => {
+        if (!this.healthCheckTargets.includes(target)) return;
+        this.healthChecks.set(target, { target, ...result, checkedAt: Date.now() });
+      });
+    }
+  }
+
+  private sendStatus(): void {
+    this.send({
+      type: 'status',
+      version: GATEPOOL_VERSION,
+      protocol: PROTOCOL_VERSION,
+      activeStreams: this.active,
+      labels: this.options.labels,
+      draining: this.draining,
+      ...(this.healthChecks.size ? { healthChecks: [...this.healthChecks.values()] } : {}),
+    });
+  }
+
+  private send(message: GatewayMessage): void {
+    const control = this.tunnel?.control;
+    if (!control || control.destroyed || control.writableEnded) return;
+    control.write(encodeLine(message));
+  }
+
+  private closeTunnel(tunnel: Tunnel, reason: string): void {
+    if (tunnel.closed) return;
+    tunnel.firstError ??= new Error(reason);
+    if (tunnel.session && !tunnel.session.destroyed) tunnel.session.destroy();
+    tunnel.socket.destroy();
+  }
+
+  private onTunnelClosed(tunnel: Tunnel): void {
+    if (tunnel.closed) return;
+    tunnel.closed = true;
+    tunnel.timers.forEach((timer) => clearTimeout(timer));
+    for (const stream of tunnel.streams.values()) stream.kill();
+    if (tunnel.session && !tunnel.session.destroyed) tunnel.session.destroy();
+    if (this.tunnel !== tunnel || this.stopped) return;
+    const outcome = this.classify(tunnel);
+    const wasUp = tunnel.established;
+    const delay = this.nextDelay();
+    const retry = `reconnecting in ${(delay / 1000).toFixed(1)} s`;
+    if (outcome.kind === 'refused') {
+      this.logFailure(
+        `the platform refused this gateway's certificate (${outcome.message}); the gateway may ` +
+          `have been deleted or revoked - enroll it again with a new token if so. Retrying in ` +
+          `${(delay / 1000).toFixed(1)} s`,
+        outcome.message,
+      );
+    } else if (outcome.kind === 'untrusted') {
+      this.logFailure(
+        `the tunnel server's certificate is not trusted (${outcome.message}); ${retry}`,
+        outcome.message,
+      );
+    } else if (wasUp) {
+      this.options.log.warn(`tunnel down: ${outcome.message}; ${retry}`);
+      this.lastFailure = outcome.message;
+    } else {
+      this.logFailure(`cannot connect: ${outcome.message}; ${retry}`, outcome.message);
+    }
+    this.reconnectTimer = setTimeout(() => {
+      this.reconnectTimer = undefined;
+      this.connect();
+    }, delay);
+  }
+
+  /** Repeating the same failure every few seconds adds nothing; say it again only now and then. */
+  private logFailure(line: string, key: string): void {
+    this.failuresSinceUp += 1;
+    if (key !== this.lastFailure || this.failuresSinceUp % 20 === 0) {
+      const suffix = this.failuresSinceUp > 1 ? ` (attempt ${this.failuresSinceUp})` : '';
+      this.options.log.warn(`${line}${suffix}`);
+    }
+    this.lastFailure = key;
+  }
+
+  private nextDelay(): number {
+    const exp = Math.min(this.backoffCapMs, this.backoffBaseMs * 2 ** this.attempt);
+    this.attempt = Math.min(this.attempt + 1, 30);
+    // Jitter in [exp/2, exp) keeps a fleet of gateways from reconnecting in lockstep.
+    return Math.round(exp / 2 + (Math.random() * exp) / 2);
+  }
+
+  private classify(tunnel: Tunnel): Outcome {
+    if (tunnel.goaway?.kind === 'refused')
+      return { kind: 'refused', message: tunnel.goaway.message };
+    if (tunnel.goaway)
+      return { kind: 'lost', message: `closed by the platform: ${tunnel.goaway.message}` };
+    const error = tunnel.firstError;
+    const code = (error as NodeJS.ErrnoException | undefined)?.code ?? '';
+    if (CERT_REFUSED_CODES.has(code))
+      return { kind: 'refused', message: `TLS alert: ${error?.message}` };
+    if (SERVER_CERT_CODES.has(code)) return { kind: 'untrusted', message: error?.message ?? code };
+    if (error) return { kind: 'lost', message: error.message };
+    return { kind: 'lost', message: 'connection closed by the platform' };
+  }
+}

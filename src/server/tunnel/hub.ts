@@ -1,0 +1,467 @@
+/**
+ * The platform's tunnel listener: accepts gateways' mTLS connections, turns each into a
+ * GatewaySession (platform = HTTP/2 client, DESIGN §2) and is the single place the rest of the
+ * platform opens streams through.
+ *
+ * Trust is checked in three layers:
+ * 1. TLS: the client certificate must chain to one of the org CAs (unknown CA → TLS alert).
+ *    The CA list grows at runtime (new orgs), so it is re-read as each connection arrives and the
+ *    secure context swapped before that connection's handshake when the list changed.
+ * 2. The certificate's org (URI SAN) must be the org of the CA that issued it, so one org's CA
+ *    cannot mint gateways for another.
+ * 3. `identify()` (the platform's records): unknown, deleted or re-enrolled gateways are refused
+ *    with a GOAWAY saying so, so the agent can tell its operator why.
+ */
+import { EventEmitter } from 'node:events';
+import http2 from 'node:http2';
+import { X509Certificate } from 'node:crypto';
+import type { AddressInfo } from 'node:net';
+import type { Duplex } from 'node:stream';
+import tls, { type TLSSocket } from 'node:tls';
+import { encodeGoaway, TUNNEL_ALPN, type GoawayReason } from '../../protocol/tunnel.js';
+import {
+  parseGatewayCert,
+  parseOrgCa,
+  verifyIssuedBy,
+  type GatewayCertInfo,
+} from '../gateways/pki.js';
+import { StreamOpenError } from './errors.js';
+import {
+  GatewaySession,
+  type GatewayLive,
+  type OpenStreamOptions,
+  type ProbeOutcome,
+  type TunnelMetrics,
+} from './session.js';
+
+export type { GatewayLive, OpenStreamOptions, ProbeOutcome, TunnelMetrics } from './session.js';
+export { StreamOpenError, type StreamOpenFailure } from './errors.js';
+
+export interface GatewayRecordIdentity {
+  orgId: string;
+  gatewayId: string;
+  name: string;
+}
+
+/** The subset of pino's logger the hub uses (pino and Fastify loggers fit). */
+export interface HubLogger {
+  debug(obj: object, msg?: string): void;
+  info(obj: object, msg?: string): void;
+  warn(obj: object, msg?: string): void;
+}
+
+export interface TunnelHubOptions {
+  host?: string;
+  /** 0 picks a free port (see listen()). */
+  port: number;
+  serverCertPem: string;
+  serverKeyPem: string;
+  /** Current org gateway CA certificates; called per incoming connection, so keep it cheap. */
+  caPems: () => string[];
+  /** Maps a verified certificate to a live gateway record, or null to refuse it. */
+  identify: (info: GatewayCertInfo) => Promise<GatewayRecordIdentity | null>;
+  keepaliveMs?: number;
+  deadAfterMs?: number;
+  /** Default budget for openStream when the caller gives none. */
+  openTimeoutMs?: number;
+  handshakeTimeoutMs?: number;
+  helloTimeoutMs?: number;
+  abortGraceMs?: number;
+  log?: HubLogger;
+  metrics?: TunnelMetrics;
+}
+
+export interface TunnelHubEvents {
+  connected: [live: GatewayLive];
+  disconnected: [gatewayId: string, orgId: string, reason: string];
+  status: [live: GatewayLive];
+}
+
+interface OrgCa {
+  orgId: string;
+  cert: X509Certificate;
+}
+
+const silentLog: HubLogger = {
+  debug: () => undefined,
+  info: () => undefined,
+  warn: () => undefined,
+};
+/** Repeated identical TLS refusals (a deleted gateway retrying) are logged once per window. */
+const REFUSAL_LOG_WINDOW_MS = 60_000;
+
+export class TunnelHub extends EventEmitter<TunnelHubEvents> {
+  private server: tls.Server | undefined;
+  private readonly sessions = new Map<string, GatewaySession>();
+  /** Sessions past TLS but before their first status (or being refused). */
+  private readonly pending = new Set<{
+    gatewayId: string;
+    close: (goaway: GoawayReason) => void;
+  }>();
+  private readonly seen = new Set<string>();
+  /** Bumped by disconnect(); a handshake that straddles a disconnect is refused. */
+  private readonly epochs = new Map<string, number>();
+  private caKey: string | undefined;
+  private orgCas: OrgCa[] = [];
+  private readonly refusalsLogged = new Map<string, number>();
+  private readonly log: HubLogger;
+  readonly keepaliveMs: number;
+  readonly deadAfterMs: number;
+  private readonly openTimeoutMs: number;
+
+  constructor(private readonly options: TunnelHubOptions) {
+    super();
+    this.log = options.log ?? silentLog;
+    this.keepaliveMs = options.keepaliveMs ?? 250;
+    this.deadAfterMs = options.deadAfterMs ?? 1000;
+    this.openTimeoutMs = options.openTimeoutMs ?? 10_000;
+    if (this.deadAfterMs <= this.keepaliveMs) {
+      throw new Error('deadAfterMs must be larger than keepaliveMs');
+    }
+  }
+
+  listen(): Promise<{ port: number }> {
+    if (this.server) throw new Error('tunnel hub already listening');
+    const server = tls.createServer({
+      ...this.secureContextOptions(),
+      requestCert: true,
+      rejectUnauthorized: true,
+      ALPNProtocols: [TUNNEL_ALPN],
+      handshakeTimeout: this.options.handshakeTimeoutMs ?? 10_000,
+    });
+    this.server = server;
+    // Runs before the TLS server's own 'connection' listener creates the TLSSocket, so a CA
+    // added since the last connection is trusted for this very handshake.
+    server.prependListener('connection', () => this.refreshCas());
+    server.on('secureConnection', (socket: TLSSocket) => {
+      this.accept(socket).catch((error: unknown) => {
+        this.log.warn({ err: error }, 'gateway tunnel setup failed');
+        socket.destroy();
+      });
+    });
+    server.on('tlsClientError', (error: Error, socket: TLSSocket) => {
+      this.logRefusal(socket.remoteAddress ?? '?', `TLS handshake failed: ${error.message}`);
+    });
+    return new Promise((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(this.options.port, this.options.host ?? '0.0.0.0', () => {
+        server.off('error', reject);
+        const { port } = server.address() as AddressInfo;
+        this.log.info({ port }, 'gateway tunnel listening');
+        resolve({ port });
+      });
+    });
+  }
+
+  /** Closes the listener and every session (gateways see a 'shutdown' GOAWAY and reconnect). */
+  async close(): Promise<void> {
+    const server = this.server;
+    this.server = undefined;
+    const goaway: GoawayReason = { kind: 'shutdown', message: 'platform shutting down' };
+    for (const entry of this.pending) entry.close(goaway);
+    this.pending.clear();
+    for (const session of [...this.sessions.values()])
+      session.close('platform shutting down', goaway);
+    if (!server) return;
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+  }
+
+  /** Live state of a connected gateway (the same object is updated in place). */
+  live(gatewayId: string): GatewayLive | undefined {
+    return this.sessions.get(gatewayId)?.live;
+  }
+
+  liveGateways(): GatewayLive[] {
+    return [...this.sessions.values()].map((session) => session.live);
+  }
+
+  /**
+   * Opens a CONNECT stream to `host:port` through the gateway. Resolves once the gateway
+   * answered 200 (target socket connected); every rejection is a StreamOpenError and means
+   * nothing reached the target.
+   */
+  async openStream(
+    gatewayId: string,
+    host: string,
+    port: number,
+    options: OpenStreamOptions = {},
+  ): Promise<Duplex> {
+    const session = this.sessions.get(gatewayId);
+    if (!session || session.closed) {
+      this.options.metrics?.onStreamOpen?.('not_connected', 0, gatewayId);
+      throw new StreamOpenError(
+        'not_connected',
+        `gateway ${gatewayId} is not connected`,
+        gatewayId,
+      );
+    }
+    if (session.live.draining) {
+      // The gateway would answer 503; saying so here saves the round trip.
+      this.options.metrics?.onStreamOpen?.('draining', 0, gatewayId);
+      throw new StreamOpenError('draining', `gateway ${gatewayId} is draining`, gatewayId);
+    }
+    return session.openStream(host, port, {
+      timeoutMs: options.timeoutMs ?? this.openTimeoutMs,
+      ...(options.signal ? { signal: options.signal } : {}),
+    });
+  }
+
+  /** Drops a gateway's tunnel at once (delete, revoke, re-enroll). True when one was open. */
+  disconnect(gatewayId: string, reason: string): boolean {
+    this.epochs.set(gatewayId, (this.epochs.get(gatewayId) ?? 0) + 1);
+    const goaway: GoawayReason = { kind: 'refused', message: reason };
+    let found = false;
+    for (const entry of this.pending) {
+      if (entry.gatewayId === gatewayId) {
+        entry.close(goaway);
+        found = true;
+      }
+    }
+    const session = this.sessions.get(gatewayId);
+    if (session) {
+      session.close(reason, goaway);
+      found = true;
+    }
+    return found;
+  }
+
+  /**
+   * Platform-initiated drain (or undrain). Takes effect locally at once, so openStream stops
+   * using the gateway before its next status report. False when the gateway is not connected.
+   */
+  setDraining(gatewayId: string, draining: boolean): boolean {
+    const session = this.sessions.get(gatewayId);
+    if (!session || !session.send({ type: 'drain', draining })) return false;
+    if (session.live.draining !== draining) {
+      session.live.draining = draining;
+      this.emit('status', session.live);
+    }
+    return true;
+  }
+
+  /** Targets (`host:port`) the gateway connect-tests every status interval (pool health checks). */
+  setHealthCheckTargets(gatewayId: string, targets: string[]): boolean {
+    return (
+      this.sessions.get(gatewayId)?.send({ type: 'config', healthCheckTargets: targets }) ?? false
+    );
+  }
+
+  /** One PING round trip through the tunnel, in ms. */
+  async ping(gatewayId: string): Promise<number> {
+    const session = this.sessions.get(gatewayId);
+    if (!session)
+      throw new StreamOpenError(
+        'not_connected',
+        `gateway ${gatewayId} is not connected`,
+        gatewayId,
+      );
+    return session.ping();
+  }
+
+  /** Tunnel round trip plus a TCP connect test from the gateway (subject to its allowlist). */
+  async probe(
+    gatewayId: string,
+    host: string,
+    port: number,
+    timeoutMs: number,
+  ): Promise<ProbeOutcome> {
+    const session = this.sessions.get(gatewayId);
+    if (!session)
+      return { ok: false, stage: 'not_connected', error: `gateway ${gatewayId} is not connected` };
+    return session.probe(host, port, timeoutMs);
+  }
+
+  private secureContextOptions(): tls.SecureContextOptions {
+    const pems = this.options.caPems();
+    this.caKey = pems.join('\n');
+    this.orgCas = parseOrgCas(pems, this.log);
+    return {
+      cert: this.options.serverCertPem,
+      key: this.options.serverKeyPem,
+      // Always an array: an empty list trusts nothing, whereas `undefined` would mean the public
+      // root store.
+      ca: [...pems],
+      minVersion: 'TLSv1.3',
+    };
+  }
+
+  private refreshCas(): void {
+    const server = this.server;
+    if (!server) return;
+    let pems: string[];
+    try {
+      pems = this.options.caPems();
+    } catch (error) {
+      this.log.warn({ err: error }, 'reading org CAs failed; keeping the previous list');
+      return;
+    }
+    if (pems.join('\n') === this.caKey) return;
+    server.setSecureContext(this.secureContextOptions());
+  }
+
+  private logRefusal(remote: string, message: string): void {
+    const key = `${remote} ${message}`;
+    const now = Date.now();
+    const last = this.refusalsLogged.get(key);
+    if (last !== undefined && now - last < REFUSAL_LOG_WINDOW_MS) return;
+    if (this.refusalsLogged.size > 10_000) this.refusalsLogged.clear();
+    this.refusalsLogged.set(key, now);
+    this.log.warn({ remoteAddress: remote }, `gateway refused: ${message}`);
+  }
+
+  /** Tells the gateway why (GOAWAY over a throwaway HTTP/2 session), then closes the socket. */
+  private refuse(socket: TLSSocket, goaway: GoawayReason): void {
+    this.logRefusal(socket.remoteAddress ?? '?', goaway.message);
+    if (socket.destroyed) return;
+    const h2 = http2.connect(`http://${TUNNEL_ALPN}.gateway`, { createConnection: () => socket });
+    h2.on('error', () => undefined);
+    const destroy = (): void => {
+      h2.destroy();
+      socket.destroy();
+    };
+    const timer = setTimeout(destroy, 1000);
+    timer.unref();
+    h2.once('connect', () => {
+      try {
+        h2.goaway(http2.constants.NGHTTP2_NO_ERROR, 0, encodeGoaway(goaway));
+      } catch {
+        destroy();
+        return;
+      }
+      setTimeout(destroy, 50).unref();
+    });
+    h2.once('close', () => clearTimeout(timer));
+  }
+
+  private async accept(socket: TLSSocket): Promise<void> {
+    socket.on('error', () => undefined);
+    socket.setNoDelay(true);
+    const peer = socket.getPeerCertificate(true);
+    const info = socket.authorized ? parseGatewayCert(peer) : null;
+    if (!info || !peer.raw) {
+      this.refuse(socket, {
+        kind: 'refused',
+        message: 'the certificate carries no gateway identity',
+      });
+      return;
+    }
+    const leaf = new X509Certificate(peer.raw);
+    const issuedByOwnOrg = this.orgCas.some(
+      (ca) => ca.orgId === info.orgId && verifyIssuedBy(leaf, ca.cert),
+    );
+    if (!issuedByOwnOrg) {
+      this.refuse(socket, {
+        kind: 'refused',
+        message: `the certificate claims org ${info.orgId} but was not issued by that org's CA`,
+      });
+      return;
+    }
+
+    const epoch = this.epochs.get(info.gatewayId) ?? 0;
+    const entry = {
+      gatewayId: info.gatewayId,
+      close: (goaway: GoawayReason) => this.refuse(socket, goaway),
+    };
+    this.pending.add(entry);
+    let record: GatewayRecordIdentity | null;
+    try {
+      record = await this.options.identify(info);
+    } finally {
+      this.pending.delete(entry);
+    }
+    if (socket.destroyed) return;
+    if (
+      !record ||
+      record.gatewayId !== info.gatewayId ||
+      record.orgId !== info.orgId ||
+      (this.epochs.get(info.gatewayId) ?? 0) !== epoch
+    ) {
+      this.refuse(socket, {
+        kind: 'refused',
+        message: `gateway ${info.gatewayId} is unknown, deleted or its certificate was replaced`,
+      });
+      return;
+    }
+
+    const session = new GatewaySession(socket, record, {
+      keepaliveMs: this.keepaliveMs,
+      deadAfterMs: this.deadAfterMs,
+      helloTimeoutMs: this.options.helloTimeoutMs ?? 5000,
+      abortGraceMs: this.options.abortGraceMs ?? 5000,
+      ...(this.options.metrics ? { metrics: this.options.metrics } : {}),
+    });
+    const pendingSession = {
+      gatewayId: record.gatewayId,
+      close: (goaway: GoawayReason) => session.close(goaway.message, goaway),
+    };
+    this.pending.add(pendingSession);
+    try {
+      await session.start();
+    } catch (error) {
+      this.log.warn(
+        { gatewayId: record.gatewayId, err: error },
+        'gateway connected but its tunnel did not come up',
+      );
+      return;
+    } finally {
+      this.pending.delete(pendingSession);
+    }
+    if (session.closed) return;
+    if ((this.epochs.get(record.gatewayId) ?? 0) !== epoch) {
+      session.close('disconnected during handshake', {
+        kind: 'refused',
+        message: 'the gateway was disconnected by the platform',
+      });
+      return;
+    }
+    this.adopt(session);
+  }
+
+  private adopt(session: GatewaySession): void {
+    const { gatewayId, orgId } = session.live;
+    const previous = this.sessions.get(gatewayId);
+    // Install the new session first: listeners of the old one's 'disconnected' then see the
+    // gateway as still live and need not record a loss.
+    this.sessions.set(gatewayId, session);
+    session.on('status', (live) => this.emit('status', live));
+    session.once('closed', (reason) => {
+      if (this.sessions.get(gatewayId) === session) this.sessions.delete(gatewayId);
+      this.options.metrics?.onDisconnect?.(gatewayId, reason);
+      this.log.info({ gatewayId, orgId, reason }, 'gateway tunnel closed');
+      this.emit('disconnected', gatewayId, orgId, reason);
+    });
+    previous?.close('replaced by a newer connection from the same gateway', {
+      kind: 'replaced',
+      message: 'replaced by a newer connection from the same gateway',
+    });
+    const reconnect = this.seen.has(gatewayId);
+    this.seen.add(gatewayId);
+    this.options.metrics?.onConnect?.(reconnect, gatewayId);
+    this.log.info(
+      {
+        gatewayId,
+        orgId,
+        remoteAddress: session.live.remoteAddress,
+        version: session.live.version,
+      },
+      'gateway tunnel up',
+    );
+    this.emit('connected', session.live);
+  }
+}
+
+function parseOrgCas(pems: string[], log: HubLogger): OrgCa[] {
+  const cas: OrgCa[] = [];
+  for (const pem of pems) {
+    try {
+      const cert = new X509Certificate(pem);
+      const orgId = parseOrgCa(cert);
+      if (orgId) cas.push({ orgId, cert });
+      else
+        log.warn({ subject: cert.subject }, 'an org CA without a gatepool org identity is ignored');
+    } catch (error) {
+      log.warn({ err: error }, 'an org CA certificate could not be parsed');
+    }
+  }
+  return cas;
+}
