@@ -10,6 +10,8 @@
  * presented fingerprint with it, so deleting a gateway or re-enrolling it invalidates the old
  * certificate at the next handshake, and `TunnelHub.disconnect()` drops a live session at once.
  */
+// Side effect first: @peculiar/x509 throws at load time without it.
+import './reflect-shim.js';
 import { createHash, randomBytes, webcrypto, X509Certificate as NodeX509 } from 'node:crypto';
 import type { PeerCertificate } from 'node:tls';
 import * as x509 from '@peculiar/x509';
@@ -116,7 +118,7 @@ export function orgCaIdentityUri(orgId: string): string {
  * A per-org gateway CA: EC P-256, self-signed, valid 10 years. It names its org in a URI SAN so
  * the tunnel can check that a gateway certificate was issued by its own org's CA.
  */
-export function createOrgCa(orgId: string): Promise<KeyAndCert> {
+export async function createOrgCa(orgId: string): Promise<KeyAndCert> {
   assertId('org id', orgId);
   return createCa(`gatepool gateway CA ${orgId}`, orgId, 10, orgCaIdentityUri(orgId));
 }
