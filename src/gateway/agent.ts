@@ -61,6 +61,8 @@ export interface GatewayAgentOptions {
 
 interface Tunnel {
   socket: TLSSocket;
+  /** Our side of the TLS handshake completed. */
+  secure: boolean;
   session?: ServerHttp2Session;
   /** The platform opened the control stream: it accepted us. */
   established: boolean;
@@ -253,6 +255,7 @@ export class GatewayAgent {
     });
     const tunnel: Tunnel = {
       socket,
+      secure: false,
       established: false,
       streams: new Map(),
       timers: [],
@@ -271,6 +274,7 @@ export class GatewayAgent {
     });
     socket.on('close', () => this.onTunnelClosed(tunnel));
     socket.once('secureConnect', () => {
+      tunnel.secure = true;
       clearTimeout(handshakeTimer);
       this.onSecure(tunnel);
     });
@@ -577,6 +581,16 @@ export class GatewayAgent {
     if (CERT_REFUSED_CODES.has(code))
       return { kind: 'refused', message: `TLS alert: ${error?.message}` };
     if (SERVER_CERT_CODES.has(code)) return { kind: 'untrusted', message: error?.message ?? code };
+    // Node's TLS server checks client certificates after the handshake and just closes the
+    // socket (no alert) when the chain is unknown. A platform that accepted us always speaks
+    // first (HTTP/2 SETTINGS), so a close before any byte is that refusal.
+    if (tunnel.secure && !tunnel.established && tunnel.socket.bytesRead === 0) {
+      return {
+        kind: 'refused',
+        message:
+          'closed right after the TLS handshake: the certificate is not from an org CA it knows',
+      };
+    }
     if (error) return { kind: 'lost', message: error.message };
     return { kind: 'lost', message: 'connection closed by the platform' };
   }

@@ -1,0 +1,186 @@
+import tls from 'node:tls';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { loadState } from '../../src/gateway/state.js';
+import { createOrgCa } from '../../src/server/gateways/pki.js';
+import { roundTrip, sleep, startEchoServer, TunnelHarness, within } from './harness.js';
+
+describe('tunnel trust', () => {
+  let harness: TunnelHarness;
+
+  beforeAll(async () => {
+    harness = await TunnelHarness.start();
+  });
+  afterAll(async () => {
+    await harness?.close();
+  });
+
+  it('refuses a certificate from another org CA at the TLS layer', async () => {
+    const otherCa = await createOrgCa('org_other');
+    // Registered, so only the TLS layer can be what refuses it.
+    const { gatewayId, stateDir } = await harness.createGateway({
+      ca: otherCa,
+      orgId: 'org_other',
+    });
+    const state = await loadState(stateDir);
+    // Node's TLS server verifies client chains right after the handshake and closes the socket
+    // before any application byte: the HTTP/2 layer and identify() never see the connection.
+    const outcome = await within(
+      new Promise<{ bytesRead: number; secure: boolean }>((resolveClose) => {
+        let secure = false;
+        const socket = tls.connect({
+          host: '127.0.0.1',
+          port: harness.port,
+          key: state?.keyPem,
+          cert: state?.certificatePem,
+          ca: [harness.serverCa.certPem],
+          ALPNProtocols: ['h2'],
+        });
+        socket.on('error', () => undefined);
+        socket.on('secureConnect', () => {
+          secure = true;
+          socket.resume();
+        });
+        socket.on('close', () => resolveClose({ bytesRead: socket.bytesRead, secure }));
+      }),
+      3000,
+      'TLS refusal',
+    );
+    expect(outcome.bytesRead).toBe(0);
+    expect(harness.identifyCalls).not.toContain(gatewayId);
+
+    const agent = harness.spawnAgent(gatewayId, stateDir);
+    await agent.waitForOutput(
+      /refused this gateway's certificate \(closed right after the TLS handshake/,
+      8000,
+    );
+    expect(harness.identifyCalls).not.toContain(gatewayId);
+    expect(harness.hub.live(gatewayId)).toBeUndefined();
+  });
+
+  it("refuses a certificate whose org is not its issuing CA's org", async () => {
+    const orgB = await createOrgCa('org_b');
+    harness.extraCas.push(orgB.certPem);
+    // Issued by org_test's CA but claiming org_b: both CAs are trusted, the pairing is not.
+    const { gatewayId, stateDir } = await harness.createGateway({ orgId: 'org_b' });
+    const agent = harness.spawnAgent(gatewayId, stateDir);
+    await agent.waitForOutput(/claims org org_b but was not issued by that org's CA/, 8000);
+    expect(harness.hub.live(gatewayId)).toBeUndefined();
+  });
+
+  it('trusts an org CA added after the hub started', async () => {
+    const late = await createOrgCa('org_late');
+    harness.extraCas.push(late.certPem);
+    const { gatewayId, stateDir } = await harness.createGateway({ ca: late, orgId: 'org_late' });
+    const connected = harness.waitConnected(gatewayId, 8000);
+    harness.spawnAgent(gatewayId, stateDir);
+    expect((await connected).orgId).toBe('org_late');
+  });
+
+  it('refuses an unknown (deleted) gateway and the agent says so', async () => {
+    const { gatewayId, stateDir } = await harness.createGateway({ register: false });
+    const agent = harness.spawnAgent(gatewayId, stateDir);
+    await agent.waitForOutput(
+      /refused this gateway's certificate \(gateway gw_\d+ is unknown/,
+      8000,
+    );
+    expect(harness.hub.live(gatewayId)).toBeUndefined();
+  });
+
+  it('replaces a session when the same gateway connects again', async () => {
+    const { gatewayId, stateDir } = await harness.createGateway();
+    const first = harness.waitConnected(gatewayId, 8000);
+    const a = harness.spawnAgent(gatewayId, stateDir);
+    const firstLive = await first;
+    const replaced = within(
+      new Promise<string>((resolveWait) => {
+        harness.hub.on('disconnected', (id, _org, reason) => {
+          if (id === gatewayId) resolveWait(reason);
+        });
+      }),
+      8000,
+      'replacement',
+    );
+    a.child.kill('SIGSTOP');
+    const b = harness.spawnAgent(gatewayId, stateDir);
+    expect(await replaced).toMatch(/replaced/);
+    const current = harness.hub.live(gatewayId);
+    expect(current).toBeDefined();
+    expect(current).not.toBe(firstLive);
+    b.child.kill('SIGKILL');
+    a.child.kill('SIGKILL');
+  });
+});
+
+describe('tunnel failure detection and recovery', () => {
+  let harness: TunnelHarness;
+  let echo: Awaited<ReturnType<typeof startEchoServer>>;
+
+  beforeAll(async () => {
+    harness = await TunnelHarness.start();
+    echo = await startEchoServer();
+  });
+  afterAll(async () => {
+    await harness?.close();
+    await echo?.close();
+  });
+
+  it('notices a SIGKILLed gateway within 1 s', async () => {
+    const agent = await harness.startGateway();
+    const disconnected = harness.waitDisconnected(agent.gatewayId, 3000);
+    const killedAt = performance.now();
+    agent.child.kill('SIGKILL');
+    await disconnected;
+    const elapsed = performance.now() - killedAt;
+    expect(elapsed).toBeLessThan(1000);
+  });
+
+  it('declares a SIGSTOPped gateway dead within 1.5 s and takes it back after SIGCONT', async () => {
+    const agent = await harness.startGateway(['--allow', `127.0.0.1:${echo.port}`]);
+    const disconnected = harness.waitDisconnected(agent.gatewayId, 4000);
+    const stoppedAt = performance.now();
+    agent.child.kill('SIGSTOP');
+    // While silent, an open cannot complete: it times out rather than hanging.
+    await expect(
+      harness.hub.openStream(agent.gatewayId, '127.0.0.1', echo.port, { timeoutMs: 200 }),
+    ).rejects.toMatchObject({ reason: 'timeout' });
+    const reason = await disconnected;
+    const elapsed = performance.now() - stoppedAt;
+    expect(reason).toMatch(/no frame/);
+    expect(elapsed).toBeLessThan(1500);
+    expect(harness.hub.live(agent.gatewayId)).toBeUndefined();
+
+    const back = harness.waitConnected(agent.gatewayId, 8000);
+    agent.child.kill('SIGCONT');
+    const live = await back;
+    expect(live.draining).toBe(false);
+    const stream = await harness.hub.openStream(agent.gatewayId, '127.0.0.1', echo.port);
+    expect((await roundTrip(stream, Buffer.from('again'))).toString()).toBe('again');
+  });
+
+  it('reconnects by itself after a platform restart', async () => {
+    const agent = await harness.startGateway();
+    await harness.restartHub(300);
+    await harness.waitConnected(agent.gatewayId, 8000);
+    await agent.waitForOutput(/reconnected: tunnel up/, 2000);
+  });
+
+  it('drops the tunnel at once on disconnect() and keeps refusing a deleted gateway', async () => {
+    const agent = await harness.startGateway(['--allow', `127.0.0.1:${echo.port}`]);
+    const stream = await harness.hub.openStream(agent.gatewayId, '127.0.0.1', echo.port);
+    const streamClosed = within(
+      new Promise<void>((resolveClose) => stream.on('close', () => resolveClose())),
+      1000,
+      'open stream cut',
+    );
+    stream.on('error', () => undefined);
+    const disconnected = harness.waitDisconnected(agent.gatewayId, 200);
+    harness.records.delete(agent.gatewayId);
+    expect(harness.hub.disconnect(agent.gatewayId, 'gateway deleted')).toBe(true);
+    expect(harness.hub.live(agent.gatewayId)).toBeUndefined();
+    expect(await disconnected).toBe('gateway deleted');
+    await streamClosed;
+    await agent.waitForOutput(/refused this gateway's certificate \(gateway deleted\)/, 3000);
+    await sleep(500);
+    expect(harness.hub.live(agent.gatewayId)).toBeUndefined();
+  });
+});
