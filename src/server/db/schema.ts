@@ -171,3 +171,22 @@ export const gatewayPoolMemberships = pgTable(
   },
   (t) => [primaryKey({ columns: [t.poolId, t.gatewayId] })],
 );
+
+/** One Kubernetes auth config per machine identity (migration 0004). */
+export const identityKubernetesAuths = pgTable('identity_kubernetes_auths', {
+  identityId: uuid('identity_id').primaryKey(),
+  orgId: uuid('org_id').notNull(),
+  kubernetesHost: text('kubernetes_host').notNull(),
+  caCert: text('ca_cert').notNull().default(''),
+  /** SecretBox envelope; null = the login JWT reviews itself. */
+  tokenReviewerJwtEnc: text('token_reviewer_jwt_enc'),
+  allowedNamespaces: jsonb('allowed_namespaces').$type<string[]>().notNull().default([]),
+  allowedNames: jsonb('allowed_names').$type<string[]>().notNull().default([]),
+  allowedAudience: text('allowed_audience').notNull().default(''),
+  accessTokenTtl: integer('access_token_ttl').notNull().default(3600),
+  accessTokenMaxTtl: integer('access_token_max_ttl').notNull().default(86400),
+  gatewayId: uuid('gateway_id'),
+  gatewayPoolId: uuid('gateway_pool_id'),
+  createdAt: ts('created_at').notNull().defaultNow(),
+  updatedAt: ts('updated_at').notNull().defaultNow(),
+});
