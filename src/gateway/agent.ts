@@ -187,7 +187,7 @@ export class GatewayAgent {
       this.options.log.warn(
         `drain timeout: closing ${cut} stream${cut === 1 ? '' : 's'} still open`,
       );
-      for (const stream of this.tunnel?.streams.values() ?? []) stream.kill();
+      for (const stream of this.tunnel?.streams.values() ?? []) stream.kill('drain timeout');
     }
     await this.shutdown();
     return cut;
@@ -196,7 +196,7 @@ export class GatewayAgent {
   /** Immediate stop (tests, second signal): closes the tunnel and every stream. */
   stop(): Promise<void> {
     this.stopReconnecting();
-    for (const stream of this.tunnel?.streams.values() ?? []) stream.kill();
+    for (const stream of this.tunnel?.streams.values() ?? []) stream.kill('gateway stopping');
     return this.shutdown();
   }
 
@@ -523,7 +523,7 @@ export class GatewayAgent {
     if (tunnel.closed) return;
     tunnel.closed = true;
     tunnel.timers.forEach((timer) => clearTimeout(timer));
-    for (const stream of tunnel.streams.values()) stream.kill();
+    for (const stream of tunnel.streams.values()) stream.kill('tunnel closed');
     if (tunnel.session && !tunnel.session.destroyed) tunnel.session.destroy();
     if (this.tunnel !== tunnel || this.stopped) return;
     const outcome = this.classify(tunnel);

@@ -10,9 +10,11 @@
  *
  * Cancellation arrives as a trailer (ABORT_TRAILER) or a control-stream `cancel` message, never
  * as RST_STREAM from the platform (trap 1). The gateway answers a cancel by resetting the target
- * connection and ending its side of the stream normally; this side may send RST_STREAM itself
- * (only received resets count against the server), which it does when the target fails mid-way
- * so the platform can tell an abnormal end from a clean one.
+ * connection and ending its side of the stream.
+ *
+ * An abnormal end the other way (the target reset the connection) also travels as ABORT_TRAILER
+ * on the gateway's END_STREAM rather than as RST_STREAM: Node's Http2Stream.close(code) sends
+ * END_STREAM before the RST, so the platform would first see what looks like a clean end.
  */
 import net from 'node:net';
 import http2, { type IncomingHttpHeaders, type ServerHttp2Stream } from 'node:http2';
@@ -54,6 +56,9 @@ export class ConnectStream {
   private streamClosed = false;
   private socketClosed = false;
   private done = false;
+  /** Set when this side ends abnormally; sent as ABORT_TRAILER. */
+  private abortReason: string | undefined;
+  private targetError: string | undefined;
 
   constructor(
     private readonly stream: ServerHttp2Stream,
@@ -82,6 +87,7 @@ export class ConnectStream {
     });
     this.socket.once('connect', () => this.onConnected());
     this.socket.on('error', (error: Error) => {
+      this.targetError ??= describeSocketError(error, target);
       if (this.state === 'dialing') {
         this.state = 'closed';
         refuseStream(stream, StreamStatus.UNREACHABLE, describeSocketError(error, target));
@@ -101,13 +107,23 @@ export class ConnectStream {
       return;
     }
     this.state = 'open';
+    const { stream, socket } = this;
+    stream.on('wantTrailers', () => {
+      const reason = this.abortReason;
+      try {
+        stream.sendTrailers(
+          reason === undefined ? {} : { [ABORT_TRAILER]: sanitizeReason(reason) },
+        );
+      } catch {
+        // The stream was reset meanwhile; the platform already knows it did not end cleanly.
+      }
+    });
     try {
-      this.stream.respond({ ':status': StreamStatus.OPEN });
+      stream.respond({ ':status': StreamStatus.OPEN }, { waitForTrailers: true });
     } catch {
       this.socket.destroy();
       return;
     }
-    const { stream, socket } = this;
     stream.pipe(socket, { end: false });
     // 'trailers' is emitted before 'end', so an aborted stream never forwards a clean FIN.
     stream.on('end', () => {
@@ -127,28 +143,48 @@ export class ConnectStream {
       refuseStream(stream, StreamStatus.CANCELLED, reason);
       return;
     }
+    this.endAbnormally(reason);
+  }
+
+  /** Drain timeout: cut the target and tell the platform the stream did not complete. */
+  kill(reason: string): void {
+    if (this.state === 'dialing') {
+      this.abort(reason);
+      return;
+    }
+    this.aborted = true;
+    this.endAbnormally(reason);
+  }
+
+  private endAbnormally(reason: string): void {
     this.state = 'closed';
+    this.abortReason ??= reason;
+    const { stream, socket } = this;
     stream.unpipe(socket);
     socket.unpipe(stream);
     resetSocket(socket);
     stream.resume();
-    if (!stream.destroyed && !stream.writableEnded) stream.end();
-  }
-
-  /** Drain timeout or tunnel teardown: cut both sides now. */
-  kill(): void {
-    this.aborted = true;
-    this.state = 'closed';
-    resetSocket(this.socket);
-    if (!this.stream.destroyed) this.stream.close(http2.constants.NGHTTP2_CANCEL);
+    if (stream.destroyed || stream.closed) return;
+    if (!stream.writableEnded) {
+      stream.end();
+    } else if (!stream.writableFinished) {
+      // END_STREAM is queued behind data the platform is not reading; nothing to wait for.
+      stream.close(http2.constants.NGHTTP2_CANCEL);
+    }
   }
 
   private onSocketClose(hadError: boolean): void {
     this.socketClosed = true;
     const { stream } = this;
     if (this.state === 'open' && !this.aborted && (hadError || !this.socket.readableEnded)) {
-      // The target failed mid-stream: tell the platform it was not a clean end.
-      if (!stream.destroyed && !stream.closed) stream.close(http2.constants.NGHTTP2_CONNECT_ERROR);
+      // The target failed mid-stream: the platform must not mistake this for a clean end.
+      if (!stream.writableEnded) {
+        this.endAbnormally(this.targetError ?? 'the target closed the connection abnormally');
+      } else if (!stream.destroyed && !stream.closed) {
+        // Our END_STREAM already left (the target's read side ended cleanly); only a reset
+        // can still report that the other direction failed.
+        stream.close(http2.constants.NGHTTP2_CONNECT_ERROR);
+      }
     }
     this.finish();
   }

@@ -5,7 +5,7 @@
  * because Node 20's HTTP/2 server drops the whole session after a burst of received resets.
  * A reset is only used as a fallback when the trailer cannot be sent within `abortGraceMs`.
  */
-import { constants, type ClientHttp2Stream } from 'node:http2';
+import { constants, type ClientHttp2Stream, type IncomingHttpHeaders } from 'node:http2';
 import { Duplex } from 'node:stream';
 import { ABORT_TRAILER } from '../../protocol/tunnel.js';
 
@@ -13,6 +13,7 @@ const HIGH_WATER_MARK = 1024 * 1024;
 
 export class TunnelStream extends Duplex {
   private aborting = false;
+  private remoteAbort: string | undefined;
   private graceTimer: NodeJS.Timeout | undefined;
 
   constructor(
@@ -30,8 +31,19 @@ export class TunnelStream extends Duplex {
       if (this.aborting) return;
       if (!this.push(chunk)) h2.pause();
     });
+    // The gateway reports an abnormal end (target reset, drain timeout) as a trailer on its
+    // END_STREAM; 'trailers' is emitted before 'end', so the end below can tell.
+    h2.on('trailers', (trailers: IncomingHttpHeaders) => {
+      const reason = trailers[ABORT_TRAILER];
+      if (reason !== undefined) this.remoteAbort = String(reason) || 'aborted by the gateway';
+    });
     h2.on('end', () => {
-      if (!this.aborting) this.push(null);
+      if (this.aborting) return;
+      if (this.remoteAbort !== undefined) {
+        this.destroy(new Error(`tunnel stream aborted by the gateway: ${this.remoteAbort}`));
+        return;
+      }
+      this.push(null);
     });
     h2.on('wantTrailers', () => {
       h2.sendTrailers(this.aborting ? { [ABORT_TRAILER]: '1' } : {});
@@ -40,8 +52,11 @@ export class TunnelStream extends Duplex {
     h2.on('close', () => {
       if (this.graceTimer) clearTimeout(this.graceTimer);
       if (this.destroyed) return;
-      if (!h2.readableEnded || !h2.writableFinished) {
-        this.destroy(new Error(`tunnel stream closed by the gateway (code ${h2.rstCode ?? '?'})`));
+      const code = h2.rstCode ?? constants.NGHTTP2_NO_ERROR;
+      if (code !== constants.NGHTTP2_NO_ERROR) {
+        this.destroy(new Error(`tunnel stream reset by the gateway (code ${code})`));
+      } else if (!h2.readableEnded || !h2.writableFinished) {
+        this.destroy(new Error('tunnel stream closed before both directions ended'));
       }
     });
   }
