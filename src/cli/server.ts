@@ -62,13 +62,14 @@ export function registerServerCommands(program: Command): void {
       try {
         platform = await startPlatform(config, { logger: log });
       } catch (err) {
-        const e = err as NodeJS.ErrnoException;
-        if (e.code === 'EADDRINUSE') fail(`port already in use: ${e.message}. Set GATEPOOL_PORT or --port.`);
         fail((err as Error).message);
       }
       const db = config.databaseUrl ? 'PostgreSQL' : `embedded PGlite in ${config.dataDir}`;
       const open = config.publicUrl ?? platform.url;
-      process.stdout.write(`\ngatepool is running (${db}).\n  Open      ${open}\n  API docs  ${open}/api/docs\n`);
+      process.stdout.write(
+        `\ngatepool is running (${db}).\n  Open      ${open}\n  API docs  ${open}/api/docs\n` +
+          `  Tunnel    gateways dial ${platform.ctx.gateways.tunnelAddress}\n`,
+      );
       if (await needsBootstrap(platform.ctx)) {
         process.stdout.write(
           `\nFirst start: create the first admin and organization with\n` +

@@ -1,5 +1,13 @@
 import { count } from 'drizzle-orm';
-import type { FastifyBaseLogger } from 'fastify';
+import type { FastifyBaseLogger, FastifyInstance } from 'fastify';
+import { CaStore } from './gateways/ca-store.js';
+import { enrollmentRoutes } from './gateways/enrollment-routes.js';
+import { PlatformMetrics, tunnelMetrics } from './gateways/metrics.js';
+import { GatewayRegistry } from './gateways/registry.js';
+import { gatewayRoutes } from './gateways/routes.js';
+import { poolRoutes } from './pools/routes.js';
+import { PoolService } from './pools/service.js';
+import { TunnelHub } from './tunnel/hub.js';
 import { AuditLog } from './audit/service.js';
 import { RateLimiter } from './auth/rate-limit.js';
 import { buildApp } from './app.js';
@@ -18,6 +26,7 @@ export interface Platform {
   ctx: AppContext;
   /** Base URL of the HTTP API, e.g. http://127.0.0.1:8080 */
   url: string;
+  tunnelPort: number;
   close(): Promise<void>;
 }
 
@@ -48,6 +57,7 @@ export async function startPlatform(config: Config, opts: StartOptions): Promise
   const log = opts.logger;
   const verifier = licenseVerifier(config);
   const root = loadRootKey({ key: config.encryptionKey, dataDir: config.dataDir });
+  const box = new SecretBox(root.key);
   const database = opts.database ?? (await openConfiguredDatabase(config));
   try {
     const { applied } = await migrate(database);
@@ -56,22 +66,63 @@ export async function startPlatform(config: Config, opts: StartOptions): Promise
     await database.close();
     throw err;
   }
+  const cas = new CaStore(database.db, box);
+  await cas.load();
+  const serverCert = await cas.tunnelServerCert([config.tunnelHostname]);
+  const audit = new AuditLog(database.db);
+  let registry: GatewayRegistry | undefined;
+  const metrics = new PlatformMetrics(() => registry?.healthCounts() ?? Promise.resolve({}));
+  const hub = new TunnelHub({
+    host: config.host,
+    port: config.tunnelPort,
+    serverCertPem: serverCert.certPem,
+    serverKeyPem: serverCert.keyPem,
+    caPems: () => cas.caPems(),
+    identify: (info) => registry?.identify(info) ?? Promise.resolve(null),
+    keepaliveMs: config.keepaliveMs,
+    deadAfterMs: config.deadAfterMs,
+    log: log.child({ component: 'tunnel' }),
+    metrics: tunnelMetrics(metrics),
+  });
+  registry = new GatewayRegistry(hub, cas, database.db, audit, log, config.deadAfterMs);
+  const pools = new PoolService(database.db, registry, audit, metrics, log, config.deadAfterMs);
   const ctx: AppContext = {
     config,
     database,
     db: database.db,
-    box: new SecretBox(root.key),
-    audit: new AuditLog(database.db),
+    box,
+    audit,
     licenses: new LicenseService(database.db, verifier),
     log,
+    gateways: registry,
+    metrics,
+    pools,
     limits: {
       loginPerIp: new RateLimiter(20, 60_000),
       loginPerAccount: new RateLimiter(5, 60_000),
       publicPerIp: new RateLimiter(30, 60_000),
     },
   };
-  const app = await buildApp(ctx, { logger: log });
-  await app.listen({ host: config.host, port: config.port });
+  const app = await buildApp(ctx, {
+    logger: log,
+    modules: [enrollmentRoutes, gatewayRoutes, poolRoutes],
+    extra: (a) => metricsRoute(a, metrics),
+  });
+  let tunnelPort: number;
+  try {
+    ({ port: tunnelPort } = await hub.listen());
+  } catch (err) {
+    await database.close();
+    throw withHint(err, 'GATEPOOL_TUNNEL_PORT');
+  }
+  registry.tunnelAddress = `${config.tunnelHostname}:${tunnelPort}`;
+  try {
+    await app.listen({ host: config.host, port: config.port });
+  } catch (err) {
+    await hub.close();
+    await database.close();
+    throw withHint(err, 'GATEPOOL_PORT');
+  }
   const address = app.server.address();
   const port = typeof address === 'object' && address ? address.port : config.port;
   const shownHost = config.host === '0.0.0.0' || config.host === '::' ? 'localhost' : config.host;
@@ -81,9 +132,15 @@ export async function startPlatform(config: Config, opts: StartOptions): Promise
     app,
     ctx,
     url,
+    tunnelPort,
     close() {
       // app.close() stops accepting, lets in-flight requests finish, then the DB goes.
-      closing ??= app.close().then(() => database.close());
+      closing ??= (async () => {
+        pools.close();
+        await hub.close();
+        await app.close();
+        await database.close();
+      })();
       return closing;
     },
   };
@@ -93,4 +150,16 @@ export async function startPlatform(config: Config, opts: StartOptions): Promise
 export async function needsBootstrap(ctx: AppContext): Promise<boolean> {
   const [row] = await ctx.db.select({ n: count() }).from(users);
   return Number(row?.n ?? 0) === 0;
+}
+
+function withHint(err: unknown, setting: string): Error {
+  const e = err as NodeJS.ErrnoException;
+  if (e.code === 'EADDRINUSE') return new Error(`${e.message}: the port is in use; choose another with ${setting}.`);
+  return e;
+}
+
+function metricsRoute(app: FastifyInstance, metrics: PlatformMetrics): void {
+  app.get('/metrics', { schema: { hide: true } }, async (_req, reply) =>
+    reply.header('content-type', metrics.registry.contentType).send(await metrics.registry.metrics()),
+  );
 }

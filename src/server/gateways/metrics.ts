@@ -1,3 +1,4 @@
+import type { TunnelMetrics } from '../tunnel/session.js';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 
 export type StreamOpenResult =
@@ -82,4 +83,20 @@ export class PlatformMetrics {
       registers: [this.registry],
     });
   }
+}
+
+/** Adapts the hub's metric callbacks to the Prometheus registry. */
+export function tunnelMetrics(m: PlatformMetrics): TunnelMetrics {
+  return {
+    onStreamOpen(result, ms) {
+      m.streamOpens.inc({ result });
+      if (result === 'ok') m.streamOpenSeconds.observe(ms / 1000);
+    },
+    onBytes(direction, bytes) {
+      m.tunnelBytes.inc({ direction }, bytes);
+    },
+    onConnect(reconnect) {
+      m.tunnelConnects.inc({ kind: reconnect ? 'reconnect' : 'first' });
+    },
+  };
 }

@@ -76,7 +76,7 @@ export class GatewayRegistry {
       health,
       lastSeenAt: lastSeen?.toISOString() ?? null,
       connectedSince: current?.connectedSince.toISOString() ?? null,
-      rttMs: current?.rttMs ?? null,
+      rttMs: current?.rttMs == null ? null : Math.round(current.rttMs * 1000) / 1000,
       activeStreams: current?.activeStreams ?? 0,
       version: current?.version ?? row.version,
       labels: { ...(current?.labels ?? {}), ...row.labels },
