@@ -1,5 +1,6 @@
 import { Command } from 'commander';
 import { registerAdminCommands } from './admin.js';
+import { registerGatewayCommand } from './gateway.js';
 import { registerLicenseCommands } from './license.js';
 import { registerServerCommands } from './server.js';
 
@@ -11,8 +12,6 @@ export async function main(argv: string[]): Promise<void> {
   registerServerCommands(program);
   registerLicenseCommands(program);
   registerAdminCommands(program);
-  // The gateway agent lives in its own module so the agent stays small on its hosts.
-  const { registerGatewayCommand } = await import('./gateway.js').catch(() => ({ registerGatewayCommand: undefined }));
-  registerGatewayCommand?.(program);
+  registerGatewayCommand(program);
   await program.parseAsync(argv);
 }
