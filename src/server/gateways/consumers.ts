@@ -1,4 +1,6 @@
+import { and, eq } from 'drizzle-orm';
 import type { Tx } from '../db/client.js';
+import { identities, identityKubernetesAuths } from '../db/schema.js';
 
 export interface GatewayConsumer {
   kind: string;
@@ -7,10 +9,25 @@ export interface GatewayConsumer {
 }
 
 /**
- * Everything that references a gateway directly. Consumers (Kubernetes auth, dynamic
- * secrets, access targets) add their query here as they arrive; until then nothing does.
+ * Everything that references a gateway directly (pinned, not through a pool). Consumers
+ * (Kubernetes auth, dynamic secrets, access targets) add their query here as they arrive.
  * Called inside the delete transaction so a consumer attached concurrently is seen.
  */
-export async function consumersOfGateway(_tx: Tx, _orgId: string, _gatewayId: string): Promise<GatewayConsumer[]> {
-  return [];
+export async function consumersOfGateway(
+  tx: Tx,
+  orgId: string,
+  gatewayId: string,
+): Promise<GatewayConsumer[]> {
+  const k8s = await tx
+    .select({ id: identityKubernetesAuths.identityId, name: identities.name })
+    .from(identityKubernetesAuths)
+    .innerJoin(identities, eq(identities.id, identityKubernetesAuths.identityId))
+    .where(
+      and(
+        eq(identityKubernetesAuths.orgId, orgId),
+        eq(identityKubernetesAuths.gatewayId, gatewayId),
+      ),
+    )
+    .orderBy(identities.name);
+  return k8s.map((r) => ({ kind: 'kubernetes-auth', id: r.id, name: r.name }));
 }

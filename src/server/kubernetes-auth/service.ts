@@ -1,0 +1,223 @@
+/**
+ * Kubernetes auth, the logic between the routes and the TokenReview client: reaching the API
+ * server directly or through a gateway / gateway pool, checking a login against the allow-lists,
+ * and validating a config's connectivity on save. No HTTP concerns here.
+ */
+import type { Attempt } from '../pools/failover.js';
+import type { PoolService } from '../pools/service.js';
+import {
+  parseKubernetesHost,
+  tokenReview,
+  type ApiServer,
+  type ReviewedUser,
+  type TokenReviewFailure,
+  type TokenReviewResult,
+} from './token-review.js';
+
+/** Where and how the API server is reached (the connection half of a config). */
+export interface Connection {
+  kubernetesHost: string;
+  /** PEM bundle; '' = the system CAs. */
+  caCert: string;
+  gatewayId: string | null;
+  gatewayPoolId: string | null;
+}
+
+export interface ReviewOutcome {
+  result: TokenReviewResult;
+  /** The gateway that carried the review (null when the cluster was reached directly). */
+  gatewayId: string | null;
+  gatewayName: string | null;
+  /** Members that could not open a stream before one served, across all tries. */
+  attempts: Attempt[];
+  /** TokenReview round trips made (more than one after a stream broke mid-review). */
+  tries: number;
+}
+
+export interface ReviewOptions {
+  token: string;
+  bearerToken: string | null;
+  audiences: string[];
+  /** Budget of one TokenReview round trip once a stream is open. */
+  timeoutMs: number;
+  /** Extra round trips after a stream broke mid-review (the member died). */
+  retries: number;
+}
+
+/** The org-scoped pool service surface used here (PoolService.run). */
+export type StreamRunner = Pick<PoolService, 'run'>;
+
+export function apiServerOf(kubernetesHost: string): ApiServer {
+  const server = parseKubernetesHost(kubernetesHost);
+  if (!server) throw new Error(`not a Kubernetes API URL: ${kubernetesHost}`);
+  return server;
+}
+
+/**
+ * One TokenReview through the configured path. Opening a stream fails over between pool
+ * members inside PoolService.run (nothing reached the cluster). A review whose stream broke
+ * after the gateway's 200 ('unreachable') is repeated, up to `retries` times: unlike most
+ * operations that is safe here, because a TokenReview creates nothing in the cluster (it is a
+ * virtual resource, never persisted). Throws NoGatewayAvailableError when no member could serve.
+ */
+export async function reviewToken(
+  pools: StreamRunner,
+  orgId: string,
+  conn: Connection,
+  opts: ReviewOptions,
+): Promise<ReviewOutcome> {
+  const server = apiServerOf(conn.kubernetesHost);
+  const params = {
+    server,
+    caCert: conn.caCert,
+    bearerToken: opts.bearerToken,
+    token: opts.token,
+    audiences: opts.audiences,
+    timeoutMs: opts.timeoutMs,
+  };
+  if (!conn.gatewayId && !conn.gatewayPoolId) {
+    const result = await tokenReview(params);
+    return { result, gatewayId: null, gatewayName: null, attempts: [], tries: 1 };
+  }
+  const ref = conn.gatewayPoolId
+    ? { gatewayPoolId: conn.gatewayPoolId }
+    : { gatewayId: conn.gatewayId as string };
+  const attempts: Attempt[] = [];
+  for (let tries = 1; ; tries++) {
+    const served = await pools.run(orgId, ref, { host: server.host, port: server.port }, (stream) =>
+      tokenReview({ ...params, stream }),
+    );
+    attempts.push(...served.attempts);
+    const { value: result } = served;
+    if (result.ok || result.reason !== 'unreachable' || tries > opts.retries) {
+      return {
+        result,
+        gatewayId: served.gatewayId,
+        gatewayName: served.gatewayName,
+        attempts,
+        tries,
+      };
+    }
+    attempts.push({
+      gatewayId: served.gatewayId,
+      gatewayName: served.gatewayName,
+      reason: 'stream_broken',
+      message: result.message,
+    });
+  }
+}
+
+export type LoginFailureReason =
+  | TokenReviewFailure
+  | 'not_configured'
+  | 'not_a_service_account'
+  | 'namespace_not_allowed'
+  | 'name_not_allowed'
+  | 'audience_not_allowed';
+
+export interface LoginPolicy {
+  allowedNamespaces: string[];
+  allowedNames: string[];
+  /** '' = no audience requirement. */
+  allowedAudience: string;
+}
+
+export type LoginDecision =
+  | { ok: true; user: ReviewedUser; namespace: string; name: string }
+  | { ok: false; reason: LoginFailureReason; message: string };
+
+const SERVICE_ACCOUNT_USER = /^system:serviceaccount:([^:]+):([^:]+)$/;
+
+/** Applies the config's allow-lists to a TokenReview result (pure). */
+export function decideLogin(result: TokenReviewResult, policy: LoginPolicy): LoginDecision {
+  if (!result.ok) {
+    // With an audience configured the review asked for it, so an audience mismatch comes back
+    // as "not authenticated" with the cluster's explanation; name it for what it is.
+    if (
+      result.reason === 'not_authenticated' &&
+      policy.allowedAudience &&
+      /audience/i.test(result.message)
+    ) {
+      return {
+        ok: false,
+        reason: 'audience_not_allowed',
+        message: `the token is not valid for audience "${policy.allowedAudience}" (${result.message})`,
+      };
+    }
+    return { ok: false, reason: result.reason, message: result.message };
+  }
+  const m = SERVICE_ACCOUNT_USER.exec(result.user.username);
+  if (!m) {
+    return {
+      ok: false,
+      reason: 'not_a_service_account',
+      message: `"${result.user.username}" is not a service account`,
+    };
+  }
+  const [, namespace = '', name = ''] = m;
+  if (policy.allowedNamespaces.length && !policy.allowedNamespaces.includes(namespace)) {
+    return {
+      ok: false,
+      reason: 'namespace_not_allowed',
+      message: `namespace "${namespace}" is not allowed`,
+    };
+  }
+  if (policy.allowedNames.length && !policy.allowedNames.includes(name)) {
+    return {
+      ok: false,
+      reason: 'name_not_allowed',
+      message: `service account "${name}" is not allowed`,
+    };
+  }
+  if (policy.allowedAudience && !result.audiences.includes(policy.allowedAudience)) {
+    return {
+      ok: false,
+      reason: 'audience_not_allowed',
+      message: `the token is not valid for audience "${policy.allowedAudience}"`,
+    };
+  }
+  return { ok: true, user: result.user, namespace, name };
+}
+
+/** Reasons that mean the config (not the caller's token) is wrong or the cluster is unreachable. */
+export const CONFIG_FAILURES: ReadonlySet<LoginFailureReason> = new Set([
+  'reviewer_unauthorized',
+  'reviewer_forbidden',
+  'tls',
+  'unreachable',
+  'timeout',
+  'bad_response',
+]);
+
+/** A token no cluster accepts: the save-time check reviews it to prove connectivity and permission. */
+export const PROBE_TOKEN = 'gatepool-connectivity-check.invalid';
+
+export type ProbeVerdict =
+  | { status: 'verified' | 'reachable'; message: string }
+  | { status: 'failed'; reason: TokenReviewFailure; message: string };
+
+/**
+ * Interprets the save-time probe. A review that comes back (authenticated or not) proves TLS,
+ * reachability and the reviewer's permission. Without a reviewer JWT, 401/403 are expected
+ * (the probe had no credential): the cluster is reachable, but permission is proven only by
+ * the first login.
+ */
+export function judgeProbe(result: TokenReviewResult, hasReviewer: boolean): ProbeVerdict {
+  if (result.ok || result.reason === 'not_authenticated') {
+    return {
+      status: 'verified',
+      message: 'The cluster answered a TokenReview made with the reviewer credentials.',
+    };
+  }
+  if (
+    !hasReviewer &&
+    (result.reason === 'reviewer_unauthorized' || result.reason === 'reviewer_forbidden')
+  ) {
+    return {
+      status: 'reachable',
+      message:
+        'The API server is reachable and its certificate verified. No token reviewer JWT is set, so each login JWT reviews itself: its service account needs the system:auth-delegator ClusterRole.',
+    };
+  }
+  return { status: 'failed', reason: result.reason, message: result.message };
+}
