@@ -21,8 +21,19 @@ const SECRET_KEYS = /(password|token|secret|jwt|key)$/i;
 
 function scrub(metadata: Record<string, unknown>): Record<string, unknown> {
   return Object.fromEntries(
-    Object.entries(metadata).map(([k, v]) => [k, SECRET_KEYS.test(k) ? '[redacted]' : v]),
+    Object.entries(metadata).map(([k, v]) => [k, SECRET_KEYS.test(k) ? '[redacted]' : storable(v)]),
   );
+}
+
+/** jsonb refuses NUL and lone UTF-16 surrogates: an audit entry must never fail on them. */
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g;
+function storable(v: unknown): unknown {
+  if (typeof v === 'string') return v.replaceAll('\u0000', '\uFFFD').replace(LONE_SURROGATE, '\uFFFD');
+  if (Array.isArray(v)) return v.map(storable);
+  if (v && typeof v === 'object' && Object.getPrototypeOf(v) === Object.prototype) {
+    return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, storable(x)]));
+  }
+  return v;
 }
 
 /** The one way state changes are recorded. */

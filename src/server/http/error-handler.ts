@@ -1,6 +1,6 @@
 import type { FastifyError, FastifyInstance } from 'fastify';
 import { hasZodFastifySchemaValidationErrors } from 'fastify-type-provider-zod';
-import { AppError } from './errors.js';
+import { AppError, isUnstorableText } from './errors.js';
 
 type Issue = { instancePath?: string; message?: string };
 
@@ -45,6 +45,12 @@ export function installErrorHandling(app: FastifyInstance): void {
     if (known) return reply.code(err.statusCode ?? 400).send({ error: known });
     if (err.statusCode && err.statusCode >= 400 && err.statusCode < 500) {
       return reply.code(err.statusCode).send({ error: { code: 'bad_request', message: err.message } });
+    }
+    if (isUnstorableText(err)) {
+      // Input that passed validation but cannot be stored, e.g. a NUL byte inside a string.
+      return reply.code(400).send({
+        error: { code: 'bad_request', message: 'The request contains text that cannot be stored (such as a NUL character).' },
+      });
     }
     req.log.error({ err }, 'unhandled error');
     return reply

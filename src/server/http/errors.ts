@@ -31,6 +31,11 @@ export function isUniqueViolation(err: unknown): boolean {
 export function isForeignKeyViolation(err: unknown): boolean {
   return pgCode(err) === '23503';
 }
+/** Text PostgreSQL cannot store or compare (a NUL byte, an untranslatable character). */
+export function isUnstorableText(err: unknown): boolean {
+  const code = pgCode(err);
+  return code === '22021' || code === '22P05';
+}
 function pgCode(err: unknown): string | undefined {
   for (let e = err, i = 0; e && typeof e === 'object' && i < 4; i++) {
     const code = (e as { code?: unknown }).code;

@@ -34,7 +34,15 @@ export const password = z
   .min(12, 'password must be at least 12 characters')
   .max(256, 'password must be at most 256 characters');
 export const displayName = (what: string) =>
-  z.string().trim().min(1, `${what} must not be empty`).max(128, `${what} must be at most 128 characters`);
+  z
+    .string()
+    .trim()
+    .min(1, `${what} must not be empty`)
+    .max(128, `${what} must be at most 128 characters`)
+    // PostgreSQL cannot store NUL, nor a lone UTF-16 surrogate inside JSON (audit metadata).
+    .refine((s) => !s.includes('\u0000') && !/[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/.test(s), {
+      message: `${what} must not contain NUL characters or invalid Unicode`,
+    });
 export const slug = (what: string, max = 32) =>
   z
     .string()
