@@ -1,0 +1,291 @@
+/** The audit log: one entry per state change, who/where/what, filters, cursor pages, no secrets. */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { auditLogs } from '../../src/server/db/schema.js';
+import {
+  addIdentity,
+  api,
+  bootstrap,
+  createSecondOrg,
+  DRIVERS,
+  issueTestLicense,
+  login,
+  startTestPlatform,
+  TEST_USER_AGENT,
+  type Account,
+  type Json,
+  type TestPlatform,
+} from '../helpers/platform.js';
+
+interface Entry {
+  id: string;
+  event: string;
+  actor: { type: string; id: string | null; name: string | null };
+  metadata: Record<string, unknown>;
+  ip: string | null;
+  userAgent: string | null;
+  createdAt: string;
+}
+
+async function allEntries(client: Account['client'], query = ''): Promise<Entry[]> {
+  const out: Entry[] = [];
+  let cursor: string | null = null;
+  for (let page = 0; page < 100; page++) {
+    const sep = query ? '&' : '';
+    const res: Json = await client.get(
+      `/api/v1/audit-logs?${query}${sep}limit=200${cursor ? `&cursor=${cursor}` : ''}`,
+    );
+    expect(res.status).toBe(200);
+    out.push(...res.body.items);
+    cursor = res.body.nextCursor;
+    if (!cursor) return out;
+  }
+  throw new Error('too many audit pages');
+}
+
+describe.each(DRIVERS)('audit log on %s', (driver) => {
+  let tp: TestPlatform;
+  let admin: Account;
+  const secrets: string[] = [];
+  let memberId: string;
+  let bot: Awaited<ReturnType<typeof addIdentity>>;
+  let other: Account;
+
+  beforeAll(async () => {
+    tp = await startTestPlatform(driver);
+    admin = await bootstrap(tp, { email: 'auditor@example.com' });
+    secrets.push(admin.password, admin.token);
+    const c = admin.client;
+
+    // auth
+    secrets.push((await login(tp, admin.email, admin.password)).token);
+    const failed = await api(tp).post('/api/v1/auth/login', {
+      email: admin.email,
+      password: 'wrong-password-x',
+    });
+    expect(failed.status).toBe(401);
+    secrets.push('wrong-password-x');
+    const { token: toLogout } = await login(tp, admin.email, admin.password);
+    expect((await api(tp, toLogout).post('/api/v1/auth/logout')).status).toBe(204);
+
+    // members
+    const memberPassword = 'member-secret-password';
+    secrets.push(memberPassword);
+    const m = await c.post('/api/v1/users', {
+      email: 'm@example.com',
+      password: memberPassword,
+      role: 'viewer',
+    });
+    memberId = m.body.id;
+    await c.patch(`/api/v1/users/${memberId}`, { role: 'member' });
+    await c.delete(`/api/v1/users/${memberId}`);
+
+    // identities and tokens (one made by an identity: actor type identity)
+    bot = await addIdentity(tp, admin, 'admin');
+    secrets.push(bot.token);
+    const child = await bot.client.post('/api/v1/identities', {
+      name: 'child-bot',
+      role: 'viewer',
+    });
+    const tok = await c.post(`/api/v1/identities/${child.body.id}/tokens`, { name: 't' });
+    secrets.push(tok.body.token);
+    await c.delete(`/api/v1/identities/${child.body.id}/tokens/${tok.body.id}`);
+    await c.patch(`/api/v1/identities/${child.body.id}`, { name: 'child-bot-2' });
+    await c.delete(`/api/v1/identities/${child.body.id}`);
+
+    // roles
+    await c.post('/api/v1/roles', {
+      slug: 'ops',
+      name: 'Ops',
+      permissions: [{ subject: 'Member', action: 'read' }],
+    });
+    await c.patch('/api/v1/roles/ops', { permissions: [{ subject: 'AuditLog', action: 'read' }] });
+    await c.delete('/api/v1/roles/ops');
+
+    // license and organization
+    const license = await issueTestLicense({ plan: 'enterprise', org: admin.orgId, days: 10 });
+    secrets.push(license);
+    expect((await c.put('/api/v1/license', { key: license })).status).toBe(200);
+    await c.patch('/api/v1/organization', { name: 'Acme Renamed' });
+    await c.patch('/api/v1/organization', { requireGatewayPools: true });
+
+    other = await createSecondOrg(tp, 'Elsewhere');
+    await other.client.post('/api/v1/identities', { name: 'their-bot', role: 'viewer' });
+  });
+  afterAll(() => tp?.close());
+
+  it('records every state change once, newest first, with actor, IP and user agent', async () => {
+    const entries = await allEntries(admin.client);
+    const ids = entries.map((e) => Number(e.id));
+    expect([...ids].sort((a, b) => b - a)).toEqual(ids);
+
+    const events = entries.map((e) => e.event).reverse();
+    const expected = [
+      'platform.bootstrap',
+      'auth.login',
+      'auth.login-failed',
+      'auth.login',
+      'auth.logout',
+      'member.create',
+      'member.update',
+      'member.remove',
+      'identity.create',
+      'identity.token-create',
+      'identity.create',
+      'identity.token-create',
+      'identity.token-revoke',
+      'identity.update',
+      'identity.delete',
+      'role.create',
+      'role.update',
+      'role.delete',
+      'license.update',
+      'organization.update',
+      'organization.policy-update',
+    ];
+    expect(events).toEqual(expected);
+
+    const by = (event: string) => entries.filter((e) => e.event === event);
+    for (const e of entries) {
+      expect(e.ip).toBe('127.0.0.1');
+      expect(e.userAgent).toBe(TEST_USER_AGENT);
+    }
+    expect(by('platform.bootstrap')[0]).toMatchObject({
+      actor: { type: 'user', id: admin.id, name: admin.email },
+      metadata: { organizationName: 'Acme', email: admin.email },
+    });
+    expect(by('auth.login-failed')[0]).toMatchObject({
+      actor: { type: 'anonymous', id: null, name: admin.email },
+      metadata: { email: admin.email, reason: 'bad_credentials' },
+    });
+    expect(by('member.update')[0]!.metadata).toMatchObject({
+      userId: memberId,
+      role: 'member',
+      previousRole: 'viewer',
+    });
+    expect(by('member.remove')[0]!.metadata).toMatchObject({
+      userId: memberId,
+      email: 'm@example.com',
+    });
+    const madeByBot = by('identity.create').find((e) => e.metadata.name === 'child-bot');
+    expect(madeByBot!.actor).toEqual({ type: 'identity', id: bot.id, name: bot.name });
+    expect(by('role.update')[0]!.metadata).toEqual({ slug: 'ops', permissions: ['AuditLog:read'] });
+    expect(by('license.update')[0]!.metadata).toMatchObject({
+      plan: 'enterprise',
+      expiresAt: expect.any(String),
+    });
+    expect(by('organization.update')[0]!.metadata).toEqual({ from: 'Acme', to: 'Acme Renamed' });
+    expect(by('organization.policy-update')[0]!.metadata).toEqual({
+      policy: 'requireGatewayPools',
+      from: false,
+      to: true,
+    });
+
+    // The other org's log is its own.
+    const theirs = await allEntries(other.client);
+    expect(theirs.map((e) => e.event).reverse()).toEqual([
+      'organization.create',
+      'auth.login',
+      'identity.create',
+    ]);
+    expect(theirs[2]).toMatchObject({
+      actor: { type: 'system' },
+      metadata: { name: 'Elsewhere', adminEmail: other.email },
+    });
+  });
+
+  it('never stores secrets in any entry', async () => {
+    const rows = await tp.db.select().from(auditLogs);
+    const dump = JSON.stringify(rows);
+    for (const s of secrets) expect(dump).not.toContain(s);
+    expect(dump).not.toMatch(/gps_|gpi_|scrypt\$/);
+  });
+
+  it('records the client address from X-Forwarded-For (behind a proxy)', async () => {
+    await api(tp).post(
+      '/api/v1/auth/login',
+      { email: admin.email, password: 'nope-nope-nope' },
+      { headers: { 'x-forwarded-for': '203.0.113.9', 'user-agent': 'curl/8.0' } },
+    );
+    const [latest] = (await admin.client.get('/api/v1/audit-logs?limit=1')).body.items;
+    expect(latest).toMatchObject({
+      event: 'auth.login-failed',
+      ip: '203.0.113.9',
+      userAgent: 'curl/8.0',
+    });
+  });
+
+  it('filters by event, event prefix, actor and time range', async () => {
+    const all = await allEntries(admin.client);
+    const exact = await allEntries(admin.client, 'event=member.create');
+    expect(exact.map((e) => e.event)).toEqual(['member.create']);
+    const prefix = await allEntries(admin.client, 'event=identity.*');
+    expect(prefix.map((e) => e.event)).toEqual(
+      all.filter((e) => e.event.startsWith('identity.')).map((e) => e.event),
+    );
+    expect(prefix.length).toBe(7);
+    // `_` and `%` are literal, not LIKE wildcards.
+    expect(await allEntries(admin.client, 'event=identity_*')).toEqual([]);
+    expect(await allEntries(admin.client, 'event=%25')).toEqual([]);
+
+    const byBot = await allEntries(admin.client, `actorId=${bot.id}`);
+    expect(byBot.map((e) => e.event)).toEqual(['identity.create']);
+    const identities = await allEntries(admin.client, 'actorType=identity');
+    expect(identities).toEqual(byBot);
+    expect(
+      (await allEntries(admin.client, 'actorType=anonymous')).every(
+        (e) => e.event === 'auth.login-failed',
+      ),
+    ).toBe(true);
+
+    const chronological = [...all].reverse();
+    const middle = chronological[Math.floor(chronological.length / 2)]!;
+    const from = await allEntries(admin.client, `from=${encodeURIComponent(middle.createdAt)}`);
+    expect(from.map((e) => e.id)).toEqual(
+      all.filter((e) => e.createdAt >= middle.createdAt).map((e) => e.id),
+    );
+    const to = await allEntries(admin.client, `to=${encodeURIComponent(middle.createdAt)}`);
+    expect(to.map((e) => e.id)).toEqual(
+      all.filter((e) => e.createdAt <= middle.createdAt).map((e) => e.id),
+    );
+    const future = new Date(Date.now() + 3600_000).toISOString();
+    expect(await allEntries(admin.client, `from=${future}`)).toEqual([]);
+    const withOffset = await allEntries(
+      admin.client,
+      `to=${encodeURIComponent('2100-01-01T00:00:00+02:00')}`,
+    );
+    expect(withOffset.length).toBe(all.length);
+    const combined = await allEntries(
+      admin.client,
+      `event=auth.*&actorType=user&from=${encodeURIComponent(all.at(-1)!.createdAt)}`,
+    );
+    expect(combined.map((e) => e.event)).toEqual(['auth.logout', 'auth.login', 'auth.login']);
+  });
+
+  it('pages by cursor without gaps or repeats', async () => {
+    const all = await allEntries(admin.client);
+    const seen: string[] = [];
+    let cursor: string | null = null;
+    for (let i = 0; i < 50; i++) {
+      const res: Json = await admin.client.get(
+        `/api/v1/audit-logs?limit=3${cursor ? `&cursor=${cursor}` : ''}`,
+      );
+      expect(res.body.items.length).toBeLessThanOrEqual(3);
+      seen.push(...res.body.items.map((e: Entry) => e.id));
+      cursor = res.body.nextCursor;
+      if (!cursor) break;
+    }
+    expect(cursor).toBeNull();
+    expect(seen).toEqual(all.map((e) => e.id));
+    // A cursor from another org's range reveals nothing of it.
+    const theirs = await allEntries(other.client);
+    const res = await admin.client.get(`/api/v1/audit-logs?cursor=${Number(theirs[0]!.id) + 1}`);
+    expect(res.body.items.every((e: Entry) => all.some((a) => a.id === e.id))).toBe(true);
+  });
+
+  it('is readable by admins only among built-in roles', async () => {
+    const viewerBot = await addIdentity(tp, admin, 'viewer');
+    expect((await viewerBot.client.get('/api/v1/audit-logs')).status).toBe(403);
+    const memberBot = await addIdentity(tp, admin, 'member');
+    expect((await memberBot.client.get('/api/v1/audit-logs')).status).toBe(403);
+  });
+});

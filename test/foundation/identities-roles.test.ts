@@ -1,0 +1,333 @@
+/** Members, machine identities and their access tokens, custom roles. */
+import { eq } from 'drizzle-orm';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { hashToken } from '../../src/server/auth/tokens.js';
+import { identityAccessTokens } from '../../src/server/db/schema.js';
+import {
+  addIdentity,
+  addUser,
+  api,
+  bootstrap,
+  createSecondOrg,
+  DRIVERS,
+  login,
+  startTestPlatform,
+  TEST_PASSWORD,
+  type Account,
+  type TestPlatform,
+} from '../helpers/platform.js';
+
+describe.each(DRIVERS)('members, identities and roles on %s', (driver) => {
+  let tp: TestPlatform;
+  let admin: Account;
+
+  beforeAll(async () => {
+    tp = await startTestPlatform(driver);
+    admin = await bootstrap(tp);
+  });
+  afterAll(() => tp?.close());
+
+  describe('members', () => {
+    it('adds, lists, pages, changes and removes members', async () => {
+      const email = 'Member.One@Example.com';
+      const created = await admin.client.post('/api/v1/users', {
+        email,
+        password: TEST_PASSWORD,
+        role: 'member',
+      });
+      expect(created.status).toBe(201);
+      expect(created.body).toMatchObject({ email: 'member.one@example.com', role: 'member' });
+      expect(created.body).not.toHaveProperty('password');
+      expect(created.body).not.toHaveProperty('passwordHash');
+      const dup = await admin.client.post('/api/v1/users', {
+        email,
+        password: TEST_PASSWORD,
+        role: 'viewer',
+      });
+      expect(dup.status).toBe(409);
+      const unknownRole = await admin.client.post('/api/v1/users', {
+        email: 'x@example.com',
+        password: TEST_PASSWORD,
+        role: 'wizard',
+      });
+      expect(unknownRole.status).toBe(422);
+
+      const first = await admin.client.get('/api/v1/users?limit=1');
+      expect(first.body.items).toHaveLength(1);
+      expect(first.body.nextCursor).toEqual(expect.any(String));
+      const second = await admin.client.get(
+        `/api/v1/users?limit=1&cursor=${first.body.nextCursor}`,
+      );
+      expect(second.body.items[0].id).not.toBe(first.body.items[0].id);
+      const all = await admin.client.get('/api/v1/users');
+      expect(all.body.items.map((u: { email: string }) => u.email)).toEqual(
+        expect.arrayContaining([admin.email, 'member.one@example.com']),
+      );
+      expect(JSON.stringify(all.body)).not.toMatch(/scrypt|passwordHash/);
+
+      const patched = await admin.client.patch(`/api/v1/users/${created.body.id}`, {
+        role: 'viewer',
+        name: 'Mem',
+      });
+      expect(patched.status).toBe(200);
+      expect(patched.body).toMatchObject({ role: 'viewer', name: 'Mem' });
+      const { token } = await login(tp, email, TEST_PASSWORD);
+      expect((await api(tp, token).get('/api/v1/me')).body.role).toBe('viewer');
+
+      expect((await admin.client.delete(`/api/v1/users/${created.body.id}`)).status).toBe(204);
+      expect((await admin.client.get(`/api/v1/users/${created.body.id}`)).status).toBe(404);
+      expect((await api(tp, token).get('/api/v1/me')).status).toBe(401);
+    });
+
+    it('keeps the last admin', async () => {
+      expect(
+        (await admin.client.patch(`/api/v1/users/${admin.id}`, { role: 'member' })).status,
+      ).toBe(409);
+      expect((await admin.client.delete(`/api/v1/users/${admin.id}`)).status).toBe(409);
+    });
+
+    it('lets nobody grant a role stronger than their own', async () => {
+      const member = await addUser(tp, admin, 'member');
+      // Members may create identities, but not admin ones.
+      const escalate = await member.client.post('/api/v1/identities', {
+        name: 'sneaky',
+        role: 'admin',
+      });
+      expect(escalate.status).toBe(403);
+      expect(escalate.body.error.details.missing).toEqual(
+        expect.arrayContaining(['Member:create']),
+      );
+      expect(
+        (await member.client.post('/api/v1/identities', { name: 'fine', role: 'viewer' })).status,
+      ).toBe(201);
+    });
+  });
+
+  describe('machine identities and access tokens', () => {
+    it('creates an identity and a token shown once, stored hashed', async () => {
+      const created = await admin.client.post('/api/v1/identities', {
+        name: 'ci-bot',
+        role: 'viewer',
+      });
+      expect(created.status).toBe(201);
+      expect(created.body).toMatchObject({
+        name: 'ci-bot',
+        role: 'viewer',
+        id: expect.any(String),
+      });
+      expect(
+        (await admin.client.post('/api/v1/identities', { name: 'ci-bot', role: 'viewer' })).status,
+      ).toBe(409);
+
+      const before = Date.now();
+      const tok = await admin.client.post(`/api/v1/identities/${created.body.id}/tokens`, {
+        name: 'deploy',
+        ttlSeconds: 3600,
+      });
+      expect(tok.status).toBe(201);
+      expect(tok.body).toMatchObject({
+        token: expect.stringMatching(/^gpi_/),
+        tokenType: 'Bearer',
+        name: 'deploy',
+      });
+      const ttl = Date.parse(tok.body.expiresAt) - before;
+      expect(ttl).toBeGreaterThan(3590_000);
+      expect(ttl).toBeLessThan(3610_000);
+
+      const list = await admin.client.get(`/api/v1/identities/${created.body.id}/tokens`);
+      expect(list.body.items).toHaveLength(1);
+      expect(list.body.items[0]).toMatchObject({
+        id: tok.body.id,
+        name: 'deploy',
+        revokedAt: null,
+      });
+      expect(JSON.stringify(list.body)).not.toContain(tok.body.token);
+      const [row] = await tp.db
+        .select()
+        .from(identityAccessTokens)
+        .where(eq(identityAccessTokens.id, tok.body.id));
+      expect(row!.tokenHash).toBe(hashToken(tok.body.token));
+    });
+
+    it('acts as the identity, with its role, within exactly its organization', async () => {
+      const bot = await addIdentity(tp, admin, 'viewer');
+      const me = await bot.client.get('/api/v1/me');
+      expect(me.status).toBe(200);
+      expect(me.body).toMatchObject({
+        type: 'identity',
+        id: bot.id,
+        name: bot.name,
+        role: 'viewer',
+      });
+      expect(me.body.organization.id).toBe(admin.orgId);
+      expect((await bot.client.get('/api/v1/users')).status).toBe(200);
+      // viewer: no writes
+      expect(
+        (await bot.client.post('/api/v1/identities', { name: 'child', role: 'viewer' })).status,
+      ).toBe(403);
+
+      const other = await createSecondOrg(tp);
+      const theirs = await addIdentity(tp, other, 'admin');
+      // Our identity does not see their org; theirs does not see ours.
+      expect((await bot.client.get(`/api/v1/identities/${theirs.id}`)).status).toBe(404);
+      expect((await theirs.client.get(`/api/v1/identities/${bot.id}`)).status).toBe(404);
+      const theirList = await theirs.client.get('/api/v1/identities');
+      expect(theirList.body.items.map((i: { id: string }) => i.id)).toEqual([theirs.id]);
+      // Nor can it log in to switch organizations: an identity token is bound to one org.
+      expect((await theirs.client.get('/api/v1/me')).body.organization.id).toBe(other.orgId);
+      // An admin identity can act in its own org.
+      const made = await theirs.client.post('/api/v1/identities', {
+        name: 'made-by-bot',
+        role: 'viewer',
+      });
+      expect(made.status).toBe(201);
+      expect((await other.client.get(`/api/v1/identities/${made.body.id}`)).status).toBe(200);
+      expect((await admin.client.get(`/api/v1/identities/${made.body.id}`)).status).toBe(404);
+    });
+
+    it('expires tokens after their TTL', async () => {
+      const bot = await addIdentity(tp, admin, 'viewer', 60);
+      expect((await bot.client.get('/api/v1/me')).status).toBe(200);
+      await tp.db
+        .update(identityAccessTokens)
+        .set({ expiresAt: new Date(Date.now() - 1000) })
+        .where(eq(identityAccessTokens.id, bot.tokenId));
+      const res = await bot.client.get('/api/v1/me');
+      expect(res.status).toBe(401);
+      expect(res.body.error.message).toMatch(/expired/);
+      expect(
+        (await admin.client.post(`/api/v1/identities/${bot.id}/tokens`, { ttlSeconds: 59 })).status,
+      ).toBe(400);
+      expect(
+        (
+          await admin.client.post(`/api/v1/identities/${bot.id}/tokens`, {
+            ttlSeconds: 400 * 86400,
+          })
+        ).status,
+      ).toBe(400);
+    });
+
+    it('revokes tokens (once), by API and by logout, and with the identity', async () => {
+      const bot = await addIdentity(tp, admin, 'member');
+      const second = await admin.client.post(`/api/v1/identities/${bot.id}/tokens`, {});
+      const path = `/api/v1/identities/${bot.id}/tokens/${bot.tokenId}`;
+      expect((await admin.client.delete(path)).status).toBe(204);
+      expect((await bot.client.get('/api/v1/me')).status).toBe(401);
+      expect((await admin.client.delete(path)).status).toBe(404);
+      const list = await admin.client.get(`/api/v1/identities/${bot.id}/tokens`);
+      const revoked = list.body.items.find((t: { id: string }) => t.id === bot.tokenId);
+      expect(revoked.revokedAt).toEqual(expect.any(String));
+
+      // The other token still works until it logs itself out.
+      const other = api(tp, second.body.token);
+      expect((await other.get('/api/v1/me')).status).toBe(200);
+      expect((await other.post('/api/v1/auth/logout')).status).toBe(204);
+      expect((await other.get('/api/v1/me')).status).toBe(401);
+
+      const third = await admin.client.post(`/api/v1/identities/${bot.id}/tokens`, {});
+      expect((await api(tp, third.body.token).get('/api/v1/me')).status).toBe(200);
+      expect((await admin.client.delete(`/api/v1/identities/${bot.id}`)).status).toBe(204);
+      expect((await api(tp, third.body.token).get('/api/v1/me')).status).toBe(401);
+      expect((await admin.client.get(`/api/v1/identities/${bot.id}`)).status).toBe(404);
+    });
+
+    it('renames an identity and changes its role', async () => {
+      const bot = await addIdentity(tp, admin, 'viewer');
+      const res = await admin.client.patch(`/api/v1/identities/${bot.id}`, {
+        name: 'renamed',
+        role: 'member',
+      });
+      expect(res.status).toBe(200);
+      expect(res.body).toMatchObject({ name: 'renamed', role: 'member' });
+      expect((await bot.client.get('/api/v1/me')).body.role).toBe('member');
+    });
+  });
+
+  describe('custom roles', () => {
+    it('creates, uses, changes and deletes a custom role; 409 while assigned', async () => {
+      const created = await admin.client.post('/api/v1/roles', {
+        slug: 'auditor',
+        name: 'Auditor',
+        description: 'reads the audit log',
+        permissions: [
+          { subject: 'AuditLog', action: 'read' },
+          { subject: 'AuditLog', action: 'read' },
+        ],
+      });
+      expect(created.status).toBe(201);
+      expect(created.body).toMatchObject({
+        slug: 'auditor',
+        builtIn: false,
+        permissions: [{ subject: 'AuditLog', action: 'read' }],
+      });
+      expect(
+        (
+          await admin.client.post('/api/v1/roles', {
+            slug: 'auditor',
+            name: 'Again',
+            permissions: [],
+          })
+        ).status,
+      ).toBe(409);
+
+      const roles = await admin.client.get('/api/v1/roles');
+      const slugs = roles.body.items.map((r: { slug: string }) => r.slug);
+      expect(slugs).toEqual(['admin', 'member', 'viewer', 'auditor']);
+      expect(roles.body.vocabulary.GatewayPool).toEqual([
+        'list',
+        'create',
+        'edit',
+        'delete',
+        'attach',
+      ]);
+
+      const user = await addUser(tp, admin, 'auditor');
+      expect((await user.client.get('/api/v1/audit-logs')).status).toBe(200);
+      const denied = await user.client.get('/api/v1/users');
+      expect(denied.status).toBe(403);
+      expect(denied.body.error.message).toContain('Member:read');
+
+      const patched = await admin.client.patch('/api/v1/roles/auditor', {
+        permissions: [
+          { subject: 'AuditLog', action: 'read' },
+          { subject: 'Member', action: 'read' },
+        ],
+      });
+      expect(patched.status).toBe(200);
+      expect(patched.body.permissions).toHaveLength(2);
+      expect((await user.client.get('/api/v1/users')).status).toBe(200);
+
+      const bot = await addIdentity(tp, admin, 'auditor');
+      const inUse = await admin.client.delete('/api/v1/roles/auditor');
+      expect(inUse.status).toBe(409);
+      expect(inUse.body.error.details).toEqual({ users: [user.email], identities: [bot.name] });
+
+      expect((await admin.client.delete(`/api/v1/users/${user.id}`)).status).toBe(204);
+      expect((await admin.client.delete('/api/v1/roles/auditor')).status).toBe(409);
+      expect((await admin.client.delete(`/api/v1/identities/${bot.id}`)).status).toBe(204);
+      expect((await admin.client.delete('/api/v1/roles/auditor')).status).toBe(204);
+      expect((await admin.client.delete('/api/v1/roles/auditor')).status).toBe(404);
+    });
+
+    it('protects built-in roles and refuses roles stronger than their creator', async () => {
+      expect((await admin.client.patch('/api/v1/roles/admin', { name: 'Boss' })).status).toBe(403);
+      expect((await admin.client.delete('/api/v1/roles/viewer')).status).toBe(403);
+      await admin.client.post('/api/v1/roles', {
+        slug: 'role-admin',
+        name: 'Role admin',
+        permissions: [
+          { subject: 'Role', action: 'create' },
+          { subject: 'Role', action: 'read' },
+        ],
+      });
+      const roleAdmin = await addUser(tp, admin, 'role-admin');
+      const stronger = await roleAdmin.client.post('/api/v1/roles', {
+        slug: 'godmode',
+        name: 'God',
+        permissions: [{ subject: 'Settings', action: 'edit' }],
+      });
+      expect(stronger.status).toBe(403);
+      expect(stronger.body.error.details.missing).toEqual(['Settings:edit']);
+    });
+  });
+});
