@@ -290,7 +290,13 @@ export class GatewayAgent {
       session.on('goaway', (_code: number, _lastStreamId: number, data?: Buffer) => {
         tunnel.goaway ??= decodeGoaway(data) ?? undefined;
       });
-      session.on('connect', () => session.setLocalWindowSize(H2_TUNING.sessionWindow));
+      // A server session adopted from an existing socket is set up synchronously, so its
+      // 'connect' has already fired by now: enlarge the connection window directly.
+      try {
+        session.setLocalWindowSize(H2_TUNING.sessionWindow);
+      } catch {
+        session.once('connect', () => session.setLocalWindowSize(H2_TUNING.sessionWindow));
+      }
       session.on('stream', (stream: ServerHttp2Stream, headers: IncomingHttpHeaders) =>
         this.onStream(tunnel, stream, headers),
       );

@@ -161,11 +161,24 @@ export class TunnelHarness {
     return { gatewayId, stateDir };
   }
 
-  /** Spawns the real agent (`gateway start`) on a state directory. */
+  /**
+   * Spawns the real agent (`gateway start`) on a state directory. GATEPOOL_AGENT_NODE_ARGS adds
+   * node flags (e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof` to profile the agent).
+   */
   spawnAgent(gatewayId: string, stateDir: string, args: string[] = []): AgentHandle {
     const child = spawn(
       process.execPath,
-      ['--import', 'tsx', AGENT_ENTRY, 'gateway', 'start', '--state-dir', stateDir, ...args],
+      [
+        ...(process.env.GATEPOOL_AGENT_NODE_ARGS?.split(' ').filter(Boolean) ?? []),
+        '--import',
+        'tsx',
+        AGENT_ENTRY,
+        'gateway',
+        'start',
+        '--state-dir',
+        stateDir,
+        ...args,
+      ],
       { cwd: ROOT, stdio: ['ignore', 'ignore', 'pipe'] },
     );
     let stderr = '';

@@ -1,6 +1,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { StreamOpenError } from '../../src/server/tunnel/errors.js';
+import type { GatewayLive } from '../../src/server/tunnel/session.js';
 import {
   freePort,
   roundTrip,
@@ -137,7 +138,20 @@ describe('platform-side controls', () => {
       harness.hub.openStream(agent.gatewayId, '127.0.0.1', echo.port),
     ).rejects.toMatchObject({ reason: 'draining' });
     await agent.waitForOutput(/asked this gateway to drain/, 3000);
+    const undrained = within(
+      new Promise<void>((resolveWait) => {
+        const onStatus = (live: GatewayLive): void => {
+          if (live.gatewayId !== agent.gatewayId || live.draining) return;
+          harness.hub.off('status', onStatus);
+          resolveWait();
+        };
+        harness.hub.on('status', onStatus);
+      }),
+      3000,
+      'undrain confirmed by the gateway',
+    );
     harness.hub.setDraining(agent.gatewayId, false);
+    await undrained;
     await agent.waitForOutput(/lifted the drain/, 3000);
     const stream = await harness.hub.openStream(agent.gatewayId, '127.0.0.1', echo.port);
     expect((await roundTrip(stream, Buffer.from('x'))).toString()).toBe('x');

@@ -226,17 +226,12 @@ export class TunnelHub extends EventEmitter<TunnelHubEvents> {
   }
 
   /**
-   * Platform-initiated drain (or undrain). Takes effect locally at once, so openStream stops
-   * using the gateway before its next status report. False when the gateway is not connected.
+   * Platform-initiated drain (or undrain). A drain takes effect locally at once, so openStream
+   * stops using the gateway before its next status; an undrain once the gateway confirms it.
+   * False when the gateway is not connected.
    */
   setDraining(gatewayId: string, draining: boolean): boolean {
-    const session = this.sessions.get(gatewayId);
-    if (!session || !session.send({ type: 'drain', draining })) return false;
-    if (session.live.draining !== draining) {
-      session.live.draining = draining;
-      this.emit('status', session.live);
-    }
-    return true;
+    return this.sessions.get(gatewayId)?.requestDrain(draining) ?? false;
   }
 
   /** Targets (`host:port`) the gateway connect-tests every status interval (pool health checks). */

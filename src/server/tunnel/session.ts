@@ -110,6 +110,7 @@ export class GatewaySession extends EventEmitter<SessionEvents> {
   private reportedActive = 0;
   private openedSinceReport = 0;
   private closeReason: string | null = null;
+  private drainRequested = false;
   private readonly pendingProbes = new Map<string, (result: ProbeResult) => void>();
   private helloResolve: (() => void) | undefined;
 
@@ -224,7 +225,8 @@ export class GatewaySession extends EventEmitter<SessionEvents> {
       activeStreams: status.activeStreams,
       version: status.version,
       labels: status.labels,
-      draining: status.draining,
+      // A drain the platform asked for holds even if this status left before the gateway saw it.
+      draining: status.draining || this.drainRequested,
       healthChecks: status.healthChecks ?? [],
     });
     if (this.helloResolve) {
@@ -289,6 +291,21 @@ export class GatewaySession extends EventEmitter<SessionEvents> {
         reject(new Error('too many outstanding pings'));
       }
     });
+  }
+
+  /**
+   * Platform-initiated drain. Draining takes effect here at once; undraining waits for the
+   * gateway's next status (sent as soon as it applied it), so a status already in flight cannot
+   * re-open the gateway too early or flap it.
+   */
+  requestDrain(draining: boolean): boolean {
+    if (!this.send({ type: 'drain', draining })) return false;
+    this.drainRequested = draining;
+    if (draining && !this.live.draining) {
+      this.live.draining = true;
+      this.emit('status', this.live);
+    }
+    return true;
   }
 
   send(message: PlatformMessage): boolean {

@@ -10,10 +10,14 @@ import { Duplex } from 'node:stream';
 import { ABORT_TRAILER } from '../../protocol/tunnel.js';
 
 const HIGH_WATER_MARK = 1024 * 1024;
+/** Bytes handed to HTTP/2 but not yet sent, per stream; bounded so a slow tunnel pushes back. */
+const MAX_QUEUED = 2 * 1024 * 1024;
 
 export class TunnelStream extends Duplex {
   private aborting = false;
   private remoteAbort: string | undefined;
+  private queued = 0;
+  private waitingWrite: (() => void) | undefined;
   private graceTimer: NodeJS.Timeout | undefined;
 
   constructor(
@@ -70,24 +74,47 @@ export class TunnelStream extends Duplex {
     this.h2.resume();
   }
 
+  /**
+   * Acknowledges a write as soon as HTTP/2 has it queued, up to MAX_QUEUED bytes, instead of
+   * when it has left: waiting for each chunk to drain leaves the tunnel idle between a chunk's
+   * last frame and the producer's next write (measured: ~35% less upload throughput with 1 MiB
+   * writes).
+   */
   override _write(
     chunk: Buffer,
     _encoding: BufferEncoding,
     callback: (error?: Error | null) => void,
   ): void {
-    this.h2.write(chunk, callback);
+    this.queue(chunk, callback);
   }
 
   override _writev(
     chunks: Array<{ chunk: Buffer; encoding: BufferEncoding }>,
     callback: (error?: Error | null) => void,
   ): void {
-    const last = chunks.length - 1;
     this.h2.cork();
-    chunks.forEach(({ chunk }, index) =>
-      this.h2.write(chunk, index === last ? callback : undefined),
-    );
+    const last = chunks.length - 1;
+    chunks.forEach(({ chunk }, index) => this.queue(chunk, index === last ? callback : undefined));
     this.h2.uncork();
+  }
+
+  private queue(chunk: Buffer, callback?: (error?: Error | null) => void): void {
+    this.queued += chunk.length;
+    this.h2.write(chunk, (error?: Error | null) => {
+      this.queued -= chunk.length;
+      if (error) {
+        this.destroy(error);
+        return;
+      }
+      const waiting = this.waitingWrite;
+      if (waiting && this.queued < MAX_QUEUED) {
+        this.waitingWrite = undefined;
+        waiting();
+      }
+    });
+    if (!callback) return;
+    if (this.queued < MAX_QUEUED) callback();
+    else this.waitingWrite = () => callback();
   }
 
   override _final(callback: (error?: Error | null) => void): void {
