@@ -97,8 +97,11 @@ const SERVER_CERT_CODES = new Set([
   'CERT_SIGNATURE_FAILURE',
 ]);
 
+const REPLACED_BACKOFF_MS = 30_000;
+
 type Outcome =
   | { kind: 'refused'; message: string }
+  | { kind: 'replaced'; message: string }
   | { kind: 'untrusted'; message: string }
   | { kind: 'lost'; message: string };
 
@@ -534,9 +537,17 @@ export class GatewayAgent {
     if (this.tunnel !== tunnel || this.stopped) return;
     const outcome = this.classify(tunnel);
     const wasUp = tunnel.established;
-    const delay = this.nextDelay();
+    // A live tunnel is only replaced when another process presents this gateway's identity;
+    // backing off long keeps two copies of one state dir from evicting each other in a loop.
+    const delay = outcome.kind === 'replaced' ? REPLACED_BACKOFF_MS : this.nextDelay();
     const retry = `reconnecting in ${(delay / 1000).toFixed(1)} s`;
-    if (outcome.kind === 'refused') {
+    if (outcome.kind === 'replaced') {
+      this.options.log.warn(
+        `another agent connected with this gateway's identity and replaced this tunnel (is the ` +
+          `state directory in use twice?); ${retry}`,
+      );
+      this.lastFailure = outcome.message;
+    } else if (outcome.kind === 'refused') {
       this.logFailure(
         `the platform refused this gateway's certificate (${outcome.message}); the gateway may ` +
           `have been deleted or revoked - enroll it again with a new token if so. Retrying in ` +
@@ -580,6 +591,8 @@ export class GatewayAgent {
   private classify(tunnel: Tunnel): Outcome {
     if (tunnel.goaway?.kind === 'refused')
       return { kind: 'refused', message: tunnel.goaway.message };
+    if (tunnel.goaway?.kind === 'replaced')
+      return { kind: 'replaced', message: tunnel.goaway.message };
     if (tunnel.goaway)
       return { kind: 'lost', message: `closed by the platform: ${tunnel.goaway.message}` };
     const error = tunnel.firstError;

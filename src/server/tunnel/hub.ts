@@ -15,7 +15,7 @@
 import { EventEmitter } from 'node:events';
 import http2 from 'node:http2';
 import { X509Certificate } from 'node:crypto';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import tls, { type TLSSocket } from 'node:tls';
 import { encodeGoaway, TUNNEL_ALPN, type GoawayReason } from '../../protocol/tunnel.js';
@@ -104,6 +104,8 @@ export class TunnelHub extends EventEmitter<TunnelHubEvents> {
   private caKey: string | undefined;
   private orgCas: OrgCa[] = [];
   private readonly refusalsLogged = new Map<string, number>();
+  /** Every TCP connection, so close() does not wait on handshakes in progress. */
+  private readonly rawSockets = new Set<Socket>();
   private readonly log: HubLogger;
   readonly keepaliveMs: number;
   readonly deadAfterMs: number;
@@ -132,7 +134,11 @@ export class TunnelHub extends EventEmitter<TunnelHubEvents> {
     this.server = server;
     // Runs before the TLS server's own 'connection' listener creates the TLSSocket, so a CA
     // added since the last connection is trusted for this very handshake.
-    server.prependListener('connection', () => this.refreshCas());
+    server.prependListener('connection', (raw: Socket) => {
+      this.refreshCas();
+      this.rawSockets.add(raw);
+      raw.once('close', () => this.rawSockets.delete(raw));
+    });
     server.on('secureConnection', (socket: TLSSocket) => {
       this.accept(socket).catch((error: unknown) => {
         this.log.warn({ err: error }, 'gateway tunnel setup failed');

@@ -1,0 +1,340 @@
+/**
+ * bench/tunnel: the reverse HTTP/2 tunnel against direct loopback TCP, in one run.
+ *
+ * Topology (all loopback, one process each): bench client + TunnelHub (as on the platform) →
+ * real gateway agent → target server. The direct baseline goes bench client → target server.
+ *
+ * Measures: bulk throughput each way, new stream + 1 KiB echo latency, and how long the hub takes
+ * to notice a SIGKILLed or SIGSTOPped gateway. Writes bench/results/tunnel.json.
+ *
+ * Env: BENCH_BYTES (default 1 GiB), BENCH_THROUGHPUT_RUNS (3), BENCH_ITERATIONS (2000),
+ * BENCH_DETECTION_RUNS (5).
+ */
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { mkdir, writeFile } from 'node:fs/promises';
+import net from 'node:net';
+import os from 'node:os';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import type { Duplex } from 'node:stream';
+import { H2_TUNING } from '../src/protocol/tunnel.js';
+import { ROOT, sleep, TunnelHarness, within } from '../test/tunnel/harness.js';
+
+const GiB = 1024 ** 3;
+const BYTES = Number(process.env.BENCH_BYTES ?? GiB);
+const ITERATIONS = Number(process.env.BENCH_ITERATIONS ?? 2000);
+const WARMUP = Math.min(200, Math.ceil(ITERATIONS / 10));
+const DETECTION_RUNS = Number(process.env.BENCH_DETECTION_RUNS ?? 5);
+/** Bulk runs per path and direction; the median is reported (a 2-CPU box is noisy). */
+const THROUGHPUT_RUNS = Number(process.env.BENCH_THROUGHPUT_RUNS ?? 3);
+const WRITE_CHUNK = Buffer.alloc(1024 * 1024, 0xa5);
+const ECHO_PAYLOAD = Buffer.alloc(1024, 0x42);
+
+interface Ports {
+  sink: number;
+  source: number;
+  echo: number;
+}
+
+type Opener = (port: number) => Promise<Duplex>;
+
+function directOpen(port: number): Promise<Duplex> {
+  return new Promise((resolve, reject) => {
+    const socket = net.connect({ host: '127.0.0.1', port, noDelay: true, allowHalfOpen: true });
+    socket.once('connect', () => {
+      socket.off('error', reject);
+      resolve(socket);
+    });
+    socket.once('error', reject);
+  });
+}
+
+async function startTargets(): Promise<{ ports: Ports; stop: () => void }> {
+  const child = spawn(
+    process.execPath,
+    ['--import', 'tsx', join(ROOT, 'bench/lib/target-server.ts')],
+    {
+      cwd: ROOT,
+      stdio: ['pipe', 'pipe', 'inherit'],
+    },
+  );
+  const lines = createInterface({ input: child.stdout });
+  const [line] = (await within(once(lines, 'line'), 10_000, 'target server')) as [string];
+  return { ports: JSON.parse(line) as Ports, stop: () => child.stdin.end() };
+}
+
+/** Writes BYTES to the sink and waits for its count: the time covers delivery, not buffering. */
+async function upload(open: Opener, port: number): Promise<number> {
+  const stream = await open(port);
+  const started = performance.now();
+  const answer = new Promise<Buffer>((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    stream.on('data', (chunk: Buffer) => chunks.push(chunk));
+    stream.on('end', () => resolve(Buffer.concat(chunks)));
+    stream.on('error', reject);
+  });
+  let left = BYTES;
+  while (left > 0) {
+    const piece = left >= WRITE_CHUNK.length ? WRITE_CHUNK : WRITE_CHUNK.subarray(0, left);
+    left -= piece.length;
+    if (!stream.write(piece)) await once(stream, 'drain');
+  }
+  stream.end();
+  const count = Number((await answer).readBigUInt64BE(0));
+  const elapsed = performance.now() - started;
+  if (count !== BYTES) throw new Error(`sink received ${count} of ${BYTES} bytes`);
+  return BYTES / 1e6 / (elapsed / 1000);
+}
+
+async function download(open: Opener, port: number): Promise<number> {
+  const stream = await open(port);
+  const started = performance.now();
+  let received = 0;
+  const done = new Promise<void>((resolve, reject) => {
+    stream.on('data', (chunk: Buffer) => (received += chunk.length));
+    stream.on('end', () => resolve());
+    stream.on('error', reject);
+  });
+  const request = Buffer.alloc(8);
+  request.writeBigUInt64BE(BigInt(BYTES));
+  stream.end(request);
+  await done;
+  const elapsed = performance.now() - started;
+  if (received !== BYTES) throw new Error(`received ${received} of ${BYTES} bytes`);
+  return BYTES / 1e6 / (elapsed / 1000);
+}
+
+/** New connection/stream, 1 KiB out, 1 KiB back; closed with a normal end afterwards. */
+async function echoLatencies(open: Opener, port: number, iterations: number): Promise<number[]> {
+  const samples: number[] = [];
+  for (let i = 0; i < iterations; i += 1) {
+    const started = performance.now();
+    const stream = await open(port);
+    let got = 0;
+    const back = new Promise<void>((resolve, reject) => {
+      const onData = (chunk: Buffer): void => {
+        got += chunk.length;
+        if (got >= ECHO_PAYLOAD.length) {
+          stream.off('data', onData);
+          resolve();
+        }
+      };
+      stream.on('data', onData);
+      stream.once('error', reject);
+    });
+    stream.write(ECHO_PAYLOAD);
+    await back;
+    samples.push(performance.now() - started);
+    stream.on('error', () => undefined);
+    stream.resume();
+    stream.end();
+  }
+  return samples;
+}
+
+function percentile(sorted: number[], p: number): number {
+  const index = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1));
+  return sorted[index] ?? NaN;
+}
+
+function summary(samples: number[]): { p50: number; p99: number; mean: number } {
+  const sorted = [...samples].sort((a, b) => a - b);
+  const mean = samples.reduce((sum, value) => sum + value, 0) / samples.length;
+  return { p50: percentile(sorted, 50), p99: percentile(sorted, 99), mean };
+}
+
+function median(values: number[]): number {
+  return percentile(
+    [...values].sort((a, b) => a - b),
+    50,
+  );
+}
+
+async function detection(
+  harness: TunnelHarness,
+  signal: 'SIGKILL' | 'SIGSTOP',
+  runs: number,
+): Promise<number[]> {
+  const times: number[] = [];
+  for (let run = 0; run < runs; run += 1) {
+    const agent = await harness.startGateway();
+    // Land the failure at a random point of the keepalive cycle, as a real crash would.
+    await sleep(300 + Math.random() * harness.hub.keepaliveMs);
+    const disconnected = harness.waitDisconnected(agent.gatewayId, 5000);
+    const started = performance.now();
+    agent.child.kill(signal);
+    await disconnected;
+    times.push(performance.now() - started);
+    agent.child.kill('SIGKILL');
+    await within(agent.exited, 5000, 'agent exit');
+  }
+  return times;
+}
+
+const fmt = (value: number, digits = 0): string => value.toFixed(digits);
+
+async function main(): Promise<void> {
+  const targets = await startTargets();
+  const harness = await TunnelHarness.start();
+  try {
+    const agent = await harness.startGateway(['--allow', '127.0.0.1:*']);
+    const tunnelOpen: Opener = (port) => harness.hub.openStream(agent.gatewayId, '127.0.0.1', port);
+    const { ports } = targets;
+    const gib = (BYTES / GiB).toFixed(2);
+
+    process.stderr.write(`bench/tunnel: bulk ${gib} GiB each way, ${THROUGHPUT_RUNS} runs…\n`);
+    // Warm both paths (JIT, windows) with a small transfer first.
+    const warm = async (open: Opener): Promise<void> => {
+      const stream = await open(ports.echo);
+      const back = new Promise<void>((resolve) => {
+        stream.on('end', () => resolve());
+        stream.resume();
+      });
+      stream.end(Buffer.alloc(8 * 1024 * 1024));
+      await back;
+    };
+    await warm(directOpen);
+    await warm(tunnelOpen);
+    const runs = {
+      upDirect: [] as number[],
+      upTunnel: [] as number[],
+      downDirect: [] as number[],
+      downTunnel: [] as number[],
+    };
+    // Interleaved so drift on the machine affects both paths alike.
+    for (let run = 0; run < THROUGHPUT_RUNS; run += 1) {
+      runs.upDirect.push(await upload(directOpen, ports.sink));
+      runs.upTunnel.push(await upload(tunnelOpen, ports.sink));
+      runs.downDirect.push(await download(directOpen, ports.source));
+      runs.downTunnel.push(await download(tunnelOpen, ports.source));
+    }
+    const throughput = {
+      upload: { direct: median(runs.upDirect), tunnel: median(runs.upTunnel) },
+      download: { direct: median(runs.downDirect), tunnel: median(runs.downTunnel) },
+    };
+
+    process.stderr.write(`bench/tunnel: ${ITERATIONS} × (new stream + 1 KiB echo)…\n`);
+    await echoLatencies(directOpen, ports.echo, WARMUP);
+    await echoLatencies(tunnelOpen, ports.echo, WARMUP);
+    const direct = summary(await echoLatencies(directOpen, ports.echo, ITERATIONS));
+    const tunnel = summary(await echoLatencies(tunnelOpen, ports.echo, ITERATIONS));
+
+    process.stderr.write(`bench/tunnel: failure detection, ${DETECTION_RUNS} runs each…\n`);
+    const kill = await detection(harness, 'SIGKILL', DETECTION_RUNS);
+    const stop = await detection(harness, 'SIGSTOP', DETECTION_RUNS);
+
+    const ratio = (tunnelValue: number, directValue: number): number => tunnelValue / directValue;
+    const results = {
+      bench: 'tunnel',
+      date: new Date().toISOString(),
+      node: process.version,
+      cpus: os.cpus().length,
+      cpuModel: os.cpus()[0]?.model ?? 'unknown',
+      config: {
+        bytes: BYTES,
+        iterations: ITERATIONS,
+        warmup: WARMUP,
+        detectionRuns: DETECTION_RUNS,
+        throughputRuns: THROUGHPUT_RUNS,
+        keepaliveMs: harness.hub.keepaliveMs,
+        deadAfterMs: harness.hub.deadAfterMs,
+        h2: H2_TUNING,
+      },
+      throughputRunsMBps: runs,
+      throughputMBps: {
+        upload: {
+          ...throughput.upload,
+          ratio: ratio(throughput.upload.tunnel, throughput.upload.direct),
+        },
+        download: {
+          ...throughput.download,
+          ratio: ratio(throughput.download.tunnel, throughput.download.direct),
+        },
+      },
+      openEchoMs: {
+        direct,
+        tunnel,
+        p50Ratio: tunnel.p50 / direct.p50,
+        p50OverheadMs: tunnel.p50 - direct.p50,
+        p99OverheadMs: tunnel.p99 - direct.p99,
+      },
+      detectionMs: {
+        sigkill: { runs: kill, median: median(kill) },
+        sigstop: { runs: stop, median: median(stop) },
+      },
+      targets: {
+        throughputRatioAtLeast035:
+          Math.min(
+            ratio(throughput.upload.tunnel, throughput.upload.direct),
+            ratio(throughput.download.tunnel, throughput.download.direct),
+          ) >= 0.35,
+        p50OpenOverheadBelow1ms: tunnel.p50 - direct.p50 < 1,
+        sigkillDetectionBelow1s: median(kill) < 1000,
+        sigstopDetectionBelow1s: median(stop) < 1000,
+      },
+    };
+
+    const r = results.throughputMBps;
+    const o = results.openEchoMs;
+    const rows: string[][] = [
+      ['metric', 'direct TCP', 'tunnel', 'ratio / overhead'],
+      [
+        `upload ${gib} GiB, median (MB/s)`,
+        fmt(r.upload.direct),
+        fmt(r.upload.tunnel),
+        fmt(r.upload.ratio, 2),
+      ],
+      [
+        `download ${gib} GiB, median (MB/s)`,
+        fmt(r.download.direct),
+        fmt(r.download.tunnel),
+        fmt(r.download.ratio, 2),
+      ],
+      [
+        'open + 1 KiB echo p50 (ms)',
+        fmt(o.direct.p50, 3),
+        fmt(o.tunnel.p50, 3),
+        `+${fmt(o.p50OverheadMs, 3)} ms (×${fmt(o.p50Ratio, 1)})`,
+      ],
+      [
+        'open + 1 KiB echo p99 (ms)',
+        fmt(o.direct.p99, 3),
+        fmt(o.tunnel.p99, 3),
+        `+${fmt(o.p99OverheadMs, 3)} ms`,
+      ],
+      [
+        'detect SIGKILL, median (ms)',
+        '',
+        fmt(results.detectionMs.sigkill.median, 1),
+        kill.map((v) => fmt(v)).join(' '),
+      ],
+      [
+        'detect SIGSTOP, median (ms)',
+        '',
+        fmt(results.detectionMs.sigstop.median, 1),
+        stop.map((v) => fmt(v)).join(' '),
+      ],
+    ];
+    const widths =
+      rows[0]?.map((_, column) => Math.max(...rows.map((row) => (row[column] ?? '').length))) ?? [];
+    const table = rows
+      .map((row) => row.map((cell, column) => cell.padEnd(widths[column] ?? 0)).join('  '))
+      .join('\n');
+    process.stdout.write(`\nbench/tunnel (${results.node}, ${results.cpus} CPUs)\n${table}\n`);
+    process.stdout.write(
+      `targets: ${Object.entries(results.targets)
+        .map(([name, ok]) => `${name}=${ok ? 'pass' : 'FAIL'}`)
+        .join(' ')}\n`,
+    );
+    const dir = join(ROOT, 'bench/results');
+    await mkdir(dir, { recursive: true });
+    await writeFile(join(dir, 'tunnel.json'), `${JSON.stringify(results, null, 2)}\n`);
+    process.stdout.write('wrote bench/results/tunnel.json\n');
+  } finally {
+    await harness.close();
+    targets.stop();
+  }
+}
+
+await main();
