@@ -6,12 +6,15 @@ import { fail } from './server.js';
 
 function positiveNumber(value: string): number {
   const n = Number(value);
-  if (!Number.isFinite(n) || n <= 0) throw new InvalidArgumentError('must be a positive number of days');
+  if (!Number.isFinite(n) || n <= 0)
+    throw new InvalidArgumentError('must be a positive number of days');
   return n;
 }
 
 export function registerLicenseCommands(program: Command): void {
-  const license = program.command('license').description('create license signing keys and issue licenses');
+  const license = program
+    .command('license')
+    .description('create license signing keys and issue licenses');
 
   license
     .command('keygen')
@@ -45,7 +48,12 @@ export function registerLicenseCommands(program: Command): void {
         fail(`cannot read ${opts.key}: ${(err as Error).message}`);
       }
       try {
-        const token = await issueLicense({ privateKeyPem, plan: opts.plan, org: opts.org, days: opts.days });
+        const token = await issueLicense({
+          privateKeyPem,
+          plan: opts.plan,
+          org: opts.org,
+          days: opts.days,
+        });
         process.stdout.write(`${token}\n`);
       } catch (err) {
         fail(`cannot sign with ${opts.key}: ${(err as Error).message}`);

@@ -47,74 +47,77 @@ function addConfigFlags(cmd: Command): Command {
     .option('--tunnel-port <port>', 'gateway tunnel port (GATEPOOL_TUNNEL_PORT, default 8443)')
     .option('--tunnel-hostname <name>', 'hostname gateways dial (GATEPOOL_TUNNEL_HOSTNAME)')
     .option('--public-url <url>', 'URL users open (GATEPOOL_PUBLIC_URL)')
-    .option('--data-dir <dir>', 'embedded database and root key (GATEPOOL_DATA_DIR, default ./data)')
+    .option(
+      '--data-dir <dir>',
+      'embedded database and root key (GATEPOOL_DATA_DIR, default ./data)',
+    )
     .option('--database-url <url>', 'PostgreSQL instead of the embedded database (DATABASE_URL)')
     .option('--license-public-key <pemOrPath>', 'trusted license key (GATEPOOL_LICENSE_PUBLIC_KEY)')
     .option('--log-level <level>', 'fatal|error|warn|info|debug|trace|silent (GATEPOOL_LOG_LEVEL)');
 }
 
 export function registerServerCommands(program: Command): void {
-  addConfigFlags(program.command('server').description('run the platform (API and gateway tunnel)')).action(
-    async (flags: Record<string, unknown>) => {
-      const config = withConfig(flags);
-      const log = createLogger(config.logLevel);
-      let platform;
-      try {
-        platform = await startPlatform(config, { logger: log });
-      } catch (err) {
-        fail((err as Error).message);
-      }
-      const db = config.databaseUrl ? 'PostgreSQL' : `embedded PGlite in ${config.dataDir}`;
-      const open = config.publicUrl ?? platform.url;
+  addConfigFlags(
+    program.command('server').description('run the platform (API and gateway tunnel)'),
+  ).action(async (flags: Record<string, unknown>) => {
+    const config = withConfig(flags);
+    const log = createLogger(config.logLevel);
+    let platform;
+    try {
+      platform = await startPlatform(config, { logger: log });
+    } catch (err) {
+      fail((err as Error).message);
+    }
+    const db = config.databaseUrl ? 'PostgreSQL' : `embedded PGlite in ${config.dataDir}`;
+    const open = config.publicUrl ?? platform.url;
+    process.stdout.write(
+      `\ngatepool is running (${db}).\n  Open      ${open}\n  API docs  ${open}/api/docs\n` +
+        `  Tunnel    gateways dial ${platform.ctx.gateways.tunnelAddress}\n`,
+    );
+    if (await needsBootstrap(platform.ctx)) {
       process.stdout.write(
-        `\ngatepool is running (${db}).\n  Open      ${open}\n  API docs  ${open}/api/docs\n` +
-          `  Tunnel    gateways dial ${platform.ctx.gateways.tunnelAddress}\n`,
+        `\nFirst start: create the first admin and organization with\n` +
+          `  curl -X POST ${open}/api/v1/bootstrap -H 'content-type: application/json' \\\n` +
+          `    -d '{"email":"you@example.com","password":"at-least-12-chars","organizationName":"Acme"}'\n\n`,
       );
-      if (await needsBootstrap(platform.ctx)) {
-        process.stdout.write(
-          `\nFirst start: create the first admin and organization with\n` +
-            `  curl -X POST ${open}/api/v1/bootstrap -H 'content-type: application/json' \\\n` +
-            `    -d '{"email":"you@example.com","password":"at-least-12-chars","organizationName":"Acme"}'\n\n`,
-        );
+    }
+    let stopping = false;
+    const stop = (signal: string) => {
+      if (stopping) {
+        process.stderr.write('gatepool: forced exit\n');
+        process.exit(1);
       }
-      let stopping = false;
-      const stop = (signal: string) => {
-        if (stopping) {
-          process.stderr.write('gatepool: forced exit\n');
+      stopping = true;
+      log.info({ signal }, 'shutting down: finishing in-flight requests');
+      platform.close().then(
+        () => {
+          log.info('stopped');
+          process.exit(0);
+        },
+        (err: unknown) => {
+          log.error({ err }, 'error during shutdown');
           process.exit(1);
-        }
-        stopping = true;
-        log.info({ signal }, 'shutting down: finishing in-flight requests');
-        platform.close().then(
-          () => {
-            log.info('stopped');
-            process.exit(0);
-          },
-          (err: unknown) => {
-            log.error({ err }, 'error during shutdown');
-            process.exit(1);
-          },
-        );
-      };
-      process.on('SIGTERM', () => stop('SIGTERM'));
-      process.on('SIGINT', () => stop('SIGINT'));
-    },
-  );
+        },
+      );
+    };
+    process.on('SIGTERM', () => stop('SIGTERM'));
+    process.on('SIGINT', () => stop('SIGINT'));
+  });
 
-  addConfigFlags(program.command('migrate').description('apply pending database migrations and exit')).action(
-    async (flags: Record<string, unknown>) => {
-      const config = withConfig(flags);
-      const database = await openConfiguredDatabase(config).catch((err: Error) => fail(err.message));
-      try {
-        const { applied, alreadyApplied } = await migrate(database);
-        process.stdout.write(
-          applied.length
-            ? `applied ${applied.length} migration(s): ${applied.join(', ')}\n`
-            : `database is up to date (${alreadyApplied} migration(s) applied earlier)\n`,
-        );
-      } finally {
-        await database.close();
-      }
-    },
-  );
+  addConfigFlags(
+    program.command('migrate').description('apply pending database migrations and exit'),
+  ).action(async (flags: Record<string, unknown>) => {
+    const config = withConfig(flags);
+    const database = await openConfiguredDatabase(config).catch((err: Error) => fail(err.message));
+    try {
+      const { applied, alreadyApplied } = await migrate(database);
+      process.stdout.write(
+        applied.length
+          ? `applied ${applied.length} migration(s): ${applied.join(', ')}\n`
+          : `database is up to date (${alreadyApplied} migration(s) applied earlier)\n`,
+      );
+    } finally {
+      await database.close();
+    }
+  });
 }

@@ -16,6 +16,9 @@ export function createLogger(level: string, opts: { pretty?: boolean } = {}): Lo
   };
   const usePretty = opts.pretty ?? process.stdout.isTTY;
   return usePretty
-    ? pino(options, pretty({ colorize: true, translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname' }))
+    ? pino(
+        options,
+        pretty({ colorize: true, translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname' }),
+      )
     : pino(options);
 }

@@ -70,21 +70,28 @@ export async function startPlatform(config: Config, opts: StartOptions): Promise
   await cas.load();
   const serverCert = await cas.tunnelServerCert([config.tunnelHostname]);
   const audit = new AuditLog(database.db);
-  let registry: GatewayRegistry | undefined;
-  const metrics = new PlatformMetrics(() => registry?.healthCounts() ?? Promise.resolve({}));
-  const hub = new TunnelHub({
+  const metrics: PlatformMetrics = new PlatformMetrics(() => registry.healthCounts());
+  const hub: TunnelHub = new TunnelHub({
     host: config.host,
     port: config.tunnelPort,
     serverCertPem: serverCert.certPem,
     serverKeyPem: serverCert.keyPem,
     caPems: () => cas.caPems(),
-    identify: (info) => registry?.identify(info) ?? Promise.resolve(null),
+    // Called per handshake, only after listen(), when the registry below exists.
+    identify: (info): ReturnType<GatewayRegistry['identify']> => registry.identify(info),
     keepaliveMs: config.keepaliveMs,
     deadAfterMs: config.deadAfterMs,
     log: log.child({ component: 'tunnel' }),
     metrics: tunnelMetrics(metrics),
   });
-  registry = new GatewayRegistry(hub, cas, database.db, audit, log, config.deadAfterMs);
+  const registry: GatewayRegistry = new GatewayRegistry(
+    hub,
+    cas,
+    database.db,
+    audit,
+    log,
+    config.deadAfterMs,
+  );
   const pools = new PoolService(database.db, registry, audit, metrics, log, config.deadAfterMs);
   const ctx: AppContext = {
     config,
@@ -154,12 +161,15 @@ export async function needsBootstrap(ctx: AppContext): Promise<boolean> {
 
 function withHint(err: unknown, setting: string): Error {
   const e = err as NodeJS.ErrnoException;
-  if (e.code === 'EADDRINUSE') return new Error(`${e.message}: the port is in use; choose another with ${setting}.`);
+  if (e.code === 'EADDRINUSE')
+    return new Error(`${e.message}: the port is in use; choose another with ${setting}.`);
   return e;
 }
 
 function metricsRoute(app: FastifyInstance, metrics: PlatformMetrics): void {
   app.get('/metrics', { schema: { hide: true } }, async (_req, reply) =>
-    reply.header('content-type', metrics.registry.contentType).send(await metrics.registry.metrics()),
+    reply
+      .header('content-type', metrics.registry.contentType)
+      .send(await metrics.registry.metrics()),
   );
 }

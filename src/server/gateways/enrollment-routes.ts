@@ -6,7 +6,15 @@ import { hashToken, newToken } from '../auth/tokens.js';
 import type { AppContext } from '../context.js';
 import { gatewayEnrollmentTokens, gatewayPools, gateways } from '../db/schema.js';
 import { permissionDenied } from '../http/auth-hook.js';
-import { AppError, badRequest, conflict, forbidden, isUniqueViolation, notFound, tooManyRequests } from '../http/errors.js';
+import {
+  AppError,
+  badRequest,
+  conflict,
+  forbidden,
+  isUniqueViolation,
+  notFound,
+  tooManyRequests,
+} from '../http/errors.js';
 import { addMember, poolsByIds } from '../pools/routes.js';
 import { displayName, idParams, type Api } from '../http/schemas.js';
 import { CsrError, signGatewayCsr } from './pki.js';
@@ -25,7 +33,9 @@ const tokenColumns = {
   revokedAt: gatewayEnrollmentTokens.revokedAt,
   createdAt: gatewayEnrollmentTokens.createdAt,
 };
-type TokenRow = { [K in keyof typeof tokenColumns]: (typeof gatewayEnrollmentTokens.$inferSelect)[K] };
+type TokenRow = {
+  [K in keyof typeof tokenColumns]: (typeof gatewayEnrollmentTokens.$inferSelect)[K];
+};
 
 function tokenState(t: TokenRow, now = Date.now()): 'active' | 'used' | 'revoked' | 'expired' {
   if (t.revokedAt) return 'revoked';
@@ -63,7 +73,10 @@ export function enrollmentRoutes(app: Api, ctx: AppContext): void {
             .min(60, 'ttlSeconds must be at least 60')
             .max(86_400, 'ttlSeconds must be at most 86400 (one day)')
             .default(3600),
-          poolIds: z.array(z.uuid('poolIds must hold UUIDs')).max(32, 'at most 32 pools').default([]),
+          poolIds: z
+            .array(z.uuid('poolIds must hold UUIDs'))
+            .max(32, 'at most 32 pools')
+            .default([]),
         }),
       },
     },
@@ -77,7 +90,8 @@ export function enrollmentRoutes(app: Api, ctx: AppContext): void {
       if (poolIds.length) {
         // Joining pools at enrollment changes pools: same license and permission as doing it by hand.
         await ctx.licenses.requireFeature(actor.orgId, 'gatewayPool');
-        if (!actor.ability.can('edit', 'GatewayPool')) throw permissionDenied(actor, 'edit', 'GatewayPool');
+        if (!actor.ability.can('edit', 'GatewayPool'))
+          throw permissionDenied(actor, 'edit', 'GatewayPool');
         await poolsByIds(ctx.db, actor.orgId, poolIds);
       }
       await ctx.db.transaction(async (tx) => {
@@ -114,7 +128,10 @@ export function enrollmentRoutes(app: Api, ctx: AppContext): void {
     '/api/v1/gateways/enrollment-tokens',
     {
       config: { permission: ['read', 'EnrollmentToken'] },
-      schema: { tags, summary: 'Enrollment tokens of the organization, newest first (never the secret)' },
+      schema: {
+        tags,
+        summary: 'Enrollment tokens of the organization, newest first (never the secret)',
+      },
     },
     async (req) => {
       const rows = await ctx.db
@@ -138,14 +155,22 @@ export function enrollmentRoutes(app: Api, ctx: AppContext): void {
       const [row] = await ctx.db
         .select(tokenColumns)
         .from(gatewayEnrollmentTokens)
-        .where(and(eq(gatewayEnrollmentTokens.orgId, actor.orgId), eq(gatewayEnrollmentTokens.id, req.params.id)));
+        .where(
+          and(
+            eq(gatewayEnrollmentTokens.orgId, actor.orgId),
+            eq(gatewayEnrollmentTokens.id, req.params.id),
+          ),
+        );
       if (!row) throw notFound('Enrollment token');
-      if (row.usedAt) throw conflict('This enrollment token was already used; delete the gateway instead.');
+      if (row.usedAt)
+        throw conflict('This enrollment token was already used; delete the gateway instead.');
       await ctx.db.transaction(async (tx) => {
         await tx
           .update(gatewayEnrollmentTokens)
           .set({ revokedAt: new Date() })
-          .where(and(eq(gatewayEnrollmentTokens.id, row.id), isNull(gatewayEnrollmentTokens.revokedAt)));
+          .where(
+            and(eq(gatewayEnrollmentTokens.id, row.id), isNull(gatewayEnrollmentTokens.revokedAt)),
+          );
         await ctx.audit.record(
           auditActor(actor),
           'gateway.enrollment-token-revoke',
@@ -176,14 +201,16 @@ export function enrollmentRoutes(app: Api, ctx: AppContext): void {
     },
     async (req, reply) => {
       const wait = ctx.limits.publicPerIp.hit(`enroll:${req.ip}`);
-      if (wait) throw tooManyRequests(`Too many enrollment attempts; try again in ${wait} s.`, wait);
+      if (wait)
+        throw tooManyRequests(`Too many enrollment attempts; try again in ${wait} s.`, wait);
       const { body } = req;
       const hash = hashToken(body.token);
       const [token] = await ctx.db
         .select({ ...tokenColumns, orgId: gatewayEnrollmentTokens.orgId })
         .from(gatewayEnrollmentTokens)
         .where(eq(gatewayEnrollmentTokens.tokenHash, hash));
-      if (!token || tokenState(token) !== 'active') throw new AppError(401, 'invalid_enrollment_token', INVALID_TOKEN);
+      if (!token || tokenState(token) !== 'active')
+        throw new AppError(401, 'invalid_enrollment_token', INVALID_TOKEN);
       const joinPools = await poolsToJoin(ctx, token.orgId, token.poolIds, body.pools);
       const gatewayId = randomUUID();
       const ca = await ctx.gateways.cas.forOrg(token.orgId);
@@ -208,7 +235,8 @@ export function enrollmentRoutes(app: Api, ctx: AppContext): void {
               ),
             )
             .returning({ id: gatewayEnrollmentTokens.id });
-          if (claimed.length === 0) throw new AppError(401, 'invalid_enrollment_token', INVALID_TOKEN);
+          if (claimed.length === 0)
+            throw new AppError(401, 'invalid_enrollment_token', INVALID_TOKEN);
           await tx.insert(gateways).values({
             id: gatewayId,
             orgId: token.orgId,
@@ -221,7 +249,13 @@ export function enrollmentRoutes(app: Api, ctx: AppContext): void {
           await ctx.audit.record(
             actor,
             'gateway.enroll',
-            { gatewayId, name: body.name, tokenId: token.id, tokenName: token.name, pools: joinPools.map((p) => p.name) },
+            {
+              gatewayId,
+              name: body.name,
+              tokenId: token.id,
+              tokenName: token.name,
+              pools: joinPools.map((p) => p.name),
+            },
             auditContext(req, token.orgId),
             tx,
           );
@@ -230,7 +264,13 @@ export function enrollmentRoutes(app: Api, ctx: AppContext): void {
             await ctx.audit.record(
               actor,
               'gateway-pool.member-add',
-              { poolId: pool.id, pool: pool.name, gatewayId, gateway: body.name, via: 'enrollment' },
+              {
+                poolId: pool.id,
+                pool: pool.name,
+                gatewayId,
+                gateway: body.name,
+                via: 'enrollment',
+              },
               auditContext(req, token.orgId),
               tx,
             );
@@ -265,7 +305,12 @@ export function enrollmentRoutes(app: Api, ctx: AppContext): void {
  * Pools a newly enrolled gateway joins: the token's pools, or the subset named with `--pool`.
  * Naming a pool the token does not list is refused, so a token cannot be stretched.
  */
-async function poolsToJoin(ctx: AppContext, orgId: string, tokenPoolIds: string[], requested: string[] | undefined) {
+async function poolsToJoin(
+  ctx: AppContext,
+  orgId: string,
+  tokenPoolIds: string[],
+  requested: string[] | undefined,
+) {
   // A pool deleted since the token was made is simply no longer joined.
   const allowed = tokenPoolIds.length
     ? await ctx.db
@@ -279,7 +324,9 @@ async function poolsToJoin(ctx: AppContext, orgId: string, tokenPoolIds: string[
     if (unknown.length) {
       throw forbidden(
         `This enrollment token does not allow joining gateway pool(s) ${unknown.map((n) => `"${n}"`).join(', ')}` +
-          (allowed.length ? `; it allows ${allowed.map((p) => `"${p.name}"`).join(', ')}.` : '; it names no pools.'),
+          (allowed.length
+            ? `; it allows ${allowed.map((p) => `"${p.name}"`).join(', ')}.`
+            : '; it names no pools.'),
         { pools: unknown },
       );
     }

@@ -44,16 +44,28 @@ export class GatewayRegistry {
     private readonly log: FastifyBaseLogger,
     private readonly deadAfterMs: number,
   ) {
-    hub.on('connected', (live) => void this.onConnected(live).catch((err: unknown) => this.fail('connected', err)));
-    hub.on('disconnected', (gatewayId, orgId, reason) =>
-      void this.onDisconnected(gatewayId, orgId, reason).catch((err: unknown) => this.fail('disconnected', err)),
+    hub.on(
+      'connected',
+      (live) => void this.onConnected(live).catch((err: unknown) => this.fail('connected', err)),
+    );
+    hub.on(
+      'disconnected',
+      (gatewayId, orgId, reason) =>
+        void this.onDisconnected(gatewayId, orgId, reason).catch((err: unknown) =>
+          this.fail('disconnected', err),
+        ),
     );
   }
 
   /** The hub's identity check: a certificate is good while its gateway exists with that fingerprint. */
   async identify(info: { orgId: string; gatewayId: string; fingerprint256: string }) {
     const [row] = await this.db
-      .select({ id: gateways.id, orgId: gateways.orgId, name: gateways.name, fingerprint: gateways.certFingerprint })
+      .select({
+        id: gateways.id,
+        orgId: gateways.orgId,
+        name: gateways.name,
+        fingerprint: gateways.certFingerprint,
+      })
       .from(gateways)
       .where(and(eq(gateways.orgId, info.orgId), eq(gateways.id, info.gatewayId)));
     if (!row || row.fingerprint !== info.fingerprint256) return null;
@@ -117,17 +129,30 @@ export class GatewayRegistry {
     const now = new Date();
     await this.db
       .update(gateways)
-      .set({ status: 'connected', connectedAt: now, lastSeenAt: now, version: live.version ?? sql`${gateways.version}` })
+      .set({
+        status: 'connected',
+        connectedAt: now,
+        lastSeenAt: now,
+        version: live.version ?? sql`${gateways.version}`,
+      })
       .where(and(eq(gateways.orgId, live.orgId), eq(gateways.id, live.gatewayId)));
     if (before.status !== 'connected') {
       await this.audit.record(
         { type: 'gateway', id: live.gatewayId, name: before.name },
         'gateway.connected',
-        { gatewayId: live.gatewayId, name: before.name, remoteAddress: live.remoteAddress, reconnect: before.status === 'disconnected' },
+        {
+          gatewayId: live.gatewayId,
+          name: before.name,
+          remoteAddress: live.remoteAddress,
+          reconnect: before.status === 'disconnected',
+        },
         { orgId: live.orgId, ip: live.remoteAddress },
       );
     }
-    this.log.info({ gatewayId: live.gatewayId, name: before.name, remoteAddress: live.remoteAddress }, 'gateway connected');
+    this.log.info(
+      { gatewayId: live.gatewayId, name: before.name, remoteAddress: live.remoteAddress },
+      'gateway connected',
+    );
   }
 
   private async onDisconnected(gatewayId: string, orgId: string, reason: string): Promise<void> {
@@ -137,7 +162,13 @@ export class GatewayRegistry {
     const [row] = await this.db
       .update(gateways)
       .set({ status: 'disconnected', disconnectedAt: now, lastSeenAt: now })
-      .where(and(eq(gateways.orgId, orgId), eq(gateways.id, gatewayId), eq(gateways.status, 'connected')))
+      .where(
+        and(
+          eq(gateways.orgId, orgId),
+          eq(gateways.id, gatewayId),
+          eq(gateways.status, 'connected'),
+        ),
+      )
       .returning({ name: gateways.name });
     if (!row) return;
     await this.audit.record(

@@ -10,7 +10,10 @@ import { consumersOfGateway } from './consumers.js';
 
 const labelKey = z
   .string()
-  .regex(/^[A-Za-z0-9][A-Za-z0-9._/-]{0,62}$/, 'label keys are 1-63 characters: letters, digits, . _ / -');
+  .regex(
+    /^[A-Za-z0-9][A-Za-z0-9._/-]{0,62}$/,
+    'label keys are 1-63 characters: letters, digits, . _ / -',
+  );
 const labels = z
   .record(labelKey, z.string().max(256, 'label values are at most 256 characters'))
   .refine((l) => Object.keys(l).length <= 32, 'at most 32 labels');
@@ -23,14 +26,23 @@ export function gatewayRoutes(app: Api, ctx: AppContext): void {
     '/api/v1/gateways',
     {
       config: { permission: ['read', 'Gateway'] },
-      schema: { tags, summary: 'Gateways of the organization with their live health', querystring: pageQuery },
+      schema: {
+        tags,
+        summary: 'Gateways of the organization with their live health',
+        querystring: pageQuery,
+      },
     },
     async (req) => {
       const { orgId } = actorOf(req);
       const rows = await ctx.db
         .select()
         .from(gateways)
-        .where(and(eq(gateways.orgId, orgId), afterCursor(gateways.createdAt, gateways.id, req.query.cursor)))
+        .where(
+          and(
+            eq(gateways.orgId, orgId),
+            afterCursor(gateways.createdAt, gateways.id, req.query.cursor),
+          ),
+        )
         .orderBy(asc(gateways.createdAt), asc(gateways.id))
         .limit(req.query.limit + 1);
       const page = pageOf(rows, req.query.limit);
@@ -40,7 +52,10 @@ export function gatewayRoutes(app: Api, ctx: AppContext): void {
 
   app.get(
     '/api/v1/gateways/:id',
-    { config: { permission: ['read', 'Gateway'] }, schema: { tags, summary: 'One gateway with its live health', params: idParams } },
+    {
+      config: { permission: ['read', 'Gateway'] },
+      schema: { tags, summary: 'One gateway with its live health', params: idParams },
+    },
     async (req) => registry().view(await findGateway(ctx.db, actorOf(req).orgId, req.params.id)),
   );
 
@@ -53,8 +68,14 @@ export function gatewayRoutes(app: Api, ctx: AppContext): void {
         summary: 'Rename a gateway or set its labels (these override labels the agent reports)',
         params: idParams,
         body: z
-          .strictObject({ name: z.string().regex(GATEWAY_NAME_PATTERN, GATEWAY_NAME_MESSAGE).optional(), labels: labels.optional() })
-          .refine((b) => b.name !== undefined || b.labels !== undefined, 'give at least one of name, labels'),
+          .strictObject({
+            name: z.string().regex(GATEWAY_NAME_PATTERN, GATEWAY_NAME_MESSAGE).optional(),
+            labels: labels.optional(),
+          })
+          .refine(
+            (b) => b.name !== undefined || b.labels !== undefined,
+            'give at least one of name, labels',
+          ),
       },
     },
     async (req) => {
@@ -75,7 +96,8 @@ export function gatewayRoutes(app: Api, ctx: AppContext): void {
           );
         });
       } catch (err) {
-        if (isUniqueViolation(err)) throw conflict(`A gateway named "${req.body.name}" already exists.`);
+        if (isUniqueViolation(err))
+          throw conflict(`A gateway named "${req.body.name}" already exists.`);
         throw err;
       }
       ctx.pools.invalidate();
@@ -87,7 +109,11 @@ export function gatewayRoutes(app: Api, ctx: AppContext): void {
     '/api/v1/gateways/:id',
     {
       config: { permission: ['delete', 'Gateway'] },
-      schema: { tags, summary: 'Delete a gateway; its tunnel is dropped and its certificate refused', params: idParams },
+      schema: {
+        tags,
+        summary: 'Delete a gateway; its tunnel is dropped and its certificate refused',
+        params: idParams,
+      },
     },
     async (req, reply) => {
       const actor = actorOf(req);
@@ -100,7 +126,9 @@ export function gatewayRoutes(app: Api, ctx: AppContext): void {
             { consumers },
           );
         }
-        await tx.delete(gateways).where(and(eq(gateways.orgId, actor.orgId), eq(gateways.id, gw.id)));
+        await tx
+          .delete(gateways)
+          .where(and(eq(gateways.orgId, actor.orgId), eq(gateways.id, gw.id)));
         await ctx.audit.record(
           auditActor(actor),
           'gateway.delete',
@@ -119,19 +147,31 @@ export function gatewayRoutes(app: Api, ctx: AppContext): void {
     '/api/v1/gateways/:id/health-check',
     {
       config: { permission: ['read', 'Gateway'] },
-      schema: { tags, summary: 'Live round trip through the tunnel: the RTT, or why it failed', params: idParams },
+      schema: {
+        tags,
+        summary: 'Live round trip through the tunnel: the RTT, or why it failed',
+        params: idParams,
+      },
     },
     async (req) => {
       const gw = await findGateway(ctx.db, actorOf(req).orgId, req.params.id);
       const view = registry().view(gw);
       if (!registry().hub.live(gw.id)) {
-        return { ok: false, health: view.health, error: `Gateway "${gw.name}" has no tunnel to the platform (${view.health}).` };
+        return {
+          ok: false,
+          health: view.health,
+          error: `Gateway "${gw.name}" has no tunnel to the platform (${view.health}).`,
+        };
       }
       try {
         const rttMs = await registry().hub.ping(gw.id);
         return { ok: true, health: view.health, rttMs: Math.round(rttMs * 1000) / 1000 };
       } catch (err) {
-        return { ok: false, health: view.health, error: `Tunnel round trip failed: ${(err as Error).message}` };
+        return {
+          ok: false,
+          health: view.health,
+          error: `Tunnel round trip failed: ${(err as Error).message}`,
+        };
       }
     },
   );

@@ -22,7 +22,10 @@ export function organizationRoutes(app: Api, ctx: AppContext): void {
       schema: { tags: ['organization'], summary: "The caller's organization and its policies" },
     },
     async (req) => {
-      const [org] = await ctx.db.select().from(organizations).where(eq(organizations.id, actorOf(req).orgId));
+      const [org] = await ctx.db
+        .select()
+        .from(organizations)
+        .where(eq(organizations.id, actorOf(req).orgId));
       if (!org) throw notFound('Organization not found.');
       return orgView(org);
     },
@@ -36,7 +39,10 @@ export function organizationRoutes(app: Api, ctx: AppContext): void {
         tags: ['organization'],
         summary: 'Rename the organization or change its policies',
         body: z
-          .strictObject({ name: displayName('name').optional(), requireGatewayPools: z.boolean().optional() })
+          .strictObject({
+            name: displayName('name').optional(),
+            requireGatewayPools: z.boolean().optional(),
+          })
           .refine((b) => b.name !== undefined || b.requireGatewayPools !== undefined, {
             message: 'give at least one of name, requireGatewayPools',
           }),
@@ -46,7 +52,11 @@ export function organizationRoutes(app: Api, ctx: AppContext): void {
       const actor = actorOf(req);
       const { body } = req;
       return ctx.db.transaction(async (tx) => {
-        const [before] = await tx.select().from(organizations).where(eq(organizations.id, actor.orgId)).for('update');
+        const [before] = await tx
+          .select()
+          .from(organizations)
+          .where(eq(organizations.id, actor.orgId))
+          .for('update');
         if (!before) throw notFound('Organization not found.');
         const [after] = await tx
           .update(organizations)
@@ -56,13 +66,26 @@ export function organizationRoutes(app: Api, ctx: AppContext): void {
         if (!after) throw notFound('Organization not found.');
         const context = auditContext(req, actor.orgId);
         if (body.name !== undefined && body.name !== before.name) {
-          await ctx.audit.record(auditActor(actor), 'organization.update', { from: before.name, to: after.name }, context, tx);
+          await ctx.audit.record(
+            auditActor(actor),
+            'organization.update',
+            { from: before.name, to: after.name },
+            context,
+            tx,
+          );
         }
-        if (body.requireGatewayPools !== undefined && body.requireGatewayPools !== before.requireGatewayPools) {
+        if (
+          body.requireGatewayPools !== undefined &&
+          body.requireGatewayPools !== before.requireGatewayPools
+        ) {
           await ctx.audit.record(
             auditActor(actor),
             'organization.policy-update',
-            { policy: 'requireGatewayPools', from: before.requireGatewayPools, to: after.requireGatewayPools },
+            {
+              policy: 'requireGatewayPools',
+              from: before.requireGatewayPools,
+              to: after.requireGatewayPools,
+            },
             context,
             tx,
           );

@@ -23,14 +23,21 @@ function deps(members: Candidate[], outcomes: Record<string, StreamOpenFailure |
   const d: FailoverDeps = {
     candidates: () => ({
       label: 'pool "p"',
-      members: members.map((m) => (suspects.includes(m.gatewayId) ? { ...m, suspectUntil: clock + 5000 } : m)),
+      members: members.map((m) =>
+        suspects.includes(m.gatewayId) ? { ...m, suspectUntil: clock + 5000 } : m,
+      ),
     }),
     async openStream(gatewayId): Promise<Duplex> {
       opens.push(gatewayId);
       clock += 1;
       const outcome = outcomes[gatewayId] ?? 'ok';
       if (outcome === 'ok') return new PassThrough();
-      throw new StreamOpenError(outcome, `${outcome} from ${gatewayId}`, gatewayId, outcome === 'unreachable' ? 'ECONNREFUSED 127.0.0.1:9' : undefined);
+      throw new StreamOpenError(
+        outcome,
+        `${outcome} from ${gatewayId}`,
+        gatewayId,
+        outcome === 'unreachable' ? 'ECONNREFUSED 127.0.0.1:9' : undefined,
+      );
     },
     markSuspect: (id) => void suspects.push(id),
     now: () => clock,
@@ -51,7 +58,12 @@ describe('runThroughPool', () => {
     expect(opens).toEqual(['a', 'b']);
     expect(suspects).toEqual(['a']);
     expect(served.attempts).toEqual([
-      { gatewayId: 'a', gatewayName: 'a', reason: 'unreachable', message: 'unreachable (ECONNREFUSED 127.0.0.1:9)' },
+      {
+        gatewayId: 'a',
+        gatewayName: 'a',
+        reason: 'unreachable',
+        message: 'unreachable (ECONNREFUSED 127.0.0.1:9)',
+      },
     ]);
   });
 
@@ -67,8 +79,16 @@ describe('runThroughPool', () => {
 
   it('is bounded by the retry budget and lists every attempt', async () => {
     const members = ['a', 'b', 'c', 'd', 'e'].map((n) => member(n));
-    const { d, opens } = deps(members, { a: 'draining', b: 'refused', c: 'tunnel_failed', d: 'timeout', e: 'timeout' });
-    const err = await runThroughPool(d, pool, target, async () => 'x', { maxAttempts: 3 }).catch((e: unknown) => e);
+    const { d, opens } = deps(members, {
+      a: 'draining',
+      b: 'refused',
+      c: 'tunnel_failed',
+      d: 'timeout',
+      e: 'timeout',
+    });
+    const err = await runThroughPool(d, pool, target, async () => 'x', { maxAttempts: 3 }).catch(
+      (e: unknown) => e,
+    );
     expect(err).toBeInstanceOf(NoGatewayAvailableError);
     expect(opens).toHaveLength(3);
     const attempts = (err as NoGatewayAvailableError).attempts;
@@ -79,19 +99,26 @@ describe('runThroughPool', () => {
   it('stops at the deadline', async () => {
     const { d, opens } = deps([member('a'), member('b')], { a: 'timeout', b: 'timeout' });
     const slow: FailoverDeps = { ...d, now: () => opens.length * 10_000 };
-    const err = await runThroughPool(slow, pool, target, async () => 'x', { deadlineMs: 5_000 }).catch((e: unknown) => e);
+    const err = await runThroughPool(slow, pool, target, async () => 'x', {
+      deadlineMs: 5_000,
+    }).catch((e: unknown) => e);
     expect((err as Error).message).toContain('deadline exceeded');
     expect(opens).toEqual(['a']);
   });
 
   it('runs a pinned gateway once, without failover', async () => {
     const { d, opens } = deps([member('a')], { a: 'unreachable' });
-    await expect(runThroughPool(d, { gatewayId: 'a' }, target, async () => 'x')).rejects.toBeInstanceOf(NoGatewayAvailableError);
+    await expect(
+      runThroughPool(d, { gatewayId: 'a' }, target, async () => 'x'),
+    ).rejects.toBeInstanceOf(NoGatewayAvailableError);
     expect(opens).toEqual(['a']);
   });
 
   it('says why when no member is usable at all', async () => {
-    const { d, opens } = deps([member('a', { healthy: false, unhealthyReason: 'unreachable' })], {});
+    const { d, opens } = deps(
+      [member('a', { healthy: false, unhealthyReason: 'unreachable' })],
+      {},
+    );
     await expect(runThroughPool(d, pool, target, async () => 'x')).rejects.toThrow(
       'pool "p": no healthy member (a: unreachable)',
     );
@@ -100,7 +127,9 @@ describe('runThroughPool', () => {
 
   it('does not retry when the caller aborted', async () => {
     const { d, opens } = deps([member('a'), member('b')], { a: 'aborted' });
-    await expect(runThroughPool(d, pool, target, async () => 'x')).rejects.toBeInstanceOf(StreamOpenError);
+    await expect(runThroughPool(d, pool, target, async () => 'x')).rejects.toBeInstanceOf(
+      StreamOpenError,
+    );
     expect(opens).toEqual(['a']);
   });
 });

@@ -37,7 +37,12 @@ export interface FailoverOptions {
 export interface FailoverDeps {
   /** Current candidates for the reference, from memory (no I/O per selection). */
   candidates(ref: GatewayRef): { label: string; members: Candidate[] };
-  openStream(gatewayId: string, host: string, port: number, opts: { timeoutMs: number; signal?: AbortSignal }): Promise<Duplex>;
+  openStream(
+    gatewayId: string,
+    host: string,
+    port: number,
+    opts: { timeoutMs: number; signal?: AbortSignal },
+  ): Promise<Duplex>;
   markSuspect(gatewayId: string): void;
   onSelected?(ref: GatewayRef, gatewayId: string): void;
   onFailover?(ref: GatewayRef, from: Attempt): void;
@@ -88,7 +93,8 @@ export async function runThroughPool<T>(
 
   while (attempts.length < maxAttempts) {
     const remaining = deadline - deps.now();
-    if (remaining <= 0) throw new NoGatewayAvailableError(describe(label, 'deadline exceeded', attempts), attempts);
+    if (remaining <= 0)
+      throw new NoGatewayAvailableError(describe(label, 'deadline exceeded', attempts), attempts);
     const { label: refLabel, members } = deps.candidates(ref);
     label = refLabel;
     const selection = selectMember(members, {
@@ -97,7 +103,8 @@ export async function runThroughPool<T>(
       now: deps.now(),
       random: deps.random,
     });
-    if (!selection.ok) throw new NoGatewayAvailableError(describe(label, selection.message, attempts), attempts);
+    if (!selection.ok)
+      throw new NoGatewayAvailableError(describe(label, selection.message, attempts), attempts);
     const member = selection.member;
     tried.add(member.gatewayId);
     deps.onSelected?.(ref, member.gatewayId);
@@ -131,7 +138,11 @@ export async function runThroughPool<T>(
     return { value, gatewayId: member.gatewayId, gatewayName: member.name, attempts };
   }
   throw new NoGatewayAvailableError(
-    describe(label, `no member could open a stream to ${target.host}:${target.port} within ${maxAttempts} attempt(s)`, attempts),
+    describe(
+      label,
+      `no member could open a stream to ${target.host}:${target.port} within ${maxAttempts} attempt(s)`,
+      attempts,
+    ),
     attempts,
   );
 }

@@ -22,11 +22,23 @@ describe('checkVerdict', () => {
   it('passes without a target, without a result, or with a stale failure', () => {
     expect(checkVerdict(null, [], now, 5000).ok).toBe(true);
     expect(checkVerdict('db:5432', [], now, 5000).ok).toBe(true);
-    expect(checkVerdict('db:5432', [{ target: 'db:5432', ok: false, checkedAt: now - 10_000 }], now, 5000).ok).toBe(true);
+    expect(
+      checkVerdict(
+        'db:5432',
+        [{ target: 'db:5432', ok: false, checkedAt: now - 10_000 }],
+        now,
+        5000,
+      ).ok,
+    ).toBe(true);
   });
   it('fails with the reason when the member cannot reach the target', () => {
     expect(
-      checkVerdict('db:5432', [{ target: 'db:5432', ok: false, error: 'ECONNREFUSED', checkedAt: now - 100 }], now, 5000),
+      checkVerdict(
+        'db:5432',
+        [{ target: 'db:5432', ok: false, error: 'ECONNREFUSED', checkedAt: now - 100 }],
+        now,
+        5000,
+      ),
     ).toEqual({ ok: false, reason: 'cannot reach db:5432: ECONNREFUSED' });
   });
 });

@@ -1,15 +1,22 @@
 /** Pool health from member counts (DESIGN §4). Pure. */
 export type PoolHealth = 'healthy' | 'degraded' | 'down' | 'empty';
 
-export function poolHealth(memberCount: number, healthyCount: number, minHealthy: number): PoolHealth {
+export function poolHealth(
+  memberCount: number,
+  healthyCount: number,
+  minHealthy: number,
+): PoolHealth {
   if (memberCount === 0) return 'empty';
   if (healthyCount === 0) return 'down';
   return healthyCount < minHealthy ? 'degraded' : 'healthy';
 }
 
 /** Whether the pool is below its floor, for the degraded / recovered transition. */
-export const belowFloor = (memberCount: number, healthyCount: number, minHealthy: number): boolean =>
-  memberCount > 0 && healthyCount < Math.max(1, minHealthy);
+export const belowFloor = (
+  memberCount: number,
+  healthyCount: number,
+  minHealthy: number,
+): boolean => memberCount > 0 && healthyCount < Math.max(1, minHealthy);
 
 export interface HealthCheckObservation {
   target: string;
@@ -31,5 +38,7 @@ export function checkVerdict(
   if (!target) return { ok: true };
   const result = results?.find((r) => r.target === target);
   if (!result || now - result.checkedAt > staleAfterMs) return { ok: true };
-  return result.ok ? { ok: true } : { ok: false, reason: `cannot reach ${target}: ${result.error ?? 'connect failed'}` };
+  return result.ok
+    ? { ok: true }
+    : { ok: false, reason: `cannot reach ${target}: ${result.error ?? 'connect failed'}` };
 }

@@ -13,18 +13,37 @@ import { consumersOfPool, consumerCounts, type PoolResources } from './consumers
 import { poolHealth } from './pool-health.js';
 import { findPool } from './service.js';
 
-export const POOL_NAME_MESSAGE = 'name must be 1-32 characters of lowercase letters, digits and hyphens (e.g. "dc1-pool")';
+export const POOL_NAME_MESSAGE =
+  'name must be 1-32 characters of lowercase letters, digits and hyphens (e.g. "dc1-pool")';
 export const poolName = z.string().regex(/^[a-z0-9-]{1,32}$/, POOL_NAME_MESSAGE);
 const description = z.string().trim().max(1000, 'description must be at most 1000 characters');
-const minHealthy = z.number().int('minHealthy must be a whole number').min(0, 'minHealthy must be >= 0').max(1000, 'minHealthy must be <= 1000');
+const minHealthy = z
+  .number()
+  .int('minHealthy must be a whole number')
+  .min(0, 'minHealthy must be >= 0')
+  .max(1000, 'minHealthy must be <= 1000');
 const healthCheckTarget = z
   .string()
   .max(300)
-  .refine((v) => parseAuthority(v) !== null, 'healthCheckTarget must be host:port, e.g. "10.0.0.5:5432"');
-const weight = z.number().int('weight must be a whole number').min(1, 'weight must be between 1 and 10000').max(10_000, 'weight must be between 1 and 10000');
-const priority = z.number().int('priority must be a whole number').min(0, 'priority must be between 0 and 100').max(100, 'priority must be between 0 and 100');
+  .refine(
+    (v) => parseAuthority(v) !== null,
+    'healthCheckTarget must be host:port, e.g. "10.0.0.5:5432"',
+  );
+const weight = z
+  .number()
+  .int('weight must be a whole number')
+  .min(1, 'weight must be between 1 and 10000')
+  .max(10_000, 'weight must be between 1 and 10000');
+const priority = z
+  .number()
+  .int('priority must be a whole number')
+  .min(0, 'priority must be between 0 and 100')
+  .max(100, 'priority must be between 0 and 100');
 const poolParams = z.object({ poolId: z.uuid('poolId must be a UUID') });
-const memberParams = z.object({ poolId: z.uuid('poolId must be a UUID'), gatewayId: z.uuid('gatewayId must be a UUID') });
+const memberParams = z.object({
+  poolId: z.uuid('poolId must be a UUID'),
+  gatewayId: z.uuid('gatewayId must be a UUID'),
+});
 
 export function poolRoutes(app: Api, ctx: AppContext): void {
   const tags = ['gateway pools'];
@@ -36,10 +55,17 @@ export function poolRoutes(app: Api, ctx: AppContext): void {
   async function poolDetail(orgId: string, poolId: string) {
     const row = await findPool(ctx.db, orgId, poolId);
     const members = await ctx.db
-      .select({ gateway: gateways, weight: gatewayPoolMemberships.weight, priority: gatewayPoolMemberships.priority, joinedAt: gatewayPoolMemberships.createdAt })
+      .select({
+        gateway: gateways,
+        weight: gatewayPoolMemberships.weight,
+        priority: gatewayPoolMemberships.priority,
+        joinedAt: gatewayPoolMemberships.createdAt,
+      })
       .from(gatewayPoolMemberships)
       .innerJoin(gateways, eq(gateways.id, gatewayPoolMemberships.gatewayId))
-      .where(and(eq(gatewayPoolMemberships.orgId, orgId), eq(gatewayPoolMemberships.poolId, row.id)))
+      .where(
+        and(eq(gatewayPoolMemberships.orgId, orgId), eq(gatewayPoolMemberships.poolId, row.id)),
+      )
       .orderBy(asc(gatewayPoolMemberships.priority), asc(gateways.name));
     const now = Date.now();
     const memberViews = members.map((m) => {
@@ -78,7 +104,12 @@ export function poolRoutes(app: Api, ctx: AppContext): void {
       schema: {
         tags,
         summary: 'Create a gateway pool',
-        body: z.strictObject({ name: poolName, description: description.optional(), minHealthy: minHealthy.optional(), healthCheckTarget: healthCheckTarget.nullable().optional() }),
+        body: z.strictObject({
+          name: poolName,
+          description: description.optional(),
+          minHealthy: minHealthy.optional(),
+          healthCheckTarget: healthCheckTarget.nullable().optional(),
+        }),
       },
     },
     async (req, reply) => {
@@ -96,10 +127,19 @@ export function poolRoutes(app: Api, ctx: AppContext): void {
             minHealthy: body.minHealthy ?? 1,
             healthCheckTarget: body.healthCheckTarget ?? null,
           });
-          await ctx.audit.record(auditActor(actor), 'gateway-pool.create', { poolId: id, pool: body.name }, auditContext(req, actor.orgId), tx);
+          await ctx.audit.record(
+            auditActor(actor),
+            'gateway-pool.create',
+            { poolId: id, pool: body.name },
+            auditContext(req, actor.orgId),
+            tx,
+          );
         });
       } catch (err) {
-        if (isUniqueViolation(err)) throw conflict(`A gateway pool named "${body.name}" already exists.`, { name: body.name });
+        if (isUniqueViolation(err))
+          throw conflict(`A gateway pool named "${body.name}" already exists.`, {
+            name: body.name,
+          });
         throw err;
       }
       changed();
@@ -109,19 +149,32 @@ export function poolRoutes(app: Api, ctx: AppContext): void {
 
   app.get(
     '/api/v1/gateway-pools',
-    { config: { permission: ['list', 'GatewayPool'] }, schema: { tags, summary: 'Gateway pools with member counts and health' } },
+    {
+      config: { permission: ['list', 'GatewayPool'] },
+      schema: { tags, summary: 'Gateway pools with member counts and health' },
+    },
     async (req) => {
       const actor = actorOf(req);
       await licensed(actor);
       await pools().ensureLoaded();
       // Three queries whatever the number of pools: pools, member counts from the cache, consumer counts.
-      const rows = await ctx.db.select().from(gatewayPools).where(eq(gatewayPools.orgId, actor.orgId)).orderBy(asc(gatewayPools.name));
-      const counts = await consumerCounts(ctx.db, actor.orgId, rows.map((r) => r.id));
+      const rows = await ctx.db
+        .select()
+        .from(gatewayPools)
+        .where(eq(gatewayPools.orgId, actor.orgId))
+        .orderBy(asc(gatewayPools.name));
+      const counts = await consumerCounts(
+        ctx.db,
+        actor.orgId,
+        rows.map((r) => r.id),
+      );
       const now = Date.now();
       return {
         items: rows.map((row) => {
           const cached = pools().pool(actor.orgId, row.id);
-          const summary = cached ? pools().summary(cached, now) : { memberCount: 0, healthyMemberCount: 0, health: 'empty' as const };
+          const summary = cached
+            ? pools().summary(cached, now)
+            : { memberCount: 0, healthyMemberCount: 0, health: 'empty' as const };
           return { ...poolView(row), ...summary, connectedResourcesCount: counts.get(row.id) ?? 0 };
         }),
       };
@@ -130,7 +183,14 @@ export function poolRoutes(app: Api, ctx: AppContext): void {
 
   app.get(
     '/api/v1/gateway-pools/:poolId',
-    { config: { permission: ['list', 'GatewayPool'] }, schema: { tags, summary: 'A pool with its members and their live health', params: poolParams } },
+    {
+      config: { permission: ['list', 'GatewayPool'] },
+      schema: {
+        tags,
+        summary: 'A pool with its members and their live health',
+        params: poolParams,
+      },
+    },
     async (req) => {
       const actor = actorOf(req);
       await licensed(actor);
@@ -148,7 +208,12 @@ export function poolRoutes(app: Api, ctx: AppContext): void {
         summary: 'Change a pool',
         params: poolParams,
         body: z
-          .strictObject({ name: poolName.optional(), description: description.optional(), minHealthy: minHealthy.optional(), healthCheckTarget: healthCheckTarget.nullable().optional() })
+          .strictObject({
+            name: poolName.optional(),
+            description: description.optional(),
+            minHealthy: minHealthy.optional(),
+            healthCheckTarget: healthCheckTarget.nullable().optional(),
+          })
           .refine((b) => Object.keys(b).length > 0, 'give at least one field to change'),
       },
     },
@@ -158,11 +223,23 @@ export function poolRoutes(app: Api, ctx: AppContext): void {
       const before = await findPool(ctx.db, actor.orgId, req.params.poolId);
       try {
         await ctx.db.transaction(async (tx) => {
-          await tx.update(gatewayPools).set({ ...req.body, updatedAt: new Date() }).where(and(eq(gatewayPools.orgId, actor.orgId), eq(gatewayPools.id, before.id)));
-          await ctx.audit.record(auditActor(actor), 'gateway-pool.update', { poolId: before.id, pool: before.name, changes: req.body }, auditContext(req, actor.orgId), tx);
+          await tx
+            .update(gatewayPools)
+            .set({ ...req.body, updatedAt: new Date() })
+            .where(and(eq(gatewayPools.orgId, actor.orgId), eq(gatewayPools.id, before.id)));
+          await ctx.audit.record(
+            auditActor(actor),
+            'gateway-pool.update',
+            { poolId: before.id, pool: before.name, changes: req.body },
+            auditContext(req, actor.orgId),
+            tx,
+          );
         });
       } catch (err) {
-        if (isUniqueViolation(err)) throw conflict(`A gateway pool named "${req.body.name}" already exists.`, { name: req.body.name });
+        if (isUniqueViolation(err))
+          throw conflict(`A gateway pool named "${req.body.name}" already exists.`, {
+            name: req.body.name,
+          });
         throw err;
       }
       changed();
@@ -173,7 +250,10 @@ export function poolRoutes(app: Api, ctx: AppContext): void {
 
   app.delete(
     '/api/v1/gateway-pools/:poolId',
-    { config: { permission: ['delete', 'GatewayPool'] }, schema: { tags, summary: 'Delete a pool no consumer references', params: poolParams } },
+    {
+      config: { permission: ['delete', 'GatewayPool'] },
+      schema: { tags, summary: 'Delete a pool no consumer references', params: poolParams },
+    },
     async (req, reply) => {
       const actor = actorOf(req);
       await licensed(actor);
@@ -189,10 +269,19 @@ export function poolRoutes(app: Api, ctx: AppContext): void {
         const consumers = await consumersOfPool(tx, actor.orgId, pool.id);
         const all = Object.values(consumers).flat();
         if (all.length) {
-          throw conflict(`Gateway pool "${pool.name}" is used by ${all.map((c) => `${c.kind} "${c.name}"`).join(', ')}; detach them first.`, { consumers: all });
+          throw conflict(
+            `Gateway pool "${pool.name}" is used by ${all.map((c) => `${c.kind} "${c.name}"`).join(', ')}; detach them first.`,
+            { consumers: all },
+          );
         }
         await tx.delete(gatewayPools).where(eq(gatewayPools.id, pool.id));
-        await ctx.audit.record(auditActor(actor), 'gateway-pool.delete', { poolId: pool.id, pool: pool.name }, auditContext(req, actor.orgId), tx);
+        await ctx.audit.record(
+          auditActor(actor),
+          'gateway-pool.delete',
+          { poolId: pool.id, pool: pool.name },
+          auditContext(req, actor.orgId),
+          tx,
+        );
       });
       changed();
       return reply.code(204).send();
@@ -207,7 +296,11 @@ export function poolRoutes(app: Api, ctx: AppContext): void {
         tags,
         summary: 'Add a gateway to a pool',
         params: poolParams,
-        body: z.strictObject({ gatewayId: z.uuid('gatewayId must be a UUID'), weight: weight.optional(), priority: priority.optional() }),
+        body: z.strictObject({
+          gatewayId: z.uuid('gatewayId must be a UUID'),
+          weight: weight.optional(),
+          priority: priority.optional(),
+        }),
       },
     },
     async (req, reply) => {
@@ -221,13 +314,21 @@ export function poolRoutes(app: Api, ctx: AppContext): void {
           await ctx.audit.record(
             auditActor(actor),
             'gateway-pool.member-add',
-            { poolId: pool.id, pool: pool.name, gatewayId: gw.id, gateway: gw.name, weight: req.body.weight ?? 100, priority: req.body.priority ?? 0 },
+            {
+              poolId: pool.id,
+              pool: pool.name,
+              gatewayId: gw.id,
+              gateway: gw.name,
+              weight: req.body.weight ?? 100,
+              priority: req.body.priority ?? 0,
+            },
             auditContext(req, actor.orgId),
             tx,
           );
         });
       } catch (err) {
-        if (isUniqueViolation(err)) throw conflict(`Gateway "${gw.name}" is already a member of pool "${pool.name}".`);
+        if (isUniqueViolation(err))
+          throw conflict(`Gateway "${gw.name}" is already a member of pool "${pool.name}".`);
         throw err;
       }
       changed();
@@ -244,7 +345,9 @@ export function poolRoutes(app: Api, ctx: AppContext): void {
         tags,
         summary: "Change a member's weight or priority tier",
         params: memberParams,
-        body: z.strictObject({ weight: weight.optional(), priority: priority.optional() }).refine((b) => Object.keys(b).length > 0, 'give weight and/or priority'),
+        body: z
+          .strictObject({ weight: weight.optional(), priority: priority.optional() })
+          .refine((b) => Object.keys(b).length > 0, 'give weight and/or priority'),
       },
     },
     async (req) => {
@@ -256,10 +359,29 @@ export function poolRoutes(app: Api, ctx: AppContext): void {
         const updated = await tx
           .update(gatewayPoolMemberships)
           .set(req.body)
-          .where(and(eq(gatewayPoolMemberships.orgId, actor.orgId), eq(gatewayPoolMemberships.poolId, pool.id), eq(gatewayPoolMemberships.gatewayId, gw.id)))
+          .where(
+            and(
+              eq(gatewayPoolMemberships.orgId, actor.orgId),
+              eq(gatewayPoolMemberships.poolId, pool.id),
+              eq(gatewayPoolMemberships.gatewayId, gw.id),
+            ),
+          )
           .returning({ poolId: gatewayPoolMemberships.poolId });
-        if (!updated.length) throw notFound(`Gateway "${gw.name}" is not a member of pool "${pool.name}"; membership`);
-        await ctx.audit.record(auditActor(actor), 'gateway-pool.member-update', { poolId: pool.id, pool: pool.name, gatewayId: gw.id, gateway: gw.name, changes: req.body }, auditContext(req, actor.orgId), tx);
+        if (!updated.length)
+          throw notFound(`Gateway "${gw.name}" is not a member of pool "${pool.name}"; membership`);
+        await ctx.audit.record(
+          auditActor(actor),
+          'gateway-pool.member-update',
+          {
+            poolId: pool.id,
+            pool: pool.name,
+            gatewayId: gw.id,
+            gateway: gw.name,
+            changes: req.body,
+          },
+          auditContext(req, actor.orgId),
+          tx,
+        );
       });
       changed();
       await pools().ensureLoaded();
@@ -269,7 +391,10 @@ export function poolRoutes(app: Api, ctx: AppContext): void {
 
   app.delete(
     '/api/v1/gateway-pools/:poolId/memberships/:gatewayId',
-    { config: { permission: ['edit', 'GatewayPool'] }, schema: { tags, summary: 'Remove a gateway from a pool', params: memberParams } },
+    {
+      config: { permission: ['edit', 'GatewayPool'] },
+      schema: { tags, summary: 'Remove a gateway from a pool', params: memberParams },
+    },
     async (req, reply) => {
       const actor = actorOf(req);
       await licensed(actor);
@@ -278,10 +403,23 @@ export function poolRoutes(app: Api, ctx: AppContext): void {
       await ctx.db.transaction(async (tx) => {
         const removed = await tx
           .delete(gatewayPoolMemberships)
-          .where(and(eq(gatewayPoolMemberships.orgId, actor.orgId), eq(gatewayPoolMemberships.poolId, pool.id), eq(gatewayPoolMemberships.gatewayId, gw.id)))
+          .where(
+            and(
+              eq(gatewayPoolMemberships.orgId, actor.orgId),
+              eq(gatewayPoolMemberships.poolId, pool.id),
+              eq(gatewayPoolMemberships.gatewayId, gw.id),
+            ),
+          )
           .returning({ poolId: gatewayPoolMemberships.poolId });
-        if (!removed.length) throw notFound(`Gateway "${gw.name}" is not a member of pool "${pool.name}"; membership`);
-        await ctx.audit.record(auditActor(actor), 'gateway-pool.member-remove', { poolId: pool.id, pool: pool.name, gatewayId: gw.id, gateway: gw.name }, auditContext(req, actor.orgId), tx);
+        if (!removed.length)
+          throw notFound(`Gateway "${gw.name}" is not a member of pool "${pool.name}"; membership`);
+        await ctx.audit.record(
+          auditActor(actor),
+          'gateway-pool.member-remove',
+          { poolId: pool.id, pool: pool.name, gatewayId: gw.id, gateway: gw.name },
+          auditContext(req, actor.orgId),
+          tx,
+        );
       });
       changed();
       return reply.code(204).send();
@@ -290,7 +428,10 @@ export function poolRoutes(app: Api, ctx: AppContext): void {
 
   app.get(
     '/api/v1/gateway-pools/:poolId/resources',
-    { config: { permission: ['list', 'GatewayPool'] }, schema: { tags, summary: 'Everything that uses the pool, by kind', params: poolParams } },
+    {
+      config: { permission: ['list', 'GatewayPool'] },
+      schema: { tags, summary: 'Everything that uses the pool, by kind', params: poolParams },
+    },
     async (req): Promise<PoolResources> => {
       const actor = actorOf(req);
       await licensed(actor);
@@ -318,13 +459,24 @@ export async function addMember(
   gw: { id: string },
   opts: { weight?: number; priority?: number } = {},
 ): Promise<void> {
-  await tx.insert(gatewayPoolMemberships).values({ orgId, poolId: pool.id, gatewayId: gw.id, weight: opts.weight ?? 100, priority: opts.priority ?? 0 });
+  await tx
+    .insert(gatewayPoolMemberships)
+    .values({
+      orgId,
+      poolId: pool.id,
+      gatewayId: gw.id,
+      weight: opts.weight ?? 100,
+      priority: opts.priority ?? 0,
+    });
 }
 
 /** Pools of an org by id, for enrollment tokens (unknown ids answer 404). */
 export async function poolsByIds(db: Tx | AppContext['db'], orgId: string, ids: string[]) {
   if (!ids.length) return [];
-  const rows = await db.select().from(gatewayPools).where(and(eq(gatewayPools.orgId, orgId), inArray(gatewayPools.id, ids)));
+  const rows = await db
+    .select()
+    .from(gatewayPools)
+    .where(and(eq(gatewayPools.orgId, orgId), inArray(gatewayPools.id, ids)));
   const missing = ids.filter((id) => !rows.some((r) => r.id === id));
   if (missing.length) throw notFound(`Gateway pool ${missing.join(', ')}`);
   return rows;

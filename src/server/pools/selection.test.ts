@@ -24,7 +24,11 @@ function seeded(seed: number): () => number {
   };
 }
 
-function tally(members: Candidate[], picks: number, opts: Partial<Parameters<typeof selectMember>[1]> = {}) {
+function tally(
+  members: Candidate[],
+  picks: number,
+  opts: Partial<Parameters<typeof selectMember>[1]> = {},
+) {
   const random = seeded(42);
   const counts = new Map<string, number>();
   for (let i = 0; i < picks; i++) {
@@ -45,14 +49,20 @@ describe('selectMember', () => {
   });
 
   it('respects weights', () => {
-    const counts = tally([member('heavy', { weight: 300 }), member('light', { weight: 100 })], 10_000);
+    const counts = tally(
+      [member('heavy', { weight: 300 }), member('light', { weight: 100 })],
+      10_000,
+    );
     const share = (counts.get('heavy') ?? 0) / 10_000;
     expect(share).toBeGreaterThan(0.7);
     expect(share).toBeLessThan(0.8);
   });
 
   it('prefers the less loaded of two members', () => {
-    const counts = tally([member('busy', { outstanding: 50 }), member('idle', { outstanding: 0 })], 1000);
+    const counts = tally(
+      [member('busy', { outstanding: 50 }), member('idle', { outstanding: 0 })],
+      1000,
+    );
     expect(counts.get('busy') ?? 0).toBeLessThan(counts.get('idle') ?? 0);
     expect((counts.get('idle') ?? 0) / 1000).toBeGreaterThan(0.7);
   });
@@ -60,17 +70,30 @@ describe('selectMember', () => {
   it('never picks an unhealthy member and explains when none is healthy', () => {
     const counts = tally([member('down', { healthy: false }), member('up')], 500);
     expect(counts.get('down')).toBeUndefined();
-    const none = selectMember([member('a', { healthy: false, unhealthyReason: 'unreachable' })], { now: 0 });
-    expect(none).toEqual({ ok: false, reason: 'none_healthy', message: 'no healthy member (a: unreachable)' });
+    const none = selectMember([member('a', { healthy: false, unhealthyReason: 'unreachable' })], {
+      now: 0,
+    });
+    expect(none).toEqual({
+      ok: false,
+      reason: 'none_healthy',
+      message: 'no healthy member (a: unreachable)',
+    });
   });
 
   it('skips suspect members but uses them when every candidate is suspect', () => {
     const now = 10_000;
-    const counts = tally([member('suspect', { suspectUntil: now + 5000 }), member('fine')], 500, { now });
+    const counts = tally([member('suspect', { suspectUntil: now + 5000 }), member('fine')], 500, {
+      now,
+    });
     expect(counts.get('suspect')).toBeUndefined();
-    const allSuspect = selectMember([member('s1', { suspectUntil: now + 1 }), member('s2', { suspectUntil: now + 1 })], { now });
+    const allSuspect = selectMember(
+      [member('s1', { suspectUntil: now + 1 }), member('s2', { suspectUntil: now + 1 })],
+      { now },
+    );
     expect(allSuspect.ok).toBe(true);
-    const expired = tally([member('was', { suspectUntil: now - 1 }), member('fine')], 1000, { now });
+    const expired = tally([member('was', { suspectUntil: now - 1 }), member('fine')], 1000, {
+      now,
+    });
     expect(expired.get('was') ?? 0).toBeGreaterThan(300);
   });
 
@@ -78,11 +101,17 @@ describe('selectMember', () => {
     const members = [member('a'), member('b')];
     const s = selectMember(members, { now: 0, exclude: new Set(['id-a']) });
     expect(s.ok && s.member.name).toBe('b');
-    expect(selectMember(members, { now: 0, exclude: new Set(['id-a', 'id-b']) })).toMatchObject({ ok: false, reason: 'all_tried' });
+    expect(selectMember(members, { now: 0, exclude: new Set(['id-a', 'id-b']) })).toMatchObject({
+      ok: false,
+      reason: 'all_tried',
+    });
   });
 
   it('filters on labels with a message naming what was asked for', () => {
-    const members = [member('eu', { labels: { region: 'eu' } }), member('us', { labels: { region: 'us' } })];
+    const members = [
+      member('eu', { labels: { region: 'eu' } }),
+      member('us', { labels: { region: 'us' } }),
+    ];
     const s = selectMember(members, { now: 0, filter: { labels: { region: 'us' } } });
     expect(s.ok && s.member.name).toBe('us');
     expect(selectMember(members, { now: 0, filter: { labels: { region: 'ap' } } })).toEqual({
@@ -90,7 +119,12 @@ describe('selectMember', () => {
       reason: 'no_match',
       message: 'no healthy member matches region=ap',
     });
-    expect(selectMember(members, { now: 0, filter: { labels: { region: 'ap' }, description: 'a member in Asia' } })).toMatchObject({
+    expect(
+      selectMember(members, {
+        now: 0,
+        filter: { labels: { region: 'ap' }, description: 'a member in Asia' },
+      }),
+    ).toMatchObject({
       message: 'no healthy member matches a member in Asia',
     });
   });

@@ -61,7 +61,8 @@ const load = (c: Candidate) => c.outstanding / c.weight;
 
 export function selectMember(members: readonly Candidate[], opts: SelectOptions): Selection {
   const random = opts.random ?? Math.random;
-  if (members.length === 0) return { ok: false, reason: 'empty', message: 'the pool has no members' };
+  if (members.length === 0)
+    return { ok: false, reason: 'empty', message: 'the pool has no members' };
 
   const healthy = members.filter((m) => m.healthy && m.weight > 0);
   if (healthy.length === 0) {

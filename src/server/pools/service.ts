@@ -58,7 +58,10 @@ export interface MemberState {
  */
 export class PoolService {
   private pools = new Map<string, CachedPool>();
-  private gatewayNames = new Map<string, { orgId: string; name: string; labels: Record<string, string> }>();
+  private gatewayNames = new Map<
+    string,
+    { orgId: string; name: string; labels: Record<string, string> }
+  >();
   private loading: Promise<void> | undefined;
   private stale = true;
   private readonly suspects = new Map<string, number>();
@@ -73,7 +76,13 @@ export class PoolService {
     private readonly log: FastifyBaseLogger,
     private readonly deadAfterMs: number,
   ) {
-    this.timer = setInterval(() => void this.evaluate().catch((err: unknown) => this.log.error({ err }, 'pool evaluation failed')), EVALUATE_EVERY_MS);
+    this.timer = setInterval(
+      () =>
+        void this.evaluate().catch((err: unknown) =>
+          this.log.error({ err }, 'pool evaluation failed'),
+        ),
+      EVALUATE_EVERY_MS,
+    );
     this.timer.unref();
     registry.hub.on('connected', (live) => this.pushHealthChecks(live.gatewayId));
   }
@@ -99,13 +108,26 @@ export class PoolService {
       this.db.select().from(gatewayPools),
       this.db.select().from(gatewayPoolMemberships),
       this.db
-        .select({ id: gateways.id, orgId: gateways.orgId, name: gateways.name, labels: gateways.labels, status: gateways.status })
+        .select({
+          id: gateways.id,
+          orgId: gateways.orgId,
+          name: gateways.name,
+          labels: gateways.labels,
+          status: gateways.status,
+        })
         .from(gateways),
     ]);
     const gws = new Map(gatewayRows.map((g) => [g.id, g]));
     const pools = new Map<string, CachedPool>();
     for (const p of poolRows) {
-      pools.set(p.id, { id: p.id, orgId: p.orgId, name: p.name, minHealthy: p.minHealthy, healthCheckTarget: p.healthCheckTarget, members: [] });
+      pools.set(p.id, {
+        id: p.id,
+        orgId: p.orgId,
+        name: p.name,
+        minHealthy: p.minHealthy,
+        healthCheckTarget: p.healthCheckTarget,
+        members: [],
+      });
     }
     for (const m of memberRows) {
       const pool = pools.get(m.poolId);
@@ -122,7 +144,9 @@ export class PoolService {
     }
     const before = this.pools;
     this.pools = pools;
-    this.gatewayNames = new Map(gatewayRows.map((g) => [g.id, { orgId: g.orgId, name: g.name, labels: g.labels }]));
+    this.gatewayNames = new Map(
+      gatewayRows.map((g) => [g.id, { orgId: g.orgId, name: g.name, labels: g.labels }]),
+    );
     for (const id of before.keys()) if (!pools.has(id)) this.degraded.delete(id);
     // Health-check targets may have changed: tell every connected gateway its current list.
     for (const g of gatewayRows) if (this.registry.hub.live(g.id)) this.pushHealthChecks(g.id);
@@ -136,7 +160,8 @@ export class PoolService {
   healthCheckTargetsFor(gatewayId: string): string[] {
     const targets = new Set<string>();
     for (const p of this.pools.values()) {
-      if (p.healthCheckTarget && p.members.some((m) => m.gatewayId === gatewayId)) targets.add(p.healthCheckTarget);
+      if (p.healthCheckTarget && p.members.some((m) => m.gatewayId === gatewayId))
+        targets.add(p.healthCheckTarget);
     }
     return [...targets];
   }
@@ -146,28 +171,60 @@ export class PoolService {
   }
 
   /** Live state of one member of one pool: gateway health plus the pool's health check. */
-  memberState(pool: Pick<CachedPool, 'healthCheckTarget' | 'orgId'>, member: { gatewayId: string; everConnected: boolean }, now = Date.now()): MemberState {
+  memberState(
+    pool: Pick<CachedPool, 'healthCheckTarget' | 'orgId'>,
+    member: { gatewayId: string; everConnected: boolean },
+    now = Date.now(),
+  ): MemberState {
     const live = this.registry.hub.live(member.gatewayId);
     const current = live && live.orgId === pool.orgId ? live : undefined;
-    const health = computeHealth({ everConnected: member.everConnected || !!current, lastSeenAt: null }, current, now, this.deadAfterMs);
-    const result = pool.healthCheckTarget ? current?.healthChecks.find((r) => r.target === pool.healthCheckTarget) : undefined;
+    const health = computeHealth(
+      { everConnected: member.everConnected || !!current, lastSeenAt: null },
+      current,
+      now,
+      this.deadAfterMs,
+    );
+    const result = pool.healthCheckTarget
+      ? current?.healthChecks.find((r) => r.target === pool.healthCheckTarget)
+      : undefined;
     const healthCheck = result
-      ? { target: result.target, ok: result.ok, ...(result.error ? { error: result.error } : {}), checkedAt: new Date(result.checkedAt).toISOString() }
+      ? {
+          target: result.target,
+          ok: result.ok,
+          ...(result.error ? { error: result.error } : {}),
+          checkedAt: new Date(result.checkedAt).toISOString(),
+        }
       : null;
     if (health !== 'healthy') return { health, healthy: false, reason: health, healthCheck };
-    const verdict = checkVerdict(pool.healthCheckTarget, current?.healthChecks, now, CHECK_STALE_MS);
-    if (!verdict.ok) return { health: 'degraded', healthy: false, reason: verdict.reason, healthCheck };
+    const verdict = checkVerdict(
+      pool.healthCheckTarget,
+      current?.healthChecks,
+      now,
+      CHECK_STALE_MS,
+    );
+    if (!verdict.ok)
+      return { health: 'degraded', healthy: false, reason: verdict.reason, healthCheck };
     return { health, healthy: true, healthCheck };
   }
 
-  summary(pool: CachedPool, now = Date.now()): { memberCount: number; healthyMemberCount: number; health: PoolHealth } {
+  summary(
+    pool: CachedPool,
+    now = Date.now(),
+  ): { memberCount: number; healthyMemberCount: number; health: PoolHealth } {
     const healthy = pool.members.filter((m) => this.memberState(pool, m, now).healthy).length;
-    return { memberCount: pool.members.length, healthyMemberCount: healthy, health: poolHealth(pool.members.length, healthy, pool.minHealthy) };
+    return {
+      memberCount: pool.members.length,
+      healthyMemberCount: healthy,
+      health: poolHealth(pool.members.length, healthy, pool.minHealthy),
+    };
   }
 
   private candidates(orgId: string, ref: GatewayRef): { label: string; members: Candidate[] } {
     const now = Date.now();
-    const toCandidate = (pool: Pick<CachedPool, 'healthCheckTarget' | 'orgId'>, m: CachedMember): Candidate => {
+    const toCandidate = (
+      pool: Pick<CachedPool, 'healthCheckTarget' | 'orgId'>,
+      m: CachedMember,
+    ): Candidate => {
       const state = this.memberState(pool, m, now);
       const live = this.registry.hub.live(m.gatewayId);
       return {
@@ -185,12 +242,25 @@ export class PoolService {
     if ('gatewayId' in ref) {
       const gw = this.gatewayNames.get(ref.gatewayId);
       if (!gw || gw.orgId !== orgId) throw notFound(`Gateway ${ref.gatewayId}`);
-      const member: CachedMember = { gatewayId: ref.gatewayId, name: gw.name, weight: 1, priority: 0, labels: gw.labels, everConnected: true };
-      return { label: `gateway "${gw.name}"`, members: [toCandidate({ orgId, healthCheckTarget: null }, member)] };
+      const member: CachedMember = {
+        gatewayId: ref.gatewayId,
+        name: gw.name,
+        weight: 1,
+        priority: 0,
+        labels: gw.labels,
+        everConnected: true,
+      };
+      return {
+        label: `gateway "${gw.name}"`,
+        members: [toCandidate({ orgId, healthCheckTarget: null }, member)],
+      };
     }
     const pool = this.pool(orgId, ref.gatewayPoolId);
     if (!pool) throw notFound(`Gateway pool ${ref.gatewayPoolId}`);
-    return { label: `gateway pool "${pool.name}"`, members: pool.members.map((m) => toCandidate(pool, m)) };
+    return {
+      label: `gateway pool "${pool.name}"`,
+      members: pool.members.map((m) => toCandidate(pool, m)),
+    };
   }
 
   /**
@@ -205,7 +275,8 @@ export class PoolService {
     opts: FailoverOptions = {},
   ): Promise<Served<T>> {
     await this.ensureLoaded();
-    const poolLabel = (r: GatewayRef) => ('gatewayPoolId' in r ? (this.pools.get(r.gatewayPoolId)?.name ?? r.gatewayPoolId) : '');
+    const poolLabel = (r: GatewayRef) =>
+      'gatewayPoolId' in r ? (this.pools.get(r.gatewayPoolId)?.name ?? r.gatewayPoolId) : '';
     const deps: FailoverDeps = {
       candidates: (r) => this.candidates(orgId, r),
       openStream: (id, host, port, o) => this.registry.hub.openStream(id, host, port, o),
@@ -215,7 +286,10 @@ export class PoolService {
       },
       onFailover: (r, attempt) => {
         this.metrics.poolFailovers.inc({ pool: poolLabel(r) });
-        this.log.warn({ pool: poolLabel(r), gateway: attempt.gatewayName, reason: attempt.message }, 'failing over to another pool member');
+        this.log.warn(
+          { pool: poolLabel(r), gateway: attempt.gatewayName, reason: attempt.message },
+          'failing over to another pool member',
+        );
       },
       now: Date.now,
     };
@@ -228,17 +302,29 @@ export class PoolService {
     for (const [at, until] of this.suspects) if (until <= now) this.suspects.delete(at);
     for (const pool of this.pools.values()) {
       const s = this.summary(pool, now);
-      this.metrics.poolHealthyMembers.set({ pool: pool.name, pool_id: pool.id }, s.healthyMemberCount);
+      this.metrics.poolHealthyMembers.set(
+        { pool: pool.name, pool_id: pool.id },
+        s.healthyMemberCount,
+      );
       const below = belowFloor(s.memberCount, s.healthyMemberCount, pool.minHealthy);
       const was = this.degraded.get(pool.id);
       this.degraded.set(pool.id, below);
       if (was === undefined || was === below) continue;
       const event = below ? 'gateway-pool.degraded' : 'gateway-pool.recovered';
-      this.log[below ? 'warn' : 'info']({ pool: pool.name, healthy: s.healthyMemberCount, minHealthy: pool.minHealthy }, event);
+      this.log[below ? 'warn' : 'info'](
+        { pool: pool.name, healthy: s.healthyMemberCount, minHealthy: pool.minHealthy },
+        event,
+      );
       await this.audit.record(
         { type: 'system', name: 'gatepool' },
         event,
-        { poolId: pool.id, pool: pool.name, healthyMembers: s.healthyMemberCount, members: s.memberCount, minHealthy: pool.minHealthy },
+        {
+          poolId: pool.id,
+          pool: pool.name,
+          healthyMembers: s.healthyMemberCount,
+          members: s.memberCount,
+          minHealthy: pool.minHealthy,
+        },
         { orgId: pool.orgId },
       );
     }

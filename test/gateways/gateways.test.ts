@@ -1,0 +1,337 @@
+/**
+ * Gateways end to end (issue 3): real `gatepool gateway start` processes enroll through the
+ * API, keep a tunnel to the in-process platform, and carry streams to a loopback echo target.
+ */
+import { eq } from 'drizzle-orm';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { gatewayEnrollmentTokens } from '../../src/server/db/schema.js';
+import { createGatewayKeyAndCsr } from '../../src/server/gateways/pki.js';
+import { StreamOpenError } from '../../src/server/tunnel/errors.js';
+import { AgentFleet, type RunningAgent } from '../helpers/gateway-agent.js';
+import {
+  bootstrap,
+  createSecondOrg,
+  DRIVERS,
+  waitFor,
+  startTestPlatform,
+  type Account,
+  type TestPlatform,
+} from '../helpers/platform.js';
+import { freePort, roundTrip, startEchoServer, within } from '../tunnel/harness.js';
+
+describe.each(DRIVERS)('gateways (%s)', (driver) => {
+  let tp: TestPlatform;
+  let admin: Account;
+  let echo: { port: number; close: () => Promise<void> };
+  const fleet = new AgentFleet();
+
+  beforeAll(async () => {
+    tp = await startTestPlatform(driver);
+    admin = await bootstrap(tp);
+    echo = await startEchoServer();
+  });
+  afterAll(async () => {
+    await fleet.close();
+    await echo?.close();
+    await tp?.close();
+  });
+
+  async function enrollmentToken(body: object = {}): Promise<string> {
+    const res = await admin.client.post('/api/v1/gateways/enrollment-tokens', body);
+    expect(res.status).toBe(201);
+    return res.body.token as string;
+  }
+
+  /** Enrolls and connects a real agent; resolves once the API reports it healthy. */
+  async function startGateway(
+    name: string,
+    extra: { allow?: string[]; labels?: string[]; extraArgs?: string[] } = {},
+  ) {
+    const agent = await fleet.start({
+      platformUrl: tp.url,
+      token: await enrollmentToken(),
+      name,
+      allow: extra.allow ?? [`127.0.0.1:${echo.port}`],
+      labels: extra.labels,
+      extraArgs: extra.extraArgs,
+    });
+    const gw = await waitFor(
+      async () => {
+        const list = await admin.client.get('/api/v1/gateways?limit=200');
+        const found = list.body.items.find((g: { name: string }) => g.name === name);
+        return found?.health === 'healthy' ? found : undefined;
+      },
+      15_000,
+      `gateway ${name} healthy`,
+    );
+    return { agent, id: gw.id as string, view: gw };
+  }
+
+  const health = async (id: string) =>
+    (await admin.client.get(`/api/v1/gateways/${id}`)).body.health as string;
+
+  /** Milliseconds until the API reports `want` for the gateway (polled every 20 ms). */
+  async function timeUntilHealth(id: string, want: string, limitMs: number): Promise<number> {
+    const start = Date.now();
+    await waitFor(async () => (await health(id)) === want, limitMs, `health ${want}`);
+    return Date.now() - start;
+  }
+
+  it('enrolls a real agent, reports it healthy with version and labels, and carries a stream', async () => {
+    const { id, view } = await startGateway('gw-basic', { labels: ['region=eu', 'tier=1'] });
+    expect(view).toMatchObject({
+      version: '0.1.0',
+      labels: { region: 'eu', tier: '1' },
+      draining: false,
+    });
+    expect(view.connectedSince).toEqual(expect.any(String));
+    expect(view.lastSeenAt).toEqual(expect.any(String));
+    const hc = await admin.client.post(`/api/v1/gateways/${id}/health-check`);
+    expect(hc.body).toMatchObject({ ok: true, health: 'healthy' });
+    expect(hc.body.rttMs).toBeGreaterThan(0);
+
+    const stream = await tp.platform.ctx.gateways.hub.openStream(id, '127.0.0.1', echo.port);
+    const payload = Buffer.from('hello through the tunnel');
+    expect((await roundTrip(stream, payload)).toString()).toBe(payload.toString());
+
+    const audit = await admin.client.get('/api/v1/audit-logs?event=gateway.*&limit=50');
+    const events = audit.body.items.map((e: { event: string }) => e.event);
+    expect(events).toEqual(
+      expect.arrayContaining([
+        'gateway.enroll',
+        'gateway.connected',
+        'gateway.enrollment-token-create',
+      ]),
+    );
+
+    const metrics = await (await fetch(`${tp.url}/metrics`)).text();
+    expect(metrics).toMatch(/gatepool_gateways\{health="healthy"\} [1-9]/);
+    expect(metrics).toMatch(/gatepool_tunnel_stream_opens_total\{result="ok"\} [1-9]/);
+    await waitFor(
+      async () =>
+        /gatepool_tunnel_bytes_total\{direction="in"\} [1-9]/.test(
+          await (await fetch(`${tp.url}/metrics`)).text(),
+        ),
+      3000,
+      'bytes metric',
+    );
+  });
+
+  it('refuses targets outside the allowlist and names why an allowed target is unreachable', async () => {
+    const down = await freePort();
+    const { id } = await startGateway('gw-allow', {
+      allow: [`127.0.0.1:${echo.port}`, `127.0.0.1:${down}`],
+    });
+    const hub = tp.platform.ctx.gateways.hub;
+    const refused = await hub.openStream(id, '127.0.0.1', echo.port + 1).catch((e: unknown) => e);
+    expect(refused).toBeInstanceOf(StreamOpenError);
+    expect(refused).toMatchObject({ reason: 'refused', reachedTarget: false });
+    const unreachable = await hub.openStream(id, '127.0.0.1', down).catch((e: unknown) => e);
+    expect(unreachable).toMatchObject({ reason: 'unreachable', reachedTarget: false });
+    expect((unreachable as StreamOpenError).gatewayReason).toMatch(/ECONNREFUSED/);
+  });
+
+  it('enrollment tokens are single use; expired, revoked and unknown tokens get one clear 401', async () => {
+    const token = await enrollmentToken({ name: 'one-shot' });
+    const first = await fleet.start({ platformUrl: tp.url, token, name: 'gw-once', allow: [] });
+    await first.waitForOutput(/enrolled as gateway/, 15_000);
+    const again = await fleet.start({ platformUrl: tp.url, token, name: 'gw-twice', allow: [] });
+    expect((await within(again.exited, 15_000, 'reuse exit')).code).toBe(1);
+    expect(again.output()).toMatch(/unknown, expired, revoked or already used/);
+
+    const expired = await enrollmentToken();
+    await tp.db
+      .update(gatewayEnrollmentTokens)
+      .set({ expiresAt: new Date(Date.now() - 1000) })
+      .where(eq(gatewayEnrollmentTokens.orgId, admin.orgId));
+    const late = await fleet.start({
+      platformUrl: tp.url,
+      token: expired,
+      name: 'gw-late',
+      allow: [],
+    });
+    expect((await within(late.exited, 15_000, 'expired exit')).code).toBe(1);
+    expect(late.output()).toMatch(/unknown, expired, revoked or already used/);
+
+    const revokable = await admin.client.post('/api/v1/gateways/enrollment-tokens', {});
+    expect(
+      (await admin.client.delete(`/api/v1/gateways/enrollment-tokens/${revokable.body.id}`)).status,
+    ).toBe(204);
+    const csr = '-----BEGIN CERTIFICATE REQUEST-----\nMIIB\n-----END CERTIFICATE REQUEST-----';
+    for (const t of [revokable.body.token, 'gpe_unknown']) {
+      const res = await api(tp).post('/api/v1/gateways/enroll', { token: t, name: 'x', csr });
+      expect(res.status).toBe(401);
+      expect(res.body.error.code).toBe('invalid_enrollment_token');
+    }
+    const list = await admin.client.get('/api/v1/gateways/enrollment-tokens');
+    const states = new Set(list.body.items.map((t: { state: string }) => t.state));
+    expect(states).toEqual(new Set(['used', 'expired', 'revoked']));
+    expect(JSON.stringify(list.body)).not.toContain('gpe_');
+  });
+
+  it('validates enrollment token input', async () => {
+    for (const body of [
+      { ttlSeconds: 30 },
+      { ttlSeconds: 90_000 },
+      { ttlSeconds: '60' },
+      { poolIds: ['nope'] },
+      { extra: 1 },
+    ]) {
+      const res = await admin.client.post('/api/v1/gateways/enrollment-tokens', body);
+      expect(res.status, JSON.stringify(body)).toBe(400);
+    }
+    const bad = await api(tp).post('/api/v1/gateways/enroll', {
+      token: 'gpe_x',
+      name: 'has space',
+      csr: 'x',
+    });
+    expect(bad.status).toBe(400);
+    expect(bad.body.error.message).toContain('body.name');
+  });
+
+  it('SIGKILL: the API reports unreachable within 1 s and audits the transition', async () => {
+    const { agent, id } = await startGateway('gw-kill');
+    agent.child.kill('SIGKILL');
+    const ms = await timeUntilHealth(id, 'unreachable', 3000);
+    expect(ms).toBeLessThan(1000);
+    await waitFor(
+      async () => {
+        const audit = await admin.client.get(
+          `/api/v1/audit-logs?event=gateway.disconnected&limit=50`,
+        );
+        return audit.body.items.some(
+          (e: { metadata: { gatewayId: string } }) => e.metadata.gatewayId === id,
+        );
+      },
+      3000,
+      'gateway.disconnected audit',
+    );
+    const hc = await admin.client.post(`/api/v1/gateways/${id}/health-check`);
+    expect(hc.body).toMatchObject({ ok: false, health: 'unreachable' });
+  });
+
+  it('SIGSTOP: unreachable within 1.5 s, healthy again after SIGCONT', async () => {
+    const { agent, id } = await startGateway('gw-stop');
+    agent.child.kill('SIGSTOP');
+    try {
+      expect(await timeUntilHealth(id, 'unreachable', 4000)).toBeLessThan(1500);
+    } finally {
+      agent.child.kill('SIGCONT');
+    }
+    await timeUntilHealth(id, 'healthy', 10_000);
+  });
+
+  it('drain through the API: no new streams, health draining; undrain restores', async () => {
+    const { id } = await startGateway('gw-drain');
+    const hub = tp.platform.ctx.gateways.hub;
+    const open = await hub.openStream(id, '127.0.0.1', echo.port);
+    const drained = await admin.client.post(`/api/v1/gateways/${id}/drain`);
+    expect(drained.status).toBe(200);
+    expect(drained.body.health).toBe('draining');
+    await waitFor(
+      async () =>
+        (await hub.openStream(id, '127.0.0.1', echo.port).catch((e: unknown) => e)) instanceof
+        StreamOpenError,
+      3000,
+      'refusal while draining',
+    );
+    const refused = await hub.openStream(id, '127.0.0.1', echo.port).catch((e: unknown) => e);
+    expect(refused).toMatchObject({ reason: 'draining' });
+    // The stream opened before the drain still works.
+    expect((await roundTrip(open, Buffer.from('still here'))).toString()).toBe('still here');
+    expect((await admin.client.post(`/api/v1/gateways/${id}/undrain`)).status).toBe(200);
+    await timeUntilHealth(id, 'healthy', 2000);
+    const after = await waitFor(
+      () => hub.openStream(id, '127.0.0.1', echo.port).catch(() => undefined),
+      3000,
+      'open after undrain',
+    );
+    after.destroy();
+  });
+
+  it('SIGTERM drains the agent: the open stream finishes, new ones are refused, exit 0', async () => {
+    const { agent, id } = await startGateway('gw-term', { extraArgs: ['--drain-timeout', '10'] });
+    const hub = tp.platform.ctx.gateways.hub;
+    const open = await hub.openStream(id, '127.0.0.1', echo.port);
+    agent.child.kill('SIGTERM');
+    await waitFor(
+      async () => ['draining', 'unreachable'].includes(await health(id)),
+      3000,
+      'draining',
+    );
+    const refused = await hub.openStream(id, '127.0.0.1', echo.port).catch((e: unknown) => e);
+    expect(refused).toBeInstanceOf(StreamOpenError);
+    expect((await roundTrip(open, Buffer.from('finish me'))).toString()).toBe('finish me');
+    expect((await within(agent.exited, 12_000, 'drained exit')).code).toBe(0);
+  });
+
+  it('PATCH renames and labels; DELETE drops the tunnel at once and refuses the certificate', async () => {
+    const { agent, id } = await startGateway('gw-delete', { labels: ['zone=a'] });
+    const patched = await admin.client.patch(`/api/v1/gateways/${id}`, {
+      name: 'gw-renamed',
+      labels: { zone: 'b', team: 'ops' },
+    });
+    expect(patched.status).toBe(200);
+    expect(patched.body).toMatchObject({
+      name: 'gw-renamed',
+      labels: { zone: 'b', team: 'ops' },
+      configuredLabels: { zone: 'b', team: 'ops' },
+    });
+    const { csrPem } = await createGatewayKeyAndCsr('dup');
+    const dup = await api(tp).post('/api/v1/gateways/enroll', {
+      token: await enrollmentToken(),
+      name: 'gw-renamed',
+      csr: csrPem,
+    });
+    expect(dup.status).toBe(409);
+    expect(dup.body.error.message).toContain('"gw-renamed" already exists');
+
+    const hub = tp.platform.ctx.gateways.hub;
+    expect(hub.live(id)).toBeDefined();
+    const started = Date.now();
+    expect((await admin.client.delete(`/api/v1/gateways/${id}`)).status).toBe(204);
+    await waitFor(() => !hub.live(id), 1000, 'tunnel dropped');
+    expect(Date.now() - started).toBeLessThan(1000);
+    expect((await admin.client.get(`/api/v1/gateways/${id}`)).status).toBe(404);
+    await agent.waitForOutput(/refused this gateway's certificate/, 10_000);
+    expect(hub.live(id)).toBeUndefined();
+  });
+
+  it("another org cannot see or touch this org's gateways (404)", async () => {
+    const { id } = await startGateway('gw-private');
+    const other = await createSecondOrg(tp);
+    for (const [method, path] of [
+      ['GET', `/api/v1/gateways/${id}`],
+      ['PATCH', `/api/v1/gateways/${id}`],
+      ['DELETE', `/api/v1/gateways/${id}`],
+      ['POST', `/api/v1/gateways/${id}/health-check`],
+      ['POST', `/api/v1/gateways/${id}/drain`],
+      ['POST', `/api/v1/gateways/${id}/undrain`],
+    ] as const) {
+      const res = await other.client.send(
+        method,
+        path,
+        method === 'PATCH' ? { name: 'stolen' } : undefined,
+      );
+      expect(res.status, `${method} ${path}`).toBe(404);
+    }
+    expect((await other.client.get('/api/v1/gateways')).body.items).toEqual([]);
+    expect(await health(id)).toBe('healthy');
+  });
+});
+
+function api(tp: TestPlatform) {
+  return {
+    post: (path: string, body: unknown) =>
+      fetch(tp.url + path, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify(body),
+      }).then(async (r) => ({
+        status: r.status,
+        body: (await r.json()) as { error: { code: string; message: string } },
+      })),
+  };
+}
+
+export type { RunningAgent };
