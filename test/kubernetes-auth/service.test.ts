@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { notFound } from '../../src/server/http/errors.js';
 import {
   NoGatewayAvailableError,
   type GatewayRef,
@@ -103,9 +104,11 @@ describe('judgeProbe', () => {
 function runner(
   script: Array<TokenReviewResult | Error>,
   calls: Array<{ ref: GatewayRef; target: unknown }>,
+  invalidations = { count: 0 },
 ): StreamRunner {
   let i = 0;
   return {
+    invalidate: () => void invalidations.count++,
     run: (async (_orgId: string, ref: GatewayRef, target: unknown) => {
       calls.push({ ref, target });
       const next = script[i++];
@@ -176,6 +179,24 @@ describe('reviewToken through a pool', () => {
     await expect(
       reviewToken(runner([new NoGatewayAvailableError('none', [])], []), 'org', conn, opts),
     ).rejects.toBeInstanceOf(NoGatewayAvailableError);
+  });
+
+  it('reloads a stale membership cache once when the pool service does not know the reference', async () => {
+    const invalidations = { count: 0 };
+    const calls: Array<{ ref: GatewayRef; target: unknown }> = [];
+    const stale = runner(
+      [notFound('Gateway pool pool-1'), user('system:serviceaccount:a:b')],
+      calls,
+      invalidations,
+    );
+    expect(await reviewToken(stale, 'org', conn, opts)).toMatchObject({ result: { ok: true } });
+    expect(invalidations.count).toBe(1);
+    const gone = runner(
+      [notFound('Gateway pool pool-1'), notFound('Gateway pool pool-1')],
+      [],
+      invalidations,
+    );
+    await expect(reviewToken(gone, 'org', conn, opts)).rejects.toMatchObject({ statusCode: 404 });
   });
 
   it('pins a gateway when one is configured', async () => {

@@ -3,6 +3,7 @@
  * server directly or through a gateway / gateway pool, checking a login against the allow-lists,
  * and validating a config's connectivity on save. No HTTP concerns here.
  */
+import { AppError } from '../http/errors.js';
 import type { Attempt } from '../pools/failover.js';
 import type { PoolService } from '../pools/service.js';
 import {
@@ -44,8 +45,8 @@ export interface ReviewOptions {
   retries: number;
 }
 
-/** The org-scoped pool service surface used here (PoolService.run). */
-export type StreamRunner = Pick<PoolService, 'run'>;
+/** The pool service surface used here. */
+export type StreamRunner = Pick<PoolService, 'run' | 'invalidate'>;
 
 export function apiServerOf(kubernetesHost: string): ApiServer {
   const server = parseKubernetesHost(kubernetesHost);
@@ -83,10 +84,20 @@ export async function reviewToken(
     ? { gatewayPoolId: conn.gatewayPoolId }
     : { gatewayId: conn.gatewayId as string };
   const attempts: Attempt[] = [];
+  const target = { host: server.host, port: server.port };
+  const run = async () => {
+    try {
+      return await pools.run(orgId, ref, target, (stream) => tokenReview({ ...params, stream }));
+    } catch (err) {
+      // The config's gateway/pool exists (its foreign key guarantees it), so "not found" means
+      // this node's membership cache predates it (e.g. enrolled through another node): reload once.
+      if (!(err instanceof AppError && err.statusCode === 404)) throw err;
+      pools.invalidate();
+      return pools.run(orgId, ref, target, (stream) => tokenReview({ ...params, stream }));
+    }
+  };
   for (let tries = 1; ; tries++) {
-    const served = await pools.run(orgId, ref, { host: server.host, port: server.port }, (stream) =>
-      tokenReview({ ...params, stream }),
-    );
+    const served = await run();
     attempts.push(...served.attempts);
     const { value: result } = served;
     if (result.ok || result.reason !== 'unreachable' || tries > opts.retries) {
