@@ -99,6 +99,10 @@ const SERVER_CERT_CODES = new Set([
 
 const REPLACED_BACKOFF_MS = 30_000;
 
+function seconds(ms: number): string {
+  return `${ms < 10_000 ? (ms / 1000).toFixed(1) : Math.round(ms / 1000)} s`;
+}
+
 type Outcome =
   | { kind: 'refused'; message: string }
   | { kind: 'replaced'; message: string }
@@ -179,7 +183,7 @@ export class GatewayAgent {
     this.sendStatus();
     if (this.active > 0) {
       this.options.log.info(
-        `draining: refusing new streams, waiting up to ${Math.round(timeoutMs / 1000)} s for ` +
+        `draining: refusing new streams, waiting up to ${seconds(timeoutMs)} for ` +
           `${this.active} open stream${this.active === 1 ? '' : 's'}`,
       );
     }

@@ -5,6 +5,7 @@ import type { GatewayLive } from '../../src/server/tunnel/session.js';
 import {
   freePort,
   roundTrip,
+  sleep,
   startEchoServer,
   TunnelHarness,
   within,
@@ -119,9 +120,20 @@ describe('platform-side controls', () => {
   let harness: TunnelHarness;
   let echo: Awaited<ReturnType<typeof startEchoServer>>;
   let agent: AgentHandle;
+  const opens: string[] = [];
+  const bytes = { in: 0, out: 0 };
+  const connects: boolean[] = [];
 
   beforeAll(async () => {
-    harness = await TunnelHarness.start();
+    harness = await TunnelHarness.start({
+      hub: {
+        metrics: {
+          onStreamOpen: (result) => opens.push(result),
+          onBytes: (direction, n) => (bytes[direction] += n),
+          onConnect: (reconnect) => connects.push(reconnect),
+        },
+      },
+    });
     echo = await startEchoServer();
     agent = await harness.startGateway(['--allow', `127.0.0.1:${echo.port}`]);
   });
@@ -155,6 +167,18 @@ describe('platform-side controls', () => {
     await agent.waitForOutput(/lifted the drain/, 3000);
     const stream = await harness.hub.openStream(agent.gatewayId, '127.0.0.1', echo.port);
     expect((await roundTrip(stream, Buffer.from('x'))).toString()).toBe('x');
+  });
+
+  it('feeds the metrics hooks', async () => {
+    const before = opens.length;
+    const stream = await harness.hub.openStream(agent.gatewayId, '127.0.0.1', echo.port);
+    await roundTrip(stream, Buffer.alloc(256 * 1024));
+    await harness.hub.openStream(agent.gatewayId, '127.0.0.2', 1).catch(() => undefined);
+    expect(opens.slice(before)).toEqual(['ok', 'refused']);
+    expect(connects).toEqual([false]);
+    await sleep(100);
+    expect(bytes.in).toBeGreaterThan(256 * 1024);
+    expect(bytes.out).toBeGreaterThan(256 * 1024);
   });
 
   it('reports health-check targets the gateway probes', async () => {
