@@ -459,15 +459,13 @@ export async function addMember(
   gw: { id: string },
   opts: { weight?: number; priority?: number } = {},
 ): Promise<void> {
-  await tx
-    .insert(gatewayPoolMemberships)
-    .values({
-      orgId,
-      poolId: pool.id,
-      gatewayId: gw.id,
-      weight: opts.weight ?? 100,
-      priority: opts.priority ?? 0,
-    });
+  await tx.insert(gatewayPoolMemberships).values({
+    orgId,
+    poolId: pool.id,
+    gatewayId: gw.id,
+    weight: opts.weight ?? 100,
+    priority: opts.priority ?? 0,
+  });
 }
 
 /** Pools of an org by id, for enrollment tokens (unknown ids answer 404). */

@@ -65,6 +65,7 @@ export class PoolService {
   private loading: Promise<void> | undefined;
   private stale = true;
   private readonly suspects = new Map<string, number>();
+  private readonly connectedOnce = new Set<string>();
   private readonly degraded = new Map<string, boolean>();
   private readonly timer: NodeJS.Timeout;
 
@@ -84,7 +85,11 @@ export class PoolService {
       EVALUATE_EVERY_MS,
     );
     this.timer.unref();
-    registry.hub.on('connected', (live) => this.pushHealthChecks(live.gatewayId));
+    registry.hub.on('connected', (live) => {
+      // The cache may predate this gateway's first connection; health must say unreachable, not pending, once it drops.
+      this.connectedOnce.add(live.gatewayId);
+      this.pushHealthChecks(live.gatewayId);
+    });
   }
 
   close(): void {
@@ -178,8 +183,10 @@ export class PoolService {
   ): MemberState {
     const live = this.registry.hub.live(member.gatewayId);
     const current = live && live.orgId === pool.orgId ? live : undefined;
+    const everConnected =
+      member.everConnected || !!current || this.connectedOnce.has(member.gatewayId);
     const health = computeHealth(
-      { everConnected: member.everConnected || !!current, lastSeenAt: null },
+      { everConnected, lastSeenAt: null },
       current,
       now,
       this.deadAfterMs,

@@ -1,0 +1,299 @@
+/**
+ * Pool failover with real gateway processes (issue 4): three members, a loopback echo target,
+ * a steady stream-opening load, and members killed, stopped or drained underneath it.
+ * Runs on PGlite only: nothing here depends on the database driver, and the API/DB paths
+ * are covered on both drivers by pools-api.test.ts.
+ */
+import type { Duplex } from 'node:stream';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { NoGatewayAvailableError } from '../../src/server/pools/failover.js';
+import { AgentFleet, type RunningAgent } from '../helpers/gateway-agent.js';
+import {
+  bootstrap,
+  issueTestLicense,
+  startTestPlatform,
+  waitFor,
+  type Account,
+  type TestPlatform,
+} from '../helpers/platform.js';
+import { freePort, roundTrip, sleep, startEchoServer, within } from '../tunnel/harness.js';
+
+interface Member {
+  agent: RunningAgent;
+  id: string;
+  name: string;
+}
+
+describe('pool failover with three real gateways', () => {
+  let tp: TestPlatform;
+  let admin: Account;
+  let echo: { port: number; close: () => Promise<void> };
+  let fleet: AgentFleet;
+  let poolId: string;
+  let members: Member[];
+  let round = 0;
+
+  beforeAll(async () => {
+    tp = await startTestPlatform('pglite');
+    admin = await bootstrap(tp);
+    await admin.client.put('/api/v1/license', {
+      key: await issueTestLicense({ plan: 'enterprise', org: admin.orgId }),
+    });
+    echo = await startEchoServer();
+  });
+  afterAll(async () => {
+    await echo?.close();
+    await tp?.close();
+  });
+
+  /** A fresh pool of three connected members per test. */
+  async function startPool(
+    opts: { healthCheckTarget?: string; allow?: (i: number) => string[] } = {},
+  ) {
+    round += 1;
+    fleet = new AgentFleet();
+    const pool = await admin.client.post('/api/v1/gateway-pools', {
+      name: `ha-${round}`,
+      ...(opts.healthCheckTarget ? { healthCheckTarget: opts.healthCheckTarget } : {}),
+    });
+    poolId = pool.body.id as string;
+    const token = async () =>
+      (await admin.client.post('/api/v1/gateways/enrollment-tokens', { poolIds: [poolId] })).body
+        .token as string;
+    const agents = await Promise.all(
+      [0, 1, 2].map(async (i) =>
+        fleet.start({
+          platformUrl: tp.url,
+          token: await token(),
+          name: `ha${round}-m${i}`,
+          allow: opts.allow?.(i) ?? [`127.0.0.1:${echo.port}`],
+        }),
+      ),
+    );
+    const detail = await waitFor(
+      async () => {
+        const res = await admin.client.get(`/api/v1/gateway-pools/${poolId}`);
+        return res.body.members?.filter(
+          (m: { health: string }) => m.health !== 'never-connected' && m.health !== 'unreachable',
+        ).length === 3
+          ? res.body
+          : undefined;
+      },
+      20_000,
+      'three members connected',
+    );
+    members = agents.map((agent) => {
+      const m = detail.members.find((x: { name: string }) => x.name === agent.name);
+      return { agent, id: m.id as string, name: agent.name };
+    });
+  }
+  afterEach(async () => fleet?.close());
+
+  const echoOp = async (stream: Duplex) => {
+    const payload = Buffer.alloc(1024, 7);
+    const back = await roundTrip(stream, payload, 5000);
+    if (!back.equals(payload)) throw new Error('echo mismatch');
+  };
+
+  /**
+   * Runs `workers` concurrent loops of pool operations until `stop` resolves. An operation that
+   * could not get a stream is an open failure (must be zero); one that broke after its gateway
+   * answered 200 is `interrupted` (the kill landed mid-operation; never retried, by design).
+   */
+  async function load(workers: number, stop: Promise<void>) {
+    let done = false;
+    void stop.then(() => (done = true));
+    const servedBy = new Map<string, number>();
+    const openFailures: Error[] = [];
+    let interrupted = 0;
+    let ok = 0;
+    let failovers = 0;
+    await Promise.all(
+      Array.from({ length: workers }, async () => {
+        while (!done) {
+          try {
+            const served = await tp.platform.ctx.pools.run(
+              admin.orgId,
+              { gatewayPoolId: poolId },
+              { host: '127.0.0.1', port: echo.port },
+              echoOp,
+            );
+            ok += 1;
+            failovers += served.attempts.length;
+            servedBy.set(served.gatewayName, (servedBy.get(served.gatewayName) ?? 0) + 1);
+          } catch (err) {
+            if (err instanceof NoGatewayAvailableError) openFailures.push(err);
+            else interrupted += 1;
+          }
+        }
+      }),
+    );
+    return { ok, openFailures, interrupted, servedBy, failovers };
+  }
+
+  it('SIGKILL of one member under load: zero failed stream opens; the member is dropped within 1 s', async () => {
+    await startPool();
+    const victim = members[0] as Member;
+    const stop = (async () => {
+      await sleep(700);
+      victim.agent.child.kill('SIGKILL');
+      const killedAt = Date.now();
+      await waitFor(
+        async () =>
+          (await admin.client.get(`/api/v1/gateways/${victim.id}`)).body.health === 'unreachable',
+        2000,
+        'victim unreachable',
+      );
+      expect(Date.now() - killedAt).toBeLessThan(1000);
+      await sleep(1000);
+    })();
+    const result = await load(8, stop);
+    await stop;
+    expect(result.openFailures).toEqual([]);
+    // Only operations already past their gateway's 200 on the victim can break: at most one per worker.
+    expect(result.interrupted).toBeLessThanOrEqual(8);
+    expect(result.ok).toBeGreaterThan(200);
+    for (const m of members.slice(1)) expect(result.servedBy.get(m.name) ?? 0).toBeGreaterThan(50);
+    const pool = (await admin.client.get(`/api/v1/gateway-pools/${poolId}`)).body;
+    expect(pool).toMatchObject({ memberCount: 3, healthyMemberCount: 2, health: 'healthy' });
+  });
+
+  it('SIGSTOP of one member: operations keep succeeding and it is excluded within 1.5 s', async () => {
+    await startPool();
+    const victim = members[1] as Member;
+    let excludedAfter = Infinity;
+    const stop = (async () => {
+      await sleep(500);
+      victim.agent.child.kill('SIGSTOP');
+      const stoppedAt = Date.now();
+      await waitFor(
+        async () =>
+          (await admin.client.get(`/api/v1/gateway-pools/${poolId}`)).body.healthyMemberCount === 2,
+        3000,
+        'stopped member excluded',
+      );
+      excludedAfter = Date.now() - stoppedAt;
+      await sleep(800);
+    })();
+    try {
+      const result = await load(6, stop);
+      await stop;
+      expect(excludedAfter).toBeLessThan(1500);
+      expect(result.openFailures).toEqual([]);
+      expect(result.interrupted).toBeLessThanOrEqual(6);
+      expect(result.ok).toBeGreaterThan(100);
+    } finally {
+      victim.agent.child.kill('SIGCONT');
+    }
+  });
+
+  it('drain of one member: it gets no new streams while its open stream completes', async () => {
+    await startPool();
+    const drained = members[2] as Member;
+    const hub = tp.platform.ctx.gateways.hub;
+    const open = await hub.openStream(drained.id, '127.0.0.1', echo.port);
+    expect((await admin.client.post(`/api/v1/gateways/${drained.id}/drain`)).status).toBe(200);
+    const result = await load(4, sleep(800));
+    expect(result.openFailures).toEqual([]);
+    expect(result.servedBy.get(drained.name)).toBeUndefined();
+    expect((await roundTrip(open, Buffer.from('drained but finishing'))).toString()).toBe(
+      'drained but finishing',
+    );
+    const detail = (await admin.client.get(`/api/v1/gateway-pools/${poolId}`)).body;
+    expect(detail.members.find((m: { id: string }) => m.id === drained.id).health).toBe('draining');
+  });
+
+  it('all members dead: a clear error naming each member, and the pool degraded is audited', async () => {
+    await startPool();
+    for (const m of members) m.agent.child.kill('SIGKILL');
+    await waitFor(
+      async () =>
+        (await admin.client.get(`/api/v1/gateway-pools/${poolId}`)).body.health === 'down',
+      3000,
+      'pool down',
+    );
+    const err = await tp.platform.ctx.pools
+      .run(admin.orgId, { gatewayPoolId: poolId }, { host: '127.0.0.1', port: echo.port }, echoOp)
+      .catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(NoGatewayAvailableError);
+    const message = (err as Error).message;
+    for (const m of members) expect(message).toContain(`${m.name}: unreachable`);
+    await waitFor(
+      async () => {
+        const audit = await admin.client.get(
+          '/api/v1/audit-logs?event=gateway-pool.degraded&limit=20',
+        );
+        return audit.body.items.some(
+          (e: { metadata: { poolId: string } }) => e.metadata.poolId === poolId,
+        );
+      },
+      3000,
+      'degraded audit',
+    );
+  });
+
+  it('members retry a target one of them cannot reach and the final error lists every attempt', async () => {
+    const down = await freePort();
+    await startPool({ allow: () => [`127.0.0.1:${down}`] });
+    const err = await tp.platform.ctx.pools
+      .run(admin.orgId, { gatewayPoolId: poolId }, { host: '127.0.0.1', port: down }, echoOp)
+      .catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(NoGatewayAvailableError);
+    const attempts = (err as NoGatewayAvailableError).attempts;
+    expect(attempts).toHaveLength(3);
+    expect(new Set(attempts.map((a) => a.gatewayName))).toEqual(
+      new Set(members.map((m) => m.name)),
+    );
+    expect(
+      attempts.every((a) => a.reason === 'unreachable' && /ECONNREFUSED/.test(a.message)),
+    ).toBe(true);
+  });
+
+  it('health-check target: a member that cannot reach it is degraded, says why and is not selected', async () => {
+    const target = `127.0.0.1:${echo.port}`;
+    // Member 2 is not allowed to reach the target, so its probe fails.
+    await startPool({ healthCheckTarget: target, allow: (i) => (i === 2 ? [] : [target]) });
+    const blind = members[2] as Member;
+    const detail = await waitFor(
+      async () => {
+        const res = await admin.client.get(`/api/v1/gateway-pools/${poolId}`);
+        const m = res.body.members.find((x: { id: string }) => x.id === blind.id);
+        return m?.health === 'degraded' ? res.body : undefined;
+      },
+      10_000,
+      'blind member degraded',
+    );
+    const m = detail.members.find((x: { id: string }) => x.id === blind.id);
+    expect(m.healthReason).toContain(`cannot reach ${target}`);
+    expect(m.healthCheck).toMatchObject({ target, ok: false });
+    expect(detail.healthyMemberCount).toBe(2);
+    const result = await load(3, sleep(400));
+    expect(result.servedBy.get(blind.name)).toBeUndefined();
+    expect(result.openFailures).toEqual([]);
+  });
+
+  it('a pinned gateway reference runs once on that gateway, without failover', async () => {
+    await startPool();
+    const pinned = members[0] as Member;
+    const served = await tp.platform.ctx.pools.run(
+      admin.orgId,
+      { gatewayId: pinned.id },
+      { host: '127.0.0.1', port: echo.port },
+      echoOp,
+    );
+    expect(served.gatewayName).toBe(pinned.name);
+    pinned.agent.child.kill('SIGKILL');
+    await within(pinned.agent.exited, 5000, 'exit');
+    await waitFor(
+      async () =>
+        (await admin.client.get(`/api/v1/gateways/${pinned.id}`)).body.health === 'unreachable',
+      2000,
+      'unreachable',
+    );
+    const err = await tp.platform.ctx.pools
+      .run(admin.orgId, { gatewayId: pinned.id }, { host: '127.0.0.1', port: echo.port }, echoOp)
+      .catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(NoGatewayAvailableError);
+    expect((err as NoGatewayAvailableError).message).toContain(pinned.name);
+  });
+});

@@ -1,0 +1,347 @@
+/**
+ * Gateway pools API (issue 4): CRUD, memberships, validation, license, RBAC defaults,
+ * org isolation, enrollment into pools, audit. Gateways here are enrolled through the API
+ * with a locally made CSR (never connected) unless a test needs a live one.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createGatewayKeyAndCsr } from '../../src/server/gateways/pki.js';
+import { AgentFleet } from '../helpers/gateway-agent.js';
+import {
+  addUser,
+  api,
+  bootstrap,
+  createSecondOrg,
+  DRIVERS,
+  issueTestLicense,
+  startTestPlatform,
+  waitFor,
+  type Account,
+  type TestPlatform,
+} from '../helpers/platform.js';
+
+const UPGRADE =
+  'Your current plan does not support gateway pools. Please upgrade to an Enterprise plan.';
+
+async function enterprise(account: Account): Promise<void> {
+  const key = await issueTestLicense({ plan: 'enterprise', org: account.orgId });
+  const res = await account.client.put('/api/v1/license', { key });
+  if (res.status !== 200) throw new Error(`license install answered ${res.status}: ${res.text}`);
+}
+
+/** Enrolls a gateway through the API (no agent process); returns its id. */
+async function enrollGateway(
+  tp: TestPlatform,
+  account: Account,
+  name: string,
+  poolIds: string[] = [],
+  pools?: string[],
+) {
+  const token = await account.client.post('/api/v1/gateways/enrollment-tokens', { poolIds });
+  if (token.status !== 201) throw new Error(`token answered ${token.status}: ${token.text}`);
+  const { csrPem } = await createGatewayKeyAndCsr(name);
+  const res = await api(tp).post('/api/v1/gateways/enroll', {
+    token: token.body.token,
+    name,
+    csr: csrPem,
+    ...(pools ? { pools } : {}),
+  });
+  return res;
+}
+
+describe.each(DRIVERS)('gateway pools API (%s)', (driver) => {
+  let tp: TestPlatform;
+  let admin: Account;
+  let other: Account;
+  const fleet = new AgentFleet();
+
+  beforeAll(async () => {
+    tp = await startTestPlatform(driver);
+    admin = await bootstrap(tp);
+    other = await createSecondOrg(tp);
+  });
+  afterAll(async () => {
+    await fleet.close();
+    await tp?.close();
+  });
+
+  it('free plan: every pool endpoint answers 403 plan_upgrade_required with the upgrade message', async () => {
+    const id = '00000000-0000-4000-8000-000000000000';
+    for (const [method, path, body] of [
+      ['GET', '/api/v1/gateway-pools', undefined],
+      ['POST', '/api/v1/gateway-pools', { name: 'p' }],
+      ['GET', `/api/v1/gateway-pools/${id}`, undefined],
+      ['PATCH', `/api/v1/gateway-pools/${id}`, { description: 'x' }],
+      ['DELETE', `/api/v1/gateway-pools/${id}`, undefined],
+      ['POST', `/api/v1/gateway-pools/${id}/memberships`, { gatewayId: id }],
+      ['PATCH', `/api/v1/gateway-pools/${id}/memberships/${id}`, { weight: 5 }],
+      ['DELETE', `/api/v1/gateway-pools/${id}/memberships/${id}`, undefined],
+      ['GET', `/api/v1/gateway-pools/${id}/resources`, undefined],
+    ] as const) {
+      const res = await other.client.send(method, path, body);
+      expect(res.status, `${method} ${path}`).toBe(403);
+      expect(res.body.error).toMatchObject({ code: 'plan_upgrade_required', message: UPGRADE });
+    }
+  });
+
+  it('creates, lists, shows, updates and deletes pools with validation and 409 on duplicates', async () => {
+    await enterprise(admin);
+    const created = await admin.client.post('/api/v1/gateway-pools', {
+      name: 'dc1-pool',
+      description: 'first datacenter',
+      minHealthy: 2,
+      healthCheckTarget: '10.0.0.5:5432',
+    });
+    expect(created.status).toBe(201);
+    expect(created.body).toMatchObject({
+      name: 'dc1-pool',
+      description: 'first datacenter',
+      minHealthy: 2,
+      healthCheckTarget: '10.0.0.5:5432',
+      memberCount: 0,
+      healthyMemberCount: 0,
+      health: 'empty',
+      connectedResourcesCount: 0,
+      members: [],
+    });
+    const dup = await admin.client.post('/api/v1/gateway-pools', { name: 'dc1-pool' });
+    expect(dup.status).toBe(409);
+    expect(dup.body.error.message).toContain('"dc1-pool"');
+
+    for (const name of ['', 'UPPER', 'has space', 'a'.repeat(33), 'under_score', 'ünï']) {
+      const bad = await admin.client.post('/api/v1/gateway-pools', { name });
+      expect(bad.status, name).toBe(400);
+      expect(bad.body.error.message).toContain(
+        'name must be 1-32 characters of lowercase letters, digits and hyphens',
+      );
+    }
+    for (const body of [
+      { name: 'ok', minHealthy: -1 },
+      { name: 'ok', healthCheckTarget: 'no-port' },
+      { name: 'ok', extra: true },
+      { name: 'ok', minHealthy: '2' },
+    ]) {
+      expect(
+        (await admin.client.post('/api/v1/gateway-pools', body)).status,
+        JSON.stringify(body),
+      ).toBe(400);
+    }
+
+    const id = created.body.id as string;
+    const patched = await admin.client.patch(`/api/v1/gateway-pools/${id}`, {
+      name: 'dc1',
+      healthCheckTarget: null,
+      minHealthy: 1,
+    });
+    expect(patched.status).toBe(200);
+    expect(patched.body).toMatchObject({ name: 'dc1', healthCheckTarget: null, minHealthy: 1 });
+    const list = await admin.client.get('/api/v1/gateway-pools');
+    expect(list.body.items.map((p: { name: string }) => p.name)).toContain('dc1');
+    expect((await admin.client.get(`/api/v1/gateway-pools/${id}/resources`)).body).toEqual({
+      kubernetesAuth: [],
+    });
+    expect((await admin.client.delete(`/api/v1/gateway-pools/${id}`)).status).toBe(204);
+    expect((await admin.client.get(`/api/v1/gateway-pools/${id}`)).status).toBe(404);
+
+    const audit = await admin.client.get('/api/v1/audit-logs?event=gateway-pool.*&limit=50');
+    const events = audit.body.items.map(
+      (e: { event: string; metadata: { pool: string } }) => `${e.event}:${e.metadata.pool}`,
+    );
+    expect(events).toEqual(
+      expect.arrayContaining([
+        'gateway-pool.create:dc1-pool',
+        'gateway-pool.update:dc1-pool',
+        'gateway-pool.delete:dc1',
+      ]),
+    );
+  });
+
+  it('manages memberships with weights and priority tiers, audited with pool and gateway names', async () => {
+    const pool = (await admin.client.post('/api/v1/gateway-pools', { name: 'members' })).body;
+    const gw = await enrollGateway(tp, admin, 'member-a');
+    expect(gw.status).toBe(201);
+    const added = await admin.client.post(`/api/v1/gateway-pools/${pool.id}/memberships`, {
+      gatewayId: gw.body.gatewayId,
+      weight: 200,
+      priority: 1,
+    });
+    expect(added.status).toBe(201);
+    expect(added.body.members).toEqual([
+      expect.objectContaining({
+        id: gw.body.gatewayId,
+        name: 'member-a',
+        health: 'never-connected',
+        weight: 200,
+        priority: 1,
+      }),
+    ]);
+    expect(added.body).toMatchObject({ memberCount: 1, healthyMemberCount: 0, health: 'down' });
+    expect(
+      (
+        await admin.client.post(`/api/v1/gateway-pools/${pool.id}/memberships`, {
+          gatewayId: gw.body.gatewayId,
+        })
+      ).status,
+    ).toBe(409);
+    for (const body of [
+      { gatewayId: gw.body.gatewayId, weight: 0 },
+      { gatewayId: gw.body.gatewayId, priority: 101 },
+      { gatewayId: 'x' },
+    ]) {
+      expect(
+        (await admin.client.post(`/api/v1/gateway-pools/${pool.id}/memberships`, body)).status,
+      ).toBe(400);
+    }
+    const updated = await admin.client.patch(
+      `/api/v1/gateway-pools/${pool.id}/memberships/${gw.body.gatewayId}`,
+      { weight: 50 },
+    );
+    expect(updated.body.members[0]).toMatchObject({ weight: 50, priority: 1 });
+    const list = await admin.client.get('/api/v1/gateway-pools');
+    expect(list.body.items.find((p: { id: string }) => p.id === pool.id)).toMatchObject({
+      memberCount: 1,
+      healthyMemberCount: 0,
+      health: 'down',
+    });
+    expect(
+      (
+        await admin.client.delete(
+          `/api/v1/gateway-pools/${pool.id}/memberships/${gw.body.gatewayId}`,
+        )
+      ).status,
+    ).toBe(204);
+    expect(
+      (
+        await admin.client.delete(
+          `/api/v1/gateway-pools/${pool.id}/memberships/${gw.body.gatewayId}`,
+        )
+      ).status,
+    ).toBe(404);
+
+    // Memberships go with either side.
+    await admin.client.post(`/api/v1/gateway-pools/${pool.id}/memberships`, {
+      gatewayId: gw.body.gatewayId,
+    });
+    expect((await admin.client.delete(`/api/v1/gateways/${gw.body.gatewayId}`)).status).toBe(204);
+    expect((await admin.client.get(`/api/v1/gateway-pools/${pool.id}`)).body.members).toEqual([]);
+
+    const audit = await admin.client.get('/api/v1/audit-logs?event=gateway-pool.member-*&limit=50');
+    const entries = audit.body.items.map(
+      (e: { event: string; metadata: { pool: string; gateway: string } }) => [
+        e.event,
+        e.metadata.pool,
+        e.metadata.gateway,
+      ],
+    );
+    expect(entries).toEqual(
+      expect.arrayContaining([
+        ['gateway-pool.member-add', 'members', 'member-a'],
+        ['gateway-pool.member-update', 'members', 'member-a'],
+        ['gateway-pool.member-remove', 'members', 'member-a'],
+      ]),
+    );
+  });
+
+  it("answers 404 for another org's pool or gateway, including mixed pairs", async () => {
+    await enterprise(other);
+    const mine = (await admin.client.post('/api/v1/gateway-pools', { name: 'mine' })).body;
+    const myGw = (await enrollGateway(tp, admin, 'mine-gw')).body.gatewayId as string;
+    const theirs = (await other.client.post('/api/v1/gateway-pools', { name: 'mine' })).body;
+    expect(theirs.id).toBeDefined();
+    const theirGw = (await enrollGateway(tp, other, 'their-gw')).body.gatewayId as string;
+
+    for (const [method, path, body] of [
+      ['GET', `/api/v1/gateway-pools/${theirs.id}`, undefined],
+      ['PATCH', `/api/v1/gateway-pools/${theirs.id}`, { description: 'x' }],
+      ['DELETE', `/api/v1/gateway-pools/${theirs.id}`, undefined],
+      ['GET', `/api/v1/gateway-pools/${theirs.id}/resources`, undefined],
+      ['POST', `/api/v1/gateway-pools/${theirs.id}/memberships`, { gatewayId: myGw }],
+      ['POST', `/api/v1/gateway-pools/${mine.id}/memberships`, { gatewayId: theirGw }],
+      ['PATCH', `/api/v1/gateway-pools/${mine.id}/memberships/${theirGw}`, { weight: 2 }],
+      ['DELETE', `/api/v1/gateway-pools/${mine.id}/memberships/${theirGw}`, undefined],
+    ] as const) {
+      const res = await admin.client.send(method, path, body);
+      expect(res.status, `${method} ${path}`).toBe(404);
+    }
+    expect((await other.client.get(`/api/v1/gateway-pools/${theirs.id}`)).body.members).toEqual([]);
+  });
+
+  it('built-in roles: viewer lists, member cannot change pools, admin can', async () => {
+    const viewer = await addUser(tp, admin, 'viewer');
+    const member = await addUser(tp, admin, 'member');
+    expect((await viewer.client.get('/api/v1/gateway-pools')).status).toBe(200);
+    const denied = await member.client.post('/api/v1/gateway-pools', { name: 'nope' });
+    expect(denied.status).toBe(403);
+    expect(denied.body.error.message).toContain('GatewayPool:create');
+    expect((await viewer.client.post('/api/v1/gateway-pools', { name: 'nope' })).status).toBe(403);
+  });
+
+  it('enrollment tokens with poolIds join the new gateway to those pools; --pool must be allowed by the token', async () => {
+    const a = (await admin.client.post('/api/v1/gateway-pools', { name: 'enroll-a' })).body;
+    const b = (await admin.client.post('/api/v1/gateway-pools', { name: 'enroll-b' })).body;
+    const joined = await enrollGateway(tp, admin, 'joins-both', [a.id, b.id]);
+    expect(joined.status).toBe(201);
+    expect(new Set(joined.body.pools)).toEqual(new Set(['enroll-a', 'enroll-b']));
+    const subset = await enrollGateway(tp, admin, 'joins-one', [a.id, b.id], ['enroll-b']);
+    expect(subset.body.pools).toEqual(['enroll-b']);
+    const stretch = await enrollGateway(tp, admin, 'joins-other', [a.id], ['enroll-b']);
+    expect(stretch.status).toBe(403);
+    expect(stretch.body.error.message).toContain(
+      'does not allow joining gateway pool(s) "enroll-b"',
+    );
+    const detail = await admin.client.get(`/api/v1/gateway-pools/${b.id}`);
+    expect(detail.body.members.map((m: { name: string }) => m.name).sort()).toEqual([
+      'joins-both',
+      'joins-one',
+    ]);
+    // Pool ids on a token must be this org's.
+    const foreign = (await other.client.get('/api/v1/gateway-pools')).body.items[0].id as string;
+    expect(
+      (await admin.client.post('/api/v1/gateways/enrollment-tokens', { poolIds: [foreign] }))
+        .status,
+    ).toBe(404);
+  });
+
+  it('a live agent started with --pool joins the pool and shows as a healthy member', async () => {
+    const pool = (await admin.client.post('/api/v1/gateway-pools', { name: 'live' })).body;
+    const t = (
+      await admin.client.post('/api/v1/gateways/enrollment-tokens', { poolIds: [pool.id] })
+    ).body.token as string;
+    await fleet.start({
+      platformUrl: tp.url,
+      token: t,
+      name: 'live-member',
+      pools: ['live'],
+      allow: [],
+    });
+    const detail = await waitFor(
+      async () => {
+        const res = await admin.client.get(`/api/v1/gateway-pools/${pool.id}`);
+        return res.body.healthyMemberCount === 1 ? res.body : undefined;
+      },
+      15_000,
+      'healthy member',
+    );
+    expect(detail).toMatchObject({ memberCount: 1, health: 'healthy' });
+    expect(detail.members[0]).toMatchObject({
+      name: 'live-member',
+      health: 'healthy',
+      version: '0.1.0',
+    });
+  });
+
+  it('after a downgrade, pools keep existing but changes are refused', async () => {
+    const org = await createSecondOrg(tp);
+    await enterprise(org);
+    const pool = (await org.client.post('/api/v1/gateway-pools', { name: 'kept' })).body;
+    // Install a license that is valid but for the free plan (a downgrade).
+    const free = await issueTestLicense({ plan: 'free', org: org.orgId });
+    expect((await org.client.put('/api/v1/license', { key: free })).status).toBe(200);
+    const res = await org.client.patch(`/api/v1/gateway-pools/${pool.id}`, { description: 'x' });
+    expect(res.status).toBe(403);
+    expect(res.body.error.code).toBe('plan_upgrade_required');
+    const rows = await tp.platform.ctx.pools
+      .ensureLoaded()
+      .then(() => tp.platform.ctx.pools.pool(org.orgId, pool.id));
+    expect(rows?.name).toBe('kept');
+  });
+});
