@@ -5,7 +5,7 @@
  * are covered on both drivers by pools-api.test.ts.
  */
 import type { Duplex } from 'node:stream';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { NoGatewayAvailableError } from '../../src/server/pools/failover.js';
 import { AgentFleet, type RunningAgent } from '../helpers/gateway-agent.js';
 import {
@@ -134,6 +134,9 @@ describe('pool failover with three real gateways', () => {
   it('SIGKILL of one member under load: zero failed stream opens; the member is dropped within 1 s', async () => {
     await startPool();
     const victim = members[0] as Member;
+    // Selection works from memory: no database round trip per operation.
+    await tp.platform.ctx.pools.ensureLoaded();
+    const select = vi.spyOn(tp.platform.ctx.db, 'select');
     const stop = (async () => {
       await sleep(700);
       victim.agent.child.kill('SIGKILL');
@@ -149,7 +152,18 @@ describe('pool failover with three real gateways', () => {
     })();
     const result = await load(8, stop);
     await stop;
+    const selectsDuringLoad = select.mock.calls.length;
+    select.mockRestore();
+    // The only reads are the test's own health polls (GET /gateways/:id: auth + row), not per operation.
+    expect(selectsDuringLoad).toBeLessThan(result.ok / 10);
     expect(result.openFailures).toEqual([]);
+    const metrics = await (await fetch(`${tp.url}/metrics`)).text();
+    expect(metrics).toMatch(
+      new RegExp(`gatepool_pool_selections_total\\{pool="ha-${round}"\\} [1-9]`),
+    );
+    expect(metrics).toMatch(
+      new RegExp(`gatepool_pool_healthy_members\\{pool="ha-${round}",pool_id="${poolId}"\\} 2`),
+    );
     // Only operations already past their gateway's 200 on the victim can break: at most one per worker.
     expect(result.interrupted).toBeLessThanOrEqual(8);
     expect(result.ok).toBeGreaterThan(200);

@@ -3,7 +3,7 @@
  * org isolation, enrollment into pools, audit. Gateways here are enrolled through the API
  * with a locally made CSR (never connected) unless a test needs a live one.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { createGatewayKeyAndCsr } from '../../src/server/gateways/pki.js';
 import { AgentFleet } from '../helpers/gateway-agent.js';
 import {
@@ -327,6 +327,42 @@ describe.each(DRIVERS)('gateway pools API (%s)', (driver) => {
       health: 'healthy',
       version: '0.1.0',
     });
+  });
+
+  it('lists pools with a fixed number of queries whatever the number of pools (no N+1)', async () => {
+    const org = await createSecondOrg(tp);
+    await enterprise(org);
+    const db = tp.platform.ctx.db;
+    const countQueries = async () => {
+      await tp.platform.ctx.pools.ensureLoaded();
+      const select = vi.spyOn(db, 'select');
+      const execute = vi.spyOn(db, 'execute');
+      try {
+        const res = await org.client.get('/api/v1/gateway-pools');
+        expect(res.status).toBe(200);
+        return {
+          n: select.mock.calls.length + execute.mock.calls.length,
+          pools: res.body.items.length as number,
+        };
+      } finally {
+        select.mockRestore();
+        execute.mockRestore();
+      }
+    };
+    const gw = (await enrollGateway(tp, org, 'n1-gw')).body.gatewayId as string;
+    const first = (await org.client.post('/api/v1/gateway-pools', { name: 'n1-0' })).body
+      .id as string;
+    await org.client.post(`/api/v1/gateway-pools/${first}/memberships`, { gatewayId: gw });
+    const one = await countQueries();
+    for (let i = 1; i < 12; i++) {
+      const id = (await org.client.post('/api/v1/gateway-pools', { name: `n1-${i}` })).body
+        .id as string;
+      await org.client.post(`/api/v1/gateway-pools/${id}/memberships`, { gatewayId: gw });
+    }
+    const twelve = await countQueries();
+    expect(one.pools).toBe(1);
+    expect(twelve.pools).toBe(12);
+    expect(twelve.n).toBe(one.n);
   });
 
   it('after a downgrade, pools keep existing but changes are refused', async () => {
