@@ -12,6 +12,23 @@ import tls from 'node:tls';
 
 export const TOKEN_REVIEW_PATH = '/apis/authentication.k8s.io/v1/tokenreviews';
 const DEFAULT_TIMEOUT_MS = 10_000;
+/** Parsed CA bundles are reused: building a secure context per login costs measurable CPU. */
+const CONTEXT_CACHE_SIZE = 64;
+const contexts = new Map<string, tls.SecureContext>();
+
+function secureContextFor(ca: string | undefined): tls.SecureContext | undefined {
+  if (!ca) return undefined;
+  let context = contexts.get(ca);
+  if (context) {
+    contexts.delete(ca);
+  } else {
+    context = tls.createSecureContext({ ca });
+    if (contexts.size >= CONTEXT_CACHE_SIZE)
+      contexts.delete(contexts.keys().next().value as string);
+  }
+  contexts.set(ca, context);
+  return context;
+}
 /** A TokenReview answer is a few KB; anything much larger is not one. */
 const MAX_RESPONSE_BYTES = 1024 * 1024;
 
@@ -100,7 +117,7 @@ function classifyError(
   secured: boolean,
 ): { reason: TokenReviewFailure; message: string } {
   const code = err.code ?? '';
-  if (TLS_CODES.has(code) || (!secured && /^ERR_SSL_|^ERR_TLS_/.test(code))) {
+  if (TLS_CODES.has(code) || (!secured && /^ERR_SSL_|^ERR_TLS_|^ERR_OSSL_/.test(code))) {
     return {
       reason: 'tls',
       message: `TLS verification of the API server failed: ${err.message}${code ? ` (${code})` : ''}`,
@@ -247,7 +264,8 @@ export function tokenReview(params: TokenReviewParams): Promise<TokenReviewResul
         ...(params.stream ? { socket: params.stream } : {}),
         host: server.host,
         port: server.port,
-        ...(ca ? { ca } : {}),
+        // Verified against the configured CA bundle only (or the system CAs when none).
+        ...(ca ? { secureContext: secureContextFor(ca) } : {}),
         // SNI takes names only; an IP literal is verified against the certificate's IP SANs.
         ...(isIP(server.host) ? {} : { servername: server.host }),
         ALPNProtocols: ['http/1.1'],
