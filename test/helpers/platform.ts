@@ -146,6 +146,11 @@ export async function startTestPlatform(
     } else {
       database = opts.database === 'empty' ? await openDatabase({}) : await openSnapshotDatabase();
     }
+    if (database) {
+      const db = database;
+      // Closed by the platform; this covers a start that fails before it takes the handle.
+      cleanups.push(() => db.close().catch(() => undefined));
+    }
     const config = loadConfig({ ...env, ...opts.env, ...opts.configOverrides });
     const platform = await startPlatform(config, { logger: pino({ level: 'silent' }), database });
     let closing: Promise<void> | undefined;

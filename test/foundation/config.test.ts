@@ -1,0 +1,138 @@
+/** Configuration: defaults, and one clear line per bad value naming the variable. */
+import { generateKeyPairSync } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import pino from 'pino';
+import { describe, expect, it } from 'vitest';
+import { ConfigError, loadConfig } from '../../src/server/config.js';
+import { startPlatform } from '../../src/server/server.js';
+import { licenseKeys } from '../helpers/platform.js';
+
+function problems(env: Record<string, string>): string[] {
+  try {
+    loadConfig(env);
+  } catch (err) {
+    expect(err).toBeInstanceOf(ConfigError);
+    return (err as ConfigError).problems;
+  }
+  throw new Error('expected a ConfigError');
+}
+
+describe('loadConfig', () => {
+  it('has working defaults and treats empty values as unset', () => {
+    const c = loadConfig({ GATEPOOL_PORT: '', DATABASE_URL: '' });
+    expect(c).toMatchObject({
+      host: '0.0.0.0',
+      port: 8080,
+      tunnelPort: 8443,
+      logLevel: 'info',
+      sessionTtlSeconds: 12 * 3600,
+      databaseUrl: undefined,
+    });
+    expect(c.dataDir).toMatch(/\/data$/);
+  });
+
+  it('reads every setting', () => {
+    const c = loadConfig({
+      GATEPOOL_HOST: '127.0.0.1',
+      GATEPOOL_PORT: '9000',
+      GATEPOOL_TUNNEL_PORT: '9443',
+      GATEPOOL_PUBLIC_URL: 'https://gatepool.example.com',
+      GATEPOOL_DATA_DIR: '/tmp/gp',
+      DATABASE_URL: 'postgresql://u:p@db:5432/gp',
+      GATEPOOL_ENCRYPTION_KEY: 'ab'.repeat(32),
+      GATEPOOL_LOG_LEVEL: 'debug',
+      GATEPOOL_SESSION_TTL_SECONDS: '60',
+    });
+    expect(c).toMatchObject({
+      host: '127.0.0.1',
+      port: 9000,
+      tunnelPort: 9443,
+      publicUrl: 'https://gatepool.example.com',
+      dataDir: '/tmp/gp',
+      databaseUrl: 'postgresql://u:p@db:5432/gp',
+      logLevel: 'debug',
+      sessionTtlSeconds: 60,
+    });
+  });
+
+  it('lists each bad value, naming its variable', () => {
+    const bad: Record<string, string> = {
+      GATEPOOL_PORT: 'eighty',
+      GATEPOOL_TUNNEL_PORT: '70000',
+      GATEPOOL_PUBLIC_URL: 'not a url',
+      DATABASE_URL: 'mysql://db/gp',
+      GATEPOOL_ENCRYPTION_KEY: 'too-short',
+      GATEPOOL_LOG_LEVEL: 'loud',
+      GATEPOOL_SESSION_TTL_SECONDS: '5',
+    };
+    const list = problems(bad);
+    for (const name of Object.keys(bad)) {
+      expect(
+        list.filter((p) => p.startsWith(`${name}=`)),
+        name,
+      ).toHaveLength(1);
+    }
+    expect(list).toHaveLength(Object.keys(bad).length);
+    expect(list.find((p) => p.startsWith('GATEPOOL_PORT='))).toMatch(/must be a number/);
+    expect(list.find((p) => p.startsWith('GATEPOOL_TUNNEL_PORT='))).toMatch(/between 0 and 65535/);
+    expect(list.find((p) => p.startsWith('DATABASE_URL='))).toMatch(/postgres:\/\//);
+    expect(list.find((p) => p.startsWith('GATEPOOL_SESSION_TTL_SECONDS='))).toMatch(/>= 60/);
+    const message = (() => {
+      try {
+        loadConfig(bad);
+      } catch (err) {
+        return (err as Error).message;
+      }
+    })();
+    expect(message).toMatch(/^Invalid configuration:\n {2}- /);
+    expect(message!.split('\n')).toHaveLength(Object.keys(bad).length + 1);
+  });
+
+  it('checks that a gateway is declared dead only after missed keepalives', () => {
+    expect(problems({ GATEPOOL_KEEPALIVE_MS: '500', GATEPOOL_DEAD_AFTER_MS: '400' })).toEqual([
+      expect.stringMatching(
+        /^GATEPOOL_DEAD_AFTER_MS .* must be greater than GATEPOOL_KEEPALIVE_MS/,
+      ),
+    ]);
+  });
+});
+
+describe('license public key at start', () => {
+  it.each([
+    ['a missing file', '/nonexistent/public.pem'],
+    ['a malformed PEM', '-----BEGIN PUBLIC KEY-----\nnot-base64!\n-----END PUBLIC KEY-----\n'],
+    ['a key of the wrong type', 'EC'],
+    ['a private key', 'PRIVATE'],
+  ])('refuses %s, naming GATEPOOL_LICENSE_PUBLIC_KEY', async (_label, value) => {
+    const key =
+      value === 'PRIVATE'
+        ? (await licenseKeys()).privatePem
+        : value === 'EC'
+          ? generateKeyPairSync('ec', { namedCurve: 'P-256' })
+              .publicKey.export({ type: 'spki', format: 'pem' })
+              .toString()
+          : value;
+    const dataDir = mkdtempSync(join(tmpdir(), 'gatepool-config-'));
+    // The key is checked before the database opens. Resolve to a short outcome: a started
+    // platform is far too big to print in a failure message.
+    const config = loadConfig({
+      GATEPOOL_HOST: '127.0.0.1',
+      GATEPOOL_PORT: '0',
+      GATEPOOL_TUNNEL_PORT: '0',
+      GATEPOOL_DATA_DIR: dataDir,
+      GATEPOOL_LICENSE_PUBLIC_KEY: key,
+    });
+    const outcome = await startPlatform(config, { logger: pino({ level: 'silent' }) })
+      .then(
+        async (p) => {
+          await p.close();
+          return 'started';
+        },
+        (err: Error) => err.message,
+      )
+      .finally(() => rmSync(dataDir, { recursive: true, force: true }));
+    expect(outcome).toMatch(/^GATEPOOL_LICENSE_PUBLIC_KEY: cannot read a PEM public key/);
+  });
+});
