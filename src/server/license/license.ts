@@ -1,6 +1,6 @@
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { randomUUID } from 'node:crypto';
+import { createPublicKey, randomUUID } from 'node:crypto';
 import {
   CompactSign,
   compactVerify,
@@ -72,7 +72,13 @@ export function readPublicKeyPem(value: string): string {
 export class LicenseVerifier {
   private keyPromise: ReturnType<typeof importSPKI> | null;
 
+  /** Throws at once for a key that is not an Ed25519 public key (the platform must not start). */
   constructor(publicKeyPem: string | undefined) {
+    if (publicKeyPem) {
+      if (publicKeyPem.includes('PRIVATE KEY')) throw new Error('this is a private key; give the public key (public.pem)');
+      const type = createPublicKey(publicKeyPem).asymmetricKeyType;
+      if (type !== 'ed25519') throw new Error(`expected an Ed25519 public key, got ${type ?? 'an unknown'} key`);
+    }
     this.keyPromise = publicKeyPem ? importSPKI(publicKeyPem, 'EdDSA') : null;
   }
 
