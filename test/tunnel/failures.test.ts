@@ -100,16 +100,14 @@ describe('tunnel trust', () => {
       8000,
       'replacement',
     );
-    a.child.kill('SIGSTOP');
     const b = harness.spawnAgent(gatewayId, stateDir);
     expect(await replaced).toMatch(/replaced/);
     const current = harness.hub.live(gatewayId);
     expect(current).toBeDefined();
     expect(current).not.toBe(firstLive);
     // The evicted agent says why and backs off instead of evicting the other one right away.
-    a.child.kill('SIGCONT');
     await a.waitForOutput(/another agent connected with this gateway's identity/, 3000);
-    await sleep(300);
+    await sleep(500);
     expect(harness.hub.live(gatewayId)).toBe(current);
     b.child.kill('SIGKILL');
     a.child.kill('SIGKILL');
