@@ -283,6 +283,9 @@ export class TunnelHub extends EventEmitter<TunnelHubEvents> {
       // root store.
       ca: [...pems],
       minVersion: 'TLSv1.3',
+      // AES-GCM decryption was a fifth of the gateway's CPU on bulk uploads (perf); the 128-bit
+      // variant does 10 rounds instead of 14 and is as standard in TLS 1.3.
+      ciphers: 'TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256',
     };
   }
 
