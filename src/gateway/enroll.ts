@@ -32,10 +32,9 @@ export interface EnrollOptions {
 export async function enroll(options: EnrollOptions): Promise<GatewayState> {
   let url: URL;
   try {
-    url = new URL(
-      ENROLL_PATH,
-      options.platform.endsWith('/') ? options.platform : `${options.platform}/`,
-    );
+    // Relative to the base so a platform served under a path prefix keeps it.
+    const base = options.platform.endsWith('/') ? options.platform : `${options.platform}/`;
+    url = new URL(ENROLL_PATH.replace(/^\//, ''), base);
   } catch {
     throw new EnrollError(
       `--platform must be a URL like https://gatepool.example.com, got "${options.platform}"`,
