@@ -175,6 +175,8 @@ async function detection(
 const fmt = (value: number, digits = 0): string => value.toFixed(digits);
 
 async function main(): Promise<void> {
+  // Other work on a small box skews every figure here; recorded so results can be read in context.
+  const loadAtStart = os.loadavg();
   const targets = await startTargets();
   const harness = await TunnelHarness.start();
   try {
@@ -231,6 +233,7 @@ async function main(): Promise<void> {
       node: process.version,
       cpus: os.cpus().length,
       cpuModel: os.cpus()[0]?.model ?? 'unknown',
+      loadAverage: { start: loadAtStart, end: os.loadavg() },
       config: {
         bytes: BYTES,
         iterations: ITERATIONS,
@@ -321,7 +324,9 @@ async function main(): Promise<void> {
     const table = rows
       .map((row) => row.map((cell, column) => cell.padEnd(widths[column] ?? 0)).join('  '))
       .join('\n');
-    process.stdout.write(`\nbench/tunnel (${results.node}, ${results.cpus} CPUs)\n${table}\n`);
+    process.stdout.write(
+      `\nbench/tunnel (${results.node}, ${results.cpus} CPUs, load ${loadAtStart[0]?.toFixed(1)})\n${table}\n`,
+    );
     process.stdout.write(
       `targets: ${Object.entries(results.targets)
         .map(([name, ok]) => `${name}=${ok ? 'pass' : 'FAIL'}`)
