@@ -1,4 +1,6 @@
 /** Organization settings, health probes, OpenAPI document. */
+import { statSync } from 'node:fs';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import {
   addUser,
@@ -122,6 +124,10 @@ describe.each(DRIVERS)('health probes on %s', (driver) => {
   let tp: TestPlatform;
   beforeAll(async () => void (tp = await startTestPlatform(driver)));
   afterAll(() => tp?.close().catch(() => undefined));
+
+  it('generated its root key into the data dir, mode 0600', () => {
+    expect(statSync(join(tp.dataDir, 'root.key')).mode & 0o777).toBe(0o600);
+  });
 
   it('answers /healthz always and /readyz while the database is reachable', async () => {
     expect(await api(tp).get('/healthz')).toMatchObject({ status: 200, body: { status: 'ok' } });

@@ -77,8 +77,11 @@ export interface TestPlatformOptions {
   configOverrides?: Record<string, string | undefined>;
   /** Alias of configOverrides. */
   env?: Record<string, string | undefined>;
-  /** `migrated` (default) starts from a migrated database; `empty` from a blank one. */
-  database?: 'migrated' | 'empty';
+  /**
+   * `migrated` (default) starts from a migrated database; `empty` from a blank one;
+   * `configured` (PGlite) lets the platform open the database of its GATEPOOL_DATA_DIR.
+   */
+  database?: 'migrated' | 'empty' | 'configured';
   /** PostgreSQL only: use this existing database (it is not dropped on close). */
   databaseUrl?: string;
 }
@@ -144,7 +147,8 @@ export async function startTestPlatform(
       }
       env.DATABASE_URL = databaseUrl;
     } else {
-      database = opts.database === 'empty' ? await openDatabase({}) : await openSnapshotDatabase();
+      if (opts.database === 'empty') database = await openDatabase({});
+      else if (opts.database !== 'configured') database = await openSnapshotDatabase();
     }
     if (database) {
       const db = database;

@@ -1,0 +1,191 @@
+/** The CLI from source: license keygen → issue → a license the server accepts; migrate; create-org. */
+import { execFile } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { LicenseVerifier } from '../../src/server/license/license.js';
+import {
+  bootstrap,
+  login,
+  startTestPlatform,
+  TEST_PASSWORD,
+  type TestPlatform,
+} from '../helpers/platform.js';
+
+const ROOT = fileURLToPath(new URL('../../', import.meta.url));
+const ENTRY = fileURLToPath(new URL('../helpers/cli-entry.ts', import.meta.url));
+
+interface Run {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+function gatepool(args: string[], env: Record<string, string> = {}): Promise<Run> {
+  return new Promise((resolve) => {
+    execFile(
+      process.execPath,
+      ['--import', 'tsx', ENTRY, ...args],
+      {
+        cwd: ROOT,
+        timeout: 60_000,
+        env: { ...process.env, GATEPOOL_LOG_LEVEL: 'silent', ...env },
+      },
+      (err, stdout, stderr) => {
+        const code = err ? (typeof err.code === 'number' ? err.code : 1) : 0;
+        resolve({ code, stdout: String(stdout), stderr: String(stderr) });
+      },
+    );
+  });
+}
+
+describe('gatepool license', () => {
+  let dir: string;
+  let tp: TestPlatform | undefined;
+  beforeAll(() => void (dir = mkdtempSync(join(tmpdir(), 'gatepool-cli-'))));
+  afterAll(async () => {
+    await tp?.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('keygen → issue → a license the server accepts', async () => {
+    const keys = join(dir, 'keys');
+    const gen = await gatepool(['license', 'keygen', '--out', keys]);
+    expect(gen.code, gen.stderr).toBe(0);
+    expect(gen.stdout).toContain('GATEPOOL_LICENSE_PUBLIC_KEY=');
+    expect(statSync(join(keys, 'private.pem')).mode & 0o777).toBe(0o600);
+    expect(readFileSync(join(keys, 'public.pem'), 'utf8')).toMatch(/BEGIN PUBLIC KEY/);
+
+    // Never overwrites a signing key.
+    const again = await gatepool(['license', 'keygen', '--out', keys]);
+    expect(again.code).toBe(1);
+    expect(again.stderr).toMatch(/already exists/);
+
+    tp = await startTestPlatform('pglite', {
+      configOverrides: { GATEPOOL_LICENSE_PUBLIC_KEY: join(keys, 'public.pem') },
+    });
+    const admin = await bootstrap(tp);
+    const issued = await gatepool([
+      'license',
+      'issue',
+      '--key',
+      join(keys, 'private.pem'),
+      '--plan',
+      'enterprise',
+      '--org',
+      admin.orgId,
+      '--days',
+      '30',
+    ]);
+    expect(issued.code, issued.stderr).toBe(0);
+    const license = issued.stdout.trim();
+    expect(license.split('.')).toHaveLength(3);
+    const check = await new LicenseVerifier(readFileSync(join(keys, 'public.pem'), 'utf8')).verify(
+      license,
+      admin.orgId,
+    );
+    expect(check).toMatchObject({ ok: true, claims: { plan: 'enterprise', org: admin.orgId } });
+
+    const put = await admin.client.put('/api/v1/license', { key: license });
+    expect(put.status).toBe(200);
+    expect(put.body).toMatchObject({ plan: 'enterprise', features: { gatewayPool: true } });
+
+    const any = await gatepool([
+      'license',
+      'issue',
+      '--key',
+      join(keys, 'private.pem'),
+      '--plan',
+      'free',
+    ]);
+    expect(any.code, any.stderr).toBe(0);
+    expect(
+      await new LicenseVerifier(readFileSync(join(keys, 'public.pem'), 'utf8')).verify(
+        any.stdout,
+        'x',
+      ),
+    ).toMatchObject({
+      ok: true,
+      claims: { org: '*', exp: null },
+    });
+  });
+
+  it('refuses a bad plan, bad days or a missing key with exit 1 and a message', async () => {
+    const key = join(dir, 'keys', 'private.pem');
+    const [plan, days, missing] = await Promise.all([
+      gatepool(['license', 'issue', '--key', key, '--plan', 'gold']),
+      gatepool(['license', 'issue', '--key', key, '--plan', 'enterprise', '--days', '-3']),
+      gatepool(['license', 'issue', '--key', join(dir, 'nope.pem'), '--plan', 'enterprise']),
+    ]);
+    expect(plan.code).toBe(1);
+    expect(plan.stderr).toContain('unknown plan "gold": use free or enterprise');
+    expect(plan.stdout).toBe('');
+    expect(days.code).toBe(1);
+    expect(days.stderr).toMatch(/positive number of days/);
+    expect(missing.code).toBe(1);
+    expect(missing.stderr).toMatch(/cannot read/);
+  });
+});
+
+describe('gatepool migrate and admin create-org', () => {
+  let dir: string;
+  let tp: TestPlatform | undefined;
+  beforeAll(() => void (dir = mkdtempSync(join(tmpdir(), 'gatepool-cli-db-'))));
+  afterAll(async () => {
+    await tp?.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('migrates once, then creates an organization whose admin can log in', async () => {
+    const data = join(dir, 'data');
+    const first = await gatepool(['migrate', '--data-dir', data]);
+    expect(first.code, first.stderr).toBe(0);
+    expect(first.stdout).toMatch(/^applied \d+ migration\(s\): 0001_foundation\.sql/);
+    const second = await gatepool(['migrate', '--data-dir', data]);
+    expect(second.code, second.stderr).toBe(0);
+    expect(second.stdout).toMatch(/database is up to date/);
+
+    const bad = await gatepool(['migrate', '--data-dir', data, '--port', 'eighty']);
+    expect(bad.code).toBe(1);
+    expect(bad.stderr).toMatch(/GATEPOOL_PORT="eighty": must be a number/);
+
+    const noPassword = await gatepool([
+      'admin',
+      'create-org',
+      '--data-dir',
+      data,
+      '--name',
+      'Beta',
+      '--admin-email',
+      'b@example.com',
+    ]);
+    expect(noPassword.code).toBe(1);
+    expect(noPassword.stderr).toMatch(/password of at least 12/);
+    const created = await gatepool([
+      'admin',
+      'create-org',
+      '--data-dir',
+      data,
+      '--name',
+      'Beta',
+      '--admin-email',
+      'b@example.com',
+      '--admin-password',
+      TEST_PASSWORD,
+    ]);
+    expect(created.code, created.stderr).toBe(0);
+    const orgId = /organizationId ([0-9a-f-]{36})/.exec(created.stdout)?.[1];
+    expect(orgId).toBeDefined();
+
+    // The platform started on that data dir finds the org.
+    tp = await startTestPlatform('pglite', {
+      database: 'configured',
+      configOverrides: { GATEPOOL_DATA_DIR: data },
+    });
+    expect(tp).toBeDefined();
+    const { body } = await login(tp, 'b@example.com', TEST_PASSWORD, orgId);
+    expect(body).toMatchObject({ organization: { id: orgId, name: 'Beta' }, role: 'admin' });
+  });
+});
