@@ -5,6 +5,7 @@ import { enrollmentRoutes } from './gateways/enrollment-routes.js';
 import { PlatformMetrics, tunnelMetrics } from './gateways/metrics.js';
 import { GatewayRegistry } from './gateways/registry.js';
 import { gatewayRoutes } from './gateways/routes.js';
+import { kubernetesAuthRoutes } from './kubernetes-auth/routes.js';
 import { poolRoutes } from './pools/routes.js';
 import { PoolService } from './pools/service.js';
 import { TunnelHub } from './tunnel/hub.js';
@@ -112,7 +113,7 @@ export async function startPlatform(config: Config, opts: StartOptions): Promise
   };
   const app = await buildApp(ctx, {
     logger: log,
-    modules: [enrollmentRoutes, gatewayRoutes, poolRoutes],
+    modules: [enrollmentRoutes, gatewayRoutes, poolRoutes, kubernetesAuthRoutes],
     extra: (a) => metricsRoute(a, metrics),
   });
   let tunnelPort: number;

@@ -284,7 +284,8 @@ export function enrollmentRoutes(app: Api, ctx: AppContext): void {
         }
         throw err;
       }
-      if (joinPools.length) ctx.pools.invalidate();
+      // Pinned references and pool membership both read the cache: a new gateway must appear in it.
+      ctx.pools.invalidate();
       const serverCa = await ctx.gateways.cas.tunnelServerCa();
       return reply.code(201).send({
         gatewayId,

@@ -3,7 +3,7 @@ import { z } from 'zod';
 import { actorOf, auditActor, auditContext } from '../auth/actor.js';
 import type { AppContext } from '../context.js';
 import { gateways } from '../db/schema.js';
-import { conflict, isUniqueViolation } from '../http/errors.js';
+import { conflict, isForeignKeyViolation, isUniqueViolation } from '../http/errors.js';
 import { afterCursor, idParams, pageOf, pageQuery, type Api } from '../http/schemas.js';
 import { findGateway, GATEWAY_NAME_MESSAGE, GATEWAY_NAME_PATTERN } from './queries.js';
 import { consumersOfGateway } from './consumers.js';
@@ -118,25 +118,39 @@ export function gatewayRoutes(app: Api, ctx: AppContext): void {
     async (req, reply) => {
       const actor = actorOf(req);
       const gw = await findGateway(ctx.db, actor.orgId, req.params.id);
-      await ctx.db.transaction(async (tx) => {
-        const consumers = await consumersOfGateway(tx, actor.orgId, gw.id);
-        if (consumers.length) {
-          throw conflict(
-            `Gateway "${gw.name}" is used by ${consumers.map((c) => `${c.kind} "${c.name}"`).join(', ')}; detach them first.`,
-            { consumers },
+      await ctx.db
+        .transaction(async (tx) => {
+          // Lock the row: a consumer attaching concurrently waits on it (its FK check takes a
+          // share lock), so the consumer check below cannot be outrun.
+          await tx
+            .select({ id: gateways.id })
+            .from(gateways)
+            .where(and(eq(gateways.orgId, actor.orgId), eq(gateways.id, gw.id)))
+            .for('update');
+          const consumers = await consumersOfGateway(tx, actor.orgId, gw.id);
+          if (consumers.length) {
+            throw conflict(
+              `Gateway "${gw.name}" is used by ${consumers.map((c) => `${c.kind} "${c.name}"`).join(', ')}; detach them first.`,
+              { consumers },
+            );
+          }
+          await tx
+            .delete(gateways)
+            .where(and(eq(gateways.orgId, actor.orgId), eq(gateways.id, gw.id)));
+          await ctx.audit.record(
+            auditActor(actor),
+            'gateway.delete',
+            { gatewayId: gw.id, name: gw.name },
+            auditContext(req, actor.orgId),
+            tx,
           );
-        }
-        await tx
-          .delete(gateways)
-          .where(and(eq(gateways.orgId, actor.orgId), eq(gateways.id, gw.id)));
-        await ctx.audit.record(
-          auditActor(actor),
-          'gateway.delete',
-          { gatewayId: gw.id, name: gw.name },
-          auditContext(req, actor.orgId),
-          tx,
-        );
-      });
+        })
+        .catch((err: unknown) => {
+          // A reference that appeared anyway (another platform node) is refused by the FK.
+          if (isForeignKeyViolation(err))
+            throw conflict(`Gateway "${gw.name}" is in use; detach its consumers first.`);
+          throw err;
+        });
       registry().disconnect(gw.id, 'gateway deleted');
       ctx.pools.invalidate();
       return reply.code(204).send();
