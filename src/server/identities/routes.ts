@@ -7,7 +7,7 @@ import type { AppContext } from '../context.js';
 import { identities, identityAccessTokens } from '../db/schema.js';
 import { conflict, isUniqueViolation, notFound } from '../http/errors.js';
 import { afterCursor, displayName, idParams, pageOf, pageQuery, slug, type Api } from '../http/schemas.js';
-import { assertCanGrantRole } from '../rbac/grant.js';
+import { assertCanGrantRole, assertCanManageHolder } from '../rbac/grant.js';
 
 const MAX_TOKEN_TTL = 365 * 86400;
 const identityView = {
@@ -86,6 +86,7 @@ export function identityRoutes(app: Api, ctx: AppContext): void {
     async (req) => {
       const actor = actorOf(req);
       const before = await findIdentity(ctx, actor.orgId, req.params.id);
+      await assertCanManageHolder(ctx.db, actor, before, 'identity');
       if (req.body.role) await assertCanGrantRole(ctx.db, actor, req.body.role);
       try {
         await ctx.db.transaction(async (tx) => {
@@ -109,6 +110,7 @@ export function identityRoutes(app: Api, ctx: AppContext): void {
     async (req, reply) => {
       const actor = actorOf(req);
       const before = await findIdentity(ctx, actor.orgId, req.params.id);
+      await assertCanManageHolder(ctx.db, actor, before, 'identity');
       await ctx.db.transaction(async (tx) => {
         await tx.delete(identities).where(and(eq(identities.orgId, actor.orgId), eq(identities.id, before.id)));
         await ctx.audit.record(auditActor(actor), 'identity.delete', { identityId: before.id, name: before.name }, auditContext(req, actor.orgId), tx);
@@ -139,6 +141,7 @@ export function identityRoutes(app: Api, ctx: AppContext): void {
     async (req, reply) => {
       const actor = actorOf(req);
       const identity = await findIdentity(ctx, actor.orgId, req.params.id);
+      await assertCanManageHolder(ctx.db, actor, identity, 'identity');
       const { token, hash } = newToken('identity');
       const id = randomUUID();
       const expiresAt = new Date(Date.now() + req.body.ttlSeconds * 1000);
@@ -175,6 +178,7 @@ export function identityRoutes(app: Api, ctx: AppContext): void {
     async (req, reply) => {
       const actor = actorOf(req);
       const identity = await findIdentity(ctx, actor.orgId, req.params.id);
+      await assertCanManageHolder(ctx.db, actor, identity, 'identity');
       const revoked = await ctx.db
         .update(identityAccessTokens)
         .set({ revokedAt: new Date() })

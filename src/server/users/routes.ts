@@ -8,7 +8,7 @@ import type { Tx } from '../db/client.js';
 import { orgMemberships, sessions, users } from '../db/schema.js';
 import { conflict, isUniqueViolation, notFound } from '../http/errors.js';
 import { afterCursor, displayName, email, idParams, pageOf, pageQuery, password, slug, type Api } from '../http/schemas.js';
-import { assertCanGrantRole } from '../rbac/grant.js';
+import { assertCanGrantRole, assertCanManageHolder } from '../rbac/grant.js';
 
 const roleField = slug('role', 64);
 
@@ -93,6 +93,7 @@ export function userRoutes(app: Api, ctx: AppContext): void {
     async (req) => {
       const actor = actorOf(req);
       const before = await findMember(ctx, actor.orgId, req.params.id);
+      await assertCanManageHolder(ctx.db, actor, before, 'user');
       const { role, name } = req.body;
       if (role) await assertCanGrantRole(ctx.db, actor, role);
       await ctx.db.transaction(async (tx) => {
@@ -122,12 +123,16 @@ export function userRoutes(app: Api, ctx: AppContext): void {
     async (req, reply) => {
       const actor = actorOf(req);
       const member = await findMember(ctx, actor.orgId, req.params.id);
+      await assertCanManageHolder(ctx.db, actor, member, 'user');
       await ctx.db.transaction(async (tx) => {
         if (member.role === 'admin') await assertAnotherAdmin(tx, actor.orgId, member.id);
         await tx
           .delete(orgMemberships)
           .where(and(eq(orgMemberships.orgId, actor.orgId), eq(orgMemberships.userId, member.id)));
         await tx.delete(sessions).where(and(eq(sessions.orgId, actor.orgId), eq(sessions.userId, member.id)));
+        // A user left in no organization is deleted, so the same email can be added again.
+        const [rest] = await tx.select({ n: count() }).from(orgMemberships).where(eq(orgMemberships.userId, member.id));
+        if ((rest?.n ?? 0) === 0) await tx.delete(users).where(eq(users.id, member.id));
         await ctx.audit.record(
           auditActor(actor),
           'member.remove',
