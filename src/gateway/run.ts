@@ -2,11 +2,12 @@
  * `gatepool gateway start`: option handling, first-run enrollment, signals. Kept apart from the
  * commander wiring so the standalone entry (main.ts) and the `gatepool` binary share it.
  */
+import { createPrivateKey, X509Certificate } from 'node:crypto';
 import { resolve } from 'node:path';
 import { Allowlist, AllowlistError } from './allowlist.js';
 import { GatewayAgent, type AgentLog } from './agent.js';
 import { enroll, EnrollError } from './enroll.js';
-import { loadState, saveState, StateError, statePath } from './state.js';
+import { loadState, saveState, StateError, statePath, type GatewayState } from './state.js';
 
 export interface GatewayStartOptions {
   platform?: string;
@@ -93,6 +94,7 @@ export async function runGateway(options: GatewayStartOptions, log = stderrLog()
     log.info(`enrolled as gateway "${state.name}" (${state.gatewayId}); state saved to ${path}`);
   }
 
+  checkCredentials(state, stateDir, log);
   const agent = new GatewayAgent({ state, allowlist, labels, log });
   agent.start();
 
@@ -114,6 +116,29 @@ export async function runGateway(options: GatewayStartOptions, log = stderrLog()
     process.on('SIGTERM', onSignal);
     process.on('SIGINT', onSignal);
   });
+}
+
+/** Fails early and clearly on a damaged state file instead of inside every TLS attempt. */
+function checkCredentials(state: GatewayState, stateDir: string, log: AgentLog): void {
+  let cert: X509Certificate;
+  try {
+    cert = new X509Certificate(state.certificatePem);
+    new X509Certificate(state.serverCaCertificatePem);
+    if (!cert.checkPrivateKey(createPrivateKey(state.keyPem))) throw new Error('key mismatch');
+  } catch (error) {
+    throw new StateError(
+      `the key or certificates in ${statePath(stateDir)} are unusable (${(error as Error).message}); ` +
+        'remove the state directory and enroll again with a new token',
+    );
+  }
+  const daysLeft = (Date.parse(cert.validTo) - Date.now()) / 86_400_000;
+  if (daysLeft < 0) {
+    log.warn(
+      `this gateway's certificate expired on ${cert.validTo}; enroll again with a new token`,
+    );
+  } else if (daysLeft < 30) {
+    log.warn(`this gateway's certificate expires on ${cert.validTo}; enroll again before then`);
+  }
 }
 
 export function exitMessage(error: unknown): string | null {

@@ -1,6 +1,6 @@
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -182,6 +182,21 @@ describe('gateway start: enrollment and state', () => {
     const badLabel = await runAgent(['--state-dir', stateDir, '--label', 'novalue']);
     expect(badLabel.code).toBe(1);
     expect(badLabel.stderr).toMatch(/invalid --label/);
+  });
+
+  it('refuses a damaged state file with a clear message', async () => {
+    const { gatewayId, stateDir } = await harness.createGateway();
+    const file = join(stateDir, 'gateway.json');
+    const state = JSON.parse(await readFile(file, 'utf8')) as Record<string, unknown>;
+    const other = await harness.createGateway();
+    const otherState = JSON.parse(await readFile(join(other.stateDir, 'gateway.json'), 'utf8')) as {
+      keyPem: string;
+    };
+    await writeFile(file, JSON.stringify({ ...state, keyPem: otherState.keyPem }), { mode: 0o600 });
+    const run = await runAgent(['--state-dir', stateDir]);
+    expect(run.code).toBe(1);
+    expect(run.stderr).toMatch(/unusable \(key mismatch\)/);
+    expect(harness.hub.live(gatewayId)).toBeUndefined();
   });
 
   it('says it cannot reach an unreachable platform', async () => {
