@@ -407,6 +407,15 @@ describe.each(DRIVERS)('kubernetes auth through gateways on %s', (driver) => {
       );
     });
 
+    it('refuses configuring a login for an identity stronger than the caller (no escalation)', async () => {
+      const member = await addUser(s.tp, s.admin, 'member');
+      const strong = await newIdentity('admin');
+      const res = await as(member).post(config(strong), baseConfig());
+      expect(res.status, brief(res)).toBe(403);
+      expect(res.body.error.message).toContain('You cannot manage this identity');
+      expect((await s.k8s.get(config(strong))).status).toBe(404);
+    });
+
     it('needs KubernetesAuth permissions, and attach on what is newly referenced', async () => {
       const viewer = await addUser(s.tp, s.admin, 'viewer');
       const id = await newIdentity();
@@ -426,20 +435,22 @@ describe.each(DRIVERS)('kubernetes auth through gateways on %s', (driver) => {
       });
       expect(role.status, brief(role)).toBe(201);
       const limited = await addUser(s.tp, s.admin, 'k8s-no-attach');
-      const pool = await as(limited).post(config(id), { ...baseConfig(), gatewayPoolId: poolId });
+      // An identity whose role the limited user fully holds (managing a stronger one is refused).
+      const own = await newIdentity('k8s-no-attach');
+      const pool = await as(limited).post(config(own), { ...baseConfig(), gatewayPoolId: poolId });
       expect(pool.status, brief(pool)).toBe(403);
       expect(pool.body.error.message).toMatch(/GatewayPool:attach/);
-      const gw = await as(limited).post(config(id), { ...baseConfig(), gatewayId: soloId });
+      const gw = await as(limited).post(config(own), { ...baseConfig(), gatewayId: soloId });
       expect(gw.status, brief(gw)).toBe(403);
       expect(gw.body.error.message).toMatch(/Gateway:attach/);
       // An admin attaches the pool; the limited user may still edit other fields (no new reference).
       expect(
-        (await s.k8s.post(config(id), { ...baseConfig(), gatewayPoolId: poolId })).status,
+        (await s.k8s.post(config(own), { ...baseConfig(), gatewayPoolId: poolId })).status,
       ).toBe(201);
-      const edit = await as(limited).patch(config(id), { allowedNamespaces: ['apps'] });
+      const edit = await as(limited).patch(config(own), { allowedNamespaces: ['apps'] });
       expect(edit.status, brief(edit)).toBe(200);
       const member = await addUser(s.tp, s.admin, 'member');
-      const byMember = await as(member).patch(config(id), { gatewayId: soloId });
+      const byMember = await as(member).patch(config(own), { gatewayId: soloId });
       expect(byMember.status, brief(byMember)).toBe(200);
     });
 

@@ -36,6 +36,7 @@ import {
 } from '../http/errors.js';
 import type { Api } from '../http/schemas.js';
 import { findIdentity } from '../identities/routes.js';
+import { assertCanManageHolder } from '../rbac/grant.js';
 import { NoGatewayAvailableError, type Attempt } from '../pools/failover.js';
 import { findPool } from '../pools/service.js';
 import {
@@ -396,6 +397,8 @@ export function kubernetesAuthRoutes(
     async (req, reply) => {
       const actor = actorOf(req);
       const identity = await findIdentity(ctx, actor.orgId, req.params.identityId);
+      // Configuring a login for an identity mints its credentials: same standing as minting a token.
+      await assertCanManageHolder(ctx.db, actor, identity, 'identity');
       const b = req.body;
       const conn: Connection = {
         kubernetesHost: b.kubernetesHost,
@@ -489,6 +492,8 @@ export function kubernetesAuthRoutes(
     async (req) => {
       const actor = actorOf(req);
       const identity = await findIdentity(ctx, actor.orgId, req.params.identityId);
+      // Configuring a login for an identity mints its credentials: same standing as minting a token.
+      await assertCanManageHolder(ctx.db, actor, identity, 'identity');
       const before = await findConfig(actor.orgId, identity.id);
       const b = req.body;
       // Setting one reference replaces the other (a config has at most one).
@@ -599,6 +604,8 @@ export function kubernetesAuthRoutes(
     async (req, reply) => {
       const actor = actorOf(req);
       const identity = await findIdentity(ctx, actor.orgId, req.params.identityId);
+      // Configuring a login for an identity mints its credentials: same standing as minting a token.
+      await assertCanManageHolder(ctx.db, actor, identity, 'identity');
       await ctx.db.transaction(async (tx) => {
         const removed = await tx
           .delete(identityKubernetesAuths)
