@@ -15,6 +15,7 @@ const FLAG_ENV: Record<string, string> = {
   databaseUrl: 'DATABASE_URL',
   licensePublicKey: 'GATEPOOL_LICENSE_PUBLIC_KEY',
   logLevel: 'GATEPOOL_LOG_LEVEL',
+  trustProxy: 'GATEPOOL_TRUST_PROXY',
 };
 
 export function configFromFlags(flags: Record<string, unknown>): Config {
@@ -53,6 +54,10 @@ function addConfigFlags(cmd: Command): Command {
     )
     .option('--database-url <url>', 'PostgreSQL instead of the embedded database (DATABASE_URL)')
     .option('--license-public-key <pemOrPath>', 'trusted license key (GATEPOOL_LICENSE_PUBLIC_KEY)')
+    .option(
+      '--trust-proxy <proxies>',
+      'believe X-Forwarded-For from: true|loopback|CIDRs (GATEPOOL_TRUST_PROXY)',
+    )
     .option('--log-level <level>', 'fatal|error|warn|info|debug|trace|silent (GATEPOOL_LOG_LEVEL)');
 }
 

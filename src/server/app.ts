@@ -44,8 +44,9 @@ export interface BuildAppOptions {
 export async function buildApp(ctx: AppContext, opts: BuildAppOptions): Promise<Api> {
   const app = Fastify({
     loggerInstance: opts.logger,
-    // Behind a reverse proxy the client IP (rate limits, audit) comes from X-Forwarded-For.
-    trustProxy: true,
+    // X-Forwarded-For is believed only from configured proxies: otherwise any client could
+    // pick its own IP and step around per-IP rate limits or fake the audit trail.
+    trustProxy: ctx.config.trustProxy,
     bodyLimit: 1024 * 1024,
   }).withTypeProvider<ZodTypeProvider>();
 

@@ -10,7 +10,8 @@ const port = z.coerce
   .int('must be a whole number')
   .min(0, 'must be between 0 and 65535')
   .max(65535, 'must be between 0 and 65535');
-const ms = (min: number) => z.coerce.number({ error: 'must be a number' }).int().min(min, `must be >= ${min}`);
+const ms = (min: number) =>
+  z.coerce.number({ error: 'must be a number' }).int().min(min, `must be >= ${min}`);
 
 const schema = z.object({
   GATEPOOL_HOST: z.string().min(1).default('0.0.0.0'),
@@ -25,10 +26,22 @@ const schema = z.object({
     .optional(),
   GATEPOOL_ENCRYPTION_KEY: z
     .string()
-    .regex(/^([0-9a-fA-F]{64}|[A-Za-z0-9+/]{43}=)$/, 'must be 32 bytes as 64 hex characters or base64')
+    .regex(
+      /^([0-9a-fA-F]{64}|[A-Za-z0-9+/]{43}=)$/,
+      'must be 32 bytes as 64 hex characters or base64',
+    )
     .optional(),
   GATEPOOL_LICENSE_PUBLIC_KEY: z.string().min(1).optional(),
-  GATEPOOL_LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  GATEPOOL_TRUST_PROXY: z
+    .string()
+    .regex(
+      /^(true|false|[0-9a-fA-F.:/,\s]+|loopback|linklocal|uniquelocal)$/,
+      'must be true, false, loopback, or a comma-separated list of proxy addresses/CIDRs',
+    )
+    .default('false'),
+  GATEPOOL_LOG_LEVEL: z
+    .enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'])
+    .default('info'),
   GATEPOOL_SESSION_TTL_SECONDS: ms(60).default(12 * 3600),
   GATEPOOL_KEEPALIVE_MS: ms(50).default(250),
   GATEPOOL_DEAD_AFTER_MS: ms(200).default(1000),
@@ -45,6 +58,8 @@ export type Config = {
   encryptionKey?: string;
   licensePublicKey?: string;
   logLevel: string;
+  /** Which proxies' X-Forwarded-For to believe (client IP for rate limits and audit). */
+  trustProxy: boolean | string;
   sessionTtlSeconds: number;
   keepaliveMs: number;
   deadAfterMs: number;
@@ -64,7 +79,9 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   const parsed = schema.safeParse(input);
   if (!parsed.success) {
     throw new ConfigError(
-      parsed.error.issues.map((i) => `${String(i.path[0])}=${JSON.stringify(input[String(i.path[0])])}: ${i.message}`),
+      parsed.error.issues.map(
+        (i) => `${String(i.path[0])}=${JSON.stringify(input[String(i.path[0])])}: ${i.message}`,
+      ),
     );
   }
   const c = parsed.data;
@@ -84,6 +101,12 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     encryptionKey: c.GATEPOOL_ENCRYPTION_KEY,
     licensePublicKey: c.GATEPOOL_LICENSE_PUBLIC_KEY,
     logLevel: c.GATEPOOL_LOG_LEVEL,
+    trustProxy:
+      c.GATEPOOL_TRUST_PROXY === 'true'
+        ? true
+        : c.GATEPOOL_TRUST_PROXY === 'false'
+          ? false
+          : c.GATEPOOL_TRUST_PROXY,
     sessionTtlSeconds: c.GATEPOOL_SESSION_TTL_SECONDS,
     keepaliveMs: c.GATEPOOL_KEEPALIVE_MS,
     deadAfterMs: c.GATEPOOL_DEAD_AFTER_MS,

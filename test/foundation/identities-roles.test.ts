@@ -226,7 +226,12 @@ describe.each(DRIVERS)('members, identities and roles on %s', (driver) => {
         id: tok.body.id,
         name: 'deploy',
         revokedAt: null,
+        lastUsedAt: null,
       });
+      // Using the token records when it was last used.
+      expect((await api(tp, tok.body.token).get('/api/v1/me')).status).toBe(200);
+      const used = await admin.client.get(`/api/v1/identities/${created.body.id}/tokens`);
+      expect(Date.parse(used.body.items[0].lastUsedAt)).toBeGreaterThanOrEqual(before);
       expect(JSON.stringify(list.body)).not.toContain(tok.body.token);
       const [row] = await tp.db
         .select()

@@ -127,6 +127,8 @@ export async function startTestPlatform(
       GATEPOOL_DATA_DIR: dataDir,
       GATEPOOL_LOG_LEVEL: 'silent',
       GATEPOOL_LICENSE_PUBLIC_KEY: (await licenseKeys()).publicPem,
+      // Tests stand in for a proxy on loopback to give requests distinct client IPs.
+      GATEPOOL_TRUST_PROXY: 'loopback',
     };
     let database: Database | undefined;
     let databaseUrl: string | undefined;

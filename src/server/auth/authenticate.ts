@@ -45,7 +45,11 @@ export async function authenticate(ctx: AppContext, req: FastifyRequest): Promis
         and(eq(orgMemberships.userId, sessions.userId), eq(orgMemberships.orgId, sessions.orgId)),
       )
       .where(
-        and(eq(sessions.tokenHash, hashToken(token)), isNull(sessions.revokedAt), gt(sessions.expiresAt, now)),
+        and(
+          eq(sessions.tokenHash, hashToken(token)),
+          isNull(sessions.revokedAt),
+          gt(sessions.expiresAt, now),
+        ),
       );
     if (!row) throw unauthorized(INVALID);
     return {
@@ -66,6 +70,7 @@ export async function authenticate(ctx: AppContext, req: FastifyRequest): Promis
         identityId: identities.id,
         name: identities.name,
         role: identities.role,
+        lastUsedAt: identityAccessTokens.lastUsedAt,
       })
       .from(identityAccessTokens)
       .innerJoin(identities, eq(identities.id, identityAccessTokens.identityId))
@@ -77,6 +82,13 @@ export async function authenticate(ctx: AppContext, req: FastifyRequest): Promis
         ),
       );
     if (!row) throw unauthorized(INVALID);
+    // Shown to operators ("is this token still used?"); a minute's precision spares a write per request.
+    if (!row.lastUsedAt || now.getTime() - row.lastUsedAt.getTime() > 60_000) {
+      await ctx.db
+        .update(identityAccessTokens)
+        .set({ lastUsedAt: now })
+        .where(eq(identityAccessTokens.id, row.tokenId));
+    }
     return {
       type: 'identity',
       id: row.identityId,

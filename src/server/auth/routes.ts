@@ -2,7 +2,13 @@ import { randomUUID } from 'node:crypto';
 import { and, asc, count, eq, sql } from 'drizzle-orm';
 import { z } from 'zod';
 import type { AppContext } from '../context.js';
-import { identityAccessTokens, organizations, orgMemberships, sessions, users } from '../db/schema.js';
+import {
+  identityAccessTokens,
+  organizations,
+  orgMemberships,
+  sessions,
+  users,
+} from '../db/schema.js';
 import { AppError, tooManyRequests, unauthorized } from '../http/errors.js';
 import { displayName, email, password, type Api } from '../http/schemas.js';
 import { BUILT_IN_ROLES, isBuiltInRole } from '../rbac/permissions.js';
@@ -52,10 +58,16 @@ export function authRoutes(app: Api, ctx: AppContext): void {
         await tx.execute(sql`select pg_advisory_xact_lock(${BOOTSTRAP_LOCK_KEY})`);
         const [row] = await tx.select({ n: count() }).from(users);
         if ((row?.n ?? 0) > 0) {
-          throw new AppError(409, 'already_bootstrapped', 'The platform is already set up: log in instead.');
+          throw new AppError(
+            409,
+            'already_bootstrapped',
+            'The platform is already set up: log in instead.',
+          );
         }
         await tx.insert(organizations).values({ id: orgId, name: body.organizationName });
-        await tx.insert(users).values({ id: userId, email: body.email, name: body.name ?? body.email, passwordHash });
+        await tx
+          .insert(users)
+          .values({ id: userId, email: body.email, name: body.name ?? body.email, passwordHash });
         await tx.insert(orgMemberships).values({ orgId, userId, role: 'admin' });
         await ctx.audit.record(
           { type: 'user', id: userId, name: body.email },
@@ -65,7 +77,12 @@ export function authRoutes(app: Api, ctx: AppContext): void {
           tx,
         );
       });
-      const session = await startSession(ctx, { userId, orgId, ip: req.ip, userAgent: req.headers['user-agent'] });
+      const session = await startSession(ctx, {
+        userId,
+        orgId,
+        ip: req.ip,
+        userAgent: req.headers['user-agent'],
+      });
       setSessionCookie(reply, session, req.protocol === 'https');
       return reply.code(201).send({
         organization: { id: orgId, name: body.organizationName },
@@ -104,13 +121,19 @@ export function authRoutes(app: Api, ctx: AppContext): void {
       const ok = await verifyPassword(pw, user?.passwordHash ?? (await DUMMY_HASH_PROMISE));
       const memberships = user
         ? await ctx.db
-            .select({ orgId: orgMemberships.orgId, role: orgMemberships.role, orgName: organizations.name })
+            .select({
+              orgId: orgMemberships.orgId,
+              role: orgMemberships.role,
+              orgName: organizations.name,
+            })
             .from(orgMemberships)
             .innerJoin(organizations, eq(organizations.id, orgMemberships.orgId))
             .where(eq(orgMemberships.userId, user.id))
             .orderBy(asc(orgMemberships.createdAt))
         : [];
-      const membership = organizationId ? memberships.find((m) => m.orgId === organizationId) : memberships[0];
+      const membership = organizationId
+        ? memberships.find((m) => m.orgId === organizationId)
+        : memberships[0];
       if (!user || !ok || !membership) {
         await ctx.audit.record(
           { type: 'anonymous', name: mail },
@@ -147,17 +170,28 @@ export function authRoutes(app: Api, ctx: AppContext): void {
 
   app.post(
     '/api/v1/auth/logout',
-    { config: { auth: 'authenticated' }, schema: { tags: ['auth'], summary: 'Revoke the current session or access token' } },
+    {
+      config: { auth: 'authenticated' },
+      schema: { tags: ['auth'], summary: 'Revoke the current session or access token' },
+    },
     async (req, reply) => {
       const actor = actorOf(req);
       const now = new Date();
       if (actor.sessionId) {
-        await ctx.db.update(sessions).set({ revokedAt: now }).where(eq(sessions.id, actor.sessionId));
+        await ctx.db
+          .update(sessions)
+          .set({ revokedAt: now })
+          .where(eq(sessions.id, actor.sessionId));
       } else if (actor.tokenId) {
         await ctx.db
           .update(identityAccessTokens)
           .set({ revokedAt: now })
-          .where(and(eq(identityAccessTokens.id, actor.tokenId), eq(identityAccessTokens.orgId, actor.orgId)));
+          .where(
+            and(
+              eq(identityAccessTokens.id, actor.tokenId),
+              eq(identityAccessTokens.orgId, actor.orgId),
+            ),
+          );
       }
       await ctx.audit.record(auditActor(actor), 'auth.logout', {}, auditContext(req, actor.orgId));
       void reply.clearCookie(SESSION_COOKIE, { path: '/' });
@@ -167,7 +201,10 @@ export function authRoutes(app: Api, ctx: AppContext): void {
 
   app.get(
     '/api/v1/me',
-    { config: { auth: 'authenticated' }, schema: { tags: ['auth'], summary: 'Who the caller is, in which org, with what permissions' } },
+    {
+      config: { auth: 'authenticated' },
+      schema: { tags: ['auth'], summary: 'Who the caller is, in which org, with what permissions' },
+    },
     async (req) => {
       const actor = actorOf(req);
       const [org] = await ctx.db
@@ -210,5 +247,11 @@ function setSessionCookie(
   s: { token: string; expiresAt: Date },
   secure: boolean,
 ): void {
-  reply.setCookie(SESSION_COOKIE, s.token, { httpOnly: true, sameSite: 'lax', secure, path: '/', expires: s.expiresAt });
+  reply.setCookie(SESSION_COOKIE, s.token, {
+    httpOnly: true,
+    sameSite: 'lax',
+    secure,
+    path: '/',
+    expires: s.expiresAt,
+  });
 }

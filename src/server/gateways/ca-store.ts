@@ -65,7 +65,7 @@ export class CaStore {
         .where(inArray(platformSettings.key, [SERVER_CA_CERT, SERVER_CA_KEY]));
       const cert = rows.find((r) => r.key === SERVER_CA_CERT)?.value;
       const keyEnc = rows.find((r) => r.key === SERVER_CA_KEY)?.value;
-      return cert && keyEnc ? { certPem: cert, keyPem: this.box.decrypt(keyEnc) } : undefined;
+      return cert && keyEnc ? { certPem: cert, keyPem: openWithHint(this.box, keyEnc) } : undefined;
     };
     let ca = await read();
     if (!ca) {
@@ -92,6 +92,19 @@ export class CaStore {
   }
 
   private decode(row: typeof gatewayCas.$inferSelect): KeyAndCert {
-    return { certPem: row.certPem, keyPem: this.box.decrypt(row.keyEnc) };
+    return { certPem: row.certPem, keyPem: openWithHint(this.box, row.keyEnc) };
+  }
+}
+
+/** The usual cause of a failed decryption is a platform node started with another root key. */
+function openWithHint(box: SecretBox, envelope: string): string {
+  try {
+    return box.decrypt(envelope);
+  } catch {
+    throw new Error(
+      'cannot decrypt secrets stored in the database: this platform runs with a different root key ' +
+        'than the one that stored them. Every platform node on one database must share the same ' +
+        'GATEPOOL_ENCRYPTION_KEY (or data-dir root.key).',
+    );
   }
 }

@@ -6,7 +6,15 @@ import { newToken } from '../auth/tokens.js';
 import type { AppContext } from '../context.js';
 import { identities, identityAccessTokens } from '../db/schema.js';
 import { conflict, isUniqueViolation, notFound } from '../http/errors.js';
-import { afterCursor, displayName, idParams, pageOf, pageQuery, slug, type Api } from '../http/schemas.js';
+import {
+  afterCursor,
+  displayName,
+  idParams,
+  pageOf,
+  pageQuery,
+  slug,
+  type Api,
+} from '../http/schemas.js';
 import { assertCanGrantRole, assertCanManageHolder } from '../rbac/grant.js';
 
 const MAX_TOKEN_TTL = 365 * 86400;
@@ -23,6 +31,7 @@ const tokenView = {
   createdAt: identityAccessTokens.createdAt,
   expiresAt: identityAccessTokens.expiresAt,
   revokedAt: identityAccessTokens.revokedAt,
+  lastUsedAt: identityAccessTokens.lastUsedAt,
 };
 
 export function identityRoutes(app: Api, ctx: AppContext): void {
@@ -32,7 +41,11 @@ export function identityRoutes(app: Api, ctx: AppContext): void {
     '/api/v1/identities',
     {
       config: { permission: ['create', 'Identity'] },
-      schema: { tags, summary: 'Create a machine identity', body: z.strictObject({ name: displayName('name'), role: slug('role', 64) }) },
+      schema: {
+        tags,
+        summary: 'Create a machine identity',
+        body: z.strictObject({ name: displayName('name'), role: slug('role', 64) }),
+      },
     },
     async (req, reply) => {
       const actor = actorOf(req);
@@ -40,11 +53,20 @@ export function identityRoutes(app: Api, ctx: AppContext): void {
       const id = randomUUID();
       try {
         await ctx.db.transaction(async (tx) => {
-          await tx.insert(identities).values({ id, orgId: actor.orgId, name: req.body.name, role: req.body.role });
-          await ctx.audit.record(auditActor(actor), 'identity.create', { identityId: id, name: req.body.name, role: req.body.role }, auditContext(req, actor.orgId), tx);
+          await tx
+            .insert(identities)
+            .values({ id, orgId: actor.orgId, name: req.body.name, role: req.body.role });
+          await ctx.audit.record(
+            auditActor(actor),
+            'identity.create',
+            { identityId: id, name: req.body.name, role: req.body.role },
+            auditContext(req, actor.orgId),
+            tx,
+          );
         });
       } catch (err) {
-        if (isUniqueViolation(err)) throw conflict(`An identity named "${req.body.name}" already exists.`);
+        if (isUniqueViolation(err))
+          throw conflict(`An identity named "${req.body.name}" already exists.`);
         throw err;
       }
       return reply.code(201).send(await findIdentity(ctx, actor.orgId, id));
@@ -53,13 +75,21 @@ export function identityRoutes(app: Api, ctx: AppContext): void {
 
   app.get(
     '/api/v1/identities',
-    { config: { permission: ['read', 'Identity'] }, schema: { tags, summary: 'List machine identities', querystring: pageQuery } },
+    {
+      config: { permission: ['read', 'Identity'] },
+      schema: { tags, summary: 'List machine identities', querystring: pageQuery },
+    },
     async (req) => {
       const { orgId } = actorOf(req);
       const rows = await ctx.db
         .select(identityView)
         .from(identities)
-        .where(and(eq(identities.orgId, orgId), afterCursor(identities.createdAt, identities.id, req.query.cursor)))
+        .where(
+          and(
+            eq(identities.orgId, orgId),
+            afterCursor(identities.createdAt, identities.id, req.query.cursor),
+          ),
+        )
         .orderBy(asc(identities.createdAt), asc(identities.id))
         .limit(req.query.limit + 1);
       return pageOf(rows, req.query.limit);
@@ -68,7 +98,10 @@ export function identityRoutes(app: Api, ctx: AppContext): void {
 
   app.get(
     '/api/v1/identities/:id',
-    { config: { permission: ['read', 'Identity'] }, schema: { tags, summary: 'One machine identity', params: idParams } },
+    {
+      config: { permission: ['read', 'Identity'] },
+      schema: { tags, summary: 'One machine identity', params: idParams },
+    },
     async (req) => findIdentity(ctx, actorOf(req).orgId, req.params.id),
   );
 
@@ -78,9 +111,12 @@ export function identityRoutes(app: Api, ctx: AppContext): void {
       config: { permission: ['edit', 'Identity'] },
       schema: {
         tags,
-        summary: "Rename an identity or change its role",
+        summary: 'Rename an identity or change its role',
         params: idParams,
-        body: z.strictObject({ name: displayName('name').optional(), role: slug('role', 64).optional() }),
+        body: z.strictObject({
+          name: displayName('name').optional(),
+          role: slug('role', 64).optional(),
+        }),
       },
     },
     async (req) => {
@@ -94,10 +130,17 @@ export function identityRoutes(app: Api, ctx: AppContext): void {
             .update(identities)
             .set({ ...req.body, updatedAt: new Date() })
             .where(and(eq(identities.orgId, actor.orgId), eq(identities.id, before.id)));
-          await ctx.audit.record(auditActor(actor), 'identity.update', { identityId: before.id, name: before.name, changes: req.body }, auditContext(req, actor.orgId), tx);
+          await ctx.audit.record(
+            auditActor(actor),
+            'identity.update',
+            { identityId: before.id, name: before.name, changes: req.body },
+            auditContext(req, actor.orgId),
+            tx,
+          );
         });
       } catch (err) {
-        if (isUniqueViolation(err)) throw conflict(`An identity named "${req.body.name}" already exists.`);
+        if (isUniqueViolation(err))
+          throw conflict(`An identity named "${req.body.name}" already exists.`);
         throw err;
       }
       return findIdentity(ctx, actor.orgId, before.id);
@@ -106,14 +149,25 @@ export function identityRoutes(app: Api, ctx: AppContext): void {
 
   app.delete(
     '/api/v1/identities/:id',
-    { config: { permission: ['delete', 'Identity'] }, schema: { tags, summary: 'Delete an identity and its tokens', params: idParams } },
+    {
+      config: { permission: ['delete', 'Identity'] },
+      schema: { tags, summary: 'Delete an identity and its tokens', params: idParams },
+    },
     async (req, reply) => {
       const actor = actorOf(req);
       const before = await findIdentity(ctx, actor.orgId, req.params.id);
       await assertCanManageHolder(ctx.db, actor, before, 'identity');
       await ctx.db.transaction(async (tx) => {
-        await tx.delete(identities).where(and(eq(identities.orgId, actor.orgId), eq(identities.id, before.id)));
-        await ctx.audit.record(auditActor(actor), 'identity.delete', { identityId: before.id, name: before.name }, auditContext(req, actor.orgId), tx);
+        await tx
+          .delete(identities)
+          .where(and(eq(identities.orgId, actor.orgId), eq(identities.id, before.id)));
+        await ctx.audit.record(
+          auditActor(actor),
+          'identity.delete',
+          { identityId: before.id, name: before.name },
+          auditContext(req, actor.orgId),
+          tx,
+        );
       });
       return reply.code(204).send();
     },
@@ -146,23 +200,59 @@ export function identityRoutes(app: Api, ctx: AppContext): void {
       const id = randomUUID();
       const expiresAt = new Date(Date.now() + req.body.ttlSeconds * 1000);
       await ctx.db.transaction(async (tx) => {
-        await tx.insert(identityAccessTokens).values({ id, orgId: actor.orgId, identityId: identity.id, name: req.body.name, tokenHash: hash, expiresAt });
-        await ctx.audit.record(auditActor(actor), 'identity.token-create', { identityId: identity.id, identityName: identity.name, tokenId: id, expiresAt: expiresAt.toISOString() }, auditContext(req, actor.orgId), tx);
+        await tx
+          .insert(identityAccessTokens)
+          .values({
+            id,
+            orgId: actor.orgId,
+            identityId: identity.id,
+            name: req.body.name,
+            tokenHash: hash,
+            expiresAt,
+          });
+        await ctx.audit.record(
+          auditActor(actor),
+          'identity.token-create',
+          {
+            identityId: identity.id,
+            identityName: identity.name,
+            tokenId: id,
+            expiresAt: expiresAt.toISOString(),
+          },
+          auditContext(req, actor.orgId),
+          tx,
+        );
       });
-      return reply.code(201).send({ id, name: req.body.name, token, tokenType: 'Bearer', expiresAt: expiresAt.toISOString() });
+      return reply
+        .code(201)
+        .send({
+          id,
+          name: req.body.name,
+          token,
+          tokenType: 'Bearer',
+          expiresAt: expiresAt.toISOString(),
+        });
     },
   );
 
   app.get(
     '/api/v1/identities/:id/tokens',
-    { config: { permission: ['read', 'Identity'] }, schema: { tags, summary: "An identity's access tokens (never the secret)", params: idParams } },
+    {
+      config: { permission: ['read', 'Identity'] },
+      schema: { tags, summary: "An identity's access tokens (never the secret)", params: idParams },
+    },
     async (req) => {
       const { orgId } = actorOf(req);
       const identity = await findIdentity(ctx, orgId, req.params.id);
       const items = await ctx.db
         .select(tokenView)
         .from(identityAccessTokens)
-        .where(and(eq(identityAccessTokens.orgId, orgId), eq(identityAccessTokens.identityId, identity.id)))
+        .where(
+          and(
+            eq(identityAccessTokens.orgId, orgId),
+            eq(identityAccessTokens.identityId, identity.id),
+          ),
+        )
         .orderBy(desc(identityAccessTokens.createdAt))
         .limit(500);
       return { items };
@@ -173,7 +263,14 @@ export function identityRoutes(app: Api, ctx: AppContext): void {
     '/api/v1/identities/:id/tokens/:tokenId',
     {
       config: { permission: ['edit', 'Identity'] },
-      schema: { tags, summary: 'Revoke an access token', params: z.object({ id: z.uuid('id must be a UUID'), tokenId: z.uuid('tokenId must be a UUID') }) },
+      schema: {
+        tags,
+        summary: 'Revoke an access token',
+        params: z.object({
+          id: z.uuid('id must be a UUID'),
+          tokenId: z.uuid('tokenId must be a UUID'),
+        }),
+      },
     },
     async (req, reply) => {
       const actor = actorOf(req);
@@ -192,7 +289,12 @@ export function identityRoutes(app: Api, ctx: AppContext): void {
         )
         .returning({ id: identityAccessTokens.id });
       if (revoked.length === 0) throw notFound('Active access token');
-      await ctx.audit.record(auditActor(actor), 'identity.token-revoke', { identityId: identity.id, identityName: identity.name, tokenId: req.params.tokenId }, auditContext(req, actor.orgId));
+      await ctx.audit.record(
+        auditActor(actor),
+        'identity.token-revoke',
+        { identityId: identity.id, identityName: identity.name, tokenId: req.params.tokenId },
+        auditContext(req, actor.orgId),
+      );
       return reply.code(204).send();
     },
   );
