@@ -12,13 +12,24 @@ export function auditRoutes(app: Api, ctx: AppContext): void {
         tags: ['audit'],
         summary: 'Audit log, newest first, filterable, cursor-paginated',
         querystring: z.strictObject({
-          event: z.string().max(100).optional().describe('exact event, or a prefix ending in * (e.g. gateway-pool.*)'),
+          event: z
+            .string()
+            .max(100)
+            .optional()
+            .describe('exact event, or a prefix ending in * (e.g. gateway-pool.*)'),
           actorId: z.string().max(100).optional(),
           actorType: z.enum(['user', 'identity', 'gateway', 'system', 'anonymous']).optional(),
-          from: z.iso.datetime({ offset: true, error: 'from must be an ISO 8601 date-time' }).optional(),
-          to: z.iso.datetime({ offset: true, error: 'to must be an ISO 8601 date-time' }).optional(),
+          from: z.iso
+            .datetime({ offset: true, error: 'from must be an ISO 8601 date-time' })
+            .optional(),
+          to: z.iso
+            .datetime({ offset: true, error: 'to must be an ISO 8601 date-time' })
+            .optional(),
           limit: z.coerce.number().int().min(1).max(200).default(50),
-          cursor: z.string().regex(/^\d{1,18}$/, 'cursor must be the nextCursor of a previous page').optional(),
+          cursor: z
+            .string()
+            .regex(/^\d{1,18}$/, 'cursor must be the nextCursor of a previous page')
+            .optional(),
         }),
       },
     },

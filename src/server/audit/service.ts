@@ -28,7 +28,8 @@ function scrub(metadata: Record<string, unknown>): Record<string, unknown> {
 /** jsonb refuses NUL and lone UTF-16 surrogates: an audit entry must never fail on them. */
 const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g;
 function storable(v: unknown): unknown {
-  if (typeof v === 'string') return v.replaceAll('\u0000', '\uFFFD').replace(LONE_SURROGATE, '\uFFFD');
+  if (typeof v === 'string')
+    return v.replaceAll('\u0000', '\uFFFD').replace(LONE_SURROGATE, '\uFFFD');
   if (Array.isArray(v)) return v.map(storable);
   if (v && typeof v === 'object' && Object.getPrototypeOf(v) === Object.prototype) {
     return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, storable(x)]));
@@ -61,11 +62,21 @@ export class AuditLog {
 
   async list(
     orgId: string,
-    q: { event?: string; actorId?: string; actorType?: string; from?: Date; to?: Date; cursor?: number; limit: number },
+    q: {
+      event?: string;
+      actorId?: string;
+      actorType?: string;
+      from?: Date;
+      to?: Date;
+      cursor?: number;
+      limit: number;
+    },
   ): Promise<{ items: AuditEntry[]; nextCursor: string | null }> {
     const where: SQL[] = [eq(auditLogs.orgId, orgId)];
     if (q.event?.endsWith('*')) {
-      where.push(like(auditLogs.event, q.event.slice(0, -1).replace(/[\\%_]/g, (c) => '\\' + c) + '%'));
+      where.push(
+        like(auditLogs.event, q.event.slice(0, -1).replace(/[\\%_]/g, (c) => '\\' + c) + '%'),
+      );
     } else if (q.event) where.push(eq(auditLogs.event, q.event));
     if (q.actorId) where.push(eq(auditLogs.actorId, q.actorId));
     if (q.actorType) where.push(eq(auditLogs.actorType, q.actorType));

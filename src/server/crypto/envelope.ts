@@ -38,7 +38,10 @@ export function parseKey(text: string): Buffer {
  * generated on first start with mode 0600. Losing that file loses every secret, so it is
  * never regenerated over an existing one.
  */
-export function loadRootKey(opts: { key?: string; dataDir: string }): { key: Buffer; source: string } {
+export function loadRootKey(opts: { key?: string; dataDir: string }): {
+  key: Buffer;
+  source: string;
+} {
   if (opts.key) return { key: parseKey(opts.key), source: 'GATEPOOL_ENCRYPTION_KEY' };
   const file = join(opts.dataDir, 'root.key');
   if (!existsSync(file)) {

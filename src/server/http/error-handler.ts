@@ -5,16 +5,25 @@ import { AppError, isUnstorableText } from './errors.js';
 type Issue = { instancePath?: string; message?: string };
 
 /** `body.email: Invalid email address; body.role: Required` — names each offending field. */
-function describeIssues(context: string, issues: Issue[]): { message: string; fields: { field: string; message: string }[] } {
+function describeIssues(
+  context: string,
+  issues: Issue[],
+): { message: string; fields: { field: string; message: string }[] } {
   const fields = issues.map((i) => {
     const path = (i.instancePath ?? '').replace(/^\//, '').replaceAll('/', '.');
     return { field: path ? `${context}.${path}` : context, message: i.message ?? 'invalid' };
   });
-  return { message: `Invalid request: ${fields.map((f) => `${f.field}: ${f.message}`).join('; ')}`, fields };
+  return {
+    message: `Invalid request: ${fields.map((f) => `${f.field}: ${f.message}`).join('; ')}`,
+    fields,
+  };
 }
 
 const FASTIFY_CODES: Record<string, { code: string; message: string }> = {
-  FST_ERR_CTP_INVALID_JSON_BODY: { code: 'bad_request', message: 'Request body is not valid JSON.' },
+  FST_ERR_CTP_INVALID_JSON_BODY: {
+    code: 'bad_request',
+    message: 'Request body is not valid JSON.',
+  },
   FST_ERR_CTP_EMPTY_JSON_BODY: {
     code: 'bad_request',
     message: "Request body is empty but Content-Type is 'application/json'.",
@@ -30,35 +39,59 @@ export function installErrorHandling(app: FastifyInstance): void {
   app.setErrorHandler((err: FastifyError, req, reply) => {
     if (err instanceof AppError) {
       if (err.statusCode === 429) {
-        const retry = (err.details as { retryAfterSeconds?: number } | undefined)?.retryAfterSeconds;
+        const retry = (err.details as { retryAfterSeconds?: number } | undefined)
+          ?.retryAfterSeconds;
         if (retry) void reply.header('retry-after', String(retry));
       }
       return reply.code(err.statusCode).send({
-        error: { code: err.code, message: err.message, ...(err.details === undefined ? {} : { details: err.details }) },
+        error: {
+          code: err.code,
+          message: err.message,
+          ...(err.details === undefined ? {} : { details: err.details }),
+        },
       });
     }
     if (hasZodFastifySchemaValidationErrors(err)) {
-      const { message, fields } = describeIssues(err.validationContext ?? 'body', err.validation as Issue[]);
-      return reply.code(400).send({ error: { code: 'validation_failed', message, details: { fields } } });
+      const { message, fields } = describeIssues(
+        err.validationContext ?? 'body',
+        err.validation as Issue[],
+      );
+      return reply
+        .code(400)
+        .send({ error: { code: 'validation_failed', message, details: { fields } } });
     }
     const known = err.code ? FASTIFY_CODES[err.code] : undefined;
     if (known) return reply.code(err.statusCode ?? 400).send({ error: known });
     if (err.statusCode && err.statusCode >= 400 && err.statusCode < 500) {
-      return reply.code(err.statusCode).send({ error: { code: 'bad_request', message: err.message } });
+      return reply
+        .code(err.statusCode)
+        .send({ error: { code: 'bad_request', message: err.message } });
     }
     if (isUnstorableText(err)) {
       // Input that passed validation but cannot be stored, e.g. a NUL byte inside a string.
       return reply.code(400).send({
-        error: { code: 'bad_request', message: 'The request contains text that cannot be stored (such as a NUL character).' },
+        error: {
+          code: 'bad_request',
+          message: 'The request contains text that cannot be stored (such as a NUL character).',
+        },
       });
     }
     req.log.error({ err }, 'unhandled error');
     return reply
       .code(500)
-      .send({ error: { code: 'internal', message: 'Internal server error; the platform log has details.' } });
+      .send({
+        error: {
+          code: 'internal',
+          message: 'Internal server error; the platform log has details.',
+        },
+      });
   });
 
   app.setNotFoundHandler((req, reply) =>
-    reply.code(404).send({ error: { code: 'not_found', message: `No route ${req.method} ${req.url.split('?')[0]}.` } }),
+    reply
+      .code(404)
+      .send({
+        error: { code: 'not_found', message: `No route ${req.method} ${req.url.split('?')[0]}.` },
+      }),
   );
 }

@@ -40,15 +40,23 @@ export const displayName = (what: string) =>
     .min(1, `${what} must not be empty`)
     .max(128, `${what} must be at most 128 characters`)
     // PostgreSQL cannot store NUL, nor a lone UTF-16 surrogate inside JSON (audit metadata).
-    .refine((s) => !s.includes('\u0000') && !/[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/.test(s), {
-      message: `${what} must not contain NUL characters or invalid Unicode`,
-    });
+    .refine(
+      (s) =>
+        !s.includes('\u0000') &&
+        !/[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/.test(s),
+      {
+        message: `${what} must not contain NUL characters or invalid Unicode`,
+      },
+    );
 export const slug = (what: string, max = 32) =>
   z
     .string()
     .min(1, `${what} must not be empty`)
     .max(max, `${what} must be at most ${max} characters`)
-    .regex(/^[a-z0-9]+(-[a-z0-9]+)*$/, `${what} must use lowercase letters, digits and single hyphens (e.g. "prod-eu-1")`);
+    .regex(
+      /^[a-z0-9]+(-[a-z0-9]+)*$/,
+      `${what} must use lowercase letters, digits and single hyphens (e.g. "prod-eu-1")`,
+    );
 
 export const pageQuery = z.strictObject({
   limit: z.coerce.number().int().min(1).max(200).default(50),
@@ -59,7 +67,9 @@ export const pageQuery = z.strictObject({
 export function encodeCursor(createdAt: Date, id: string): string {
   return Buffer.from(JSON.stringify([createdAt.toISOString(), id])).toString('base64url');
 }
-export function decodeCursor(cursor: string | undefined): { createdAt: Date; id: string } | undefined {
+export function decodeCursor(
+  cursor: string | undefined,
+): { createdAt: Date; id: string } | undefined {
   if (!cursor) return undefined;
   try {
     const [c, id] = JSON.parse(Buffer.from(cursor, 'base64url').toString()) as [string, string];
@@ -93,5 +103,8 @@ export function pageOf<T extends { createdAt: Date; id: string }>(
 ): { items: T[]; nextCursor: string | null } {
   const items = rows.slice(0, limit);
   const last = items[items.length - 1];
-  return { items, nextCursor: rows.length > limit && last ? encodeCursor(last.createdAt, last.id) : null };
+  return {
+    items,
+    nextCursor: rows.length > limit && last ? encodeCursor(last.createdAt, last.id) : null,
+  };
 }

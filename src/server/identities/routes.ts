@@ -200,16 +200,14 @@ export function identityRoutes(app: Api, ctx: AppContext): void {
       const id = randomUUID();
       const expiresAt = new Date(Date.now() + req.body.ttlSeconds * 1000);
       await ctx.db.transaction(async (tx) => {
-        await tx
-          .insert(identityAccessTokens)
-          .values({
-            id,
-            orgId: actor.orgId,
-            identityId: identity.id,
-            name: req.body.name,
-            tokenHash: hash,
-            expiresAt,
-          });
+        await tx.insert(identityAccessTokens).values({
+          id,
+          orgId: actor.orgId,
+          identityId: identity.id,
+          name: req.body.name,
+          tokenHash: hash,
+          expiresAt,
+        });
         await ctx.audit.record(
           auditActor(actor),
           'identity.token-create',
@@ -223,15 +221,13 @@ export function identityRoutes(app: Api, ctx: AppContext): void {
           tx,
         );
       });
-      return reply
-        .code(201)
-        .send({
-          id,
-          name: req.body.name,
-          token,
-          tokenType: 'Bearer',
-          expiresAt: expiresAt.toISOString(),
-        });
+      return reply.code(201).send({
+        id,
+        name: req.body.name,
+        token,
+        tokenType: 'Bearer',
+        expiresAt: expiresAt.toISOString(),
+      });
     },
   );
 

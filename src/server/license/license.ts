@@ -27,16 +27,24 @@ export interface LicenseClaims {
 
 export type LicenseCheck =
   | { ok: true; claims: LicenseClaims }
-  | { ok: false; reason: 'malformed' | 'bad_signature' | 'expired' | 'wrong_org' | 'no_public_key' };
+  | {
+      ok: false;
+      reason: 'malformed' | 'bad_signature' | 'expired' | 'wrong_org' | 'no_public_key';
+    };
 
-export async function writeKeyPair(dir: string): Promise<{ privatePath: string; publicPath: string }> {
+export async function writeKeyPair(
+  dir: string,
+): Promise<{ privatePath: string; publicPath: string }> {
   mkdirSync(dir, { recursive: true, mode: 0o700 });
   const privatePath = join(dir, 'private.pem');
   const publicPath = join(dir, 'public.pem');
   if (existsSync(privatePath)) {
     throw new Error(`${privatePath} already exists; refusing to overwrite a signing key`);
   }
-  const { privateKey, publicKey } = await generateKeyPair('EdDSA', { crv: 'Ed25519', extractable: true });
+  const { privateKey, publicKey } = await generateKeyPair('EdDSA', {
+    crv: 'Ed25519',
+    extractable: true,
+  });
   writeFileSync(privatePath, await exportPKCS8(privateKey), { mode: 0o600 });
   writeFileSync(publicPath, await exportSPKI(publicKey), { mode: 0o644 });
   return { privatePath, publicPath };
@@ -75,9 +83,11 @@ export class LicenseVerifier {
   /** Throws at once for a key that is not an Ed25519 public key (the platform must not start). */
   constructor(publicKeyPem: string | undefined) {
     if (publicKeyPem) {
-      if (publicKeyPem.includes('PRIVATE KEY')) throw new Error('this is a private key; give the public key (public.pem)');
+      if (publicKeyPem.includes('PRIVATE KEY'))
+        throw new Error('this is a private key; give the public key (public.pem)');
       const type = createPublicKey(publicKeyPem).asymmetricKeyType;
-      if (type !== 'ed25519') throw new Error(`expected an Ed25519 public key, got ${type ?? 'an unknown'} key`);
+      if (type !== 'ed25519')
+        throw new Error(`expected an Ed25519 public key, got ${type ?? 'an unknown'} key`);
     }
     this.keyPromise = publicKeyPem ? importSPKI(publicKeyPem, 'EdDSA') : null;
   }
@@ -89,7 +99,10 @@ export class LicenseVerifier {
       ({ payload } = await compactVerify(license.trim(), await this.keyPromise));
     } catch (err) {
       const code = (err as { code?: string }).code;
-      return { ok: false, reason: code === 'ERR_JWS_SIGNATURE_VERIFICATION_FAILED' ? 'bad_signature' : 'malformed' };
+      return {
+        ok: false,
+        reason: code === 'ERR_JWS_SIGNATURE_VERIFICATION_FAILED' ? 'bad_signature' : 'malformed',
+      };
     }
     let claims: LicenseClaims;
     try {
@@ -101,7 +114,8 @@ export class LicenseVerifier {
       return { ok: false, reason: 'malformed' };
     }
     if (claims.org !== '*' && claims.org !== orgId) return { ok: false, reason: 'wrong_org' };
-    if (claims.exp !== null && claims.exp * 1000 <= now.getTime()) return { ok: false, reason: 'expired' };
+    if (claims.exp !== null && claims.exp * 1000 <= now.getTime())
+      return { ok: false, reason: 'expired' };
     return { ok: true, claims };
   }
 }

@@ -9,10 +9,12 @@ import type { OrgPlan } from './service.js';
 
 const PROBLEMS: Record<string, string> = {
   malformed: 'The license is not a valid gatepool license (expected a compact JWS).',
-  bad_signature: 'The license signature does not verify against this platform’s license public key.',
+  bad_signature:
+    'The license signature does not verify against this platform’s license public key.',
   expired: 'The license has expired.',
   wrong_org: 'The license was issued for a different organization.',
-  no_public_key: 'This platform has no license public key configured (set GATEPOOL_LICENSE_PUBLIC_KEY).',
+  no_public_key:
+    'This platform has no license public key configured (set GATEPOOL_LICENSE_PUBLIC_KEY).',
 };
 
 const view = (p: OrgPlan) => ({
@@ -26,7 +28,10 @@ const view = (p: OrgPlan) => ({
 export function licenseRoutes(app: Api, ctx: AppContext): void {
   app.get(
     '/api/v1/license',
-    { config: { permission: ['read', 'License'] }, schema: { tags: ['license'], summary: "The org's plan and features" } },
+    {
+      config: { permission: ['read', 'License'] },
+      schema: { tags: ['license'], summary: "The org's plan and features" },
+    },
     async (req) => view(await ctx.licenses.planFor(actorOf(req).orgId)),
   );
 
@@ -37,7 +42,9 @@ export function licenseRoutes(app: Api, ctx: AppContext): void {
       schema: {
         tags: ['license'],
         summary: 'Install a license for the organization',
-        body: z.strictObject({ key: z.string().trim().min(1, 'key must not be empty').max(8192, 'key is too long') }),
+        body: z.strictObject({
+          key: z.string().trim().min(1, 'key must not be empty').max(8192, 'key is too long'),
+        }),
       },
     },
     async (req) => {
@@ -45,11 +52,22 @@ export function licenseRoutes(app: Api, ctx: AppContext): void {
       // Refuse a license that would not be in force: installing it would silently drop the plan.
       const plan = await ctx.licenses.evaluate(actor.orgId, req.body.key);
       if (plan.licenseProblem) {
-        throw unprocessable(PROBLEMS[plan.licenseProblem] ?? 'Invalid license.', { reason: plan.licenseProblem });
+        throw unprocessable(PROBLEMS[plan.licenseProblem] ?? 'Invalid license.', {
+          reason: plan.licenseProblem,
+        });
       }
       await ctx.db.transaction(async (tx) => {
-        await tx.update(organizations).set({ licenseKey: req.body.key, updatedAt: new Date() }).where(eq(organizations.id, actor.orgId));
-        await ctx.audit.record(auditActor(actor), 'license.update', { plan: plan.plan, expiresAt: plan.expiresAt?.toISOString() ?? null }, auditContext(req, actor.orgId), tx);
+        await tx
+          .update(organizations)
+          .set({ licenseKey: req.body.key, updatedAt: new Date() })
+          .where(eq(organizations.id, actor.orgId));
+        await ctx.audit.record(
+          auditActor(actor),
+          'license.update',
+          { plan: plan.plan, expiresAt: plan.expiresAt?.toISOString() ?? null },
+          auditContext(req, actor.orgId),
+          tx,
+        );
       });
       ctx.licenses.invalidate(actor.orgId);
       return view(plan);

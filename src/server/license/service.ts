@@ -3,7 +3,13 @@ import type { Db } from '../db/client.js';
 import { organizations } from '../db/schema.js';
 import { AppError } from '../http/errors.js';
 import type { LicenseCheck, LicenseVerifier } from './license.js';
-import { FEATURE_UPGRADE_MESSAGES, PLANS, type Feature, type Features, type Plan } from './plans.js';
+import {
+  FEATURE_UPGRADE_MESSAGES,
+  PLANS,
+  type Feature,
+  type Features,
+  type Plan,
+} from './plans.js';
 
 export interface OrgPlan {
   plan: Plan;
@@ -30,7 +36,11 @@ export class LicenseService {
   async planFor(orgId: string): Promise<OrgPlan> {
     const hit = this.cache.get(orgId);
     // Cached entries also expire with the license itself, never serving a lapsed plan.
-    if (hit && Date.now() - hit.at < this.ttlMs && (!hit.plan.expiresAt || hit.plan.expiresAt.getTime() > Date.now())) {
+    if (
+      hit &&
+      Date.now() - hit.at < this.ttlMs &&
+      (!hit.plan.expiresAt || hit.plan.expiresAt.getTime() > Date.now())
+    ) {
       return hit.plan;
     }
     const [org] = await this.db
@@ -43,12 +53,24 @@ export class LicenseService {
   }
 
   async evaluate(orgId: string, licenseKey: string | null): Promise<OrgPlan> {
-    const free: OrgPlan = { plan: 'free', features: { ...PLANS.free }, expiresAt: null, licenseProblem: null, installed: !!licenseKey };
+    const free: OrgPlan = {
+      plan: 'free',
+      features: { ...PLANS.free },
+      expiresAt: null,
+      licenseProblem: null,
+      installed: !!licenseKey,
+    };
     if (!licenseKey) return free;
     const check = await this.verifier.verify(licenseKey, orgId);
     if (!check.ok) return { ...free, licenseProblem: check.reason };
     const { plan, exp } = check.claims;
-    return { plan, features: { ...PLANS[plan] }, expiresAt: exp ? new Date(exp * 1000) : null, licenseProblem: null, installed: true };
+    return {
+      plan,
+      features: { ...PLANS[plan] },
+      expiresAt: exp ? new Date(exp * 1000) : null,
+      licenseProblem: null,
+      installed: true,
+    };
   }
 
   invalidate(orgId: string): void {
@@ -62,7 +84,9 @@ export class LicenseService {
   /** 403 `plan_upgrade_required` when the org's plan lacks the feature. */
   async requireFeature(orgId: string, feature: Feature): Promise<void> {
     if (!(await this.hasFeature(orgId, feature))) {
-      throw new AppError(403, 'plan_upgrade_required', FEATURE_UPGRADE_MESSAGES[feature], { feature });
+      throw new AppError(403, 'plan_upgrade_required', FEATURE_UPGRADE_MESSAGES[feature], {
+        feature,
+      });
     }
   }
 }

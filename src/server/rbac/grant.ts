@@ -9,7 +9,9 @@ import { permissionsForRole, roleExists } from './roles-resolver.js';
  */
 export async function assertCanGrantRole(db: Db, actor: Actor, role: string): Promise<void> {
   if (!(await roleExists(db, actor.orgId, role))) {
-    throw unprocessable(`Role "${role}" does not exist: use admin, member, viewer or a custom role's slug.`);
+    throw unprocessable(
+      `Role "${role}" does not exist: use admin, member, viewer or a custom role's slug.`,
+    );
   }
   const missing = (await permissionsForRole(db, actor.orgId, role)).filter(
     (p) => !actor.ability.can(p.action, p.subject),
@@ -36,8 +38,11 @@ export async function assertCanManageHolder(
     (p) => !actor.ability.can(p.action, p.subject),
   );
   if (missing.length > 0) {
-    throw forbidden(`You cannot manage this ${what}: its role "${holder.role}" has permissions you do not hold.`, {
-      missing: missing.map((p) => `${p.subject}:${p.action}`),
-    });
+    throw forbidden(
+      `You cannot manage this ${what}: its role "${holder.role}" has permissions you do not hold.`,
+      {
+        missing: missing.map((p) => `${p.subject}:${p.action}`),
+      },
+    );
   }
 }

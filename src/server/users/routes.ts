@@ -7,7 +7,17 @@ import type { AppContext } from '../context.js';
 import type { Tx } from '../db/client.js';
 import { orgMemberships, sessions, users } from '../db/schema.js';
 import { conflict, isUniqueViolation, notFound } from '../http/errors.js';
-import { afterCursor, displayName, email, idParams, pageOf, pageQuery, password, slug, type Api } from '../http/schemas.js';
+import {
+  afterCursor,
+  displayName,
+  email,
+  idParams,
+  pageOf,
+  pageQuery,
+  password,
+  slug,
+  type Api,
+} from '../http/schemas.js';
 import { assertCanGrantRole, assertCanManageHolder } from '../rbac/grant.js';
 
 const roleField = slug('role', 64);
@@ -28,7 +38,12 @@ export function userRoutes(app: Api, ctx: AppContext): void {
       schema: {
         tags: ['members'],
         summary: 'Add a user to the organization with a role',
-        body: z.strictObject({ email, password, name: displayName('name').optional(), role: roleField }),
+        body: z.strictObject({
+          email,
+          password,
+          name: displayName('name').optional(),
+          role: roleField,
+        }),
       },
     },
     async (req, reply) => {
@@ -39,8 +54,12 @@ export function userRoutes(app: Api, ctx: AppContext): void {
       const passwordHash = await hashPassword(body.password);
       try {
         await ctx.db.transaction(async (tx) => {
-          await tx.insert(users).values({ id, email: body.email, name: body.name ?? body.email, passwordHash });
-          await tx.insert(orgMemberships).values({ orgId: actor.orgId, userId: id, role: body.role });
+          await tx
+            .insert(users)
+            .values({ id, email: body.email, name: body.name ?? body.email, passwordHash });
+          await tx
+            .insert(orgMemberships)
+            .values({ orgId: actor.orgId, userId: id, role: body.role });
           await ctx.audit.record(
             auditActor(actor),
             'member.create',
@@ -50,23 +69,38 @@ export function userRoutes(app: Api, ctx: AppContext): void {
           );
         });
       } catch (err) {
-        if (isUniqueViolation(err)) throw conflict(`A user with email ${body.email} already exists.`);
+        if (isUniqueViolation(err))
+          throw conflict(`A user with email ${body.email} already exists.`);
         throw err;
       }
-      return reply.code(201).send({ id, email: body.email, name: body.name ?? body.email, role: body.role });
+      return reply
+        .code(201)
+        .send({ id, email: body.email, name: body.name ?? body.email, role: body.role });
     },
   );
 
   app.get(
     '/api/v1/users',
-    { config: { permission: ['read', 'Member'] }, schema: { tags: ['members'], summary: "List the organization's users", querystring: pageQuery } },
+    {
+      config: { permission: ['read', 'Member'] },
+      schema: {
+        tags: ['members'],
+        summary: "List the organization's users",
+        querystring: pageQuery,
+      },
+    },
     async (req) => {
       const actor = actorOf(req);
       const rows = await ctx.db
         .select(memberColumns)
         .from(orgMemberships)
         .innerJoin(users, eq(users.id, orgMemberships.userId))
-        .where(and(eq(orgMemberships.orgId, actor.orgId), afterCursor(orgMemberships.createdAt, users.id, req.query.cursor)))
+        .where(
+          and(
+            eq(orgMemberships.orgId, actor.orgId),
+            afterCursor(orgMemberships.createdAt, users.id, req.query.cursor),
+          ),
+        )
         .orderBy(asc(orgMemberships.createdAt), asc(users.id))
         .limit(req.query.limit + 1);
       return pageOf(rows, req.query.limit);
@@ -75,7 +109,10 @@ export function userRoutes(app: Api, ctx: AppContext): void {
 
   app.get(
     '/api/v1/users/:id',
-    { config: { permission: ['read', 'Member'] }, schema: { tags: ['members'], summary: 'One user of the organization', params: idParams } },
+    {
+      config: { permission: ['read', 'Member'] },
+      schema: { tags: ['members'], summary: 'One user of the organization', params: idParams },
+    },
     async (req) => findMember(ctx, actorOf(req).orgId, req.params.id),
   );
 
@@ -102,13 +139,20 @@ export function userRoutes(app: Api, ctx: AppContext): void {
           await tx
             .update(orgMemberships)
             .set({ role })
-            .where(and(eq(orgMemberships.orgId, actor.orgId), eq(orgMemberships.userId, before.id)));
+            .where(
+              and(eq(orgMemberships.orgId, actor.orgId), eq(orgMemberships.userId, before.id)),
+            );
         }
         if (name) await tx.update(users).set({ name }).where(eq(users.id, before.id));
         await ctx.audit.record(
           auditActor(actor),
           'member.update',
-          { userId: before.id, email: before.email, ...(role ? { role, previousRole: before.role } : {}), ...(name ? { name } : {}) },
+          {
+            userId: before.id,
+            email: before.email,
+            ...(role ? { role, previousRole: before.role } : {}),
+            ...(name ? { name } : {}),
+          },
           auditContext(req, actor.orgId),
           tx,
         );
@@ -119,7 +163,14 @@ export function userRoutes(app: Api, ctx: AppContext): void {
 
   app.delete(
     '/api/v1/users/:id',
-    { config: { permission: ['delete', 'Member'] }, schema: { tags: ['members'], summary: 'Remove a user from the organization', params: idParams } },
+    {
+      config: { permission: ['delete', 'Member'] },
+      schema: {
+        tags: ['members'],
+        summary: 'Remove a user from the organization',
+        params: idParams,
+      },
+    },
     async (req, reply) => {
       const actor = actorOf(req);
       const member = await findMember(ctx, actor.orgId, req.params.id);
@@ -129,9 +180,14 @@ export function userRoutes(app: Api, ctx: AppContext): void {
         await tx
           .delete(orgMemberships)
           .where(and(eq(orgMemberships.orgId, actor.orgId), eq(orgMemberships.userId, member.id)));
-        await tx.delete(sessions).where(and(eq(sessions.orgId, actor.orgId), eq(sessions.userId, member.id)));
+        await tx
+          .delete(sessions)
+          .where(and(eq(sessions.orgId, actor.orgId), eq(sessions.userId, member.id)));
         // A user left in no organization is deleted, so the same email can be added again.
-        const [rest] = await tx.select({ n: count() }).from(orgMemberships).where(eq(orgMemberships.userId, member.id));
+        const [rest] = await tx
+          .select({ n: count() })
+          .from(orgMemberships)
+          .where(eq(orgMemberships.userId, member.id));
         if ((rest?.n ?? 0) === 0) await tx.delete(users).where(eq(users.id, member.id));
         await ctx.audit.record(
           auditActor(actor),
@@ -161,6 +217,13 @@ async function assertAnotherAdmin(tx: Tx, orgId: string, leavingUserId: string):
   const [row] = await tx
     .select({ n: count() })
     .from(orgMemberships)
-    .where(and(eq(orgMemberships.orgId, orgId), eq(orgMemberships.role, 'admin'), ne(orgMemberships.userId, leavingUserId)));
-  if ((row?.n ?? 0) === 0) throw conflict('This is the last admin of the organization: make someone else admin first.');
+    .where(
+      and(
+        eq(orgMemberships.orgId, orgId),
+        eq(orgMemberships.role, 'admin'),
+        ne(orgMemberships.userId, leavingUserId),
+      ),
+    );
+  if ((row?.n ?? 0) === 0)
+    throw conflict('This is the last admin of the organization: make someone else admin first.');
 }
