@@ -77,21 +77,17 @@ export function installErrorHandling(app: FastifyInstance): void {
       });
     }
     req.log.error({ err }, 'unhandled error');
-    return reply
-      .code(500)
-      .send({
-        error: {
-          code: 'internal',
-          message: 'Internal server error; the platform log has details.',
-        },
-      });
+    return reply.code(500).send({
+      error: {
+        code: 'internal',
+        message: 'Internal server error; the platform log has details.',
+      },
+    });
   });
 
   app.setNotFoundHandler((req, reply) =>
-    reply
-      .code(404)
-      .send({
-        error: { code: 'not_found', message: `No route ${req.method} ${req.url.split('?')[0]}.` },
-      }),
+    reply.code(404).send({
+      error: { code: 'not_found', message: `No route ${req.method} ${req.url.split('?')[0]}.` },
+    }),
   );
 }
