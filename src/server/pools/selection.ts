@@ -45,37 +45,57 @@ function matches(c: Candidate, filter: SelectionFilter | undefined): boolean {
   return Object.entries(filter.labels).every(([k, v]) => c.labels[k] === v);
 }
 
-/** Picks by weight: a member with weight 200 is drawn twice as often as one with 100. */
-function weightedDraw(members: readonly Candidate[], random: () => number): Candidate {
-  const total = members.reduce((sum, m) => sum + m.weight, 0);
-  let x = random() * total;
-  for (const m of members) {
-    x -= m.weight;
-    if (x < 0) return m;
-  }
-  return members[members.length - 1] as Candidate;
-}
-
 /** Load per unit of weight: a heavier member is "less busy" at the same stream count. */
 const load = (c: Candidate) => c.outstanding / c.weight;
 
+/** The member at a uniform point `u` of the cumulative weights. */
+function weightedDraw(members: Candidate[], total: number, u: number): Candidate {
+  let x = u * total;
+  for (let i = 0; i < members.length; i++) {
+    const m = members[i] as Candidate;
+    x -= m.weight;
+    if (x < 0) return m;
+  }
+  // Floating-point leftovers fall to the last member.
+  return members[members.length - 1] as Candidate;
+}
+
+/**
+ * Runs on every request: plain indexed loops, at most two small arrays, so a selection among
+ * 1,000 members costs a few microseconds (bench/selection).
+ */
 export function selectMember(members: readonly Candidate[], opts: SelectOptions): Selection {
   const random = opts.random ?? Math.random;
+  const now = opts.now;
   if (members.length === 0)
     return { ok: false, reason: 'empty', message: 'the pool has no members' };
+  // Exclusions are the few members already tried: scanning a short array beats hashing.
+  const excluded = opts.exclude && opts.exclude.size > 0 ? [...opts.exclude] : undefined;
+  const filter = opts.filter?.labels ? opts.filter : undefined;
 
-  const healthy = members.filter((m) => m.healthy && m.weight > 0);
-  if (healthy.length === 0) {
+  let anyHealthy = false;
+  let anyUntried = false;
+  let trustedTier = Infinity;
+  let anyTier = Infinity;
+  const matching: Candidate[] = [];
+  for (let i = 0; i < members.length; i++) {
+    const m = members[i] as Candidate;
+    if (!m.healthy || m.weight <= 0) continue;
+    anyHealthy = true;
+    if (excluded !== undefined && excluded.includes(m.gatewayId)) continue;
+    anyUntried = true;
+    if (filter !== undefined && !matches(m, filter)) continue;
+    matching.push(m);
+    if (m.priority < anyTier) anyTier = m.priority;
+    if ((m.suspectUntil === undefined || m.suspectUntil <= now) && m.priority < trustedTier)
+      trustedTier = m.priority;
+  }
+  if (!anyHealthy) {
     const why = members.map((m) => `${m.name}: ${m.unhealthyReason ?? 'not healthy'}`).join('; ');
     return { ok: false, reason: 'none_healthy', message: `no healthy member (${why})` };
   }
-
-  const untried = opts.exclude ? healthy.filter((m) => !opts.exclude?.has(m.gatewayId)) : healthy;
-  if (untried.length === 0) {
+  if (!anyUntried)
     return { ok: false, reason: 'all_tried', message: 'every healthy member was already tried' };
-  }
-
-  const matching = untried.filter((m) => matches(m, opts.filter));
   if (matching.length === 0) {
     const wanted =
       opts.filter?.description ??
@@ -86,17 +106,35 @@ export function selectMember(members: readonly Candidate[], opts: SelectOptions)
   }
 
   // A member that just failed is a last resort, not excluded: if all failed, still try one.
-  const trusted = matching.filter((m) => !m.suspectUntil || m.suspectUntil <= opts.now);
-  const usable = trusted.length > 0 ? trusted : matching;
+  const useSuspects = trustedTier === Infinity;
+  const tier = useSuspects ? anyTier : trustedTier;
+  let total = 0;
+  let tierMembers: Candidate[] | undefined;
+  for (let i = 0; i < matching.length; i++) {
+    const m = matching[i] as Candidate;
+    const usable =
+      m.priority === tier && (useSuspects || m.suspectUntil === undefined || m.suspectUntil <= now);
+    if (usable) {
+      total += m.weight;
+      tierMembers?.push(m);
+    } else if (!tierMembers) {
+      // The common case (one tier, nobody suspect) never copies: `matching` is the tier.
+      tierMembers = matching
+        .slice(0, i)
+        .filter(
+          (x) =>
+            x.priority === tier &&
+            (useSuspects || x.suspectUntil === undefined || x.suspectUntil <= now),
+        );
+    }
+  }
+  const pool = tierMembers ?? matching;
+  if (pool.length === 1) return { ok: true, member: pool[0] as Candidate };
 
-  const tier = Math.min(...usable.map((m) => m.priority));
-  const inTier = usable.filter((m) => m.priority === tier);
-  if (inTier.length === 1) return { ok: true, member: inTier[0] as Candidate };
-
-  // Power of two choices: near-best balance without herding every request onto one member.
-  // On a tie the first draw wins: it is itself a random, weight-proportional pick, so idle
-  // members receive traffic exactly in proportion to their weights.
-  const a = weightedDraw(inTier, random);
-  const b = weightedDraw(inTier, random);
+  // Power of two choices, each drawn in proportion to weight: near-best balance without
+  // herding every request onto one member. On a tie the first draw wins: it is itself a
+  // random, weight-proportional pick, so idle members get traffic exactly by weight.
+  const a = weightedDraw(pool, total, random());
+  const b = weightedDraw(pool, total, random());
   return { ok: true, member: load(b) < load(a) ? b : a };
 }
