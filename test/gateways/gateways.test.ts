@@ -2,6 +2,8 @@
  * Gateways end to end (issue 3): real `gatepool gateway start` processes enroll through the
  * API, keep a tunnel to the in-process platform, and carry streams to a loopback echo target.
  */
+import { once } from 'node:events';
+import net from 'node:net';
 import { eq } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { gatewayEnrollmentTokens } from '../../src/server/db/schema.js';
@@ -17,7 +19,7 @@ import {
   type Account,
   type TestPlatform,
 } from '../helpers/platform.js';
-import { freePort, roundTrip, startEchoServer, within } from '../tunnel/harness.js';
+import { freePort, roundTrip, sleep, startEchoServer, within } from '../tunnel/harness.js';
 
 describe.each(DRIVERS)('gateways (%s)', (driver) => {
   let tp: TestPlatform;
@@ -211,12 +213,32 @@ describe.each(DRIVERS)('gateways (%s)', (driver) => {
   });
 
   it('SIGSTOP: unreachable within 1.5 s, healthy again after SIGCONT', async () => {
-    const { agent, id } = await startGateway('gw-stop');
+    // A target that reads and never answers: the request is out, the reply is pending.
+    const silent = net.createServer({ allowHalfOpen: true }, (socket) => socket.resume());
+    silent.listen(0, '127.0.0.1');
+    await once(silent, 'listening');
+    const silentPort = (silent.address() as net.AddressInfo).port;
+    const { agent, id } = await startGateway('gw-stop', {
+      allow: [`127.0.0.1:${echo.port}`, `127.0.0.1:${silentPort}`],
+    });
+    const open = await tp.platform.ctx.gateways.hub.openStream(id, '127.0.0.1', silentPort);
+    // A stream on a tunnel that goes silent fails loudly; it never ends as if complete.
+    const outcome = new Promise<string>((resolve) => {
+      open.on('error', (err) => resolve(`error: ${err.message}`));
+      open.on('end', () => resolve('end'));
+      open.resume();
+    });
+    open.end(Buffer.from('request'));
+    await sleep(100);
     agent.child.kill('SIGSTOP');
     try {
       expect(await timeUntilHealth(id, 'unreachable', 4000)).toBeLessThan(1500);
+      expect(await within(outcome, 3000, 'stream outcome')).toMatch(
+        /^error: tunnel to gateway .* lost/,
+      );
     } finally {
       agent.child.kill('SIGCONT');
+      silent.close();
     }
     await timeUntilHealth(id, 'healthy', 10_000);
   });

@@ -109,6 +109,8 @@ export class GatewaySession extends EventEmitter<SessionEvents> {
   private outstandingPings = 0;
   private reportedActive = 0;
   private openedSinceReport = 0;
+  /** Open streams, failed explicitly when the tunnel dies so none ends as if complete. */
+  private readonly openStreams = new Set<TunnelStream>();
   private closeReason: string | null = null;
   private drainRequested = false;
   private readonly pendingProbes = new Map<string, (result: ProbeResult) => void>();
@@ -388,6 +390,8 @@ export class GatewaySession extends EventEmitter<SessionEvents> {
           return;
         }
         stream.off('error', swallow);
+        this.openStreams.add(stream);
+        stream.once('close', () => this.openStreams.delete(stream));
         this.openedSinceReport += 1;
         this.live.activeStreams = this.reportedActive + this.openedSinceReport;
         resolve(stream);
@@ -511,6 +515,12 @@ export class GatewaySession extends EventEmitter<SessionEvents> {
       resolve({ type: 'probe-result', id: '', ok: false, error: `tunnel closed: ${reason}` });
     }
     this.pendingProbes.clear();
+    // A silent or dead tunnel may let HTTP/2 end its streams without an error; a caller must
+    // never mistake that for the target having finished (0 bytes read would look complete).
+    for (const stream of this.openStreams) {
+      stream.destroy(new Error(`tunnel to gateway ${this.live.gatewayId} lost: ${reason}`));
+    }
+    this.openStreams.clear();
     const destroy = (): void => {
       this.h2.destroy();
       this.socket.destroy();

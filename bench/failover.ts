@@ -1,0 +1,266 @@
+/**
+ * bench/failover: three gateways in a pool, a closed loop of (stream open + 1 KiB echo + close)
+ * through runThroughPool for 20 s; at 5 s SIGKILL member 1, at 10 s SIGSTOP member 2.
+ * Reports operations, failures (split into failed opens — must be zero — and operations that
+ * were already past their gateway's 200 when it died, which are never retried by design),
+ * p50/p99 latency per phase, and how long the platform took to notice each fault.
+ * Env: BENCH_SECONDS (20), BENCH_CONCURRENCY (8).
+ * Run: node --import tsx bench/failover.ts   (writes bench/results/failover.json)
+ */
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import os, { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Duplex } from 'node:stream';
+import { exportPKCS8, exportSPKI, generateKeyPair } from 'jose';
+import pino from 'pino';
+import { loadConfig } from '../src/server/config.js';
+import { openDatabase } from '../src/server/db/client.js';
+import { issueLicense } from '../src/server/license/license.js';
+import { NoGatewayAvailableError } from '../src/server/pools/failover.js';
+import { startPlatform } from '../src/server/server.js';
+import { AgentFleet } from '../test/helpers/gateway-agent.js';
+import { ROOT, roundTrip, sleep, startEchoServer } from '../test/tunnel/harness.js';
+
+const SECONDS = Number(process.env.BENCH_SECONDS ?? 20);
+const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 8);
+const KILL_AT = (SECONDS / 4) * 1000;
+const STOP_AT = (SECONDS / 2) * 1000;
+
+interface Sample {
+  at: number;
+  ms: number;
+  outcome: 'ok' | 'open_failed' | 'interrupted';
+  gateway?: string;
+}
+
+const pct = (sorted: number[], p: number) =>
+  sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? NaN;
+const round = (n: number) => Math.round(n * 1000) / 1000;
+
+async function api(base: string, method: string, path: string, token?: string, body?: unknown) {
+  const res = await fetch(base + path, {
+    method,
+    headers: {
+      ...(token ? { authorization: `Bearer ${token}` } : {}),
+      ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+    },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  const json = (await res.json().catch(() => ({}))) as Record<string, unknown>;
+  if (res.status >= 400)
+    throw new Error(`${method} ${path} answered ${res.status}: ${JSON.stringify(json)}`);
+  return json;
+}
+
+async function main(): Promise<void> {
+  const dataDir = await mkdtemp(join(tmpdir(), 'gatepool-bench-failover-'));
+  const keys = await generateKeyPair('EdDSA', { crv: 'Ed25519', extractable: true });
+  const platform = await startPlatform(
+    loadConfig({
+      GATEPOOL_HOST: '127.0.0.1',
+      GATEPOOL_PORT: '0',
+      GATEPOOL_TUNNEL_PORT: '0',
+      GATEPOOL_TUNNEL_HOSTNAME: '127.0.0.1',
+      GATEPOOL_DATA_DIR: dataDir,
+      GATEPOOL_LOG_LEVEL: 'silent',
+      GATEPOOL_LICENSE_PUBLIC_KEY: await exportSPKI(keys.publicKey),
+    }),
+    { logger: pino({ level: 'silent' }), database: await openDatabase({}) },
+  );
+  const echo = await startEchoServer();
+  const fleet = new AgentFleet();
+  try {
+    const base = platform.url;
+    const boot = await api(base, 'POST', '/api/v1/bootstrap', undefined, {
+      email: 'bench@example.com',
+      password: 'bench-password-123',
+      organizationName: 'Bench',
+    });
+    const token = boot.token as string;
+    const orgId = (boot.organization as { id: string }).id;
+    const key = await issueLicense({
+      privateKeyPem: await exportPKCS8(keys.privateKey),
+      plan: 'enterprise',
+      org: orgId,
+    });
+    await api(base, 'PUT', '/api/v1/license', token, { key });
+    const pool = await api(base, 'POST', '/api/v1/gateway-pools', token, { name: 'bench' });
+    const poolId = pool.id as string;
+    const agents = [];
+    for (const name of ['member-1', 'member-2', 'member-3']) {
+      const t = await api(base, 'POST', '/api/v1/gateways/enrollment-tokens', token, {
+        poolIds: [poolId],
+      });
+      agents.push(
+        await fleet.start({
+          platformUrl: base,
+          token: t.token as string,
+          name,
+          allow: [`127.0.0.1:${echo.port}`],
+        }),
+      );
+    }
+    const deadline = Date.now() + 30_000;
+    while (
+      (await api(base, 'GET', `/api/v1/gateway-pools/${poolId}`, token)).healthyMemberCount !== 3
+    ) {
+      if (Date.now() > deadline) throw new Error('members did not become healthy');
+      await sleep(100);
+    }
+    const ids = new Map<string, string>();
+    for (const m of (await api(base, 'GET', `/api/v1/gateway-pools/${poolId}`, token)).members as {
+      id: string;
+      name: string;
+    }[]) {
+      ids.set(m.name, m.id);
+    }
+
+    const hub = platform.ctx.gateways.hub;
+    const payload = Buffer.alloc(1024, 7);
+    const op = async (stream: Duplex) => {
+      const back = await roundTrip(stream, payload, 5000);
+      if (!back.equals(payload)) throw new Error(`echo mismatch: got ${back.length} bytes`);
+    };
+    const run = () =>
+      platform.ctx.pools.run(
+        orgId,
+        { gatewayPoolId: poolId },
+        { host: '127.0.0.1', port: echo.port },
+        op,
+      );
+    for (let i = 0; i < 300; i++) await run(); // warm-up
+
+    const detection: Record<string, number> = {};
+    const started = performance.now();
+    const watch = (name: string, kind: string, since: number) => {
+      const id = ids.get(name) as string;
+      const poll = setInterval(() => {
+        const live = hub.live(id);
+        const gone = !live || Date.now() - live.lastFrameAt >= platform.ctx.config.deadAfterMs;
+        if (gone && detection[kind] === undefined) {
+          detection[kind] = Math.round(performance.now() - since);
+          clearInterval(poll);
+        }
+      }, 5);
+      poll.unref();
+    };
+    const faults = (async () => {
+      await sleep(KILL_AT);
+      const killedAt = performance.now();
+      agents[0]?.child.kill('SIGKILL');
+      watch('member-1', 'sigkillMs', killedAt);
+      await sleep(STOP_AT - KILL_AT);
+      const stoppedAt = performance.now();
+      agents[1]?.child.kill('SIGSTOP');
+      watch('member-2', 'sigstopMs', stoppedAt);
+    })();
+
+    const samples: Sample[] = [];
+    const errors = new Map<string, number>();
+    const until = started + SECONDS * 1000;
+    await Promise.all(
+      Array.from({ length: CONCURRENCY }, async () => {
+        while (performance.now() < until) {
+          const t0 = performance.now();
+          try {
+            const served = await run();
+            samples.push({
+              at: t0 - started,
+              ms: performance.now() - t0,
+              outcome: 'ok',
+              gateway: served.gatewayName,
+            });
+          } catch (err) {
+            if (!(err instanceof NoGatewayAvailableError)) {
+              const key = `${Math.floor((t0 - started) / 1000)} s: ${(err as Error).message}`;
+              errors.set(key, (errors.get(key) ?? 0) + 1);
+            }
+            samples.push({
+              at: t0 - started,
+              ms: performance.now() - t0,
+              outcome: err instanceof NoGatewayAvailableError ? 'open_failed' : 'interrupted',
+            });
+          }
+        }
+      }),
+    );
+    await faults;
+    agents[1]?.child.kill('SIGCONT');
+
+    const phases: [string, number, number][] = [
+      ['before faults', 0, KILL_AT],
+      ['1 s after SIGKILL', KILL_AT, KILL_AT + 1000],
+      ['after SIGKILL', KILL_AT + 1000, STOP_AT],
+      ['1.5 s after SIGSTOP', STOP_AT, STOP_AT + 1500],
+      ['after SIGSTOP', STOP_AT + 1500, SECONDS * 1000],
+    ];
+    const report = phases.map(([phase, from, to]) => {
+      const inPhase = samples.filter((s) => s.at >= from && s.at < to);
+      const ok = inPhase
+        .filter((s) => s.outcome === 'ok')
+        .map((s) => s.ms)
+        .sort((a, b) => a - b);
+      return {
+        phase,
+        operations: inPhase.length,
+        openFailures: inPhase.filter((s) => s.outcome === 'open_failed').length,
+        interrupted: inPhase.filter((s) => s.outcome === 'interrupted').length,
+        p50Ms: round(pct(ok, 50)),
+        p99Ms: round(pct(ok, 99)),
+      };
+    });
+    const total = {
+      operations: samples.length,
+      openFailures: samples.filter((s) => s.outcome === 'open_failed').length,
+      interrupted: samples.filter((s) => s.outcome === 'interrupted').length,
+      perSecond: Math.round(samples.filter((s) => s.outcome === 'ok').length / SECONDS),
+    };
+    console.log(
+      `bench/failover: ${SECONDS} s, ${CONCURRENCY} workers, 3 members; op = open + 1 KiB echo + close`,
+    );
+    console.log('phase                    ops  open-fail  interrupted   p50 ms   p99 ms');
+    for (const r of report) {
+      console.log(
+        `${r.phase.padEnd(22)} ${String(r.operations).padStart(6)} ${String(r.openFailures).padStart(10)} ${String(r.interrupted).padStart(12)} ${String(r.p50Ms).padStart(8)} ${String(r.p99Ms).padStart(8)}`,
+      );
+    }
+    console.log(
+      `total: ${total.operations} operations (${total.perSecond}/s), ${total.openFailures} failed opens, ${total.interrupted} interrupted after 200`,
+    );
+    if (errors.size) console.log('interrupted operations:', Object.fromEntries(errors));
+    console.log(
+      `detection: SIGKILL ${detection.sigkillMs ?? 'n/a'} ms, SIGSTOP ${detection.sigstopMs ?? 'n/a'} ms`,
+    );
+    console.log(
+      `targets: zero failed opens → ${total.openFailures === 0 ? 'met' : 'MISSED'}; detection < 1 s → ${(detection.sigkillMs ?? Infinity) < 1000 && (detection.sigstopMs ?? Infinity) < 1000 ? 'met' : 'MISSED'}`,
+    );
+    await mkdir(join(ROOT, 'bench/results'), { recursive: true });
+    await writeFile(
+      join(ROOT, 'bench/results/failover.json'),
+      JSON.stringify(
+        {
+          bench: 'failover',
+          date: new Date().toISOString(),
+          node: process.version,
+          cpus: os.cpus().length,
+          loadAverage: os.loadavg(),
+          seconds: SECONDS,
+          concurrency: CONCURRENCY,
+          phases: report,
+          interruptedErrors: Object.fromEntries(errors),
+          total,
+          detection,
+        },
+        null,
+        2,
+      ) + '\n',
+    );
+  } finally {
+    await fleet.close();
+    await echo.close();
+    await platform.close();
+    await rm(dataDir, { recursive: true, force: true });
+  }
+}
+
+await main();
