@@ -51,6 +51,17 @@ export function poolRoutes(app: Api, ctx: AppContext): void {
   /** Every pool endpoint is an Enterprise feature; the check follows the permission check. */
   const licensed = async (actor: Actor) => ctx.licenses.requireFeature(actor.orgId, 'gatewayPool');
   const changed = () => pools().invalidate();
+  /** After a change: refresh the cache, then answer with the pool as it now stands. */
+  const refreshed = async (orgId: string, poolId: string) => {
+    changed();
+    await pools().ensureLoaded();
+    return poolDetail(orgId, poolId);
+  };
+  /** A membership request names this org's pool and this org's gateway, or it is a 404. */
+  const poolAndGateway = async (orgId: string, poolId: string, gatewayId: string) => ({
+    pool: await findPool(ctx.db, orgId, poolId),
+    gw: await findGateway(ctx.db, orgId, gatewayId),
+  });
 
   async function poolDetail(orgId: string, poolId: string) {
     const row = await findPool(ctx.db, orgId, poolId);
@@ -142,8 +153,7 @@ export function poolRoutes(app: Api, ctx: AppContext): void {
           });
         throw err;
       }
-      changed();
-      return reply.code(201).send(await poolDetail(actor.orgId, id));
+      return reply.code(201).send(await refreshed(actor.orgId, id));
     },
   );
 
@@ -242,9 +252,7 @@ export function poolRoutes(app: Api, ctx: AppContext): void {
           });
         throw err;
       }
-      changed();
-      await pools().ensureLoaded();
-      return poolDetail(actor.orgId, before.id);
+      return refreshed(actor.orgId, before.id);
     },
   );
 
@@ -306,8 +314,7 @@ export function poolRoutes(app: Api, ctx: AppContext): void {
     async (req, reply) => {
       const actor = actorOf(req);
       await licensed(actor);
-      const pool = await findPool(ctx.db, actor.orgId, req.params.poolId);
-      const gw = await findGateway(ctx.db, actor.orgId, req.body.gatewayId);
+      const { pool, gw } = await poolAndGateway(actor.orgId, req.params.poolId, req.body.gatewayId);
       try {
         await ctx.db.transaction(async (tx) => {
           await addMember(tx, actor.orgId, pool, gw, req.body);
@@ -331,9 +338,7 @@ export function poolRoutes(app: Api, ctx: AppContext): void {
           throw conflict(`Gateway "${gw.name}" is already a member of pool "${pool.name}".`);
         throw err;
       }
-      changed();
-      await pools().ensureLoaded();
-      return reply.code(201).send(await poolDetail(actor.orgId, pool.id));
+      return reply.code(201).send(await refreshed(actor.orgId, pool.id));
     },
   );
 
@@ -353,8 +358,11 @@ export function poolRoutes(app: Api, ctx: AppContext): void {
     async (req) => {
       const actor = actorOf(req);
       await licensed(actor);
-      const pool = await findPool(ctx.db, actor.orgId, req.params.poolId);
-      const gw = await findGateway(ctx.db, actor.orgId, req.params.gatewayId);
+      const { pool, gw } = await poolAndGateway(
+        actor.orgId,
+        req.params.poolId,
+        req.params.gatewayId,
+      );
       await ctx.db.transaction(async (tx) => {
         const updated = await tx
           .update(gatewayPoolMemberships)
@@ -383,9 +391,7 @@ export function poolRoutes(app: Api, ctx: AppContext): void {
           tx,
         );
       });
-      changed();
-      await pools().ensureLoaded();
-      return poolDetail(actor.orgId, pool.id);
+      return refreshed(actor.orgId, pool.id);
     },
   );
 
@@ -398,8 +404,11 @@ export function poolRoutes(app: Api, ctx: AppContext): void {
     async (req, reply) => {
       const actor = actorOf(req);
       await licensed(actor);
-      const pool = await findPool(ctx.db, actor.orgId, req.params.poolId);
-      const gw = await findGateway(ctx.db, actor.orgId, req.params.gatewayId);
+      const { pool, gw } = await poolAndGateway(
+        actor.orgId,
+        req.params.poolId,
+        req.params.gatewayId,
+      );
       await ctx.db.transaction(async (tx) => {
         const removed = await tx
           .delete(gatewayPoolMemberships)
