@@ -182,6 +182,20 @@ describe.each(DRIVERS)('gateways (%s)', (driver) => {
       const res = await admin.client.post('/api/v1/gateways/enrollment-tokens', body);
       expect(res.status, JSON.stringify(body)).toBe(400);
     }
+    // A bad CSR is the caller's mistake: 400, and the token stays usable.
+    const token = await enrollmentToken();
+    const garbage = await api(tp).post('/api/v1/gateways/enroll', {
+      token,
+      name: 'csr-test',
+      csr: 'not a csr',
+    });
+    expect(garbage.status).toBe(400);
+    expect(garbage.body.error.message).toMatch(/^csr: /);
+    const { csrPem } = await createGatewayKeyAndCsr('csr-test');
+    expect(
+      (await api(tp).post('/api/v1/gateways/enroll', { token, name: 'csr-test', csr: csrPem }))
+        .status,
+    ).toBe(201);
     const bad = await api(tp).post('/api/v1/gateways/enroll', {
       token: 'gpe_x',
       name: 'has space',
