@@ -6,7 +6,7 @@
  */
 import type { Duplex } from 'node:stream';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
-import { NoGatewayAvailableError } from '../../src/server/pools/failover.js';
+import { NoGatewayAvailableError, type FailoverOptions } from '../../src/server/pools/failover.js';
 import { AgentFleet, type RunningAgent } from '../helpers/gateway-agent.js';
 import {
   bootstrap,
@@ -94,13 +94,33 @@ describe('pool failover with three real gateways', () => {
     const back = await roundTrip(stream, payload, 5000);
     if (!back.equals(payload)) throw new Error('echo mismatch');
   };
+  /** An echo that stays open ~20 ms, so some are surely in flight when a member dies. */
+  const slowEchoOp = async (stream: Duplex) => {
+    const half = Buffer.alloc(512, 9);
+    const back: Buffer[] = [];
+    const done = new Promise<void>((resolve, reject) => {
+      stream.on('data', (c: Buffer) => back.push(c));
+      stream.on('end', resolve);
+      stream.on('error', reject);
+    });
+    stream.write(half);
+    await sleep(20);
+    stream.end(half);
+    await within(done, 5000, 'slow echo');
+    if (Buffer.concat(back).length !== 1024) throw new Error('echo mismatch');
+  };
 
   /**
    * Runs `workers` concurrent loops of pool operations until `stop` resolves. An operation that
    * could not get a stream is an open failure (must be zero); one that broke after its gateway
    * answered 200 is `interrupted` (the kill landed mid-operation; never retried, by design).
    */
-  async function load(workers: number, stop: Promise<void>) {
+  async function load(
+    workers: number,
+    stop: Promise<void>,
+    runOpts: FailoverOptions = {},
+    op: (stream: Duplex) => Promise<void> = echoOp,
+  ) {
     let done = false;
     void stop.then(() => (done = true));
     const servedBy = new Map<string, number>();
@@ -108,6 +128,7 @@ describe('pool failover with three real gateways', () => {
     let interrupted = 0;
     let ok = 0;
     let failovers = 0;
+    let rerun = 0;
     await Promise.all(
       Array.from({ length: workers }, async () => {
         while (!done) {
@@ -116,10 +137,12 @@ describe('pool failover with three real gateways', () => {
               admin.orgId,
               { gatewayPoolId: poolId },
               { host: '127.0.0.1', port: echo.port },
-              echoOp,
+              op,
+              runOpts,
             );
             ok += 1;
             failovers += served.attempts.length;
+            rerun += served.attempts.filter((a) => a.reason === 'stream_broken').length;
             servedBy.set(served.gatewayName, (servedBy.get(served.gatewayName) ?? 0) + 1);
           } catch (err) {
             if (err instanceof NoGatewayAvailableError) openFailures.push(err);
@@ -128,7 +151,7 @@ describe('pool failover with three real gateways', () => {
         }
       }),
     );
-    return { ok, openFailures, interrupted, servedBy, failovers };
+    return { ok, openFailures, interrupted, servedBy, failovers, rerun };
   }
 
   it('SIGKILL of one member under load: zero failed stream opens; the member is dropped within 1 s', async () => {
@@ -170,6 +193,24 @@ describe('pool failover with three real gateways', () => {
     for (const m of members.slice(1)) expect(result.servedBy.get(m.name) ?? 0).toBeGreaterThan(50);
     const pool = (await admin.client.get(`/api/v1/gateway-pools/${poolId}`)).body;
     expect(pool).toMatchObject({ memberCount: 3, healthyMemberCount: 2, health: 'healthy' });
+  });
+
+  it('SIGKILL under load with an idempotent operation: zero failed operations, in-flight ones re-run', async () => {
+    await startPool();
+    const victim = members[0] as Member;
+    const stop = (async () => {
+      await sleep(600);
+      victim.agent.child.kill('SIGKILL');
+      await sleep(1200);
+    })();
+    // The echo is safe to repeat, so the caller lets an interrupted one run again elsewhere.
+    const result = await load(8, stop, { retryOperation: () => true }, slowEchoOp);
+    await stop;
+    expect(result.openFailures).toEqual([]);
+    expect(result.interrupted).toBe(0);
+    // Operations were in flight on the victim when it died, and were re-run on a survivor.
+    expect(result.rerun).toBeGreaterThan(0);
+    expect(result.ok).toBeGreaterThan(100);
   });
 
   it('SIGSTOP of one member: operations keep succeeding and it is excluded within 1.5 s', async () => {

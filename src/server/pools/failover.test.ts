@@ -133,3 +133,58 @@ describe('runThroughPool', () => {
     expect(opens).toEqual(['a']);
   });
 });
+
+describe('runThroughPool with an idempotent operation', () => {
+  const broken = () => new Error('tunnel to gateway a lost: no frame for 1000 ms');
+
+  it('re-runs an operation that broke after 200 on another member when the caller allows it', async () => {
+    const { d, opens, suspects } = deps([member('a'), member('b')], {});
+    let calls = 0;
+    const served = await runThroughPool(
+      d,
+      pool,
+      target,
+      async (_s, m) => {
+        calls += 1;
+        if (m.gatewayName === 'a') throw broken();
+        return 'ok';
+      },
+      { retryOperation: (e) => e instanceof Error && /lost/.test(e.message) },
+    );
+    expect(served).toMatchObject({ value: 'ok', gatewayName: 'b' });
+    expect(opens).toEqual(['a', 'b']);
+    expect(calls).toBe(2);
+    expect(suspects).toEqual(['a']);
+    expect(served.attempts).toEqual([
+      { gatewayId: 'a', gatewayName: 'a', reason: 'stream_broken', message: broken().message },
+    ]);
+  });
+
+  it('still never retries errors the caller does not mark as transport failures, nor past the budget', async () => {
+    const { d, opens } = deps([member('a'), member('b'), member('c')], {});
+    await expect(
+      runThroughPool(d, pool, target, async () => Promise.reject(new Error('target said no')), {
+        retryOperation: (e) => e instanceof Error && /lost/.test(e.message),
+      }),
+    ).rejects.toThrow('target said no');
+    expect(opens).toHaveLength(1);
+    const again = deps([member('a'), member('b'), member('c')], {});
+    await expect(
+      runThroughPool(again.d, pool, target, async () => Promise.reject(broken()), {
+        retryOperation: () => true,
+        maxAttempts: 2,
+      }),
+    ).rejects.toThrow('lost');
+    expect(again.opens).toHaveLength(2);
+  });
+
+  it('does not re-run on a pinned gateway', async () => {
+    const { d, opens } = deps([member('a')], {});
+    await expect(
+      runThroughPool(d, { gatewayId: 'a' }, target, async () => Promise.reject(broken()), {
+        retryOperation: () => true,
+      }),
+    ).rejects.toThrow('lost');
+    expect(opens).toEqual(['a']);
+  });
+});

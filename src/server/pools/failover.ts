@@ -32,6 +32,13 @@ export interface FailoverOptions {
   maxAttempts?: number;
   filter?: SelectionFilter;
   signal?: AbortSignal;
+  /**
+   * Opt-in for operations that are safe to repeat (reads, TokenReviews, echo probes): when the
+   * operation fails after the gateway's 200 and this says the error was the transport's (the
+   * member died mid-operation), it is run again on another member, within the same budget.
+   * Without it nothing is retried after a 200, since the target may have acted.
+   */
+  retryOperation?: (err: unknown) => boolean;
 }
 
 export interface FailoverDeps {
@@ -133,7 +140,17 @@ export async function runThroughPool<T>(
       value = await operation(stream, { gatewayId: member.gatewayId, gatewayName: member.name });
     } catch (err) {
       stream.destroy();
-      throw err;
+      if (pinned || !opts.retryOperation?.(err) || attempts.length + 1 >= maxAttempts) throw err;
+      const attempt: Attempt = {
+        gatewayId: member.gatewayId,
+        gatewayName: member.name,
+        reason: 'stream_broken',
+        message: err instanceof Error ? err.message : String(err),
+      };
+      attempts.push(attempt);
+      deps.markSuspect(member.gatewayId);
+      deps.onFailover?.(ref, attempt);
+      continue;
     }
     return { value, gatewayId: member.gatewayId, gatewayName: member.name, attempts };
   }
