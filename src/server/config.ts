@@ -39,6 +39,7 @@ const schema = z.object({
       'must be true, false, loopback, or a comma-separated list of proxy addresses/CIDRs',
     )
     .default('false'),
+  GATEPOOL_METRICS_TOKEN: z.string().min(16, 'must be at least 16 characters').optional(),
   GATEPOOL_LOG_LEVEL: z
     .enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'])
     .default('info'),
@@ -58,6 +59,8 @@ export type Config = {
   encryptionKey?: string;
   licensePublicKey?: string;
   logLevel: string;
+  /** When set, GET /metrics needs `Authorization: Bearer <token>`. */
+  metricsToken?: string;
   /** Which proxies' X-Forwarded-For to believe (client IP for rate limits and audit). */
   trustProxy: boolean | string;
   sessionTtlSeconds: number;
@@ -101,6 +104,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     encryptionKey: c.GATEPOOL_ENCRYPTION_KEY,
     licensePublicKey: c.GATEPOOL_LICENSE_PUBLIC_KEY,
     logLevel: c.GATEPOOL_LOG_LEVEL,
+    metricsToken: c.GATEPOOL_METRICS_TOKEN,
     trustProxy:
       c.GATEPOOL_TRUST_PROXY === 'true'
         ? true

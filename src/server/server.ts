@@ -1,3 +1,4 @@
+import { createHash, timingSafeEqual } from 'node:crypto';
 import { count } from 'drizzle-orm';
 import type { FastifyBaseLogger, FastifyInstance } from 'fastify';
 import { CaStore } from './gateways/ca-store.js';
@@ -114,7 +115,7 @@ export async function startPlatform(config: Config, opts: StartOptions): Promise
   const app = await buildApp(ctx, {
     logger: log,
     modules: [enrollmentRoutes, gatewayRoutes, poolRoutes, kubernetesAuthRoutes],
-    extra: (a) => metricsRoute(a, metrics),
+    extra: (a) => metricsRoute(a, metrics, config.metricsToken),
   });
   let tunnelPort: number;
   try {
@@ -167,10 +168,29 @@ function withHint(err: unknown, setting: string): Error {
   return e;
 }
 
-function metricsRoute(app: FastifyInstance, metrics: PlatformMetrics): void {
-  app.get('/metrics', { schema: { hide: true } }, async (_req, reply) =>
-    reply
+function metricsRoute(
+  app: FastifyInstance,
+  metrics: PlatformMetrics,
+  token: string | undefined,
+): void {
+  const expected = token ? createHash('sha256').update(`Bearer ${token}`).digest() : undefined;
+  app.get('/metrics', { schema: { hide: true } }, async (req, reply) => {
+    // Pool names and gateway counts of every org are in here: guard them when asked to.
+    if (expected) {
+      const given = createHash('sha256')
+        .update(req.headers.authorization ?? '')
+        .digest();
+      if (!timingSafeEqual(given, expected)) {
+        return reply.code(401).send({
+          error: {
+            code: 'unauthorized',
+            message: 'Send Authorization: Bearer <GATEPOOL_METRICS_TOKEN>.',
+          },
+        });
+      }
+    }
+    return reply
       .header('content-type', metrics.registry.contentType)
-      .send(await metrics.registry.metrics()),
-  );
+      .send(await metrics.registry.metrics());
+  });
 }

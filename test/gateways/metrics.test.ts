@@ -1,0 +1,40 @@
+/** GET /metrics: Prometheus text, guarded by a bearer token when GATEPOOL_METRICS_TOKEN is set. */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startTestPlatform, type TestPlatform } from '../helpers/platform.js';
+
+describe('metrics endpoint', () => {
+  const token = 'scrape-secret-0123456789';
+  let open: TestPlatform;
+  let guarded: TestPlatform;
+  beforeAll(async () => {
+    open = await startTestPlatform('pglite');
+    guarded = await startTestPlatform('pglite', {
+      configOverrides: { GATEPOOL_METRICS_TOKEN: token },
+    });
+  });
+  afterAll(async () => {
+    await open?.close();
+    await guarded?.close();
+  });
+
+  it('serves Prometheus text without a token by default', async () => {
+    const res = await fetch(`${open.url}/metrics`);
+    expect(res.status).toBe(200);
+    expect(res.headers.get('content-type')).toContain('text/plain');
+    expect(await res.text()).toContain('# TYPE gatepool_gateways gauge');
+  });
+
+  it('requires the configured bearer token', async () => {
+    expect((await fetch(`${guarded.url}/metrics`)).status).toBe(401);
+    const wrong = await fetch(`${guarded.url}/metrics`, {
+      headers: { authorization: 'Bearer nope' },
+    });
+    expect(wrong.status).toBe(401);
+    expect(((await wrong.json()) as { error: { code: string } }).error.code).toBe('unauthorized');
+    const right = await fetch(`${guarded.url}/metrics`, {
+      headers: { authorization: `Bearer ${token}` },
+    });
+    expect(right.status).toBe(200);
+    expect(await right.text()).toContain('gatepool_tunnel_stream_opens_total');
+  });
+});
