@@ -138,17 +138,16 @@ async function main(): Promise<void> {
 
     const detection: Record<string, number> = {};
     const started = performance.now();
+    // Detection = when the hub itself declared the member gone (its 'disconnected' event),
+    // not when a poller in this busy process happened to look.
     const watch = (name: string, kind: string, since: number) => {
       const id = ids.get(name) as string;
-      const poll = setInterval(() => {
-        const live = hub.live(id);
-        const gone = !live || Date.now() - live.lastFrameAt >= platform.ctx.config.deadAfterMs;
-        if (gone && detection[kind] === undefined) {
-          detection[kind] = Math.round(performance.now() - since);
-          clearInterval(poll);
-        }
-      }, 5);
-      poll.unref();
+      const onGone = (gatewayId: string) => {
+        if (gatewayId !== id || detection[kind] !== undefined) return;
+        detection[kind] = Math.round(performance.now() - since);
+        hub.off('disconnected', onGone);
+      };
+      hub.on('disconnected', onGone);
     };
     const faults = (async () => {
       await sleep(KILL_AT);
