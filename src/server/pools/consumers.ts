@@ -1,12 +1,9 @@
 import { and, count, eq, inArray } from 'drizzle-orm';
 import type { Db, Tx } from '../db/client.js';
-import { identities, identityKubernetesAuths } from '../db/schema.js';
+import { identityKubernetesAuths } from '../db/schema.js';
+import { kubernetesAuthsReferencing, type Consumer } from '../kubernetes-auth/consumers.js';
 
-export interface PoolConsumer {
-  kind: string;
-  id: string;
-  name: string;
-}
+export type PoolConsumer = Consumer;
 
 /** Every consumer kind, each with its list (empty until that consumer exists). */
 export interface PoolResources {
@@ -22,18 +19,7 @@ export async function consumersOfPool(
   orgId: string,
   poolId: string,
 ): Promise<PoolResources> {
-  const k8s = await tx
-    .select({ id: identityKubernetesAuths.identityId, name: identities.name })
-    .from(identityKubernetesAuths)
-    .innerJoin(identities, eq(identities.id, identityKubernetesAuths.identityId))
-    .where(
-      and(
-        eq(identityKubernetesAuths.orgId, orgId),
-        eq(identityKubernetesAuths.gatewayPoolId, poolId),
-      ),
-    )
-    .orderBy(identities.name);
-  return { kubernetesAuth: k8s.map((r) => ({ kind: 'kubernetes-auth', id: r.id, name: r.name })) };
+  return { kubernetesAuth: await kubernetesAuthsReferencing(tx, orgId, { gatewayPoolId: poolId }) };
 }
 
 /** Consumer counts for many pools in one query per kind (no N+1). */
