@@ -244,6 +244,72 @@ describe('pool failover with three real gateways', () => {
     }
   });
 
+  it('SIGSTOP of one member: it leaves selection once its tunnel is quiet, under 1 s and before it is unreachable', async () => {
+    await startPool();
+    const victim = members[2] as Member;
+    const hub = tp.platform.ctx.gateways.hub;
+    const pools = tp.platform.ctx.pools;
+    const target = { host: '127.0.0.1', port: echo.port };
+    type Seen = {
+      afterMs: number;
+      state: ReturnType<typeof pools.memberState>;
+      runs: Promise<{ gatewayName: string; attempts: { gatewayName: string }[] }[]>;
+    };
+    let stoppedAt = 0;
+    const quiet = new Promise<Seen>((resolve) => {
+      hub.on('quiet', function onQuiet(live, isQuiet) {
+        if (live.gatewayId !== victim.id || !isQuiet) return;
+        hub.off('quiet', onQuiet);
+        // In the same turn as the announcement: what the pool shows and what it picks now.
+        const state = pools.memberState(
+          { orgId: admin.orgId, healthCheckTarget: null },
+          { gatewayId: victim.id, everConnected: true },
+        );
+        const runs = Promise.all(
+          Array.from({ length: 12 }, () =>
+            pools.run(admin.orgId, { gatewayPoolId: poolId }, target, echoOp),
+          ),
+        );
+        resolve({ afterMs: Date.now() - stoppedAt, state, runs });
+      });
+    });
+    let unreachableAfter = Infinity;
+    hub.on('disconnected', function onGone(gatewayId) {
+      if (gatewayId !== victim.id) return;
+      hub.off('disconnected', onGone);
+      unreachableAfter = Date.now() - stoppedAt;
+    });
+    try {
+      await sleep(300);
+      victim.agent.child.kill('SIGSTOP');
+      stoppedAt = Date.now();
+      const seen = await within(quiet, 3000, 'victim quiet');
+      expect(seen.afterMs).toBeLessThan(1000);
+      expect(seen.state).toMatchObject({ health: 'healthy', quiet: true });
+      expect(seen.state.suspect).toMatch(/^tunnel quiet for \d+ ms/);
+      const served = await within(seen.runs, 5000, 'runs while the victim is quiet');
+      for (const s of served) {
+        expect(s.gatewayName).not.toBe(victim.name);
+        expect(s.attempts.map((a) => a.gatewayName)).not.toContain(victim.name);
+      }
+      await waitFor(async () => unreachableAfter < Infinity, 3000, 'victim unreachable');
+      expect(unreachableAfter).toBeGreaterThan(seen.afterMs);
+    } finally {
+      victim.agent.child.kill('SIGCONT');
+    }
+    // Back: the agent reconnects and the pool shows it plainly healthy, not a last resort.
+    const back = await waitFor(
+      async () => {
+        const detail = (await admin.client.get(`/api/v1/gateway-pools/${poolId}`)).body;
+        const m = detail.members.find((x: { id: string }) => x.id === victim.id);
+        return m.health === 'healthy' && m.suspect === null ? m : undefined;
+      },
+      15_000,
+      'victim healthy again',
+    );
+    expect(back.healthReason).toBeNull();
+  });
+
   it('drain of one member: it gets no new streams while its open stream completes', async () => {
     await startPool();
     const drained = members[2] as Member;

@@ -187,3 +187,49 @@ describe('tunnel failure detection and recovery', () => {
     expect(harness.hub.live(agent.gatewayId)).toBeUndefined();
   });
 });
+
+describe('quiet tunnels', () => {
+  let harness: TunnelHarness;
+
+  beforeAll(async () => {
+    // A wide gap between quiet (2 × 100 ms + rtt) and dead (3 s) makes the short freeze below
+    // land between the two however loaded the machine is.
+    harness = await TunnelHarness.start({ keepaliveMs: 100, deadAfterMs: 3000 });
+  });
+  afterAll(async () => {
+    await harness?.close();
+  });
+
+  it('announces a frozen gateway as quiet, and heard from again when it resumes, without a reconnect', async () => {
+    const agent = await harness.startGateway();
+    const events: { quiet: boolean; silentMs: number; at: number }[] = [];
+    const heardAgain = new Promise<void>((resolve) => {
+      harness.hub.on('quiet', (live, quiet, silentMs) => {
+        if (live.gatewayId !== agent.gatewayId) return;
+        events.push({ quiet, silentMs, at: performance.now() });
+        if (!quiet) resolve();
+      });
+    });
+    let disconnected = false;
+    harness.hub.on('disconnected', (id) => {
+      if (id === agent.gatewayId) disconnected = true;
+    });
+    const session = harness.hub.live(agent.gatewayId);
+    // Idle with keepalives flowing: never quiet.
+    await sleep(600);
+    expect(events).toEqual([]);
+
+    const stoppedAt = performance.now();
+    agent.child.kill('SIGSTOP');
+    await sleep(1200);
+    agent.child.kill('SIGCONT');
+    await within(heardAgain, 3000, 'heard from again');
+
+    expect(events.map((e) => e.quiet)).toEqual([true, false]);
+    const [wentQuiet] = events;
+    expect(wentQuiet?.silentMs).toBeGreaterThanOrEqual(200);
+    expect((wentQuiet?.at ?? Infinity) - stoppedAt).toBeLessThan(1200);
+    expect(disconnected).toBe(false);
+    expect(harness.hub.live(agent.gatewayId)).toBe(session);
+  });
+});

@@ -50,7 +50,7 @@ export interface FailoverDeps {
     port: number,
     opts: { timeoutMs: number; signal?: AbortSignal },
   ): Promise<Duplex>;
-  markSuspect(gatewayId: string): void;
+  markSuspect(gatewayId: string, reason: string): void;
   onSelected?(ref: GatewayRef, gatewayId: string): void;
   onFailover?(ref: GatewayRef, from: Attempt): void;
   now(): number;
@@ -131,7 +131,7 @@ export async function runThroughPool<T>(
         message: err.gatewayReason ? `${err.reason} (${err.gatewayReason})` : err.message,
       };
       attempts.push(attempt);
-      deps.markSuspect(member.gatewayId);
+      deps.markSuspect(member.gatewayId, attempt.message);
       if (!pinned) deps.onFailover?.(ref, attempt);
       continue;
     }
@@ -148,7 +148,7 @@ export async function runThroughPool<T>(
         message: err instanceof Error ? err.message : String(err),
       };
       attempts.push(attempt);
-      deps.markSuspect(member.gatewayId);
+      deps.markSuspect(member.gatewayId, attempt.message);
       deps.onFailover?.(ref, attempt);
       continue;
     }

@@ -91,6 +91,7 @@ export function poolRoutes(app: Api, ctx: AppContext): void {
         health: state.health === 'degraded' ? 'degraded' : view.health,
         healthReason: state.healthy ? null : (state.reason ?? view.health),
         healthCheck: state.healthCheck,
+        suspect: state.suspect,
         weight: m.weight,
         priority: m.priority,
         joinedAt: m.joinedAt.toISOString(),

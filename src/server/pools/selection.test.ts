@@ -97,6 +97,24 @@ describe('selectMember', () => {
     expect(expired.get('was') ?? 0).toBeGreaterThan(300);
   });
 
+  it('treats a quiet member as a last resort: skipped while another is heard, used when all are quiet', () => {
+    const counts = tally([member('quiet', { quiet: true }), member('fine')], 500, { now: 0 });
+    expect(counts.get('quiet')).toBeUndefined();
+    expect(counts.get('fine')).toBe(500);
+    const allQuiet = tally([member('q1', { quiet: true }), member('q2', { quiet: true })], 1000, {
+      now: 0,
+    });
+    expect(allQuiet.get('q1') ?? 0).toBeGreaterThan(400);
+    expect(allQuiet.get('q2') ?? 0).toBeGreaterThan(400);
+    // A quiet member in the preferred tier sends traffic to the next tier, like a suspect.
+    const tiers = tally(
+      [member('primary', { quiet: true, priority: 0 }), member('standby', { priority: 1 })],
+      200,
+      { now: 0 },
+    );
+    expect(tiers.get('standby')).toBe(200);
+  });
+
   it('honours exclusions and reports when all healthy members were tried', () => {
     const members = [member('a'), member('b')];
     const s = selectMember(members, { now: 0, exclude: new Set(['id-a']) });

@@ -20,6 +20,8 @@ export interface Candidate {
   labels: Record<string, string>;
   /** Epoch ms until which a recent transport failure makes the member a last resort. */
   suspectUntil?: number;
+  /** Its tunnel has gone quiet (tunnel/liveness.ts): a last resort, like a suspect. */
+  quiet?: boolean;
 }
 
 export interface SelectionFilter {
@@ -44,6 +46,10 @@ function matches(c: Candidate, filter: SelectionFilter | undefined): boolean {
   if (!filter?.labels) return true;
   return Object.entries(filter.labels).every(([k, v]) => c.labels[k] === v);
 }
+
+/** Neither quiet nor recently failed: preferred over members that are. */
+const trusted = (c: Candidate, now: number) =>
+  !c.quiet && (c.suspectUntil === undefined || c.suspectUntil <= now);
 
 /** Load per unit of weight: a heavier member is "less busy" at the same stream count. */
 const load = (c: Candidate) => c.outstanding / c.weight;
@@ -87,8 +93,7 @@ export function selectMember(members: readonly Candidate[], opts: SelectOptions)
     if (filter !== undefined && !matches(m, filter)) continue;
     matching.push(m);
     if (m.priority < anyTier) anyTier = m.priority;
-    if ((m.suspectUntil === undefined || m.suspectUntil <= now) && m.priority < trustedTier)
-      trustedTier = m.priority;
+    if (m.priority < trustedTier && trusted(m, now)) trustedTier = m.priority;
   }
   if (!anyHealthy) {
     const why = members.map((m) => `${m.name}: ${m.unhealthyReason ?? 'not healthy'}`).join('; ');
@@ -105,15 +110,15 @@ export function selectMember(members: readonly Candidate[], opts: SelectOptions)
     return { ok: false, reason: 'no_match', message: `no healthy member matches ${wanted}` };
   }
 
-  // A member that just failed is a last resort, not excluded: if all failed, still try one.
+  // A member that just failed or went quiet is a last resort, not excluded: if all did, still
+  // try one.
   const useSuspects = trustedTier === Infinity;
   const tier = useSuspects ? anyTier : trustedTier;
   let total = 0;
   let tierMembers: Candidate[] | undefined;
   for (let i = 0; i < matching.length; i++) {
     const m = matching[i] as Candidate;
-    const usable =
-      m.priority === tier && (useSuspects || m.suspectUntil === undefined || m.suspectUntil <= now);
+    const usable = m.priority === tier && (useSuspects || trusted(m, now));
     if (usable) {
       total += m.weight;
       tierMembers?.push(m);
@@ -121,11 +126,7 @@ export function selectMember(members: readonly Candidate[], opts: SelectOptions)
       // The common case (one tier, nobody suspect) never copies: `matching` is the tier.
       tierMembers = matching
         .slice(0, i)
-        .filter(
-          (x) =>
-            x.priority === tier &&
-            (useSuspects || x.suspectUntil === undefined || x.suspectUntil <= now),
-        );
+        .filter((x) => x.priority === tier && (useSuspects || trusted(x, now)));
     }
   }
   const pool = tierMembers ?? matching;

@@ -6,6 +6,7 @@ import { gatewayPoolMemberships, gatewayPools, gateways } from '../db/schema.js'
 import type { PlatformMetrics } from '../gateways/metrics.js';
 import type { GatewayRegistry } from '../gateways/registry.js';
 import { computeHealth } from '../gateways/health.js';
+import { quietFor } from '../tunnel/liveness.js';
 import { notFound } from '../http/errors.js';
 import {
   runThroughPool,
@@ -48,6 +49,10 @@ export interface MemberState {
   healthy: boolean;
   reason?: string;
   healthCheck: { target: string; ok: boolean; error?: string; checkedAt: string } | null;
+  /** Why a healthy member is used only as a last resort right now (quiet tunnel, recent failure). */
+  suspect: string | null;
+  /** The tunnel is silent past quietAfterMs (tunnel/liveness.ts). */
+  quiet: boolean;
 }
 
 /**
@@ -64,7 +69,8 @@ export class PoolService {
   >();
   private loading: Promise<void> | undefined;
   private stale = true;
-  private readonly suspects = new Map<string, number>();
+  /** Members that failed to open a stream recently: until when, and why. */
+  private readonly suspects = new Map<string, { until: number; reason: string }>();
   private readonly connectedOnce = new Set<string>();
   private readonly degraded = new Map<string, boolean>();
   private readonly timer: NodeJS.Timeout;
@@ -202,7 +208,8 @@ export class PoolService {
           checkedAt: new Date(result.checkedAt).toISOString(),
         }
       : null;
-    if (health !== 'healthy') return { health, healthy: false, reason: health, healthCheck };
+    const unselectable = { suspect: null, quiet: false, healthCheck };
+    if (health !== 'healthy') return { health, healthy: false, reason: health, ...unselectable };
     const verdict = checkVerdict(
       pool.healthCheckTarget,
       current?.healthChecks,
@@ -210,8 +217,18 @@ export class PoolService {
       CHECK_STALE_MS,
     );
     if (!verdict.ok)
-      return { health: 'degraded', healthy: false, reason: verdict.reason, healthCheck };
-    return { health, healthy: true, healthCheck };
+      return { health: 'degraded', healthy: false, reason: verdict.reason, ...unselectable };
+    const silent = current
+      ? quietFor(current, now, this.registry.hub.keepaliveMs, this.deadAfterMs)
+      : null;
+    const marked = this.suspects.get(member.gatewayId);
+    const suspect =
+      silent !== null
+        ? `tunnel quiet for ${silent} ms (a keepalive went unanswered)`
+        : marked && marked.until > now
+          ? `recent failure: ${marked.reason}; a last resort until ${new Date(marked.until).toISOString()}`
+          : null;
+    return { health, healthy: true, healthCheck, suspect, quiet: silent !== null };
   }
 
   summary(
@@ -243,7 +260,8 @@ export class PoolService {
         unhealthyReason: state.reason,
         outstanding: live?.activeStreams ?? 0,
         labels: { ...(live?.labels ?? {}), ...m.labels },
-        suspectUntil: this.suspects.get(m.gatewayId),
+        suspectUntil: this.suspects.get(m.gatewayId)?.until,
+        quiet: state.quiet,
       };
     };
     if ('gatewayId' in ref) {
@@ -287,7 +305,8 @@ export class PoolService {
     const deps: FailoverDeps = {
       candidates: (r) => this.candidates(orgId, r),
       openStream: (id, host, port, o) => this.registry.hub.openStream(id, host, port, o),
-      markSuspect: (id) => void this.suspects.set(id, Date.now() + SUSPECT_MS),
+      markSuspect: (id, reason) =>
+        void this.suspects.set(id, { until: Date.now() + SUSPECT_MS, reason }),
       onSelected: (r) => {
         if ('gatewayPoolId' in r) this.metrics.poolSelections.inc({ pool: poolLabel(r) });
       },
@@ -306,7 +325,7 @@ export class PoolService {
   /** Records pools crossing their min_healthy floor (audit + gauge); runs every 250 ms. */
   async evaluate(now = Date.now()): Promise<void> {
     await this.ensureLoaded();
-    for (const [at, until] of this.suspects) if (until <= now) this.suspects.delete(at);
+    for (const [id, { until }] of this.suspects) if (until <= now) this.suspects.delete(id);
     for (const pool of this.pools.values()) {
       const s = this.summary(pool, now);
       this.metrics.poolHealthyMembers.set(

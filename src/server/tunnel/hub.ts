@@ -75,6 +75,8 @@ export interface TunnelHubEvents {
   connected: [live: GatewayLive];
   disconnected: [gatewayId: string, orgId: string, reason: string];
   status: [live: GatewayLive];
+  /** Silent past quietAfterMs (pools route around it) or heard from again; see liveness.ts. */
+  quiet: [live: GatewayLive, quiet: boolean, silentMs: number];
 }
 
 interface OrgCa {
@@ -428,6 +430,17 @@ export class TunnelHub extends EventEmitter<TunnelHubEvents> {
     // gateway as still live and need not record a loss.
     this.sessions.set(gatewayId, session);
     session.on('status', (live) => this.emit('status', live));
+    session.on('quiet', (quiet, silentMs) => {
+      if (quiet) {
+        this.log.warn(
+          { gatewayId, orgId, silentMs },
+          'gateway tunnel quiet: pools send new streams to other members',
+        );
+      } else {
+        this.log.info({ gatewayId, orgId, silentMs }, 'gateway tunnel heard from again');
+      }
+      this.emit('quiet', session.live, quiet, silentMs);
+    });
     session.once('closed', (reason) => {
       if (this.sessions.get(gatewayId) === session) this.sessions.delete(gatewayId);
       this.options.metrics?.onDisconnect?.(gatewayId, reason);

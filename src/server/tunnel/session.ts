@@ -32,6 +32,7 @@ import {
   type GoawayReason,
 } from '../../protocol/tunnel.js';
 import { StreamOpenError, type StreamOpenFailure } from './errors.js';
+import { quietFor } from './liveness.js';
 import { TunnelStream } from './tunnel-stream.js';
 
 export interface GatewayIdentity {
@@ -92,6 +93,8 @@ export type ProbeOutcome =
 interface SessionEvents {
   status: [GatewayLive];
   closed: [string];
+  /** The tunnel went quiet (true, with the silence so far) or was heard from again (false). */
+  quiet: [boolean, number];
 }
 
 const MAX_OUTSTANDING_PINGS = 3;
@@ -112,6 +115,7 @@ export class GatewaySession extends EventEmitter<SessionEvents> {
   /** Open streams, failed explicitly when the tunnel dies so none ends as if complete. */
   private readonly openStreams = new Set<TunnelStream>();
   private closeReason: string | null = null;
+  private quiet = false;
   private drainRequested = false;
   private readonly pendingProbes = new Map<string, (result: ProbeResult) => void>();
   private helloResolve: (() => void) | undefined;
@@ -264,6 +268,11 @@ export class GatewaySession extends EventEmitter<SessionEvents> {
     if (now - this.live.lastFrameAt >= this.options.deadAfterMs) {
       this.close(`no frame for ${now - this.live.lastFrameAt} ms`);
       return;
+    }
+    const silent = quietFor(this.live, now, this.options.keepaliveMs, this.options.deadAfterMs);
+    if ((silent !== null) !== this.quiet) {
+      this.quiet = silent !== null;
+      this.emit('quiet', this.quiet, now - this.live.lastFrameAt);
     }
     if (
       now - this.lastPingAt >= this.options.keepaliveMs &&
