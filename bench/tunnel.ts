@@ -4,22 +4,27 @@
  * Topology (all loopback, one process each): bench client + TunnelHub (as on the platform) →
  * real gateway agent → target server. The direct baseline goes bench client → target server.
  *
- * Measures: bulk throughput each way, new stream + 1 KiB echo latency, and how long the hub takes
- * to notice a SIGKILLed or SIGSTOPped gateway. Writes bench/results/tunnel.json.
+ * Measures: bulk throughput each way with the CPU time each process spent per GiB (what the ratio
+ * is made of, and comparable across machines), new stream + 1 KiB echo latency, and how long the
+ * hub takes to notice a SIGKILLed or SIGSTOPped gateway. Writes bench/results/tunnel.json.
+ * `npm run bench` runs the agent from the build as users do (bin/gatepool.js); run directly with
+ * tsx, the agent runs from source (recorded as `agent` in the results).
  *
  * Env: BENCH_BYTES (default 1 GiB), BENCH_THROUGHPUT_RUNS (3), BENCH_ITERATIONS (2000),
  * BENCH_DETECTION_RUNS (5).
  */
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { once } from 'node:events';
+import { readFileSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import net from 'node:net';
 import os from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import type { Duplex } from 'node:stream';
+import type { GatewayLive } from '../src/server/tunnel/session.js';
 import { H2_TUNING } from '../src/protocol/tunnel.js';
-import { ROOT, sleep, TunnelHarness, within } from '../test/tunnel/harness.js';
+import { agentFromBuild, ROOT, sleep, TunnelHarness, within } from '../test/tunnel/harness.js';
 
 const GiB = 1024 ** 3;
 const BYTES = Number(process.env.BENCH_BYTES ?? GiB);
@@ -50,7 +55,55 @@ function directOpen(port: number): Promise<Duplex> {
   });
 }
 
-async function startTargets(): Promise<{ ports: Ports; stop: () => void }> {
+/** Clock ticks per second for /proc/PID/stat times. */
+const CLOCK_TICKS = (() => {
+  try {
+    return Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
+  } catch {
+    return 100;
+  }
+})();
+
+/** User + system CPU seconds a process has used so far; null where there is no /proc. */
+function cpuSeconds(pid: number): number | null {
+  try {
+    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.split(' ') ?? [];
+    return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS;
+  } catch {
+    return null;
+  }
+}
+
+type Processes = Record<string, number>;
+type CpuPerGiB = Record<string, number>;
+
+/** Runs `transfer` and returns its MB/s with the CPU seconds per GiB of each named process. */
+async function measured(
+  processes: Processes,
+  transfer: () => Promise<number>,
+): Promise<{ mbps: number; cpu: CpuPerGiB }> {
+  const before = Object.entries(processes).map(
+    ([name, pid]) => [name, pid, cpuSeconds(pid)] as const,
+  );
+  const mbps = await transfer();
+  const cpu: CpuPerGiB = {};
+  for (const [name, pid, start] of before) {
+    const end = cpuSeconds(pid);
+    if (start !== null && end !== null) cpu[name] = (end - start) / (BYTES / GiB);
+  }
+  return { mbps, cpu };
+}
+
+/** Per process, the median CPU seconds per GiB over the runs, plus their sum. */
+function medianCpu(runs: CpuPerGiB[]): CpuPerGiB {
+  const names = Object.keys(runs[0] ?? {});
+  const result: CpuPerGiB = {};
+  for (const name of names) result[name] = median(runs.map((r) => r[name] ?? NaN));
+  result.total = names.reduce((sum, name) => sum + (result[name] ?? 0), 0);
+  return result;
+}
+
+async function startTargets(): Promise<{ ports: Ports; pid: number; stop: () => void }> {
   const child = spawn(
     process.execPath,
     ['--import', 'tsx', join(ROOT, 'bench/lib/target-server.ts')],
@@ -61,7 +114,7 @@ async function startTargets(): Promise<{ ports: Ports; stop: () => void }> {
   );
   const lines = createInterface({ input: child.stdout });
   const [line] = (await within(once(lines, 'line'), 10_000, 'target server')) as [string];
-  return { ports: JSON.parse(line) as Ports, stop: () => child.stdin.end() };
+  return { ports: JSON.parse(line) as Ports, pid: child.pid ?? 0, stop: () => child.stdin.end() };
 }
 
 /** Writes BYTES to the sink and waits for its count: the time covers delivery, not buffering. */
@@ -151,21 +204,34 @@ function median(values: number[]): number {
   );
 }
 
+/**
+ * Time from the signal to the hub's own events: `noticed` is when pools stop choosing the
+ * gateway (its socket closed, or its tunnel went quiet: tunnel/liveness.ts), `unreachable` when
+ * the hub declares it gone. A killed gateway's socket closes, so both are the same moment.
+ */
 async function detection(
   harness: TunnelHarness,
   signal: 'SIGKILL' | 'SIGSTOP',
   runs: number,
-): Promise<number[]> {
-  const times: number[] = [];
+): Promise<{ noticed: number[]; unreachable: number[] }> {
+  const times = { noticed: [] as number[], unreachable: [] as number[] };
   for (let run = 0; run < runs; run += 1) {
     const agent = await harness.startGateway();
     // Land the failure at a random point of the keepalive cycle, as a real crash would.
     await sleep(300 + Math.random() * harness.hub.keepaliveMs);
-    const disconnected = harness.waitDisconnected(agent.gatewayId, 5000);
     const started = performance.now();
+    const since = () => performance.now() - started;
+    const disconnected = harness.waitDisconnected(agent.gatewayId, 5000).then(since);
+    let quietAfter = Infinity;
+    const onQuiet = (live: GatewayLive, quiet: boolean): void => {
+      if (live.gatewayId === agent.gatewayId && quiet) quietAfter = Math.min(quietAfter, since());
+    };
+    harness.hub.on('quiet', onQuiet);
     agent.child.kill(signal);
-    await disconnected;
-    times.push(performance.now() - started);
+    const unreachable = await disconnected;
+    harness.hub.off('quiet', onQuiet);
+    times.noticed.push(Math.min(quietAfter, unreachable));
+    times.unreachable.push(unreachable);
     agent.child.kill('SIGKILL');
     await within(agent.exited, 5000, 'agent exit');
   }
@@ -204,16 +270,41 @@ async function main(): Promise<void> {
       downDirect: [] as number[],
       downTunnel: [] as number[],
     };
+    const cpuRuns: Record<keyof typeof runs, CpuPerGiB[]> = {
+      upDirect: [],
+      upTunnel: [],
+      downDirect: [],
+      downTunnel: [],
+    };
+    const directProcs = { client: process.pid, target: targets.pid };
+    const tunnelProcs = {
+      platform: process.pid,
+      gateway: agent.child.pid ?? 0,
+      target: targets.pid,
+    };
+    const record = async (
+      key: keyof typeof runs,
+      processes: Processes,
+      transfer: () => Promise<number>,
+    ) => {
+      const { mbps, cpu } = await measured(processes, transfer);
+      runs[key].push(mbps);
+      cpuRuns[key].push(cpu);
+    };
     // Interleaved so drift on the machine affects both paths alike.
     for (let run = 0; run < THROUGHPUT_RUNS; run += 1) {
-      runs.upDirect.push(await upload(directOpen, ports.sink));
-      runs.upTunnel.push(await upload(tunnelOpen, ports.sink));
-      runs.downDirect.push(await download(directOpen, ports.source));
-      runs.downTunnel.push(await download(tunnelOpen, ports.source));
+      await record('upDirect', directProcs, () => upload(directOpen, ports.sink));
+      await record('upTunnel', tunnelProcs, () => upload(tunnelOpen, ports.sink));
+      await record('downDirect', directProcs, () => download(directOpen, ports.source));
+      await record('downTunnel', tunnelProcs, () => download(tunnelOpen, ports.source));
     }
     const throughput = {
       upload: { direct: median(runs.upDirect), tunnel: median(runs.upTunnel) },
       download: { direct: median(runs.downDirect), tunnel: median(runs.downTunnel) },
+    };
+    const cpuPerGiB = {
+      upload: { direct: medianCpu(cpuRuns.upDirect), tunnel: medianCpu(cpuRuns.upTunnel) },
+      download: { direct: medianCpu(cpuRuns.downDirect), tunnel: medianCpu(cpuRuns.downTunnel) },
     };
 
     process.stderr.write(`bench/tunnel: ${ITERATIONS} × (new stream + 1 KiB echo)…\n`);
@@ -233,6 +324,7 @@ async function main(): Promise<void> {
       node: process.version,
       cpus: os.cpus().length,
       cpuModel: os.cpus()[0]?.model ?? 'unknown',
+      agent: agentFromBuild() ? 'build (bin/gatepool.js)' : 'source (tsx)',
       loadAverage: { start: loadAtStart, end: os.loadavg() },
       config: {
         bytes: BYTES,
@@ -245,6 +337,7 @@ async function main(): Promise<void> {
         h2: H2_TUNING,
       },
       throughputRunsMBps: runs,
+      cpuSecondsPerGiB: cpuPerGiB,
       throughputMBps: {
         upload: {
           ...throughput.upload,
@@ -263,8 +356,13 @@ async function main(): Promise<void> {
         p99OverheadMs: tunnel.p99 - direct.p99,
       },
       detectionMs: {
-        sigkill: { runs: kill, median: median(kill) },
-        sigstop: { runs: stop, median: median(stop) },
+        sigkill: { runs: kill.noticed, median: median(kill.noticed) },
+        sigstop: {
+          runs: stop.noticed,
+          median: median(stop.noticed),
+          unreachableRuns: stop.unreachable,
+          unreachableMedian: median(stop.unreachable),
+        },
       },
       targets: {
         throughputRatioAtLeast035:
@@ -273,8 +371,8 @@ async function main(): Promise<void> {
             ratio(throughput.download.tunnel, throughput.download.direct),
           ) >= 0.35,
         p50OpenOverheadBelow1ms: tunnel.p50 - direct.p50 < 1,
-        sigkillDetectionBelow1s: median(kill) < 1000,
-        sigstopDetectionBelow1s: median(stop) < 1000,
+        sigkillDetectionBelow1s: median(kill.noticed) < 1000,
+        sigstopDetectionBelow1s: median(stop.noticed) < 1000,
       },
     };
 
@@ -294,6 +392,20 @@ async function main(): Promise<void> {
         fmt(r.download.tunnel),
         fmt(r.download.ratio, 2),
       ],
+      ...(['upload', 'download'] as const).map((way) => {
+        const cpu = cpuPerGiB[way];
+        const parts = (c: CpuPerGiB) =>
+          Object.entries(c)
+            .filter(([name]) => name !== 'total')
+            .map(([name, s]) => `${name} ${fmt(s, 2)}`)
+            .join(' + ');
+        return [
+          `CPU s per GiB ${way}, median`,
+          fmt(cpu.direct.total ?? NaN, 2),
+          fmt(cpu.tunnel.total ?? NaN, 2),
+          `tunnel: ${parts(cpu.tunnel)}; direct: ${parts(cpu.direct)}`,
+        ];
+      }),
       [
         'open + 1 KiB echo p50 (ms)',
         fmt(o.direct.p50, 3),
@@ -310,13 +422,19 @@ async function main(): Promise<void> {
         'detect SIGKILL, median (ms)',
         '',
         fmt(results.detectionMs.sigkill.median, 1),
-        kill.map((v) => fmt(v)).join(' '),
+        `${kill.noticed.map((v) => fmt(v)).join(' ')} (socket closed)`,
       ],
       [
         'detect SIGSTOP, median (ms)',
         '',
         fmt(results.detectionMs.sigstop.median, 1),
-        stop.map((v) => fmt(v)).join(' '),
+        `${stop.noticed.map((v) => fmt(v)).join(' ')} (tunnel quiet: pools route around it)`,
+      ],
+      [
+        'SIGSTOP → unreachable, median (ms)',
+        '',
+        fmt(results.detectionMs.sigstop.unreachableMedian, 1),
+        `${stop.unreachable.map((v) => fmt(v)).join(' ')} (dead after ${harness.hub.deadAfterMs} ms silent)`,
       ],
     ];
     const widths =
@@ -325,7 +443,7 @@ async function main(): Promise<void> {
       .map((row) => row.map((cell, column) => cell.padEnd(widths[column] ?? 0)).join('  '))
       .join('\n');
     process.stdout.write(
-      `\nbench/tunnel (${results.node}, ${results.cpus} CPUs, load ${loadAtStart[0]?.toFixed(1)})\n${table}\n`,
+      `\nbench/tunnel (${results.node}, ${results.cpus} CPUs, load ${loadAtStart[0]?.toFixed(1)}, agent from ${results.agent})\n${table}\n`,
     );
     process.stdout.write(
       `targets: ${Object.entries(results.targets)

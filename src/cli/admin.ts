@@ -1,10 +1,5 @@
 import type { Command } from 'commander';
-import { AuditLog } from '../server/audit/service.js';
-import { migrate } from '../server/db/migrate.js';
-import { isUniqueViolation } from '../server/http/errors.js';
-import { createOrganization, OrganizationSetupError } from '../server/orgs/service.js';
-import { openConfiguredDatabase } from '../server/server.js';
-import { configFromFlags, fail } from './server.js';
+import { configFromFlags, fail, platformModules } from './server.js';
 
 export function registerAdminCommands(program: Command): void {
   const admin = program.command('admin').description('operator tasks run against the database');
@@ -27,12 +22,20 @@ export function registerAdminCommands(program: Command): void {
         >,
       ) => {
         const config = configFromFlags(opts);
+        const [{ migrate, openConfiguredDatabase }, { AuditLog }, errors, orgs] = await Promise.all(
+          [
+            platformModules(),
+            import('../server/audit/service.js'),
+            import('../server/http/errors.js'),
+            import('../server/orgs/service.js'),
+          ],
+        );
         const database = await openConfiguredDatabase(config).catch((err: Error) =>
           fail(err.message),
         );
         try {
           await migrate(database);
-          const result = await createOrganization(database.db, new AuditLog(database.db), {
+          const result = await orgs.createOrganization(database.db, new AuditLog(database.db), {
             name: opts.name,
             adminEmail: opts.adminEmail,
             adminPassword: opts.adminPassword ?? process.env.GATEPOOL_ADMIN_PASSWORD,
@@ -42,8 +45,9 @@ export function registerAdminCommands(program: Command): void {
               `${result.createdUser ? ' (new user)' : ''}.\nLog in with organizationId ${result.orgId}.\n`,
           );
         } catch (err) {
-          if (err instanceof OrganizationSetupError) fail(err.message);
-          if (isUniqueViolation(err)) fail('that user is already a member of the new organization');
+          if (err instanceof orgs.OrganizationSetupError) fail(err.message);
+          if (errors.isUniqueViolation(err))
+            fail('that user is already a member of the new organization');
           throw err;
         } finally {
           await database.close();

@@ -1,6 +1,5 @@
 import { readFileSync } from 'node:fs';
 import { InvalidArgumentError, type Command } from 'commander';
-import { issueLicense, writeKeyPair } from '../server/license/license.js';
 import { isPlan } from '../server/license/plans.js';
 import { fail } from './server.js';
 
@@ -21,6 +20,7 @@ export function registerLicenseCommands(program: Command): void {
     .description('write an Ed25519 key pair (private.pem, public.pem) for signing licenses')
     .requiredOption('--out <dir>', 'directory to write the key pair to')
     .action(async (opts: { out: string }) => {
+      const { writeKeyPair } = await import('../server/license/license.js');
       try {
         const { privatePath, publicPath } = await writeKeyPair(opts.out);
         process.stdout.write(
@@ -47,6 +47,7 @@ export function registerLicenseCommands(program: Command): void {
       } catch (err) {
         fail(`cannot read ${opts.key}: ${(err as Error).message}`);
       }
+      const { issueLicense } = await import('../server/license/license.js');
       try {
         const token = await issueLicense({
           privateKeyPem,

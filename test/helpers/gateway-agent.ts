@@ -7,7 +7,7 @@ import { once } from 'node:events';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { AGENT_ENTRY, ROOT, within } from '../tunnel/harness.js';
+import { agentNodeArgs, ROOT, within } from '../tunnel/harness.js';
 
 export interface RunningAgent {
   child: ChildProcess;
@@ -50,14 +50,10 @@ export class AgentFleet {
     for (const label of opts.labels ?? []) args.push('--label', label);
     for (const pool of opts.pools ?? []) args.push('--pool', pool);
     args.push(...(opts.extraArgs ?? []));
-    const child = spawn(
-      process.execPath,
-      ['--import', 'tsx', AGENT_ENTRY, 'gateway', 'start', ...args],
-      {
-        cwd: ROOT,
-        stdio: ['ignore', 'ignore', 'pipe'],
-      },
-    );
+    const child = spawn(process.execPath, [...agentNodeArgs(), 'gateway', 'start', ...args], {
+      cwd: ROOT,
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
     let stderr = '';
     const watchers = new Set<() => void>();
     child.stderr?.setEncoding('utf8');

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { EnrollRequestSchema, type EnrollResponse } from '../../src/protocol/enrollment.js';
 import { signGatewayCsr } from '../../src/server/gateways/pki.js';
-import { AGENT_ENTRY, ROOT, TunnelHarness, within } from './harness.js';
+import { agentNodeArgs, ROOT, TunnelHarness, within } from './harness.js';
 
 interface Run {
   code: number | null;
@@ -16,14 +16,10 @@ interface Run {
 }
 
 function runAgent(args: string[], ms = 10_000): Promise<Run> {
-  const child = spawn(
-    process.execPath,
-    ['--import', 'tsx', AGENT_ENTRY, 'gateway', 'start', ...args],
-    {
-      cwd: ROOT,
-      stdio: ['ignore', 'ignore', 'pipe'],
-    },
-  );
+  const child = spawn(process.execPath, [...agentNodeArgs(), 'gateway', 'start', ...args], {
+    cwd: ROOT,
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
   let stderr = '';
   child.stderr.setEncoding('utf8');
   child.stderr.on('data', (chunk: string) => (stderr += chunk));

@@ -26,6 +26,21 @@ import type { GatewayLive } from '../../src/server/tunnel/session.js';
 export const ROOT = resolve(fileURLToPath(import.meta.url), '../../..');
 export const AGENT_ENTRY = join(ROOT, 'src/gateway/main.ts');
 
+export const agentFromBuild = (): boolean => process.env.GATEPOOL_AGENT_FROM_BUILD === '1';
+
+/**
+ * Node arguments that run the agent: from source through tsx (tests need no build), or, with
+ * GATEPOOL_AGENT_FROM_BUILD=1 (set by `npm run bench` after building), the way users run it —
+ * `bin/gatepool.js` on the compiled code — so benchmarks measure the shipped agent.
+ * GATEPOOL_AGENT_NODE_ARGS adds node flags (e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof`).
+ */
+export function agentNodeArgs(): string[] {
+  const flags = process.env.GATEPOOL_AGENT_NODE_ARGS?.split(' ').filter(Boolean) ?? [];
+  return agentFromBuild()
+    ? [...flags, join(ROOT, 'bin/gatepool.js')]
+    : [...flags, '--import', 'tsx', AGENT_ENTRY];
+}
+
 /** Rejects with `label` when `promise` takes longer than `ms`: every wait in a test is bounded. */
 export function within<T>(promise: Promise<T>, ms: number, label: string): Promise<T> {
   return new Promise<T>((resolvePromise, reject) => {
@@ -161,24 +176,11 @@ export class TunnelHarness {
     return { gatewayId, stateDir };
   }
 
-  /**
-   * Spawns the real agent (`gateway start`) on a state directory. GATEPOOL_AGENT_NODE_ARGS adds
-   * node flags (e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof` to profile the agent).
-   */
+  /** Spawns the real agent (`gateway start`) on a state directory (see agentNodeArgs). */
   spawnAgent(gatewayId: string, stateDir: string, args: string[] = []): AgentHandle {
     const child = spawn(
       process.execPath,
-      [
-        ...(process.env.GATEPOOL_AGENT_NODE_ARGS?.split(' ').filter(Boolean) ?? []),
-        '--import',
-        'tsx',
-        AGENT_ENTRY,
-        'gateway',
-        'start',
-        '--state-dir',
-        stateDir,
-        ...args,
-      ],
+      [...agentNodeArgs(), 'gateway', 'start', '--state-dir', stateDir, ...args],
       { cwd: ROOT, stdio: ['ignore', 'ignore', 'pipe'] },
     );
     let stderr = '';
