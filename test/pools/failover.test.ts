@@ -294,6 +294,8 @@ describe('pool failover with three real gateways', () => {
       }
       await waitFor(async () => unreachableAfter < Infinity, 3000, 'victim unreachable');
       expect(unreachableAfter).toBeGreaterThan(seen.afterMs);
+      const metrics = await (await fetch(`${tp.url}/metrics`)).text();
+      expect(metrics).toMatch(/^gatepool_tunnel_quiet_total [1-9]/m);
     } finally {
       victim.agent.child.kill('SIGCONT');
     }

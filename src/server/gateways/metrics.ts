@@ -22,6 +22,7 @@ export class PlatformMetrics {
   readonly streamOpenSeconds: Histogram;
   readonly tunnelBytes: Counter<'direction'>;
   readonly tunnelConnects: Counter<'kind'>;
+  readonly tunnelQuiet: Counter;
   readonly poolHealthyMembers: Gauge<'pool' | 'pool_id'>;
   readonly poolSelections: Counter<'pool'>;
   readonly poolFailovers: Counter<'pool'>;
@@ -64,6 +65,11 @@ export class PlatformMetrics {
       labelNames: ['kind'],
       registers: [this.registry],
     });
+    this.tunnelQuiet = new Counter({
+      name: 'gatepool_tunnel_quiet_total',
+      help: 'Times a connected gateway went quiet (a keepalive unanswered): pools routed around it',
+      registers: [this.registry],
+    });
     this.poolHealthyMembers = new Gauge({
       name: 'gatepool_pool_healthy_members',
       help: 'Healthy members per gateway pool',
@@ -97,6 +103,9 @@ export function tunnelMetrics(m: PlatformMetrics): TunnelMetrics {
     },
     onConnect(reconnect) {
       m.tunnelConnects.inc({ kind: reconnect ? 'reconnect' : 'first' });
+    },
+    onQuiet() {
+      m.tunnelQuiet.inc();
     },
   };
 }

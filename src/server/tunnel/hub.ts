@@ -432,6 +432,7 @@ export class TunnelHub extends EventEmitter<TunnelHubEvents> {
     session.on('status', (live) => this.emit('status', live));
     session.on('quiet', (quiet, silentMs) => {
       if (quiet) {
+        this.options.metrics?.onQuiet?.(gatewayId);
         this.log.warn(
           { gatewayId, orgId, silentMs },
           'gateway tunnel quiet: pools send new streams to other members',

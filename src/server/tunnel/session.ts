@@ -69,6 +69,8 @@ export interface TunnelMetrics {
   /** `reconnect`: this gateway had a session on this hub before. */
   onConnect?(reconnect: boolean, gatewayId: string): void;
   onDisconnect?(gatewayId: string, reason: string): void;
+  /** The tunnel went quiet (liveness.ts): pools route around it until it is heard again. */
+  onQuiet?(gatewayId: string): void;
 }
 
 export interface SessionOptions {
