@@ -121,7 +121,7 @@ describe('pool failover with three real gateways', () => {
     workers: number,
     stop: Promise<void>,
     runOpts: FailoverOptions = {},
-    op: (stream: Duplex) => Promise<void> = echoOp,
+    op: (stream: Duplex, member: { gatewayId: string }) => Promise<void> = echoOp,
   ) {
     let done = false;
     void stop.then(() => (done = true));
@@ -200,13 +200,23 @@ describe('pool failover with three real gateways', () => {
   it('SIGKILL under load with an idempotent operation: zero failed operations, in-flight ones re-run', async () => {
     await startPool();
     const victim = members[0] as Member;
+    // Kill while an echo is surely mid-way on the victim (a loaded machine may route around a
+    // starved member for a while, so waiting a fixed time would not guarantee one).
+    let onVictim: () => void = () => undefined;
+    const victimBusy = new Promise<void>((resolve) => (onVictim = resolve));
+    const op = async (stream: Duplex, member: { gatewayId: string }) => {
+      const echoing = slowEchoOp(stream);
+      if (member.gatewayId === victim.id) setTimeout(onVictim, 5);
+      await echoing;
+    };
     const stop = (async () => {
-      await sleep(600);
+      await sleep(300);
+      await within(victimBusy, 10_000, 'an operation on the victim');
       victim.agent.child.kill('SIGKILL');
       await sleep(1200);
     })();
     // The echo is safe to repeat, so the caller lets an interrupted one run again elsewhere.
-    const result = await load(8, stop, { retryOperation: () => true }, slowEchoOp);
+    const result = await load(8, stop, { retryOperation: () => true }, op);
     await stop;
     expect(result.openFailures).toEqual([]);
     expect(result.interrupted).toBe(0);

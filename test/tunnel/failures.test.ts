@@ -233,3 +233,35 @@ describe('quiet tunnels', () => {
     expect(harness.hub.live(agent.gatewayId)).toBe(session);
   });
 });
+
+describe('platform stalls', () => {
+  let harness: TunnelHarness;
+
+  beforeAll(async () => {
+    harness = await TunnelHarness.start();
+  });
+  afterAll(async () => {
+    await harness?.close();
+  });
+
+  it('a platform event-loop stall longer than deadAfterMs neither drops nor quiets a live gateway', async () => {
+    const agent = await harness.startGateway();
+    const session = harness.hub.live(agent.gatewayId);
+    const events: string[] = [];
+    harness.hub.on('quiet', (live, quiet) => {
+      if (live.gatewayId === agent.gatewayId) events.push(quiet ? 'quiet' : 'heard');
+    });
+    harness.hub.on('disconnected', (id, _org, reason) => {
+      if (id === agent.gatewayId) events.push(`disconnected: ${reason}`);
+    });
+    await sleep(300);
+    // A long synchronous task on the platform (the gateway keeps answering; we cannot read).
+    const until = Date.now() + 1300;
+    while (Date.now() < until) {
+      // busy
+    }
+    await sleep(400);
+    expect(events).toEqual([]);
+    expect(harness.hub.live(agent.gatewayId)).toBe(session);
+  });
+});
