@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { quietAfterMs, quietFor } from './liveness.js';
+import { creditStall, quietAfterMs, quietFor } from './liveness.js';
 
 describe('quiet tunnels', () => {
   it('is two keepalive rounds plus the last round trip with the defaults', () => {
@@ -25,5 +25,25 @@ describe('quiet tunnels', () => {
     expect(quietFor({ lastFrameAt: now - 800, rttMs: null }, now, 250, 1000)).toBe(800);
     // A slow link earns more patience before it counts as quiet.
     expect(quietFor({ lastFrameAt: now - 600, rttMs: 200 }, now, 250, 1000)).toBeNull();
+  });
+});
+
+describe('platform stalls', () => {
+  it('leaves the last frame alone when checks run on time (or a little late)', () => {
+    expect(creditStall(1000, 1950, 2000, 50)).toBe(1000);
+    expect(creditStall(1000, 1900, 2000, 50)).toBe(1000);
+  });
+
+  it('does not count time the platform could not look as the gateway being silent', () => {
+    // Heard at 1000, checked at 1010, then the platform stalled until 2500.
+    const credited = creditStall(1000, 1010, 2500, 50);
+    expect(credited).toBe(1000 + (2500 - 1010 - 100));
+    // Silence as seen before the stall plus one check period or so, not 1.5 s.
+    expect(2500 - credited).toBe(110);
+    expect(quietFor({ lastFrameAt: credited, rttMs: 1 }, 2500, 250, 1000)).toBeNull();
+  });
+
+  it('never moves the last frame into the future', () => {
+    expect(creditStall(5000, 1000, 5000, 50)).toBe(5000);
   });
 });

@@ -17,6 +17,23 @@ export function quietAfterMs(
   return Math.min(deadAfterMs, 2 * keepaliveMs + Math.ceil(rttMs ?? 0));
 }
 
+/**
+ * The last-frame time, moved forward by any time this process could not look. A platform
+ * stall (a long synchronous task, a GC pause) is our silence, not the gateway's: what it sent
+ * meanwhile is still unread in the socket, and the first check after the stall may run before
+ * the read. Crediting the gap beyond two check periods keeps a stall from making every tunnel
+ * look quiet or dead at once; a gateway that really died during it is noticed that much later.
+ */
+export function creditStall(
+  lastFrameAt: number,
+  lastCheckAt: number,
+  now: number,
+  checkMs: number,
+): number {
+  const unobserved = now - lastCheckAt - 2 * checkMs;
+  return unobserved > 0 ? Math.min(now, lastFrameAt + unobserved) : lastFrameAt;
+}
+
 export interface Liveness {
   /** Epoch ms of the last byte received from the gateway. */
   lastFrameAt: number;

@@ -32,7 +32,7 @@ import {
   type GoawayReason,
 } from '../../protocol/tunnel.js';
 import { StreamOpenError, type StreamOpenFailure } from './errors.js';
-import { quietFor } from './liveness.js';
+import { creditStall, quietFor } from './liveness.js';
 import { TunnelStream } from './tunnel-stream.js';
 
 export interface GatewayIdentity {
@@ -118,6 +118,8 @@ export class GatewaySession extends EventEmitter<SessionEvents> {
   private readonly openStreams = new Set<TunnelStream>();
   private closeReason: string | null = null;
   private quiet = false;
+  private lastCheckAt = Date.now();
+  private readonly checkMs: number;
   private drainRequested = false;
   private readonly pendingProbes = new Map<string, (result: ProbeResult) => void>();
   private helloResolve: (() => void) | undefined;
@@ -167,7 +169,8 @@ export class GatewaySession extends EventEmitter<SessionEvents> {
     });
     this.h2.on('close', () => this.close('tunnel closed'));
     socket.on('close', () => this.close('socket closed'));
-    this.checkTimer = setInterval(() => this.check(), Math.min(50, options.keepaliveMs));
+    this.checkMs = Math.min(50, options.keepaliveMs);
+    this.checkTimer = setInterval(() => this.check(), this.checkMs);
     this.checkTimer.unref();
   }
 
@@ -266,6 +269,8 @@ export class GatewaySession extends EventEmitter<SessionEvents> {
   private check(): void {
     if (this.closed) return;
     const now = Date.now();
+    this.live.lastFrameAt = creditStall(this.live.lastFrameAt, this.lastCheckAt, now, this.checkMs);
+    this.lastCheckAt = now;
     if (this.sampleBytes()) this.live.lastFrameAt = Math.max(this.live.lastFrameAt, now);
     if (now - this.live.lastFrameAt >= this.options.deadAfterMs) {
       this.close(`no frame for ${now - this.live.lastFrameAt} ms`);
