@@ -7,19 +7,13 @@
  * Env: BENCH_SECONDS (20), BENCH_CONCURRENCY (8).
  * Run: node --import tsx bench/failover.ts   (writes bench/results/failover.json)
  */
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
-import os, { tmpdir } from 'node:os';
+import { mkdir, writeFile } from 'node:fs/promises';
+import os from 'node:os';
 import { join } from 'node:path';
 import type { Duplex } from 'node:stream';
-import { exportPKCS8, exportSPKI, generateKeyPair } from 'jose';
-import pino from 'pino';
-import { loadConfig } from '../src/server/config.js';
-import { openDatabase } from '../src/server/db/client.js';
-import { issueLicense } from '../src/server/license/license.js';
 import { NoGatewayAvailableError } from '../src/server/pools/failover.js';
-import { startPlatform } from '../src/server/server.js';
-import { AgentFleet } from '../test/helpers/gateway-agent.js';
 import { ROOT, roundTrip, sleep, startEchoServer } from '../test/tunnel/harness.js';
+import { startBenchPool } from './lib/pool-platform.js';
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 20);
 const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 8);
@@ -41,84 +35,16 @@ const pct = (sorted: number[], p: number) =>
   sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? NaN;
 const round = (n: number) => Math.round(n * 1000) / 1000;
 
-async function api(base: string, method: string, path: string, token?: string, body?: unknown) {
-  const res = await fetch(base + path, {
-    method,
-    headers: {
-      ...(token ? { authorization: `Bearer ${token}` } : {}),
-      ...(body === undefined ? {} : { 'content-type': 'application/json' }),
-    },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  const json = (await res.json().catch(() => ({}))) as Record<string, unknown>;
-  if (res.status >= 400)
-    throw new Error(`${method} ${path} answered ${res.status}: ${JSON.stringify(json)}`);
-  return json;
-}
-
 async function main(): Promise<void> {
-  const dataDir = await mkdtemp(join(tmpdir(), 'gatepool-bench-failover-'));
-  const keys = await generateKeyPair('EdDSA', { crv: 'Ed25519', extractable: true });
-  const platform = await startPlatform(
-    loadConfig({
-      GATEPOOL_HOST: '127.0.0.1',
-      GATEPOOL_PORT: '0',
-      GATEPOOL_TUNNEL_PORT: '0',
-      GATEPOOL_TUNNEL_HOSTNAME: '127.0.0.1',
-      GATEPOOL_DATA_DIR: dataDir,
-      GATEPOOL_LOG_LEVEL: 'silent',
-      GATEPOOL_LICENSE_PUBLIC_KEY: await exportSPKI(keys.publicKey),
-    }),
-    { logger: pino({ level: 'silent' }), database: await openDatabase({}) },
-  );
   const echo = await startEchoServer();
-  const fleet = new AgentFleet();
+  const bench = await startBenchPool({
+    label: 'failover',
+    poolName: 'bench',
+    members: ['member-1', 'member-2', 'member-3'],
+    allow: [`127.0.0.1:${echo.port}`],
+  });
+  const { platform, orgId, poolId, agents, ids } = bench;
   try {
-    const base = platform.url;
-    const boot = await api(base, 'POST', '/api/v1/bootstrap', undefined, {
-      email: 'bench@example.com',
-      password: 'bench-password-123',
-      organizationName: 'Bench',
-    });
-    const token = boot.token as string;
-    const orgId = (boot.organization as { id: string }).id;
-    const key = await issueLicense({
-      privateKeyPem: await exportPKCS8(keys.privateKey),
-      plan: 'enterprise',
-      org: orgId,
-    });
-    await api(base, 'PUT', '/api/v1/license', token, { key });
-    const pool = await api(base, 'POST', '/api/v1/gateway-pools', token, { name: 'bench' });
-    const poolId = pool.id as string;
-    const agents = [];
-    for (const name of ['member-1', 'member-2', 'member-3']) {
-      const t = await api(base, 'POST', '/api/v1/gateways/enrollment-tokens', token, {
-        poolIds: [poolId],
-      });
-      agents.push(
-        await fleet.start({
-          platformUrl: base,
-          token: t.token as string,
-          name,
-          allow: [`127.0.0.1:${echo.port}`],
-        }),
-      );
-    }
-    const deadline = Date.now() + 30_000;
-    while (
-      (await api(base, 'GET', `/api/v1/gateway-pools/${poolId}`, token)).healthyMemberCount !== 3
-    ) {
-      if (Date.now() > deadline) throw new Error('members did not become healthy');
-      await sleep(100);
-    }
-    const ids = new Map<string, string>();
-    for (const m of (await api(base, 'GET', `/api/v1/gateway-pools/${poolId}`, token)).members as {
-      id: string;
-      name: string;
-    }[]) {
-      ids.set(m.name, m.id);
-    }
-
     const hub = platform.ctx.gateways.hub;
     const payload = Buffer.alloc(1024, 7);
     const op = async (stream: Duplex) => {
@@ -297,10 +223,8 @@ async function main(): Promise<void> {
       ) + '\n',
     );
   } finally {
-    await fleet.close();
+    await bench.close();
     await echo.close();
-    await platform.close();
-    await rm(dataDir, { recursive: true, force: true });
   }
 }
 

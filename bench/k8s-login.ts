@@ -12,63 +12,23 @@
  *      BENCH_KILL_SECONDS (kill phase length, default 6; the kill happens at one third).
  * Run: node --import tsx bench/k8s-login.ts   (writes bench/results/k8s-login.json)
  */
-import { mkdtemp, mkdir, rm, writeFile } from 'node:fs/promises';
+import { mkdir, writeFile } from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';
-import os, { tmpdir } from 'node:os';
+import os from 'node:os';
 import { join } from 'node:path';
-import { exportPKCS8, exportSPKI, generateKeyPair } from 'jose';
 import pino from 'pino';
 import { buildApp } from '../src/server/app.js';
 import { RateLimiter } from '../src/server/auth/rate-limit.js';
-import { loadConfig } from '../src/server/config.js';
-import { openDatabase } from '../src/server/db/client.js';
 import { kubernetesAuthRoutes } from '../src/server/kubernetes-auth/routes.js';
-import { issueLicense } from '../src/server/license/license.js';
-import { startPlatform } from '../src/server/server.js';
 import { startKubeApi } from '../test/fixtures/kube-api.js';
-import { AgentFleet, type RunningAgent } from '../test/helpers/gateway-agent.js';
 import { ROOT } from '../test/tunnel/harness.js';
+import { must, startBenchPool } from './lib/pool-platform.js';
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 5);
 const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 16);
 const KILL_SECONDS = Number(process.env.BENCH_KILL_SECONDS ?? 6);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 2);
 const WARMUP = 50;
-
-type Json = Record<string, unknown> & { [k: string]: Json | unknown };
-
-async function call(
-  base: string,
-  method: string,
-  path: string,
-  token?: string,
-  body?: unknown,
-): Promise<{ status: number; body: Json }> {
-  const res = await fetch(base + path, {
-    method,
-    headers: {
-      ...(token ? { authorization: `Bearer ${token}` } : {}),
-      ...(body === undefined ? {} : { 'content-type': 'application/json' }),
-    },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  const text = await res.text();
-  return { status: res.status, body: text ? (JSON.parse(text) as Json) : {} };
-}
-
-async function must(
-  base: string,
-  method: string,
-  path: string,
-  token: string | undefined,
-  body: unknown,
-  status: number,
-): Promise<Json> {
-  const res = await call(base, method, path, token, body);
-  if (res.status !== status)
-    throw new Error(`${method} ${path} answered ${res.status}: ${JSON.stringify(res.body)}`);
-  return res.body;
-}
 
 function percentile(sorted: number[], p: number): number {
   if (!sorted.length) return NaN;
@@ -140,23 +100,14 @@ async function load(
 }
 
 async function main(): Promise<void> {
-  const dataDir = await mkdtemp(join(tmpdir(), 'gatepool-bench-k8s-'));
-  const keys = await generateKeyPair('EdDSA', { crv: 'Ed25519', extractable: true });
-  const config = loadConfig({
-    GATEPOOL_HOST: '127.0.0.1',
-    GATEPOOL_PORT: '0',
-    GATEPOOL_TUNNEL_PORT: '0',
-    GATEPOOL_TUNNEL_HOSTNAME: '127.0.0.1',
-    GATEPOOL_DATA_DIR: dataDir,
-    GATEPOOL_LOG_LEVEL: 'silent',
-    GATEPOOL_LICENSE_PUBLIC_KEY: await exportSPKI(keys.publicKey),
-  });
-  const platform = await startPlatform(config, {
-    logger: pino({ level: 'silent' }),
-    database: await openDatabase({}),
-  });
   const kube = await startKubeApi();
-  const fleet = new AgentFleet();
+  const bench = await startBenchPool({
+    label: 'k8s',
+    poolName: 'bench-pool',
+    members: ['bench-gw-1', 'bench-gw-2', 'bench-gw-3'],
+    allow: [`127.0.0.1:${kube.port}`],
+  });
+  const { platform, base, token, agents } = bench;
   // The kubernetes-auth routes on the platform's context, without the per-IP login limit.
   const app = await buildApp(platform.ctx, {
     logger: pino({ level: 'silent' }),
@@ -170,65 +121,6 @@ async function main(): Promise<void> {
   await app.listen({ host: '127.0.0.1', port: 0 });
   const k8sUrl = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`;
   try {
-    const base = platform.url;
-    const boot = await must(
-      base,
-      'POST',
-      '/api/v1/bootstrap',
-      undefined,
-      { email: 'bench@example.com', password: 'bench-password-123', organizationName: 'Bench' },
-      201,
-    );
-    const token = boot.token as string;
-    const orgId = (boot.organization as { id: string }).id;
-    const license = await issueLicense({
-      privateKeyPem: await exportPKCS8(keys.privateKey),
-      plan: 'enterprise',
-      org: orgId,
-    });
-    await must(base, 'PUT', '/api/v1/license', token, { key: license }, 200);
-    const pool = await must(
-      base,
-      'POST',
-      '/api/v1/gateway-pools',
-      token,
-      { name: 'bench-pool' },
-      201,
-    );
-    const agents: RunningAgent[] = [];
-    for (const name of ['bench-gw-1', 'bench-gw-2', 'bench-gw-3']) {
-      const tok = await must(
-        base,
-        'POST',
-        '/api/v1/gateways/enrollment-tokens',
-        token,
-        { poolIds: [pool.id] },
-        201,
-      );
-      agents.push(
-        await fleet.start({
-          platformUrl: base,
-          token: tok.token as string,
-          name,
-          allow: [`127.0.0.1:${kube.port}`],
-        }),
-      );
-    }
-    const deadline = Date.now() + 30_000;
-    for (;;) {
-      const p = await must(
-        base,
-        'GET',
-        `/api/v1/gateway-pools/${pool.id as string}`,
-        token,
-        undefined,
-        200,
-      );
-      if (p.healthyMemberCount === 3) break;
-      if (Date.now() > deadline) throw new Error('gateways did not become healthy');
-      await new Promise((r) => setTimeout(r, 100));
-    }
-
     const configure = async (name: string, ref: Record<string, unknown>) => {
       const identity = await must(
         base,
@@ -255,7 +147,7 @@ async function main(): Promise<void> {
       return identity.id as string;
     };
     const directId = await configure('bench-direct', {});
-    const poolIdentity = await configure('bench-pool', { gatewayPoolId: pool.id });
+    const poolIdentity = await configure('bench-pool', { gatewayPoolId: bench.poolId });
     const jwt = await kube.serviceAccountToken({
       namespace: 'bench',
       name: 'client',
@@ -335,11 +227,9 @@ async function main(): Promise<void> {
     );
     if (kill.total.failures > 0) process.exitCode = 1;
   } finally {
-    await fleet.close();
     await app.close();
+    await bench.close();
     await kube.close();
-    await platform.close();
-    await rm(dataDir, { recursive: true, force: true });
   }
 }
 
