@@ -155,6 +155,27 @@ describe('selectMember', () => {
     expect(s.ok && s.member.name).toBe('standby');
   });
 
+  it('gives the same answers for large and small pools in any order (no state leaks between calls)', () => {
+    // 300 members, every third unhealthy, every fifth suspect, the last ten in tier 0.
+    const big = Array.from({ length: 300 }, (_, i) =>
+      member(`m${i}`, {
+        healthy: i % 3 !== 0,
+        suspectUntil: i % 5 === 0 ? 2000 : undefined,
+        priority: i >= 290 ? 0 : 1,
+      }),
+    );
+    const usable = new Set(
+      big
+        .filter((m) => m.healthy && m.priority === 0 && m.suspectUntil === undefined)
+        .map((m) => m.name),
+    );
+    const small = [member('x', { healthy: false }), member('y')];
+    for (let round = 0; round < 3; round++) {
+      for (const name of tally(big, 300).keys()) expect(usable.has(name)).toBe(true);
+      expect([...tally(small, 20).keys()]).toEqual(['y']);
+    }
+  });
+
   it('answers empty for a pool without members', () => {
     expect(selectMember([], { now: 0 })).toMatchObject({ ok: false, reason: 'empty' });
   });

@@ -54,21 +54,20 @@ const trusted = (c: Candidate, now: number) =>
 /** Load per unit of weight: a heavier member is "less busy" at the same stream count. */
 const load = (c: Candidate) => c.outstanding / c.weight;
 
-/** The member at a uniform point `u` of the cumulative weights. */
-function weightedDraw(members: Candidate[], total: number, u: number): Candidate {
-  let x = u * total;
-  for (let i = 0; i < members.length; i++) {
-    const m = members[i] as Candidate;
-    x -= m.weight;
-    if (x < 0) return m;
-  }
-  // Floating-point leftovers fall to the last member.
-  return members[members.length - 1] as Candidate;
-}
+const UNUSABLE = 0;
+const LAST_RESORT = 1;
+const TRUSTED = 2;
+/**
+ * Per member of the current call: unusable, a last resort (suspect or quiet) or trusted.
+ * Scratch space reused across calls (selection is synchronous, so calls never overlap).
+ */
+let verdicts = new Uint8Array(64);
 
 /**
- * Runs on every request: plain indexed loops, at most two small arrays, so a selection among
- * 1,000 members costs a few microseconds (bench/selection).
+ * Runs on every request, so it allocates nothing per member: three plain indexed passes (a
+ * verdict per member, the tier's total weight, then both weighted draws in one walk), which keeps a
+ * selection among 1,000 members in the microseconds and free of garbage-collection spikes
+ * (bench/selection).
  */
 export function selectMember(members: readonly Candidate[], opts: SelectOptions): Selection {
   const random = opts.random ?? Math.random;
@@ -78,22 +77,27 @@ export function selectMember(members: readonly Candidate[], opts: SelectOptions)
   // Exclusions are the few members already tried: scanning a short array beats hashing.
   const excluded = opts.exclude && opts.exclude.size > 0 ? [...opts.exclude] : undefined;
   const filter = opts.filter?.labels ? opts.filter : undefined;
+  if (verdicts.length < members.length) verdicts = new Uint8Array(members.length * 2);
 
+  // Pass 1: is anything usable, and which priority tier serves.
   let anyHealthy = false;
   let anyUntried = false;
+  let anyMatching = false;
   let trustedTier = Infinity;
   let anyTier = Infinity;
-  const matching: Candidate[] = [];
   for (let i = 0; i < members.length; i++) {
     const m = members[i] as Candidate;
+    verdicts[i] = UNUSABLE;
     if (!m.healthy || m.weight <= 0) continue;
     anyHealthy = true;
     if (excluded !== undefined && excluded.includes(m.gatewayId)) continue;
     anyUntried = true;
     if (filter !== undefined && !matches(m, filter)) continue;
-    matching.push(m);
+    anyMatching = true;
+    const isTrusted = trusted(m, now);
+    verdicts[i] = isTrusted ? TRUSTED : LAST_RESORT;
     if (m.priority < anyTier) anyTier = m.priority;
-    if (m.priority < trustedTier && trusted(m, now)) trustedTier = m.priority;
+    if (isTrusted && m.priority < trustedTier) trustedTier = m.priority;
   }
   if (!anyHealthy) {
     const why = members.map((m) => `${m.name}: ${m.unhealthyReason ?? 'not healthy'}`).join('; ');
@@ -101,7 +105,7 @@ export function selectMember(members: readonly Candidate[], opts: SelectOptions)
   }
   if (!anyUntried)
     return { ok: false, reason: 'all_tried', message: 'every healthy member was already tried' };
-  if (matching.length === 0) {
+  if (!anyMatching) {
     const wanted =
       opts.filter?.description ??
       Object.entries(opts.filter?.labels ?? {})
@@ -114,28 +118,40 @@ export function selectMember(members: readonly Candidate[], opts: SelectOptions)
   // try one.
   const useSuspects = trustedTier === Infinity;
   const tier = useSuspects ? anyTier : trustedTier;
-  let total = 0;
-  let tierMembers: Candidate[] | undefined;
-  for (let i = 0; i < matching.length; i++) {
-    const m = matching[i] as Candidate;
-    const usable = m.priority === tier && (useSuspects || trusted(m, now));
-    if (usable) {
-      total += m.weight;
-      tierMembers?.push(m);
-    } else if (!tierMembers) {
-      // The common case (one tier, nobody suspect) never copies: `matching` is the tier.
-      tierMembers = matching
-        .slice(0, i)
-        .filter((x) => x.priority === tier && (useSuspects || trusted(x, now)));
-    }
-  }
-  const pool = tierMembers ?? matching;
-  if (pool.length === 1) return { ok: true, member: pool[0] as Candidate };
+  const least = useSuspects ? LAST_RESORT : TRUSTED;
 
-  // Power of two choices, each drawn in proportion to weight: near-best balance without
-  // herding every request onto one member. On a tie the first draw wins: it is itself a
-  // random, weight-proportional pick, so idle members get traffic exactly by weight.
-  const a = weightedDraw(pool, total, random());
-  const b = weightedDraw(pool, total, random());
+  // Pass 2: the tier's members by weight.
+  let total = 0;
+  let count = 0;
+  let only: Candidate | undefined;
+  for (let i = 0; i < members.length; i++) {
+    const m = members[i] as Candidate;
+    if ((verdicts[i] as number) < least || m.priority !== tier) continue;
+    total += m.weight;
+    count += 1;
+    only = m;
+  }
+  if (count === 1) return { ok: true, member: only as Candidate };
+
+  // Pass 3: power of two choices, each drawn in proportion to weight — near-best balance
+  // without herding every request onto one member. On a tie the first draw wins: it is itself
+  // a random, weight-proportional pick, so idle members get traffic exactly by weight.
+  const x = random() * total;
+  const y = random() * total;
+  let a: Candidate | undefined;
+  let b: Candidate | undefined;
+  let cumulative = 0;
+  let last: Candidate | undefined;
+  for (let i = 0; i < members.length && (a === undefined || b === undefined); i++) {
+    const m = members[i] as Candidate;
+    if ((verdicts[i] as number) < least || m.priority !== tier) continue;
+    cumulative += m.weight;
+    last = m;
+    if (a === undefined && x < cumulative) a = m;
+    if (b === undefined && y < cumulative) b = m;
+  }
+  // Floating-point leftovers fall to the last member.
+  a ??= last as Candidate;
+  b ??= last as Candidate;
   return { ok: true, member: load(b) < load(a) ? b : a };
 }
