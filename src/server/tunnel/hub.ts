@@ -434,11 +434,14 @@ export class TunnelHub extends EventEmitter<TunnelHubEvents> {
       if (quiet) {
         this.options.metrics?.onQuiet?.(gatewayId);
         this.log.warn(
-          { gatewayId, orgId, silentMs },
+          { gatewayId, name: session.live.name, orgId, silentMs },
           'gateway tunnel quiet: pools send new streams to other members',
         );
       } else {
-        this.log.info({ gatewayId, orgId, silentMs }, 'gateway tunnel heard from again');
+        this.log.info(
+          { gatewayId, name: session.live.name, orgId, silentMs },
+          'gateway tunnel heard from again',
+        );
       }
       this.emit('quiet', session.live, quiet, silentMs);
     });
