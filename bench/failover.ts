@@ -155,6 +155,8 @@ async function main(): Promise<void> {
         rerun: inPhase.reduce((n, s) => n + (s.rerun ?? 0), 0),
         p50Ms: round(pct(ok, 50)),
         p99Ms: round(pct(ok, 99)),
+        // The operations a fault caught: how long the longest one waited before it was served.
+        maxMs: round(ok[ok.length - 1] ?? NaN),
       };
     });
     // Proof that exclusion took effect: no operation that started after the 'quiet' event (and
@@ -176,10 +178,12 @@ async function main(): Promise<void> {
     console.log(
       `policy: ${idempotent ? 'idempotent (an echo cut after 200 is re-run on another member)' : 'open-only (nothing retried after 200)'}`,
     );
-    console.log('phase                    ops  open-fail  interrupted  re-run   p50 ms   p99 ms');
+    console.log(
+      'phase                    ops  open-fail  interrupted  re-run   p50 ms   p99 ms   max ms',
+    );
     for (const r of report) {
       console.log(
-        `${r.phase.padEnd(22)} ${String(r.operations).padStart(6)} ${String(r.openFailures).padStart(10)} ${String(r.interrupted).padStart(12)} ${String(r.rerun).padStart(7)} ${String(r.p50Ms).padStart(8)} ${String(r.p99Ms).padStart(8)}`,
+        `${r.phase.padEnd(22)} ${String(r.operations).padStart(6)} ${String(r.openFailures).padStart(10)} ${String(r.interrupted).padStart(12)} ${String(r.rerun).padStart(7)} ${String(r.p50Ms).padStart(8)} ${String(r.p99Ms).padStart(8)} ${String(r.maxMs).padStart(8)}`,
       );
     }
     console.log(

@@ -232,6 +232,39 @@ describe('quiet tunnels', () => {
     expect(disconnected).toBe(false);
     expect(harness.hub.live(agent.gatewayId)).toBe(session);
   });
+
+  it('an open that may give up fails as quiet when the tunnel goes quiet; one that may not keeps waiting', async () => {
+    const echo = await startEchoServer();
+    const agent = await harness.startGateway(['--allow', `127.0.0.1:${echo.port}`]);
+    try {
+      const stoppedAt = performance.now();
+      agent.child.kill('SIGSTOP');
+      const patient = harness.hub.openStream(agent.gatewayId, '127.0.0.1', echo.port, {
+        timeoutMs: 2500,
+      });
+      const patientOutcome = patient.then(
+        () => 'opened',
+        (err: { reason?: string }) => err.reason,
+      );
+      await expect(
+        harness.hub.openStream(agent.gatewayId, '127.0.0.1', echo.port, {
+          timeoutMs: 2500,
+          abandonWhenQuiet: true,
+        }),
+      ).rejects.toMatchObject({ reason: 'quiet' });
+      // Quiet comes after two keepalive rounds (100 ms here), long before the 2.5 s timeout.
+      expect(performance.now() - stoppedAt).toBeLessThan(1500);
+      const pending = await Promise.race([patientOutcome, sleep(50).then(() => 'pending')]);
+      expect(pending).toBe('pending');
+      agent.child.kill('SIGCONT');
+      // Resumed before the 3 s dead threshold: the patient open completes.
+      const stream = await patient;
+      expect((await roundTrip(stream, Buffer.from('late'))).toString()).toBe('late');
+    } finally {
+      agent.child.kill('SIGCONT');
+      await echo.close();
+    }
+  });
 });
 
 describe('platform stalls', () => {

@@ -1,16 +1,6 @@
 import type { TunnelMetrics } from '../tunnel/session.js';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 
-export type StreamOpenResult =
-  | 'ok'
-  | 'not_connected'
-  | 'tunnel_failed'
-  | 'refused'
-  | 'unreachable'
-  | 'draining'
-  | 'timeout'
-  | 'aborted';
-
 /**
  * One registry per platform instance (not prom-client's global one), so several platforms in
  * one process — as in tests — never share or double-register metrics.

@@ -114,6 +114,21 @@ describe('runThroughPool', () => {
     expect(opens).toEqual(['a']);
   });
 
+  it('lets a pool abandon an open on a member gone quiet, but not a pinned gateway, and retries the pool', async () => {
+    const { d, opens } = deps([member('a'), member('b')], { a: 'quiet' });
+    const asked: Array<boolean | undefined> = [];
+    const open = d.openStream.bind(d);
+    d.openStream = (id, host, port, o) => {
+      asked.push(o.abandonWhenQuiet);
+      return open(id, host, port, o);
+    };
+    const served = await runThroughPool(d, pool, target, async () => 'ok');
+    expect(opens).toEqual(['a', 'b']);
+    expect(served.attempts.map((a) => a.reason)).toEqual(['quiet']);
+    await runThroughPool(d, { gatewayId: 'b' }, target, async () => 'ok');
+    expect(asked).toEqual([true, true, false]);
+  });
+
   it('says why when no member is usable at all', async () => {
     const { d, opens } = deps(
       [member('a', { healthy: false, unhealthyReason: 'unreachable' })],

@@ -48,7 +48,7 @@ export interface FailoverDeps {
     gatewayId: string,
     host: string,
     port: number,
-    opts: { timeoutMs: number; signal?: AbortSignal },
+    opts: { timeoutMs: number; signal?: AbortSignal; abandonWhenQuiet?: boolean },
   ): Promise<Duplex>;
   markSuspect(gatewayId: string, reason: string): void;
   onSelected?(ref: GatewayRef, gatewayId: string): void;
@@ -121,6 +121,9 @@ export async function runThroughPool<T>(
       stream = await deps.openStream(member.gatewayId, target.host, target.port, {
         timeoutMs: Math.min(remaining, PER_ATTEMPT_MS),
         signal: opts.signal,
+        // A pool has other members: waiting on a frozen one until it is declared dead would
+        // double the stall. A pinned gateway has nowhere else to go, so it waits.
+        abandonWhenQuiet: !pinned,
       });
     } catch (err) {
       if (!(err instanceof StreamOpenError) || err.reason === 'aborted') throw err;

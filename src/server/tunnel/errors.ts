@@ -9,6 +9,8 @@ export type StreamOpenFailure =
   | 'unreachable'
   | 'draining'
   | 'timeout'
+  /** The tunnel went quiet before the gateway answered (only with `abandonWhenQuiet`). */
+  | 'quiet'
   | 'aborted';
 
 export class StreamOpenError extends Error {

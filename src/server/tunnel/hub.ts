@@ -209,8 +209,8 @@ export class TunnelHub extends EventEmitter<TunnelHubEvents> {
       throw new StreamOpenError('draining', `gateway ${gatewayId} is draining`, gatewayId);
     }
     return session.openStream(host, port, {
+      ...options,
       timeoutMs: options.timeoutMs ?? this.openTimeoutMs,
-      ...(options.signal ? { signal: options.signal } : {}),
     });
   }
 

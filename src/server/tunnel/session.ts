@@ -86,6 +86,12 @@ export interface SessionOptions {
 export interface OpenStreamOptions {
   timeoutMs?: number;
   signal?: AbortSignal;
+  /**
+   * Give up (reason `quiet`) if the tunnel goes quiet before the gateway answers. For callers
+   * with somewhere else to go, a pool: a frozen member would otherwise hold the operation until
+   * the tunnel is declared dead, twice as long.
+   */
+  abandonWhenQuiet?: boolean;
 }
 
 export type ProbeOutcome =
@@ -118,6 +124,8 @@ export class GatewaySession extends EventEmitter<SessionEvents> {
   private readonly openStreams = new Set<TunnelStream>();
   private closeReason: string | null = null;
   private quiet = false;
+  /** Opens waiting for an answer that give up when the tunnel goes quiet. */
+  private readonly quietWatchers = new Set<() => void>();
   private lastCheckAt = Date.now();
   private readonly checkMs: number;
   private drainRequested = false;
@@ -279,6 +287,7 @@ export class GatewaySession extends EventEmitter<SessionEvents> {
     const silent = quietFor(this.live, now, this.options.keepaliveMs, this.options.deadAfterMs);
     if ((silent !== null) !== this.quiet) {
       this.quiet = silent !== null;
+      if (this.quiet) for (const abandon of [...this.quietWatchers]) abandon();
       this.emit('quiet', this.quiet, now - this.live.lastFrameAt);
     }
     if (
@@ -397,6 +406,7 @@ export class GatewaySession extends EventEmitter<SessionEvents> {
         if (settled) return;
         settled = true;
         clearTimeout(timer);
+        this.quietWatchers.delete(onQuiet);
         options.signal?.removeEventListener('abort', onAbort);
         h2.off('response', onResponse);
         h2.off('close', onClose);
@@ -463,6 +473,16 @@ export class GatewaySession extends EventEmitter<SessionEvents> {
       const onAbort = (): void => {
         settle(new StreamOpenError('aborted', `opening ${target} was aborted`, gatewayId));
       };
+      const onQuiet = (): void => {
+        settle(
+          new StreamOpenError(
+            'quiet',
+            `gateway ${gatewayId} went quiet before answering for ${target}`,
+            gatewayId,
+          ),
+        );
+      };
+      if (options.abandonWhenQuiet) this.quietWatchers.add(onQuiet);
       const timer = setTimeout(() => {
         settle(
           new StreamOpenError(
