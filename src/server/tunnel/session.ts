@@ -43,7 +43,10 @@ export interface GatewayIdentity {
 export interface GatewayLive extends GatewayIdentity {
   name: string;
   connectedSince: Date;
-  /** Epoch ms of the last byte received from the gateway. */
+  /**
+   * Epoch ms of the last byte received from the gateway; moved forward over stalls of this
+   * process (liveness.ts creditStall), which are not the gateway's silence.
+   */
   lastFrameAt: number;
   /** Latest PING round trip; null until the first ACK. */
   rttMs: number | null;
