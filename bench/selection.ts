@@ -2,12 +2,31 @@
  * bench/selection: cost of one selectMember() call as pools grow (DESIGN §5; target < 20 µs
  * p99 with 1,000 members). Members carry realistic state: weights, two priority tiers, a few
  * unhealthy and suspect ones, varied outstanding-stream counts.
+ * Also what a request pays before that call: PoolService refreshing every member's live state
+ * (health, quiet, health check, load) from memory — a real PoolService on PGlite, with a
+ * stand-in tunnel hub holding one live session per member.
  * Run: node --import tsx bench/selection.ts   (writes bench/results/selection.json)
  */
 import { mkdir, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import { join } from 'node:path';
+import { randomUUID } from 'node:crypto';
+import { EventEmitter } from 'node:events';
+import pino from 'pino';
+import { AuditLog } from '../src/server/audit/service.js';
+import { openDatabase } from '../src/server/db/client.js';
+import { migrate } from '../src/server/db/migrate.js';
+import {
+  gatewayPoolMemberships,
+  gatewayPools,
+  gateways,
+  organizations,
+} from '../src/server/db/schema.js';
+import { PlatformMetrics } from '../src/server/gateways/metrics.js';
+import type { GatewayRegistry } from '../src/server/gateways/registry.js';
+import { PoolService } from '../src/server/pools/service.js';
 import { selectMember, type Candidate } from '../src/server/pools/selection.js';
+import type { GatewayLive } from '../src/server/tunnel/session.js';
 import { ROOT } from '../test/tunnel/harness.js';
 
 const SIZES = [3, 10, 100, 1000];
@@ -42,6 +61,9 @@ function measure(pool: Candidate[], exclude: Set<string> | undefined): Row {
     if (!s.ok) throw new Error(s.message);
     if (i >= WARMUP) times.push(ns / 1000);
   }
+  return summarize(times);
+}
+function summarize(times: number[]): Row {
   times.sort((a, b) => a - b);
   const round = (n: number) => Math.round(n * 100) / 100;
   return {
@@ -57,6 +79,84 @@ for (const size of SIZES) {
   retries[String(size)] = measure(pool, new Set([`gw-${size - 1}`]));
 }
 
+/** PoolService.candidatesFor on pools of each size: the per-request refresh of live state. */
+async function refreshCosts(): Promise<Record<string, Row>> {
+  const database = await openDatabase({});
+  await migrate(database);
+  const db = database.db;
+  const orgId = randomUUID();
+  await db.insert(organizations).values({ id: orgId, name: 'bench' });
+  const lives = new Map<string, GatewayLive>();
+  // The pool service reads live sessions from the hub; this stand-in serves them from a map.
+  const hub = Object.assign(new EventEmitter(), {
+    keepaliveMs: 250,
+    live: (id: string) => lives.get(id),
+    setHealthCheckTargets: () => undefined,
+  });
+  const pools = new PoolService(
+    db,
+    { hub } as unknown as GatewayRegistry,
+    new AuditLog(db),
+    new PlatformMetrics(async () => ({})),
+    pino({ level: 'silent' }),
+    1000,
+  );
+  pools.close();
+  const rows: Record<string, Row> = {};
+  try {
+    for (const size of SIZES) {
+      const poolId = randomUUID();
+      await db.insert(gatewayPools).values({ id: poolId, orgId, name: `bench-${size}` });
+      const ids = Array.from({ length: size }, () => randomUUID());
+      await db.insert(gateways).values(
+        ids.map((id, i) => ({
+          id,
+          orgId,
+          name: `gw-${size}-${i}`,
+          certFingerprint: id,
+          certExpiresAt: new Date(Date.now() + 86_400_000),
+          status: 'connected' as const,
+        })),
+      );
+      await db
+        .insert(gatewayPoolMemberships)
+        .values(ids.map((gatewayId) => ({ orgId, poolId, gatewayId })));
+      for (const [i, id] of ids.entries()) {
+        lives.set(id, {
+          orgId,
+          gatewayId: id,
+          name: `gw-${size}-${i}`,
+          connectedSince: new Date(),
+          lastFrameAt: Date.now(),
+          rttMs: 0.3,
+          activeStreams: i % 7,
+          version: '0.1.0',
+          labels: { zone: i % 2 ? 'a' : 'b' },
+          draining: false,
+          healthChecks: [],
+          remoteAddress: '127.0.0.1',
+        });
+      }
+      pools.invalidate();
+      await pools.ensureLoaded();
+      const times: number[] = [];
+      for (let i = 0; i < WARMUP + CALLS; i++) {
+        const now = Date.now();
+        if (i % 50 === 0) for (const id of ids) (lives.get(id) as GatewayLive).lastFrameAt = now;
+        const t0 = process.hrtime.bigint();
+        pools.candidatesFor(orgId, { gatewayPoolId: poolId });
+        const ns = Number(process.hrtime.bigint() - t0);
+        if (i >= WARMUP) times.push(ns / 1000);
+      }
+      rows[String(size)] = summarize(times);
+    }
+  } finally {
+    await database.close();
+  }
+  return rows;
+}
+const refresh = await refreshCosts();
+
 console.log('first pick: members   p50 µs   p99 µs   mean µs');
 for (const [size, r] of Object.entries(results)) {
   console.log(
@@ -65,6 +165,12 @@ for (const [size, r] of Object.entries(results)) {
 }
 console.log('retry pick (one member excluded):');
 for (const [size, r] of Object.entries(retries)) {
+  console.log(
+    `${size.padStart(7)} ${String(r.p50Us).padStart(8)} ${String(r.p99Us).padStart(8)} ${String(r.meanUs).padStart(9)}`,
+  );
+}
+console.log('per request before it: refreshing live member state (PoolService):');
+for (const [size, r] of Object.entries(refresh)) {
   console.log(
     `${size.padStart(7)} ${String(r.p50Us).padStart(8)} ${String(r.p99Us).padStart(8)} ${String(r.meanUs).padStart(9)}`,
   );
@@ -84,6 +190,8 @@ await writeFile(
       cpus: os.cpus().length,
       calls: CALLS,
       results,
+      retries,
+      memberRefresh: refresh,
     },
     null,
     2,

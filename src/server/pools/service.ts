@@ -33,6 +33,26 @@ interface CachedMember {
   priority: number;
   labels: Record<string, string>;
   everConnected: boolean;
+  /** The gateway-reported labels its candidate's merged labels were built from. */
+  mergedFrom?: Record<string, string>;
+}
+
+const NO_LABELS: Record<string, string> = Object.freeze({});
+
+/** Candidates with the static fields of each member; the live ones are filled by refresh. */
+function shellsFor(members: readonly CachedMember[]): Candidate[] {
+  return members.map((m) => ({
+    gatewayId: m.gatewayId,
+    name: m.name,
+    weight: m.weight,
+    priority: m.priority,
+    healthy: false,
+    unhealthyReason: undefined,
+    outstanding: 0,
+    labels: m.labels,
+    suspectUntil: undefined,
+    quiet: false,
+  }));
 }
 
 export interface CachedPool {
@@ -42,6 +62,8 @@ export interface CachedPool {
   minHealthy: number;
   healthCheckTarget: string | null;
   members: CachedMember[];
+  /** One per member, same order, built on first selection and refreshed in place. */
+  candidates?: Candidate[];
 }
 
 export interface MemberState {
@@ -181,13 +203,18 @@ export class PoolService {
     this.registry.hub.setHealthCheckTargets(gatewayId, this.healthCheckTargetsFor(gatewayId));
   }
 
-  /** Live state of one member of one pool: gateway health plus the pool's health check. */
-  memberState(
+  /**
+   * Writes a member's live selectability into `into` and returns its health: gateway health
+   * (DESIGN §4) plus the pool's health check and the quiet-tunnel rule. Allocation-light on
+   * purpose: selection calls it for every member on every request.
+   */
+  private assess(
     pool: Pick<CachedPool, 'healthCheckTarget' | 'orgId'>,
     member: { gatewayId: string; everConnected: boolean },
-    now = Date.now(),
-  ): MemberState {
-    const live = this.registry.hub.live(member.gatewayId);
+    now: number,
+    into: Pick<Candidate, 'healthy' | 'unhealthyReason' | 'quiet'>,
+    live = this.registry.hub.live(member.gatewayId),
+  ): MemberState['health'] {
     const current = live && live.orgId === pool.orgId ? live : undefined;
     const everConnected =
       member.everConnected || !!current || this.connectedOnce.has(member.gatewayId);
@@ -197,9 +224,42 @@ export class PoolService {
       now,
       this.deadAfterMs,
     );
-    const result = pool.healthCheckTarget
-      ? current?.healthChecks.find((r) => r.target === pool.healthCheckTarget)
-      : undefined;
+    into.healthy = false;
+    into.quiet = false;
+    if (health !== 'healthy') {
+      into.unhealthyReason = health;
+      return health;
+    }
+    const verdict = checkVerdict(
+      pool.healthCheckTarget,
+      current?.healthChecks,
+      now,
+      CHECK_STALE_MS,
+    );
+    if (!verdict.ok) {
+      into.unhealthyReason = verdict.reason;
+      return 'degraded';
+    }
+    into.healthy = true;
+    into.unhealthyReason = undefined;
+    into.quiet =
+      !!current && quietFor(current, now, this.registry.hub.keepaliveMs, this.deadAfterMs) !== null;
+    return health;
+  }
+
+  /** Live state of one member of one pool, as the API shows it. */
+  memberState(
+    pool: Pick<CachedPool, 'healthCheckTarget' | 'orgId'>,
+    member: { gatewayId: string; everConnected: boolean },
+    now = Date.now(),
+  ): MemberState {
+    const verdict: Pick<Candidate, 'healthy' | 'unhealthyReason' | 'quiet'> = { healthy: false };
+    const live = this.registry.hub.live(member.gatewayId);
+    const health = this.assess(pool, member, now, verdict, live);
+    const result =
+      pool.healthCheckTarget && live?.orgId === pool.orgId
+        ? live.healthChecks.find((r) => r.target === pool.healthCheckTarget)
+        : undefined;
     const healthCheck = result
       ? {
           target: result.target,
@@ -208,27 +268,22 @@ export class PoolService {
           checkedAt: new Date(result.checkedAt).toISOString(),
         }
       : null;
-    const unselectable = { suspect: null, quiet: false, healthCheck };
-    if (health !== 'healthy') return { health, healthy: false, reason: health, ...unselectable };
-    const verdict = checkVerdict(
-      pool.healthCheckTarget,
-      current?.healthChecks,
-      now,
-      CHECK_STALE_MS,
-    );
-    if (!verdict.ok)
-      return { health: 'degraded', healthy: false, reason: verdict.reason, ...unselectable };
-    const silent = current
-      ? quietFor(current, now, this.registry.hub.keepaliveMs, this.deadAfterMs)
-      : null;
     const marked = this.suspects.get(member.gatewayId);
-    const suspect =
-      silent !== null
-        ? `tunnel quiet for ${silent} ms (a keepalive went unanswered)`
+    const suspect = !verdict.healthy
+      ? null
+      : verdict.quiet
+        ? `tunnel quiet for ${now - (live?.lastFrameAt ?? now)} ms (a keepalive went unanswered)`
         : marked && marked.until > now
           ? `recent failure: ${marked.reason}; a last resort until ${new Date(marked.until).toISOString()}`
           : null;
-    return { health, healthy: true, healthCheck, suspect, quiet: silent !== null };
+    return {
+      health,
+      healthy: verdict.healthy,
+      ...(verdict.unhealthyReason !== undefined ? { reason: verdict.unhealthyReason } : {}),
+      healthCheck,
+      suspect,
+      quiet: !!verdict.quiet,
+    };
   }
 
   summary(
@@ -243,27 +298,13 @@ export class PoolService {
     };
   }
 
-  private candidates(orgId: string, ref: GatewayRef): { label: string; members: Candidate[] } {
+  /**
+   * The members of a reference as selection candidates, refreshed in place: a pool keeps one
+   * Candidate per member for as long as its cached membership lives, so a request allocates
+   * nothing per member: with 1,000 members it costs tens of microseconds, not hundreds.
+   */
+  candidatesFor(orgId: string, ref: GatewayRef): { label: string; members: Candidate[] } {
     const now = Date.now();
-    const toCandidate = (
-      pool: Pick<CachedPool, 'healthCheckTarget' | 'orgId'>,
-      m: CachedMember,
-    ): Candidate => {
-      const state = this.memberState(pool, m, now);
-      const live = this.registry.hub.live(m.gatewayId);
-      return {
-        gatewayId: m.gatewayId,
-        name: m.name,
-        weight: m.weight,
-        priority: m.priority,
-        healthy: state.healthy,
-        unhealthyReason: state.reason,
-        outstanding: live?.activeStreams ?? 0,
-        labels: { ...(live?.labels ?? {}), ...m.labels },
-        suspectUntil: this.suspects.get(m.gatewayId)?.until,
-        quiet: state.quiet,
-      };
-    };
     if ('gatewayId' in ref) {
       const gw = this.gatewayNames.get(ref.gatewayId);
       if (!gw || gw.orgId !== orgId) throw notFound(`Gateway ${ref.gatewayId}`);
@@ -275,17 +316,34 @@ export class PoolService {
         labels: gw.labels,
         everConnected: true,
       };
-      return {
-        label: `gateway "${gw.name}"`,
-        members: [toCandidate({ orgId, healthCheckTarget: null }, member)],
-      };
+      const [candidate] = shellsFor([member]);
+      this.refresh({ orgId, healthCheckTarget: null }, member, candidate as Candidate, now);
+      return { label: `gateway "${gw.name}"`, members: [candidate as Candidate] };
     }
     const pool = this.pool(orgId, ref.gatewayPoolId);
     if (!pool) throw notFound(`Gateway pool ${ref.gatewayPoolId}`);
-    return {
-      label: `gateway pool "${pool.name}"`,
-      members: pool.members.map((m) => toCandidate(pool, m)),
-    };
+    pool.candidates ??= shellsFor(pool.members);
+    for (let i = 0; i < pool.members.length; i++)
+      this.refresh(pool, pool.members[i] as CachedMember, pool.candidates[i] as Candidate, now);
+    return { label: `gateway pool "${pool.name}"`, members: pool.candidates };
+  }
+
+  private refresh(
+    pool: Pick<CachedPool, 'healthCheckTarget' | 'orgId'>,
+    m: CachedMember,
+    c: Candidate,
+    now: number,
+  ): void {
+    const live = this.registry.hub.live(m.gatewayId);
+    this.assess(pool, m, now, c, live);
+    c.outstanding = live?.activeStreams ?? 0;
+    c.suspectUntil = this.suspects.get(m.gatewayId)?.until;
+    // Labels the gateway reports change only with its status: merge again only then.
+    const reported = live?.labels ?? NO_LABELS;
+    if (m.mergedFrom !== reported) {
+      m.mergedFrom = reported;
+      c.labels = reported === NO_LABELS ? m.labels : { ...reported, ...m.labels };
+    }
   }
 
   /**
@@ -303,7 +361,7 @@ export class PoolService {
     const poolLabel = (r: GatewayRef) =>
       'gatewayPoolId' in r ? (this.pools.get(r.gatewayPoolId)?.name ?? r.gatewayPoolId) : '';
     const deps: FailoverDeps = {
-      candidates: (r) => this.candidates(orgId, r),
+      candidates: (r) => this.candidatesFor(orgId, r),
       openStream: (id, host, port, o) => this.registry.hub.openStream(id, host, port, o),
       markSuspect: (id, reason) =>
         void this.suspects.set(id, { until: Date.now() + SUSPECT_MS, reason }),
