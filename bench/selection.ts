@@ -90,6 +90,7 @@ async function refreshCosts(): Promise<Record<string, Row>> {
   // The pool service reads live sessions from the hub; this stand-in serves them from a map.
   const hub = Object.assign(new EventEmitter(), {
     keepaliveMs: 250,
+    sessionsGeneration: 0,
     live: (id: string) => lives.get(id),
     setHealthCheckTargets: () => undefined,
   });

@@ -320,6 +320,13 @@ describe('pool failover with three real gateways', () => {
       'victim healthy again',
     );
     expect(back.healthReason).toBeNull();
+    // Its new session takes traffic again (the pool's cached view of sessions follows reconnects).
+    let servedByVictim = false;
+    for (let i = 0; i < 300 && !servedByVictim; i++) {
+      const served = await pools.run(admin.orgId, { gatewayPoolId: poolId }, target, echoOp);
+      servedByVictim = served.gatewayName === victim.name;
+    }
+    expect(servedByVictim).toBe(true);
   });
 
   it('drain of one member: it gets no new streams while its open stream completes', async () => {

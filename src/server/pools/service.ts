@@ -7,6 +7,7 @@ import type { PlatformMetrics } from '../gateways/metrics.js';
 import type { GatewayRegistry } from '../gateways/registry.js';
 import { computeHealth } from '../gateways/health.js';
 import { quietFor } from '../tunnel/liveness.js';
+import type { GatewayLive } from '../tunnel/session.js';
 import { notFound } from '../http/errors.js';
 import {
   runThroughPool,
@@ -37,6 +38,11 @@ interface CachedMember {
   mergedFrom?: Record<string, string>;
 }
 
+/** A pool member's live session state as last looked up, valid for one hub generation. */
+interface LiveRef {
+  live: GatewayLive | undefined;
+}
+
 const NO_LABELS: Record<string, string> = Object.freeze({});
 
 /** Candidates with the static fields of each member; the live ones are filled by refresh. */
@@ -64,6 +70,9 @@ export interface CachedPool {
   members: CachedMember[];
   /** One per member, same order, built on first selection and refreshed in place. */
   candidates?: Candidate[];
+  /** Each member's live state, looked up again only when the hub's sessions change. */
+  lives?: LiveRef[];
+  livesGeneration?: number;
 }
 
 export interface MemberState {
@@ -230,15 +239,17 @@ export class PoolService {
       into.unhealthyReason = health;
       return health;
     }
-    const verdict = checkVerdict(
-      pool.healthCheckTarget,
-      current?.healthChecks,
-      now,
-      CHECK_STALE_MS,
-    );
-    if (!verdict.ok) {
-      into.unhealthyReason = verdict.reason;
-      return 'degraded';
+    if (pool.healthCheckTarget) {
+      const verdict = checkVerdict(
+        pool.healthCheckTarget,
+        current?.healthChecks,
+        now,
+        CHECK_STALE_MS,
+      );
+      if (!verdict.ok) {
+        into.unhealthyReason = verdict.reason;
+        return 'degraded';
+      }
     }
     into.healthy = true;
     into.unhealthyReason = undefined;
@@ -317,14 +328,28 @@ export class PoolService {
         everConnected: true,
       };
       const [candidate] = shellsFor([member]);
-      this.refresh({ orgId, healthCheckTarget: null }, member, candidate as Candidate, now);
+      const live = this.registry.hub.live(member.gatewayId);
+      this.refresh({ orgId, healthCheckTarget: null }, member, candidate as Candidate, now, live);
       return { label: `gateway "${gw.name}"`, members: [candidate as Candidate] };
     }
     const pool = this.pool(orgId, ref.gatewayPoolId);
     if (!pool) throw notFound(`Gateway pool ${ref.gatewayPoolId}`);
     pool.candidates ??= shellsFor(pool.members);
-    for (let i = 0; i < pool.members.length; i++)
-      this.refresh(pool, pool.members[i] as CachedMember, pool.candidates[i] as Candidate, now);
+    const hub = this.registry.hub;
+    if (pool.lives === undefined || pool.livesGeneration !== hub.sessionsGeneration) {
+      pool.lives = pool.members.map((m) => ({ live: hub.live(m.gatewayId) }));
+      pool.livesGeneration = hub.sessionsGeneration;
+    }
+    for (let i = 0; i < pool.members.length; i++) {
+      const live = (pool.lives[i] as LiveRef).live;
+      this.refresh(
+        pool,
+        pool.members[i] as CachedMember,
+        pool.candidates[i] as Candidate,
+        now,
+        live,
+      );
+    }
     return { label: `gateway pool "${pool.name}"`, members: pool.candidates };
   }
 
@@ -333,11 +358,11 @@ export class PoolService {
     m: CachedMember,
     c: Candidate,
     now: number,
+    live: GatewayLive | undefined,
   ): void {
-    const live = this.registry.hub.live(m.gatewayId);
     this.assess(pool, m, now, c, live);
     c.outstanding = live?.activeStreams ?? 0;
-    c.suspectUntil = this.suspects.get(m.gatewayId)?.until;
+    c.suspectUntil = this.suspects.size ? this.suspects.get(m.gatewayId)?.until : undefined;
     // Labels the gateway reports change only with its status: merge again only then.
     const reported = live?.labels ?? NO_LABELS;
     if (m.mergedFrom !== reported) {

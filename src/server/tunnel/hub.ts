@@ -111,6 +111,11 @@ export class TunnelHub extends EventEmitter<TunnelHubEvents> {
   private readonly log: HubLogger;
   readonly keepaliveMs: number;
   readonly deadAfterMs: number;
+  /**
+   * Bumped whenever a session is installed or removed, so a caller that keeps references to
+   * live states (the pool service, on every request) knows when to look them up again.
+   */
+  sessionsGeneration = 0;
   private readonly openTimeoutMs: number;
 
   constructor(private readonly options: TunnelHubOptions) {
@@ -429,6 +434,7 @@ export class TunnelHub extends EventEmitter<TunnelHubEvents> {
     // Install the new session first: listeners of the old one's 'disconnected' then see the
     // gateway as still live and need not record a loss.
     this.sessions.set(gatewayId, session);
+    this.sessionsGeneration += 1;
     session.on('status', (live) => this.emit('status', live));
     session.on('quiet', (quiet, silentMs) => {
       if (quiet) {
@@ -446,7 +452,10 @@ export class TunnelHub extends EventEmitter<TunnelHubEvents> {
       this.emit('quiet', session.live, quiet, silentMs);
     });
     session.once('closed', (reason) => {
-      if (this.sessions.get(gatewayId) === session) this.sessions.delete(gatewayId);
+      if (this.sessions.get(gatewayId) === session) {
+        this.sessions.delete(gatewayId);
+        this.sessionsGeneration += 1;
+      }
       this.options.metrics?.onDisconnect?.(gatewayId, reason);
       this.log.info({ gatewayId, orgId, reason }, 'gateway tunnel closed');
       this.emit('disconnected', gatewayId, orgId, reason);
