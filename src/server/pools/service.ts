@@ -38,11 +38,6 @@ interface CachedMember {
   mergedFrom?: Record<string, string>;
 }
 
-/** A pool member's live session state as last looked up, valid for one hub generation. */
-interface LiveRef {
-  live: GatewayLive | undefined;
-}
-
 const NO_LABELS: Record<string, string> = Object.freeze({});
 
 /** Candidates with the static fields of each member; the live ones are filled by refresh. */
@@ -71,7 +66,7 @@ export interface CachedPool {
   /** One per member, same order, built on first selection and refreshed in place. */
   candidates?: Candidate[];
   /** Each member's live state, looked up again only when the hub's sessions change. */
-  lives?: LiveRef[];
+  lives?: (GatewayLive | undefined)[];
   livesGeneration?: number;
 }
 
@@ -337,17 +332,16 @@ export class PoolService {
     pool.candidates ??= shellsFor(pool.members);
     const hub = this.registry.hub;
     if (pool.lives === undefined || pool.livesGeneration !== hub.sessionsGeneration) {
-      pool.lives = pool.members.map((m) => ({ live: hub.live(m.gatewayId) }));
+      pool.lives = pool.members.map((m) => hub.live(m.gatewayId));
       pool.livesGeneration = hub.sessionsGeneration;
     }
     for (let i = 0; i < pool.members.length; i++) {
-      const live = (pool.lives[i] as LiveRef).live;
       this.refresh(
         pool,
         pool.members[i] as CachedMember,
         pool.candidates[i] as Candidate,
         now,
-        live,
+        pool.lives[i],
       );
     }
     return { label: `gateway pool "${pool.name}"`, members: pool.candidates };
