@@ -296,7 +296,13 @@ export class PoolService {
     pool: CachedPool,
     now = Date.now(),
   ): { memberCount: number; healthyMemberCount: number; health: PoolHealth } {
-    const healthy = pool.members.filter((m) => this.memberState(pool, m, now).healthy).length;
+    // Only selectability is needed here (every 250 ms, every pool): not the API view.
+    const verdict: Pick<Candidate, 'healthy' | 'unhealthyReason' | 'quiet'> = { healthy: false };
+    let healthy = 0;
+    for (const m of pool.members) {
+      this.assess(pool, m, now, verdict);
+      if (verdict.healthy) healthy += 1;
+    }
     return {
       memberCount: pool.members.length,
       healthyMemberCount: healthy,

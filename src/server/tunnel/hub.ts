@@ -111,11 +111,7 @@ export class TunnelHub extends EventEmitter<TunnelHubEvents> {
   private readonly log: HubLogger;
   readonly keepaliveMs: number;
   readonly deadAfterMs: number;
-  /**
-   * Bumped whenever a session is installed or removed, so a caller that keeps references to
-   * live states (the pool service, on every request) knows when to look them up again.
-   */
-  sessionsGeneration = 0;
+  private generation = 0;
   private readonly openTimeoutMs: number;
 
   constructor(private readonly options: TunnelHubOptions) {
@@ -180,6 +176,14 @@ export class TunnelHub extends EventEmitter<TunnelHubEvents> {
   }
 
   /** Live state of a connected gateway (the same object is updated in place). */
+  /**
+   * Bumped whenever a session is installed or removed, so a caller that keeps references to
+   * live states (the pool service, on every request) knows when to look them up again.
+   */
+  get sessionsGeneration(): number {
+    return this.generation;
+  }
+
   live(gatewayId: string): GatewayLive | undefined {
     return this.sessions.get(gatewayId)?.live;
   }
@@ -434,7 +438,7 @@ export class TunnelHub extends EventEmitter<TunnelHubEvents> {
     // Install the new session first: listeners of the old one's 'disconnected' then see the
     // gateway as still live and need not record a loss.
     this.sessions.set(gatewayId, session);
-    this.sessionsGeneration += 1;
+    this.generation += 1;
     session.on('status', (live) => this.emit('status', live));
     session.on('quiet', (quiet, silentMs) => {
       if (quiet) {
@@ -454,7 +458,7 @@ export class TunnelHub extends EventEmitter<TunnelHubEvents> {
     session.once('closed', (reason) => {
       if (this.sessions.get(gatewayId) === session) {
         this.sessions.delete(gatewayId);
-        this.sessionsGeneration += 1;
+        this.generation += 1;
       }
       this.options.metrics?.onDisconnect?.(gatewayId, reason);
       this.log.info({ gatewayId, orgId, reason }, 'gateway tunnel closed');
