@@ -7,11 +7,17 @@
  * Measures: bulk throughput each way with the CPU time each process spent per GiB (what the ratio
  * is made of, and comparable across machines), new stream + 1 KiB echo latency, and how long the
  * hub takes to notice a SIGKILLed or SIGSTOPped gateway. Writes bench/results/tunnel.json.
+ *
+ * Bulk transfers also run, in the same interleaved rounds, through reference relays in place of
+ * the gateway (bench/lib/relay.ts): a bare TLS relay on Node with the tunnel's TLS settings, the
+ * same through OpenSSL's own loop (socat, when installed) and a plain TCP relay. They are what an
+ * extra hop and its encryption cost on this machine with nothing of ours in them, so the tunnel's
+ * ratio to direct can be read against what any encrypted relay achieves here.
  * `npm run bench` runs the agent from the build as users do (bin/gatepool.js); run directly with
  * tsx, the agent runs from source (recorded as `agent` in the results).
  *
  * Env: BENCH_BYTES (default 1 GiB), BENCH_THROUGHPUT_RUNS (3), BENCH_ITERATIONS (2000),
- * BENCH_DETECTION_RUNS (5).
+ * BENCH_DETECTION_RUNS (5), BENCH_RELAYS=0 skips the reference relays.
  */
 import { execFileSync, spawn } from 'node:child_process';
 import { once } from 'node:events';
@@ -24,10 +30,12 @@ import { createInterface } from 'node:readline';
 import type { Duplex } from 'node:stream';
 import type { GatewayLive } from '../src/server/tunnel/session.js';
 import { H2_TUNING } from '../src/protocol/tunnel.js';
+import { startReferenceRelays, type ReferenceRelays } from './lib/reference-relays.js';
 import { agentFromBuild, ROOT, sleep, TunnelHarness, within } from '../test/tunnel/harness.js';
 
 const GiB = 1024 ** 3;
 const BYTES = Number(process.env.BENCH_BYTES ?? GiB);
+const RELAYS = process.env.BENCH_RELAYS !== '0';
 const ITERATIONS = Number(process.env.BENCH_ITERATIONS ?? 2000);
 const WARMUP = Math.min(200, Math.ceil(ITERATIONS / 10));
 const DETECTION_RUNS = Number(process.env.BENCH_DETECTION_RUNS ?? 5);
@@ -43,6 +51,23 @@ interface Ports {
 }
 
 type Opener = (port: number) => Promise<Duplex>;
+
+const DIRECTIONS = ['upload', 'download'] as const;
+type Direction = (typeof DIRECTIONS)[number];
+
+/** One way bytes can travel from the bench client to the targets, with the processes it uses. */
+interface BulkPath {
+  name: string;
+  open: Opener;
+  processes: Processes;
+}
+
+interface RelayFigures {
+  name: string;
+  label: string;
+  upload: { mbps: number; ratio: number };
+  download: { mbps: number; ratio: number };
+}
 
 function directOpen(port: number): Promise<Duplex> {
   return new Promise((resolve, reject) => {
@@ -118,7 +143,7 @@ async function startTargets(): Promise<{ ports: Ports; pid: number; stop: () => 
 }
 
 /** Writes BYTES to the sink and waits for its count: the time covers delivery, not buffering. */
-async function upload(open: Opener, port: number): Promise<number> {
+async function upload(open: Opener, port: number, bytes = BYTES): Promise<number> {
   const stream = await open(port);
   const started = performance.now();
   const answer = new Promise<Buffer>((resolve, reject) => {
@@ -127,7 +152,7 @@ async function upload(open: Opener, port: number): Promise<number> {
     stream.on('end', () => resolve(Buffer.concat(chunks)));
     stream.on('error', reject);
   });
-  let left = BYTES;
+  let left = bytes;
   while (left > 0) {
     const piece = left >= WRITE_CHUNK.length ? WRITE_CHUNK : WRITE_CHUNK.subarray(0, left);
     left -= piece.length;
@@ -136,8 +161,8 @@ async function upload(open: Opener, port: number): Promise<number> {
   stream.end();
   const count = Number((await answer).readBigUInt64BE(0));
   const elapsed = performance.now() - started;
-  if (count !== BYTES) throw new Error(`sink received ${count} of ${BYTES} bytes`);
-  return BYTES / 1e6 / (elapsed / 1000);
+  if (count !== bytes) throw new Error(`sink received ${count} of ${bytes} bytes`);
+  return bytes / 1e6 / (elapsed / 1000);
 }
 
 async function download(open: Opener, port: number): Promise<number> {
@@ -240,11 +265,28 @@ async function detection(
 
 const fmt = (value: number, digits = 0): string => value.toFixed(digits);
 
+/** `platform 0.61 + gateway 1.20 + target 0.30` */
+function cpuParts(cpu: CpuPerGiB): string {
+  return Object.entries(cpu)
+    .filter(([name]) => name !== 'total')
+    .map(([name, seconds]) => `${name} ${fmt(seconds, 2)}`)
+    .join(' + ');
+}
+
+function formatTable(rows: string[][]): string {
+  const widths =
+    rows[0]?.map((_, column) => Math.max(...rows.map((row) => (row[column] ?? '').length))) ?? [];
+  return rows
+    .map((row) => row.map((cell, column) => cell.padEnd(widths[column] ?? 0)).join('  '))
+    .join('\n');
+}
+
 async function main(): Promise<void> {
   // Other work on a small box skews every figure here; recorded so results can be read in context.
   const loadAtStart = os.loadavg();
   const targets = await startTargets();
   const harness = await TunnelHarness.start();
+  let closeRelays: (() => Promise<void>) | undefined;
   try {
     const agent = await harness.startGateway(['--allow', '127.0.0.1:*']);
     const tunnelOpen: Opener = (port) => harness.hub.openStream(agent.gatewayId, '127.0.0.1', port);
@@ -264,48 +306,81 @@ async function main(): Promise<void> {
     };
     await warm(directOpen);
     await warm(tunnelOpen);
-    const runs = {
-      upDirect: [] as number[],
-      upTunnel: [] as number[],
-      downDirect: [] as number[],
-      downTunnel: [] as number[],
-    };
-    const cpuRuns: Record<keyof typeof runs, CpuPerGiB[]> = {
-      upDirect: [],
-      upTunnel: [],
-      downDirect: [],
-      downTunnel: [],
-    };
-    const directProcs = { client: process.pid, target: targets.pid };
-    const tunnelProcs = {
-      platform: process.pid,
-      gateway: agent.child.pid ?? 0,
-      target: targets.pid,
-    };
-    const record = async (
-      key: keyof typeof runs,
-      processes: Processes,
-      transfer: () => Promise<number>,
-    ) => {
-      const { mbps, cpu } = await measured(processes, transfer);
-      runs[key].push(mbps);
-      cpuRuns[key].push(cpu);
-    };
-    // Interleaved so drift on the machine affects both paths alike.
+    const reference: ReferenceRelays | undefined = RELAYS
+      ? await startReferenceRelays([ports.sink, ports.source])
+      : undefined;
+    closeRelays = reference?.close;
+    const paths: BulkPath[] = [
+      { name: 'direct', open: directOpen, processes: { client: process.pid, target: targets.pid } },
+      {
+        name: 'tunnel',
+        open: tunnelOpen,
+        processes: { platform: process.pid, gateway: agent.child.pid ?? 0, target: targets.pid },
+      },
+      ...(reference?.relays ?? []).map((relay) => ({
+        name: relay.name,
+        open: relay.open,
+        processes: {
+          client: process.pid,
+          ...(relay.pid ? { relay: relay.pid } : {}),
+          target: targets.pid,
+        },
+      })),
+    ];
+    // A relay's first connection pays for JIT and TLS session set-up; keep that out of the runs.
+    for (const relay of reference?.relays ?? []) await upload(relay.open, ports.sink, 8 << 20);
+
+    const runs = { upload: {}, download: {} } as Record<Direction, Record<string, number[]>>;
+    const cpuRuns = { upload: {}, download: {} } as Record<Direction, Record<string, CpuPerGiB[]>>;
+    // Interleaved so drift on the machine affects every path alike.
     for (let run = 0; run < THROUGHPUT_RUNS; run += 1) {
-      await record('upDirect', directProcs, () => upload(directOpen, ports.sink));
-      await record('upTunnel', tunnelProcs, () => upload(tunnelOpen, ports.sink));
-      await record('downDirect', directProcs, () => download(directOpen, ports.source));
-      await record('downTunnel', tunnelProcs, () => download(tunnelOpen, ports.source));
+      for (const direction of DIRECTIONS) {
+        for (const path of paths) {
+          const { mbps, cpu } = await measured(path.processes, () =>
+            direction === 'upload'
+              ? upload(path.open, ports.sink)
+              : download(path.open, ports.source),
+          );
+          (runs[direction][path.name] ??= []).push(mbps);
+          (cpuRuns[direction][path.name] ??= []).push(cpu);
+        }
+      }
     }
+    const medianOf = (direction: Direction, name: string): number =>
+      median(runs[direction][name] ?? []);
     const throughput = {
-      upload: { direct: median(runs.upDirect), tunnel: median(runs.upTunnel) },
-      download: { direct: median(runs.downDirect), tunnel: median(runs.downTunnel) },
+      upload: { direct: medianOf('upload', 'direct'), tunnel: medianOf('upload', 'tunnel') },
+      download: { direct: medianOf('download', 'direct'), tunnel: medianOf('download', 'tunnel') },
     };
-    const cpuPerGiB = {
-      upload: { direct: medianCpu(cpuRuns.upDirect), tunnel: medianCpu(cpuRuns.upTunnel) },
-      download: { direct: medianCpu(cpuRuns.downDirect), tunnel: medianCpu(cpuRuns.downTunnel) },
-    };
+    const cpuPerGiB = Object.fromEntries(
+      DIRECTIONS.map((direction) => [
+        direction,
+        Object.fromEntries(
+          paths.map((path) => [path.name, medianCpu(cpuRuns[direction][path.name] ?? [])]),
+        ),
+      ]),
+    ) as Record<Direction, Record<string, CpuPerGiB>>;
+    const relays = (reference?.relays ?? []).map((relay) => ({
+      name: relay.name,
+      label: relay.label,
+      ...Object.fromEntries(
+        DIRECTIONS.map((direction) => {
+          const mbps = medianOf(direction, relay.name);
+          return [direction, { mbps, ratio: mbps / medianOf(direction, 'direct') }];
+        }),
+      ),
+    })) as RelayFigures[];
+    // What share of the best an encrypted relay manages here the tunnel gets (1 = as fast).
+    const tunnelVsBestTlsRelay = Object.fromEntries(
+      DIRECTIONS.map((direction) => {
+        const best = Math.max(
+          ...relays.filter((r) => r.name !== 'tcpRelay').map((r) => r[direction].mbps),
+        );
+        return [direction, Number.isFinite(best) ? medianOf(direction, 'tunnel') / best : null];
+      }),
+    ) as Record<Direction, number | null>;
+    await reference?.close();
+    closeRelays = undefined;
 
     process.stderr.write(`bench/tunnel: ${ITERATIONS} × (new stream + 1 KiB echo)…\n`);
     await echoLatencies(directOpen, ports.echo, WARMUP);
@@ -338,6 +413,7 @@ async function main(): Promise<void> {
       },
       throughputRunsMBps: runs,
       cpuSecondsPerGiB: cpuPerGiB,
+      referenceRelays: { relays, skipped: reference?.skipped ?? [], tunnelVsBestTlsRelay },
       throughputMBps: {
         upload: {
           ...throughput.upload,
@@ -392,18 +468,15 @@ async function main(): Promise<void> {
         fmt(r.download.tunnel),
         fmt(r.download.ratio, 2),
       ],
-      ...(['upload', 'download'] as const).map((way) => {
+      ...DIRECTIONS.map((way) => {
         const cpu = cpuPerGiB[way];
-        const parts = (c: CpuPerGiB) =>
-          Object.entries(c)
-            .filter(([name]) => name !== 'total')
-            .map(([name, s]) => `${name} ${fmt(s, 2)}`)
-            .join(' + ');
+        const direct = cpu.direct ?? {};
+        const tunnel = cpu.tunnel ?? {};
         return [
           `CPU s per GiB ${way}, median`,
-          fmt(cpu.direct.total ?? NaN, 2),
-          fmt(cpu.tunnel.total ?? NaN, 2),
-          `tunnel: ${parts(cpu.tunnel)}; direct: ${parts(cpu.direct)}`,
+          fmt(direct.total ?? NaN, 2),
+          fmt(tunnel.total ?? NaN, 2),
+          `tunnel: ${cpuParts(tunnel)}; direct: ${cpuParts(direct)}`,
         ];
       }),
       [
@@ -437,14 +510,39 @@ async function main(): Promise<void> {
         `${stop.unreachable.map((v) => fmt(v)).join(' ')} (dead after ${harness.hub.deadAfterMs} ms silent)`,
       ],
     ];
-    const widths =
-      rows[0]?.map((_, column) => Math.max(...rows.map((row) => (row[column] ?? '').length))) ?? [];
-    const table = rows
-      .map((row) => row.map((cell, column) => cell.padEnd(widths[column] ?? 0)).join('  '))
-      .join('\n');
+    const table = formatTable(rows);
     process.stdout.write(
       `\nbench/tunnel (${results.node}, ${results.cpus} CPUs, load ${loadAtStart[0]?.toFixed(1)}, agent from ${results.agent})\n${table}\n`,
     );
+    if (relays.length > 0) {
+      const relayRows: string[][] = [
+        [
+          'the same bulk transfers through',
+          'upload MB/s',
+          'ratio',
+          'download MB/s',
+          'ratio',
+          'CPU s per GiB up / down',
+        ],
+        ...relays.map((relay) => [
+          relay.label,
+          fmt(relay.upload.mbps),
+          fmt(relay.upload.ratio, 2),
+          fmt(relay.download.mbps),
+          fmt(relay.download.ratio, 2),
+          DIRECTIONS.map((way) => cpuParts(cpuPerGiB[way][relay.name] ?? {}) || '–').join(' / '),
+        ]),
+      ];
+      const share = (way: Direction): string => {
+        const value = tunnelVsBestTlsRelay[way];
+        return value === null ? 'n/a' : `${fmt(value, 2)}×`;
+      };
+      process.stdout.write(
+        `\nreference relays (same rounds, nothing of ours but the forwarding)\n${formatTable(relayRows)}\n` +
+          `tunnel vs the fastest TLS relay: upload ${share('upload')}, download ${share('download')}\n`,
+      );
+    }
+    for (const reason of reference?.skipped ?? []) process.stdout.write(`skipped ${reason}\n`);
     process.stdout.write(
       `targets: ${Object.entries(results.targets)
         .map(([name, ok]) => `${name}=${ok ? 'pass' : 'FAIL'}`)
@@ -455,6 +553,7 @@ async function main(): Promise<void> {
     await writeFile(join(dir, 'tunnel.json'), `${JSON.stringify(results, null, 2)}\n`);
     process.stdout.write('wrote bench/results/tunnel.json\n');
   } finally {
+    await closeRelays?.();
     await harness.close();
     targets.stop();
   }

@@ -18,6 +18,7 @@
  */
 import net from 'node:net';
 import http2, { type IncomingHttpHeaders, type ServerHttp2Stream } from 'node:http2';
+import { forwardBatched } from '../protocol/forward.js';
 import { ABORT_TRAILER, REASON_HEADER, StreamStatus, type HostPort } from '../protocol/tunnel.js';
 
 type State = 'dialing' | 'open' | 'closed';
@@ -209,39 +210,6 @@ export class ConnectStream {
       this.onDone();
     }
   }
-}
-
-/**
- * stream → socket without end propagation (the caller handles ends). HTTP/2 hands DATA over in
- * pieces of at most one TLS record (~8 KiB on average); writing each one is a syscall and a
- * wakeup of the target. Corking until the end of the event-loop turn coalesces everything read
- * in that turn into one writev: measured, it cut the gateway's CPU per uploaded GiB by a third
- * and the target's by more than half.
- */
-function forwardBatched(from: ServerHttp2Stream, to: net.Socket): void {
-  let corked = false;
-  let waitingDrain = false;
-  const flush = (): void => {
-    corked = false;
-    to.uncork();
-  };
-  const onDrain = (): void => {
-    waitingDrain = false;
-    from.resume();
-  };
-  from.on('data', (chunk: Buffer) => {
-    if (to.destroyed) return;
-    if (!corked) {
-      corked = true;
-      to.cork();
-      setImmediate(flush);
-    }
-    if (!to.write(chunk) && !waitingDrain) {
-      waitingDrain = true;
-      from.pause();
-      to.once('drain', onDrain);
-    }
-  });
 }
 
 function resetSocket(socket: net.Socket): void {

@@ -18,7 +18,7 @@ import { X509Certificate } from 'node:crypto';
 import type { AddressInfo, Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import tls, { type TLSSocket } from 'node:tls';
-import { encodeGoaway, TUNNEL_ALPN, type GoawayReason } from '../../protocol/tunnel.js';
+import { encodeGoaway, TUNNEL_ALPN, TUNNEL_TLS, type GoawayReason } from '../../protocol/tunnel.js';
 import {
   parseGatewayCert,
   parseOrgCa,
@@ -293,10 +293,7 @@ export class TunnelHub extends EventEmitter<TunnelHubEvents> {
       // Always an array: an empty list trusts nothing, whereas `undefined` would mean the public
       // root store.
       ca: [...pems],
-      minVersion: 'TLSv1.3',
-      // AES-GCM decryption was a fifth of the gateway's CPU on bulk uploads (perf); the 128-bit
-      // variant does 10 rounds instead of 14 and is as standard in TLS 1.3.
-      ciphers: 'TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256',
+      ...TUNNEL_TLS,
     };
   }
 
