@@ -27,7 +27,16 @@ export interface EnrollOptions {
   pools?: string[];
   insecureTls?: boolean;
   timeoutMs?: number;
+  /**
+   * How long to keep retrying while the platform answers 429 (many gateways enrolling from one
+   * address, e.g. a fleet behind a NAT). Each wait follows the platform's Retry-After.
+   */
+  rateLimitPatienceMs?: number;
+  /** Told before each wait, so the agent can say why it is not up yet. */
+  onRateLimited?: (retryAfterSeconds: number) => void;
 }
+
+const DEFAULT_RATE_LIMIT_PATIENCE_MS = 10 * 60_000;
 
 export async function enroll(options: EnrollOptions): Promise<GatewayState> {
   let url: URL;
@@ -50,7 +59,17 @@ export async function enroll(options: EnrollOptions): Promise<GatewayState> {
     csr: csrPem,
     ...(options.pools?.length ? { pools: options.pools } : {}),
   };
-  const { status, body } = await postJson(url, request, options);
+  const giveUpAt = Date.now() + (options.rateLimitPatienceMs ?? DEFAULT_RATE_LIMIT_PATIENCE_MS);
+  let answer = await postJson(url, request, options);
+  while (answer.status === 429) {
+    // A missing or silly Retry-After still gets a sane pause; the platform's own is at most 60 s.
+    const seconds = Math.min(120, Math.max(1, answer.retryAfterSeconds ?? 5));
+    if (Date.now() + seconds * 1000 > giveUpAt) break;
+    options.onRateLimited?.(seconds);
+    await new Promise((resolve) => setTimeout(resolve, seconds * 1000));
+    answer = await postJson(url, request, options);
+  }
+  const { status, body } = answer;
   let json: unknown;
   try {
     json = JSON.parse(body);
@@ -97,7 +116,7 @@ function postJson(
   url: URL,
   payload: unknown,
   options: EnrollOptions,
-): Promise<{ status: number; body: string }> {
+): Promise<{ status: number; body: string; retryAfterSeconds?: number }> {
   const data = Buffer.from(JSON.stringify(payload));
   const client = url.protocol === 'https:' ? https : http;
   return new Promise((resolve, reject) => {
@@ -116,9 +135,14 @@ function postJson(
       (res) => {
         const chunks: Buffer[] = [];
         res.on('data', (chunk: Buffer) => chunks.push(chunk));
-        res.on('end', () =>
-          resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8') }),
-        );
+        res.on('end', () => {
+          const retryAfter = Number(res.headers['retry-after']);
+          resolve({
+            status: res.statusCode ?? 0,
+            body: Buffer.concat(chunks).toString('utf8'),
+            ...(Number.isFinite(retryAfter) ? { retryAfterSeconds: retryAfter } : {}),
+          });
+        });
         res.on('error', (error) => reject(new EnrollError(`enrollment failed: ${error.message}`)));
       },
     );

@@ -89,6 +89,10 @@ export async function runGateway(options: GatewayStartOptions, log = stderrLog()
       name: options.name ?? '',
       pools: options.pool,
       insecureTls: options.insecurePlatformTls,
+      onRateLimited: (seconds) =>
+        log.warn(
+          `the platform is limiting enrollments from this address; retrying in ${seconds} s`,
+        ),
     });
     const path = await saveState(stateDir, state);
     log.info(`enrolled as gateway "${state.name}" (${state.gatewayId}); state saved to ${path}`);

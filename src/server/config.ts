@@ -46,6 +46,11 @@ const schema = z.object({
   GATEPOOL_SESSION_TTL_SECONDS: ms(60).default(12 * 3600),
   GATEPOOL_KEEPALIVE_MS: ms(50).default(250),
   GATEPOOL_DEAD_AFTER_MS: ms(200).default(1000),
+  GATEPOOL_ENROLL_RATE_LIMIT: z.coerce
+    .number({ error: 'must be a number' })
+    .int('must be a whole number')
+    .min(1, 'must be at least 1')
+    .default(30),
 });
 
 export type Config = {
@@ -66,6 +71,8 @@ export type Config = {
   sessionTtlSeconds: number;
   keepaliveMs: number;
   deadAfterMs: number;
+  /** Enrollments per client IP per minute (a fleet behind one NAT shares an IP). */
+  enrollRateLimit: number;
 };
 
 export class ConfigError extends Error {
@@ -114,5 +121,6 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     sessionTtlSeconds: c.GATEPOOL_SESSION_TTL_SECONDS,
     keepaliveMs: c.GATEPOOL_KEEPALIVE_MS,
     deadAfterMs: c.GATEPOOL_DEAD_AFTER_MS,
+    enrollRateLimit: c.GATEPOOL_ENROLL_RATE_LIMIT,
   };
 }

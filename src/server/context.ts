@@ -27,6 +27,6 @@ export interface AppContext {
     loginPerIp: RateLimiter;
     loginPerAccount: RateLimiter;
     /** Unauthenticated endpoints other than login (enrollment, machine logins). */
-    publicPerIp: RateLimiter;
+    enrollPerIp: RateLimiter;
   };
 }

@@ -109,7 +109,7 @@ export async function startPlatform(config: Config, opts: StartOptions): Promise
     limits: {
       loginPerIp: new RateLimiter(20, 60_000),
       loginPerAccount: new RateLimiter(5, 60_000),
-      publicPerIp: new RateLimiter(30, 60_000),
+      enrollPerIp: new RateLimiter(config.enrollRateLimit, 60_000),
     },
   };
   const app = await buildApp(ctx, {

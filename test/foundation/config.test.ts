@@ -29,6 +29,7 @@ describe('loadConfig', () => {
       logLevel: 'info',
       sessionTtlSeconds: 12 * 3600,
       databaseUrl: undefined,
+      enrollRateLimit: 30,
     });
     expect(c.dataDir).toMatch(/\/data$/);
   });
@@ -44,6 +45,7 @@ describe('loadConfig', () => {
       GATEPOOL_ENCRYPTION_KEY: 'ab'.repeat(32),
       GATEPOOL_LOG_LEVEL: 'debug',
       GATEPOOL_SESSION_TTL_SECONDS: '60',
+      GATEPOOL_ENROLL_RATE_LIMIT: '500',
     });
     expect(c).toMatchObject({
       host: '127.0.0.1',
@@ -54,6 +56,7 @@ describe('loadConfig', () => {
       databaseUrl: 'postgresql://u:p@db:5432/gp',
       logLevel: 'debug',
       sessionTtlSeconds: 60,
+      enrollRateLimit: 500,
     });
   });
 
@@ -66,6 +69,7 @@ describe('loadConfig', () => {
       GATEPOOL_ENCRYPTION_KEY: 'too-short',
       GATEPOOL_LOG_LEVEL: 'loud',
       GATEPOOL_SESSION_TTL_SECONDS: '5',
+      GATEPOOL_ENROLL_RATE_LIMIT: '0',
     };
     const list = problems(bad);
     for (const name of Object.keys(bad)) {
@@ -79,6 +83,7 @@ describe('loadConfig', () => {
     expect(list.find((p) => p.startsWith('GATEPOOL_TUNNEL_PORT='))).toMatch(/between 0 and 65535/);
     expect(list.find((p) => p.startsWith('DATABASE_URL='))).toMatch(/postgres:\/\//);
     expect(list.find((p) => p.startsWith('GATEPOOL_SESSION_TTL_SECONDS='))).toMatch(/>= 60/);
+    expect(list.find((p) => p.startsWith('GATEPOOL_ENROLL_RATE_LIMIT='))).toMatch(/at least 1/);
     const message = (() => {
       try {
         loadConfig(bad);

@@ -356,6 +356,60 @@ describe.each(DRIVERS)('gateways (%s)', (driver) => {
   });
 });
 
+describe('enrollment rate limit (GATEPOOL_ENROLL_RATE_LIMIT)', () => {
+  let tp: TestPlatform;
+  let admin: Account;
+  const fleet = new AgentFleet();
+
+  beforeAll(async () => {
+    tp = await startTestPlatform('pglite', { env: { GATEPOOL_ENROLL_RATE_LIMIT: '2' } });
+    admin = await bootstrap(tp);
+  });
+  afterAll(async () => {
+    await fleet.close();
+    await tp?.close();
+  });
+
+  it('answers 429 with Retry-After past the limit, and a limited agent waits instead of quitting', async () => {
+    const token = async () =>
+      (await admin.client.post('/api/v1/gateways/enrollment-tokens', {})).body.token as string;
+    const first = await fleet.start({ platformUrl: tp.url, token: await token(), name: 'gw-a' });
+    await first.waitForOutput(/enrolled as gateway "gw-a"/, 15_000);
+
+    const csr = '-----BEGIN CERTIFICATE REQUEST-----\nMIIB\n-----END CERTIFICATE REQUEST-----';
+    const second = await api(tp).post('/api/v1/gateways/enroll', {
+      token: 'gpe_x',
+      name: 'x',
+      csr,
+    });
+    expect(second.status).toBe(401);
+    const third = await fetch(`${tp.url}/api/v1/gateways/enroll`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ token: 'gpe_x', name: 'x', csr }),
+    });
+    expect(third.status).toBe(429);
+    const retryAfter = Number(third.headers.get('retry-after'));
+    expect(retryAfter).toBeGreaterThanOrEqual(1);
+    expect(retryAfter).toBeLessThanOrEqual(60);
+    const body = (await third.json()) as { error: { message: string } };
+    expect(body.error.message).toMatch(/^Too many enrollment attempts; try again in \d+ s\.$/);
+
+    // A fleet enrolling from one address: the agent says why it waits and keeps running.
+    const limited = await fleet.start({ platformUrl: tp.url, token: await token(), name: 'gw-b' });
+    await limited.waitForOutput(
+      /the platform is limiting enrollments from this address; retrying in \d+ s/,
+      15_000,
+    );
+    const exitedEarly = await Promise.race([
+      limited.exited.then(() => true),
+      sleep(300).then(() => false),
+    ]);
+    expect(exitedEarly).toBe(false);
+    expect(limited.output()).not.toMatch(/enrollment failed/);
+  });
+});
+
 function api(tp: TestPlatform) {
   return {
     post: (path: string, body: unknown) =>

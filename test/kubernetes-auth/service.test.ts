@@ -1,10 +1,13 @@
 import { describe, expect, it } from 'vitest';
 import { notFound } from '../../src/server/http/errors.js';
+import { PassThrough } from 'node:stream';
 import {
   NoGatewayAvailableError,
+  runThroughPool,
+  type FailoverDeps,
   type GatewayRef,
-  type Served,
 } from '../../src/server/pools/failover.js';
+import type { Candidate } from '../../src/server/pools/selection.js';
 import {
   decideLogin,
   judgeProbe,
@@ -100,28 +103,63 @@ describe('judgeProbe', () => {
   });
 });
 
-/** A fake PoolService.run: hands out streams whose review outcome the test scripts. */
-function runner(
-  script: Array<TokenReviewResult | Error>,
+/**
+ * PoolService.run as the platform runs it: the real runThroughPool over three members whose
+ * streams are in memory. `refusals` are thrown by run itself before any member is tried (a stale
+ * cache's 404, no member available), one per call.
+ */
+function poolRunner(
   calls: Array<{ ref: GatewayRef; target: unknown }>,
-  invalidations = { count: 0 },
+  opts: { refusals?: Error[]; invalidations?: { count: number } } = {},
 ): StreamRunner {
-  let i = 0;
+  const refusals = [...(opts.refusals ?? [])];
+  const member = (name: string): Candidate => ({
+    gatewayId: name,
+    name,
+    weight: 100,
+    priority: 0,
+    healthy: true,
+    outstanding: 0,
+    labels: {},
+  });
+  const members = ['gw-1', 'gw-2', 'gw-3'].map(member);
+  const suspects = new Set<string>();
+  const deps: FailoverDeps = {
+    candidates: (ref) =>
+      'gatewayId' in ref
+        ? { label: 'gateway', members: [member(ref.gatewayId)] }
+        : {
+            label: 'gateway pool "p"',
+            members: members.map((m) =>
+              suspects.has(m.gatewayId) ? { ...m, suspectUntil: 1 } : m,
+            ),
+          },
+    openStream: async () => new PassThrough(),
+    markSuspect: (id) => void suspects.add(id),
+    now: () => 0,
+    // Always the first usable member, so the order of members served is predictable.
+    random: () => 0,
+  };
   return {
-    invalidate: () => void invalidations.count++,
-    run: (async (_orgId: string, ref: GatewayRef, target: unknown) => {
+    invalidate: () => {
+      if (opts.invalidations) opts.invalidations.count += 1;
+    },
+    run: (async (_orgId, ref, target, operation, runOpts) => {
       calls.push({ ref, target });
-      const next = script[i++];
-      if (!next) throw new Error('script exhausted');
-      if (next instanceof Error) throw next;
-      const served: Served<TokenReviewResult> = {
-        value: next,
-        gatewayId: `gw${i}`,
-        gatewayName: `gw-${i}`,
-        attempts: [],
-      };
-      return served;
+      const refusal = refusals.shift();
+      if (refusal) throw refusal;
+      return runThroughPool(deps, ref, target, operation, runOpts);
     }) as StreamRunner['run'],
+  };
+}
+
+/** What the cluster answers, one scripted result per TokenReview round trip. */
+function scripted(results: TokenReviewResult[]) {
+  const script = [...results];
+  return async (): Promise<TokenReviewResult> => {
+    const next = script.shift();
+    if (!next) throw new Error('script exhausted');
+    return next;
   };
 }
 
@@ -133,76 +171,95 @@ describe('reviewToken through a pool', () => {
     gatewayPoolId: 'pool-1',
   };
   const opts = { token: 't', bearerToken: 'r', audiences: [], timeoutMs: 1000, retries: 2 };
+  const broken: TokenReviewResult = { ok: false, reason: 'unreachable', message: 'stream reset' };
+  const sa = user('system:serviceaccount:a:b');
 
   it('targets the API server host and port through the pool', async () => {
     const calls: Array<{ ref: GatewayRef; target: unknown }> = [];
-    const out = await reviewToken(
-      runner([user('system:serviceaccount:a:b')], calls),
-      'org',
-      conn,
-      opts,
-    );
+    const out = await reviewToken(poolRunner(calls), 'org', conn, opts, scripted([sa]));
     expect(out).toMatchObject({ result: { ok: true }, gatewayName: 'gw-1', tries: 1 });
     expect(calls).toEqual([
       { ref: { gatewayPoolId: 'pool-1' }, target: { host: '10.0.0.1', port: 6443 } },
     ]);
   });
 
-  it('repeats a review whose stream broke (TokenReview has no side effect), within the budget', async () => {
-    const broken: TokenReviewResult = { ok: false, reason: 'unreachable', message: 'stream reset' };
-    const calls: Array<{ ref: GatewayRef; target: unknown }> = [];
-    const out = await reviewToken(
-      runner([broken, user('system:serviceaccount:a:b')], calls),
-      'org',
-      conn,
-      opts,
-    );
+  it('repeats a review whose stream broke on another member (TokenReview has no side effect), within the budget', async () => {
+    const out = await reviewToken(poolRunner([]), 'org', conn, opts, scripted([broken, sa]));
     expect(out).toMatchObject({ result: { ok: true }, gatewayName: 'gw-2', tries: 2 });
     expect(out.attempts).toEqual([
       expect.objectContaining({ gatewayName: 'gw-1', reason: 'stream_broken' }),
     ]);
-    const exhausted = await reviewToken(runner([broken, broken, broken], []), 'org', conn, opts);
-    expect(exhausted).toMatchObject({ result: { ok: false, reason: 'unreachable' }, tries: 3 });
+    // Three broken reviews with two retries: the third broken answer is the outcome.
+    const exhausted = await reviewToken(
+      poolRunner([]),
+      'org',
+      conn,
+      opts,
+      scripted([broken, broken, broken, sa]),
+    );
+    expect(exhausted).toMatchObject({
+      result: { ok: false, reason: 'unreachable' },
+      gatewayName: 'gw-3',
+      tries: 3,
+    });
+    expect(exhausted.attempts.map((a) => a.gatewayName)).toEqual(['gw-1', 'gw-2']);
+  });
+
+  it('does not repeat a broken review on a pinned gateway', async () => {
+    const pinned = { ...conn, gatewayId: 'gw-1', gatewayPoolId: null };
+    const out = await reviewToken(poolRunner([]), 'org', pinned, opts, scripted([broken, sa]));
+    expect(out).toMatchObject({
+      result: { ok: false, reason: 'unreachable' },
+      gatewayName: 'gw-1',
+      tries: 1,
+    });
   });
 
   it('never repeats an answered review', async () => {
     const calls: Array<{ ref: GatewayRef; target: unknown }> = [];
     const denied: TokenReviewResult = { ok: false, reason: 'reviewer_forbidden', message: 'no' };
-    expect(await reviewToken(runner([denied, user('x')], calls), 'org', conn, opts)).toMatchObject({
-      result: denied,
-      tries: 1,
-    });
+    expect(
+      await reviewToken(poolRunner(calls), 'org', conn, opts, scripted([denied, sa])),
+    ).toMatchObject({ result: denied, tries: 1 });
     expect(calls).toHaveLength(1);
   });
 
   it('lets NoGatewayAvailableError through', async () => {
     await expect(
-      reviewToken(runner([new NoGatewayAvailableError('none', [])], []), 'org', conn, opts),
+      reviewToken(
+        poolRunner([], { refusals: [new NoGatewayAvailableError('none', [])] }),
+        'org',
+        conn,
+        opts,
+        scripted([sa]),
+      ),
     ).rejects.toBeInstanceOf(NoGatewayAvailableError);
   });
 
   it('reloads a stale membership cache once when the pool service does not know the reference', async () => {
     const invalidations = { count: 0 };
     const calls: Array<{ ref: GatewayRef; target: unknown }> = [];
-    const stale = runner(
-      [notFound('Gateway pool pool-1'), user('system:serviceaccount:a:b')],
-      calls,
+    const stale = poolRunner(calls, {
+      refusals: [notFound('Gateway pool pool-1')],
       invalidations,
-    );
-    expect(await reviewToken(stale, 'org', conn, opts)).toMatchObject({ result: { ok: true } });
+    });
+    expect(await reviewToken(stale, 'org', conn, opts, scripted([sa]))).toMatchObject({
+      result: { ok: true },
+    });
     expect(invalidations.count).toBe(1);
-    const gone = runner(
-      [notFound('Gateway pool pool-1'), notFound('Gateway pool pool-1')],
-      [],
+    const gone = poolRunner([], {
+      refusals: [notFound('Gateway pool pool-1'), notFound('Gateway pool pool-1')],
       invalidations,
-    );
-    await expect(reviewToken(gone, 'org', conn, opts)).rejects.toMatchObject({ statusCode: 404 });
+    });
+    await expect(reviewToken(gone, 'org', conn, opts, scripted([sa]))).rejects.toMatchObject({
+      statusCode: 404,
+    });
   });
 
   it('pins a gateway when one is configured', async () => {
     const calls: Array<{ ref: GatewayRef; target: unknown }> = [];
     await reviewToken(
-      runner([user('x')], calls),
+      poolRunner(calls),
       'org',
       {
         ...conn,
@@ -211,6 +268,7 @@ describe('reviewToken through a pool', () => {
         kubernetesHost: 'https://k8s.example.com',
       },
       opts,
+      scripted([user('x')]),
     );
     expect(calls[0]).toEqual({
       ref: { gatewayId: 'gw-9' },

@@ -34,7 +34,8 @@ describe('pool failover with three real gateways', () => {
   let round = 0;
 
   beforeAll(async () => {
-    tp = await startTestPlatform('pglite');
+    // Each test enrolls three fresh agents from 127.0.0.1: more than the default 30 a minute.
+    tp = await startTestPlatform('pglite', { env: { GATEPOOL_ENROLL_RATE_LIMIT: '1000' } });
     admin = await bootstrap(tp);
     await admin.client.put('/api/v1/license', {
       key: await issueTestLicense({ plan: 'enterprise', org: admin.orgId }),
@@ -327,6 +328,113 @@ describe('pool failover with three real gateways', () => {
       servedByVictim = served.gatewayName === victim.name;
     }
     expect(servedByVictim).toBe(true);
+  });
+
+  /** Writes `data` and waits until as many bytes came back, leaving the stream open. */
+  function echoBack(stream: Duplex, data: Buffer): Promise<void> {
+    return within(
+      new Promise<void>((resolve, reject) => {
+        let got = 0;
+        const onData = (chunk: Buffer): void => {
+          got += chunk.length;
+          if (got < data.length) return;
+          stream.off('data', onData);
+          stream.off('error', reject);
+          resolve();
+        };
+        stream.on('data', onData);
+        stream.on('error', reject);
+        stream.write(data);
+      }),
+      5000,
+      'first half echoed',
+    );
+  }
+
+  /**
+   * An echo in two halves; on the victim, the member is SIGSTOPped between them (once the first
+   * half came back, so the stream is surely open and carrying data), leaving the second half
+   * unanswered until it is resumed.
+   */
+  function stopMidOperation(victim: Member) {
+    let stoppedAt = 0;
+    const op = async (stream: Duplex, member: { gatewayId: string }) => {
+      const half = Buffer.alloc(512, 5);
+      await echoBack(stream, half);
+      if (member.gatewayId === victim.id && stoppedAt === 0) {
+        victim.agent.child.kill('SIGSTOP');
+        stoppedAt = Date.now();
+      }
+      const second = await roundTrip(stream, half, 5000);
+      if (!second.equals(half)) throw new Error('echo mismatch');
+    };
+    return { op, stoppedAt: () => stoppedAt };
+  }
+
+  /** Runs `op` through the pool until a run has landed on the victim (bounded). */
+  async function runUntilVictim(
+    victim: Member,
+    op: (stream: Duplex, member: { gatewayId: string }) => Promise<void>,
+    opts: FailoverOptions,
+  ) {
+    const target = { host: '127.0.0.1', port: echo.port };
+    for (let i = 0; i < 60; i++) {
+      const served = await tp.platform.ctx.pools.run(
+        admin.orgId,
+        { gatewayPoolId: poolId },
+        target,
+        op,
+        opts,
+      );
+      const onVictim =
+        served.gatewayName === victim.name ||
+        served.attempts.some((a) => a.gatewayName === victim.name);
+      if (onVictim) return served;
+    }
+    throw new Error('no run landed on the victim in 60 tries');
+  }
+
+  it('SIGSTOP mid-operation: a repeatable operation is cut when the member goes quiet and re-run elsewhere, before it is unreachable', async () => {
+    await startPool();
+    const victim = members[0] as Member;
+    const stop = stopMidOperation(victim);
+    try {
+      const served = await runUntilVictim(victim, stop.op, { retryOperation: () => false });
+      const tookMs = Date.now() - stop.stoppedAt();
+      expect(served.gatewayName).not.toBe(victim.name);
+      // Cut by the pool, not by the caller's predicate (which refuses everything here).
+      expect(served.attempts).toEqual([
+        expect.objectContaining({ gatewayName: victim.name, reason: 'quiet' }),
+      ]);
+      // Quiet (~0.5 s), not dead (1 s): the operation did not wait for the member's death.
+      expect(tookMs).toBeLessThan(950);
+      const health = (await admin.client.get(`/api/v1/gateways/${victim.id}`)).body.health;
+      expect(['healthy', 'unreachable']).toContain(health);
+    } finally {
+      victim.agent.child.kill('SIGCONT');
+    }
+  });
+
+  it('SIGSTOP mid-operation: an operation not declared repeatable is not cut at quiet and completes once the member resumes', async () => {
+    await startPool();
+    const victim = members[1] as Member;
+    const stop = stopMidOperation(victim);
+    // Resume the member after it went quiet but well before it would be declared dead.
+    const hub = tp.platform.ctx.gateways.hub;
+    let quietSeen = false;
+    hub.on('quiet', function onQuiet(live, isQuiet) {
+      if (live.gatewayId !== victim.id || !isQuiet) return;
+      hub.off('quiet', onQuiet);
+      quietSeen = true;
+      setTimeout(() => victim.agent.child.kill('SIGCONT'), 100);
+    });
+    try {
+      const served = await runUntilVictim(victim, stop.op, {});
+      expect(quietSeen).toBe(true);
+      expect(served).toMatchObject({ gatewayName: victim.name, attempts: [] });
+    } finally {
+      victim.agent.child.kill('SIGCONT');
+    }
   });
 
   it('drain of one member: it gets no new streams while its open stream completes', async () => {

@@ -200,7 +200,7 @@ export function enrollmentRoutes(app: Api, ctx: AppContext): void {
       },
     },
     async (req, reply) => {
-      const wait = ctx.limits.publicPerIp.hit(`enroll:${req.ip}`);
+      const wait = ctx.limits.enrollPerIp.hit(`enroll:${req.ip}`);
       if (wait)
         throw tooManyRequests(`Too many enrollment attempts; try again in ${wait} s.`, wait);
       const { body } = req;

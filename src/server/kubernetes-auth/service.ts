@@ -3,8 +3,9 @@
  * server directly or through a gateway / gateway pool, checking a login against the allow-lists,
  * and validating a config's connectivity on save. No HTTP concerns here.
  */
+import type { Duplex } from 'node:stream';
 import { AppError } from '../http/errors.js';
-import type { Attempt } from '../pools/failover.js';
+import { DEFAULT_MAX_ATTEMPTS, type Attempt, type FailoverOptions } from '../pools/failover.js';
 import type { PoolService } from '../pools/service.js';
 import {
   parseKubernetesHost,
@@ -12,6 +13,7 @@ import {
   type ApiServer,
   type ReviewedUser,
   type TokenReviewFailure,
+  type TokenReviewParams,
   type TokenReviewResult,
 } from './token-review.js';
 
@@ -29,7 +31,7 @@ export interface ReviewOutcome {
   /** The gateway that carried the review (null when the cluster was reached directly). */
   gatewayId: string | null;
   gatewayName: string | null;
-  /** Members that could not open a stream before one served, across all tries. */
+  /** Members that failed before one served: failed opens and reviews cut mid-way. */
   attempts: Attempt[];
   /** TokenReview round trips made (more than one after a stream broke mid-review). */
   tries: number;
@@ -54,18 +56,32 @@ export function apiServerOf(kubernetesHost: string): ApiServer {
   return server;
 }
 
+/** A review whose stream broke after the gateway's 200; thrown so the pool re-runs it. */
+class ReviewInterrupted extends Error {
+  constructor(
+    readonly result: TokenReviewResult,
+    readonly member: { gatewayId: string; gatewayName: string },
+  ) {
+    super(result.ok ? 'review interrupted' : result.message);
+  }
+}
+
 /**
  * One TokenReview through the configured path. Opening a stream fails over between pool
  * members inside PoolService.run (nothing reached the cluster). A review whose stream broke
- * after the gateway's 200 ('unreachable') is repeated, up to `retries` times: unlike most
- * operations that is safe here, because a TokenReview creates nothing in the cluster (it is a
- * virtual resource, never persisted). Throws NoGatewayAvailableError when no member could serve.
+ * after the gateway's 200 ('unreachable') is run again on another member, up to `retries`
+ * times: unlike most operations that is safe here, because a TokenReview creates nothing in the
+ * cluster (it is a virtual resource, never persisted). Declaring it repeatable also lets the
+ * pool cut a review stuck on a member gone quiet (~0.5 s) instead of waiting for its death.
+ * Throws NoGatewayAvailableError when no member could serve.
  */
 export async function reviewToken(
   pools: StreamRunner,
   orgId: string,
   conn: Connection,
   opts: ReviewOptions,
+  /** The round trip itself; replaceable so tests can script what the cluster answers. */
+  review: (params: TokenReviewParams) => Promise<TokenReviewResult> = tokenReview,
 ): Promise<ReviewOutcome> {
   const server = apiServerOf(conn.kubernetesHost);
   const params = {
@@ -77,44 +93,53 @@ export async function reviewToken(
     timeoutMs: opts.timeoutMs,
   };
   if (!conn.gatewayId && !conn.gatewayPoolId) {
-    const result = await tokenReview(params);
+    const result = await review(params);
     return { result, gatewayId: null, gatewayName: null, attempts: [], tries: 1 };
   }
   const ref = conn.gatewayPoolId
     ? { gatewayPoolId: conn.gatewayPoolId }
     : { gatewayId: conn.gatewayId as string };
-  const attempts: Attempt[] = [];
   const target = { host: server.host, port: server.port };
+  let tries = 0;
+  const operation = async (
+    stream: Duplex,
+    member: { gatewayId: string; gatewayName: string },
+  ): Promise<TokenReviewResult> => {
+    tries += 1;
+    const result = await review({ ...params, stream });
+    // Past the budget the broken review is the answer; before it, the pool runs it again.
+    if (!result.ok && result.reason === 'unreachable' && tries <= opts.retries)
+      throw new ReviewInterrupted(result, member);
+    return result;
+  };
+  const runOpts: FailoverOptions = {
+    retryOperation: (err) => err instanceof ReviewInterrupted,
+    maxAttempts: DEFAULT_MAX_ATTEMPTS + opts.retries,
+  };
   const run = async () => {
     try {
-      return await pools.run(orgId, ref, target, (stream) => tokenReview({ ...params, stream }));
+      return await pools.run(orgId, ref, target, operation, runOpts);
     } catch (err) {
       // The config's gateway/pool exists (its foreign key guarantees it), so "not found" means
       // this node's membership cache predates it (e.g. enrolled through another node): reload once.
       if (!(err instanceof AppError && err.statusCode === 404)) throw err;
       pools.invalidate();
-      return pools.run(orgId, ref, target, (stream) => tokenReview({ ...params, stream }));
+      return pools.run(orgId, ref, target, operation, runOpts);
     }
   };
-  for (let tries = 1; ; tries++) {
+  try {
     const served = await run();
-    attempts.push(...served.attempts);
-    const { value: result } = served;
-    if (result.ok || result.reason !== 'unreachable' || tries > opts.retries) {
-      return {
-        result,
-        gatewayId: served.gatewayId,
-        gatewayName: served.gatewayName,
-        attempts,
-        tries,
-      };
-    }
-    attempts.push({
+    return {
+      result: served.value,
       gatewayId: served.gatewayId,
       gatewayName: served.gatewayName,
-      reason: 'stream_broken',
-      message: result.message,
-    });
+      attempts: served.attempts,
+      tries,
+    };
+  } catch (err) {
+    // Not re-run (a pinned gateway, or the attempt budget spent): the broken review is the answer.
+    if (!(err instanceof ReviewInterrupted)) throw err;
+    return { result: err.result, ...err.member, attempts: [], tries };
   }
 }
 

@@ -1,6 +1,6 @@
 import { PassThrough, type Duplex } from 'node:stream';
 import { describe, expect, it } from 'vitest';
-import { StreamOpenError, type StreamOpenFailure } from '../tunnel/errors.js';
+import { StreamOpenError, StreamQuietError, type StreamOpenFailure } from '../tunnel/errors.js';
 import { NoGatewayAvailableError, runThroughPool, type FailoverDeps } from './failover.js';
 import type { Candidate } from './selection.js';
 
@@ -201,5 +201,50 @@ describe('runThroughPool with an idempotent operation', () => {
       }),
     ).rejects.toThrow('lost');
     expect(opens).toEqual(['a']);
+  });
+
+  it('asks for a cut on quiet only for a repeatable operation through a pool', async () => {
+    const { d } = deps([member('a')], {});
+    const asked: Array<boolean | undefined> = [];
+    const open = d.openStream.bind(d);
+    d.openStream = (id, host, port, o) => {
+      asked.push(o.cutWhenQuiet);
+      return open(id, host, port, o);
+    };
+    await runThroughPool(d, pool, target, async () => 'ok');
+    await runThroughPool(d, pool, target, async () => 'ok', { retryOperation: () => true });
+    await runThroughPool(d, { gatewayId: 'a' }, target, async () => 'ok', {
+      retryOperation: () => true,
+    });
+    expect(asked).toEqual([false, true, false]);
+  });
+
+  it('re-runs an operation whose member went quiet, however the operation reported it', async () => {
+    const { d, opens, suspects } = deps([member('a'), member('b')], {});
+    const served = await runThroughPool(
+      d,
+      pool,
+      target,
+      async (stream, m) => {
+        if (m.gatewayName !== 'a') return 'ok';
+        // What the session does on quiet; the operation sees only that its request failed.
+        stream.on('error', () => undefined);
+        stream.destroy(new StreamQuietError('gateway a went quiet during the operation'));
+        throw new Error('request failed: socket hang up');
+      },
+      // A predicate that would not recognise the wrapped error.
+      { retryOperation: (e) => e instanceof Error && /lost/.test(e.message) },
+    );
+    expect(served).toMatchObject({ value: 'ok', gatewayName: 'b' });
+    expect(opens).toEqual(['a', 'b']);
+    expect(suspects).toEqual(['a']);
+    expect(served.attempts).toEqual([
+      {
+        gatewayId: 'a',
+        gatewayName: 'a',
+        reason: 'quiet',
+        message: 'gateway a went quiet during the operation',
+      },
+    ]);
   });
 });

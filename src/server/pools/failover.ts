@@ -1,5 +1,5 @@
 import type { Duplex } from 'node:stream';
-import { StreamOpenError } from '../tunnel/errors.js';
+import { StreamOpenError, StreamQuietError } from '../tunnel/errors.js';
 import { selectMember, type Candidate, type SelectionFilter } from './selection.js';
 
 /** What a consumer stores: exactly one of a pinned gateway or a pool. */
@@ -37,6 +37,9 @@ export interface FailoverOptions {
    * operation fails after the gateway's 200 and this says the error was the transport's (the
    * member died mid-operation), it is run again on another member, within the same budget.
    * Without it nothing is retried after a 200, since the target may have acted.
+   *
+   * With it, an operation whose member goes quiet mid-way (a keepalive unanswered, ~0.5 s) is
+   * also cut and re-run elsewhere, instead of waiting until the member is declared dead.
    */
   retryOperation?: (err: unknown) => boolean;
 }
@@ -48,7 +51,12 @@ export interface FailoverDeps {
     gatewayId: string,
     host: string,
     port: number,
-    opts: { timeoutMs: number; signal?: AbortSignal; abandonWhenQuiet?: boolean },
+    opts: {
+      timeoutMs: number;
+      signal?: AbortSignal;
+      abandonWhenQuiet?: boolean;
+      cutWhenQuiet?: boolean;
+    },
   ): Promise<Duplex>;
   markSuspect(gatewayId: string, reason: string): void;
   onSelected?(ref: GatewayRef, gatewayId: string): void;
@@ -70,7 +78,8 @@ export class NoGatewayAvailableError extends Error {
 }
 
 const DEFAULT_DEADLINE_MS = 10_000;
-const DEFAULT_MAX_ATTEMPTS = 3;
+/** Open attempts (and, for repeatable operations, re-runs) per operation unless told otherwise. */
+export const DEFAULT_MAX_ATTEMPTS = 3;
 const PER_ATTEMPT_MS = 5_000;
 
 function describe(label: string, why: string, attempts: Attempt[]): string {
@@ -82,7 +91,8 @@ function describe(label: string, why: string, attempts: Attempt[]): string {
  * Runs `operation` on a stream to `target` through the referenced gateway or pool (DESIGN §5).
  * A stream that could not be opened marks the member suspect and the same operation moves to
  * another member, because nothing reached the target. Once a gateway answered 200 the
- * operation's own outcome stands: it is never retried, since the target may have acted.
+ * operation's own outcome stands, since the target may have acted, unless the caller declared
+ * the operation repeatable (`retryOperation`).
  */
 export async function runThroughPool<T>(
   deps: FailoverDeps,
@@ -124,6 +134,8 @@ export async function runThroughPool<T>(
         // A pool has other members: waiting on a frozen one until it is declared dead would
         // double the stall. A pinned gateway has nowhere else to go, so it waits.
         abandonWhenQuiet: !pinned,
+        // The same for an operation past its 200, when the caller said it may run again.
+        cutWhenQuiet: !pinned && opts.retryOperation !== undefined,
       });
     } catch (err) {
       if (!(err instanceof StreamOpenError) || err.reason === 'aborted') throw err;
@@ -142,13 +154,17 @@ export async function runThroughPool<T>(
     try {
       value = await operation(stream, { gatewayId: member.gatewayId, gatewayName: member.name });
     } catch (err) {
+      // The operation may wrap the transport's error; the stream remembers why it was destroyed.
+      const cut = stream.errored instanceof StreamQuietError ? stream.errored : undefined;
       stream.destroy();
-      if (pinned || !opts.retryOperation?.(err) || attempts.length + 1 >= maxAttempts) throw err;
+      const retry = cut !== undefined || opts.retryOperation?.(err) === true;
+      const why: unknown = cut ?? err;
+      if (pinned || !retry || attempts.length + 1 >= maxAttempts) throw err;
       const attempt: Attempt = {
         gatewayId: member.gatewayId,
         gatewayName: member.name,
-        reason: 'stream_broken',
-        message: err instanceof Error ? err.message : String(err),
+        reason: cut ? 'quiet' : 'stream_broken',
+        message: why instanceof Error ? why.message : String(why),
       };
       attempts.push(attempt);
       deps.markSuspect(member.gatewayId, attempt.message);

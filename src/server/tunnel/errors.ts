@@ -28,3 +28,12 @@ export class StreamOpenError extends Error {
     super(message);
   }
 }
+
+/**
+ * An open stream cut because its tunnel went quiet (only with `cutWhenQuiet`). The operation on
+ * it may have reached the target: only callers that declared it repeatable ask for this.
+ */
+export class StreamQuietError extends Error {
+  override name = 'StreamQuietError';
+  readonly code = 'tunnel_quiet';
+}

@@ -31,7 +31,7 @@ import {
   TUNNEL_ALPN,
   type GoawayReason,
 } from '../../protocol/tunnel.js';
-import { StreamOpenError, type StreamOpenFailure } from './errors.js';
+import { StreamOpenError, StreamQuietError, type StreamOpenFailure } from './errors.js';
 import { creditStall, quietFor } from './liveness.js';
 import { TunnelStream } from './tunnel-stream.js';
 
@@ -95,6 +95,12 @@ export interface OpenStreamOptions {
    * the tunnel is declared dead, twice as long.
    */
   abandonWhenQuiet?: boolean;
+  /**
+   * After the 200, destroy the stream with a StreamQuietError if the tunnel goes quiet while it
+   * is open. Only for operations the caller will repeat elsewhere (a pool running an idempotent
+   * operation): anything else keeps waiting until the tunnel is heard again or declared dead.
+   */
+  cutWhenQuiet?: boolean;
 }
 
 export type ProbeOutcome =
@@ -420,7 +426,18 @@ export class GatewaySession extends EventEmitter<SessionEvents> {
         }
         stream.off('error', swallow);
         this.openStreams.add(stream);
-        stream.once('close', () => this.openStreams.delete(stream));
+        const cut = options.cutWhenQuiet
+          ? (): void => {
+              stream.destroy(
+                new StreamQuietError(`gateway ${gatewayId} went quiet during the operation`),
+              );
+            }
+          : undefined;
+        if (cut) this.quietWatchers.add(cut);
+        stream.once('close', () => {
+          this.openStreams.delete(stream);
+          if (cut) this.quietWatchers.delete(cut);
+        });
         this.openedSinceReport += 1;
         this.live.activeStreams = this.reportedActive + this.openedSinceReport;
         resolve(stream);
