@@ -404,7 +404,11 @@ describe('pool failover with three real gateways', () => {
       expect(served.gatewayName).not.toBe(victim.name);
       // Cut by the pool, not by the caller's predicate (which refuses everything here).
       expect(served.attempts).toEqual([
-        expect.objectContaining({ gatewayName: victim.name, reason: 'quiet' }),
+        expect.objectContaining({
+          gatewayName: victim.name,
+          reason: 'stream_broken',
+          message: expect.stringMatching(/went quiet during the operation/),
+        }),
       ]);
       // Quiet (~0.5 s), not dead (1 s): the operation did not wait for the member's death.
       expect(tookMs).toBeLessThan(950);

@@ -242,7 +242,7 @@ describe('runThroughPool with an idempotent operation', () => {
       {
         gatewayId: 'a',
         gatewayName: 'a',
-        reason: 'quiet',
+        reason: 'stream_broken',
         message: 'gateway a went quiet during the operation',
       },
     ]);

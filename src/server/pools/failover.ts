@@ -163,7 +163,8 @@ export async function runThroughPool<T>(
       const attempt: Attempt = {
         gatewayId: member.gatewayId,
         gatewayName: member.name,
-        reason: cut ? 'quiet' : 'stream_broken',
+        // After a 200 always `stream_broken` (re-run), whether the member died or went quiet.
+        reason: 'stream_broken',
         message: why instanceof Error ? why.message : String(why),
       };
       attempts.push(attempt);
