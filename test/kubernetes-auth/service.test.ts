@@ -7,7 +7,7 @@ import {
   type FailoverDeps,
   type GatewayRef,
 } from '../../src/server/pools/failover.js';
-import type { Candidate } from '../../src/server/pools/selection.js';
+import { candidate } from '../helpers/candidates.js';
 import {
   decideLogin,
   judgeProbe,
@@ -113,21 +113,12 @@ function poolRunner(
   opts: { refusals?: Error[]; invalidations?: { count: number } } = {},
 ): StreamRunner {
   const refusals = [...(opts.refusals ?? [])];
-  const member = (name: string): Candidate => ({
-    gatewayId: name,
-    name,
-    weight: 100,
-    priority: 0,
-    healthy: true,
-    outstanding: 0,
-    labels: {},
-  });
-  const members = ['gw-1', 'gw-2', 'gw-3'].map(member);
+  const members = ['gw-1', 'gw-2', 'gw-3'].map((name) => candidate(name));
   const suspects = new Set<string>();
   const deps: FailoverDeps = {
     candidates: (ref) =>
       'gatewayId' in ref
-        ? { label: 'gateway', members: [member(ref.gatewayId)] }
+        ? { label: 'gateway', members: [candidate(ref.gatewayId)] }
         : {
             label: 'gateway pool "p"',
             members: members.map((m) =>

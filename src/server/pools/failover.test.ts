@@ -3,17 +3,9 @@ import { describe, expect, it } from 'vitest';
 import { StreamOpenError, StreamQuietError, type StreamOpenFailure } from '../tunnel/errors.js';
 import { NoGatewayAvailableError, runThroughPool, type FailoverDeps } from './failover.js';
 import type { Candidate } from './selection.js';
+import { candidate } from '../../../test/helpers/candidates.js';
 
-const member = (name: string, over: Partial<Candidate> = {}): Candidate => ({
-  gatewayId: name,
-  name,
-  weight: 100,
-  priority: 0,
-  healthy: true,
-  outstanding: 0,
-  labels: {},
-  ...over,
-});
+const member = candidate;
 
 /** Deps whose openStream answers per gateway from a script, recording every open. */
 function deps(members: Candidate[], outcomes: Record<string, StreamOpenFailure | 'ok'>) {

@@ -1,16 +1,10 @@
 import { describe, expect, it } from 'vitest';
+import { candidate } from '../../../test/helpers/candidates.js';
 import { selectMember, type Candidate } from './selection.js';
 
-const member = (name: string, over: Partial<Candidate> = {}): Candidate => ({
-  gatewayId: `id-${name}`,
-  name,
-  weight: 100,
-  priority: 0,
-  healthy: true,
-  outstanding: 0,
-  labels: {},
-  ...over,
-});
+// Ids unlike names, so a test cannot pass by confusing the two.
+const member = (name: string, over: Partial<Candidate> = {}): Candidate =>
+  candidate(name, { gatewayId: `id-${name}`, ...over });
 
 /** Deterministic PRNG so a failing distribution test reproduces. */
 function seeded(seed: number): () => number {
