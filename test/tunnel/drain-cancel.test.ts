@@ -1,6 +1,7 @@
 import type { Duplex } from 'node:stream';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { roundTrip, sleep, startEchoServer, TunnelHarness, within } from './harness.js';
+import { describe, expect, it } from 'vitest';
+import { roundTrip, sleep, TunnelHarness, within } from './harness.js';
+import { withTunnelHarness, type EchoServer } from './suite.js';
 
 function readOnce(stream: Duplex, ms: number): Promise<Buffer> {
   return within(
@@ -14,16 +15,8 @@ function readOnce(stream: Duplex, ms: number): Promise<Buffer> {
 
 describe('gateway drain on SIGTERM', () => {
   let harness: TunnelHarness;
-  let echo: Awaited<ReturnType<typeof startEchoServer>>;
-
-  beforeAll(async () => {
-    harness = await TunnelHarness.start();
-    echo = await startEchoServer();
-  });
-  afterAll(async () => {
-    await harness?.close();
-    await echo?.close();
-  });
+  let echo: EchoServer;
+  withTunnelHarness((suite) => ({ harness, echo } = suite));
 
   it('refuses new streams, lets an open one finish, then exits 0', async () => {
     const agent = await harness.startGateway(['--allow', `127.0.0.1:${echo.port}`]);
@@ -81,16 +74,8 @@ describe('gateway drain on SIGTERM', () => {
 
 describe('stream cancellation', () => {
   let harness: TunnelHarness;
-  let echo: Awaited<ReturnType<typeof startEchoServer>>;
-
-  beforeAll(async () => {
-    harness = await TunnelHarness.start();
-    echo = await startEchoServer();
-  });
-  afterAll(async () => {
-    await harness?.close();
-    await echo?.close();
-  });
+  let echo: EchoServer;
+  withTunnelHarness((suite) => ({ harness, echo } = suite));
 
   it('keeps the session up through 5,000 abrupt cancellations', async () => {
     // Node 20's HTTP/2 server (the gateway) drops the whole session after ~1,000 received

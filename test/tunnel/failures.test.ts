@@ -1,18 +1,13 @@
 import tls from 'node:tls';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { loadState } from '../../src/gateway/state.js';
 import { createOrgCa } from '../../src/server/gateways/pki.js';
 import { roundTrip, sleep, startEchoServer, TunnelHarness, within } from './harness.js';
+import { withTunnelHarness, type EchoServer } from './suite.js';
 
 describe('tunnel trust', () => {
   let harness: TunnelHarness;
-
-  beforeAll(async () => {
-    harness = await TunnelHarness.start();
-  });
-  afterAll(async () => {
-    await harness?.close();
-  });
+  withTunnelHarness((suite) => ({ harness } = suite), { echo: false });
 
   it('refuses a certificate from another org CA at the TLS layer', async () => {
     const otherCa = await createOrgCa('org_other');
@@ -116,16 +111,8 @@ describe('tunnel trust', () => {
 
 describe('tunnel failure detection and recovery', () => {
   let harness: TunnelHarness;
-  let echo: Awaited<ReturnType<typeof startEchoServer>>;
-
-  beforeAll(async () => {
-    harness = await TunnelHarness.start();
-    echo = await startEchoServer();
-  });
-  afterAll(async () => {
-    await harness?.close();
-    await echo?.close();
-  });
+  let echo: EchoServer;
+  withTunnelHarness((suite) => ({ harness, echo } = suite));
 
   it('notices a SIGKILLed gateway within 1 s', async () => {
     const agent = await harness.startGateway();
@@ -190,14 +177,12 @@ describe('tunnel failure detection and recovery', () => {
 
 describe('quiet tunnels', () => {
   let harness: TunnelHarness;
-
-  beforeAll(async () => {
-    // A wide gap between quiet (2 × 100 ms + rtt) and dead (3 s) makes the short freeze below
-    // land between the two however loaded the machine is.
-    harness = await TunnelHarness.start({ keepaliveMs: 100, deadAfterMs: 3000 });
-  });
-  afterAll(async () => {
-    await harness?.close();
+  // A wide gap between quiet (2 × 100 ms + rtt) and dead (3 s) makes the short freeze below
+  // land between the two however loaded the machine is.
+  withTunnelHarness((suite) => ({ harness } = suite), {
+    keepaliveMs: 100,
+    deadAfterMs: 3000,
+    echo: false,
   });
 
   it('announces a frozen gateway as quiet, and heard from again when it resumes, without a reconnect', async () => {
@@ -269,13 +254,7 @@ describe('quiet tunnels', () => {
 
 describe('platform stalls', () => {
   let harness: TunnelHarness;
-
-  beforeAll(async () => {
-    harness = await TunnelHarness.start();
-  });
-  afterAll(async () => {
-    await harness?.close();
-  });
+  withTunnelHarness((suite) => ({ harness } = suite), { echo: false });
 
   it('a platform event-loop stall longer than deadAfterMs neither drops nor quiets a live gateway', async () => {
     const agent = await harness.startGateway();

@@ -1,31 +1,17 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { StreamOpenError } from '../../src/server/tunnel/errors.js';
 import type { GatewayLive } from '../../src/server/tunnel/session.js';
-import {
-  freePort,
-  roundTrip,
-  sleep,
-  startEchoServer,
-  TunnelHarness,
-  within,
-  type AgentHandle,
-} from './harness.js';
+import { freePort, roundTrip, sleep, TunnelHarness, within, type AgentHandle } from './harness.js';
+import { withTunnelHarness, type EchoServer } from './suite.js';
 
 describe('tunnel streams', () => {
   let harness: TunnelHarness;
-  let echo: Awaited<ReturnType<typeof startEchoServer>>;
+  let echo: EchoServer;
   let agent: AgentHandle;
-
+  withTunnelHarness((suite) => ({ harness, echo } = suite));
   beforeAll(async () => {
-    harness = await TunnelHarness.start();
-    echo = await startEchoServer();
     agent = await harness.startGateway(['--allow', '127.0.0.1:*', '--label', 'zone=a']);
-  });
-
-  afterAll(async () => {
-    await harness?.close();
-    await echo?.close();
   });
 
   it('reports status: version, labels, no streams', () => {
@@ -118,29 +104,22 @@ describe('tunnel streams', () => {
 
 describe('platform-side controls', () => {
   let harness: TunnelHarness;
-  let echo: Awaited<ReturnType<typeof startEchoServer>>;
+  let echo: EchoServer;
   let agent: AgentHandle;
   const opens: string[] = [];
   const bytes = { in: 0, out: 0 };
   const connects: boolean[] = [];
-
-  beforeAll(async () => {
-    harness = await TunnelHarness.start({
-      hub: {
-        metrics: {
-          onStreamOpen: (result) => opens.push(result),
-          onBytes: (direction, n) => (bytes[direction] += n),
-          onConnect: (reconnect) => connects.push(reconnect),
-        },
+  withTunnelHarness((suite) => ({ harness, echo } = suite), {
+    hub: {
+      metrics: {
+        onStreamOpen: (result) => opens.push(result),
+        onBytes: (direction, n) => (bytes[direction] += n),
+        onConnect: (reconnect) => connects.push(reconnect),
       },
-    });
-    echo = await startEchoServer();
-    agent = await harness.startGateway(['--allow', `127.0.0.1:${echo.port}`]);
+    },
   });
-
-  afterAll(async () => {
-    await harness?.close();
-    await echo?.close();
+  beforeAll(async () => {
+    agent = await harness.startGateway(['--allow', `127.0.0.1:${echo.port}`]);
   });
 
   it('drains and undrains a gateway through the control stream', async () => {
