@@ -19,8 +19,9 @@ import tls from 'node:tls';
 import { createTunnelServerCa, createTunnelServerCert } from '../../src/server/gateways/pki.js';
 import { TUNNEL_TLS } from '../../src/protocol/tunnel.js';
 import { ROOT, sleep, within } from '../../test/tunnel/harness.js';
+import { sshOpener } from './ssh-relay.js';
 
-export type RelayName = 'tlsRelay' | 'opensslRelay' | 'tcpRelay';
+export type RelayName = 'tlsRelay' | 'opensslRelay' | 'sshRelay' | 'tcpRelay';
 
 export interface ReferenceRelay {
   name: RelayName;
@@ -136,7 +137,11 @@ export async function startReferenceRelays(targetPorts: number[]): Promise<Refer
     15_000,
     'reference relay',
   )) as [string];
-  const ports = JSON.parse(line) as Record<'tls' | 'tcp', Record<string, number>>;
+  const ports = JSON.parse(line) as {
+    tls: Record<string, number>;
+    tcp: Record<string, number>;
+    ssh: number | null;
+  };
   const relays: ReferenceRelay[] = [
     {
       name: 'tlsRelay',
@@ -171,6 +176,17 @@ export async function startReferenceRelays(targetPorts: number[]): Promise<Refer
   } else {
     skipped.push('opensslRelay: socat is not installed (apt-get install socat)');
   }
+  const ssh = ports.ssh === null ? null : await sshOpener(ports.ssh);
+  if (ssh) {
+    relays.push({
+      name: 'sshRelay',
+      label: 'SSH channels, ssh2 (DESIGN fallback)',
+      open: ssh.open,
+      pid: node.pid,
+    });
+  } else {
+    skipped.push('sshRelay: the ssh2 package is not installed (npm install)');
+  }
   relays.push({
     name: 'tcpRelay',
     label: 'TCP relay, Node (no TLS)',
@@ -182,6 +198,7 @@ export async function startReferenceRelays(targetPorts: number[]): Promise<Refer
     relays,
     skipped,
     close: async () => {
+      ssh?.close();
       node.stdin?.end();
       for (const child of children.slice(1)) child.kill();
       await rm(dir, { recursive: true, force: true });

@@ -5,16 +5,20 @@
  * way, pipe the other), ends propagated:
  * - `tls`: TLS 1.3 with the tunnel's settings (TUNNEL_TLS), no HTTP/2: the floor of any
  *   encrypted tunnel written on Node;
- * - `tcp`: plain TCP, no TLS: the cost of the extra hop alone.
+ * - `tcp`: plain TCP, no TLS: the cost of the extra hop alone;
+ * - `ssh`: one SSH connection with a direct-tcpip channel per relayed connection (ssh-relay.ts),
+ *   the fallback transport DESIGN §2 names; one port for all targets, null without ssh2.
  *
  * argv: CERT_FILE KEY_FILE then TARGET_PORT… (one pair of listeners per target port). Prints one
- * JSON line `{"tls": {TARGET: PORT}, "tcp": {TARGET: PORT}}`; stdin closing stops it.
+ * JSON line `{"tls": {TARGET: PORT}, "tcp": {TARGET: PORT}, "ssh": PORT | null}`; stdin closing
+ * stops it.
  */
 import { readFileSync } from 'node:fs';
 import net from 'node:net';
 import tls from 'node:tls';
 import { forwardBatched } from '../../src/protocol/forward.js';
 import { TUNNEL_TLS } from '../../src/protocol/tunnel.js';
+import { startSshRelay } from './ssh-relay.js';
 
 const [certFile, keyFile, ...targets] = process.argv.slice(2);
 if (!certFile || !keyFile || targets.length === 0) {
@@ -40,7 +44,11 @@ function listen(server: net.Server): Promise<number> {
   });
 }
 
-const ports: Record<'tls' | 'tcp', Record<string, number>> = { tls: {}, tcp: {} };
+const ports: {
+  tls: Record<string, number>;
+  tcp: Record<string, number>;
+  ssh: number | null;
+} = { tls: {}, tcp: {}, ssh: null };
 for (const target of targets) {
   const port = Number(target);
   ports.tls[target] = await listen(
@@ -52,6 +60,7 @@ for (const target of targets) {
     net.createServer({ allowHalfOpen: true, noDelay: true }, (socket) => relay(socket, port)),
   );
 }
+ports.ssh = await startSshRelay(targets.map(Number));
 process.stdout.write(`${JSON.stringify(ports)}\n`);
 process.stdin.resume();
 process.stdin.on('end', () => process.exit(0));

@@ -26,7 +26,7 @@ export interface AppContext {
   limits: {
     loginPerIp: RateLimiter;
     loginPerAccount: RateLimiter;
-    /** Unauthenticated endpoints other than login (enrollment, machine logins). */
+    /** Gateway enrollments per client IP (GATEPOOL_ENROLL_RATE_LIMIT a minute). */
     enrollPerIp: RateLimiter;
   };
 }
