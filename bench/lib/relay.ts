@@ -1,8 +1,7 @@
 /**
  * Reference relays for bench/tunnel, run as their own process (the gateway's stand-in): what a
  * gateway would cost with nothing of ours in it. Each listener accepts a connection, dials one
- * fixed target and relays bytes both ways with the gateway's own forwarding (forwardBatched one
- * way, pipe the other), ends propagated:
+ * fixed target and relays bytes both ways as the gateway does (relay-to-target.ts):
  * - `tls`: TLS 1.3 with the tunnel's settings (TUNNEL_TLS), no HTTP/2: the floor of any
  *   encrypted tunnel written on Node;
  * - `tcp`: plain TCP, no TLS: the cost of the extra hop alone;
@@ -16,8 +15,8 @@
 import { readFileSync } from 'node:fs';
 import net from 'node:net';
 import tls from 'node:tls';
-import { forwardBatched } from '../../src/protocol/forward.js';
 import { TUNNEL_TLS } from '../../src/protocol/tunnel.js';
+import { relayToTarget } from './relay-to-target.js';
 import { startSshRelay } from './ssh-relay.js';
 
 const [certFile, keyFile, ...targets] = process.argv.slice(2);
@@ -27,16 +26,6 @@ if (!certFile || !keyFile || targets.length === 0) {
 }
 const cert = readFileSync(certFile);
 const key = readFileSync(keyFile);
-
-function relay(client: net.Socket, targetPort: number): void {
-  const target = net.connect({ host: '127.0.0.1', port: targetPort, allowHalfOpen: true });
-  target.setNoDelay(true);
-  client.on('error', () => target.destroy());
-  target.on('error', () => client.destroy());
-  forwardBatched(client, target);
-  client.on('end', () => target.end());
-  target.pipe(client);
-}
 
 function listen(server: net.Server): Promise<number> {
   return new Promise((resolve) => {
@@ -53,11 +42,13 @@ for (const target of targets) {
   const port = Number(target);
   ports.tls[target] = await listen(
     tls.createServer({ cert, key, ...TUNNEL_TLS, allowHalfOpen: true }, (socket) =>
-      relay(socket, port),
+      relayToTarget(socket, port),
     ),
   );
   ports.tcp[target] = await listen(
-    net.createServer({ allowHalfOpen: true, noDelay: true }, (socket) => relay(socket, port)),
+    net.createServer({ allowHalfOpen: true, noDelay: true }, (socket) =>
+      relayToTarget(socket, port),
+    ),
   );
 }
 ports.ssh = await startSshRelay(targets.map(Number));

@@ -10,7 +10,7 @@
 import { generateKeyPairSync } from 'node:crypto';
 import net from 'node:net';
 import type { Duplex } from 'node:stream';
-import { forwardBatched } from '../../src/protocol/forward.js';
+import { relayToTarget } from './relay-to-target.js';
 
 const CIPHER = 'aes128-gcm@openssh.com';
 
@@ -44,14 +44,7 @@ export async function startSshRelay(allowedPorts: number[]): Promise<number | nu
           reject();
           return;
         }
-        const channel = accept();
-        const target = net.connect({ host: '127.0.0.1', port: info.destPort, allowHalfOpen: true });
-        target.setNoDelay(true);
-        channel.on('error', () => target.destroy());
-        target.on('error', () => channel.destroy());
-        forwardBatched(channel, target);
-        channel.on('end', () => target.end());
-        target.pipe(channel);
+        relayToTarget(accept(), info.destPort);
       });
     },
   );
