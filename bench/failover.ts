@@ -7,13 +7,12 @@
  * Env: BENCH_SECONDS (20), BENCH_CONCURRENCY (8).
  * Run: node --import tsx bench/failover.ts   (writes bench/results/failover.json)
  */
-import { mkdir, writeFile } from 'node:fs/promises';
 import os from 'node:os';
-import { join } from 'node:path';
 import type { Duplex } from 'node:stream';
 import { NoGatewayAvailableError } from '../src/server/pools/failover.js';
-import { ROOT, roundTrip, sleep, startEchoServer } from '../test/tunnel/harness.js';
+import { roundTrip, sleep, startEchoServer } from '../test/tunnel/harness.js';
 import { startBenchPool } from './lib/pool-platform.js';
+import { writeResults } from './lib/results.js';
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 20);
 const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 8);
@@ -203,29 +202,21 @@ async function main(): Promise<void> {
     console.log(
       `targets: zero failed operations → ${total.failed === 0 ? 'met' : 'MISSED'}; detection < 1 s → ${detected ? 'met' : 'MISSED'}`,
     );
-    await mkdir(join(ROOT, 'bench/results'), { recursive: true });
-    await writeFile(
-      join(ROOT, 'bench/results/failover.json'),
-      JSON.stringify(
-        {
-          bench: 'failover',
-          date: new Date().toISOString(),
-          node: process.version,
-          cpus: os.cpus().length,
-          loadAverage: os.loadavg(),
-          seconds: SECONDS,
-          policy: idempotent ? 'idempotent' : 'open-only',
-          concurrency: CONCURRENCY,
-          phases: report,
-          interruptedErrors: Object.fromEntries(errors),
-          total,
-          detection,
-          choseStoppedAfterExclusion,
-        },
-        null,
-        2,
-      ) + '\n',
-    );
+    await writeResults('failover', {
+      bench: 'failover',
+      date: new Date().toISOString(),
+      node: process.version,
+      cpus: os.cpus().length,
+      loadAverage: os.loadavg(),
+      seconds: SECONDS,
+      policy: idempotent ? 'idempotent' : 'open-only',
+      concurrency: CONCURRENCY,
+      phases: report,
+      interruptedErrors: Object.fromEntries(errors),
+      total,
+      detection,
+      choseStoppedAfterExclusion,
+    });
   } finally {
     await bench.close();
     await echo.close();

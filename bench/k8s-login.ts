@@ -12,17 +12,15 @@
  *      BENCH_KILL_SECONDS (kill phase length, default 6; the kill happens at one third).
  * Run: node --import tsx bench/k8s-login.ts   (writes bench/results/k8s-login.json)
  */
-import { mkdir, writeFile } from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';
 import os from 'node:os';
-import { join } from 'node:path';
 import pino from 'pino';
 import { buildApp } from '../src/server/app.js';
 import { RateLimiter } from '../src/server/auth/rate-limit.js';
 import { kubernetesAuthRoutes } from '../src/server/kubernetes-auth/routes.js';
 import { startKubeApi } from '../test/fixtures/kube-api.js';
-import { ROOT } from '../test/tunnel/harness.js';
 import { must, startBenchPool } from './lib/pool-platform.js';
+import { writeResults } from './lib/results.js';
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 5);
 const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 16);
@@ -220,11 +218,7 @@ async function main(): Promise<void> {
       kill,
     };
     console.log('ratio (pool / direct):', result.ratio);
-    await mkdir(join(ROOT, 'bench/results'), { recursive: true });
-    await writeFile(
-      join(ROOT, 'bench/results/k8s-login.json'),
-      JSON.stringify(result, null, 2) + '\n',
-    );
+    await writeResults('k8s-login', result);
     if (kill.total.failures > 0) process.exitCode = 1;
   } finally {
     await app.close();

@@ -7,9 +7,7 @@
  * stand-in tunnel hub holding one live session per member.
  * Run: node --import tsx bench/selection.ts   (writes bench/results/selection.json)
  */
-import { mkdir, writeFile } from 'node:fs/promises';
 import os from 'node:os';
-import { join } from 'node:path';
 import { randomUUID } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import pino from 'pino';
@@ -27,7 +25,7 @@ import type { GatewayRegistry } from '../src/server/gateways/registry.js';
 import { PoolService } from '../src/server/pools/service.js';
 import { selectMember, type Candidate } from '../src/server/pools/selection.js';
 import type { GatewayLive } from '../src/server/tunnel/session.js';
-import { ROOT } from '../test/tunnel/harness.js';
+import { writeResults } from './lib/results.js';
 
 const SIZES = [3, 10, 100, 1000];
 const CALLS = 20_000;
@@ -180,21 +178,13 @@ const p99at1000 = results['1000']?.p99Us ?? NaN;
 console.log(
   `target: p99 < 20 µs with 1,000 members → ${p99at1000 < 20 ? 'met' : 'MISSED'} (${p99at1000} µs)`,
 );
-await mkdir(join(ROOT, 'bench/results'), { recursive: true });
-await writeFile(
-  join(ROOT, 'bench/results/selection.json'),
-  JSON.stringify(
-    {
-      bench: 'selection',
-      date: new Date().toISOString(),
-      node: process.version,
-      cpus: os.cpus().length,
-      calls: CALLS,
-      results,
-      retries,
-      memberRefresh: refresh,
-    },
-    null,
-    2,
-  ) + '\n',
-);
+await writeResults('selection', {
+  bench: 'selection',
+  date: new Date().toISOString(),
+  node: process.version,
+  cpus: os.cpus().length,
+  calls: CALLS,
+  results,
+  retries,
+  memberRefresh: refresh,
+});

@@ -23,16 +23,15 @@
 import { execFileSync, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { readFileSync } from 'node:fs';
-import { mkdir, writeFile } from 'node:fs/promises';
-import net from 'node:net';
 import os from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import type { Duplex } from 'node:stream';
 import type { GatewayLive } from '../src/server/tunnel/session.js';
 import { H2_TUNING } from '../src/protocol/tunnel.js';
-import { startReferenceRelays, type ReferenceRelays } from './lib/reference-relays.js';
+import { startReferenceRelays, tcpOpener, type ReferenceRelays } from './lib/reference-relays.js';
 import { agentFromBuild, ROOT, sleep, TunnelHarness, within } from '../test/tunnel/harness.js';
+import { writeResults } from './lib/results.js';
 
 const GiB = 1024 ** 3;
 const BYTES = Number(process.env.BENCH_BYTES ?? GiB);
@@ -70,16 +69,7 @@ interface RelayFigures {
   download: { mbps: number; ratio: number };
 }
 
-function directOpen(port: number): Promise<Duplex> {
-  return new Promise((resolve, reject) => {
-    const socket = net.connect({ host: '127.0.0.1', port, noDelay: true, allowHalfOpen: true });
-    socket.once('connect', () => {
-      socket.off('error', reject);
-      resolve(socket);
-    });
-    socket.once('error', reject);
-  });
-}
+const directOpen: Opener = tcpOpener((port) => port);
 
 /** Clock ticks per second for /proc/PID/stat times. */
 const CLOCK_TICKS = (() => {
@@ -551,10 +541,7 @@ async function main(): Promise<void> {
         .map(([name, ok]) => `${name}=${ok ? 'pass' : 'FAIL'}`)
         .join(' ')}\n`,
     );
-    const dir = join(ROOT, 'bench/results');
-    await mkdir(dir, { recursive: true });
-    await writeFile(join(dir, 'tunnel.json'), `${JSON.stringify(results, null, 2)}\n`);
-    process.stdout.write('wrote bench/results/tunnel.json\n');
+    await writeResults('tunnel', results);
   } finally {
     await closeRelays?.();
     await harness.close();

@@ -59,7 +59,8 @@ function tlsOpener(caPem: string, portFor: (target: number) => number) {
     });
 }
 
-function tcpOpener(portFor: (target: number) => number) {
+/** Plain TCP to 127.0.0.1; also bench/tunnel's direct baseline (portFor = identity). */
+export function tcpOpener(portFor: (target: number) => number) {
   return (target: number): Promise<Duplex> =>
     new Promise((resolve, reject) => {
       const socket = net.connect({ host: '127.0.0.1', port: portFor(target), allowHalfOpen: true });
