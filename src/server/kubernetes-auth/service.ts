@@ -59,10 +59,10 @@ export function apiServerOf(kubernetesHost: string): ApiServer {
 /** A review whose stream broke after the gateway's 200; thrown so the pool re-runs it. */
 class ReviewInterrupted extends Error {
   constructor(
-    readonly result: TokenReviewResult,
+    readonly result: Extract<TokenReviewResult, { ok: false }>,
     readonly member: { gatewayId: string; gatewayName: string },
   ) {
-    super(result.ok ? 'review interrupted' : result.message);
+    super(result.message);
   }
 }
 
