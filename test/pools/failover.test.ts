@@ -203,15 +203,20 @@ describe('pool failover with three real gateways', () => {
     const victim = members[0] as Member;
     // Kill while an echo is surely mid-way on the victim (a loaded machine may route around a
     // starved member for a while, so waiting a fixed time would not guarantee one).
-    let onVictim: () => void = () => undefined;
-    const victimBusy = new Promise<void>((resolve) => (onVictim = resolve));
+    // Armed only after the warm-up: an operation that started on the victim earlier may have
+    // finished long before the kill.
+    let onVictim: (() => void) | undefined;
     const op = async (stream: Duplex, member: { gatewayId: string }) => {
       const echoing = slowEchoOp(stream);
-      if (member.gatewayId === victim.id) setTimeout(onVictim, 5);
+      if (member.gatewayId === victim.id && onVictim) {
+        setTimeout(onVictim, 5);
+        onVictim = undefined;
+      }
       await echoing;
     };
     const stop = (async () => {
       await sleep(300);
+      const victimBusy = new Promise<void>((resolve) => (onVictim = resolve));
       await within(victimBusy, 10_000, 'an operation on the victim');
       victim.agent.child.kill('SIGKILL');
       await sleep(1200);
