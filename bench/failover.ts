@@ -44,7 +44,7 @@ async function main(): Promise<void> {
   });
   const { platform, orgId, poolId, agents, ids } = bench;
   try {
-    const hub = platform.ctx.gateways.hub;
+    const hub = platform.ctx.directory.hub;
     const payload = Buffer.alloc(1024, 7);
     const op = async (stream: Duplex) => {
       const back = await roundTrip(stream, payload, 5000);
@@ -54,7 +54,7 @@ async function main(): Promise<void> {
     // here declares the echo idempotent, so an echo cut by a dying member is re-run elsewhere.
     const idempotent = process.env.BENCH_POLICY !== 'open-only';
     const run = () =>
-      platform.ctx.pools.run(
+      platform.ctx.poolRuntime.run(
         orgId,
         { gatewayPoolId: poolId },
         { host: '127.0.0.1', port: echo.port },

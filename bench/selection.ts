@@ -2,8 +2,8 @@
  * bench/selection: cost of one selectMember() call as pools grow (DESIGN §5; target < 20 µs
  * p99 with 1,000 members). Members carry realistic state: weights, two priority tiers, a few
  * unhealthy and suspect ones, varied outstanding-stream counts.
- * Also what a request pays before that call: PoolService refreshing every member's live state
- * (health, quiet, health check, load) from memory — a real PoolService on PGlite, with a
+ * Also what a request pays before that call: PoolRuntime refreshing every member's live state
+ * (health, quiet, health check, load) from memory — a real PoolRuntime on PGlite, with a
  * stand-in tunnel hub holding one live session per member.
  * Run: node --import tsx bench/selection.ts   (writes bench/results/selection.json)
  */
@@ -21,8 +21,8 @@ import {
   organizations,
 } from '../src/server/db/schema.js';
 import { PlatformMetrics } from '../src/server/gateways/metrics.js';
-import type { GatewayRegistry } from '../src/server/gateways/registry.js';
-import { PoolService } from '../src/server/pools/service.js';
+import type { GatewayDirectory } from '../src/server/gateways/directory.js';
+import { PoolRuntime } from '../src/server/pools/runtime.js';
 import { selectMember, type Candidate } from '../src/server/pools/selection.js';
 import type { GatewayLive } from '../src/server/tunnel/session.js';
 import { writeResults } from './lib/results.js';
@@ -77,7 +77,7 @@ for (const size of SIZES) {
   retries[String(size)] = measure(pool, new Set([`gw-${size - 1}`]));
 }
 
-/** PoolService.candidatesFor on pools of each size: the per-request refresh of live state. */
+/** PoolRuntime.candidatesFor on pools of each size: the per-request refresh of live state. */
 async function refreshCosts(): Promise<Record<string, Row>> {
   const database = await openDatabase({});
   await migrate(database);
@@ -92,9 +92,9 @@ async function refreshCosts(): Promise<Record<string, Row>> {
     live: (id: string) => lives.get(id),
     setHealthCheckTargets: () => undefined,
   });
-  const pools = new PoolService(
+  const pools = new PoolRuntime(
     db,
-    { hub } as unknown as GatewayRegistry,
+    { hub } as unknown as GatewayDirectory,
     new AuditLog(db),
     new PlatformMetrics(async () => ({})),
     pino({ level: 'silent' }),
@@ -168,7 +168,7 @@ for (const [size, r] of Object.entries(retries)) {
     `${size.padStart(7)} ${String(r.p50Us).padStart(8)} ${String(r.p99Us).padStart(8)} ${String(r.meanUs).padStart(9)}`,
   );
 }
-console.log('per request before it: refreshing live member state (PoolService):');
+console.log('per request before it: refreshing live member state (PoolRuntime):');
 for (const [size, r] of Object.entries(refresh)) {
   console.log(
     `${size.padStart(7)} ${String(r.p50Us).padStart(8)} ${String(r.p99Us).padStart(8)} ${String(r.meanUs).padStart(9)}`,

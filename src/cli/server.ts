@@ -89,7 +89,7 @@ export function registerServerCommands(program: Command): void {
     const open = config.publicUrl ?? platform.url;
     process.stdout.write(
       `\ngatepool is running (${db}).\n  Open      ${open}\n  API docs  ${open}/api/docs\n` +
-        `  Tunnel    gateways dial ${platform.ctx.gateways.tunnelAddress}\n`,
+        `  Tunnel    gateways dial ${platform.ctx.directory.tunnelAddress}\n`,
     );
     if (await needsBootstrap(platform.ctx)) {
       process.stdout.write(

@@ -4,8 +4,8 @@ import type { RateLimiter } from './auth/rate-limit.js';
 import type { Config } from './config.js';
 import type { SecretBox } from './crypto/envelope.js';
 import type { PlatformMetrics } from './gateways/metrics.js';
-import type { GatewayRegistry } from './gateways/registry.js';
-import type { PoolService } from './pools/service.js';
+import type { GatewayDirectory } from './gateways/directory.js';
+import type { PoolRuntime } from './pools/runtime.js';
 import type { Database, Db } from './db/client.js';
 import type { LicenseService } from './license/service.js';
 
@@ -18,11 +18,11 @@ export interface AppContext {
   audit: AuditLog;
   licenses: LicenseService;
   log: FastifyBaseLogger;
-  /** Gateways: live tunnels (hub), certificate authorities, health views. */
-  gateways: GatewayRegistry;
+  /** The live directory of gateways: tunnels (hub), certificate authorities, health views. */
+  directory: GatewayDirectory;
   metrics: PlatformMetrics;
-  /** Gateway pools: cached membership, selection, failover. */
-  pools: PoolService;
+  /** Gateway pools at run time: cached membership, selection, failover (not their CRUD). */
+  poolRuntime: PoolRuntime;
   limits: {
     loginPerIp: RateLimiter;
     loginPerAccount: RateLimiter;

@@ -4,11 +4,11 @@ import type { FastifyBaseLogger, FastifyInstance } from 'fastify';
 import { CaStore } from './gateways/ca-store.js';
 import { enrollmentRoutes } from './gateways/enrollment-routes.js';
 import { PlatformMetrics, tunnelMetrics } from './gateways/metrics.js';
-import { GatewayRegistry } from './gateways/registry.js';
+import { GatewayDirectory } from './gateways/directory.js';
 import { gatewayRoutes } from './gateways/routes.js';
 import { kubernetesAuthRoutes } from './kubernetes-auth/routes.js';
 import { poolRoutes } from './pools/routes.js';
-import { PoolService } from './pools/service.js';
+import { PoolRuntime } from './pools/runtime.js';
 import { TunnelHub } from './tunnel/hub.js';
 import { AuditLog } from './audit/service.js';
 import { RateLimiter } from './auth/rate-limit.js';
@@ -80,13 +80,13 @@ export async function startPlatform(config: Config, opts: StartOptions): Promise
     serverKeyPem: serverCert.keyPem,
     caPems: () => cas.caPems(),
     // Called per handshake, only after listen(), when the registry below exists.
-    identify: (info): ReturnType<GatewayRegistry['identify']> => registry.identify(info),
+    identify: (info): ReturnType<GatewayDirectory['identify']> => registry.identify(info),
     keepaliveMs: config.keepaliveMs,
     deadAfterMs: config.deadAfterMs,
     log: log.child({ component: 'tunnel' }),
     metrics: tunnelMetrics(metrics),
   });
-  const registry: GatewayRegistry = new GatewayRegistry(
+  const registry: GatewayDirectory = new GatewayDirectory(
     hub,
     cas,
     database.db,
@@ -94,7 +94,7 @@ export async function startPlatform(config: Config, opts: StartOptions): Promise
     log,
     config.deadAfterMs,
   );
-  const pools = new PoolService(database.db, registry, audit, metrics, log, config.deadAfterMs);
+  const pools = new PoolRuntime(database.db, registry, audit, metrics, log, config.deadAfterMs);
   const ctx: AppContext = {
     config,
     database,
@@ -103,9 +103,9 @@ export async function startPlatform(config: Config, opts: StartOptions): Promise
     audit,
     licenses: new LicenseService(database.db, verifier),
     log,
-    gateways: registry,
+    directory: registry,
     metrics,
-    pools,
+    poolRuntime: pools,
     limits: {
       loginPerIp: new RateLimiter(20, 60_000),
       loginPerAccount: new RateLimiter(5, 60_000),

@@ -92,7 +92,7 @@ describe.each(DRIVERS)('gateways (%s)', (driver) => {
     expect(hc.body).toMatchObject({ ok: true, health: 'healthy' });
     expect(hc.body.rttMs).toBeGreaterThan(0);
 
-    const stream = await tp.platform.ctx.gateways.hub.openStream(id, '127.0.0.1', echo.port);
+    const stream = await tp.platform.ctx.directory.hub.openStream(id, '127.0.0.1', echo.port);
     const payload = Buffer.from('hello through the tunnel');
     expect((await roundTrip(stream, payload)).toString()).toBe(payload.toString());
 
@@ -124,7 +124,7 @@ describe.each(DRIVERS)('gateways (%s)', (driver) => {
     const { id } = await startGateway('gw-allow', {
       allow: [`127.0.0.1:${echo.port}`, `127.0.0.1:${down}`],
     });
-    const hub = tp.platform.ctx.gateways.hub;
+    const hub = tp.platform.ctx.directory.hub;
     const refused = await hub.openStream(id, '127.0.0.1', echo.port + 1).catch((e: unknown) => e);
     expect(refused).toBeInstanceOf(StreamOpenError);
     expect(refused).toMatchObject({ reason: 'refused', reachedTarget: false });
@@ -235,7 +235,7 @@ describe.each(DRIVERS)('gateways (%s)', (driver) => {
     const { agent, id } = await startGateway('gw-stop', {
       allow: [`127.0.0.1:${echo.port}`, `127.0.0.1:${silentPort}`],
     });
-    const open = await tp.platform.ctx.gateways.hub.openStream(id, '127.0.0.1', silentPort);
+    const open = await tp.platform.ctx.directory.hub.openStream(id, '127.0.0.1', silentPort);
     // A stream on a tunnel that goes silent fails loudly; it never ends as if complete.
     const outcome = new Promise<string>((resolve) => {
       open.on('error', (err) => resolve(`error: ${err.message}`));
@@ -259,7 +259,7 @@ describe.each(DRIVERS)('gateways (%s)', (driver) => {
 
   it('drain through the API: no new streams, health draining; undrain restores', async () => {
     const { id } = await startGateway('gw-drain');
-    const hub = tp.platform.ctx.gateways.hub;
+    const hub = tp.platform.ctx.directory.hub;
     const open = await hub.openStream(id, '127.0.0.1', echo.port);
     const drained = await admin.client.post(`/api/v1/gateways/${id}/drain`);
     expect(drained.status).toBe(200);
@@ -287,7 +287,7 @@ describe.each(DRIVERS)('gateways (%s)', (driver) => {
 
   it('SIGTERM drains the agent: the open stream finishes, new ones are refused, exit 0', async () => {
     const { agent, id } = await startGateway('gw-term', { extraArgs: ['--drain-timeout', '10'] });
-    const hub = tp.platform.ctx.gateways.hub;
+    const hub = tp.platform.ctx.directory.hub;
     const open = await hub.openStream(id, '127.0.0.1', echo.port);
     agent.child.kill('SIGTERM');
     await waitFor(
@@ -322,7 +322,7 @@ describe.each(DRIVERS)('gateways (%s)', (driver) => {
     expect(dup.status).toBe(409);
     expect(dup.body.error.message).toContain('"gw-renamed" already exists');
 
-    const hub = tp.platform.ctx.gateways.hub;
+    const hub = tp.platform.ctx.directory.hub;
     expect(hub.live(id)).toBeDefined();
     const started = Date.now();
     expect((await admin.client.delete(`/api/v1/gateways/${id}`)).status).toBe(204);

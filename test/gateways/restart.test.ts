@@ -73,7 +73,7 @@ describe('platform restart', () => {
       'reconnected',
     );
     expect(agent.output()).toMatch(/reconnect|retrying/i);
-    const stream = await platform.ctx.gateways.hub.openStream(gatewayId, '127.0.0.1', echo.port);
+    const stream = await platform.ctx.directory.hub.openStream(gatewayId, '127.0.0.1', echo.port);
     expect((await roundTrip(stream, Buffer.from('after restart'))).toString()).toBe(
       'after restart',
     );

@@ -104,7 +104,7 @@ describe('judgeProbe', () => {
 });
 
 /**
- * PoolService.run as the platform runs it: the real runThroughPool over three members whose
+ * PoolRuntime.run as the platform runs it: the real runThroughPool over three members whose
  * streams are in memory. `refusals` are thrown by run itself before any member is tried (a stale
  * cache's 404, no member available), one per call.
  */

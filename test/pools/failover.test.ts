@@ -136,7 +136,7 @@ describe('pool failover with three real gateways', () => {
       Array.from({ length: workers }, async () => {
         while (!done) {
           try {
-            const served = await tp.platform.ctx.pools.run(
+            const served = await tp.platform.ctx.poolRuntime.run(
               admin.orgId,
               { gatewayPoolId: poolId },
               { host: '127.0.0.1', port: echo.port },
@@ -161,7 +161,7 @@ describe('pool failover with three real gateways', () => {
     await startPool();
     const victim = members[0] as Member;
     // Selection works from memory: no database round trip per operation.
-    await tp.platform.ctx.pools.ensureLoaded();
+    await tp.platform.ctx.poolRuntime.ensureLoaded();
     const select = vi.spyOn(tp.platform.ctx.db, 'select');
     const stop = (async () => {
       await sleep(700);
@@ -263,8 +263,8 @@ describe('pool failover with three real gateways', () => {
   it('SIGSTOP of one member: it leaves selection once its tunnel is quiet, under 1 s and before it is unreachable', async () => {
     await startPool();
     const victim = members[2] as Member;
-    const hub = tp.platform.ctx.gateways.hub;
-    const pools = tp.platform.ctx.pools;
+    const hub = tp.platform.ctx.directory.hub;
+    const pools = tp.platform.ctx.poolRuntime;
     const target = { host: '127.0.0.1', port: echo.port };
     type Seen = {
       afterMs: number;
@@ -384,7 +384,7 @@ describe('pool failover with three real gateways', () => {
   ) {
     const target = { host: '127.0.0.1', port: echo.port };
     for (let i = 0; i < 60; i++) {
-      const served = await tp.platform.ctx.pools.run(
+      const served = await tp.platform.ctx.poolRuntime.run(
         admin.orgId,
         { gatewayPoolId: poolId },
         target,
@@ -429,7 +429,7 @@ describe('pool failover with three real gateways', () => {
     const victim = members[1] as Member;
     const stop = stopMidOperation(victim);
     // Resume the member after it went quiet but well before it would be declared dead.
-    const hub = tp.platform.ctx.gateways.hub;
+    const hub = tp.platform.ctx.directory.hub;
     let quietSeen = false;
     hub.on('quiet', function onQuiet(live, isQuiet) {
       if (live.gatewayId !== victim.id || !isQuiet) return;
@@ -449,7 +449,7 @@ describe('pool failover with three real gateways', () => {
   it('drain of one member: it gets no new streams while its open stream completes', async () => {
     await startPool();
     const drained = members[2] as Member;
-    const hub = tp.platform.ctx.gateways.hub;
+    const hub = tp.platform.ctx.directory.hub;
     const open = await hub.openStream(drained.id, '127.0.0.1', echo.port);
     expect((await admin.client.post(`/api/v1/gateways/${drained.id}/drain`)).status).toBe(200);
     const result = await load(4, sleep(800));
@@ -471,7 +471,7 @@ describe('pool failover with three real gateways', () => {
       3000,
       'pool down',
     );
-    const err = await tp.platform.ctx.pools
+    const err = await tp.platform.ctx.poolRuntime
       .run(admin.orgId, { gatewayPoolId: poolId }, { host: '127.0.0.1', port: echo.port }, echoOp)
       .catch((e: unknown) => e);
     expect(err).toBeInstanceOf(NoGatewayAvailableError);
@@ -494,7 +494,7 @@ describe('pool failover with three real gateways', () => {
   it('members retry a target one of them cannot reach and the final error lists every attempt', async () => {
     const down = await freePort();
     await startPool({ allow: () => [`127.0.0.1:${down}`] });
-    const err = await tp.platform.ctx.pools
+    const err = await tp.platform.ctx.poolRuntime
       .run(admin.orgId, { gatewayPoolId: poolId }, { host: '127.0.0.1', port: down }, echoOp)
       .catch((e: unknown) => e);
     expect(err).toBeInstanceOf(NoGatewayAvailableError);
@@ -534,7 +534,7 @@ describe('pool failover with three real gateways', () => {
   it('a pinned gateway reference runs once on that gateway, without failover', async () => {
     await startPool();
     const pinned = members[0] as Member;
-    const served = await tp.platform.ctx.pools.run(
+    const served = await tp.platform.ctx.poolRuntime.run(
       admin.orgId,
       { gatewayId: pinned.id },
       { host: '127.0.0.1', port: echo.port },
@@ -549,7 +549,7 @@ describe('pool failover with three real gateways', () => {
       2000,
       'unreachable',
     );
-    const err = await tp.platform.ctx.pools
+    const err = await tp.platform.ctx.poolRuntime
       .run(admin.orgId, { gatewayId: pinned.id }, { host: '127.0.0.1', port: echo.port }, echoOp)
       .catch((e: unknown) => e);
     expect(err).toBeInstanceOf(NoGatewayAvailableError);

@@ -334,7 +334,7 @@ describe.each(DRIVERS)('gateway pools API (%s)', (driver) => {
     await enterprise(org);
     const db = tp.platform.ctx.db;
     const countQueries = async () => {
-      await tp.platform.ctx.pools.ensureLoaded();
+      await tp.platform.ctx.poolRuntime.ensureLoaded();
       const select = vi.spyOn(db, 'select');
       const execute = vi.spyOn(db, 'execute');
       try {
@@ -375,9 +375,9 @@ describe.each(DRIVERS)('gateway pools API (%s)', (driver) => {
     const res = await org.client.patch(`/api/v1/gateway-pools/${pool.id}`, { description: 'x' });
     expect(res.status).toBe(403);
     expect(res.body.error.code).toBe('plan_upgrade_required');
-    const rows = await tp.platform.ctx.pools
+    const rows = await tp.platform.ctx.poolRuntime
       .ensureLoaded()
-      .then(() => tp.platform.ctx.pools.pool(org.orgId, pool.id));
+      .then(() => tp.platform.ctx.poolRuntime.pool(org.orgId, pool.id));
     expect(rows?.name).toBe('kept');
   });
 });

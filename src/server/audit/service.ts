@@ -1,5 +1,5 @@
 import { and, desc, eq, gte, like, lt, lte, type SQL } from 'drizzle-orm';
-import type { Db } from '../db/client.js';
+import type { Db, Tx } from '../db/client.js';
 import { auditLogs } from '../db/schema.js';
 
 export type ActorType = 'user' | 'identity' | 'gateway' | 'system' | 'anonymous';
@@ -15,6 +15,11 @@ export interface AuditContext {
 }
 
 export type AuditEntry = typeof auditLogs.$inferSelect;
+
+/** Who made a change and from where: what every audited change records besides its event. */
+export interface AuditWho extends AuditContext {
+  actor: AuditActor;
+}
 
 /** Metadata keys that must never be stored, whatever a caller passes. */
 const SECRET_KEYS = /(password|token|secret|jwt|key)$/i;
@@ -57,6 +62,29 @@ export class AuditLog {
       metadata: scrub(metadata),
       ip: ctx.ip ?? null,
       userAgent: ctx.userAgent ?? null,
+    });
+  }
+
+  /**
+   * Runs a change and records its audit entry in the same transaction: both land or neither
+   * does. `metadata` may be computed from what the change returned (e.g. a new row's id).
+   */
+  audited<T>(
+    who: AuditWho,
+    event: string,
+    change: (tx: Tx) => Promise<T>,
+    metadata: Record<string, unknown> | ((value: T) => Record<string, unknown>),
+  ): Promise<T> {
+    return this.db.transaction(async (tx) => {
+      const value = await change(tx);
+      await this.record(
+        who.actor,
+        event,
+        typeof metadata === 'function' ? metadata(value) : metadata,
+        who,
+        tx,
+      );
+      return value;
     });
   }
 

@@ -1,6 +1,7 @@
 import type { FastifyRequest } from 'fastify';
-import type { AuditActor, AuditContext } from '../audit/service.js';
+import type { AuditActor, AuditContext, AuditWho } from '../audit/service.js';
 import { unauthorized } from '../http/errors.js';
+import type { Feature } from '../license/plans.js';
 import type { AppAbility } from '../rbac/ability.js';
 import type { Action, Subject } from '../rbac/permissions.js';
 
@@ -24,6 +25,8 @@ declare module 'fastify' {
     /** `public`: no credentials; `authenticated`: any valid caller. Otherwise give `permission`. */
     auth?: 'public' | 'authenticated';
     permission?: [Action, Subject];
+    /** A plan feature the route needs (403 plan_upgrade_required without it), checked after the permission. */
+    license?: Feature;
   }
 }
 
@@ -38,4 +41,10 @@ export function auditActor(actor: Actor): AuditActor {
 
 export function auditContext(req: FastifyRequest, orgId: string | null): AuditContext {
   return { orgId, ip: req.ip, userAgent: req.headers['user-agent'] ?? null };
+}
+
+/** The caller of an authenticated request as an audited change records it. */
+export function whoOf(req: FastifyRequest): AuditWho {
+  const actor = actorOf(req);
+  return { actor: auditActor(actor), ...auditContext(req, actor.orgId) };
 }

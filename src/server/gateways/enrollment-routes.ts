@@ -213,7 +213,7 @@ export function enrollmentRoutes(app: Api, ctx: AppContext): void {
         throw new AppError(401, 'invalid_enrollment_token', INVALID_TOKEN);
       const joinPools = await poolsToJoin(ctx, token.orgId, token.poolIds, body.pools);
       const gatewayId = randomUUID();
-      const ca = await ctx.gateways.cas.forOrg(token.orgId);
+      const ca = await ctx.directory.cas.forOrg(token.orgId);
       let signed;
       try {
         signed = await signGatewayCsr({ ca, csrPem: body.csr, orgId: token.orgId, gatewayId });
@@ -285,8 +285,8 @@ export function enrollmentRoutes(app: Api, ctx: AppContext): void {
         throw err;
       }
       // Pinned references and pool membership both read the cache: a new gateway must appear in it.
-      ctx.pools.invalidate();
-      const serverCa = await ctx.gateways.cas.tunnelServerCa();
+      ctx.poolRuntime.invalidate();
+      const serverCa = await ctx.directory.cas.tunnelServerCa();
       return reply.code(201).send({
         gatewayId,
         orgId: token.orgId,
@@ -294,7 +294,7 @@ export function enrollmentRoutes(app: Api, ctx: AppContext): void {
         certificateChain: [signed.certPem, ca.certPem],
         caCertificate: ca.certPem,
         serverCaCertificate: serverCa.certPem,
-        tunnelAddress: ctx.gateways.tunnelAddress,
+        tunnelAddress: ctx.directory.tunnelAddress,
         certificateExpiresAt: signed.notAfter.toISOString(),
         pools: joinPools.map((p) => p.name),
       });

@@ -20,7 +20,7 @@ const labels = z
 
 export function gatewayRoutes(app: Api, ctx: AppContext): void {
   const tags = ['gateways'];
-  const registry = () => ctx.gateways;
+  const registry = () => ctx.directory;
 
   app.get(
     '/api/v1/gateways',
@@ -100,7 +100,7 @@ export function gatewayRoutes(app: Api, ctx: AppContext): void {
           throw conflict(`A gateway named "${req.body.name}" already exists.`);
         throw err;
       }
-      ctx.pools.invalidate();
+      ctx.poolRuntime.invalidate();
       return registry().view(await findGateway(ctx.db, actor.orgId, before.id));
     },
   );
@@ -152,7 +152,7 @@ export function gatewayRoutes(app: Api, ctx: AppContext): void {
           throw err;
         });
       registry().disconnect(gw.id, 'gateway deleted');
-      ctx.pools.invalidate();
+      ctx.poolRuntime.invalidate();
       return reply.code(204).send();
     },
   );

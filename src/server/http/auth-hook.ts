@@ -37,5 +37,6 @@ export function installAuth(app: FastifyInstance, ctx: AppContext): void {
       const [action, subject] = cfg.permission;
       if (!actor.ability.can(action, subject)) throw permissionDenied(actor, action, subject);
     }
+    if (cfg.license) await ctx.licenses.requireFeature(actor.orgId, cfg.license);
   });
 }

@@ -38,7 +38,7 @@ import type { Api } from '../http/schemas.js';
 import { findIdentity } from '../identities/routes.js';
 import { assertCanManageHolder } from '../rbac/grant.js';
 import { NoGatewayAvailableError, type Attempt } from '../pools/failover.js';
-import { findPool } from '../pools/service.js';
+import { findPool } from '../pools/runtime.js';
 import {
   CONFIG_FAILURES,
   decideLogin,
@@ -289,16 +289,16 @@ export function kubernetesAuthRoutes(
   /** Is the path to the cluster up at all? An outage saves with a warning instead of failing. */
   async function outage(orgId: string, conn: Connection): Promise<string | null> {
     if (conn.gatewayPoolId) {
-      await ctx.pools.ensureLoaded();
-      const pool = ctx.pools.pool(orgId, conn.gatewayPoolId);
+      await ctx.poolRuntime.ensureLoaded();
+      const pool = ctx.poolRuntime.pool(orgId, conn.gatewayPoolId);
       if (!pool) return 'the gateway pool is not loaded yet';
-      const s = ctx.pools.summary(pool);
+      const s = ctx.poolRuntime.summary(pool);
       if (s.healthyMemberCount === 0) {
         return `gateway pool "${pool.name}" has no healthy member (${s.memberCount} member${s.memberCount === 1 ? '' : 's'})`;
       }
     } else if (conn.gatewayId) {
       const row = await findGateway(ctx.db, orgId, conn.gatewayId);
-      const health = ctx.gateways.view(row).health;
+      const health = ctx.directory.view(row).health;
       if (health !== 'healthy')
         return `gateway "${row.name}" is ${health === 'never-connected' ? 'not connected yet' : health}`;
     }
@@ -336,7 +336,7 @@ export function kubernetesAuthRoutes(
     if (down) return unverified(down);
     let outcome;
     try {
-      outcome = await reviewToken(ctx.pools, orgId, conn, {
+      outcome = await reviewToken(ctx.poolRuntime, orgId, conn, {
         token: PROBE_TOKEN,
         bearerToken: reviewerJwt,
         audiences: [],
@@ -676,7 +676,7 @@ export function kubernetesAuthRoutes(
       const reviewerJwt = cfg.tokenReviewerJwtEnc ? ctx.box.decrypt(cfg.tokenReviewerJwtEnc) : null;
       let outcome;
       try {
-        outcome = await reviewToken(ctx.pools, cfg.orgId, cfg, {
+        outcome = await reviewToken(ctx.poolRuntime, cfg.orgId, cfg, {
           token: jwt,
           bearerToken: reviewerJwt ?? jwt,
           audiences: cfg.allowedAudience ? [cfg.allowedAudience] : [],

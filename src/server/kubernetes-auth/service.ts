@@ -6,7 +6,7 @@
 import type { Duplex } from 'node:stream';
 import { AppError } from '../http/errors.js';
 import { DEFAULT_MAX_ATTEMPTS, type Attempt, type FailoverOptions } from '../pools/failover.js';
-import type { PoolService } from '../pools/service.js';
+import type { PoolRuntime } from '../pools/runtime.js';
 import {
   parseKubernetesHost,
   tokenReview,
@@ -48,7 +48,7 @@ export interface ReviewOptions {
 }
 
 /** The pool service surface used here. */
-export type StreamRunner = Pick<PoolService, 'run' | 'invalidate'>;
+export type StreamRunner = Pick<PoolRuntime, 'run' | 'invalidate'>;
 
 export function apiServerOf(kubernetesHost: string): ApiServer {
   const server = parseKubernetesHost(kubernetesHost);
@@ -68,7 +68,7 @@ class ReviewInterrupted extends Error {
 
 /**
  * One TokenReview through the configured path. Opening a stream fails over between pool
- * members inside PoolService.run (nothing reached the cluster). A review whose stream broke
+ * members inside PoolRuntime.run (nothing reached the cluster). A review whose stream broke
  * after the gateway's 200 ('unreachable') is run again on another member, up to `retries`
  * times: unlike most operations that is safe here, because a TokenReview creates nothing in the
  * cluster (it is a virtual resource, never persisted). Declaring it repeatable also lets the

@@ -11,7 +11,7 @@ import { conflict, isUniqueViolation, notFound } from '../http/errors.js';
 import type { Api } from '../http/schemas.js';
 import { consumersOfPool, consumerCounts, type PoolResources } from './consumers.js';
 import { poolHealth } from './pool-health.js';
-import { findPool } from './service.js';
+import { findPool } from './runtime.js';
 
 export const POOL_NAME_MESSAGE =
   'name must be 1-32 characters of lowercase letters, digits and hyphens (e.g. "dc1-pool")';
@@ -47,7 +47,7 @@ const memberParams = z.object({
 
 export function poolRoutes(app: Api, ctx: AppContext): void {
   const tags = ['gateway pools'];
-  const pools = () => ctx.pools;
+  const pools = () => ctx.poolRuntime;
   /** Every pool endpoint is an Enterprise feature; the check follows the permission check. */
   const licensed = async (actor: Actor) => ctx.licenses.requireFeature(actor.orgId, 'gatewayPool');
   const changed = () => pools().invalidate();
@@ -80,7 +80,7 @@ export function poolRoutes(app: Api, ctx: AppContext): void {
       .orderBy(asc(gatewayPoolMemberships.priority), asc(gateways.name));
     const now = Date.now();
     const memberViews = members.map((m) => {
-      const view = ctx.gateways.view(m.gateway, now);
+      const view = ctx.directory.view(m.gateway, now);
       const state = pools().memberState(
         { orgId, healthCheckTarget: row.healthCheckTarget },
         { gatewayId: m.gateway.id, everConnected: m.gateway.status !== 'never-connected' },

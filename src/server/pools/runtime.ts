@@ -4,7 +4,7 @@ import type { AuditLog } from '../audit/service.js';
 import type { Db } from '../db/client.js';
 import { gatewayPoolMemberships, gatewayPools, gateways } from '../db/schema.js';
 import type { PlatformMetrics } from '../gateways/metrics.js';
-import type { GatewayRegistry } from '../gateways/registry.js';
+import type { GatewayDirectory } from '../gateways/directory.js';
 import { computeHealth } from '../gateways/health.js';
 import { quietFor } from '../tunnel/liveness.js';
 import type { GatewayLive } from '../tunnel/session.js';
@@ -87,7 +87,7 @@ export interface MemberState {
  * Note: the cache is per platform node; another node's membership change reaches this one
  * at its next reload (DESIGN §4: the live truth is on the node holding the tunnel).
  */
-export class PoolService {
+export class PoolRuntime {
   private pools = new Map<string, CachedPool>();
   private gatewayNames = new Map<
     string,
@@ -103,7 +103,7 @@ export class PoolService {
 
   constructor(
     private readonly db: Db,
-    private readonly registry: GatewayRegistry,
+    private readonly registry: GatewayDirectory,
     private readonly audit: AuditLog,
     private readonly metrics: PlatformMetrics,
     private readonly log: FastifyBaseLogger,

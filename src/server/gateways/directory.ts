@@ -32,7 +32,7 @@ export interface GatewayView {
  * The platform's view of its gateways: glues the tunnel hub (live truth, in memory) to the
  * database (identity, transitions). Transitions are persisted and audited; pings are not.
  */
-export class GatewayRegistry {
+export class GatewayDirectory {
   /** host:port gateways dial; known once the tunnel listener is bound. */
   tunnelAddress = '';
 
