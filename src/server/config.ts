@@ -10,6 +10,10 @@ const port = z.coerce
   .int('must be a whole number')
   .min(0, 'must be between 0 and 65535')
   .max(65535, 'must be between 0 and 65535');
+const perMinute = z.coerce
+  .number({ error: 'must be a number' })
+  .int('must be a whole number')
+  .min(1, 'must be at least 1');
 const ms = (min: number) =>
   z.coerce.number({ error: 'must be a number' }).int().min(min, `must be >= ${min}`);
 
@@ -46,11 +50,30 @@ const schema = z.object({
   GATEPOOL_SESSION_TTL_SECONDS: ms(60).default(12 * 3600),
   GATEPOOL_KEEPALIVE_MS: ms(50).default(250),
   GATEPOOL_DEAD_AFTER_MS: ms(200).default(1000),
-  GATEPOOL_ENROLL_RATE_LIMIT: z.coerce
+  GATEPOOL_ENROLL_RATE_LIMIT: perMinute.default(30),
+  GATEPOOL_LOGIN_RATE_LIMIT: perMinute.default(20),
+  GATEPOOL_K8S_LOGIN_RATE_LIMIT: perMinute.default(600),
+  GATEPOOL_DIRECT_TARGETS: z
+    .string()
+    .max(4096)
+    .refine((v) => parseTargetRules(v) !== null, {
+      message:
+        'must be a comma-separated list of host:port, IP:port or CIDR:port rules (port may be * or a-b), e.g. "10.0.0.0/8:6443,kube.internal:443"',
+    })
+    .default(''),
+  GATEPOOL_BACKUP_INTERVAL: z
+    .string()
+    .regex(
+      /^(0|off|\d+(s|m|h|d))$/,
+      'must be a duration such as 30m, 6h or 1d, or 0/off to disable',
+    )
+    .default('24h'),
+  GATEPOOL_BACKUP_KEEP: z.coerce
     .number({ error: 'must be a number' })
     .int('must be a whole number')
     .min(1, 'must be at least 1')
-    .default(30),
+    .max(1000, 'must be at most 1000')
+    .default(7),
 });
 
 export type Config = {
@@ -73,7 +96,42 @@ export type Config = {
   deadAfterMs: number;
   /** Enrollments per client IP per minute (a fleet behind one NAT shares an IP). */
   enrollRateLimit: number;
+  /** Password logins per client IP per minute. */
+  loginRateLimit: number;
+  /** Kubernetes logins per client IP per minute (a cluster's pods share few node addresses). */
+  k8sLoginRateLimit: number;
+  /**
+   * Targets the platform itself may connect to without a gateway (e.g. a Kubernetes API with
+   * "No gateway (direct)"), as the raw rule list; empty = none. Parsed with parseTargetRules.
+   */
+  directTargets: string;
+  /** Embedded database snapshots every this many ms into DATA_DIR/backups; 0 = off. */
+  backupIntervalMs: number;
+  /** How many scheduled snapshots to keep. */
+  backupKeep: number;
 };
+
+/**
+ * Splits a comma-separated rule list (`host:port`, `IP:port`, `CIDR:port`, `[IPv6]:port`;
+ * port `*` or `a-b`) into its rules; null when one is not of that shape. Matching is done
+ * where the rules are used (the same grammar as the agent's --allow).
+ */
+export function parseTargetRules(list: string): string[] | null {
+  const rules = list
+    .split(',')
+    .map((r) => r.trim())
+    .filter(Boolean);
+  const rule =
+    /^(\[[0-9a-fA-F:.]+\](\/\d{1,3})?|[A-Za-z0-9.*-]+(\/\d{1,2})?):(\*|\d{1,5}(-\d{1,5})?)$/;
+  return rules.every((r) => rule.test(r)) ? rules : null;
+}
+
+const DURATION_MS = { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 } as const;
+function durationMs(v: string): number {
+  if (v === '0' || v === 'off') return 0;
+  const unit = v.slice(-1) as keyof typeof DURATION_MS;
+  return Number(v.slice(0, -1)) * DURATION_MS[unit];
+}
 
 export class ConfigError extends Error {
   constructor(readonly problems: string[]) {
@@ -122,5 +180,10 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     keepaliveMs: c.GATEPOOL_KEEPALIVE_MS,
     deadAfterMs: c.GATEPOOL_DEAD_AFTER_MS,
     enrollRateLimit: c.GATEPOOL_ENROLL_RATE_LIMIT,
+    loginRateLimit: c.GATEPOOL_LOGIN_RATE_LIMIT,
+    k8sLoginRateLimit: c.GATEPOOL_K8S_LOGIN_RATE_LIMIT,
+    directTargets: c.GATEPOOL_DIRECT_TARGETS,
+    backupIntervalMs: durationMs(c.GATEPOOL_BACKUP_INTERVAL),
+    backupKeep: c.GATEPOOL_BACKUP_KEEP,
   };
 }

@@ -107,7 +107,7 @@ export async function startPlatform(config: Config, opts: StartOptions): Promise
     metrics,
     poolRuntime: pools,
     limits: {
-      loginPerIp: new RateLimiter(20, 60_000),
+      loginPerIp: new RateLimiter(config.loginRateLimit, 60_000),
       loginPerAccount: new RateLimiter(5, 60_000),
       enrollPerIp: new RateLimiter(config.enrollRateLimit, 60_000),
     },
