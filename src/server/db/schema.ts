@@ -190,3 +190,17 @@ export const identityKubernetesAuths = pgTable('identity_kubernetes_auths', {
   createdAt: ts('created_at').notNull().defaultNow(),
   updatedAt: ts('updated_at').notNull().defaultNow(),
 });
+
+export const accessTargets = pgTable('access_targets', {
+  id: uuid('id').primaryKey(),
+  orgId: uuid('org_id').notNull(),
+  name: text('name').notNull(),
+  host: text('host').notNull(),
+  port: integer('port').notNull(),
+  protocol: text('protocol').$type<'tcp' | 'postgres' | 'http' | 'kubernetes'>().notNull(),
+  description: text('description').notNull().default(''),
+  gatewayId: uuid('gateway_id'),
+  gatewayPoolId: uuid('gateway_pool_id'),
+  createdAt: ts('created_at').notNull().defaultNow(),
+  updatedAt: ts('updated_at').notNull().defaultNow(),
+});
