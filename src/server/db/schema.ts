@@ -204,3 +204,22 @@ export const accessTargets = pgTable('access_targets', {
   createdAt: ts('created_at').notNull().defaultNow(),
   updatedAt: ts('updated_at').notNull().defaultNow(),
 });
+
+export type InvitationStatus = 'pending' | 'accepted' | 'declined' | 'revoked';
+
+/** A pending membership the invited person accepts or declines (migration 0006). */
+export const invitations = pgTable('invitations', {
+  id: uuid('id').primaryKey(),
+  orgId: uuid('org_id').notNull(),
+  userId: uuid('user_id').notNull(),
+  email: text('email').notNull(),
+  role: text('role').notNull(),
+  createdUser: boolean('created_user').notNull().default(false),
+  status: text('status').$type<InvitationStatus>().notNull().default('pending'),
+  invitedByType: text('invited_by_type').notNull(),
+  invitedById: text('invited_by_id'),
+  invitedByName: text('invited_by_name'),
+  createdAt: ts('created_at').notNull().defaultNow(),
+  expiresAt: ts('expires_at').notNull(),
+  respondedAt: ts('responded_at'),
+});
