@@ -2,6 +2,7 @@ import type { FastifyBaseLogger } from 'fastify';
 import type { AuditLog } from './audit/service.js';
 import type { RateLimiter } from './auth/rate-limit.js';
 import type { Config } from './config.js';
+import type { ConsumerRegistry } from './consumers/registry.js';
 import type { SecretBox } from './crypto/envelope.js';
 import type { PlatformMetrics } from './gateways/metrics.js';
 import type { GatewayDirectory } from './gateways/directory.js';
@@ -23,6 +24,8 @@ export interface AppContext {
   metrics: PlatformMetrics;
   /** Gateway pools at run time: cached membership, selection, failover (not their CRUD). */
   poolRuntime: PoolRuntime;
+  /** Every consumer kind of gateways and pools (implements ConsumerLookup for the lower layers). */
+  consumers: ConsumerRegistry;
   limits: {
     loginPerIp: RateLimiter;
     loginPerAccount: RateLimiter;

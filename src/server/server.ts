@@ -2,6 +2,8 @@ import { createHash, timingSafeEqual } from 'node:crypto';
 import { count } from 'drizzle-orm';
 import type { FastifyBaseLogger, FastifyInstance } from 'fastify';
 import { CaStore } from './gateways/ca-store.js';
+import { CONSUMER_KINDS } from './consumer-kinds.js';
+import { ConsumerRegistry } from './consumers/registry.js';
 import { enrollmentRoutes } from './gateways/enrollment-routes.js';
 import { PlatformMetrics, tunnelMetrics } from './gateways/metrics.js';
 import { GatewayDirectory } from './gateways/directory.js';
@@ -106,6 +108,7 @@ export async function startPlatform(config: Config, opts: StartOptions): Promise
     directory: registry,
     metrics,
     poolRuntime: pools,
+    consumers: new ConsumerRegistry(CONSUMER_KINDS),
     limits: {
       loginPerIp: new RateLimiter(config.loginRateLimit, 60_000),
       loginPerAccount: new RateLimiter(5, 60_000),

@@ -1,6 +1,6 @@
 import { and, eq, gt, isNull, or } from 'drizzle-orm';
 import type { FastifyRequest } from 'fastify';
-import type { AppContext } from '../context.js';
+import type { Db } from '../db/client.js';
 import { identities, identityAccessTokens, orgMemberships, sessions, users } from '../db/schema.js';
 import { unauthorized } from '../http/errors.js';
 import { buildAbility } from '../rbac/ability.js';
@@ -23,7 +23,7 @@ export function credentialOf(req: FastifyRequest): string | null {
 }
 
 /** Resolves the caller's credential to an Actor, or throws 401. */
-export async function authenticate(ctx: AppContext, req: FastifyRequest): Promise<Actor> {
+export async function authenticate(ctx: { db: Db }, req: FastifyRequest): Promise<Actor> {
   const token = credentialOf(req);
   if (!token) throw unauthorized();
   const now = new Date();

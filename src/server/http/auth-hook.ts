@@ -1,16 +1,17 @@
 import type { FastifyInstance } from 'fastify';
-import type { Actor } from '../auth/actor.js';
 import { authenticate } from '../auth/authenticate.js';
-import type { AppContext } from '../context.js';
-import { forbidden } from './errors.js';
+import type { Db } from '../db/client.js';
+import type { Feature } from '../license/plans.js';
+import { permissionDenied } from './errors.js';
 
 export const API_PREFIX = '/api/v1';
 
-export function permissionDenied(actor: Actor, action: string, subject: string) {
-  return forbidden(
-    `Permission denied: your role "${actor.role}" may not ${action} ${subject} (needs ${subject}:${action}).`,
-    { action, subject },
-  );
+export { permissionDenied };
+
+/** What the hook needs: the database (credentials, roles) and the plan check. */
+export interface AuthHookDeps {
+  db: Db;
+  licenses: { requireFeature(orgId: string, feature: Feature): Promise<void> };
 }
 
 /**
@@ -19,7 +20,7 @@ export function permissionDenied(actor: Actor, action: string, subject: string) 
  * Authentication and permission run before the body is parsed: a caller without access
  * learns nothing from validation messages.
  */
-export function installAuth(app: FastifyInstance, ctx: AppContext): void {
+export function installAuth(app: FastifyInstance, deps: AuthHookDeps): void {
   app.addHook('onRoute', (route) => {
     if (!route.url.startsWith(API_PREFIX)) return;
     const cfg = route.config as { auth?: string; permission?: unknown } | undefined;
@@ -31,12 +32,12 @@ export function installAuth(app: FastifyInstance, ctx: AppContext): void {
   app.addHook('onRequest', async (req) => {
     const cfg = req.routeOptions.config;
     if (!req.routeOptions.url?.startsWith(API_PREFIX) || cfg.auth === 'public') return;
-    const actor = await authenticate(ctx, req);
+    const actor = await authenticate(deps, req);
     req.actor = actor;
     if (cfg.permission) {
       const [action, subject] = cfg.permission;
       if (!actor.ability.can(action, subject)) throw permissionDenied(actor, action, subject);
     }
-    if (cfg.license) await ctx.licenses.requireFeature(actor.orgId, cfg.license);
+    if (cfg.license) await deps.licenses.requireFeature(actor.orgId, cfg.license);
   });
 }

@@ -1,6 +1,6 @@
 import type { FastifyError, FastifyInstance } from 'fastify';
 import { hasZodFastifySchemaValidationErrors } from 'fastify-type-provider-zod';
-import { AppError, isUnstorableText } from './errors.js';
+import { DomainError, isUnstorableText, RateLimitedError, statusOf } from './errors.js';
 
 type Issue = { instancePath?: string; message?: string };
 
@@ -37,17 +37,15 @@ const FASTIFY_CODES: Record<string, { code: string; message: string }> = {
 
 export function installErrorHandling(app: FastifyInstance): void {
   app.setErrorHandler((err: FastifyError, req, reply) => {
-    if (err instanceof AppError) {
-      if (err.statusCode === 429) {
-        const retry = (err.details as { retryAfterSeconds?: number } | undefined)
-          ?.retryAfterSeconds;
-        if (retry) void reply.header('retry-after', String(retry));
-      }
-      return reply.code(err.statusCode).send({
+    const domain: unknown = err;
+    if (domain instanceof DomainError) {
+      if (domain instanceof RateLimitedError && domain.retryAfterSeconds)
+        void reply.header('retry-after', String(domain.retryAfterSeconds));
+      return reply.code(statusOf(domain)).send({
         error: {
-          code: err.code,
-          message: err.message,
-          ...(err.details === undefined ? {} : { details: err.details }),
+          code: domain.code,
+          message: domain.message,
+          ...(domain.details === undefined ? {} : { details: domain.details }),
         },
       });
     }

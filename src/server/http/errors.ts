@@ -1,28 +1,65 @@
-/** An error the API reports as `{ error: { code, message, details? } }` with its status. */
-export class AppError extends Error {
+import {
+  ConflictError,
+  DomainError,
+  ForbiddenError,
+  InvalidInputError,
+  NotFoundError,
+  PlanUpgradeRequiredError,
+  PolicyViolationError,
+  RateLimitedError,
+  UnauthenticatedError,
+  UnavailableError,
+  UnprocessableError,
+} from '../errors.js';
+
+export * from '../errors.js';
+
+/**
+ * An error with an explicit HTTP status, for the few answers no domain error describes.
+ * Prefer the domain errors of `src/server/errors.ts` (the factories below make them).
+ */
+export class AppError extends DomainError {
   constructor(
     readonly statusCode: number,
-    readonly code: string,
+    code: string,
     message: string,
-    readonly details?: unknown,
+    details?: unknown,
   ) {
-    super(message);
+    super(code, message, details);
   }
 }
 
+/** The HTTP status of a domain error: the one place the API's statuses are decided. */
+export function statusOf(err: DomainError): number {
+  if (err instanceof AppError) return err.statusCode;
+  if (err instanceof InvalidInputError) return 400;
+  if (err instanceof UnauthenticatedError) return 401;
+  if (
+    err instanceof ForbiddenError ||
+    err instanceof PolicyViolationError ||
+    err instanceof PlanUpgradeRequiredError
+  )
+    return 403;
+  if (err instanceof NotFoundError) return 404;
+  if (err instanceof ConflictError) return 409;
+  if (err instanceof UnprocessableError) return 422;
+  if (err instanceof RateLimitedError) return 429;
+  if (err instanceof UnavailableError) return 503;
+  return 500;
+}
+
 export const badRequest = (message: string, details?: unknown) =>
-  new AppError(400, 'bad_request', message, details);
+  new InvalidInputError(message, details);
 export const unauthorized = (message = 'Authentication required: send a bearer token or log in.') =>
-  new AppError(401, 'unauthorized', message);
+  new UnauthenticatedError(message);
 export const forbidden = (message: string, details?: unknown) =>
-  new AppError(403, 'forbidden', message, details);
-export const notFound = (what: string) => new AppError(404, 'not_found', `${what} not found.`);
-export const conflict = (message: string, details?: unknown) =>
-  new AppError(409, 'conflict', message, details);
+  new ForbiddenError(message, details);
+export const notFound = (what: string) => new NotFoundError(what);
+export const conflict = (message: string, details?: unknown) => new ConflictError(message, details);
 export const unprocessable = (message: string, details?: unknown) =>
-  new AppError(422, 'unprocessable', message, details);
+  new UnprocessableError(message, details);
 export const tooManyRequests = (message: string, retryAfterSeconds: number) =>
-  new AppError(429, 'rate_limited', message, { retryAfterSeconds });
+  new RateLimitedError(message, retryAfterSeconds);
 
 /** PostgreSQL's unique_violation, as both drivers surface it (possibly wrapped by drizzle). */
 export function isUniqueViolation(err: unknown): boolean {
