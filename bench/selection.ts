@@ -21,7 +21,9 @@ import {
   organizations,
 } from '../src/server/db/schema.js';
 import { PlatformMetrics } from '../src/server/gateways/metrics.js';
-import type { GatewayDirectory } from '../src/server/gateways/directory.js';
+import type { CaStore } from '../src/server/gateways/ca-store.js';
+import { GatewayDirectory } from '../src/server/gateways/directory.js';
+import type { TunnelHub } from '../src/server/tunnel/hub.js';
 import { PoolRuntime } from '../src/server/pools/runtime.js';
 import { selectMember, type Candidate } from '../src/server/pools/selection.js';
 import type { GatewayLive } from '../src/server/tunnel/session.js';
@@ -92,14 +94,17 @@ async function refreshCosts(): Promise<Record<string, Row>> {
     live: (id: string) => lives.get(id),
     setHealthCheckTargets: () => undefined,
   });
-  const pools = new PoolRuntime(
+  const audit = new AuditLog(db);
+  const log = pino({ level: 'silent' });
+  const directory = new GatewayDirectory(
+    hub as unknown as TunnelHub,
+    {} as CaStore,
     db,
-    { hub } as unknown as GatewayDirectory,
-    new AuditLog(db),
-    new PlatformMetrics(async () => ({})),
-    pino({ level: 'silent' }),
+    audit,
+    log,
     1000,
   );
+  const pools = new PoolRuntime(db, directory, audit, new PlatformMetrics(async () => ({})), log);
   pools.close();
   const rows: Record<string, Row> = {};
   try {

@@ -302,7 +302,7 @@ describe('pool failover with three real gateways', () => {
       const seen = await within(quiet, 3000, 'victim quiet');
       expect(seen.afterMs).toBeLessThan(1000);
       expect(seen.state).toMatchObject({ health: 'healthy', quiet: true });
-      expect(seen.state.suspect).toMatch(/^tunnel quiet for \d+ ms/);
+      expect(seen.state.lastResort).toMatch(/^tunnel quiet for \d+ ms/);
       const served = await within(seen.runs, 5000, 'runs while the victim is quiet');
       for (const s of served) {
         expect(s.gatewayName).not.toBe(victim.name);

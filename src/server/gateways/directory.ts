@@ -6,13 +6,28 @@ import { gateways } from '../db/schema.js';
 import type { GatewayLive } from '../tunnel/session.js';
 import type { TunnelHub } from '../tunnel/hub.js';
 import type { CaStore } from './ca-store.js';
-import { computeHealth, type GatewayHealth } from './health.js';
+import {
+  assessHealth,
+  emptyVerdict,
+  type GatewayHealth,
+  type HealthFields,
+  type HealthTiming,
+  type HealthVerdict,
+  type SuspectMark,
+} from './health.js';
 import type { GatewayRow } from './queries.js';
+
+/** A transport failure makes a member a last resort for this long. */
+export const SUSPECT_MS = 5_000;
+/** Health-check results older than this are ignored (the gateway probes every second). */
+const CHECK_STALE_MS = 5_000;
 
 export interface GatewayView {
   id: string;
   name: string;
   health: GatewayHealth;
+  /** Why a healthy gateway is only a last resort right now (quiet tunnel, recent failure). */
+  lastResort: string | null;
   lastSeenAt: string | null;
   connectedSince: string | null;
   rttMs: number | null;
@@ -35,6 +50,13 @@ export interface GatewayView {
 export class GatewayDirectory {
   /** host:port gateways dial; known once the tunnel listener is bound. */
   tunnelAddress = '';
+  readonly timing: HealthTiming;
+  /** Gateways that failed to open a stream recently: until when, and why (routing marks). */
+  private readonly suspects = new Map<string, SuspectMark>();
+  /** Connected on this node since start: the cached record may predate the first connect. */
+  private readonly connectedOnce = new Set<string>();
+  /** Last heard of, kept when a tunnel drops (the row's copy is written asynchronously). */
+  private readonly lastSeen = new Map<string, number>();
 
   constructor(
     readonly hub: TunnelHub,
@@ -42,19 +64,77 @@ export class GatewayDirectory {
     private readonly db: Db,
     private readonly audit: AuditLog,
     private readonly log: FastifyBaseLogger,
-    private readonly deadAfterMs: number,
+    deadAfterMs: number,
   ) {
-    hub.on(
-      'connected',
-      (live) => void this.onConnected(live).catch((err: unknown) => this.fail('connected', err)),
+    this.timing = { deadAfterMs, keepaliveMs: hub.keepaliveMs, checkStaleMs: CHECK_STALE_MS };
+    hub.on('connected', (live) => {
+      this.connectedOnce.add(live.gatewayId);
+      void this.onConnected(live).catch((err: unknown) => this.fail('connected', err));
+    });
+    hub.on('disconnected', (gatewayId, orgId, reason) => {
+      this.lastSeen.set(gatewayId, Date.now());
+      void this.onDisconnected(gatewayId, orgId, reason).catch((err: unknown) =>
+        this.fail('disconnected', err),
+      );
+    });
+  }
+
+  /** The live session of a gateway of `orgId` (another org's session is not this gateway's). */
+  liveOf(orgId: string, gatewayId: string): GatewayLive | undefined {
+    const live = this.hub.live(gatewayId);
+    return live && live.orgId === orgId ? live : undefined;
+  }
+
+  markSuspect(gatewayId: string, reason: string, now = Date.now()): void {
+    this.suspects.set(gatewayId, { until: now + SUSPECT_MS, reason });
+  }
+
+  /** Forgets expired suspect marks (they are ignored anyway; this bounds the map). */
+  expireSuspects(now = Date.now()): void {
+    for (const [id, { until }] of this.suspects) if (until <= now) this.suspects.delete(id);
+  }
+
+  /** Epoch ms the gateway was last heard of on this node, if it was. */
+  lastSeenOf(gatewayId: string, live: GatewayLive | undefined): number | undefined {
+    return live ? live.lastFrameAt : this.lastSeen.get(gatewayId);
+  }
+
+  /**
+   * The one health function (health.ts) fed with everything this node knows of a gateway:
+   * `everConnected` from its record, plus its live session, suspect mark and health-check
+   * target (a pool's, or null). Allocation-free unless `explain`.
+   */
+  assess<V extends HealthFields>(
+    into: V,
+    record: { orgId: string; gatewayId: string; everConnected: boolean },
+    checkTarget: string | null,
+    now: number,
+    explain: boolean,
+    live: GatewayLive | undefined = this.liveOf(record.orgId, record.gatewayId),
+  ): V & HealthVerdict {
+    const current = live && live.orgId === record.orgId ? live : undefined;
+    const everConnected =
+      record.everConnected || current !== undefined || this.connectedOnce.has(record.gatewayId);
+    const suspect = this.suspects.size ? this.suspects.get(record.gatewayId) : undefined;
+    return assessHealth(
+      into,
+      this.timing,
+      now,
+      everConnected,
+      current,
+      checkTarget,
+      suspect,
+      explain,
     );
-    hub.on(
-      'disconnected',
-      (gatewayId, orgId, reason) =>
-        void this.onDisconnected(gatewayId, orgId, reason).catch((err: unknown) =>
-          this.fail('disconnected', err),
-        ),
-    );
+  }
+
+  /** Health of a gateway outside any pool, explained (API, metrics, event stream). */
+  healthOf(
+    record: { orgId: string; gatewayId: string; everConnected: boolean },
+    now = Date.now(),
+    checkTarget: string | null = null,
+  ): HealthVerdict {
+    return this.assess(emptyVerdict(), record, checkTarget, now, true);
   }
 
   /** The hub's identity check: a certificate is good while its gateway exists with that fingerprint. */
@@ -73,20 +153,16 @@ export class GatewayDirectory {
   }
 
   view(row: GatewayRow, now = Date.now()): GatewayView {
-    const live = this.hub.live(row.id);
-    const current = live && live.orgId === row.orgId ? live : undefined;
-    const health = computeHealth(
-      { everConnected: row.status !== 'never-connected', lastSeenAt: row.lastSeenAt },
-      current,
-      now,
-      this.deadAfterMs,
-    );
-    const lastSeen = current ? new Date(current.lastFrameAt) : row.lastSeenAt;
+    const current = this.liveOf(row.orgId, row.id);
+    const verdict = this.healthOf(recordOf(row), now);
+    const lastSeen = this.lastSeenOf(row.id, current);
     return {
       id: row.id,
       name: row.name,
-      health,
-      lastSeenAt: lastSeen?.toISOString() ?? null,
+      // Outside a pool there is no health-check target, so never `degraded`.
+      health: verdict.health as GatewayHealth,
+      lastResort: verdict.lastResort,
+      lastSeenAt: latest(lastSeen, row.lastSeenAt)?.toISOString() ?? null,
       connectedSince: current?.connectedSince.toISOString() ?? null,
       rttMs: current?.rttMs == null ? null : Math.round(current.rttMs * 1000) / 1000,
       activeStreams: current?.activeStreams ?? 0,
@@ -106,8 +182,9 @@ export class GatewayDirectory {
     const rows = await this.db.select().from(gateways);
     const counts: Record<string, number> = {};
     const now = Date.now();
+    const verdict = emptyVerdict();
     for (const row of rows) {
-      const { health } = this.view(row, now);
+      const { health } = this.assess(verdict, recordOf(row), null, now, false);
       counts[health] = (counts[health] ?? 0) + 1;
     }
     return counts;
@@ -183,4 +260,16 @@ export class GatewayDirectory {
   private fail(what: string, err: unknown): void {
     this.log.error({ err }, `recording gateway ${what} failed`);
   }
+}
+
+/** What the health function needs of a gateway row. */
+export const recordOf = (row: Pick<GatewayRow, 'id' | 'orgId' | 'status'>) => ({
+  orgId: row.orgId,
+  gatewayId: row.id,
+  everConnected: row.status !== 'never-connected',
+});
+
+function latest(live: number | undefined, stored: Date | null): Date | null {
+  if (live === undefined) return stored;
+  return stored && stored.getTime() > live ? stored : new Date(live);
 }

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { belowFloor, checkVerdict, poolHealth } from './pool-health.js';
+import { checkVerdict } from '../gateways/health.js';
+import { belowFloor, poolHealth } from './pool-health.js';
 
 describe('poolHealth', () => {
   it('classifies by healthy members against min_healthy', () => {

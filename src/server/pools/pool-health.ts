@@ -17,28 +17,3 @@ export const belowFloor = (
   healthyCount: number,
   minHealthy: number,
 ): boolean => memberCount > 0 && healthyCount < Math.max(1, minHealthy);
-
-export interface HealthCheckObservation {
-  target: string;
-  ok: boolean;
-  error?: string;
-  checkedAt: number;
-}
-
-/**
- * Whether a member can reach its pool's health-check target. No result yet counts as
- * reachable (a member is not punished in its first seconds); a stale result does not count.
- */
-export function checkVerdict(
-  target: string | null,
-  results: readonly HealthCheckObservation[] | undefined,
-  now: number,
-  staleAfterMs: number,
-): { ok: true } | { ok: false; reason: string } {
-  if (!target) return { ok: true };
-  const result = results?.find((r) => r.target === target);
-  if (!result || now - result.checkedAt > staleAfterMs) return { ok: true };
-  return result.ok
-    ? { ok: true }
-    : { ok: false, reason: `cannot reach ${target}: ${result.error ?? 'connect failed'}` };
-}

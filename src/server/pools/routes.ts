@@ -89,9 +89,10 @@ export function poolRoutes(app: Api, ctx: AppContext): void {
       return {
         ...view,
         health: state.health === 'degraded' ? 'degraded' : view.health,
-        healthReason: state.healthy ? null : (state.reason ?? view.health),
+        healthReason: state.reason,
         healthCheck: state.healthCheck,
-        suspect: state.suspect,
+        lastResort: state.lastResort,
+        suspect: state.lastResort,
         weight: m.weight,
         priority: m.priority,
         joinedAt: m.joinedAt.toISOString(),

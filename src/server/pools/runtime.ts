@@ -5,8 +5,7 @@ import type { Db } from '../db/client.js';
 import { gatewayPoolMemberships, gatewayPools, gateways } from '../db/schema.js';
 import type { PlatformMetrics } from '../gateways/metrics.js';
 import type { GatewayDirectory } from '../gateways/directory.js';
-import { computeHealth } from '../gateways/health.js';
-import { quietFor } from '../tunnel/liveness.js';
+import { emptyVerdict, type HealthFields, type MemberHealth } from '../gateways/health.js';
 import type { GatewayLive } from '../tunnel/session.js';
 import { notFound } from '../http/errors.js';
 import {
@@ -17,14 +16,11 @@ import {
   type Served,
   type Target,
 } from './failover.js';
-import { belowFloor, checkVerdict, poolHealth, type PoolHealth } from './pool-health.js';
+import type { GatewayHealthEntry, HealthSnapshot, PoolHealthEntry } from './health-snapshot.js';
+import { belowFloor, poolHealth, type PoolHealth } from './pool-health.js';
 import type { Candidate } from './selection.js';
 import type { Duplex } from 'node:stream';
 
-/** A transport failure makes a member a last resort for this long. */
-const SUSPECT_MS = 5_000;
-/** Health-check results older than this are ignored (the gateway probes every second). */
-const CHECK_STALE_MS = 5_000;
 const EVALUATE_EVERY_MS = 250;
 
 interface CachedMember {
@@ -36,6 +32,17 @@ interface CachedMember {
   everConnected: boolean;
   /** The gateway-reported labels its candidate's merged labels were built from. */
   mergedFrom?: Record<string, string>;
+}
+
+/** A gateway as the cache holds it (the record's fields health and pinned references need). */
+interface CachedGateway {
+  id: string;
+  orgId: string;
+  name: string;
+  labels: Record<string, string>;
+  everConnected: boolean;
+  lastSeenAt: Date | null;
+  createdAt: Date;
 }
 
 const NO_LABELS: Record<string, string> = Object.freeze({});
@@ -53,6 +60,8 @@ function shellsFor(members: readonly CachedMember[]): Candidate[] {
     labels: m.labels,
     suspectUntil: undefined,
     quiet: false,
+    health: 'never-connected',
+    lastResort: null,
   }));
 }
 
@@ -71,43 +80,52 @@ export interface CachedPool {
 }
 
 export interface MemberState {
-  health: ReturnType<typeof computeHealth> | 'degraded';
+  health: MemberHealth;
   healthy: boolean;
-  reason?: string;
+  /** Why it is not selectable (its health or the failed health check); null when healthy. */
+  reason: string | null;
   healthCheck: { target: string; ok: boolean; error?: string; checkedAt: string } | null;
   /** Why a healthy member is used only as a last resort right now (quiet tunnel, recent failure). */
-  suspect: string | null;
+  lastResort: string | null;
   /** The tunnel is silent past quietAfterMs (tunnel/liveness.ts). */
   quiet: boolean;
 }
 
+export interface PoolSummary {
+  memberCount: number;
+  healthyMemberCount: number;
+  health: PoolHealth;
+}
+
+/** Whether a reference can serve right now, and the words to say so (Kubernetes auth's outage check). */
+export interface ReferenceHealth {
+  usable: boolean;
+  message: string;
+}
+
 /**
  * Pools in memory: membership is cached and reloaded when it changes, so selecting a member
- * costs no database or network round trip. Live member health comes from the tunnel hub.
+ * costs no database or network round trip. Every member's health comes from the one health
+ * function (gateways/health.ts) through the directory, which holds the live state and marks.
  * Note: the cache is per platform node; another node's membership change reaches this one
  * at its next reload (DESIGN §4: the live truth is on the node holding the tunnel).
  */
 export class PoolRuntime {
   private pools = new Map<string, CachedPool>();
-  private gatewayNames = new Map<
-    string,
-    { orgId: string; name: string; labels: Record<string, string> }
-  >();
+  private gateways = new Map<string, CachedGateway>();
   private loading: Promise<void> | undefined;
   private stale = true;
-  /** Members that failed to open a stream recently: until when, and why. */
-  private readonly suspects = new Map<string, { until: number; reason: string }>();
-  private readonly connectedOnce = new Set<string>();
   private readonly degraded = new Map<string, boolean>();
   private readonly timer: NodeJS.Timeout;
+  /** Scratch verdict for counting (summary, evaluate): never escapes. */
+  private readonly scratch = emptyVerdict();
 
   constructor(
     private readonly db: Db,
-    private readonly registry: GatewayDirectory,
+    private readonly directory: GatewayDirectory,
     private readonly audit: AuditLog,
     private readonly metrics: PlatformMetrics,
     private readonly log: FastifyBaseLogger,
-    private readonly deadAfterMs: number,
   ) {
     this.timer = setInterval(
       () =>
@@ -117,11 +135,7 @@ export class PoolRuntime {
       EVALUATE_EVERY_MS,
     );
     this.timer.unref();
-    registry.hub.on('connected', (live) => {
-      // The cache may predate this gateway's first connection; health must say unreachable, not pending, once it drops.
-      this.connectedOnce.add(live.gatewayId);
-      this.pushHealthChecks(live.gatewayId);
-    });
+    directory.hub.on('connected', (live) => this.pushHealthChecks(live.gatewayId));
   }
 
   close(): void {
@@ -151,10 +165,25 @@ export class PoolRuntime {
           name: gateways.name,
           labels: gateways.labels,
           status: gateways.status,
+          lastSeenAt: gateways.lastSeenAt,
+          createdAt: gateways.createdAt,
         })
         .from(gateways),
     ]);
-    const gws = new Map(gatewayRows.map((g) => [g.id, g]));
+    const gws = new Map<string, CachedGateway>(
+      gatewayRows.map((g) => [
+        g.id,
+        {
+          id: g.id,
+          orgId: g.orgId,
+          name: g.name,
+          labels: g.labels,
+          everConnected: g.status !== 'never-connected',
+          lastSeenAt: g.lastSeenAt,
+          createdAt: g.createdAt,
+        },
+      ]),
+    );
     const pools = new Map<string, CachedPool>();
     for (const p of poolRows) {
       pools.set(p.id, {
@@ -169,24 +198,22 @@ export class PoolRuntime {
     for (const m of memberRows) {
       const pool = pools.get(m.poolId);
       const gw = gws.get(m.gatewayId);
-      if (!pool || !gw) continue;
+      if (!pool || !gw || gw.orgId !== pool.orgId) continue;
       pool.members.push({
         gatewayId: gw.id,
         name: gw.name,
         weight: m.weight,
         priority: m.priority,
         labels: gw.labels,
-        everConnected: gw.status !== 'never-connected',
+        everConnected: gw.everConnected,
       });
     }
     const before = this.pools;
     this.pools = pools;
-    this.gatewayNames = new Map(
-      gatewayRows.map((g) => [g.id, { orgId: g.orgId, name: g.name, labels: g.labels }]),
-    );
+    this.gateways = gws;
     for (const id of before.keys()) if (!pools.has(id)) this.degraded.delete(id);
     // Health-check targets may have changed: tell every connected gateway its current list.
-    for (const g of gatewayRows) if (this.registry.hub.live(g.id)) this.pushHealthChecks(g.id);
+    for (const g of gatewayRows) if (this.directory.hub.live(g.id)) this.pushHealthChecks(g.id);
   }
 
   pool(orgId: string, poolId: string): CachedPool | undefined {
@@ -204,68 +231,39 @@ export class PoolRuntime {
   }
 
   private pushHealthChecks(gatewayId: string): void {
-    this.registry.hub.setHealthCheckTargets(gatewayId, this.healthCheckTargetsFor(gatewayId));
+    this.directory.hub.setHealthCheckTargets(gatewayId, this.healthCheckTargetsFor(gatewayId));
   }
 
-  /**
-   * Writes a member's live selectability into `into` and returns its health: gateway health
-   * (DESIGN §4) plus the pool's health check and the quiet-tunnel rule. Allocation-light on
-   * purpose: selection calls it for every member on every request.
-   */
-  private assess(
+  /** The one health function for a member of `pool` (its health-check target applies). */
+  private assess<V extends HealthFields>(
     pool: Pick<CachedPool, 'healthCheckTarget' | 'orgId'>,
     member: { gatewayId: string; everConnected: boolean },
+    into: V,
     now: number,
-    into: Pick<Candidate, 'healthy' | 'unhealthyReason' | 'quiet'>,
-    live = this.registry.hub.live(member.gatewayId),
-  ): MemberState['health'] {
-    const current = live && live.orgId === pool.orgId ? live : undefined;
-    const everConnected =
-      member.everConnected || !!current || this.connectedOnce.has(member.gatewayId);
-    const health = computeHealth(
-      { everConnected, lastSeenAt: null },
-      current,
+    explain: boolean,
+    live?: GatewayLive,
+  ) {
+    return this.directory.assess(
+      into,
+      { orgId: pool.orgId, gatewayId: member.gatewayId, everConnected: member.everConnected },
+      pool.healthCheckTarget,
       now,
-      this.deadAfterMs,
+      explain,
+      live ?? this.directory.liveOf(pool.orgId, member.gatewayId),
     );
-    into.healthy = false;
-    into.quiet = false;
-    if (health !== 'healthy') {
-      into.unhealthyReason = health;
-      return health;
-    }
-    if (pool.healthCheckTarget) {
-      const verdict = checkVerdict(
-        pool.healthCheckTarget,
-        current?.healthChecks,
-        now,
-        CHECK_STALE_MS,
-      );
-      if (!verdict.ok) {
-        into.unhealthyReason = verdict.reason;
-        return 'degraded';
-      }
-    }
-    into.healthy = true;
-    into.unhealthyReason = undefined;
-    into.quiet =
-      !!current && quietFor(current, now, this.registry.hub.keepaliveMs, this.deadAfterMs) !== null;
-    return health;
   }
 
-  /** Live state of one member of one pool, as the API shows it. */
+  /** Live state of one member of one pool, as the API and the event stream show it. */
   memberState(
     pool: Pick<CachedPool, 'healthCheckTarget' | 'orgId'>,
     member: { gatewayId: string; everConnected: boolean },
     now = Date.now(),
   ): MemberState {
-    const verdict: Pick<Candidate, 'healthy' | 'unhealthyReason' | 'quiet'> = { healthy: false };
-    const live = this.registry.hub.live(member.gatewayId);
-    const health = this.assess(pool, member, now, verdict, live);
-    const result =
-      pool.healthCheckTarget && live?.orgId === pool.orgId
-        ? live.healthChecks.find((r) => r.target === pool.healthCheckTarget)
-        : undefined;
+    const live = this.directory.liveOf(pool.orgId, member.gatewayId);
+    const verdict = this.assess(pool, member, emptyVerdict(), now, true, live);
+    const result = pool.healthCheckTarget
+      ? live?.healthChecks.find((r) => r.target === pool.healthCheckTarget)
+      : undefined;
     const healthCheck = result
       ? {
           target: result.target,
@@ -274,40 +272,122 @@ export class PoolRuntime {
           checkedAt: new Date(result.checkedAt).toISOString(),
         }
       : null;
-    const marked = this.suspects.get(member.gatewayId);
-    const suspect = !verdict.healthy
-      ? null
-      : verdict.quiet
-        ? `tunnel quiet for ${now - (live?.lastFrameAt ?? now)} ms (a keepalive went unanswered)`
-        : marked && marked.until > now
-          ? `recent failure: ${marked.reason}; a last resort until ${new Date(marked.until).toISOString()}`
-          : null;
     return {
-      health,
+      health: verdict.health,
       healthy: verdict.healthy,
-      ...(verdict.unhealthyReason !== undefined ? { reason: verdict.unhealthyReason } : {}),
+      reason: verdict.unhealthyReason ?? null,
       healthCheck,
-      suspect,
-      quiet: !!verdict.quiet,
+      lastResort: verdict.lastResort,
+      quiet: verdict.quiet,
     };
   }
 
-  summary(
-    pool: CachedPool,
-    now = Date.now(),
-  ): { memberCount: number; healthyMemberCount: number; health: PoolHealth } {
-    // Only selectability is needed here (every 250 ms, every pool): not the API view.
-    const verdict: Pick<Candidate, 'healthy' | 'unhealthyReason' | 'quiet'> = { healthy: false };
+  /** Member counts and pool health (DESIGN §4): the list, the detail and metrics all read this. */
+  summary(pool: CachedPool, now = Date.now()): PoolSummary {
     let healthy = 0;
-    for (const m of pool.members) {
-      this.assess(pool, m, now, verdict);
-      if (verdict.healthy) healthy += 1;
-    }
+    for (const m of pool.members)
+      if (this.assess(pool, m, this.scratch, now, false).healthy) healthy += 1;
     return {
       memberCount: pool.members.length,
       healthyMemberCount: healthy,
       health: poolHealth(pool.members.length, healthy, pool.minHealthy),
     };
+  }
+
+  /** Whether a gateway or pool of `orgId` can serve now, and why not (Kubernetes auth's outage check). */
+  async referenceHealth(
+    orgId: string,
+    ref: GatewayRef,
+    now = Date.now(),
+  ): Promise<ReferenceHealth> {
+    await this.ensureLoaded();
+    if ('gatewayPoolId' in ref) {
+      const pool = this.pool(orgId, ref.gatewayPoolId);
+      if (!pool)
+        return { usable: false, message: `gateway pool ${ref.gatewayPoolId} does not exist` };
+      const s = this.summary(pool, now);
+      if (s.healthyMemberCount > 0)
+        return {
+          usable: true,
+          message: `gateway pool "${pool.name}" is ${s.health} (${s.healthyMemberCount} of ${s.memberCount} members healthy)`,
+        };
+      if (s.memberCount === 0)
+        return { usable: false, message: `gateway pool "${pool.name}" has no members` };
+      const why = pool.members
+        .map(
+          (m) =>
+            `${m.name}: ${this.assess(pool, m, this.scratch, now, false).unhealthyReason ?? 'not healthy'}`,
+        )
+        .join('; ');
+      return {
+        usable: false,
+        message: `gateway pool "${pool.name}" has no healthy member (${why})`,
+      };
+    }
+    const gw = this.gateways.get(ref.gatewayId);
+    if (!gw || gw.orgId !== orgId)
+      return { usable: false, message: `gateway ${ref.gatewayId} does not exist` };
+    const v = this.directory.assess(this.scratch, recordOfCached(gw), null, now, false);
+    return {
+      usable: v.healthy,
+      message: `gateway "${gw.name}" is ${v.health === 'never-connected' ? 'not connected yet' : v.health}`,
+    };
+  }
+
+  /**
+   * The org's gateways (members of a pool or not) and pools with their members' health, from
+   * memory, as the one health function says (the event stream diffs successive snapshots).
+   */
+  async healthSnapshot(orgId: string): Promise<HealthSnapshot> {
+    await this.ensureLoaded();
+    const now = Date.now();
+    const gatewayEntries: GatewayHealthEntry[] = [];
+    for (const gw of this.gateways.values()) {
+      if (gw.orgId !== orgId) continue;
+      const live = this.directory.liveOf(orgId, gw.id);
+      const v = this.directory.assess(emptyVerdict(), recordOfCached(gw), null, now, true, live);
+      const seen = this.directory.lastSeenOf(gw.id, live);
+      const stored = gw.lastSeenAt?.getTime();
+      const lastSeen = seen === undefined ? stored : Math.max(seen, stored ?? 0);
+      gatewayEntries.push({
+        id: gw.id,
+        name: gw.name,
+        health: v.health,
+        lastResort: v.lastResort,
+        rttMs: live?.rttMs == null ? null : Math.round(live.rttMs * 1000) / 1000,
+        activeStreams: live?.activeStreams ?? 0,
+        lastSeenAt: lastSeen === undefined ? null : new Date(lastSeen).toISOString(),
+      });
+    }
+    gatewayEntries.sort((a, b) => a.name.localeCompare(b.name));
+    const poolEntries: PoolHealthEntry[] = [];
+    for (const pool of this.pools.values()) {
+      if (pool.orgId !== orgId) continue;
+      const ordered = [...pool.members].sort(
+        (a, b) => a.priority - b.priority || a.name.localeCompare(b.name),
+      );
+      const members = ordered.map((m) => {
+        const v = this.assess(pool, m, emptyVerdict(), now, true);
+        return {
+          gatewayId: m.gatewayId,
+          health: v.health,
+          lastResort: v.lastResort,
+          reason: v.unhealthyReason ?? null,
+        };
+      });
+      const healthy = members.filter((m) => m.health === 'healthy').length;
+      poolEntries.push({
+        id: pool.id,
+        name: pool.name,
+        health: poolHealth(members.length, healthy, pool.minHealthy),
+        memberCount: members.length,
+        healthyMemberCount: healthy,
+        minHealthy: pool.minHealthy,
+        members,
+      });
+    }
+    poolEntries.sort((a, b) => a.name.localeCompare(b.name));
+    return { gateways: gatewayEntries, pools: poolEntries };
   }
 
   /**
@@ -318,7 +398,7 @@ export class PoolRuntime {
   candidatesFor(orgId: string, ref: GatewayRef): { label: string; members: Candidate[] } {
     const now = Date.now();
     if ('gatewayId' in ref) {
-      const gw = this.gatewayNames.get(ref.gatewayId);
+      const gw = this.gateways.get(ref.gatewayId);
       if (!gw || gw.orgId !== orgId) throw notFound(`Gateway ${ref.gatewayId}`);
       const member: CachedMember = {
         gatewayId: ref.gatewayId,
@@ -326,19 +406,19 @@ export class PoolRuntime {
         weight: 1,
         priority: 0,
         labels: gw.labels,
-        everConnected: true,
+        everConnected: gw.everConnected,
       };
       const [candidate] = shellsFor([member]);
-      const live = this.registry.hub.live(member.gatewayId);
+      const live = this.directory.liveOf(orgId, member.gatewayId);
       this.refresh({ orgId, healthCheckTarget: null }, member, candidate as Candidate, now, live);
       return { label: `gateway "${gw.name}"`, members: [candidate as Candidate] };
     }
     const pool = this.pool(orgId, ref.gatewayPoolId);
     if (!pool) throw notFound(`Gateway pool ${ref.gatewayPoolId}`);
     pool.candidates ??= shellsFor(pool.members);
-    const hub = this.registry.hub;
+    const hub = this.directory.hub;
     if (pool.lives === undefined || pool.livesGeneration !== hub.sessionsGeneration) {
-      pool.lives = pool.members.map((m) => hub.live(m.gatewayId));
+      pool.lives = pool.members.map((m) => this.directory.liveOf(pool.orgId, m.gatewayId));
       pool.livesGeneration = hub.sessionsGeneration;
     }
     for (let i = 0; i < pool.members.length; i++) {
@@ -360,9 +440,15 @@ export class PoolRuntime {
     now: number,
     live: GatewayLive | undefined,
   ): void {
-    this.assess(pool, m, now, c, live);
+    this.directory.assess(
+      c,
+      { orgId: pool.orgId, gatewayId: m.gatewayId, everConnected: m.everConnected },
+      pool.healthCheckTarget,
+      now,
+      false,
+      live,
+    );
     c.outstanding = live?.activeStreams ?? 0;
-    c.suspectUntil = this.suspects.size ? this.suspects.get(m.gatewayId)?.until : undefined;
     // Labels the gateway reports change only with its status: merge again only then.
     const reported = live?.labels ?? NO_LABELS;
     if (m.mergedFrom !== reported) {
@@ -387,9 +473,8 @@ export class PoolRuntime {
       'gatewayPoolId' in r ? (this.pools.get(r.gatewayPoolId)?.name ?? r.gatewayPoolId) : '';
     const deps: FailoverDeps = {
       candidates: (r) => this.candidatesFor(orgId, r),
-      openStream: (id, host, port, o) => this.registry.hub.openStream(id, host, port, o),
-      markSuspect: (id, reason) =>
-        void this.suspects.set(id, { until: Date.now() + SUSPECT_MS, reason }),
+      openStream: (id, host, port, o) => this.directory.hub.openStream(id, host, port, o),
+      markSuspect: (id, reason) => this.directory.markSuspect(id, reason),
       onSelected: (r) => {
         if ('gatewayPoolId' in r) this.metrics.poolSelections.inc({ pool: poolLabel(r) });
       },
@@ -408,7 +493,7 @@ export class PoolRuntime {
   /** Records pools crossing their min_healthy floor (audit + gauge); runs every 250 ms. */
   async evaluate(now = Date.now()): Promise<void> {
     await this.ensureLoaded();
-    for (const [id, { until }] of this.suspects) if (until <= now) this.suspects.delete(id);
+    this.directory.expireSuspects(now);
     for (const pool of this.pools.values()) {
       const s = this.summary(pool, now);
       this.metrics.poolHealthyMembers.set(
@@ -439,6 +524,12 @@ export class PoolRuntime {
     }
   }
 }
+
+const recordOfCached = (gw: CachedGateway) => ({
+  orgId: gw.orgId,
+  gatewayId: gw.id,
+  everConnected: gw.everConnected,
+});
 
 /** Loads one pool row of an org or answers 404. */
 export async function findPool(db: Db, orgId: string, poolId: string) {

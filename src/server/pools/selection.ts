@@ -3,6 +3,7 @@
  * members with their live state, a clock reading and a random source, so every rule is
  * unit-testable without a server.
  */
+import type { MemberHealth } from '../gateways/health.js';
 
 export interface Candidate {
   gatewayId: string;
@@ -22,6 +23,10 @@ export interface Candidate {
   suspectUntil?: number;
   /** Its tunnel has gone quiet (tunnel/liveness.ts): a last resort, like a suspect. */
   quiet?: boolean;
+  /** The member's health as gateways/health.ts computes it (written by the runtime's refresh). */
+  health?: MemberHealth;
+  /** Why a healthy member is a last resort; only filled where explained (not per request). */
+  lastResort?: string | null;
 }
 
 export interface SelectionFilter {
