@@ -8,6 +8,8 @@ export default tseslint.config(
       'node_modules/**',
       'data/**',
       'bench/results/**',
+      'web/src/api/schema.d.ts',
+      'test-results/**',
       'coverage/**',
       'scratch/**',
       '.gatepool-gateway/**',
@@ -34,6 +36,25 @@ export default tseslint.config(
         { argsIgnorePattern: '^_', varsIgnorePattern: '^_' },
       ],
       '@typescript-eslint/no-explicit-any': 'error',
+    },
+  },
+  {
+    // The web UI runs in browsers.
+    files: ['web/src/**/*.{ts,tsx}'],
+    languageOptions: {
+      globals: {
+        window: 'readonly',
+        document: 'readonly',
+        navigator: 'readonly',
+        EventSource: 'readonly',
+        MessageEvent: 'readonly',
+        HTMLMetaElement: 'readonly',
+        HTMLButtonElement: 'readonly',
+        HTMLInputElement: 'readonly',
+        HTMLTextAreaElement: 'readonly',
+        Response: 'readonly',
+        React: 'readonly',
+      },
     },
   },
 );

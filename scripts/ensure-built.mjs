@@ -12,7 +12,10 @@ function newest(dir) {
   return t;
 }
 const stamp = 'dist/cli/index.js';
-if (!existsSync(stamp) || statSync(stamp).mtimeMs < newest('src')) {
+const webStamp = 'dist/web/index.html';
+const stale = (file, ...dirs) =>
+  !existsSync(file) || dirs.some((d) => statSync(file).mtimeMs < newest(d));
+if (stale(stamp, 'src') || stale(webStamp, 'web/src')) {
   console.error('gatepool: building (npm run build)…');
   execSync('npm run build --silent', { stdio: 'inherit' });
 }

@@ -4,6 +4,7 @@ import type { FastifyBaseLogger, FastifyInstance } from 'fastify';
 import { CaStore } from './gateways/ca-store.js';
 import { CONSUMER_KINDS } from './consumer-kinds.js';
 import { ConsumerRegistry } from './consumers/registry.js';
+import { eventRoutes } from './events/routes.js';
 import { enrollmentRoutes } from './gateways/enrollment-routes.js';
 import { PlatformMetrics, tunnelMetrics } from './gateways/metrics.js';
 import { GatewayDirectory } from './gateways/directory.js';
@@ -24,6 +25,7 @@ import { users } from './db/schema.js';
 import type { Api } from './http/schemas.js';
 import { LicenseVerifier, readPublicKeyPem } from './license/license.js';
 import { LicenseService } from './license/service.js';
+import { serveWeb } from './web/static.js';
 
 export interface Platform {
   app: Api;
@@ -96,7 +98,7 @@ export async function startPlatform(config: Config, opts: StartOptions): Promise
     log,
     config.deadAfterMs,
   );
-  const pools = new PoolRuntime(database.db, registry, audit, metrics, log);
+  const pools = new PoolRuntime(database.db, registry, audit, metrics, log, config.deadAfterMs);
   const ctx: AppContext = {
     config,
     database,
@@ -117,8 +119,11 @@ export async function startPlatform(config: Config, opts: StartOptions): Promise
   };
   const app = await buildApp(ctx, {
     logger: log,
-    modules: [enrollmentRoutes, gatewayRoutes, poolRoutes, kubernetesAuthRoutes],
-    extra: (a) => metricsRoute(a, metrics, config.metricsToken),
+    modules: [enrollmentRoutes, gatewayRoutes, poolRoutes, kubernetesAuthRoutes, eventRoutes],
+    extra: (a) => {
+      metricsRoute(a, metrics, config.metricsToken);
+      serveWeb(a);
+    },
   });
   let tunnelPort: number;
   try {

@@ -1,0 +1,165 @@
+import * as AlertDialog from '@radix-ui/react-alert-dialog';
+import * as Dialog from '@radix-ui/react-dialog';
+import { useState, type ReactNode } from 'react';
+import { Button, ErrorText, Field, Input } from './ui';
+
+/** A side sheet (dialog): focus is trapped and Escape closes it. */
+export function Sheet({
+  open,
+  onOpenChange,
+  title,
+  description,
+  children,
+}: {
+  open: boolean;
+  onOpenChange: (open: boolean) => void;
+  title: string;
+  description?: string;
+  children: ReactNode;
+}) {
+  return (
+    <Dialog.Root open={open} onOpenChange={onOpenChange}>
+      <Dialog.Portal>
+        <Dialog.Overlay className="fixed inset-0 bg-slate-900/30" />
+        <Dialog.Content className="fixed inset-y-0 right-0 flex w-full max-w-3xl flex-col overflow-y-auto bg-white p-6 shadow-xl focus:outline-none">
+          <div className="mb-4 flex items-start justify-between gap-4">
+            <div>
+              <Dialog.Title className="text-lg font-semibold">{title}</Dialog.Title>
+              <Dialog.Description className={description ? 'text-sm text-slate-600' : 'sr-only'}>
+                {description ?? title}
+              </Dialog.Description>
+            </div>
+            <Dialog.Close asChild>
+              <Button tone="ghost" aria-label="Close">
+                ✕
+              </Button>
+            </Dialog.Close>
+          </div>
+          {children}
+        </Dialog.Content>
+      </Dialog.Portal>
+    </Dialog.Root>
+  );
+}
+
+/** A centred dialog holding a form. */
+export function FormDialog({
+  open,
+  onOpenChange,
+  title,
+  children,
+}: {
+  open: boolean;
+  onOpenChange: (open: boolean) => void;
+  title: string;
+  children: ReactNode;
+}) {
+  return (
+    <Dialog.Root open={open} onOpenChange={onOpenChange}>
+      <Dialog.Portal>
+        <Dialog.Overlay className="fixed inset-0 bg-slate-900/30" />
+        <Dialog.Content className="fixed top-1/2 left-1/2 max-h-[90vh] w-full max-w-lg -translate-x-1/2 -translate-y-1/2 overflow-y-auto rounded-lg bg-white p-6 shadow-xl focus:outline-none">
+          <Dialog.Title className="mb-1 text-lg font-semibold">{title}</Dialog.Title>
+          <Dialog.Description className="sr-only">{title}</Dialog.Description>
+          {children}
+        </Dialog.Content>
+      </Dialog.Portal>
+    </Dialog.Root>
+  );
+}
+
+/**
+ * Confirms a destructive action; with `typeToConfirm` the user types that text first. The
+ * action's error (e.g. a 409 naming the consumers) is shown inside the dialog.
+ */
+export function ConfirmButton({
+  label,
+  title,
+  body,
+  confirmLabel = 'Delete',
+  typeToConfirm,
+  onConfirm,
+  disabledReason,
+  small = true,
+}: {
+  label: string;
+  title: string;
+  body: ReactNode;
+  confirmLabel?: string;
+  typeToConfirm?: string;
+  onConfirm: () => Promise<unknown>;
+  disabledReason?: string;
+  small?: boolean;
+}) {
+  const [open, setOpen] = useState(false);
+  const [typed, setTyped] = useState('');
+  const [error, setError] = useState<unknown>(null);
+  const [busy, setBusy] = useState(false);
+  return (
+    <AlertDialog.Root
+      open={open}
+      onOpenChange={(o) => {
+        setOpen(o);
+        setTyped('');
+        setError(null);
+      }}
+    >
+      <AlertDialog.Trigger asChild>
+        <Button small={small} tone="danger" disabledReason={disabledReason}>
+          {label}
+        </Button>
+      </AlertDialog.Trigger>
+      <AlertDialog.Portal>
+        <AlertDialog.Overlay className="fixed inset-0 bg-slate-900/30" />
+        <AlertDialog.Content className="fixed top-1/2 left-1/2 w-full max-w-md -translate-x-1/2 -translate-y-1/2 rounded-lg bg-white p-6 shadow-xl">
+          <AlertDialog.Title className="text-lg font-semibold">{title}</AlertDialog.Title>
+          <AlertDialog.Description asChild>
+            <div className="mt-2 text-sm text-slate-700">{body}</div>
+          </AlertDialog.Description>
+          {typeToConfirm && (
+            <div className="mt-3">
+              <Field label={`Type “${typeToConfirm}” to confirm`}>
+                {(id) => (
+                  <Input
+                    id={id}
+                    value={typed}
+                    onChange={(e) => setTyped(e.target.value)}
+                    autoComplete="off"
+                  />
+                )}
+              </Field>
+            </div>
+          )}
+          <div className="mt-3">
+            <ErrorText error={error} />
+          </div>
+          <div className="mt-4 flex justify-end gap-2">
+            <AlertDialog.Cancel asChild>
+              <Button>Cancel</Button>
+            </AlertDialog.Cancel>
+            <Button
+              tone="danger"
+              disabled={busy || (!!typeToConfirm && typed !== typeToConfirm)}
+              onClick={() => {
+                setBusy(true);
+                setError(null);
+                onConfirm().then(
+                  () => {
+                    setBusy(false);
+                    setOpen(false);
+                  },
+                  (err: unknown) => {
+                    setBusy(false);
+                    setError(err);
+                  },
+                );
+              }}
+            >
+              {confirmLabel}
+            </Button>
+          </div>
+        </AlertDialog.Content>
+      </AlertDialog.Portal>
+    </AlertDialog.Root>
+  );
+}

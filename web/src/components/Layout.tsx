@@ -1,0 +1,124 @@
+import * as Tooltip from '@radix-ui/react-tooltip';
+import { useMutation, useQuery, useQueryClient } from '@tanstack/react-query';
+import { Link, Outlet } from '@tanstack/react-router';
+import { api, ApiError, unwrap } from '../api/client';
+import { useLiveConnected, useLiveHealth } from '../lib/live';
+import { permission, useMe } from '../lib/session';
+import { Setup, SignIn } from '../pages/SignIn';
+import { ErrorText, Loading } from './ui';
+
+const NAV = [
+  { to: '/gateways', label: 'Gateways', needs: ['read', 'Gateway'] },
+  { to: '/enrollment-tokens', label: 'Enrollment tokens', needs: ['read', 'EnrollmentToken'] },
+  { to: '/identities', label: 'Identities', needs: ['read', 'Identity'] },
+  { to: '/settings', label: 'Organization', needs: ['read', 'Settings'] },
+  { to: '/audit', label: 'Audit log', needs: ['read', 'AuditLog'] },
+] as const;
+
+/** Setup when the platform has no admin, sign-in without a session, else the app. */
+export function Root() {
+  const bootstrap = useQuery({
+    queryKey: ['bootstrap'],
+    queryFn: () => unwrap<{ bootstrapped: boolean }>(api.GET('/api/v1/bootstrap')),
+    staleTime: Infinity,
+  });
+  const me = useMe();
+  useLiveHealth(!!me.data);
+  if (bootstrap.isPending) return <Loading what="gatepool" />;
+  if (bootstrap.data && !bootstrap.data.bootstrapped) return <Setup />;
+  if (me.isPending) return <Loading what="your session" />;
+  if (me.error) {
+    if (me.error instanceof ApiError && me.error.status === 401) return <SignIn />;
+    return (
+      <div className="p-6">
+        <ErrorText error={me.error} />
+      </div>
+    );
+  }
+  return (
+    <Tooltip.Provider delayDuration={200}>
+      <Shell />
+    </Tooltip.Provider>
+  );
+}
+
+function Shell() {
+  const { data: me } = useMe();
+  const qc = useQueryClient();
+  const live = useLiveConnected();
+  const logout = useMutation({
+    mutationFn: () => unwrap(api.POST('/api/v1/auth/logout')),
+    onSettled: () => qc.resetQueries(),
+  });
+  const switchOrg = useMutation({
+    mutationFn: (organizationId: string) =>
+      unwrap(
+        // Added by the org-switching work; typed loosely until the client is regenerated with it.
+        (api.POST as unknown as (p: string, o: object) => Promise<{ response: Response }>)(
+          '/api/v1/auth/switch-organization',
+          { body: { organizationId } },
+        ),
+      ),
+    onSuccess: () => qc.resetQueries(),
+  });
+  if (!me) return null;
+  const orgs = me.organizations ?? [];
+  return (
+    <div className="flex min-h-screen">
+      <nav
+        aria-label="Main"
+        className="flex w-56 shrink-0 flex-col gap-1 border-r border-slate-200 bg-white p-3"
+      >
+        <p className="px-2 py-1 text-lg font-semibold text-indigo-800">gatepool</p>
+        {orgs.length > 1 ? (
+          <label className="px-2 text-xs text-slate-700">
+            Organization
+            <select
+              className="mt-1 w-full rounded border border-slate-300 bg-white p-1 text-sm"
+              value={me.organization.id}
+              onChange={(e) => switchOrg.mutate(e.target.value)}
+            >
+              {orgs.map((o) => (
+                <option key={o.id} value={o.id}>
+                  {o.name}
+                </option>
+              ))}
+            </select>
+          </label>
+        ) : (
+          <p className="px-2 text-xs text-slate-700">{me.organization.name}</p>
+        )}
+        <ErrorText error={switchOrg.error} />
+        <ul className="mt-3 flex flex-col gap-0.5">
+          {NAV.filter((n) => permission(me, n.needs[0], n.needs[1]).allowed).map((n) => (
+            <li key={n.to}>
+              <Link
+                to={n.to}
+                className="block rounded px-2 py-1.5 text-sm text-slate-800 hover:bg-slate-100"
+                activeProps={{ className: 'bg-indigo-50 font-semibold text-indigo-900' }}
+              >
+                {n.label}
+              </Link>
+            </li>
+          ))}
+        </ul>
+        <div className="mt-auto flex flex-col gap-1 border-t border-slate-200 pt-3 text-xs text-slate-700">
+          <span>
+            {me.name} · {me.roleName}
+          </span>
+          <span aria-live="polite">{live ? '● Live' : '○ Polling every 5 s'}</span>
+          <button
+            type="button"
+            className="mt-1 self-start rounded px-2 py-1 text-sm text-slate-800 hover:bg-slate-100"
+            onClick={() => logout.mutate()}
+          >
+            Sign out
+          </button>
+        </div>
+      </nav>
+      <main className="min-w-0 flex-1 p-6">
+        <Outlet />
+      </main>
+    </div>
+  );
+}

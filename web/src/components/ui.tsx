@@ -1,0 +1,223 @@
+import * as Label from '@radix-ui/react-label';
+import * as Tooltip from '@radix-ui/react-tooltip';
+import {
+  useId,
+  useState,
+  type ButtonHTMLAttributes,
+  type InputHTMLAttributes,
+  type ReactNode,
+} from 'react';
+import { ApiError } from '../api/client';
+
+type Tone = 'primary' | 'secondary' | 'danger' | 'ghost';
+const TONES: Record<Tone, string> = {
+  primary: 'bg-indigo-700 text-white hover:bg-indigo-800 disabled:bg-indigo-300',
+  secondary:
+    'bg-white text-slate-800 border border-slate-300 hover:bg-slate-100 disabled:text-slate-400',
+  danger: 'bg-red-700 text-white hover:bg-red-800 disabled:bg-red-300',
+  ghost: 'text-slate-700 hover:bg-slate-200 disabled:text-slate-400',
+};
+
+export interface ButtonProps extends ButtonHTMLAttributes<HTMLButtonElement> {
+  tone?: Tone;
+  /** Why the button is disabled (shown as its tooltip and accessible description). */
+  disabledReason?: string;
+  small?: boolean;
+}
+
+export function Button({
+  tone = 'secondary',
+  disabledReason,
+  small,
+  className,
+  ...props
+}: ButtonProps) {
+  const cls = `inline-flex items-center gap-1 rounded-md font-medium focus:outline-none focus-visible:ring-2 focus-visible:ring-indigo-600 focus-visible:ring-offset-1 disabled:cursor-not-allowed ${small ? 'px-2 py-1 text-xs' : 'px-3 py-1.5 text-sm'} ${TONES[tone]} ${className ?? ''}`;
+  const button = (
+    <button
+      type="button"
+      className={cls}
+      {...props}
+      disabled={props.disabled || !!disabledReason}
+      title={disabledReason ?? props.title}
+    />
+  );
+  return button;
+}
+
+export function Field({
+  label,
+  hint,
+  error,
+  children,
+}: {
+  label: string;
+  hint?: ReactNode;
+  error?: string | null;
+  children: (id: string, describedBy: string | undefined) => ReactNode;
+}) {
+  const id = useId();
+  const hintId = `${id}-hint`;
+  const errId = `${id}-err`;
+  const describedBy =
+    [hint ? hintId : '', error ? errId : ''].filter(Boolean).join(' ') || undefined;
+  return (
+    <div className="flex flex-col gap-1">
+      <Label.Root htmlFor={id} className="text-sm font-medium text-slate-800">
+        {label}
+      </Label.Root>
+      {children(id, describedBy)}
+      {hint && (
+        <p id={hintId} className="text-xs text-slate-600">
+          {hint}
+        </p>
+      )}
+      {error && (
+        <p id={errId} role="alert" className="text-xs text-red-700">
+          {error}
+        </p>
+      )}
+    </div>
+  );
+}
+
+export function Input(props: InputHTMLAttributes<HTMLInputElement>) {
+  return (
+    <input
+      {...props}
+      className={`rounded-md border border-slate-400 bg-white px-2 py-1.5 text-sm focus:border-indigo-600 focus:outline-none focus:ring-1 focus:ring-indigo-600 aria-invalid:border-red-600 ${props.className ?? ''}`}
+    />
+  );
+}
+
+export function TextArea(props: React.TextareaHTMLAttributes<HTMLTextAreaElement>) {
+  return (
+    <textarea
+      {...props}
+      className={`rounded-md border border-slate-400 bg-white px-2 py-1.5 font-mono text-xs focus:border-indigo-600 focus:outline-none focus:ring-1 focus:ring-indigo-600 ${props.className ?? ''}`}
+    />
+  );
+}
+
+/** An API error in its own words, next to what caused it. */
+export function ErrorText({ error }: { error: unknown }) {
+  if (!error) return null;
+  const message =
+    error instanceof ApiError
+      ? error.message
+      : error instanceof Error
+        ? error.message
+        : String(error);
+  const code = error instanceof ApiError ? error.code : undefined;
+  return (
+    <div
+      role="alert"
+      className="rounded-md border border-red-300 bg-red-50 px-3 py-2 text-sm text-red-800"
+    >
+      {message}
+      {code && code !== 'http_error' && (
+        <span className="ml-2 font-mono text-xs text-red-700">({code})</span>
+      )}
+      <ErrorDetails error={error} />
+    </div>
+  );
+}
+
+function ErrorDetails({ error }: { error: unknown }) {
+  if (!(error instanceof ApiError)) return null;
+  const details = error.details as { consumers?: { kind: string; name: string }[] } | undefined;
+  if (!details?.consumers?.length) return null;
+  return (
+    <ul className="mt-1 list-disc pl-5 text-xs">
+      {details.consumers.map((c) => (
+        <li key={`${c.kind}:${c.name}`}>
+          {c.kind} “{c.name}”
+        </li>
+      ))}
+    </ul>
+  );
+}
+
+export function Loading({ what }: { what: string }) {
+  return (
+    <div role="status" className="flex items-center gap-2 p-6 text-sm text-slate-600">
+      <span className="h-3 w-3 animate-pulse rounded-full bg-indigo-400" aria-hidden />
+      Loading {what}…
+    </div>
+  );
+}
+
+export function Empty({ title, children }: { title: string; children?: ReactNode }) {
+  return (
+    <div className="rounded-lg border border-dashed border-slate-300 bg-white p-8 text-center">
+      <p className="font-medium text-slate-800">{title}</p>
+      {children && <div className="mt-2 text-sm text-slate-600">{children}</div>}
+    </div>
+  );
+}
+
+export function Card({
+  title,
+  actions,
+  children,
+}: {
+  title?: string;
+  actions?: ReactNode;
+  children: ReactNode;
+}) {
+  return (
+    <section className="rounded-lg border border-slate-200 bg-white p-4 shadow-sm">
+      {(title || actions) && (
+        <div className="mb-3 flex items-center justify-between gap-2">
+          {title && <h2 className="text-base font-semibold">{title}</h2>}
+          <div className="flex gap-2">{actions}</div>
+        </div>
+      )}
+      {children}
+    </section>
+  );
+}
+
+export function CopyButton({ text, label = 'Copy' }: { text: string; label?: string }) {
+  const [copied, setCopied] = useState(false);
+  return (
+    <Button
+      small
+      onClick={() => {
+        void navigator.clipboard?.writeText(text).then(
+          () => setCopied(true),
+          () => setCopied(false),
+        );
+        setTimeout(() => setCopied(false), 1500);
+      }}
+    >
+      {copied ? 'Copied' : label}
+    </Button>
+  );
+}
+
+export function Tip({ text, children }: { text: string; children: ReactNode }) {
+  return (
+    <Tooltip.Root>
+      <Tooltip.Trigger asChild>{children}</Tooltip.Trigger>
+      <Tooltip.Portal>
+        <Tooltip.Content
+          className="max-w-xs rounded bg-slate-900 px-2 py-1 text-xs text-white"
+          sideOffset={4}
+        >
+          {text}
+        </Tooltip.Content>
+      </Tooltip.Portal>
+    </Tooltip.Root>
+  );
+}
+
+export function relativeTime(iso: string | null | undefined, now = Date.now()): string {
+  if (!iso) return 'never';
+  const s = Math.round((now - new Date(iso).getTime()) / 1000);
+  if (s < 5) return 'just now';
+  if (s < 60) return `${s} s ago`;
+  if (s < 3600) return `${Math.floor(s / 60)} min ago`;
+  if (s < 86400) return `${Math.floor(s / 3600)} h ago`;
+  return `${Math.floor(s / 86400)} d ago`;
+}

@@ -1,0 +1,161 @@
+/**
+ * Live health: the server pushes its own health words over SSE (`/api/v1/events`); they are
+ * merged into the cached gateways and pools, so open pages change without a refetch. When the
+ * stream drops, queries poll every 5 s until it is back.
+ */
+import { useQueryClient, type QueryClient } from '@tanstack/react-query';
+import { useEffect, useSyncExternalStore } from 'react';
+import type { Gateway, Page, Pool, PoolDetail } from '../api/types';
+
+interface GatewayEntry {
+  id: string;
+  health: Gateway['health'];
+  lastResort: string | null;
+  rttMs: number | null;
+  activeStreams: number;
+  lastSeenAt: string | null;
+}
+interface PoolEntry {
+  id: string;
+  health: Pool['health'];
+  memberCount: number;
+  healthyMemberCount: number;
+  minHealthy: number;
+  members: {
+    gatewayId: string;
+    health: Gateway['health'];
+    lastResort: string | null;
+    reason: string | null;
+  }[];
+}
+interface Change {
+  gateways: GatewayEntry[];
+  pools: PoolEntry[];
+}
+
+export const POLL_MS = 5_000;
+
+let connected = false;
+const listeners = new Set<() => void>();
+function setConnected(v: boolean) {
+  if (connected === v) return;
+  connected = v;
+  for (const l of listeners) l();
+}
+
+/** Whether the live stream is up (queries poll while it is not). */
+export function useLiveConnected(): boolean {
+  return useSyncExternalStore(
+    (l) => {
+      listeners.add(l);
+      return () => listeners.delete(l);
+    },
+    () => connected,
+  );
+}
+
+/** refetchInterval for health-bearing queries: none while live, 5 s while not. */
+export function pollUnlessLive(): number | false {
+  return connected ? false : POLL_MS;
+}
+
+export function applyChange(qc: QueryClient, change: Change): void {
+  const gws = new Map(change.gateways.map((g) => [g.id, g]));
+  const pools = new Map(change.pools.map((p) => [p.id, p]));
+  const mergeGateway = <T extends Gateway>(g: T): T => {
+    const e = gws.get(g.id);
+    return e
+      ? {
+          ...g,
+          health: e.health,
+          lastResort: e.lastResort,
+          rttMs: e.rttMs,
+          activeStreams: e.activeStreams,
+          lastSeenAt: e.lastSeenAt,
+        }
+      : g;
+  };
+  qc.setQueriesData<Page<Gateway>>({ queryKey: ['gateways'] }, (page) =>
+    page ? { ...page, items: page.items.map(mergeGateway) } : page,
+  );
+  qc.setQueriesData<Gateway>({ queryKey: ['gateway'] }, (g) => (g ? mergeGateway(g) : g));
+  qc.setQueriesData<Page<Pool>>({ queryKey: ['pools'] }, (page) =>
+    page
+      ? {
+          ...page,
+          items: page.items.map((p) => {
+            const e = pools.get(p.id);
+            return e
+              ? {
+                  ...p,
+                  health: e.health,
+                  memberCount: e.memberCount,
+                  healthyMemberCount: e.healthyMemberCount,
+                }
+              : p;
+          }),
+        }
+      : page,
+  );
+  qc.setQueriesData<PoolDetail>({ queryKey: ['pool'] }, (p) => {
+    if (!p) return p;
+    const e = pools.get(p.id);
+    const members = p.members.map((m) => {
+      const live = mergeGateway(m);
+      const me = e?.members.find((x) => x.gatewayId === m.id);
+      return me
+        ? { ...live, health: me.health, lastResort: me.lastResort, healthReason: me.reason }
+        : live;
+    });
+    return e
+      ? {
+          ...p,
+          members,
+          health: e.health,
+          memberCount: e.memberCount,
+          healthyMemberCount: e.healthyMemberCount,
+        }
+      : { ...p, members };
+  });
+}
+
+/** Keeps one EventSource open while signed in; reconnects with backoff. */
+export function useLiveHealth(enabled: boolean): void {
+  const qc = useQueryClient();
+  useEffect(() => {
+    if (!enabled || typeof EventSource === 'undefined') return;
+    let source: EventSource | undefined;
+    let retry: ReturnType<typeof setTimeout> | undefined;
+    let attempt = 0;
+    let stopped = false;
+    const open = () => {
+      source = new EventSource('/api/v1/events');
+      source.addEventListener('snapshot', (ev) => {
+        attempt = 0;
+        setConnected(true);
+        applyChange(qc, JSON.parse((ev as MessageEvent<string>).data) as Change);
+        // Anything that changed while the stream was down (names, members) comes back too.
+        void qc.invalidateQueries({ queryKey: ['pool'] });
+      });
+      source.addEventListener('health', (ev) => {
+        applyChange(qc, JSON.parse((ev as MessageEvent<string>).data) as Change);
+      });
+      source.addEventListener('end', () => drop());
+      source.onerror = () => drop();
+    };
+    const drop = () => {
+      source?.close();
+      setConnected(false);
+      if (stopped) return;
+      const wait = Math.min(30_000, 1000 * 2 ** attempt++);
+      retry = setTimeout(open, wait);
+    };
+    open();
+    return () => {
+      stopped = true;
+      clearTimeout(retry);
+      source?.close();
+      setConnected(false);
+    };
+  }, [enabled, qc]);
+}

@@ -1,0 +1,77 @@
+import { useMutation, useQuery, useQueryClient } from '@tanstack/react-query';
+import { api, unwrap } from '../api/client';
+import type { Gateway, Page, Pool, PoolDetail } from '../api/types';
+import { pollUnlessLive } from './live';
+
+/** Every page of a cursor-paged list (nothing silently cut). */
+export async function allPages<T>(
+  fetchPage: (cursor?: string) => Promise<Page<T>>,
+): Promise<Page<T>> {
+  const items: T[] = [];
+  let cursor: string | undefined;
+  for (let i = 0; i < 50; i++) {
+    const page = await fetchPage(cursor);
+    items.push(...page.items);
+    if (!page.nextCursor) break;
+    cursor = page.nextCursor;
+  }
+  return { items, nextCursor: null };
+}
+
+export function useGateways() {
+  return useQuery({
+    queryKey: ['gateways'],
+    queryFn: () =>
+      allPages((cursor) =>
+        unwrap<Page<Gateway>>(
+          api.GET('/api/v1/gateways', { params: { query: { cursor, limit: 200 } } }),
+        ),
+      ),
+    refetchInterval: pollUnlessLive,
+  });
+}
+
+export function useGateway(id: string) {
+  return useQuery({
+    queryKey: ['gateway', id],
+    queryFn: () => unwrap<Gateway>(api.GET('/api/v1/gateways/{id}', { params: { path: { id } } })),
+    refetchInterval: pollUnlessLive,
+  });
+}
+
+export function usePools(enabled = true) {
+  return useQuery({
+    queryKey: ['pools'],
+    queryFn: () => unwrap<Page<Pool>>(api.GET('/api/v1/gateway-pools')),
+    refetchInterval: pollUnlessLive,
+    enabled,
+    retry: false,
+  });
+}
+
+export function usePool(poolId: string | undefined) {
+  return useQuery({
+    queryKey: ['pool', poolId],
+    queryFn: () =>
+      unwrap<PoolDetail>(
+        api.GET('/api/v1/gateway-pools/{poolId}', { params: { path: { poolId: poolId ?? '' } } }),
+      ),
+    enabled: !!poolId,
+    refetchInterval: pollUnlessLive,
+  });
+}
+
+/** A mutation that refreshes the gateway and pool views when it lands. */
+export function useInfraMutation<V, R>(fn: (v: V) => Promise<R>) {
+  const qc = useQueryClient();
+  return useMutation({
+    mutationFn: fn,
+    onSettled: () => {
+      void qc.invalidateQueries({ queryKey: ['gateways'] });
+      void qc.invalidateQueries({ queryKey: ['gateway'] });
+      void qc.invalidateQueries({ queryKey: ['pools'] });
+      void qc.invalidateQueries({ queryKey: ['pool'] });
+      void qc.invalidateQueries({ queryKey: ['audit'] });
+    },
+  });
+}

@@ -1,0 +1,45 @@
+import { useQuery } from '@tanstack/react-query';
+import { api, unwrap } from '../api/client';
+import type { LicenseView, Me } from '../api/types';
+
+export const meQuery = {
+  queryKey: ['me'],
+  queryFn: () => unwrap<Me>(api.GET('/api/v1/me')),
+  retry: false,
+  staleTime: 30_000,
+} as const;
+
+export function useMe() {
+  return useQuery(meQuery);
+}
+
+export function useLicense() {
+  return useQuery({
+    queryKey: ['license'],
+    queryFn: () => unwrap<LicenseView>(api.GET('/api/v1/license')),
+    staleTime: 30_000,
+  });
+}
+
+/** True when the org's plan includes gateway pools (what the server enforces). */
+export function hasPools(license: LicenseView | undefined): boolean {
+  if (!license) return false;
+  if (Array.isArray(license.features)) return license.features.includes('gatewayPool');
+  return license.plan === 'enterprise';
+}
+
+/**
+ * Whether `me` may do `action` on `subject`, and if not, the words to show: controls the
+ * user may not use say which permission is missing.
+ */
+export function permission(
+  me: Me | undefined,
+  action: string,
+  subject: string,
+): { allowed: boolean; reason: string } {
+  const allowed = !!me?.permissions.some((p) => p.subject === subject && p.action === action);
+  return {
+    allowed,
+    reason: allowed ? '' : `Your role "${me?.roleName ?? 'unknown'}" lacks ${subject}:${action}.`,
+  };
+}

@@ -1,0 +1,214 @@
+import { useMutation, useQuery, useQueryClient } from '@tanstack/react-query';
+import { useState } from 'react';
+import { api, unwrap } from '../api/client';
+import type { EnrollmentToken, Page } from '../api/types';
+import { ConfirmButton } from '../components/Dialogs';
+import {
+  Button,
+  Card,
+  CopyButton,
+  Empty,
+  ErrorText,
+  Field,
+  Input,
+  Loading,
+  relativeTime,
+} from '../components/ui';
+import { usePools } from '../lib/queries';
+import { hasPools, permission, useLicense, useMe } from '../lib/session';
+
+interface Created extends EnrollmentToken {
+  token: string;
+  command: string;
+}
+
+export function EnrollmentTokensPage() {
+  const qc = useQueryClient();
+  const { data: me } = useMe();
+  const license = useLicense();
+  const licensed = hasPools(license.data);
+  const pools = usePools(licensed);
+  const tokens = useQuery({
+    queryKey: ['enrollment-tokens'],
+    queryFn: () => unwrap<Page<EnrollmentToken>>(api.GET('/api/v1/gateways/enrollment-tokens')),
+  });
+  const [name, setName] = useState('');
+  const [ttl, setTtl] = useState('3600');
+  const [poolIds, setPoolIds] = useState<string[]>([]);
+  const [created, setCreated] = useState<Created | null>(null);
+  const create = useMutation({
+    mutationFn: () =>
+      unwrap<Created>(
+        api.POST('/api/v1/gateways/enrollment-tokens', {
+          body: { name: name.trim() || 'gateway enrollment', ttlSeconds: Number(ttl), poolIds },
+        }),
+      ),
+    onSuccess: (t) => {
+      setCreated(t);
+      void qc.invalidateQueries({ queryKey: ['enrollment-tokens'] });
+    },
+  });
+  const revoke = useMutation({
+    mutationFn: (id: string) =>
+      unwrap(api.DELETE('/api/v1/gateways/enrollment-tokens/{id}', { params: { path: { id } } })),
+    onSettled: () => qc.invalidateQueries({ queryKey: ['enrollment-tokens'] }),
+  });
+  const canCreate = permission(me, 'create', 'EnrollmentToken');
+  const canDelete = permission(me, 'delete', 'EnrollmentToken');
+  const poolReason = !licensed
+    ? 'Joining pools needs the Enterprise plan (Upgrade to Enterprise in Organization settings).'
+    : permission(me, 'edit', 'GatewayPool').reason || undefined;
+  return (
+    <div className="flex flex-col gap-4">
+      <h1 className="text-2xl font-semibold">Enrollment tokens</h1>
+      <Card title="New token">
+        {!canCreate.allowed ? (
+          <p className="text-sm text-slate-600">{canCreate.reason}</p>
+        ) : (
+          <form
+            className="grid gap-3 md:grid-cols-3"
+            onSubmit={(e) => {
+              e.preventDefault();
+              create.mutate();
+            }}
+          >
+            <Field label="Token name">
+              {(id) => (
+                <Input
+                  id={id}
+                  value={name}
+                  placeholder="gateway enrollment"
+                  onChange={(e) => setName(e.target.value)}
+                />
+              )}
+            </Field>
+            <Field label="Valid for (seconds)" hint="60 to 86400.">
+              {(id, d) => (
+                <Input
+                  id={id}
+                  type="number"
+                  min={60}
+                  max={86400}
+                  aria-describedby={d}
+                  value={ttl}
+                  onChange={(e) => setTtl(e.target.value)}
+                />
+              )}
+            </Field>
+            <fieldset className="flex flex-col gap-1">
+              <legend className="text-sm font-medium">Pools to join</legend>
+              {poolReason ? (
+                <p className="text-xs text-slate-600">{poolReason}</p>
+              ) : !pools.data?.items.length ? (
+                <p className="text-xs text-slate-600">No pools yet.</p>
+              ) : (
+                pools.data.items.map((p) => (
+                  <label key={p.id} className="flex items-center gap-2 text-sm">
+                    <input
+                      type="checkbox"
+                      checked={poolIds.includes(p.id)}
+                      onChange={(e) =>
+                        setPoolIds(
+                          e.target.checked ? [...poolIds, p.id] : poolIds.filter((x) => x !== p.id),
+                        )
+                      }
+                    />
+                    {p.name}
+                  </label>
+                ))
+              )}
+            </fieldset>
+            <div className="md:col-span-3">
+              <ErrorText error={create.error} />
+              <Button type="submit" tone="primary" disabled={create.isPending}>
+                Create token
+              </Button>
+            </div>
+          </form>
+        )}
+      </Card>
+      {created && (
+        <section
+          role="region"
+          aria-label="New enrollment token"
+          className="rounded-lg border border-green-300 bg-green-50 p-4"
+        >
+          <p className="text-sm font-medium text-green-900">
+            Token “{created.name}” created. It is shown only once and expires{' '}
+            {new Date(created.expiresAt).toLocaleString()}.
+          </p>
+          <p className="mt-2 text-sm">
+            Run this on a host inside the network (replace the name and what it may reach):
+          </p>
+          <pre
+            data-testid="enroll-command"
+            className="mt-1 overflow-x-auto rounded bg-slate-900 p-3 font-mono text-xs text-slate-50"
+          >
+            {created.command}
+          </pre>
+          <div className="mt-2 flex gap-2">
+            <CopyButton text={created.command} label="Copy command" />
+            <CopyButton text={created.token} label="Copy token" />
+            <Button small onClick={() => setCreated(null)}>
+              Done
+            </Button>
+          </div>
+        </section>
+      )}
+      <Card title="Tokens">
+        {tokens.isPending ? (
+          <Loading what="tokens" />
+        ) : tokens.error ? (
+          <ErrorText error={tokens.error} />
+        ) : !tokens.data.items.length ? (
+          <Empty title="No enrollment tokens" />
+        ) : (
+          <table className="w-full text-left text-sm">
+            <thead className="text-xs text-slate-700 uppercase">
+              <tr>
+                {['Name', 'Status', 'Expires', 'Pools', ''].map((h) => (
+                  <th key={h} scope="col" className="py-1 pr-2 font-semibold">
+                    {h}
+                  </th>
+                ))}
+              </tr>
+            </thead>
+            <tbody>
+              {tokens.data.items.map((t) => (
+                <tr key={t.id} className="border-t border-slate-100">
+                  <td className="py-2 pr-2">{t.name}</td>
+                  <td className="py-2 pr-2">
+                    {t.state ?? (t.revokedAt ? 'revoked' : t.usedAt ? 'used' : 'active')}
+                  </td>
+                  <td className="py-2 pr-2">{new Date(t.expiresAt).toLocaleString()}</td>
+                  <td className="py-2 pr-2">
+                    {t.poolIds
+                      .map(
+                        (id) => pools.data?.items.find((p) => p.id === id)?.name ?? id.slice(0, 8),
+                      )
+                      .join(', ') || '—'}
+                  </td>
+                  <td className="py-2">
+                    {!t.revokedAt && !t.usedAt && (
+                      <ConfirmButton
+                        label="Revoke"
+                        confirmLabel="Revoke"
+                        title={`Revoke “${t.name}”?`}
+                        body="A gateway that has not enrolled with it yet will be refused."
+                        disabledReason={canDelete.allowed ? undefined : canDelete.reason}
+                        onConfirm={() => revoke.mutateAsync(t.id)}
+                      />
+                    )}
+                    {t.createdAt && (
+                      <span className="sr-only">created {relativeTime(t.createdAt)}</span>
+                    )}
+                  </td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        )}
+      </Card>
+    </div>
+  );
+}

@@ -1,0 +1,90 @@
+import { useQuery } from '@tanstack/react-query';
+import { Link, useParams } from '@tanstack/react-router';
+import { api, unwrap } from '../api/client';
+import type { AuditEntry, Page } from '../api/types';
+import { HealthBadge } from '../components/HealthBadge';
+import { Card, ErrorText, Loading, relativeTime } from '../components/ui';
+import { useGateway } from '../lib/queries';
+import { permission, useMe } from '../lib/session';
+
+export function GatewayDetailPage() {
+  const { id } = useParams({ strict: false }) as { id: string };
+  const gw = useGateway(id);
+  const { data: me } = useMe();
+  const canAudit = permission(me, 'read', 'AuditLog');
+  const history = useQuery({
+    queryKey: ['audit', 'gateway', id],
+    queryFn: () =>
+      unwrap<Page<AuditEntry>>(
+        api.GET('/api/v1/audit-logs', { params: { query: { event: 'gateway.*', limit: 200 } } }),
+      ),
+    enabled: canAudit.allowed,
+  });
+  if (gw.isPending) return <Loading what="gateway" />;
+  if (gw.error) return <ErrorText error={gw.error} />;
+  const g = gw.data;
+  const rows: [string, React.ReactNode][] = [
+    ['Health', <HealthBadge key="h" health={g.health} />],
+    ['Last resort', g.lastResort ?? 'no'],
+    ['Last seen', relativeTime(g.lastSeenAt)],
+    ['Connected since', g.connectedSince ? new Date(g.connectedSince).toLocaleString() : '—'],
+    ['RTT', g.rttMs !== null ? `${g.rttMs.toFixed(1)} ms` : '—'],
+    ['Active streams', g.activeStreams],
+    ['Version', g.version ?? '—'],
+    ['Address', g.remoteAddress ?? '—'],
+    [
+      'Labels',
+      Object.entries(g.labels ?? {})
+        .map(([k, v]) => `${k}=${v}`)
+        .join(', ') || '—',
+    ],
+    ['Pools', (g.pools ?? []).map((p) => p.name).join(', ') || '—'],
+    ['Connected resources', g.connectedResourcesCount ?? '—'],
+    ['ID', <code key="id">{g.id}</code>],
+  ];
+  const events = (history.data?.items ?? []).filter((e) => e.metadata.gatewayId === id);
+  return (
+    <div className="flex flex-col gap-4">
+      <p className="text-sm">
+        <Link to="/gateways" className="text-indigo-800 underline">
+          Gateways
+        </Link>{' '}
+        / {g.name}
+      </p>
+      <h1 className="text-2xl font-semibold">{g.name}</h1>
+      <Card>
+        <dl className="grid grid-cols-[12rem_1fr] gap-y-2 text-sm">
+          {rows.map(([k, v]) => (
+            <div key={k} className="contents">
+              <dt className="text-slate-600">{k}</dt>
+              <dd>{v}</dd>
+            </div>
+          ))}
+        </dl>
+      </Card>
+      <Card title="Connection history">
+        {!canAudit.allowed ? (
+          <p className="text-sm text-slate-600">{canAudit.reason}</p>
+        ) : history.isPending ? (
+          <Loading what="history" />
+        ) : history.error ? (
+          <ErrorText error={history.error} />
+        ) : !events.length ? (
+          <p className="text-sm text-slate-600">No connection events recorded yet.</p>
+        ) : (
+          <ul className="flex flex-col gap-1 text-sm">
+            {events.map((e) => (
+              <li key={e.id}>
+                <time dateTime={e.createdAt}>{new Date(e.createdAt).toLocaleString()}</time> —{' '}
+                <span className="font-mono text-xs">{e.event}</span>
+                {typeof e.metadata.reason === 'string' && (
+                  <span className="text-slate-600"> ({e.metadata.reason})</span>
+                )}
+              </li>
+            ))}
+          </ul>
+        )}
+      </Card>
+    </div>
+  );
+}

@@ -1,0 +1,474 @@
+import * as ToggleGroup from '@radix-ui/react-toggle-group';
+import { Link, useNavigate, useSearch } from '@tanstack/react-router';
+import { useState } from 'react';
+import { api, unwrap } from '../api/client';
+import type { Gateway, Pool } from '../api/types';
+import { ConfirmButton, FormDialog } from '../components/Dialogs';
+import { HealthBadge, PoolHealthBadge } from '../components/HealthBadge';
+import {
+  Button,
+  CopyButton,
+  Empty,
+  ErrorText,
+  Field,
+  Input,
+  Loading,
+  relativeTime,
+} from '../components/ui';
+import { useGateways, useInfraMutation, usePools } from '../lib/queries';
+import { hasPools, permission, useLicense, useMe } from '../lib/session';
+import { PoolSheet, ResourcesDrawer } from './PoolSheet';
+
+export interface GatewaysSearch {
+  view?: 'gateways' | 'pools';
+  pool?: string;
+  resources?: string;
+}
+
+export function GatewaysPage() {
+  const search: GatewaysSearch = useSearch({ strict: false });
+  const navigate = useNavigate();
+  const view = search.view ?? 'gateways';
+  const set = (next: GatewaysSearch) =>
+    void navigate({ to: '/gateways', search: { ...search, ...next } });
+  return (
+    <div className="flex flex-col gap-4">
+      <div className="flex items-center justify-between gap-4">
+        <h1 className="text-2xl font-semibold">Gateways</h1>
+        <ToggleGroup.Root
+          type="single"
+          value={view}
+          onValueChange={(v) => v && set({ view: v as 'gateways' | 'pools' })}
+          aria-label="Show gateways or pools"
+          className="inline-flex rounded-md border border-slate-300 bg-white p-0.5"
+        >
+          {(['gateways', 'pools'] as const).map((v) => (
+            <ToggleGroup.Item
+              key={v}
+              value={v}
+              className="rounded px-3 py-1 text-sm text-slate-800 focus:outline-none focus-visible:ring-2 focus-visible:ring-indigo-600 data-[state=on]:bg-indigo-700 data-[state=on]:text-white"
+            >
+              {v === 'gateways' ? 'Gateways' : 'Pools'}
+            </ToggleGroup.Item>
+          ))}
+        </ToggleGroup.Root>
+      </div>
+      {view === 'gateways' ? (
+        <GatewaysTable onOpenPool={(id) => set({ pool: id })} />
+      ) : (
+        <PoolsView set={set} />
+      )}
+      <PoolSheet poolId={search.pool} onClose={() => set({ pool: undefined })} />
+      <ResourcesDrawer poolId={search.resources} onClose={() => set({ resources: undefined })} />
+    </div>
+  );
+}
+
+function GatewaysTable({ onOpenPool }: { onOpenPool: (id: string) => void }) {
+  const gateways = useGateways();
+  const { data: me } = useMe();
+  if (gateways.isPending) return <Loading what="gateways" />;
+  if (gateways.error) return <ErrorText error={gateways.error} />;
+  if (!gateways.data.items.length) {
+    return (
+      <Empty title="No gateways yet">
+        Create an{' '}
+        <Link to="/enrollment-tokens" className="text-indigo-700 underline">
+          enrollment token
+        </Link>{' '}
+        and run the command it shows on a host inside your network.
+      </Empty>
+    );
+  }
+  return (
+    <div className="overflow-x-auto rounded-lg border border-slate-200 bg-white">
+      <table className="w-full text-left text-sm">
+        <thead className="bg-slate-50 text-xs text-slate-700 uppercase">
+          <tr>
+            {[
+              'Name',
+              'Health',
+              'Last seen',
+              'RTT',
+              'Streams',
+              'Version',
+              'Labels',
+              'Pools',
+              'Resources',
+              'Actions',
+            ].map((h) => (
+              <th key={h} scope="col" className="px-3 py-2 font-semibold">
+                {h}
+              </th>
+            ))}
+          </tr>
+        </thead>
+        <tbody>
+          {gateways.data.items.map((g) => (
+            <GatewayRow key={g.id} g={g} me={me} onOpenPool={onOpenPool} />
+          ))}
+        </tbody>
+      </table>
+    </div>
+  );
+}
+
+function GatewayRow({
+  g,
+  me,
+  onOpenPool,
+}: {
+  g: Gateway;
+  me: ReturnType<typeof useMe>['data'];
+  onOpenPool: (id: string) => void;
+}) {
+  const [check, setCheck] = useState<string | null>(null);
+  const edit = permission(me, 'edit', 'Gateway');
+  const del = permission(me, 'delete', 'Gateway');
+  const healthCheck = useInfraMutation(() =>
+    unwrap<{ ok: boolean; rttMs?: number; error?: string }>(
+      api.POST('/api/v1/gateways/{id}/health-check', { params: { path: { id: g.id } } }),
+    ),
+  );
+  const drain = useInfraMutation((draining: boolean) =>
+    unwrap(
+      api.POST(draining ? '/api/v1/gateways/{id}/drain' : '/api/v1/gateways/{id}/undrain', {
+        params: { path: { id: g.id } },
+      }),
+    ),
+  );
+  const remove = useInfraMutation(() =>
+    unwrap(api.DELETE('/api/v1/gateways/{id}', { params: { path: { id: g.id } } })),
+  );
+  return (
+    <tr className="border-t border-slate-100 align-top" data-gateway={g.name}>
+      <td className="px-3 py-2 font-medium">
+        <Link to="/gateways/$id" params={{ id: g.id }} className="text-indigo-800 hover:underline">
+          {g.name}
+        </Link>
+      </td>
+      <td className="px-3 py-2">
+        <HealthBadge health={g.health} title={g.lastResort} />
+        {g.lastResort && <p className="mt-1 text-xs text-amber-800">Last resort: {g.lastResort}</p>}
+      </td>
+      <td className="px-3 py-2 whitespace-nowrap">{relativeTime(g.lastSeenAt)}</td>
+      <td className="px-3 py-2">{g.rttMs !== null ? `${g.rttMs.toFixed(1)} ms` : '—'}</td>
+      <td className="px-3 py-2">{g.activeStreams}</td>
+      <td className="px-3 py-2">{g.version ?? '—'}</td>
+      <td className="px-3 py-2">
+        {Object.entries(g.labels ?? {}).map(([k, v]) => (
+          <span
+            key={k}
+            className="mr-1 inline-block rounded bg-slate-100 px-1.5 py-0.5 font-mono text-xs"
+          >
+            {k}={v}
+          </span>
+        ))}
+      </td>
+      <td className="px-3 py-2">
+        {(g.pools ?? []).map((p) => (
+          <button
+            key={p.id}
+            type="button"
+            className="mr-1 text-indigo-800 underline"
+            onClick={() => onOpenPool(p.id)}
+          >
+            {p.name}
+          </button>
+        ))}
+        {!g.pools?.length && '—'}
+      </td>
+      <td className="px-3 py-2">{g.connectedResourcesCount ?? '—'}</td>
+      <td className="px-3 py-2">
+        <div className="flex flex-wrap gap-1">
+          <Button
+            small
+            onClick={() =>
+              healthCheck.mutate(undefined, {
+                onSuccess: (r) => setCheck(r.ok ? `RTT ${r.rttMs} ms` : (r.error ?? 'failed')),
+                onError: (e) => setCheck(e.message),
+              })
+            }
+          >
+            Health check
+          </Button>
+          <Button
+            small
+            disabledReason={edit.allowed ? undefined : edit.reason}
+            onClick={() => drain.mutate(!g.draining)}
+          >
+            {g.draining ? 'Undrain' : 'Drain'}
+          </Button>
+          <CopyButton text={g.id} label="Copy ID" />
+          <ConfirmButton
+            label="Delete"
+            title={`Delete gateway “${g.name}”?`}
+            body="Its tunnel drops at once and its certificate is refused from then on."
+            typeToConfirm={g.name}
+            disabledReason={del.allowed ? undefined : del.reason}
+            onConfirm={() => remove.mutateAsync()}
+          />
+        </div>
+        {check && (
+          <p role="status" className="mt-1 text-xs text-slate-700">
+            {check}
+          </p>
+        )}
+        <ErrorText error={drain.error} />
+      </td>
+    </tr>
+  );
+}
+
+export function UpgradeCard({ what = 'Gateway pools' }: { what?: string }) {
+  return (
+    <section
+      className="rounded-lg border border-indigo-200 bg-indigo-50 p-6"
+      aria-labelledby="upgrade-title"
+    >
+      <h2 id="upgrade-title" className="text-lg font-semibold text-indigo-900">
+        Upgrade to Enterprise
+      </h2>
+      <p className="mt-2 max-w-2xl text-sm text-indigo-950">
+        {what} are part of the Enterprise plan. A pool groups gateways that reach the same network:
+        whatever uses it gets a healthy member for every request and moves to another member within
+        a second when one dies, so one gateway going down never takes your access with it.
+      </p>
+      <p className="mt-3 text-sm">
+        <Link to="/settings" className="font-medium text-indigo-800 underline">
+          Install a license key
+        </Link>{' '}
+        to enable pools.
+      </p>
+    </section>
+  );
+}
+
+const POOL_NAME = /^[a-z0-9-]{1,32}$/;
+
+function PoolsView({ set }: { set: (s: GatewaysSearch) => void }) {
+  const license = useLicense();
+  const licensed = hasPools(license.data);
+  const pools = usePools(licensed);
+  const { data: me } = useMe();
+  const [q, setQ] = useState('');
+  const [creating, setCreating] = useState(false);
+  if (license.isPending) return <Loading what="plan" />;
+  if (!licensed) return <UpgradeCard />;
+  if (pools.isPending) return <Loading what="pools" />;
+  if (pools.error) return <ErrorText error={pools.error} />;
+  const create = permission(me, 'create', 'GatewayPool');
+  const items = pools.data.items.filter((p) => p.name.includes(q.trim().toLowerCase()));
+  return (
+    <div className="flex flex-col gap-3">
+      <div className="flex items-end justify-between gap-2">
+        <Field label="Search pools">
+          {(id) => <Input id={id} type="search" value={q} onChange={(e) => setQ(e.target.value)} />}
+        </Field>
+        <Button
+          tone="primary"
+          disabledReason={create.allowed ? undefined : create.reason}
+          onClick={() => setCreating(true)}
+        >
+          Create pool
+        </Button>
+      </div>
+      {!pools.data.items.length ? (
+        <Empty title="No pools yet">
+          Create a pool, then add gateways that reach the same network.
+        </Empty>
+      ) : !items.length ? (
+        <Empty title={`No pool matches “${q}”`} />
+      ) : (
+        <div className="overflow-x-auto rounded-lg border border-slate-200 bg-white">
+          <table className="w-full text-left text-sm">
+            <thead className="bg-slate-50 text-xs text-slate-700 uppercase">
+              <tr>
+                {['Name', 'Health', 'Min healthy', 'Health check', 'Resources', 'Actions'].map(
+                  (h) => (
+                    <th key={h} scope="col" className="px-3 py-2 font-semibold">
+                      {h}
+                    </th>
+                  ),
+                )}
+              </tr>
+            </thead>
+            <tbody>
+              {items.map((p) => (
+                <PoolRow key={p.id} p={p} pools={pools.data.items} me={me} set={set} />
+              ))}
+            </tbody>
+          </table>
+        </div>
+      )}
+      <PoolFormDialog open={creating} onOpenChange={setCreating} pools={pools.data.items} />
+    </div>
+  );
+}
+
+function PoolRow({
+  p,
+  pools,
+  me,
+  set,
+}: {
+  p: Pool;
+  pools: Pool[];
+  me: ReturnType<typeof useMe>['data'];
+  set: (s: GatewaysSearch) => void;
+}) {
+  const [editing, setEditing] = useState(false);
+  const edit = permission(me, 'edit', 'GatewayPool');
+  const del = permission(me, 'delete', 'GatewayPool');
+  const remove = useInfraMutation(() =>
+    unwrap(api.DELETE('/api/v1/gateway-pools/{poolId}', { params: { path: { poolId: p.id } } })),
+  );
+  return (
+    <tr className="border-t border-slate-100" data-pool={p.name}>
+      <td className="px-3 py-2 font-medium">
+        <button
+          type="button"
+          className="text-indigo-800 hover:underline"
+          onClick={() => set({ pool: p.id })}
+        >
+          {p.name}
+        </button>
+      </td>
+      <td className="px-3 py-2">
+        <PoolHealthBadge
+          health={p.health}
+          healthy={p.healthyMemberCount}
+          total={p.memberCount}
+          minHealthy={p.minHealthy}
+        />
+      </td>
+      <td className="px-3 py-2">{p.minHealthy}</td>
+      <td className="px-3 py-2 font-mono text-xs">{p.healthCheckTarget ?? '—'}</td>
+      <td className="px-3 py-2">
+        <button
+          type="button"
+          className="text-indigo-800 underline"
+          onClick={() => set({ resources: p.id })}
+        >
+          {p.connectedResourcesCount} connected
+        </button>
+      </td>
+      <td className="px-3 py-2">
+        <div className="flex gap-1">
+          <Button
+            small
+            disabledReason={edit.allowed ? undefined : edit.reason}
+            onClick={() => setEditing(true)}
+          >
+            Edit
+          </Button>
+          <ConfirmButton
+            label="Delete"
+            title={`Delete pool “${p.name}”?`}
+            body="Pools that something uses cannot be deleted; the answer names what uses it."
+            disabledReason={del.allowed ? undefined : del.reason}
+            onConfirm={() => remove.mutateAsync()}
+          />
+        </div>
+        <PoolFormDialog open={editing} onOpenChange={setEditing} pools={pools} pool={p} />
+      </td>
+    </tr>
+  );
+}
+
+export function PoolFormDialog({
+  open,
+  onOpenChange,
+  pools,
+  pool,
+}: {
+  open: boolean;
+  onOpenChange: (o: boolean) => void;
+  pools: Pool[];
+  pool?: Pool;
+}) {
+  const [name, setName] = useState(pool?.name ?? '');
+  const [minHealthy, setMinHealthy] = useState(String(pool?.minHealthy ?? 1));
+  const [target, setTarget] = useState(pool?.healthCheckTarget ?? '');
+  const save = useInfraMutation(() => {
+    const body = { name, minHealthy: Number(minHealthy), healthCheckTarget: target.trim() || null };
+    return pool
+      ? unwrap(
+          api.PATCH('/api/v1/gateway-pools/{poolId}', {
+            params: { path: { poolId: pool.id } },
+            body,
+          }),
+        )
+      : unwrap(api.POST('/api/v1/gateway-pools', { body }));
+  });
+  const nameError = !name
+    ? null
+    : !POOL_NAME.test(name)
+      ? 'Use 1-32 lowercase letters, digits and hyphens (e.g. "dc1-pool").'
+      : pools.some((p) => p.name === name && p.id !== pool?.id)
+        ? `A pool named "${name}" already exists.`
+        : null;
+  return (
+    <FormDialog
+      open={open}
+      onOpenChange={onOpenChange}
+      title={pool ? `Edit pool “${pool.name}”` : 'Create pool'}
+    >
+      <form
+        className="mt-3 flex flex-col gap-3"
+        onSubmit={(e) => {
+          e.preventDefault();
+          save.mutate(undefined, { onSuccess: () => onOpenChange(false) });
+        }}
+      >
+        <Field label="Name" error={nameError}>
+          {(id, d) => (
+            <Input
+              id={id}
+              required
+              value={name}
+              aria-invalid={!!nameError}
+              aria-describedby={d}
+              onChange={(e) => setName(e.target.value)}
+            />
+          )}
+        </Field>
+        <Field
+          label="Min healthy"
+          hint="Below this many healthy members the pool is degraded (audited)."
+        >
+          {(id, d) => (
+            <Input
+              id={id}
+              type="number"
+              min={0}
+              value={minHealthy}
+              aria-describedby={d}
+              onChange={(e) => setMinHealthy(e.target.value)}
+            />
+          )}
+        </Field>
+        <Field
+          label="Health-check target"
+          hint="host:port every member must reach, e.g. 10.0.0.5:5432 (optional)."
+        >
+          {(id, d) => (
+            <Input
+              id={id}
+              value={target}
+              aria-describedby={d}
+              onChange={(e) => setTarget(e.target.value)}
+            />
+          )}
+        </Field>
+        <ErrorText error={save.error} />
+        <div className="flex justify-end gap-2">
+          <Button onClick={() => onOpenChange(false)}>Cancel</Button>
+          <Button type="submit" tone="primary" disabled={!name || !!nameError || save.isPending}>
+            {pool ? 'Save' : 'Create pool'}
+          </Button>
+        </div>
+      </form>
+    </FormDialog>
+  );
+}

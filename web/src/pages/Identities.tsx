@@ -1,0 +1,446 @@
+import { useMutation, useQuery, useQueryClient } from '@tanstack/react-query';
+import { Link, useParams } from '@tanstack/react-router';
+import { useState } from 'react';
+import { api, ApiError, unwrap } from '../api/client';
+import type { Identity, KubernetesAuthConfig, Page, Role } from '../api/types';
+import { GatewayPicker, type GatewayChoice } from '../components/GatewayPicker';
+import {
+  Button,
+  Card,
+  CopyButton,
+  Empty,
+  ErrorText,
+  Field,
+  Input,
+  Loading,
+  TextArea,
+} from '../components/ui';
+import { allPages, useGateways, usePools } from '../lib/queries';
+import { hasPools, permission, useLicense, useMe } from '../lib/session';
+
+export function useRoles() {
+  return useQuery({
+    queryKey: ['roles'],
+    queryFn: () => unwrap<Page<Role>>(api.GET('/api/v1/roles')),
+  });
+}
+
+export function IdentitiesPage() {
+  const qc = useQueryClient();
+  const { data: me } = useMe();
+  const roles = useRoles();
+  const identities = useQuery({
+    queryKey: ['identities'],
+    queryFn: () =>
+      allPages((cursor) =>
+        unwrap<Page<Identity>>(
+          api.GET('/api/v1/identities', { params: { query: { cursor, limit: 200 } } }),
+        ),
+      ),
+  });
+  const [name, setName] = useState('');
+  const [role, setRole] = useState('member');
+  const create = useMutation({
+    mutationFn: () => unwrap<Identity>(api.POST('/api/v1/identities', { body: { name, role } })),
+    onSuccess: () => {
+      setName('');
+      void qc.invalidateQueries({ queryKey: ['identities'] });
+    },
+  });
+  const can = permission(me, 'create', 'Identity');
+  return (
+    <div className="flex flex-col gap-4">
+      <h1 className="text-2xl font-semibold">Identities</h1>
+      <Card title="New machine identity">
+        {!can.allowed ? (
+          <p className="text-sm text-slate-600">{can.reason}</p>
+        ) : (
+          <form
+            className="flex flex-wrap items-end gap-3"
+            onSubmit={(e) => {
+              e.preventDefault();
+              create.mutate();
+            }}
+          >
+            <Field label="Identity name">
+              {(id) => (
+                <Input id={id} required value={name} onChange={(e) => setName(e.target.value)} />
+              )}
+            </Field>
+            <Field label="Role">
+              {(id) => (
+                <select
+                  id={id}
+                  className="rounded-md border border-slate-400 bg-white px-2 py-1.5 text-sm"
+                  value={role}
+                  onChange={(e) => setRole(e.target.value)}
+                >
+                  {(roles.data?.items ?? []).map((r) => (
+                    <option key={r.slug} value={r.slug}>
+                      {r.name}
+                    </option>
+                  ))}
+                </select>
+              )}
+            </Field>
+            <Button type="submit" tone="primary" disabled={create.isPending}>
+              Create identity
+            </Button>
+            <div className="w-full">
+              <ErrorText error={create.error} />
+            </div>
+          </form>
+        )}
+      </Card>
+      <Card title="Identities">
+        {identities.isPending ? (
+          <Loading what="identities" />
+        ) : identities.error ? (
+          <ErrorText error={identities.error} />
+        ) : !identities.data.items.length ? (
+          <Empty title="No identities yet">
+            Machine identities let workloads call gatepool with tokens or Kubernetes auth.
+          </Empty>
+        ) : (
+          <ul className="divide-y divide-slate-100">
+            {identities.data.items.map((i) => (
+              <li key={i.id} className="flex items-center justify-between py-2 text-sm">
+                <Link
+                  to="/identities/$id"
+                  params={{ id: i.id }}
+                  className="font-medium text-indigo-800 underline"
+                >
+                  {i.name}
+                </Link>
+                <span className="text-slate-600">{i.role}</span>
+              </li>
+            ))}
+          </ul>
+        )}
+      </Card>
+    </div>
+  );
+}
+
+export function IdentityPage() {
+  const { id } = useParams({ strict: false }) as { id: string };
+  const identity = useQuery({
+    queryKey: ['identity', id],
+    queryFn: () =>
+      unwrap<Identity>(api.GET('/api/v1/identities/{id}', { params: { path: { id } } })),
+  });
+  if (identity.isPending) return <Loading what="identity" />;
+  if (identity.error) return <ErrorText error={identity.error} />;
+  return (
+    <div className="flex flex-col gap-4">
+      <p className="text-sm">
+        <Link to="/identities" className="text-indigo-800 underline">
+          Identities
+        </Link>{' '}
+        / {identity.data.name}
+      </p>
+      <h1 className="text-2xl font-semibold">{identity.data.name}</h1>
+      <IdentityTokens id={id} />
+      <KubernetesAuthForm identityId={id} />
+    </div>
+  );
+}
+
+function IdentityTokens({ id }: { id: string }) {
+  const { data: me } = useMe();
+  const [shown, setShown] = useState<string | null>(null);
+  const create = useMutation({
+    mutationFn: () =>
+      unwrap<{ token: string }>(
+        api.POST('/api/v1/identities/{id}/tokens', {
+          params: { path: { id } },
+          body: { name: 'ui' },
+        }),
+      ),
+    onSuccess: (t) => setShown(t.token),
+  });
+  const can = permission(me, 'edit', 'Identity');
+  return (
+    <Card
+      title="Access tokens"
+      actions={
+        <Button
+          small
+          tone="primary"
+          disabledReason={can.allowed ? undefined : can.reason}
+          onClick={() => create.mutate()}
+        >
+          Create token
+        </Button>
+      }
+    >
+      <ErrorText error={create.error} />
+      {shown ? (
+        <div className="flex items-center gap-2">
+          <code className="overflow-x-auto rounded bg-slate-100 px-2 py-1 text-xs">{shown}</code>
+          <CopyButton text={shown} />
+          <span className="text-xs text-slate-600">Shown once: store it now.</span>
+        </div>
+      ) : (
+        <p className="text-sm text-slate-600">Tokens are shown once, when created.</p>
+      )}
+    </Card>
+  );
+}
+
+const lines = (s: string) =>
+  s
+    .split(/[\n,]/)
+    .map((x) => x.trim())
+    .filter(Boolean);
+
+function choiceOf(c: KubernetesAuthConfig | undefined): GatewayChoice {
+  if (c?.gatewayPoolId) return { kind: 'pool', id: c.gatewayPoolId };
+  if (c?.gatewayId) return { kind: 'gateway', id: c.gatewayId };
+  return { kind: 'direct' };
+}
+
+export function KubernetesAuthForm({ identityId }: { identityId: string }) {
+  const qc = useQueryClient();
+  const { data: me } = useMe();
+  const license = useLicense();
+  const licensed = hasPools(license.data);
+  const pools = usePools(licensed);
+  const gateways = useGateways();
+  const org = useQuery({
+    queryKey: ['organization'],
+    queryFn: () => unwrap<{ requireGatewayPools?: boolean }>(api.GET('/api/v1/organization')),
+  });
+  const config = useQuery({
+    queryKey: ['k8s-auth', identityId],
+    queryFn: async () => {
+      try {
+        return await unwrap<KubernetesAuthConfig>(
+          api.GET('/api/v1/identities/{identityId}/kubernetes-auth', {
+            params: { path: { identityId } },
+          }),
+        );
+      } catch (err) {
+        if (err instanceof ApiError && err.status === 404) return null;
+        throw err;
+      }
+    },
+  });
+  if (config.isPending) return <Loading what="Kubernetes auth" />;
+  if (config.error) return <ErrorText error={config.error} />;
+  return (
+    <KubernetesAuthEditor
+      key={config.dataUpdatedAt}
+      identityId={identityId}
+      existing={config.data ?? undefined}
+      gateways={gateways.data?.items ?? []}
+      pools={pools.data?.items ?? []}
+      licensed={licensed}
+      requirePools={!!org.data?.requireGatewayPools}
+      canEdit={permission(me, config.data ? 'edit' : 'create', 'KubernetesAuth')}
+      canAttachPool={permission(me, 'attach', 'GatewayPool')}
+      canAttachGateway={permission(me, 'attach', 'Gateway')}
+      onSaved={() => void qc.invalidateQueries({ queryKey: ['k8s-auth', identityId] })}
+    />
+  );
+}
+
+interface EditorProps {
+  identityId: string;
+  existing?: KubernetesAuthConfig;
+  gateways: Parameters<typeof GatewayPicker>[0]['gateways'];
+  pools: Parameters<typeof GatewayPicker>[0]['pools'];
+  licensed: boolean;
+  requirePools: boolean;
+  canEdit: { allowed: boolean; reason: string };
+  canAttachPool: { allowed: boolean; reason: string };
+  canAttachGateway: { allowed: boolean; reason: string };
+  onSaved: () => void;
+}
+
+function KubernetesAuthEditor(p: EditorProps) {
+  const e = p.existing;
+  const [host, setHost] = useState(e?.kubernetesHost ?? '');
+  const [caCert, setCaCert] = useState(e?.caCert ?? '');
+  const [jwt, setJwt] = useState('');
+  const [replacingJwt, setReplacingJwt] = useState(!e?.tokenReviewerJwtSet);
+  const [namespaces, setNamespaces] = useState((e?.allowedNamespaces ?? []).join(', '));
+  const [names, setNames] = useState((e?.allowedNames ?? []).join(', '));
+  const [audience, setAudience] = useState(e?.allowedAudience ?? '');
+  const [ttl, setTtl] = useState(String(e?.accessTokenTtl ?? 3600));
+  const [maxTtl, setMaxTtl] = useState(String(e?.accessTokenMaxTtl ?? 86400));
+  const [choice, setChoice] = useState<GatewayChoice>(choiceOf(e));
+  const [result, setResult] = useState<KubernetesAuthConfig | null>(null);
+  const save = useMutation({
+    mutationFn: () => {
+      const body = {
+        kubernetesHost: host.trim(),
+        caCert: caCert.trim() || null,
+        ...(replacingJwt ? { tokenReviewerJwt: jwt.trim() || null } : {}),
+        allowedNamespaces: lines(namespaces),
+        allowedNames: lines(names),
+        allowedAudience: audience.trim() || null,
+        accessTokenTtl: Number(ttl),
+        accessTokenMaxTtl: Number(maxTtl),
+        gatewayId: choice.kind === 'gateway' ? choice.id : null,
+        gatewayPoolId: choice.kind === 'pool' ? choice.id : null,
+      };
+      const path = { params: { path: { identityId: p.identityId } } };
+      return e
+        ? unwrap<KubernetesAuthConfig>(
+            api.PATCH('/api/v1/identities/{identityId}/kubernetes-auth', { ...path, body }),
+          )
+        : unwrap<KubernetesAuthConfig>(
+            api.POST('/api/v1/identities/{identityId}/kubernetes-auth', { ...path, body }),
+          );
+    },
+    onSuccess: (r) => {
+      setResult(r);
+      p.onSaved();
+    },
+  });
+  const ro = !p.canEdit.allowed;
+  return (
+    <Card title="Kubernetes auth">
+      {ro && <p className="mb-2 text-sm text-slate-600">{p.canEdit.reason}</p>}
+      <form
+        className="flex flex-col gap-3"
+        onSubmit={(ev) => {
+          ev.preventDefault();
+          setResult(null);
+          save.mutate();
+        }}
+      >
+        <fieldset disabled={ro} className="flex flex-col gap-3">
+          <Field label="Kubernetes host" hint='The API server URL, e.g. "https://10.0.0.1:6443".'>
+            {(id, d) => (
+              <Input
+                id={id}
+                required
+                aria-describedby={d}
+                value={host}
+                onChange={(x) => setHost(x.target.value)}
+              />
+            )}
+          </Field>
+          <Field label="CA certificate" hint="PEM; empty to use the system CAs.">
+            {(id, d) => (
+              <TextArea
+                id={id}
+                rows={4}
+                aria-describedby={d}
+                value={caCert}
+                onChange={(x) => setCaCert(x.target.value)}
+              />
+            )}
+          </Field>
+          {replacingJwt ? (
+            <Field
+              label="Token reviewer JWT"
+              hint="Write-only: it is stored encrypted and never shown again."
+            >
+              {(id, d) => (
+                <TextArea
+                  id={id}
+                  rows={3}
+                  aria-describedby={d}
+                  value={jwt}
+                  onChange={(x) => setJwt(x.target.value)}
+                />
+              )}
+            </Field>
+          ) : (
+            <div className="flex items-center gap-3 text-sm">
+              <span className="font-medium">Token reviewer JWT</span>
+              <span className="rounded bg-green-100 px-2 py-0.5 text-xs text-green-900">set</span>
+              <Button small onClick={() => setReplacingJwt(true)}>
+                Replace
+              </Button>
+            </div>
+          )}
+          <div className="grid gap-3 md:grid-cols-3">
+            <Field label="Allowed namespaces" hint="Comma-separated.">
+              {(id, d) => (
+                <Input
+                  id={id}
+                  aria-describedby={d}
+                  value={namespaces}
+                  onChange={(x) => setNamespaces(x.target.value)}
+                />
+              )}
+            </Field>
+            <Field label="Allowed service accounts" hint="Comma-separated names.">
+              {(id, d) => (
+                <Input
+                  id={id}
+                  aria-describedby={d}
+                  value={names}
+                  onChange={(x) => setNames(x.target.value)}
+                />
+              )}
+            </Field>
+            <Field label="Allowed audience" hint="Optional.">
+              {(id, d) => (
+                <Input
+                  id={id}
+                  aria-describedby={d}
+                  value={audience}
+                  onChange={(x) => setAudience(x.target.value)}
+                />
+              )}
+            </Field>
+            <Field label="Access token TTL (seconds)">
+              {(id) => (
+                <Input id={id} type="number" value={ttl} onChange={(x) => setTtl(x.target.value)} />
+              )}
+            </Field>
+            <Field label="Access token max TTL (seconds)">
+              {(id) => (
+                <Input
+                  id={id}
+                  type="number"
+                  value={maxTtl}
+                  onChange={(x) => setMaxTtl(x.target.value)}
+                />
+              )}
+            </Field>
+          </div>
+          <GatewayPicker
+            value={choice}
+            onChange={setChoice}
+            gateways={p.gateways}
+            pools={p.pools}
+            poolsLicensed={p.licensed}
+            requirePools={p.requirePools}
+            poolsDisabledReason={p.canAttachPool.allowed ? undefined : p.canAttachPool.reason}
+            gatewaysDisabledReason={
+              p.canAttachGateway.allowed ? undefined : p.canAttachGateway.reason
+            }
+            legend="Reach the Kubernetes API through"
+          />
+        </fieldset>
+        <ErrorText error={save.error} />
+        {result?.validation && (
+          <div role="status" className="rounded-md border border-slate-300 bg-slate-50 p-3 text-sm">
+            <p>
+              Saved. Validation: <strong>{result.validation.status}</strong> —{' '}
+              {result.validation.message}
+            </p>
+            {(result.warnings ?? []).map((w) => (
+              <p key={w} className="mt-1 text-amber-800">
+                Warning: {w}
+              </p>
+            ))}
+          </div>
+        )}
+        {!ro && (
+          <div>
+            <Button type="submit" tone="primary" disabled={save.isPending}>
+              {save.isPending ? 'Saving and checking…' : 'Save Kubernetes auth'}
+            </Button>
+          </div>
+        )}
+      </form>
+    </Card>
+  );
+}

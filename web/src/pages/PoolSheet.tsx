@@ -1,0 +1,391 @@
+import * as Popover from '@radix-ui/react-popover';
+import { useQuery } from '@tanstack/react-query';
+import { Link } from '@tanstack/react-router';
+import { useState } from 'react';
+import { api, unwrap } from '../api/client';
+import type { AuditEntry, Consumer, Page, PoolMember } from '../api/types';
+import { ConfirmButton, Sheet } from '../components/Dialogs';
+import { HealthBadge, PoolHealthBadge } from '../components/HealthBadge';
+import { Button, Empty, ErrorText, Input, Loading, relativeTime } from '../components/ui';
+import { useGateways, useInfraMutation, usePool } from '../lib/queries';
+import { permission, useMe } from '../lib/session';
+
+export function PoolSheet({ poolId, onClose }: { poolId?: string; onClose: () => void }) {
+  const pool = usePool(poolId);
+  const { data: me } = useMe();
+  const edit = permission(me, 'edit', 'GatewayPool');
+  const p = pool.data;
+  return (
+    <Sheet
+      open={!!poolId}
+      onOpenChange={(o) => !o && onClose()}
+      title={p ? `Pool “${p.name}”` : 'Pool'}
+    >
+      {pool.isPending ? (
+        <Loading what="pool" />
+      ) : pool.error ? (
+        <ErrorText error={pool.error} />
+      ) : (
+        p && (
+          <div className="flex flex-col gap-5">
+            <dl className="grid grid-cols-2 gap-x-6 gap-y-2 text-sm">
+              <dt className="text-slate-600">Health</dt>
+              <dd>
+                <PoolHealthBadge
+                  health={p.health}
+                  healthy={p.healthyMemberCount}
+                  total={p.memberCount}
+                  minHealthy={p.minHealthy}
+                />
+              </dd>
+              <dt className="text-slate-600">Min healthy</dt>
+              <dd>{p.minHealthy}</dd>
+              <dt className="text-slate-600">Health-check target</dt>
+              <dd className="font-mono text-xs">{p.healthCheckTarget ?? 'none'}</dd>
+              <dt className="text-slate-600">Created</dt>
+              <dd>{p.createdAt ? new Date(p.createdAt).toLocaleString() : '—'}</dd>
+            </dl>
+            <section aria-labelledby="members-title">
+              <div className="mb-2 flex items-center justify-between">
+                <h3 id="members-title" className="font-semibold">
+                  Members
+                </h3>
+                <AddGateway
+                  poolId={p.id}
+                  memberIds={p.members.map((m) => m.id)}
+                  disabledReason={edit.allowed ? undefined : edit.reason}
+                />
+              </div>
+              {p.members.length ? (
+                <table className="w-full text-left text-sm">
+                  <thead className="text-xs text-slate-700 uppercase">
+                    <tr>
+                      {['Gateway', 'Health', 'Weight', 'Priority', 'Actions'].map((h) => (
+                        <th key={h} scope="col" className="py-1 pr-2 font-semibold">
+                          {h}
+                        </th>
+                      ))}
+                    </tr>
+                  </thead>
+                  <tbody>
+                    {p.members.map((m) => (
+                      <MemberRow
+                        key={m.id}
+                        poolId={p.id}
+                        m={m}
+                        editReason={edit.allowed ? undefined : edit.reason}
+                      />
+                    ))}
+                  </tbody>
+                </table>
+              ) : (
+                <Empty title="No members">Add gateways that reach the same network.</Empty>
+              )}
+            </section>
+            <PoolAudit poolId={p.id} />
+          </div>
+        )
+      )}
+    </Sheet>
+  );
+}
+
+function MemberRow({
+  poolId,
+  m,
+  editReason,
+}: {
+  poolId: string;
+  m: PoolMember;
+  editReason?: string;
+}) {
+  const [weight, setWeight] = useState(String(m.weight));
+  const [priority, setPriority] = useState(String(m.priority));
+  const [check, setCheck] = useState<string | null>(null);
+  const path = { params: { path: { poolId, gatewayId: m.id } } };
+  const patch = useInfraMutation((body: { weight?: number; priority?: number }) =>
+    unwrap(api.PATCH('/api/v1/gateway-pools/{poolId}/memberships/{gatewayId}', { ...path, body })),
+  );
+  const remove = useInfraMutation(() =>
+    unwrap(api.DELETE('/api/v1/gateway-pools/{poolId}/memberships/{gatewayId}', path)),
+  );
+  const drain = useInfraMutation((d: boolean) =>
+    unwrap(
+      api.POST(d ? '/api/v1/gateways/{id}/drain' : '/api/v1/gateways/{id}/undrain', {
+        params: { path: { id: m.id } },
+      }),
+    ),
+  );
+  const healthCheck = useInfraMutation(() =>
+    unwrap<{ ok: boolean; rttMs?: number; error?: string }>(
+      api.POST('/api/v1/gateways/{id}/health-check', { params: { path: { id: m.id } } }),
+    ),
+  );
+  const commit = (field: 'weight' | 'priority', value: string, current: number) => {
+    const n = Number(value);
+    if (value !== '' && n !== current) patch.mutate({ [field]: n });
+  };
+  const why = m.lastResort ?? m.healthReason;
+  return (
+    <tr className="border-t border-slate-100 align-top" data-member={m.name}>
+      <td className="py-2 pr-2 font-medium">{m.name}</td>
+      <td className="py-2 pr-2">
+        <HealthBadge health={m.health} />
+        {why && (
+          <p className="mt-1 max-w-xs text-xs text-amber-800">
+            {m.lastResort ? 'Last resort: ' : ''}
+            {why}
+          </p>
+        )}
+      </td>
+      <td className="py-2 pr-2">
+        <Input
+          aria-label={`Weight of ${m.name}`}
+          className="w-20"
+          type="number"
+          min={1}
+          value={weight}
+          disabled={!!editReason}
+          title={editReason}
+          onChange={(e) => setWeight(e.target.value)}
+          onBlur={() => commit('weight', weight, m.weight)}
+          onKeyDown={(e) => e.key === 'Enter' && commit('weight', weight, m.weight)}
+        />
+      </td>
+      <td className="py-2 pr-2">
+        <Input
+          aria-label={`Priority of ${m.name}`}
+          className="w-20"
+          type="number"
+          min={0}
+          value={priority}
+          disabled={!!editReason}
+          title={editReason}
+          onChange={(e) => setPriority(e.target.value)}
+          onBlur={() => commit('priority', priority, m.priority)}
+          onKeyDown={(e) => e.key === 'Enter' && commit('priority', priority, m.priority)}
+        />
+      </td>
+      <td className="py-2">
+        <div className="flex flex-wrap gap-1">
+          <Button
+            small
+            onClick={() =>
+              healthCheck.mutate(undefined, {
+                onSuccess: (r) => setCheck(r.ok ? `RTT ${r.rttMs} ms` : (r.error ?? 'failed')),
+                onError: (e) => setCheck(e.message),
+              })
+            }
+          >
+            Trigger health check
+          </Button>
+          <Button small disabledReason={editReason} onClick={() => drain.mutate(!m.draining)}>
+            {m.draining ? 'Undrain' : 'Drain'}
+          </Button>
+          <ConfirmButton
+            label="Remove"
+            confirmLabel="Remove"
+            title={`Remove “${m.name}” from the pool?`}
+            body="The gateway stays enrolled; the pool stops sending it traffic."
+            disabledReason={editReason}
+            onConfirm={() => remove.mutateAsync()}
+          />
+        </div>
+        {check && (
+          <p role="status" className="mt-1 text-xs text-slate-700">
+            {check}
+          </p>
+        )}
+        <ErrorText error={patch.error ?? drain.error} />
+      </td>
+    </tr>
+  );
+}
+
+function AddGateway({
+  poolId,
+  memberIds,
+  disabledReason,
+}: {
+  poolId: string;
+  memberIds: string[];
+  disabledReason?: string;
+}) {
+  const [open, setOpen] = useState(false);
+  const [q, setQ] = useState('');
+  const gateways = useGateways();
+  const add = useInfraMutation((gatewayId: string) =>
+    unwrap(
+      api.POST('/api/v1/gateway-pools/{poolId}/memberships', {
+        params: { path: { poolId } },
+        body: { gatewayId },
+      }),
+    ),
+  );
+  const candidates = (gateways.data?.items ?? []).filter(
+    (g) => !memberIds.includes(g.id) && g.name.toLowerCase().includes(q.trim().toLowerCase()),
+  );
+  return (
+    <div className="flex flex-col items-end">
+      <Popover.Root open={open} onOpenChange={setOpen}>
+        <Popover.Trigger asChild>
+          <Button small tone="primary" disabledReason={disabledReason}>
+            Add gateway
+          </Button>
+        </Popover.Trigger>
+        <Popover.Portal>
+          <Popover.Content
+            align="end"
+            sideOffset={4}
+            className="z-50 w-72 rounded-md border border-slate-200 bg-white p-2 shadow-lg"
+          >
+            <Input
+              aria-label="Search gateways"
+              placeholder="Search gateways"
+              className="w-full"
+              value={q}
+              onChange={(e) => setQ(e.target.value)}
+            />
+            <ul className="mt-2 max-h-60 overflow-y-auto" aria-label="Gateways not in this pool">
+              {gateways.isPending && <li className="p-2 text-sm text-slate-600">Loading…</li>}
+              {!gateways.isPending && !candidates.length && (
+                <li className="p-2 text-sm text-slate-600">Every gateway is already a member.</li>
+              )}
+              {candidates.map((g) => (
+                <li key={g.id}>
+                  <button
+                    type="button"
+                    className="flex w-full items-center justify-between rounded px-2 py-1.5 text-left text-sm hover:bg-slate-100 focus:bg-slate-100 focus:outline-none"
+                    onClick={() => {
+                      add.mutate(g.id);
+                      setOpen(false);
+                      setQ('');
+                    }}
+                  >
+                    {g.name}
+                    <HealthBadge health={g.health} />
+                  </button>
+                </li>
+              ))}
+            </ul>
+          </Popover.Content>
+        </Popover.Portal>
+      </Popover.Root>
+      <ErrorText error={add.error} />
+    </div>
+  );
+}
+
+function PoolAudit({ poolId }: { poolId: string }) {
+  const { data: me } = useMe();
+  const can = permission(me, 'read', 'AuditLog');
+  const audit = useQuery({
+    queryKey: ['audit', 'pool', poolId],
+    queryFn: () =>
+      unwrap<Page<AuditEntry>>(
+        api.GET('/api/v1/audit-logs', {
+          params: { query: { event: 'gateway-pool.*', limit: 200 } },
+        }),
+      ),
+    enabled: can.allowed,
+  });
+  const items = (audit.data?.items ?? []).filter((e) => e.metadata.poolId === poolId);
+  return (
+    <section aria-labelledby="pool-audit-title">
+      <h3 id="pool-audit-title" className="mb-2 font-semibold">
+        Audit trail
+      </h3>
+      {!can.allowed ? (
+        <p className="text-sm text-slate-600">{can.reason}</p>
+      ) : audit.isPending ? (
+        <Loading what="audit trail" />
+      ) : audit.error ? (
+        <ErrorText error={audit.error} />
+      ) : !items.length ? (
+        <p className="text-sm text-slate-600">Nothing recorded for this pool yet.</p>
+      ) : (
+        <ul className="flex flex-col gap-1 text-sm">
+          {items.map((e) => (
+            <li key={e.id}>
+              <span className="font-mono text-xs">{e.event}</span> by {e.actor.name ?? e.actor.type}{' '}
+              · <time dateTime={e.createdAt}>{relativeTime(e.createdAt)}</time>
+            </li>
+          ))}
+        </ul>
+      )}
+    </section>
+  );
+}
+
+const KIND_LABEL: Record<string, string> = {
+  kubernetesAuth: 'Kubernetes auth',
+  'kubernetes-auth': 'Kubernetes auth',
+  accessTarget: 'Access targets',
+  'access-target': 'Access targets',
+};
+
+function groupConsumers(body: unknown): Map<string, Consumer[]> {
+  const groups = new Map<string, Consumer[]>();
+  if (!body || typeof body !== 'object') return groups;
+  const rec = body as Record<string, unknown>;
+  const list = Array.isArray(rec.items)
+    ? (rec.items as Consumer[])
+    : Object.entries(rec).flatMap(([kind, v]) =>
+        Array.isArray(v) ? (v as Consumer[]).map((c) => ({ ...c, kind: c.kind ?? kind })) : [],
+      );
+  for (const c of list) groups.set(c.kind, [...(groups.get(c.kind) ?? []), c]);
+  return groups;
+}
+
+export function ResourcesDrawer({ poolId, onClose }: { poolId?: string; onClose: () => void }) {
+  const resources = useQuery({
+    queryKey: ['pool', poolId, 'resources'],
+    queryFn: () =>
+      unwrap<unknown>(
+        api.GET('/api/v1/gateway-pools/{poolId}/resources', {
+          params: { path: { poolId: poolId ?? '' } },
+        }),
+      ),
+    enabled: !!poolId,
+  });
+  const groups = groupConsumers(resources.data);
+  return (
+    <Sheet
+      open={!!poolId}
+      onOpenChange={(o) => !o && onClose()}
+      title="Connected resources"
+      description="What uses this pool, by kind."
+    >
+      {resources.isPending ? (
+        <Loading what="connected resources" />
+      ) : resources.error ? (
+        <ErrorText error={resources.error} />
+      ) : !groups.size ? (
+        <Empty title="Nothing uses this pool yet" />
+      ) : (
+        [...groups].map(([kind, list]) => (
+          <section key={kind} className="mb-4">
+            <h3 className="mb-1 font-semibold">{KIND_LABEL[kind] ?? kind}</h3>
+            <ul className="flex flex-col gap-1 text-sm">
+              {list.map((c) => (
+                <li key={c.id}>
+                  {kind.startsWith('kubernetes') ? (
+                    <Link
+                      to="/identities/$id"
+                      params={{ id: c.id }}
+                      className="text-indigo-800 underline"
+                    >
+                      {c.name}
+                    </Link>
+                  ) : (
+                    c.name
+                  )}
+                </li>
+              ))}
+            </ul>
+          </section>
+        ))
+      )}
+    </Sheet>
+  );
+}

@@ -1,0 +1,133 @@
+import { useMutation, useQueryClient } from '@tanstack/react-query';
+import { useState, type FormEvent } from 'react';
+import { api, unwrap } from '../api/client';
+import { Button, ErrorText, Field, Input } from '../components/ui';
+
+export function AuthFrame({ title, children }: { title: string; children: React.ReactNode }) {
+  return (
+    <main className="flex min-h-screen items-center justify-center p-4">
+      <div className="w-full max-w-sm rounded-xl border border-slate-200 bg-white p-6 shadow">
+        <p className="mb-1 text-sm font-semibold tracking-wide text-indigo-700">gatepool</p>
+        <h1 className="mb-4 text-xl font-semibold">{title}</h1>
+        {children}
+      </div>
+    </main>
+  );
+}
+
+export function SignIn() {
+  const qc = useQueryClient();
+  const [email, setEmail] = useState('');
+  const [password, setPassword] = useState('');
+  const login = useMutation({
+    mutationFn: () => unwrap(api.POST('/api/v1/auth/login', { body: { email, password } })),
+    onSuccess: () => qc.resetQueries(),
+  });
+  const submit = (e: FormEvent) => {
+    e.preventDefault();
+    login.mutate();
+  };
+  return (
+    <AuthFrame title="Sign in">
+      <form onSubmit={submit} className="flex flex-col gap-3">
+        <Field label="Email">
+          {(id) => (
+            <Input
+              id={id}
+              type="email"
+              autoComplete="username"
+              required
+              value={email}
+              onChange={(e) => setEmail(e.target.value)}
+            />
+          )}
+        </Field>
+        <Field label="Password">
+          {(id) => (
+            <Input
+              id={id}
+              type="password"
+              autoComplete="current-password"
+              required
+              value={password}
+              onChange={(e) => setPassword(e.target.value)}
+            />
+          )}
+        </Field>
+        <ErrorText error={login.error} />
+        <Button type="submit" tone="primary" disabled={login.isPending}>
+          {login.isPending ? 'Signing in…' : 'Sign in'}
+        </Button>
+      </form>
+    </AuthFrame>
+  );
+}
+
+export function Setup() {
+  const qc = useQueryClient();
+  const [form, setForm] = useState({ organizationName: '', email: '', password: '' });
+  const setup = useMutation({
+    mutationFn: () => unwrap(api.POST('/api/v1/bootstrap', { body: form })),
+    onSuccess: () => qc.resetQueries(),
+  });
+  const tooShort = form.password.length > 0 && form.password.length < 12;
+  return (
+    <AuthFrame title="Set up gatepool">
+      <p className="mb-4 text-sm text-slate-600">
+        No administrator exists yet. Create the first one and your organization.
+      </p>
+      <form
+        onSubmit={(e) => {
+          e.preventDefault();
+          setup.mutate();
+        }}
+        className="flex flex-col gap-3"
+      >
+        <Field label="Organization name">
+          {(id) => (
+            <Input
+              id={id}
+              required
+              value={form.organizationName}
+              onChange={(e) => setForm({ ...form, organizationName: e.target.value })}
+            />
+          )}
+        </Field>
+        <Field label="Email">
+          {(id) => (
+            <Input
+              id={id}
+              type="email"
+              autoComplete="username"
+              required
+              value={form.email}
+              onChange={(e) => setForm({ ...form, email: e.target.value })}
+            />
+          )}
+        </Field>
+        <Field
+          label="Password"
+          hint="At least 12 characters."
+          error={tooShort ? 'The password is shorter than 12 characters.' : null}
+        >
+          {(id, describedBy) => (
+            <Input
+              id={id}
+              type="password"
+              autoComplete="new-password"
+              required
+              aria-describedby={describedBy}
+              aria-invalid={tooShort}
+              value={form.password}
+              onChange={(e) => setForm({ ...form, password: e.target.value })}
+            />
+          )}
+        </Field>
+        <ErrorText error={setup.error} />
+        <Button type="submit" tone="primary" disabled={setup.isPending || tooShort}>
+          Create administrator
+        </Button>
+      </form>
+    </AuthFrame>
+  );
+}

@@ -1,0 +1,61 @@
+import { createRootRoute, createRoute, createRouter, redirect } from '@tanstack/react-router';
+import { Root } from './components/Layout';
+import { AuditLogPage } from './pages/AuditLog';
+import { EnrollmentTokensPage } from './pages/EnrollmentTokens';
+import { GatewayDetailPage } from './pages/GatewayDetail';
+import { GatewaysPage, type GatewaysSearch } from './pages/Gateways';
+import { IdentitiesPage, IdentityPage } from './pages/Identities';
+import { SettingsPage } from './pages/Settings';
+
+const rootRoute = createRootRoute({ component: Root });
+
+const str = (v: unknown) => (typeof v === 'string' && v ? v : undefined);
+
+const routes = [
+  createRoute({
+    getParentRoute: () => rootRoute,
+    path: '/',
+    beforeLoad: () => {
+      throw redirect({ to: '/gateways' });
+    },
+  }),
+  createRoute({
+    getParentRoute: () => rootRoute,
+    path: '/gateways',
+    component: GatewaysPage,
+    validateSearch: (s: Record<string, unknown>): GatewaysSearch => ({
+      view: s.view === 'pools' ? 'pools' : s.view === 'gateways' ? 'gateways' : undefined,
+      pool: str(s.pool),
+      resources: str(s.resources),
+    }),
+  }),
+  createRoute({
+    getParentRoute: () => rootRoute,
+    path: '/gateways/$id',
+    component: GatewayDetailPage,
+  }),
+  createRoute({
+    getParentRoute: () => rootRoute,
+    path: '/enrollment-tokens',
+    component: EnrollmentTokensPage,
+  }),
+  createRoute({ getParentRoute: () => rootRoute, path: '/identities', component: IdentitiesPage }),
+  createRoute({
+    getParentRoute: () => rootRoute,
+    path: '/identities/$id',
+    component: IdentityPage,
+  }),
+  createRoute({ getParentRoute: () => rootRoute, path: '/settings', component: SettingsPage }),
+  createRoute({ getParentRoute: () => rootRoute, path: '/audit', component: AuditLogPage }),
+];
+
+export const router = createRouter({
+  routeTree: rootRoute.addChildren(routes),
+  defaultNotFoundComponent: () => <p className="p-6">This page does not exist.</p>,
+});
+
+declare module '@tanstack/react-router' {
+  interface Register {
+    router: typeof router;
+  }
+}
