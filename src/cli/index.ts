@@ -1,8 +1,11 @@
 import { Command } from 'commander';
 import { registerAdminCommands } from './admin.js';
+import { registerConnectCommand } from './connect.js';
 import { registerGatewayCommand } from './gateway.js';
 import { registerLicenseCommands } from './license.js';
+import { registerLoginCommand } from './login.js';
 import { registerServerCommands } from './server.js';
+import { registerTargetsCommand } from './targets.js';
 
 export async function main(argv: string[]): Promise<void> {
   const program = new Command('gatepool')
@@ -13,5 +16,8 @@ export async function main(argv: string[]): Promise<void> {
   registerLicenseCommands(program);
   registerAdminCommands(program);
   registerGatewayCommand(program);
+  registerLoginCommand(program);
+  registerConnectCommand(program, argv);
+  registerTargetsCommand(program);
   await program.parseAsync(argv);
 }

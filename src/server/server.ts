@@ -1,6 +1,7 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { count } from 'drizzle-orm';
 import type { FastifyBaseLogger, FastifyInstance } from 'fastify';
+import { accessTargetRoutes } from './access-targets/routes.js';
 import { CaStore } from './gateways/ca-store.js';
 import { CONSUMER_KINDS } from './consumer-kinds.js';
 import { ConsumerRegistry } from './consumers/registry.js';
@@ -119,7 +120,14 @@ export async function startPlatform(config: Config, opts: StartOptions): Promise
   };
   const app = await buildApp(ctx, {
     logger: log,
-    modules: [enrollmentRoutes, gatewayRoutes, poolRoutes, kubernetesAuthRoutes, eventRoutes],
+    modules: [
+      enrollmentRoutes,
+      gatewayRoutes,
+      poolRoutes,
+      kubernetesAuthRoutes,
+      eventRoutes,
+      accessTargetRoutes,
+    ],
     extra: (a) => {
       metricsRoute(a, metrics, config.metricsToken);
       serveWeb(a);

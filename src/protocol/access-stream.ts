@@ -1,0 +1,182 @@
+/**
+ * The client ↔ platform stream of `gatepool connect` (DESIGN §6): one WebSocket per client
+ * connection on the platform's API port, carrying the connection's bytes as binary messages.
+ *
+ * WebSocket rather than HTTP/2 extended CONNECT: every HTTP/1.1 proxy, ingress and load balancer
+ * in common use passes WebSocket upgrades through (often by default), while RFC 8441 needs
+ * HTTP/2 end to end and is off or missing in most of them; TLS comes from whatever serves the
+ * API. WebSocket has no half-close, so one is added: a text message `end` means "no more data
+ * from me" (TCP FIN). Close code 1000 follows once both directions ended; any other close code
+ * is an abnormal end carrying the reason (a member died, the target reset), so a broken
+ * connection never looks like a complete one.
+ *
+ * Shared by the CLI (src/client) and the platform (src/server/access-targets).
+ */
+import { Duplex } from 'node:stream';
+import type { RawData, WebSocket } from 'ws';
+
+/** Text message: the sender's half-close. */
+const END_MESSAGE = 'end';
+/** Close code for an abnormal end; the close reason says why. */
+export const ABORT_CLOSE_CODE = 4000;
+/** Messages larger than this are refused (a client sends at most one socket read per message). */
+export const MAX_MESSAGE_BYTES = 4 * 1024 * 1024;
+
+const HIGH_WATER_MARK = 1024 * 1024;
+/** Bytes handed to the WebSocket but not yet on the socket; bounded so a slow peer pushes back. */
+const MAX_QUEUED = 2 * 1024 * 1024;
+
+/** WebSocket close reasons are at most 123 bytes of UTF-8. */
+function closeReason(text: string): string {
+  const clean = text.replace(/[^\x20-\x7e]/g, '?');
+  return clean.length > 120 ? `${clean.slice(0, 117)}...` : clean;
+}
+
+export class WsStream extends Duplex {
+  private queued = 0;
+  private waitingWrite: (() => void) | undefined;
+  private gotEnd = false;
+  private sentEnd = false;
+  /** Why the peer ended abnormally, once it did. */
+  remoteAbort: string | undefined;
+
+  constructor(private readonly ws: WebSocket) {
+    super({
+      allowHalfOpen: true,
+      readableHighWaterMark: HIGH_WATER_MARK,
+      writableHighWaterMark: HIGH_WATER_MARK,
+    });
+    ws.binaryType = 'nodebuffer';
+    ws.on('message', (data: RawData, isBinary: boolean) => {
+      if (this.destroyed) return;
+      if (!isBinary) {
+        if (data.toString() === END_MESSAGE && !this.gotEnd) {
+          this.gotEnd = true;
+          this.push(null);
+          this.closeWhenDone();
+        }
+        return;
+      }
+      if (this.gotEnd) return;
+      if (!this.push(data as Buffer)) ws.pause();
+    });
+    ws.on('error', (error: Error) => this.destroy(error));
+    ws.on('close', (code: number, reason: Buffer) => {
+      if (this.destroyed) return;
+      if (code === 1000 && this.gotEnd && this.sentEnd) return;
+      this.remoteAbort = reason.toString() || `connection closed (code ${code})`;
+      this.destroy(new Error(this.remoteAbort));
+    });
+  }
+
+  override _read(): void {
+    if (this.ws.isPaused) this.ws.resume();
+  }
+
+  override _write(chunk: Buffer, _enc: BufferEncoding, callback: (e?: Error | null) => void) {
+    this.queued += chunk.length;
+    this.ws.send(chunk, { binary: true }, (error?: Error) => {
+      this.queued -= chunk.length;
+      if (error) {
+        this.destroy(error);
+        return;
+      }
+      const waiting = this.waitingWrite;
+      if (waiting && this.queued < MAX_QUEUED) {
+        this.waitingWrite = undefined;
+        waiting();
+      }
+    });
+    // Acknowledged once queued, not once sent: waiting per chunk would idle the socket.
+    if (this.queued < MAX_QUEUED) callback();
+    else this.waitingWrite = () => callback();
+  }
+
+  override _final(callback: (e?: Error | null) => void): void {
+    this.ws.send(END_MESSAGE, { binary: false }, (error?: Error) => {
+      if (error) {
+        callback(error);
+        return;
+      }
+      this.sentEnd = true;
+      this.closeWhenDone();
+      callback();
+    });
+  }
+
+  override _destroy(error: Error | null, callback: (e?: Error | null) => void): void {
+    const ws = this.ws;
+    if (ws.readyState === ws.CONNECTING) ws.terminate();
+    else if (ws.readyState === ws.OPEN) {
+      if (this.gotEnd && this.sentEnd) ws.close(1000);
+      else ws.close(ABORT_CLOSE_CODE, closeReason(error?.message ?? 'connection aborted'));
+    }
+    callback(error);
+  }
+
+  /** Ends the stream abnormally, telling the peer why (a close frame with the reason). */
+  abort(reason: string): void {
+    this.destroy(new Error(reason));
+  }
+
+  private closeWhenDone(): void {
+    if (this.gotEnd && this.sentEnd && this.ws.readyState === this.ws.OPEN) this.ws.close(1000);
+  }
+}
+
+export interface SpliceResult {
+  /** True when both directions ended cleanly. */
+  clean: boolean;
+  error?: Error;
+  /** Bytes read from `a` (written to `b`) and from `b` (written to `a`). */
+  bytesFromA: number;
+  bytesFromB: number;
+}
+
+/**
+ * Joins two duplex streams both ways with half-close (two plain pipes: `stream.pipeline(a, b, a)`
+ * intermittently cut the tail of transfers, DESIGN §2). A side's readable end ends the other's
+ * writable; a side that errors or closes before its readable ended destroys both, so an
+ * abnormal end is never passed on as a clean end-of-stream. `onAbort` hears the first error
+ * before either side is destroyed, so the survivor can be told why.
+ */
+export function spliceCounted(
+  a: Duplex,
+  b: Duplex,
+  onAbort?: (error: Error | undefined, from: Duplex) => void,
+): Promise<SpliceResult> {
+  return new Promise((resolve) => {
+    let firstError: Error | undefined;
+    let aborted = false;
+    let closed = 0;
+    let bytesFromA = 0;
+    let bytesFromB = 0;
+
+    const abortBoth = (from: Duplex, error?: Error): void => {
+      if (error && !firstError) firstError = error;
+      if (aborted) return;
+      aborted = true;
+      onAbort?.(error, from);
+      a.unpipe(b);
+      b.unpipe(a);
+      a.destroy();
+      b.destroy();
+    };
+
+    const watch = (side: Duplex): void => {
+      side.on('error', (error: Error) => abortBoth(side, error));
+      side.on('close', () => {
+        if (!side.readableEnded) abortBoth(side);
+        closed += 1;
+        if (closed === 2) resolve({ clean: !aborted, error: firstError, bytesFromA, bytesFromB });
+      });
+    };
+
+    watch(a);
+    watch(b);
+    a.on('data', (chunk: Buffer) => void (bytesFromA += chunk.length));
+    b.on('data', (chunk: Buffer) => void (bytesFromB += chunk.length));
+    a.pipe(b);
+    b.pipe(a);
+  });
+}

@@ -1,0 +1,192 @@
+/**
+ * Runs `gatepool connect` connections: one client stream (protocol/access-stream.ts) per local
+ * connection, spliced to a tunnel stream opened through the target's gateway or pool.
+ *
+ * The tunnel stream is opened before the client's handshake completes, so a connection that
+ * cannot be served is refused with an ordinary HTTP error naming what each member said, and
+ * opens fail over between members (nothing reached the target yet). After the gateway's 200 the
+ * connection is never re-run: bytes may have reached the target.
+ */
+import type { Duplex } from 'node:stream';
+import type { FastifyBaseLogger } from 'fastify';
+import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
+import { spliceCounted, type WsStream } from '../../protocol/access-stream.js';
+import type { AuditLog, AuditWho } from '../audit/service.js';
+import { refOf } from '../consumers/attach.js';
+import { AppError, notFound } from '../http/errors.js';
+import { NoGatewayAvailableError, type Served } from '../pools/failover.js';
+import type { PoolRuntime } from '../pools/runtime.js';
+import type { AccessTargetListing } from './queries.js';
+
+export class AccessMetrics {
+  readonly open: Gauge;
+  readonly connections: Counter<'result'>;
+  readonly bytes: Counter<'direction'>;
+  readonly setupSeconds: Histogram;
+
+  constructor(registry: Registry) {
+    const registers = [registry];
+    this.open = new Gauge({
+      name: 'gatepool_access_connections_open',
+      help: 'Client connections to access targets open now',
+      registers,
+    });
+    this.connections = new Counter({
+      name: 'gatepool_access_connections_total',
+      help: 'Client connections to access targets by result (closed, broken, no_gateway, client_gone)',
+      labelNames: ['result'],
+      registers,
+    });
+    this.bytes = new Counter({
+      name: 'gatepool_access_bytes_total',
+      help: 'Bytes relayed between clients and access targets (to_target, from_target)',
+      labelNames: ['direction'],
+      registers,
+    });
+    this.setupSeconds = new Histogram({
+      name: 'gatepool_access_connect_seconds',
+      help: 'Time from a client stream request to its target connection being open',
+      buckets: [0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1, 5],
+      registers,
+    });
+  }
+}
+
+export interface ConnectorDeps {
+  run: PoolRuntime['run'];
+  audit: AuditLog;
+  metrics: AccessMetrics;
+  log: FastifyBaseLogger;
+}
+
+/** Completes the client's handshake once the target is open; null when the client left. */
+export type AcceptClient = () => Promise<WsStream | null>;
+
+interface Outcome {
+  accepted: boolean;
+}
+
+export class AccessConnector {
+  private readonly live = new Set<Duplex>();
+
+  constructor(private readonly deps: ConnectorDeps) {}
+
+  /**
+   * Opens the target for `who` and relays until either side ends. Resolves once the connection
+   * is over; rejects (before any handshake) when no gateway could open the target.
+   */
+  async connect(
+    orgId: string,
+    who: AuditWho,
+    target: AccessTargetListing,
+    accept: AcceptClient,
+  ): Promise<void> {
+    const ref = refOf(target);
+    // The schema lets a target exist without a path (for direct access, not offered yet).
+    if (!ref) throw notFound(`A gateway or pool for access target "${target.name}"`);
+    const started = performance.now();
+    const { metrics, audit, log } = this.deps;
+    const base = {
+      targetId: target.id,
+      target: target.name,
+      address: `${target.host}:${target.port}`,
+      gatewayPoolId: target.gatewayPoolId,
+      gatewayPool: target.gatewayPoolName,
+      clientAddress: who.ip ?? null,
+    };
+    let served: Served<Outcome>;
+    try {
+      served = await this.deps.run(
+        orgId,
+        ref,
+        { host: target.host, port: target.port },
+        async (tunnel, member) => {
+          const client = await accept();
+          if (!client) {
+            tunnel.destroy();
+            metrics.connections.inc({ result: 'client_gone' });
+            return { accepted: false };
+          }
+          metrics.setupSeconds.observe((performance.now() - started) / 1000);
+          const served = { gatewayId: member.gatewayId, gateway: member.gatewayName };
+          // Off the connection's path: the client's first bytes must not wait for a write.
+          audit
+            .record(who.actor, 'access.connect', { ...base, ...served }, who)
+            .catch((err: unknown) => log.error({ err }, 'audit of access.connect failed'));
+          await this.relay(client, tunnel, target, who, base, served, started);
+          return { accepted: true };
+        },
+      );
+    } catch (err) {
+      if (!(err instanceof NoGatewayAvailableError)) throw err;
+      metrics.connections.inc({ result: 'no_gateway' });
+      await audit
+        .record(
+          who.actor,
+          'access.connect-failed',
+          { ...base, reason: err.message, attempts: err.attempts },
+          who,
+        )
+        .catch((e: unknown) => log.error({ err: e }, 'audit of access.connect-failed failed'));
+      throw new AppError(
+        503,
+        'gateway_unavailable',
+        `Cannot open access target "${target.name}" (${target.host}:${target.port}): ${err.message}.`,
+        { attempts: err.attempts },
+      );
+    }
+    if (served.attempts.length)
+      log.info(
+        { target: target.name, gateway: served.gatewayName, failovers: served.attempts.length },
+        'access connection opened after failover',
+      );
+  }
+
+  private async relay(
+    client: WsStream,
+    tunnel: Duplex,
+    target: AccessTargetListing,
+    who: AuditWho,
+    base: Record<string, unknown>,
+    served: { gatewayId: string; gateway: string },
+    started: number,
+  ): Promise<void> {
+    const { metrics, audit, log } = this.deps;
+    this.live.add(client);
+    metrics.open.inc();
+    const result = await spliceCounted(client, tunnel, (error, from) => {
+      // Tell the client why, so a broken connection is never mistaken for a finished one.
+      if (from === tunnel)
+        client.abort(
+          `connection to ${target.name} broken: ${error?.message ?? 'the gateway stream ended abnormally'}`,
+        );
+    });
+    this.live.delete(client);
+    metrics.open.dec();
+    metrics.connections.inc({ result: result.clean ? 'closed' : 'broken' });
+    metrics.bytes.inc({ direction: 'to_target' }, result.bytesFromA);
+    metrics.bytes.inc({ direction: 'from_target' }, result.bytesFromB);
+    const durationMs = Math.round(performance.now() - started);
+    await audit
+      .record(
+        who.actor,
+        'access.disconnect',
+        {
+          ...base,
+          ...served,
+          result: result.clean ? 'closed' : 'broken',
+          ...(result.error ? { error: result.error.message } : {}),
+          bytesToTarget: result.bytesFromA,
+          bytesFromTarget: result.bytesFromB,
+          durationMs,
+        },
+        who,
+      )
+      .catch((err: unknown) => log.error({ err }, 'audit of access.disconnect failed'));
+  }
+
+  /** Ends every open connection (platform shutdown): clients see an abnormal close, not a hang. */
+  closeAll(reason = 'the platform is shutting down'): void {
+    for (const c of this.live) c.destroy(new Error(reason));
+  }
+}

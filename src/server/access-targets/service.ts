@@ -1,0 +1,151 @@
+/**
+ * Access targets (DESIGN §6, issue 14): a named host:port behind a gateway or pool that people
+ * and services reach with `gatepool connect`. This file holds the CRUD rules; connector.ts runs
+ * the connections.
+ */
+import { randomUUID } from 'node:crypto';
+import type { AuditLog, AuditWho } from '../audit/service.js';
+import { authorizeReference, refOf, type AttachDeps, type Attacher } from '../consumers/attach.js';
+import type { Db } from '../db/client.js';
+import { conflict, isForeignKeyViolation, isUniqueViolation, notFound } from '../http/errors.js';
+import { pageOf } from '../http/schemas.js';
+import {
+  deleteTarget,
+  insertTarget,
+  selectTarget,
+  selectTargetPage,
+  updateTarget,
+  type AccessTargetListing,
+  type NewAccessTarget,
+} from './queries.js';
+
+export const PROTOCOLS = ['tcp', 'postgres', 'http', 'kubernetes'] as const;
+export type Protocol = (typeof PROTOCOLS)[number];
+
+export interface TargetInput {
+  name: string;
+  host: string;
+  port: number;
+  protocol: Protocol;
+  description?: string;
+  gatewayId?: string | null;
+  gatewayPoolId?: string | null;
+}
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+/** Targets are addressed by id or by name in one path segment; names never look like ids. */
+export const looksLikeId = (s: string): boolean => UUID.test(s);
+
+export interface AccessTargetDeps extends AttachDeps {
+  db: Db;
+  audit: AuditLog;
+}
+
+export class AccessTargetService {
+  constructor(private readonly deps: AccessTargetDeps) {}
+
+  /** By id or by name, in the caller's org only: another org's target is not found. */
+  async find(orgId: string, idOrName: string): Promise<AccessTargetListing> {
+    const row = await selectTarget(
+      this.deps.db,
+      orgId,
+      looksLikeId(idOrName) ? { id: idOrName } : { name: idOrName },
+    );
+    if (!row) throw notFound(`Access target "${idOrName}"`);
+    return row;
+  }
+
+  async list(
+    orgId: string,
+    page: { cursor?: string; limit: number },
+  ): Promise<{ items: AccessTargetListing[]; nextCursor: string | null }> {
+    return pageOf(await selectTargetPage(this.deps.db, orgId, page.cursor, page.limit), page.limit);
+  }
+
+  async create(actor: Attacher, who: AuditWho, input: TargetInput): Promise<AccessTargetListing> {
+    const ref = refOf({
+      gatewayId: input.gatewayId ?? null,
+      gatewayPoolId: input.gatewayPoolId ?? null,
+    });
+    await authorizeReference(this.deps, actor, null, ref);
+    const id = randomUUID();
+    const row: NewAccessTarget = {
+      id,
+      orgId: actor.orgId,
+      name: input.name,
+      host: input.host,
+      port: input.port,
+      protocol: input.protocol,
+      description: input.description ?? '',
+      gatewayId: input.gatewayId ?? null,
+      gatewayPoolId: input.gatewayPoolId ?? null,
+    };
+    await this.write(input.name, () =>
+      this.deps.audit.audited(who, 'access-target.create', (tx) => insertTarget(tx, row), {
+        targetId: id,
+        name: row.name,
+        address: `${row.host}:${row.port}`,
+        protocol: row.protocol,
+        gatewayId: row.gatewayId,
+        gatewayPoolId: row.gatewayPoolId,
+      }),
+    );
+    return this.find(actor.orgId, id);
+  }
+
+  async update(
+    actor: Attacher,
+    who: AuditWho,
+    id: string,
+    changes: Partial<TargetInput>,
+  ): Promise<AccessTargetListing> {
+    const before = await this.find(actor.orgId, id);
+    const next: Partial<NewAccessTarget> = { ...changes };
+    // Giving one reference replaces the other: a target goes through exactly one path.
+    if (changes.gatewayId) next.gatewayPoolId = null;
+    if (changes.gatewayPoolId) next.gatewayId = null;
+    const after = {
+      gatewayId: next.gatewayId !== undefined ? next.gatewayId : before.gatewayId,
+      gatewayPoolId: next.gatewayPoolId !== undefined ? next.gatewayPoolId : before.gatewayPoolId,
+    };
+    if (!after.gatewayId && !after.gatewayPoolId)
+      throw conflict('An access target needs a gateway or a gateway pool: give the other one.');
+    await authorizeReference(this.deps, actor, refOf(before), refOf(after));
+    await this.write(changes.name ?? before.name, () =>
+      this.deps.audit.audited(
+        who,
+        'access-target.update',
+        async (tx) => {
+          if (!(await updateTarget(tx, actor.orgId, before.id, next)))
+            throw notFound(`Access target "${id}"`);
+        },
+        { targetId: before.id, name: changes.name ?? before.name, changed: Object.keys(changes) },
+      ),
+    );
+    return this.find(actor.orgId, before.id);
+  }
+
+  async remove(orgId: string, who: AuditWho, id: string): Promise<void> {
+    const target = await this.find(orgId, id);
+    await this.deps.audit.audited(
+      who,
+      'access-target.delete',
+      async (tx) => {
+        if (!(await deleteTarget(tx, orgId, target.id))) throw notFound(`Access target "${id}"`);
+      },
+      { targetId: target.id, name: target.name },
+    );
+  }
+
+  private async write<T>(name: string, op: () => Promise<T>): Promise<T> {
+    try {
+      return await op();
+    } catch (err) {
+      if (isUniqueViolation(err))
+        throw conflict(`An access target named "${name}" already exists.`, { name });
+      // The gateway or pool was deleted between the checks and the write.
+      if (isForeignKeyViolation(err)) throw notFound('Gateway or gateway pool');
+      throw err;
+    }
+  }
+}
