@@ -1,5 +1,11 @@
 import type { Command } from 'commander';
-import { exitMessage, runGateway, type GatewayStartOptions } from '../gateway/run.js';
+import {
+  DEFAULT_STATE_DIR,
+  EXIT_REVOKED,
+  exitMessage,
+  runGateway,
+  type GatewayStartOptions,
+} from '../gateway/run.js';
 
 function collect(value: string, previous: string[]): string[] {
   return [...previous, value];
@@ -14,7 +20,15 @@ export function registerGatewayCommand(program: Command): void {
     .command('start')
     .description(
       'Enroll on first run (key generated here, never sent), then keep a tunnel to the platform ' +
-        'and serve streams to allowed targets. SIGTERM/SIGINT drains and exits 0.',
+        'and serve streams to allowed targets. SIGTERM/SIGINT drains and exits 0; a gateway ' +
+        `deleted or revoked on the platform exits ${EXIT_REVOKED}. Allow rules, labels, pools ` +
+        'and the platform URL are remembered in the state directory; flags given later replace ' +
+        'them and are saved.',
+    )
+    .option(
+      '--config <file>',
+      "settings file, JSON or YAML (.yaml/.yml), keyed by these flags' long names " +
+        '(allow, label(s), pool(s), platform, token, name, state-dir, drain-timeout); flags win',
     )
     .option('--platform <url>', 'platform base URL, e.g. https://gatepool.example.com (first run)')
     .option('--token <token>', 'single-use enrollment token (first run; ignored later)')
@@ -22,18 +36,25 @@ export function registerGatewayCommand(program: Command): void {
     .option(
       '--allow <rule>',
       'allowed target, repeatable: host:port, IP:port, CIDR:port, [IPv6]:port, port may be a-b or *; ' +
-        '"*" allows everything. Default: nothing',
+        '"*" allows everything. Default: the rules of the last run, else nothing',
       collect,
       [],
     )
-    .option('--label <key=value>', 'label reported to the platform, repeatable', collect, [])
+    .option(
+      '--label <key=value>',
+      'label reported to the platform, repeatable (default: those of the last run)',
+      collect,
+      [],
+    )
     .option('--pool <name>', 'gateway pool to join at enrollment, repeatable', collect, [])
     .option(
       '--state-dir <dir>',
-      'where the key and certificate are kept (0700)',
-      './.gatepool-gateway',
+      `where the key, certificate and settings are kept (0700; default ${DEFAULT_STATE_DIR})`,
     )
-    .option('--drain-timeout <seconds>', 'how long open streams may finish after SIGTERM', '30')
+    .option(
+      '--drain-timeout <seconds>',
+      'how long open streams may finish after SIGTERM (default 30)',
+    )
     .option(
       '--insecure-platform-tls',
       'do not verify the platform URL certificate during enrollment',

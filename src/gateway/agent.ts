@@ -35,6 +35,7 @@ import {
   type HostPort,
 } from '../protocol/tunnel.js';
 import type { Allowlist } from './allowlist.js';
+import { Backoff } from './backoff.js';
 import { ConnectStream, describeSocketError, refuseStream } from './connect-stream.js';
 import type { GatewayState } from './state.js';
 
@@ -51,6 +52,13 @@ export interface GatewayAgentOptions {
   /** First reconnect delay; doubles per failed attempt. */
   backoffBaseMs?: number;
   backoffCapMs?: number;
+  /** A tunnel up this long resets the backoff; a shorter one counts as another failed attempt. */
+  backoffGraceMs?: number;
+  /**
+   * The platform said this gateway no longer exists or this is not its current certificate.
+   * The agent has stopped when this is called (after the one line saying so).
+   */
+  onRevoked?: (message: string) => void;
   /** The platform PINGs every 250 ms by default; this much inbound silence means it is gone. */
   silenceMs?: number;
   /** TCP/TLS handshake budget towards the platform. */
@@ -98,12 +106,15 @@ const SERVER_CERT_CODES = new Set([
 ]);
 
 const REPLACED_BACKOFF_MS = 30_000;
+/** Trust failures in a row before the agent suggests that it has to enroll again. */
+const REENROLL_HINT_AFTER = 3;
 
 function seconds(ms: number): string {
   return `${ms < 10_000 ? (ms / 1000).toFixed(1) : Math.round(ms / 1000)} s`;
 }
 
 type Outcome =
+  | { kind: 'revoked'; message: string }
   | { kind: 'refused'; message: string }
   | { kind: 'replaced'; message: string }
   | { kind: 'untrusted'; message: string }
@@ -113,7 +124,9 @@ export class GatewayAgent {
   private readonly server: http2.Http2Server;
   private readonly target: HostPort;
   private tunnel: Tunnel | undefined;
-  private attempt = 0;
+  private readonly backoff: Backoff;
+  /** Consecutive failures of trust in either direction (see REENROLL_HINT_AFTER). */
+  private trustFailures = 0;
   private reconnectTimer: NodeJS.Timeout | undefined;
   private stopped = false;
   private localDrain = false;
@@ -126,8 +139,6 @@ export class GatewayAgent {
   private everUp = false;
   private healthCheckTargets: string[] = [];
   private healthChecks = new Map<string, HealthCheckResult>();
-  private readonly backoffBaseMs: number;
-  private readonly backoffCapMs: number;
   private readonly silenceMs: number;
   private readonly handshakeTimeoutMs: number;
   private readonly dialTimeoutMs: number;
@@ -136,8 +147,11 @@ export class GatewayAgent {
     const target = parseAuthority(options.state.tunnelAddress);
     if (!target) throw new Error(`invalid tunnel address "${options.state.tunnelAddress}"`);
     this.target = target;
-    this.backoffBaseMs = options.backoffBaseMs ?? 100;
-    this.backoffCapMs = options.backoffCapMs ?? 3000;
+    this.backoff = new Backoff({
+      baseMs: options.backoffBaseMs ?? 100,
+      capMs: options.backoffCapMs ?? 3000,
+      graceMs: options.backoffGraceMs ?? 10_000,
+    });
     this.silenceMs = options.silenceMs ?? 5000;
     this.handshakeTimeoutMs = options.handshakeTimeoutMs ?? 10_000;
     this.dialTimeoutMs = options.dialTimeoutMs ?? 10_000;
@@ -419,9 +433,10 @@ export class GatewayAgent {
   private onUp(): void {
     const reconnected = this.everUp;
     this.everUp = true;
-    this.attempt = 0;
+    this.backoff.up();
     this.lastFailure = '';
     this.failuresSinceUp = 0;
+    this.trustFailures = 0;
     this.options.log.info(
       `${reconnected ? 'reconnected' : 'connected'}: tunnel up to ${this.options.state.tunnelAddress}`,
     );
@@ -540,10 +555,14 @@ export class GatewayAgent {
     if (tunnel.session && !tunnel.session.destroyed) tunnel.session.destroy();
     if (this.tunnel !== tunnel || this.stopped) return;
     const outcome = this.classify(tunnel);
+    if (outcome.kind === 'revoked') {
+      this.onRevoked(outcome.message);
+      return;
+    }
     const wasUp = tunnel.established;
     // A live tunnel is only replaced when another process presents this gateway's identity;
     // backing off long keeps two copies of one state dir from evicting each other in a loop.
-    const delay = outcome.kind === 'replaced' ? REPLACED_BACKOFF_MS : this.nextDelay();
+    const delay = outcome.kind === 'replaced' ? REPLACED_BACKOFF_MS : this.backoff.next();
     const retry = `reconnecting in ${(delay / 1000).toFixed(1)} s`;
     if (outcome.kind === 'replaced') {
       this.options.log.warn(
@@ -553,16 +572,16 @@ export class GatewayAgent {
       this.lastFailure = outcome.message;
     } else if (outcome.kind === 'refused') {
       this.logFailure(
-        `the platform refused this gateway's certificate (${outcome.message}); the gateway may ` +
-          `have been deleted or revoked - enroll it again with a new token if so. Retrying in ` +
-          `${(delay / 1000).toFixed(1)} s`,
+        `the platform refused this gateway's certificate (${outcome.message}); ${retry}`,
         outcome.message,
       );
+      this.onTrustFailure();
     } else if (outcome.kind === 'untrusted') {
       this.logFailure(
         `the tunnel server's certificate is not trusted (${outcome.message}); ${retry}`,
         outcome.message,
       );
+      this.onTrustFailure();
     } else if (wasUp) {
       this.options.log.warn(`tunnel down: ${outcome.message}; ${retry}`);
       this.lastFailure = outcome.message;
@@ -585,14 +604,36 @@ export class GatewayAgent {
     this.lastFailure = key;
   }
 
-  private nextDelay(): number {
-    const exp = Math.min(this.backoffCapMs, this.backoffBaseMs * 2 ** this.attempt);
-    this.attempt = Math.min(this.attempt + 1, 30);
-    // Jitter in [exp/2, exp) keeps a fleet of gateways from reconnecting in lockstep.
-    return Math.round(exp / 2 + (Math.random() * exp) / 2);
+  /**
+   * A platform reinstalled or restored from another database has new CAs: it neither trusts our
+   * certificate nor presents one we trust, and only a new enrollment fixes that. It may also be a
+   * platform mid-migration, so the agent says so and keeps trying.
+   */
+  private onTrustFailure(): void {
+    this.trustFailures += 1;
+    if (this.trustFailures === REENROLL_HINT_AFTER) {
+      this.options.log.warn(
+        `the platform and this gateway have not trusted each other for ${this.trustFailures} ` +
+          'attempts: if the platform was reinstalled or its database replaced, this gateway ' +
+          'probably needs to enroll again (new token, fresh --state-dir). Still retrying.',
+      );
+    }
+  }
+
+  /** Final: stop, and say in one line why and how to come back. */
+  private onRevoked(message: string): void {
+    const { name, gatewayId } = this.options.state;
+    this.stopReconnecting();
+    this.options.log.warn(
+      `gateway "${name}" (${gatewayId}) was deleted or revoked on the platform (${message}); ` +
+        'stopping. To connect this host again, enroll it with a new token and a fresh --state-dir.',
+    );
+    this.options.onRevoked?.(message);
   }
 
   private classify(tunnel: Tunnel): Outcome {
+    if (tunnel.goaway?.kind === 'revoked')
+      return { kind: 'revoked', message: tunnel.goaway.message };
     if (tunnel.goaway?.kind === 'refused')
       return { kind: 'refused', message: tunnel.goaway.message };
     if (tunnel.goaway?.kind === 'replaced')

@@ -12,9 +12,7 @@ import {
   type EnrollRequest,
   type EnrollResponse,
 } from '../protocol/enrollment.js';
-import { createGatewayKeyAndCsr } from '../server/gateways/pki.js';
-import type { GatewayState } from './state.js';
-import { STATE_FORMAT } from './state.js';
+import { NO_SETTINGS, STATE_FORMAT, type GatewayState } from './state.js';
 
 export class EnrollError extends Error {
   override name = 'EnrollError';
@@ -52,6 +50,8 @@ export async function enroll(options: EnrollOptions): Promise<GatewayState> {
   if (url.protocol !== 'https:' && url.protocol !== 'http:') {
     throw new EnrollError(`--platform must be an http(s) URL, got "${options.platform}"`);
   }
+  // Loaded only here: the X.509 builder is heavy and an enrolled agent never needs it.
+  const { createGatewayKeyAndCsr } = await import('../protocol/csr.js');
   const { keyPem, csrPem } = await createGatewayKeyAndCsr(options.name);
   const request: EnrollRequest = {
     token: options.token,
@@ -109,6 +109,7 @@ function stateFromResponse(
     caCertificatePem: response.caCertificate,
     serverCaCertificatePem: response.serverCaCertificate,
     enrolledAt: new Date().toISOString(),
+    settings: { ...NO_SETTINGS, pools: options.pools ?? [] },
   };
 }
 

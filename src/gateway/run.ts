@@ -1,25 +1,48 @@
 /**
  * `gatepool gateway start`: option handling, first-run enrollment, signals. Kept apart from the
  * commander wiring so the standalone entry (main.ts) and the `gatepool` binary share it.
+ *
+ * Each setting comes from the command line, else `--config FILE`, else what the state file
+ * remembers from the last run; what is used is saved back, so a later restart with only
+ * `--state-dir` serves the same targets.
  */
 import { createPrivateKey, X509Certificate } from 'node:crypto';
 import { resolve } from 'node:path';
 import { Allowlist, AllowlistError } from './allowlist.js';
 import { GatewayAgent, type AgentLog } from './agent.js';
+import { ConfigFileError, loadConfigFile, type AgentConfigFile } from './config-file.js';
 import { enroll, EnrollError } from './enroll.js';
-import { loadState, saveState, StateError, statePath, type GatewayState } from './state.js';
+import {
+  loadStateFile,
+  saveState,
+  STATE_FORMAT,
+  StateError,
+  statePath,
+  type AgentSettings,
+  type GatewayState,
+} from './state.js';
 
 export interface GatewayStartOptions {
+  config?: string;
   platform?: string;
   token?: string;
   name?: string;
+  /** Repeatable flags: empty means not given on the command line. */
   allow: string[];
   label: string[];
   pool: string[];
-  stateDir: string;
-  drainTimeout: string;
+  stateDir?: string;
+  drainTimeout?: string;
   insecurePlatformTls?: boolean;
 }
+
+export const DEFAULT_STATE_DIR = './.gatepool-gateway';
+const DEFAULT_DRAIN_SECONDS = '30';
+/**
+ * Exit status when the platform deleted or revoked this gateway: distinct so a supervisor can
+ * stop restarting it (systemd `RestartPreventExitStatus=3`) and an operator can see why.
+ */
+export const EXIT_REVOKED = 3;
 
 export class UsageError extends Error {
   override name = 'UsageError';
@@ -50,59 +73,129 @@ export function stderrLog(): AgentLog {
   return { info: line, warn: line };
 }
 
-/** Runs until drained by a signal. Throws UsageError / EnrollError / StateError for exit 1. */
-export async function runGateway(options: GatewayStartOptions, log = stderrLog()): Promise<number> {
-  let allowlist: Allowlist;
+/** A repeatable flag given on the command line, else the config file's, else undefined. */
+function given(flag: string[], file: string[] | undefined): string[] | undefined {
+  return flag.length ? flag : file;
+}
+
+function parseAllowlist(rules: string[], where: string): Allowlist {
   try {
-    allowlist = new Allowlist(options.allow);
+    return new Allowlist(rules);
   } catch (error) {
-    if (error instanceof AllowlistError) throw new UsageError(error.message);
+    if (error instanceof AllowlistError) throw new UsageError(`${error.message}${where}`);
     throw error;
   }
-  const labels = parseLabels(options.label);
-  const drainSeconds = Number(options.drainTimeout);
-  if (!Number.isFinite(drainSeconds) || drainSeconds < 0) {
-    throw new UsageError(
-      `--drain-timeout must be a number of seconds, got "${options.drainTimeout}"`,
-    );
-  }
-  const stateDir = resolve(options.stateDir);
+}
 
-  let state = await loadState(stateDir);
-  if (state) {
-    if (options.token) {
+/**
+ * Runs until drained by a signal (exit 0) or revoked by the platform (EXIT_REVOKED). Throws
+ * UsageError / EnrollError / StateError / ConfigFileError for exit 1.
+ */
+export async function runGateway(options: GatewayStartOptions, log = stderrLog()): Promise<number> {
+  const file: AgentConfigFile = options.config ? await loadConfigFile(options.config) : {};
+  const allowGiven = given(options.allow, file.allow);
+  const labelGiven = given(options.label, file.label);
+  const poolGiven = given(options.pool, file.pool);
+  // Checked before enrolling, so a typo does not cost the single-use token.
+  if (allowGiven) parseAllowlist(allowGiven, '');
+  const labels = labelGiven ? parseLabels(labelGiven) : undefined;
+  const drainTimeout = options.drainTimeout ?? file.drainTimeout ?? DEFAULT_DRAIN_SECONDS;
+  const drainSeconds = Number(drainTimeout);
+  if (!Number.isFinite(drainSeconds) || drainSeconds < 0) {
+    throw new UsageError(`--drain-timeout must be a number of seconds, got "${drainTimeout}"`);
+  }
+  const platform = options.platform ?? file.platform;
+  const token = options.token ?? file.token;
+  const name = options.name ?? file.name;
+  const stateDir = resolve(options.stateDir ?? file.stateDir ?? DEFAULT_STATE_DIR);
+
+  const loaded = await loadStateFile(stateDir);
+  let state: GatewayState;
+  if (loaded) {
+    state = loaded.state;
+    if (token) {
       log.info(
         `already enrolled as "${state.name}" (${state.gatewayId}) in ${stateDir}; --token ignored`,
       );
     }
   } else {
-    const missing = (['platform', 'token', 'name'] as const).filter((key) => !options[key]);
+    const missing = (
+      [
+        ['platform', platform],
+        ['token', token],
+        ['name', name],
+      ] as const
+    ).filter(([, value]) => !value);
     if (missing.length) {
       throw new UsageError(
         `not enrolled yet (no ${statePath(stateDir)}): the first run needs ` +
-          missing.map((key) => `--${key}`).join(', '),
+          missing.map(([key]) => `--${key}`).join(', '),
       );
     }
     state = await enroll({
-      platform: options.platform ?? '',
-      token: options.token ?? '',
-      name: options.name ?? '',
-      pools: options.pool,
-      insecureTls: options.insecurePlatformTls,
+      platform: platform ?? '',
+      token: token ?? '',
+      name: name ?? '',
+      pools: poolGiven ?? [],
+      insecureTls: options.insecurePlatformTls ?? file.insecurePlatformTls ?? false,
       onRateLimited: (seconds) =>
         log.warn(
           `the platform is limiting enrollments from this address; retrying in ${seconds} s`,
         ),
     });
-    const path = await saveState(stateDir, state);
-    log.info(`enrolled as gateway "${state.name}" (${state.gatewayId}); state saved to ${path}`);
+    log.info(`enrolled as gateway "${state.name}" (${state.gatewayId})`);
+  }
+
+  const settings: AgentSettings = {
+    allow: allowGiven ?? state.settings.allow,
+    labels: labels ?? state.settings.labels,
+    pools: poolGiven ?? state.settings.pools,
+  };
+  if (loaded && poolGiven && poolGiven.join('\n') !== state.settings.pools.join('\n')) {
+    log.info(
+      'pools given at enrollment are kept for reference; an enrolled gateway joins or leaves ' +
+        'pools on the platform (gateway pool memberships), not through --pool',
+    );
+  }
+  const updated: GatewayState = {
+    ...state,
+    platform: loaded && platform ? platform : state.platform,
+    settings,
+  };
+  if (
+    !loaded ||
+    loaded.format !== STATE_FORMAT ||
+    JSON.stringify(updated) !== JSON.stringify(state)
+  ) {
+    const path = await saveState(stateDir, updated);
+    log.info(
+      loaded
+        ? `settings saved to ${path}; later runs with only --state-dir use them`
+        : `state saved to ${path}`,
+    );
+  }
+  state = updated;
+  const allowlist = parseAllowlist(
+    settings.allow,
+    allowGiven ? '' : ` (remembered in ${statePath(stateDir)}; pass --allow to replace)`,
+  );
+  if (!settings.allow.length) {
+    log.warn(
+      'no --allow rules: this gateway refuses every stream until it is started with --allow ' +
+        '(or "allow" in --config)',
+    );
   }
 
   checkCredentials(state, stateDir, log);
-  const agent = new GatewayAgent({ state, allowlist, labels, log });
-  agent.start();
-
   return new Promise<number>((resolveExit) => {
+    const agent = new GatewayAgent({
+      state,
+      allowlist,
+      labels: settings.labels,
+      log,
+      onRevoked: () => void agent.stop().finally(() => resolveExit(EXIT_REVOKED)),
+    });
+    agent.start();
     let signalled = false;
     const onSignal = (signal: NodeJS.Signals): void => {
       if (signalled) {
@@ -146,7 +239,12 @@ function checkCredentials(state: GatewayState, stateDir: string, log: AgentLog):
 }
 
 export function exitMessage(error: unknown): string | null {
-  if (error instanceof UsageError || error instanceof EnrollError || error instanceof StateError) {
+  if (
+    error instanceof UsageError ||
+    error instanceof EnrollError ||
+    error instanceof StateError ||
+    error instanceof ConfigFileError
+  ) {
     return error.message;
   }
   return null;

@@ -77,8 +77,16 @@ export function parseAuthority(authority: string | undefined): HostPort | null {
  * Why the platform closed a tunnel, sent as GOAWAY opaque data. TLS cannot carry an application
  * reason once the handshake succeeded, and a gateway whose certificate verifies but whose record
  * is deleted or revoked should say so instead of looking like a network fault.
+ *
+ * - `revoked`: final. The platform has no such gateway, or this is not its current certificate
+ *   (deleted, revoked, re-enrolled elsewhere); the agent stops instead of retrying forever.
+ * - `unavailable`: the platform could not check the gateway just now (e.g. its database is
+ *   down); the agent retries.
+ * - `refused`: the certificate itself is unacceptable (no identity, wrong org CA).
+ * Kinds an older agent does not know decode as null, which it treats as a lost connection.
  */
-export type GoawayKind = 'refused' | 'disconnected' | 'replaced' | 'shutdown';
+export type GoawayKind =
+  'refused' | 'revoked' | 'unavailable' | 'disconnected' | 'replaced' | 'shutdown';
 
 export interface GoawayReason {
   kind: GoawayKind;
@@ -87,6 +95,8 @@ export interface GoawayReason {
 
 const GOAWAY_KINDS: ReadonlySet<string> = new Set([
   'refused',
+  'revoked',
+  'unavailable',
   'disconnected',
   'replaced',
   'shutdown',

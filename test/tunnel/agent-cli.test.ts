@@ -152,7 +152,12 @@ describe('gateway start: enrollment and state', () => {
     const file = join(stateDir, 'gateway.json');
     expect((await stat(file)).mode & 0o777).toBe(0o600);
     const state = JSON.parse(await readFile(file, 'utf8')) as Record<string, unknown>;
-    expect(state).toMatchObject({ format: 1, gatewayId: 'gw_enrolled', orgId: harness.orgId });
+    expect(state).toMatchObject({
+      format: 2,
+      gatewayId: 'gw_enrolled',
+      orgId: harness.orgId,
+      settings: { allow: [], labels: {}, pools: ['prod'] },
+    });
     expect(String(state.keyPem)).toContain('PRIVATE KEY');
 
     agent.child.kill('SIGTERM');

@@ -48,6 +48,13 @@ describe('tunnel trust', () => {
       /refused this gateway's certificate \(closed right after the TLS handshake/,
       8000,
     );
+    // Not a verdict on this gateway (a platform with a replaced database looks the same): after
+    // a few attempts the agent suggests enrolling again, and keeps trying.
+    await agent.waitForOutput(
+      /probably needs to enroll again \(new token, fresh --state-dir\)/,
+      8000,
+    );
+    expect(agent.child.exitCode).toBeNull();
     expect(harness.identifyCalls).not.toContain(gatewayId);
     expect(harness.hub.live(gatewayId)).toBeUndefined();
   });
@@ -71,14 +78,50 @@ describe('tunnel trust', () => {
     expect((await connected).orgId).toBe('org_late');
   });
 
-  it('refuses an unknown (deleted) gateway and the agent says so', async () => {
+  it('refuses an unknown (deleted) gateway; its agent says so in one line and exits 3', async () => {
     const { gatewayId, stateDir } = await harness.createGateway({ register: false });
     const agent = harness.spawnAgent(gatewayId, stateDir);
-    await agent.waitForOutput(
-      /refused this gateway's certificate \(gateway gw_\d+ is unknown/,
-      8000,
+    const { code } = await within(agent.exited, 8000, 'revoked agent exit');
+    expect(code).toBe(3);
+    const lines = agent.output().trim().split('\n');
+    const revoked = lines.filter((line) => /deleted or revoked/.test(line));
+    expect(revoked).toHaveLength(1);
+    expect(revoked[0]).toMatch(
+      new RegExp(
+        `gateway "test-${gatewayId}" \\(${gatewayId}\\) was deleted or revoked on the platform ` +
+          `\\(gateway ${gatewayId} is unknown, deleted or its certificate was replaced\\); ` +
+          'stopping\\. To connect this host again, enroll it with a new token and a fresh --state-dir',
+      ),
     );
+    // Its last word: nothing after the verdict.
+    expect(lines.at(-1)).toBe(revoked[0]);
     expect(harness.hub.live(gatewayId)).toBeUndefined();
+  });
+
+  it('keeps an agent retrying while identify() fails (platform database down)', async () => {
+    const { gatewayId, stateDir } = await harness.createGateway();
+    harness.identifyError = new Error('connect ECONNREFUSED 127.0.0.1:5432');
+    try {
+      const agent = harness.spawnAgent(gatewayId, stateDir);
+      await agent.waitForOutput(/the platform cannot check gateways right now/, 8000);
+      const calls = (): number => harness.identifyCalls.filter((id) => id === gatewayId).length;
+      const before = calls();
+      const retried = within(
+        (async () => {
+          while (calls() < before + 2) await sleep(50);
+        })(),
+        8000,
+        'agent retries identify',
+      );
+      await retried;
+      expect(agent.child.exitCode).toBeNull();
+      expect(agent.output()).not.toMatch(/deleted or revoked/);
+      const connected = harness.waitConnected(gatewayId, 8000);
+      harness.identifyError = undefined;
+      await connected;
+    } finally {
+      harness.identifyError = undefined;
+    }
   });
 
   it('replaces a session when the same gateway connects again', async () => {
@@ -154,7 +197,7 @@ describe('tunnel failure detection and recovery', () => {
     await agent.waitForOutput(/reconnected: tunnel up/, 2000);
   });
 
-  it('drops the tunnel at once on disconnect() and keeps refusing a deleted gateway', async () => {
+  it("drops the tunnel at once on disconnect(); the deleted gateway's agent exits 3", async () => {
     const agent = await harness.startGateway(['--allow', `127.0.0.1:${echo.port}`]);
     const stream = await harness.hub.openStream(agent.gatewayId, '127.0.0.1', echo.port);
     const streamClosed = within(
@@ -169,8 +212,9 @@ describe('tunnel failure detection and recovery', () => {
     expect(harness.hub.live(agent.gatewayId)).toBeUndefined();
     expect(await disconnected).toBe('gateway deleted');
     await streamClosed;
-    await agent.waitForOutput(/refused this gateway's certificate \(gateway deleted\)/, 3000);
-    await sleep(500);
+    const { code } = await within(agent.exited, 3000, 'deleted agent exit');
+    expect(code).toBe(3);
+    expect(agent.output()).toMatch(/was deleted or revoked on the platform \(gateway deleted\)/);
     expect(harness.hub.live(agent.gatewayId)).toBeUndefined();
   });
 });

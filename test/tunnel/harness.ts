@@ -11,7 +11,12 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import type { Duplex } from 'node:stream';
 import { fileURLToPath } from 'node:url';
-import { saveState, STATE_FORMAT, type GatewayState } from '../../src/gateway/state.js';
+import {
+  NO_SETTINGS,
+  saveState,
+  STATE_FORMAT,
+  type GatewayState,
+} from '../../src/gateway/state.js';
 import {
   createGatewayKeyAndCsr,
   createOrgCa,
@@ -95,6 +100,8 @@ export class TunnelHarness {
   readonly extraCas: string[] = [];
   /** Gateway ids identify() was asked about, in order. */
   readonly identifyCalls: string[] = [];
+  /** While set, identify() throws it (the platform's database being down). */
+  identifyError: Error | undefined;
   private readonly agents: AgentHandle[] = [];
   private readonly dirs: string[] = [];
   private nextId = 1;
@@ -121,6 +128,7 @@ export class TunnelHarness {
       caPems: () => [this.orgCa.certPem, ...this.extraCas],
       identify: async (info) => {
         this.identifyCalls.push(info.gatewayId);
+        if (this.identifyError) throw this.identifyError;
         const record = this.records.get(info.gatewayId);
         if (!record || record.orgId !== info.orgId || record.fingerprint !== info.fingerprint256) {
           return null;
@@ -171,6 +179,7 @@ export class TunnelHarness {
       caCertificatePem: ca.certPem,
       serverCaCertificatePem: this.serverCa.certPem,
       enrolledAt: new Date().toISOString(),
+      settings: NO_SETTINGS,
     };
     await saveState(stateDir, state);
     return { gatewayId, stateDir };

@@ -1,9 +1,6 @@
 /**
- * Gateway PKI: pure certificate operations, no storage.
- *
- * Identity encoding (authoritative): a gateway client certificate carries exactly one URI SAN
- * `gatepool://org/<orgId>/gateway/<gatewayId>`. The subject (CN=<gatewayId>, O=<orgId>) repeats
- * it for humans reading `openssl x509 -text`; parsing only trusts the SAN.
+ * Gateway PKI: pure certificate operations, no storage. The identity encoding and the gateway's
+ * key/CSR live in src/protocol/ (identity.ts, csr.ts) because the agent needs them too.
  *
  * Revocation model: certificates are long-lived (1 year) but revocable. The platform stores each
  * gateway's current certificate fingerprint; the tunnel hub's `identify` callback compares the
@@ -11,55 +8,35 @@
  * certificate at the next handshake, and `TunnelHub.disconnect()` drops a live session at once.
  */
 // Side effect first: @peculiar/x509 throws at load time without it.
-import './reflect-shim.js';
-import { createHash, randomBytes, webcrypto, X509Certificate as NodeX509 } from 'node:crypto';
-import type { PeerCertificate } from 'node:tls';
+import '../../protocol/reflect-shim.js';
+import { randomBytes, webcrypto } from 'node:crypto';
 import * as x509 from '@peculiar/x509';
+import { EC_KEY, EC_SIGN, exportKeyPem, generateKeyPair } from '../../protocol/csr.js';
+import { fingerprintOfDer, gatewayIdentityUri, orgCaIdentityUri } from '../../protocol/identity.js';
 
-// Our lib is ES2023 without DOM, so the WebCrypto types come from node:crypto's namespace.
+export { createGatewayKeyAndCsr, type GatewayKeyAndCsr } from '../../protocol/csr.js';
+export {
+  fingerprintOfDer,
+  fingerprintOfPem,
+  gatewayIdentityUri,
+  orgCaIdentityUri,
+  parseGatewayCert,
+  parseOrgCa,
+  verifyIssuedBy,
+  type GatewayCertInfo,
+  type GatewayIdentity,
+} from '../../protocol/identity.js';
+
 type CryptoKey = webcrypto.CryptoKey;
-type CryptoKeyPair = webcrypto.CryptoKeyPair;
 
-// @peculiar/x509 defaults to globalThis.crypto; pinning node's implementation keeps it independent
-// of whatever the runtime installs as the global.
-x509.cryptoProvider.set(webcrypto);
-
-const EC_KEY: webcrypto.EcKeyGenParams = { name: 'ECDSA', namedCurve: 'P-256' };
-const EC_SIGN: webcrypto.EcdsaParams = { name: 'ECDSA', hash: 'SHA-256' };
 const DAY_MS = 86_400_000;
 // Tolerate modest clock skew between the platform and gateways.
 const BACKDATE_MS = 5 * 60_000;
 const ID_PATTERN = /^[A-Za-z0-9_-]{1,64}$/;
-const ORG_CA_URI = /^gatepool:\/\/org\/([A-Za-z0-9_-]{1,64})$/;
-const IDENTITY_URI = /^gatepool:\/\/org\/([A-Za-z0-9_-]{1,64})\/gateway\/([A-Za-z0-9_-]{1,64})$/;
 
 export interface KeyAndCert {
   certPem: string;
   keyPem: string;
-}
-
-export interface GatewayIdentity {
-  orgId: string;
-  gatewayId: string;
-}
-
-export interface GatewayCertInfo extends GatewayIdentity {
-  /** SHA-256 of the DER certificate, lowercase hex without separators. */
-  fingerprint256: string;
-  notAfter: Date;
-}
-
-export function gatewayIdentityUri(orgId: string, gatewayId: string): string {
-  return `gatepool://org/${orgId}/gateway/${gatewayId}`;
-}
-
-async function generateKeyPair(): Promise<CryptoKeyPair> {
-  return (await webcrypto.subtle.generateKey(EC_KEY, true, ['sign', 'verify'])) as CryptoKeyPair;
-}
-
-async function exportKeyPem(key: CryptoKey): Promise<string> {
-  const der = await webcrypto.subtle.exportKey('pkcs8', key);
-  return x509.PemConverter.encode(der, 'PRIVATE KEY');
 }
 
 async function importSigningKey(keyPem: string): Promise<CryptoKey> {
@@ -110,10 +87,6 @@ async function createCa(
   return { certPem: cert.toString('pem'), keyPem: await exportKeyPem(keys.privateKey) };
 }
 
-export function orgCaIdentityUri(orgId: string): string {
-  return `gatepool://org/${orgId}`;
-}
-
 /**
  * A per-org gateway CA: EC P-256, self-signed, valid 10 years. It names its org in a URI SAN so
  * the tunnel can check that a gateway certificate was issued by its own org's CA.
@@ -121,27 +94,6 @@ export function orgCaIdentityUri(orgId: string): string {
 export async function createOrgCa(orgId: string): Promise<KeyAndCert> {
   assertId('org id', orgId);
   return createCa(`gatepool gateway CA ${orgId}`, orgId, 10, orgCaIdentityUri(orgId));
-}
-
-/** The org an org CA belongs to (from its `gatepool://org/<orgId>` URI SAN), or null. */
-export function parseOrgCa(cert: NodeX509 | string): string | null {
-  let parsed: NodeX509;
-  try {
-    parsed = typeof cert === 'string' ? new NodeX509(cert) : cert;
-  } catch {
-    return null;
-  }
-  if (!parsed.ca) return null;
-  const uris = uriSans(parsed);
-  if (uris.length !== 1) return null;
-  return ORG_CA_URI.exec(uris[0] ?? '')?.[1] ?? null;
-}
-
-function uriSans(cert: NodeX509): string[] {
-  return (cert.subjectAltName ?? '')
-    .split(', ')
-    .filter((entry) => entry.startsWith('URI:'))
-    .map((entry) => entry.slice(4));
 }
 
 /** The platform's tunnel-server CA (gateways trust only this for the tunnel). */
@@ -188,23 +140,6 @@ export async function createTunnelServerCert(
 
 function isIpLiteral(value: string): boolean {
   return /^\d{1,3}(\.\d{1,3}){3}$/.test(value) || value.includes(':');
-}
-
-export interface GatewayKeyAndCsr {
-  keyPem: string;
-  csrPem: string;
-}
-
-/** Gateway side: a fresh key (never leaves the host) and a CSR for it. */
-export async function createGatewayKeyAndCsr(name: string): Promise<GatewayKeyAndCsr> {
-  const keys = await generateKeyPair();
-  const csr = await x509.Pkcs10CertificateRequestGenerator.create({
-    // The requested name is informational; the CA decides the certificate's identity.
-    name: [{ CN: [name.slice(0, 64) || 'gateway'] }],
-    keys,
-    signingAlgorithm: EC_SIGN,
-  });
-  return { keyPem: await exportKeyPem(keys.privateKey), csrPem: csr.toString('pem') };
 }
 
 export interface SignGatewayCsrParams {
@@ -268,57 +203,4 @@ export async function signGatewayCsr(params: SignGatewayCsrParams): Promise<Sign
 
 export class CsrError extends Error {
   override name = 'CsrError';
-}
-
-export function fingerprintOfDer(der: Buffer): string {
-  return createHash('sha256').update(der).digest('hex');
-}
-
-export function fingerprintOfPem(certPem: string): string {
-  return fingerprintOfDer(new NodeX509(certPem).raw);
-}
-
-/**
- * Reads `{orgId, gatewayId, fingerprint256}` from a gateway certificate (a TLS peer certificate,
- * a node X509Certificate or PEM). Returns null when it carries no gatepool identity. Does not
- * check the issuer: that is the TLS layer's job plus `verifyIssuedBy`.
- */
-export function parseGatewayCert(
-  cert: PeerCertificate | NodeX509 | string,
-): GatewayCertInfo | null {
-  let parsed: NodeX509;
-  try {
-    if (typeof cert === 'string') parsed = new NodeX509(cert);
-    else if (cert instanceof NodeX509) parsed = cert;
-    else if (cert.raw) parsed = new NodeX509(cert.raw);
-    else return null;
-  } catch {
-    return null;
-  }
-  const uris = uriSans(parsed);
-  if (uris.length !== 1) return null;
-  const match = IDENTITY_URI.exec(uris[0] ?? '');
-  if (!match?.[1] || !match[2]) return null;
-  return {
-    orgId: match[1],
-    gatewayId: match[2],
-    fingerprint256: fingerprintOfDer(parsed.raw),
-    notAfter: new Date(parsed.validTo),
-  };
-}
-
-/** True when `cert` was signed by the CA `ca` and is currently within validity. */
-export function verifyIssuedBy(
-  cert: string | NodeX509,
-  ca: string | NodeX509,
-  now = Date.now(),
-): boolean {
-  try {
-    const leaf = typeof cert === 'string' ? new NodeX509(cert) : cert;
-    const issuer = typeof ca === 'string' ? new NodeX509(ca) : ca;
-    if (!leaf.checkIssued(issuer) || !leaf.verify(issuer.publicKey)) return false;
-    return Date.parse(leaf.validFrom) <= now && now <= Date.parse(leaf.validTo);
-  } catch {
-    return false;
-  }
 }

@@ -10,7 +10,12 @@
  * 2. The certificate's org (URI SAN) must be the org of the CA that issued it, so one org's CA
  *    cannot mint gateways for another.
  * 3. `identify()` (the platform's records): unknown, deleted or re-enrolled gateways are refused
- *    with a GOAWAY saying so, so the agent can tell its operator why.
+ *    with a `revoked` GOAWAY, on which the agent stops; a failing `identify()` (database down)
+ *    answers `unavailable`, on which it retries.
+ *
+ * Before the TLS handshake a connection is unauthenticated and costs us a socket: each one gets
+ * the handshake timeout from accept, and one source address may hold only a few at once, so a
+ * client that opens connections and never speaks cannot exhaust the listener.
  */
 import { EventEmitter } from 'node:events';
 import http2 from 'node:http2';
@@ -24,7 +29,7 @@ import {
   parseOrgCa,
   verifyIssuedBy,
   type GatewayCertInfo,
-} from '../gateways/pki.js';
+} from '../../protocol/identity.js';
 import { StreamOpenError } from './errors.js';
 import {
   GatewaySession,
@@ -64,7 +69,10 @@ export interface TunnelHubOptions {
   deadAfterMs?: number;
   /** Default budget for openStream when the caller gives none. */
   openTimeoutMs?: number;
+  /** Budget from TCP accept to a finished TLS handshake (also bounds silent connections). */
   handshakeTimeoutMs?: number;
+  /** Connections one source address may have before their TLS handshake finished. */
+  maxHandshakesPerAddress?: number;
   helloTimeoutMs?: number;
   abortGraceMs?: number;
   log?: HubLogger;
@@ -91,6 +99,11 @@ const silentLog: HubLogger = {
 };
 /** Repeated identical TLS refusals (a deleted gateway retrying) are logged once per window. */
 const REFUSAL_LOG_WINDOW_MS = 60_000;
+/**
+ * Generous for a fleet restarting behind one NAT address (a handshake takes milliseconds, and an
+ * agent turned away retries with backoff), small next to the file descriptors a flood would take.
+ */
+const DEFAULT_MAX_HANDSHAKES_PER_ADDRESS = 64;
 
 export class TunnelHub extends EventEmitter<TunnelHubEvents> {
   private server: tls.Server | undefined;
@@ -106,8 +119,11 @@ export class TunnelHub extends EventEmitter<TunnelHubEvents> {
   private caKey: string | undefined;
   private orgCas: OrgCa[] = [];
   private readonly refusalsLogged = new Map<string, number>();
-  /** Every TCP connection, so close() does not wait on handshakes in progress. */
-  private readonly rawSockets = new Set<Socket>();
+  /** Connections before their TLS handshake finished, by `address:port` (close() ends them). */
+  private readonly handshaking = new Map<string, { raw: Socket; release: () => void }>();
+  /** How many of those each source address holds. */
+  private readonly handshakesPerAddress = new Map<string, number>();
+  private readonly maxHandshakesPerAddress: number;
   private readonly log: HubLogger;
   readonly keepaliveMs: number;
   readonly deadAfterMs: number;
@@ -120,6 +136,8 @@ export class TunnelHub extends EventEmitter<TunnelHubEvents> {
     this.keepaliveMs = options.keepaliveMs ?? 250;
     this.deadAfterMs = options.deadAfterMs ?? 1000;
     this.openTimeoutMs = options.openTimeoutMs ?? 10_000;
+    this.maxHandshakesPerAddress =
+      options.maxHandshakesPerAddress ?? DEFAULT_MAX_HANDSHAKES_PER_ADDRESS;
     if (this.deadAfterMs <= this.keepaliveMs) {
       throw new Error('deadAfterMs must be larger than keepaliveMs');
     }
@@ -138,11 +156,11 @@ export class TunnelHub extends EventEmitter<TunnelHubEvents> {
     // Runs before the TLS server's own 'connection' listener creates the TLSSocket, so a CA
     // added since the last connection is trusted for this very handshake.
     server.prependListener('connection', (raw: Socket) => {
+      if (!this.admit(raw)) return;
       this.refreshCas();
-      this.rawSockets.add(raw);
-      raw.once('close', () => this.rawSockets.delete(raw));
     });
     server.on('secureConnection', (socket: TLSSocket) => {
+      this.handshaking.get(`${socket.remoteAddress}:${socket.remotePort}`)?.release();
       this.accept(socket).catch((error: unknown) => {
         this.log.warn({ err: error }, 'gateway tunnel setup failed');
         socket.destroy();
@@ -150,6 +168,9 @@ export class TunnelHub extends EventEmitter<TunnelHubEvents> {
     });
     server.on('tlsClientError', (error: Error, socket: TLSSocket) => {
       this.logRefusal(socket.remoteAddress ?? '?', `TLS handshake failed: ${error.message}`);
+      // With a listener here Node leaves the socket open (even after its handshake timeout):
+      // without this, a connection that never sends a ClientHello stayed open for good.
+      socket.destroy();
     });
     return new Promise((resolve, reject) => {
       server.once('error', reject);
@@ -171,6 +192,7 @@ export class TunnelHub extends EventEmitter<TunnelHubEvents> {
     this.pending.clear();
     for (const session of [...this.sessions.values()])
       session.close('platform shutting down', goaway);
+    for (const { raw } of [...this.handshaking.values()]) raw.destroy();
     if (!server) return;
     await new Promise<void>((resolve) => server.close(() => resolve()));
   }
@@ -226,7 +248,8 @@ export class TunnelHub extends EventEmitter<TunnelHubEvents> {
   /** Drops a gateway's tunnel at once (delete, revoke, re-enroll). True when one was open. */
   disconnect(gatewayId: string, reason: string): boolean {
     this.epochs.set(gatewayId, (this.epochs.get(gatewayId) ?? 0) + 1);
-    const goaway: GoawayReason = { kind: 'refused', message: reason };
+    // Every caller ends the gateway's standing (delete, revoke, re-enroll): its agent must stop.
+    const goaway: GoawayReason = { kind: 'revoked', message: reason };
     let found = false;
     for (const entry of this.pending) {
       if (entry.gatewayId === gatewayId) {
@@ -311,6 +334,43 @@ export class TunnelHub extends EventEmitter<TunnelHubEvents> {
     server.setSecureContext(this.secureContextOptions());
   }
 
+  /**
+   * Counts a new TCP connection against its address's handshake allowance, or closes it when the
+   * address already holds its share. Released on the TLS handshake or on close.
+   */
+  private admit(raw: Socket): boolean {
+    const address = raw.remoteAddress ?? '?';
+    const held = this.handshakesPerAddress.get(address) ?? 0;
+    if (held >= this.maxHandshakesPerAddress) {
+      this.logRefusal(
+        address,
+        `more than ${this.maxHandshakesPerAddress} connections from this address without a ` +
+          'finished TLS handshake; closing new ones',
+      );
+      raw.destroy();
+      return false;
+    }
+    this.handshakesPerAddress.set(address, held + 1);
+    const key = `${address}:${raw.remotePort}`;
+    let released = false;
+    const release = (): void => {
+      if (released) return;
+      released = true;
+      if (this.handshaking.get(key)?.raw === raw) this.handshaking.delete(key);
+      const left = (this.handshakesPerAddress.get(address) ?? 1) - 1;
+      if (left > 0) this.handshakesPerAddress.set(address, left);
+      else this.handshakesPerAddress.delete(address);
+    };
+    this.handshaking.set(key, { raw, release });
+    raw.once('close', release);
+    return true;
+  }
+
+  /** Connections currently before their TLS handshake (tests, diagnostics). */
+  get handshakesInProgress(): number {
+    return this.handshaking.size;
+  }
+
   private logRefusal(remote: string, message: string): void {
     const key = `${remote} ${message}`;
     const now = Date.now();
@@ -378,6 +438,15 @@ export class TunnelHub extends EventEmitter<TunnelHubEvents> {
     let record: GatewayRecordIdentity | null;
     try {
       record = await this.options.identify(info);
+    } catch (error) {
+      // Not an answer about the gateway: refusing it as revoked would stop a healthy agent
+      // because our database blinked.
+      this.log.warn({ gatewayId: info.gatewayId, err: error }, 'gateway lookup failed');
+      this.refuse(socket, {
+        kind: 'unavailable',
+        message: 'the platform cannot check gateways right now; try again shortly',
+      });
+      return;
     } finally {
       this.pending.delete(entry);
     }
@@ -389,7 +458,7 @@ export class TunnelHub extends EventEmitter<TunnelHubEvents> {
       (this.epochs.get(info.gatewayId) ?? 0) !== epoch
     ) {
       this.refuse(socket, {
-        kind: 'refused',
+        kind: 'revoked',
         message: `gateway ${info.gatewayId} is unknown, deleted or its certificate was replaced`,
       });
       return;
@@ -421,7 +490,7 @@ export class TunnelHub extends EventEmitter<TunnelHubEvents> {
     if (session.closed) return;
     if ((this.epochs.get(record.gatewayId) ?? 0) !== epoch) {
       session.close('disconnected during handshake', {
-        kind: 'refused',
+        kind: 'revoked',
         message: 'the gateway was disconnected by the platform',
       });
       return;

@@ -1,0 +1,104 @@
+/**
+ * `--config FILE`: the agent's settings in a file (JSON, or YAML for `.yaml`/`.yml`), for
+ * systemd units and Helm charts that would rather not build long command lines. Keys are the
+ * long flag names, camelCase or kebab-case (`stateDir` or `state-dir`); a flag on the command
+ * line wins over the file. Unknown keys are refused so a typo does not silently allow nothing.
+ */
+import { readFile } from 'node:fs/promises';
+import { dirname, resolve } from 'node:path';
+import { z } from 'zod';
+
+export class ConfigFileError extends Error {
+  override name = 'ConfigFileError';
+}
+
+const stringList = z.union([z.string().transform((value) => [value]), z.array(z.string())]);
+const scalar = z.union([z.string(), z.number(), z.boolean()]).transform(String);
+
+const ConfigFileSchema = z
+  .object({
+    platform: z.string().min(1),
+    token: z.string().min(1),
+    name: z.string().min(1),
+    allow: stringList,
+    /** `{key: value}` or a list of `key=value`, like repeated --label. */
+    label: z.union([stringList, z.record(z.string(), scalar)]),
+    pool: stringList,
+    stateDir: z.string().min(1),
+    drainTimeout: scalar,
+    insecurePlatformTls: z.boolean(),
+  })
+  .partial()
+  .strict();
+
+export interface AgentConfigFile {
+  platform?: string;
+  token?: string;
+  name?: string;
+  allow?: string[];
+  /** As `key=value` pairs, the form --label takes. */
+  label?: string[];
+  pool?: string[];
+  /** Resolved against the config file's directory. */
+  stateDir?: string;
+  drainTimeout?: string;
+  insecurePlatformTls?: boolean;
+}
+
+/** Plural spellings read naturally in a file; they mean the repeatable flag. */
+const ALIASES: Record<string, string> = { labels: 'label', pools: 'pool' };
+
+function normalizeKey(key: string): string {
+  const camel = key.replace(/-([a-z])/g, (_match, letter: string) => letter.toUpperCase());
+  return ALIASES[camel] ?? camel;
+}
+
+export async function loadConfigFile(path: string): Promise<AgentConfigFile> {
+  const fullPath = resolve(path);
+  let text: string;
+  try {
+    text = await readFile(fullPath, 'utf8');
+  } catch (error) {
+    throw new ConfigFileError(`cannot read --config ${fullPath}: ${(error as Error).message}`);
+  }
+  let value: unknown;
+  const yaml = /\.ya?ml$/i.test(fullPath);
+  try {
+    // The YAML parser is loaded only for YAML files: the agent's start-up stays small.
+    value = yaml ? (await import('yaml')).parse(text) : JSON.parse(text);
+  } catch (error) {
+    throw new ConfigFileError(
+      `--config ${fullPath} is not valid ${yaml ? 'YAML' : 'JSON'}: ${(error as Error).message}` +
+        (yaml ? '' : ' (name the file .yaml or .yml for YAML)'),
+    );
+  }
+  if (value === null || value === undefined) return {};
+  if (typeof value !== 'object' || Array.isArray(value)) {
+    throw new ConfigFileError(`--config ${fullPath} must hold an object of settings`);
+  }
+  const normalized: Record<string, unknown> = {};
+  for (const [key, entry] of Object.entries(value)) normalized[normalizeKey(key)] = entry;
+  const parsed = ConfigFileSchema.safeParse(normalized);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    const where = issue?.path.join('.') ?? '';
+    const known = Object.keys(ConfigFileSchema.shape).join(', ');
+    const message =
+      issue?.code === 'unrecognized_keys'
+        ? `unknown setting ${issue.keys.map((key) => `"${key}"`).join(', ')} (known: ${known})`
+        : `"${where}": ${issue?.message ?? 'invalid'}`;
+    throw new ConfigFileError(`--config ${fullPath}: ${message}`);
+  }
+  const { label, stateDir, ...rest } = parsed.data;
+  return {
+    ...rest,
+    ...(label !== undefined
+      ? {
+          label: Array.isArray(label)
+            ? label
+            : Object.entries(label).map(([key, entry]) => `${key}=${entry}`),
+        }
+      : {}),
+    ...(stateDir !== undefined ? { stateDir: resolve(dirname(fullPath), stateDir) } : {}),
+  };
+}
