@@ -519,7 +519,7 @@ describe.each(DRIVERS)('kubernetes auth through gateways on %s', (driver) => {
           (
             await api(url).post('/api/v1/auth/kubernetes-auth/login', {
               identityId: randomUUID(),
-              jwt: 'x',
+              jwt: 'a.b.c',
             })
           ).status,
         );

@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { NotFoundError } from '../../src/server/errors.js';
 import { notFound } from '../../src/server/http/errors.js';
 import { PassThrough } from 'node:stream';
 import {
@@ -13,7 +14,7 @@ import {
   judgeProbe,
   reviewToken,
   type StreamRunner,
-} from '../../src/server/kubernetes-auth/service.js';
+} from '../../src/server/kubernetes-auth/review.js';
 import type { TokenReviewResult } from '../../src/server/kubernetes-auth/token-review.js';
 
 const user = (username: string): TokenReviewResult => ({
@@ -242,9 +243,9 @@ describe('reviewToken through a pool', () => {
       refusals: [notFound('Gateway pool pool-1'), notFound('Gateway pool pool-1')],
       invalidations,
     });
-    await expect(reviewToken(gone, 'org', conn, opts, scripted([sa]))).rejects.toMatchObject({
-      statusCode: 404,
-    });
+    await expect(reviewToken(gone, 'org', conn, opts, scripted([sa]))).rejects.toBeInstanceOf(
+      NotFoundError,
+    );
   });
 
   it('pins a gateway when one is configured', async () => {

@@ -66,10 +66,17 @@ function captureLogger(logger: object, sink: string[]): void {
 
 export async function startScenario(
   driver: Driver,
-  opts: { loginLimiter?: RateLimiter } = {},
+  opts: { loginLimiter?: RateLimiter; directTargets?: (kube: KubeApi) => string } = {},
 ): Promise<Scenario> {
-  const tp = await startTestPlatform(driver);
   const kube = await startKubeApi();
+  // Configs without a gateway reach the stand-in directly: the operator allows exactly it.
+  const directTargets = opts.directTargets?.(kube) ?? `127.0.0.1:${kube.port}`;
+  const tp = await startTestPlatform(driver, {
+    env: { GATEPOOL_DIRECT_TARGETS: directTargets },
+  }).catch(async (err: unknown) => {
+    await kube.close();
+    throw err;
+  });
   const fleet = new AgentFleet();
   const logs: string[] = [];
   let app: Api | undefined;
@@ -85,7 +92,7 @@ export async function startScenario(
     });
     app = await buildApp(tp.platform.ctx, {
       logger: pino({ level: 'trace' }, logStream),
-      modules: [(a, c) => kubernetesAuthRoutes(a, c, opts)],
+      modules: [(a, c) => kubernetesAuthRoutes(a, c, { loginLimiter: opts.loginLimiter })],
     });
     await app.listen({ host: '127.0.0.1', port: 0 });
     const k8sUrl = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`;

@@ -1,10 +1,10 @@
 /**
- * Kubernetes auth, the logic between the routes and the TokenReview client: reaching the API
- * server directly or through a gateway / gateway pool, checking a login against the allow-lists,
- * and validating a config's connectivity on save. No HTTP concerns here.
+ * Kubernetes auth's review logic, between the service and the TokenReview client: reaching the
+ * API server directly or through a gateway / gateway pool, checking a login against the
+ * allow-lists, and judging the save-time probe.
  */
 import type { Duplex } from 'node:stream';
-import { AppError } from '../http/errors.js';
+import { NotFoundError } from '../errors.js';
 import { DEFAULT_MAX_ATTEMPTS, type Attempt, type FailoverOptions } from '../pools/failover.js';
 import type { PoolRuntime } from '../pools/runtime.js';
 import {
@@ -122,7 +122,7 @@ export async function reviewToken(
     } catch (err) {
       // The config's gateway/pool exists (its foreign key guarantees it), so "not found" means
       // this node's membership cache predates it (e.g. enrolled through another node): reload once.
-      if (!(err instanceof AppError && err.statusCode === 404)) throw err;
+      if (!(err instanceof NotFoundError)) throw err;
       pools.invalidate();
       return pools.run(orgId, ref, target, operation, runOpts);
     }

@@ -1,68 +1,41 @@
 /**
- * Kubernetes auth for machine identities (DESIGN §6, issue 5):
- * - config CRUD under /api/v1/identities/:identityId/kubernetes-auth (one per identity);
- * - login at /api/v1/auth/kubernetes-auth/login: a workload posts its service-account JWT, the
- *   platform has the cluster review it (through the configured gateway or pool), checks the
- *   allow-lists and issues an identity access token.
- * The token-reviewer JWT is stored encrypted and never leaves the platform except as the bearer
- * of a TokenReview sent over TLS verified against the config's CA.
+ * Kubernetes auth's HTTP surface: config CRUD under /api/v1/identities/:identityId/kubernetes-auth
+ * (one per identity) and the unauthenticated login at /api/v1/auth/kubernetes-auth/login.
+ * Schemas, one service call, response mapping; the rules live in service.ts.
  */
-import { randomUUID, X509Certificate } from 'node:crypto';
-import { and, eq } from 'drizzle-orm';
-import type { FastifyRequest } from 'fastify';
+import { X509Certificate } from 'node:crypto';
 import { z } from 'zod';
-import { actorOf, auditActor, auditContext, type Actor } from '../auth/actor.js';
+import { actorOf, whoOf } from '../auth/actor.js';
 import { RateLimiter } from '../auth/rate-limit.js';
-import { newToken } from '../auth/tokens.js';
+import { DirectTargets } from '../consumers/direct-targets.js';
 import type { AppContext } from '../context.js';
+import { noContent, type Api } from '../http/schemas.js';
 import {
-  gatewayPools,
-  gateways,
-  identities,
-  identityAccessTokens,
-  identityKubernetesAuths,
-  organizations,
-} from '../db/schema.js';
-import { findGateway } from '../gateways/queries.js';
-import { permissionDenied } from '../http/auth-hook.js';
-import {
-  AppError,
-  conflict,
-  isForeignKeyViolation,
-  isUniqueViolation,
-  notFound,
-  tooManyRequests,
-  unprocessable,
-} from '../http/errors.js';
-import type { Api } from '../http/schemas.js';
-import { findIdentity } from '../identities/routes.js';
-import { assertCanManageHolder } from '../rbac/grant.js';
-import { NoGatewayAvailableError, type Attempt } from '../pools/failover.js';
-import { findPool } from '../pools/runtime.js';
-import {
-  CONFIG_FAILURES,
-  decideLogin,
-  judgeProbe,
-  PROBE_TOKEN,
-  reviewToken,
-  type Connection,
-  type LoginFailureReason,
+  DEFAULT_MAX_TTL,
+  DEFAULT_TTL,
+  KubernetesAuthService,
+  TTL_ORDER_MESSAGE,
 } from './service.js';
 import { parseKubernetesHost } from './token-review.js';
 
 const MAX_TTL = 365 * 86400;
-const DEFAULT_TTL = 3600;
-const DEFAULT_MAX_TTL = 86400;
-/** One login's TokenReview round trip; logins are interactive, so fail fast. */
-const LOGIN_REVIEW_TIMEOUT_MS = 5_000;
-const SAVE_REVIEW_TIMEOUT_MS = 8_000;
-/** Extra reviews after a member died mid-review (see reviewToken). */
-const LOGIN_RETRIES = 2;
+
 /**
- * Logins per client IP per minute. Every pod of a cluster usually egresses through a handful of
- * node IPs, so this is generous; it bounds how hard one source can drive TokenReviews.
+ * A JWT in compact form: base64url parts joined by dots (3 for a JWS, 5 for a JWE). Anything
+ * else is refused here: the value becomes an HTTP header of the TokenReview, where CR/LF, NUL
+ * or non-Latin-1 characters would break the request instead of being reviewed.
  */
-export const LOGIN_LIMIT_PER_MINUTE = 600;
+const JWT_SHAPE = /^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]*){2}(\.[A-Za-z0-9_-]*){0,2}$/;
+const jwt = (field: string) =>
+  z
+    .string()
+    .trim()
+    .min(1, `${field} must not be empty`)
+    .max(16 * 1024, `${field} must be at most 16 KiB`)
+    .regex(
+      JWT_SHAPE,
+      `${field} must be a JWT: base64url parts (A-Z, a-z, 0-9, "-", "_") separated by dots`,
+    );
 
 const k8sNamespace = z
   .string()
@@ -93,11 +66,9 @@ const caCert = z
     isPemBundleOrEmpty,
     'caCert must be one or more PEM certificates ("-----BEGIN CERTIFICATE-----…"), or empty for the system CAs',
   );
-const tokenReviewerJwt = z
-  .string()
-  .trim()
-  .min(1, 'tokenReviewerJwt must not be empty (send null to remove it)')
-  .max(16 * 1024, 'tokenReviewerJwt must be at most 16 KiB');
+const tokenReviewerJwt = jwt('tokenReviewerJwt').describe(
+  'The token-reviewer JWT; send null to remove it',
+);
 const allowedNamespaces = z
   .array(k8sNamespace)
   .max(200, 'allowedNamespaces may list at most 200 namespaces');
@@ -114,8 +85,6 @@ const ttl = (field: string) =>
     .int(`${field} must be a whole number of seconds`)
     .min(60, `${field} must be at least 60 seconds`)
     .max(MAX_TTL, `${field} must be at most ${MAX_TTL} seconds (one year)`);
-const gatewayId = z.uuid('gatewayId must be a UUID');
-const gatewayPoolId = z.uuid('gatewayPoolId must be a UUID');
 const params = z.object({ identityId: z.uuid('identityId must be a UUID') });
 
 const fields = {
@@ -127,11 +96,10 @@ const fields = {
   allowedAudience: allowedAudience.nullable().optional(),
   accessTokenTtl: ttl('accessTokenTtl').optional(),
   accessTokenMaxTtl: ttl('accessTokenMaxTtl').optional(),
-  gatewayId: gatewayId.nullable().optional(),
-  gatewayPoolId: gatewayPoolId.nullable().optional(),
+  gatewayId: z.uuid('gatewayId must be a UUID').nullable().optional(),
+  gatewayPoolId: z.uuid('gatewayPoolId must be a UUID').nullable().optional(),
 };
 const ONE_REF_MESSAGE = 'give at most one of gatewayId and gatewayPoolId';
-const TTL_ORDER_MESSAGE = 'accessTokenTtl must not exceed accessTokenMaxTtl';
 type RefFields = { gatewayId?: string | null; gatewayPoolId?: string | null };
 const atMostOneRef = (b: RefFields) => !(b.gatewayId && b.gatewayPoolId);
 
@@ -142,10 +110,7 @@ const createBody = z
     (b) =>
       (b.accessTokenTtl ?? DEFAULT_TTL) <=
       (b.accessTokenMaxTtl ?? Math.max(DEFAULT_MAX_TTL, b.accessTokenTtl ?? 0)),
-    {
-      message: TTL_ORDER_MESSAGE,
-      path: ['accessTokenTtl'],
-    },
+    { message: TTL_ORDER_MESSAGE, path: ['accessTokenTtl'] },
   );
 const patchBody = z
   .strictObject({ ...fields, kubernetesHost: kubernetesHost.optional() })
@@ -153,11 +118,7 @@ const patchBody = z
   .refine(atMostOneRef, { message: ONE_REF_MESSAGE, path: ['gatewayPoolId'] });
 const loginBody = z.strictObject({
   identityId: z.uuid('identityId must be a UUID'),
-  jwt: z
-    .string()
-    .trim()
-    .min(1, 'jwt must not be empty')
-    .max(16 * 1024, 'jwt must be at most 16 KiB'),
+  jwt: jwt('jwt'),
 });
 
 /** Every PEM block must be a certificate Node can parse (what TLS will be given). */
@@ -175,23 +136,43 @@ function isPemBundleOrEmpty(text: string): boolean {
   }
 }
 
-type ConfigRow = typeof identityKubernetesAuths.$inferSelect;
-
-export interface Validation {
-  /**
-   * verified: a TokenReview round trip with the reviewer credentials succeeded;
-   * reachable: TLS and reachability verified, no reviewer JWT to prove permission with;
-   * unverified: no healthy gateway could carry the check (saved anyway, see warnings);
-   * skipped: no connection setting changed.
-   */
-  status: 'verified' | 'reachable' | 'unverified' | 'skipped';
-  message: string;
-  gatewayId: string | null;
-  gatewayName: string | null;
-}
+const named = z.object({ id: z.string(), name: z.string() });
+const configView = z.object({
+  identityId: z.string(),
+  identityName: z.string(),
+  kubernetesHost: z.string(),
+  caCert: z.string().nullable(),
+  tokenReviewerJwtSet: z.boolean(),
+  allowedNamespaces: z.array(z.string()),
+  allowedNames: z.array(z.string()),
+  allowedAudience: z.string().nullable(),
+  accessTokenTtl: z.number().int(),
+  accessTokenMaxTtl: z.number().int(),
+  gatewayId: z.string().nullable(),
+  gatewayPoolId: z.string().nullable(),
+  gateway: named.nullable(),
+  gatewayPool: named.nullable(),
+  createdAt: z.string(),
+  updatedAt: z.string(),
+});
+const savedView = configView.extend({
+  validation: z.object({
+    status: z.enum(['verified', 'reachable', 'unverified', 'skipped']),
+    message: z.string(),
+    gatewayId: z.string().nullable(),
+    gatewayName: z.string().nullable(),
+  }),
+  warnings: z.array(z.string()),
+});
+const loginResult = z.object({
+  accessToken: z.string(),
+  expiresIn: z.number().int(),
+  accessTokenMaxTtl: z.number().int(),
+  tokenType: z.literal('Bearer'),
+});
 
 export interface KubernetesAuthRouteOptions {
-  /** Limits logins per client IP (default LOGIN_LIMIT_PER_MINUTE per minute). */
+  /** Limits logins per client IP (default: GATEPOOL_K8S_LOGIN_RATE_LIMIT a minute). */
   loginLimiter?: RateLimiter;
 }
 
@@ -200,187 +181,18 @@ export function kubernetesAuthRoutes(
   ctx: AppContext,
   opts: KubernetesAuthRouteOptions = {},
 ): void {
+  const service = new KubernetesAuthService({
+    db: ctx.db,
+    box: ctx.box,
+    audit: ctx.audit,
+    licenses: ctx.licenses,
+    log: ctx.log,
+    pools: ctx.poolRuntime,
+    directTargets: new DirectTargets(ctx.config.directTargets),
+    loginLimiter: opts.loginLimiter ?? new RateLimiter(ctx.config.k8sLoginRateLimit, 60_000),
+  });
   const tags = ['kubernetes auth'];
-  const loginLimiter = opts.loginLimiter ?? new RateLimiter(LOGIN_LIMIT_PER_MINUTE, 60_000);
   const path = '/api/v1/identities/:identityId/kubernetes-auth';
-
-  async function findConfig(orgId: string, identityId: string): Promise<ConfigRow> {
-    const [row] = await ctx.db
-      .select()
-      .from(identityKubernetesAuths)
-      .where(
-        and(
-          eq(identityKubernetesAuths.orgId, orgId),
-          eq(identityKubernetesAuths.identityId, identityId),
-        ),
-      );
-    if (!row) throw notFound('Kubernetes auth config of this identity');
-    return row;
-  }
-
-  async function view(row: ConfigRow, identityName: string) {
-    const [gw] = row.gatewayId
-      ? await ctx.db
-          .select({ id: gateways.id, name: gateways.name })
-          .from(gateways)
-          .where(and(eq(gateways.orgId, row.orgId), eq(gateways.id, row.gatewayId)))
-      : [];
-    const [pool] = row.gatewayPoolId
-      ? await ctx.db
-          .select({ id: gatewayPools.id, name: gatewayPools.name })
-          .from(gatewayPools)
-          .where(and(eq(gatewayPools.orgId, row.orgId), eq(gatewayPools.id, row.gatewayPoolId)))
-      : [];
-    return {
-      identityId: row.identityId,
-      identityName,
-      kubernetesHost: row.kubernetesHost,
-      caCert: row.caCert || null,
-      tokenReviewerJwtSet: row.tokenReviewerJwtEnc !== null,
-      allowedNamespaces: row.allowedNamespaces,
-      allowedNames: row.allowedNames,
-      allowedAudience: row.allowedAudience || null,
-      accessTokenTtl: row.accessTokenTtl,
-      accessTokenMaxTtl: row.accessTokenMaxTtl,
-      gatewayId: row.gatewayId,
-      gatewayPoolId: row.gatewayPoolId,
-      gateway: gw ?? null,
-      gatewayPool: pool ?? null,
-      createdAt: row.createdAt.toISOString(),
-      updatedAt: row.updatedAt.toISOString(),
-    };
-  }
-
-  /**
-   * Authorizes what a save newly references (DESIGN §6): the `attach` permission, the org
-   * (another org's id is 404), the pools license, and the require-pools policy. An unchanged
-   * reference is not re-checked, so a downgrade or a policy change never blocks unrelated edits.
-   */
-  async function authorizeReference(
-    actor: Actor,
-    before: Connection | null,
-    next: Connection,
-  ): Promise<void> {
-    if (next.gatewayPoolId && next.gatewayPoolId !== before?.gatewayPoolId) {
-      if (!actor.ability.can('attach', 'GatewayPool'))
-        throw permissionDenied(actor, 'attach', 'GatewayPool');
-      await findPool(ctx.db, actor.orgId, next.gatewayPoolId);
-      await ctx.licenses.requireFeature(actor.orgId, 'gatewayPool');
-    }
-    if (next.gatewayId && next.gatewayId !== before?.gatewayId) {
-      if (!actor.ability.can('attach', 'Gateway'))
-        throw permissionDenied(actor, 'attach', 'Gateway');
-      await findGateway(ctx.db, actor.orgId, next.gatewayId);
-      const [org] = await ctx.db
-        .select({ requireGatewayPools: organizations.requireGatewayPools })
-        .from(organizations)
-        .where(eq(organizations.id, actor.orgId));
-      if (org?.requireGatewayPools) {
-        throw new AppError(
-          403,
-          'policy_violation',
-          'Your organization requires gateway pools: attach a gateway pool (gatewayPoolId) instead of an individual gateway.',
-          { policy: 'requireGatewayPools' },
-        );
-      }
-    }
-  }
-
-  /** Is the path to the cluster up at all? An outage saves with a warning instead of failing. */
-  async function outage(orgId: string, conn: Connection): Promise<string | null> {
-    if (conn.gatewayPoolId) {
-      await ctx.poolRuntime.ensureLoaded();
-      const pool = ctx.poolRuntime.pool(orgId, conn.gatewayPoolId);
-      if (!pool) return 'the gateway pool is not loaded yet';
-      const s = ctx.poolRuntime.summary(pool);
-      if (s.healthyMemberCount === 0) {
-        return `gateway pool "${pool.name}" has no healthy member (${s.memberCount} member${s.memberCount === 1 ? '' : 's'})`;
-      }
-    } else if (conn.gatewayId) {
-      const row = await findGateway(ctx.db, orgId, conn.gatewayId);
-      const health = ctx.directory.view(row).health;
-      if (health !== 'healthy')
-        return `gateway "${row.name}" is ${health === 'never-connected' ? 'not connected yet' : health}`;
-    }
-    return null;
-  }
-
-  /**
-   * Save-time check: a TokenReview round trip through the chosen path. No healthy member (or
-   * members failing only in transport) → save with a warning; the cluster unreachable,
-   * untrusted or refusing the reviewer through a working gateway → 422 with the reason.
-   */
-  async function validate(
-    orgId: string,
-    conn: Connection,
-    reviewerJwt: string | null,
-  ): Promise<{ validation: Validation; warnings: string[] }> {
-    const host = conn.kubernetesHost;
-    const unverified = (why: string) => {
-      const message = `Saved without verifying the connection to ${host}: ${why}. Logins fail until it is reachable.`;
-      ctx.log.warn(
-        {
-          orgId,
-          kubernetesHost: host,
-          gatewayId: conn.gatewayId,
-          gatewayPoolId: conn.gatewayPoolId,
-        },
-        `kubernetes auth saved unverified: ${why}`,
-      );
-      return {
-        validation: { status: 'unverified' as const, message, gatewayId: null, gatewayName: null },
-        warnings: [message],
-      };
-    };
-    const down = await outage(orgId, conn);
-    if (down) return unverified(down);
-    let outcome;
-    try {
-      outcome = await reviewToken(ctx.poolRuntime, orgId, conn, {
-        token: PROBE_TOKEN,
-        bearerToken: reviewerJwt,
-        audiences: [],
-        timeoutMs: SAVE_REVIEW_TIMEOUT_MS,
-        retries: 1,
-      });
-    } catch (err) {
-      if (!(err instanceof NoGatewayAvailableError)) throw err;
-      // A gateway that answered "target unreachable" or "not allowed" is a working gateway
-      // telling us about the cluster; anything else is the path being down.
-      const answered = err.attempts.filter(
-        (a) => a.reason === 'unreachable' || a.reason === 'refused',
-      );
-      if (!answered.length) return unverified(err.message);
-      throw unprocessable(`Cannot reach the Kubernetes API at ${host}: ${err.message}`, {
-        reason: answered.some((a) => a.reason === 'refused') ? 'gateway_refused' : 'unreachable',
-        attempts: err.attempts,
-      });
-    }
-    const verdict = judgeProbe(outcome.result, reviewerJwt !== null);
-    const via = outcome.gatewayName ? ` through gateway "${outcome.gatewayName}"` : '';
-    if (verdict.status === 'failed') {
-      throw unprocessable(
-        `Kubernetes API at ${host} failed the TokenReview check${via}: ${verdict.message}`,
-        {
-          reason: verdict.reason,
-          gatewayId: outcome.gatewayId,
-          gatewayName: outcome.gatewayName,
-        },
-      );
-    }
-    return {
-      validation: {
-        status: verdict.status,
-        message: verdict.message + (via ? ` (checked${via})` : ''),
-        gatewayId: outcome.gatewayId,
-        gatewayName: outcome.gatewayName,
-      },
-      warnings: [],
-    };
-  }
-
-  const changedKeys = (body: Record<string, unknown>) =>
-    Object.keys(body).filter((k) => k !== 'tokenReviewerJwt');
 
   app.post(
     path,
@@ -388,76 +200,18 @@ export function kubernetesAuthRoutes(
       config: { permission: ['create', 'KubernetesAuth'] },
       schema: {
         tags,
+        operationId: 'createKubernetesAuth',
         summary:
           'Configure Kubernetes auth for an identity (validated through its gateway or pool)',
         params,
         body: createBody,
+        response: { 201: savedView },
       },
     },
-    async (req, reply) => {
-      const actor = actorOf(req);
-      const identity = await findIdentity(ctx, actor.orgId, req.params.identityId);
-      // Configuring a login for an identity mints its credentials: same standing as minting a token.
-      await assertCanManageHolder(ctx.db, actor, identity, 'identity');
-      const b = req.body;
-      const conn: Connection = {
-        kubernetesHost: b.kubernetesHost,
-        caCert: b.caCert ?? '',
-        gatewayId: b.gatewayId ?? null,
-        gatewayPoolId: b.gatewayPoolId ?? null,
-      };
-      await authorizeReference(actor, null, conn);
-      const [existing] = await ctx.db
-        .select({ id: identityKubernetesAuths.identityId })
-        .from(identityKubernetesAuths)
-        .where(
-          and(
-            eq(identityKubernetesAuths.orgId, actor.orgId),
-            eq(identityKubernetesAuths.identityId, identity.id),
-          ),
-        );
-      if (existing)
-        throw conflict(
-          `Identity "${identity.name}" already has Kubernetes auth; change it with PATCH.`,
-        );
-      const reviewerJwt = b.tokenReviewerJwt ?? null;
-      const { validation, warnings } = await validate(actor.orgId, conn, reviewerJwt);
-      const accessTokenTtl = b.accessTokenTtl ?? DEFAULT_TTL;
-      try {
-        await ctx.db.transaction(async (tx) => {
-          await tx.insert(identityKubernetesAuths).values({
-            identityId: identity.id,
-            orgId: actor.orgId,
-            ...conn,
-            tokenReviewerJwtEnc: reviewerJwt === null ? null : ctx.box.encrypt(reviewerJwt),
-            allowedNamespaces: b.allowedNamespaces ?? [],
-            allowedNames: b.allowedNames ?? [],
-            allowedAudience: b.allowedAudience ?? '',
-            accessTokenTtl,
-            accessTokenMaxTtl: b.accessTokenMaxTtl ?? Math.max(DEFAULT_MAX_TTL, accessTokenTtl),
-          });
-          await ctx.audit.record(
-            auditActor(actor),
-            'kubernetes-auth.create',
-            {
-              identityId: identity.id,
-              identityName: identity.name,
-              kubernetesHost: conn.kubernetesHost,
-              gatewayId: conn.gatewayId,
-              gatewayPoolId: conn.gatewayPoolId,
-              reviewerJwtSet: reviewerJwt !== null,
-              validation: validation.status,
-            },
-            auditContext(req, actor.orgId),
-            tx,
-          );
-        });
-      } catch (err) {
-        throw mapWriteError(err, identity.name);
-      }
-      const row = await findConfig(actor.orgId, identity.id);
-      return reply.code(201).send({ ...(await view(row, identity.name)), validation, warnings });
-    },
+    async (req, reply) =>
+      reply
+        .code(201)
+        .send(await service.create(actorOf(req), whoOf(req), req.params.identityId, req.body)),
   );
 
   app.get(
@@ -466,15 +220,13 @@ export function kubernetesAuthRoutes(
       config: { permission: ['read', 'KubernetesAuth'] },
       schema: {
         tags,
+        operationId: 'getKubernetesAuth',
         summary: "An identity's Kubernetes auth config (never the reviewer JWT)",
         params,
+        response: { 200: configView },
       },
     },
-    async (req) => {
-      const { orgId } = actorOf(req);
-      const identity = await findIdentity(ctx, orgId, req.params.identityId);
-      return view(await findConfig(orgId, identity.id), identity.name);
-    },
+    async (req) => service.get(actorOf(req), req.params.identityId),
   );
 
   app.patch(
@@ -483,149 +235,32 @@ export function kubernetesAuthRoutes(
       config: { permission: ['edit', 'KubernetesAuth'] },
       schema: {
         tags,
+        operationId: 'updateKubernetesAuth',
         summary:
           'Change Kubernetes auth; null clears gatewayId / gatewayPoolId / tokenReviewerJwt, omitted keeps them',
         params,
         body: patchBody,
+        response: { 200: savedView },
       },
     },
-    async (req) => {
-      const actor = actorOf(req);
-      const identity = await findIdentity(ctx, actor.orgId, req.params.identityId);
-      // Configuring a login for an identity mints its credentials: same standing as minting a token.
-      await assertCanManageHolder(ctx.db, actor, identity, 'identity');
-      const before = await findConfig(actor.orgId, identity.id);
-      const b = req.body;
-      // Setting one reference replaces the other (a config has at most one).
-      let gwId = b.gatewayId === undefined ? before.gatewayId : b.gatewayId;
-      let poolId = b.gatewayPoolId === undefined ? before.gatewayPoolId : b.gatewayPoolId;
-      if (b.gatewayPoolId && b.gatewayId === undefined) gwId = null;
-      if (b.gatewayId && b.gatewayPoolId === undefined) poolId = null;
-      const conn: Connection = {
-        kubernetesHost: b.kubernetesHost ?? before.kubernetesHost,
-        caCert: b.caCert === undefined ? before.caCert : (b.caCert ?? ''),
-        gatewayId: gwId,
-        gatewayPoolId: poolId,
-      };
-      const accessTokenTtl = b.accessTokenTtl ?? before.accessTokenTtl;
-      const accessTokenMaxTtl = b.accessTokenMaxTtl ?? before.accessTokenMaxTtl;
-      if (accessTokenTtl > accessTokenMaxTtl) {
-        throw new AppError(
-          400,
-          'validation_failed',
-          `Invalid request: body.accessTokenTtl: ${TTL_ORDER_MESSAGE} (${accessTokenTtl} > ${accessTokenMaxTtl})`,
-          {
-            fields: [{ field: 'body.accessTokenTtl', message: TTL_ORDER_MESSAGE }],
-          },
-        );
-      }
-      await authorizeReference(actor, before, conn);
-      const reviewerJwt =
-        b.tokenReviewerJwt === undefined
-          ? before.tokenReviewerJwtEnc
-            ? ctx.box.decrypt(before.tokenReviewerJwtEnc)
-            : null
-          : b.tokenReviewerJwt;
-      const connectionTouched = [
-        'kubernetesHost',
-        'caCert',
-        'tokenReviewerJwt',
-        'gatewayId',
-        'gatewayPoolId',
-      ].some((k) => k in b);
-      const { validation, warnings } = connectionTouched
-        ? await validate(actor.orgId, conn, reviewerJwt)
-        : {
-            validation: {
-              status: 'skipped' as const,
-              message: 'No connection setting changed.',
-              gatewayId: null,
-              gatewayName: null,
-            },
-            warnings: [],
-          };
-      try {
-        await ctx.db.transaction(async (tx) => {
-          await tx
-            .update(identityKubernetesAuths)
-            .set({
-              ...conn,
-              ...(b.tokenReviewerJwt === undefined
-                ? {}
-                : {
-                    tokenReviewerJwtEnc:
-                      b.tokenReviewerJwt === null ? null : ctx.box.encrypt(b.tokenReviewerJwt),
-                  }),
-              ...(b.allowedNamespaces ? { allowedNamespaces: b.allowedNamespaces } : {}),
-              ...(b.allowedNames ? { allowedNames: b.allowedNames } : {}),
-              ...(b.allowedAudience === undefined
-                ? {}
-                : { allowedAudience: b.allowedAudience ?? '' }),
-              accessTokenTtl,
-              accessTokenMaxTtl,
-              updatedAt: new Date(),
-            })
-            .where(
-              and(
-                eq(identityKubernetesAuths.orgId, actor.orgId),
-                eq(identityKubernetesAuths.identityId, identity.id),
-              ),
-            );
-          await ctx.audit.record(
-            auditActor(actor),
-            'kubernetes-auth.update',
-            {
-              identityId: identity.id,
-              identityName: identity.name,
-              changed: changedKeys(b),
-              reviewerJwtChanged: b.tokenReviewerJwt !== undefined,
-              gatewayId: conn.gatewayId,
-              gatewayPoolId: conn.gatewayPoolId,
-              validation: validation.status,
-            },
-            auditContext(req, actor.orgId),
-            tx,
-          );
-        });
-      } catch (err) {
-        throw mapWriteError(err, identity.name);
-      }
-      const row = await findConfig(actor.orgId, identity.id);
-      return { ...(await view(row, identity.name)), validation, warnings };
-    },
+    async (req) => service.update(actorOf(req), whoOf(req), req.params.identityId, req.body),
   );
 
   app.delete(
     path,
     {
       config: { permission: ['delete', 'KubernetesAuth'] },
-      schema: { tags, summary: "Remove an identity's Kubernetes auth", params },
+      schema: {
+        tags,
+        operationId: 'deleteKubernetesAuth',
+        summary: "Remove an identity's Kubernetes auth",
+        params,
+        response: { 204: noContent },
+      },
     },
     async (req, reply) => {
-      const actor = actorOf(req);
-      const identity = await findIdentity(ctx, actor.orgId, req.params.identityId);
-      // Configuring a login for an identity mints its credentials: same standing as minting a token.
-      await assertCanManageHolder(ctx.db, actor, identity, 'identity');
-      await ctx.db.transaction(async (tx) => {
-        const removed = await tx
-          .delete(identityKubernetesAuths)
-          .where(
-            and(
-              eq(identityKubernetesAuths.orgId, actor.orgId),
-              eq(identityKubernetesAuths.identityId, identity.id),
-            ),
-          )
-          .returning({ id: identityKubernetesAuths.identityId });
-        if (!removed.length) throw notFound('Kubernetes auth config of this identity');
-        await ctx.audit.record(
-          auditActor(actor),
-          'kubernetes-auth.delete',
-          { identityId: identity.id, identityName: identity.name },
-          auditContext(req, actor.orgId),
-          tx,
-        );
-      });
-      return reply.code(204).send();
+      await service.remove(actorOf(req), whoOf(req), req.params.identityId);
+      return reply.code(204).send(null);
     },
   );
 
@@ -635,182 +270,15 @@ export function kubernetesAuthRoutes(
       config: { auth: 'public' },
       schema: {
         tags: ['auth', ...tags],
+        operationId: 'loginWithKubernetes',
         summary:
           'Log in a machine identity with a Kubernetes service-account JWT (validated with the TokenReview API)',
         body: loginBody,
         security: [],
+        response: { 200: loginResult },
       },
     },
-    async (req) => {
-      const wait = loginLimiter.hit(`k8s-login:${req.ip}`);
-      if (wait)
-        throw tooManyRequests(
-          `Too many Kubernetes logins from this address; try again in ${wait} s.`,
-          wait,
-        );
-      const { identityId, jwt } = req.body;
-      const [found] = await ctx.db
-        .select({
-          config: identityKubernetesAuths,
-          identityName: identities.name,
-          orgId: identities.orgId,
-        })
-        .from(identities)
-        .leftJoin(identityKubernetesAuths, eq(identityKubernetesAuths.identityId, identities.id))
-        .where(eq(identities.id, identityId));
-      const cfg = found?.config;
-      if (!found || !cfg) {
-        if (found)
-          await recordFailure(
-            req,
-            found.orgId,
-            identityId,
-            found.identityName,
-            'not_configured',
-            'no Kubernetes auth is configured',
-            null,
-            null,
-          );
-        throw loginFailed('not_configured', 'this identity has no Kubernetes auth configured');
-      }
-      const reviewerJwt = cfg.tokenReviewerJwtEnc ? ctx.box.decrypt(cfg.tokenReviewerJwtEnc) : null;
-      let outcome;
-      try {
-        outcome = await reviewToken(ctx.poolRuntime, cfg.orgId, cfg, {
-          token: jwt,
-          bearerToken: reviewerJwt ?? jwt,
-          audiences: cfg.allowedAudience ? [cfg.allowedAudience] : [],
-          timeoutMs: LOGIN_REVIEW_TIMEOUT_MS,
-          retries: LOGIN_RETRIES,
-        });
-      } catch (err) {
-        if (!(err instanceof NoGatewayAvailableError)) throw err;
-        await recordFailure(
-          req,
-          cfg.orgId,
-          identityId,
-          found.identityName,
-          'gateway_unavailable',
-          err.message,
-          cfg,
-          { gatewayId: null, gatewayName: null, attempts: err.attempts },
-        );
-        ctx.log.warn(
-          { identityId, attempts: err.attempts.length },
-          `kubernetes login failed: ${err.message}`,
-        );
-        throw new AppError(
-          503,
-          'gateway_unavailable',
-          `Kubernetes login could not reach the cluster: ${err.message}. Try again shortly.`,
-          {
-            reason: 'gateway_unavailable',
-            attempts: err.attempts,
-          },
-        );
-      }
-      const decision = decideLogin(outcome.result, cfg);
-      if (!decision.ok) {
-        await recordFailure(
-          req,
-          cfg.orgId,
-          identityId,
-          found.identityName,
-          decision.reason,
-          decision.message,
-          cfg,
-          outcome,
-        );
-        if (CONFIG_FAILURES.has(decision.reason)) {
-          ctx.log.warn(
-            { identityId, reason: decision.reason, gateway: outcome.gatewayName },
-            `kubernetes login failed: ${decision.message}`,
-          );
-        }
-        throw loginFailed(decision.reason, decision.message);
-      }
-      const { token, hash } = newToken('identity');
-      const tokenId = randomUUID();
-      const expiresIn = cfg.accessTokenTtl;
-      await ctx.db.transaction(async (tx) => {
-        await tx.insert(identityAccessTokens).values({
-          id: tokenId,
-          orgId: cfg.orgId,
-          identityId,
-          name: `kubernetes-auth ${decision.namespace}/${decision.name}`.slice(0, 128),
-          tokenHash: hash,
-          expiresAt: new Date(Date.now() + expiresIn * 1000),
-        });
-        await ctx.audit.record(
-          { type: 'identity', id: identityId, name: found.identityName },
-          'kubernetes-auth.login',
-          {
-            identityId,
-            identityName: found.identityName,
-            serviceAccount: decision.user.username,
-            namespace: decision.namespace,
-            serviceAccountName: decision.name,
-            serviceAccountUid: decision.user.uid,
-            accessTokenId: tokenId,
-            ...servedBy(cfg, outcome),
-          },
-          auditContext(req, cfg.orgId),
-          tx,
-        );
-      });
-      return {
-        accessToken: token,
-        expiresIn,
-        accessTokenMaxTtl: cfg.accessTokenMaxTtl,
-        tokenType: 'Bearer' as const,
-      };
-    },
+    async (req) =>
+      service.login(req.body, { ip: req.ip, userAgent: req.headers['user-agent'] ?? null }),
   );
-
-  /** Which path served a review, for audit entries. */
-  function servedBy(cfg: Connection, outcome: ServedBy | null) {
-    return {
-      via: cfg.gatewayPoolId ? 'gateway-pool' : cfg.gatewayId ? 'gateway' : 'direct',
-      gatewayPoolId: cfg.gatewayPoolId,
-      gatewayId: outcome?.gatewayId ?? null,
-      gateway: outcome?.gatewayName ?? null,
-      failovers: outcome?.attempts.length ?? 0,
-    };
-  }
-
-  async function recordFailure(
-    req: FastifyRequest,
-    orgId: string,
-    identityId: string,
-    identityName: string,
-    reason: LoginFailureReason | 'gateway_unavailable',
-    message: string,
-    conn: Connection | null,
-    outcome: ServedBy | null,
-  ): Promise<void> {
-    await ctx.audit.record(
-      { type: 'anonymous', name: `kubernetes login as ${identityName}` },
-      'kubernetes-auth.login-failed',
-      { identityId, identityName, reason, message, ...(conn ? servedBy(conn, outcome) : {}) },
-      auditContext(req, orgId),
-    );
-  }
-}
-
-type ServedBy = { gatewayId: string | null; gatewayName: string | null; attempts: Attempt[] };
-
-function loginFailed(reason: LoginFailureReason, message: string): AppError {
-  return new AppError(401, 'unauthorized', `Kubernetes login failed (${reason}): ${message}.`, {
-    reason,
-  });
-}
-
-function mapWriteError(err: unknown, identityName: string): unknown {
-  if (isUniqueViolation(err))
-    return conflict(
-      `Identity "${identityName}" already has Kubernetes auth; change it with PATCH.`,
-    );
-  // The gateway or pool was deleted between the checks and the write.
-  if (isForeignKeyViolation(err)) return notFound('Gateway or gateway pool');
-  return err;
 }
