@@ -9,6 +9,7 @@ import {
   type ZodTypeProvider,
 } from 'fastify-type-provider-zod';
 import { auditRoutes } from './audit/routes.js';
+import { authenticate } from './auth/authenticate.js';
 import { authRoutes } from './auth/routes.js';
 import type { AppContext } from './context.js';
 import { installAuth } from './http/auth-hook.js';
@@ -73,7 +74,7 @@ export async function buildApp(ctx: AppContext, opts: BuildAppOptions): Promise<
   });
   await app.register(swaggerUi, { routePrefix: '/api/docs' });
 
-  installAuth(app, ctx);
+  installAuth(app, { authenticate: (req) => authenticate(ctx, req), licenses: ctx.licenses });
 
   app.get('/healthz', { schema: { hide: true } }, async () => ({ status: 'ok' }));
   app.get('/readyz', { schema: { hide: true } }, async (_req, reply) => {

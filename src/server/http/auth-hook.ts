@@ -1,6 +1,5 @@
-import type { FastifyInstance } from 'fastify';
-import { authenticate } from '../auth/authenticate.js';
-import type { Db } from '../db/client.js';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { Actor } from '../auth/actor.js';
 import type { Feature } from '../license/plans.js';
 import { permissionDenied } from './errors.js';
 
@@ -8,9 +7,12 @@ export const API_PREFIX = '/api/v1';
 
 export { permissionDenied };
 
-/** What the hook needs: the database (credentials, roles) and the plan check. */
+/**
+ * What the hook needs, handed down by the app: resolving a request's credential to its caller
+ * (auth/ sits above http/, so it is a function here, not an import) and the plan check.
+ */
 export interface AuthHookDeps {
-  db: Db;
+  authenticate(req: FastifyRequest): Promise<Actor>;
   licenses: { requireFeature(orgId: string, feature: Feature): Promise<void> };
 }
 
@@ -32,7 +34,7 @@ export function installAuth(app: FastifyInstance, deps: AuthHookDeps): void {
   app.addHook('onRequest', async (req) => {
     const cfg = req.routeOptions.config;
     if (!req.routeOptions.url?.startsWith(API_PREFIX) || cfg.auth === 'public') return;
-    const actor = await authenticate(deps, req);
+    const actor = await deps.authenticate(req);
     req.actor = actor;
     if (cfg.permission) {
       const [action, subject] = cfg.permission;
