@@ -1,0 +1,202 @@
+/**
+ * The data the API fuzz test runs against, so hostile requests reach deep code paths and not
+ * only validation: an Enterprise organization with an admin, a viewer and a second admin to be
+ * the target of changes; a custom role; an identity with an access token and Kubernetes auth;
+ * a live gateway (a real agent over the tunnel) and an enrolled one never connected, both in a
+ * pool; an enrollment token; and a second organization with objects of its own, whose IDs the
+ * fuzzer sends as the first organization's.
+ */
+import net, { type AddressInfo } from 'node:net';
+import { and, eq } from 'drizzle-orm';
+import { orgMemberships, users } from '../../src/server/db/schema.js';
+import { createGatewayKeyAndCsr } from '../../src/server/gateways/pki.js';
+import { SUBJECT_ACTIONS } from '../../src/server/rbac/permissions.js';
+import { AgentFleet } from '../helpers/gateway-agent.js';
+import {
+  addIdentity,
+  addUser,
+  api,
+  bootstrap,
+  createSecondOrg,
+  issueTestLicense,
+  login,
+  waitFor,
+  type Account,
+  type ApiResponse,
+  type TestPlatform,
+} from '../helpers/platform.js';
+import type { IdPool } from './hostile.js';
+
+export interface World {
+  admin: Account;
+  viewer: Account;
+  other: Account;
+  ids: IdPool;
+  fleet: AgentFleet;
+  /** Logs the seeded admin and viewer in again if a fuzzed request ended their sessions. */
+  revive(): Promise<void>;
+}
+
+function ok(res: ApiResponse, what: string, status = [200, 201]): ApiResponse {
+  if (!status.includes(res.status)) throw new Error(`${what} answered ${res.status}: ${res.text}`);
+  return res;
+}
+
+async function closedLoopbackPort(): Promise<number> {
+  const probe = net.createServer();
+  await new Promise<void>((r) => probe.listen(0, '127.0.0.1', r));
+  const { port } = probe.address() as AddressInfo;
+  await new Promise<void>((r) => probe.close(() => r()));
+  return port;
+}
+
+/**
+ * An org's own objects: a license, a role, an identity with a token, a pool, a spare
+ * enrollment token and an idle gateway (enrolled into the pool, never connected).
+ */
+async function furnish(tp: TestPlatform, owner: Account, tag: string) {
+  const c = owner.client;
+  const key = await issueTestLicense({ plan: 'enterprise', org: owner.orgId });
+  ok(await c.put('/api/v1/license', { key }), 'PUT license');
+  const role = `fuzz-${tag}`;
+  ok(
+    await c.post('/api/v1/roles', {
+      slug: role,
+      name: `Fuzz ${tag}`,
+      permissions: [{ subject: 'Gateway', action: 'read' }],
+    }),
+    'POST role',
+  );
+  const identity = await addIdentity(tp, owner, 'viewer');
+  const pool = ok(await c.post('/api/v1/gateway-pools', { name: `pool-${tag}` }), 'POST pool');
+  const enrollment = ok(
+    await c.post('/api/v1/gateways/enrollment-tokens', { poolIds: [pool.body.id] }),
+    'POST enrollment token',
+  );
+  const spare = ok(await c.post('/api/v1/gateways/enrollment-tokens', {}), 'POST enrollment token');
+  const { csrPem } = await createGatewayKeyAndCsr(`idle-${tag}`);
+  const idle = ok(
+    await api(tp).post('/api/v1/gateways/enroll', {
+      token: enrollment.body.token,
+      name: `idle-${tag}`,
+      csr: csrPem,
+    }),
+    'POST enroll',
+  );
+  const gatewayId = (idle.body.gatewayId ?? idle.body.id ?? idle.body.gateway?.id) as string;
+  if (!gatewayId) throw new Error(`enroll answer without a gateway id: ${idle.text}`);
+  return {
+    role,
+    identity,
+    poolId: pool.body.id as string,
+    enrollmentTokenId: spare.body.id as string,
+    gatewayId,
+    spareToken: spare.body.token as string,
+  };
+}
+
+export async function seedWorld(tp: TestPlatform): Promise<World> {
+  const admin = await bootstrap(tp);
+  const viewer = await addUser(tp, admin, 'viewer');
+  const target = await addUser(tp, admin, 'admin');
+  const other = await createSecondOrg(tp);
+  const mine = await furnish(tp, admin, 'a');
+  const theirs = await furnish(tp, other, 'b');
+
+  // A live gateway: a real agent process over the tunnel, allowed only a closed loopback
+  // port so anything sent through it fails at once instead of waiting on a timeout.
+  const closedPort = await closedLoopbackPort();
+  const fleet = new AgentFleet();
+  const liveToken = ok(
+    await admin.client.post('/api/v1/gateways/enrollment-tokens', { poolIds: [mine.poolId] }),
+    'POST enrollment token',
+  );
+  await fleet.start({
+    platformUrl: tp.url,
+    token: liveToken.body.token,
+    name: 'live-a',
+    allow: [`127.0.0.1:${closedPort}`],
+  });
+  const live = await waitFor(
+    async () => {
+      const res = await admin.client.get('/api/v1/gateways?limit=200');
+      return (res.body?.items as { id: string; name: string; health: string }[] | undefined)?.find(
+        (g) => g.name === 'live-a' && g.health === 'healthy',
+      );
+    },
+    20_000,
+    'the live gateway to connect',
+  );
+  ok(
+    await admin.client.post(`/api/v1/identities/${mine.identity.id}/kubernetes-auth`, {
+      kubernetesHost: `https://127.0.0.1:${closedPort}`,
+      gatewayId: mine.gatewayId,
+      allowedNamespaces: ['default'],
+    }),
+    'POST kubernetes-auth',
+  );
+
+  const ids: IdPool = {
+    users: [admin.id, viewer.id, target.id, other.id],
+    identities: [mine.identity.id, theirs.identity.id],
+    tokens: [mine.identity.tokenId, theirs.identity.tokenId],
+    'enrollment-tokens': [mine.enrollmentTokenId, theirs.enrollmentTokenId],
+    gateways: [live.id, mine.gatewayId, theirs.gatewayId],
+    'gateway-pools': [mine.poolId, theirs.poolId],
+    roles: ['admin', 'viewer', mine.role, theirs.role, 'no-such-role'],
+    organizations: [admin.orgId, other.orgId],
+    subject: Object.keys(SUBJECT_ACTIONS),
+    action: [...new Set(Object.values(SUBJECT_ACTIONS).flat())],
+    token: [mine.spareToken, theirs.spareToken, mine.identity.token],
+  };
+
+  // Fuzzed admins may demote or remove the seeded accounts (or end their sessions): revive()
+  // puts them back as seeded, same IDs, so later operations still run with real credentials.
+  const seeded = new Map<Account, { passwordHash: string; name: string; role: string }>();
+  for (const account of [admin, viewer]) {
+    const [row] = await tp.db.select().from(users).where(eq(users.id, account.id));
+    if (!row) throw new Error(`seeded user ${account.email} not in the database`);
+    seeded.set(account, { passwordHash: row.passwordHash, name: row.name, role: account.role });
+  }
+
+  return {
+    admin,
+    viewer,
+    other,
+    ids,
+    fleet,
+    async revive() {
+      for (const [account, row] of seeded) {
+        const [member] = await tp.db
+          .select({ role: orgMemberships.role })
+          .from(orgMemberships)
+          .where(
+            and(eq(orgMemberships.orgId, account.orgId), eq(orgMemberships.userId, account.id)),
+          );
+        if (member?.role !== row.role) {
+          await tp.db
+            .insert(users)
+            .values({
+              id: account.id,
+              email: account.email,
+              name: row.name,
+              passwordHash: row.passwordHash,
+            })
+            .onConflictDoUpdate({ target: users.id, set: { passwordHash: row.passwordHash } });
+          await tp.db
+            .insert(orgMemberships)
+            .values({ orgId: account.orgId, userId: account.id, role: row.role })
+            .onConflictDoUpdate({
+              target: [orgMemberships.orgId, orgMemberships.userId],
+              set: { role: row.role },
+            });
+        }
+        const me = await account.client.get('/api/v1/me');
+        if (me.status === 200 && member?.role === row.role) continue;
+        const { token } = await login(tp, account.email, account.password, account.orgId);
+        account.token = token;
+        account.client = api(tp, token);
+      }
+    },
+  };
+}
