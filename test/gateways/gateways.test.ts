@@ -169,6 +169,22 @@ describe.each(DRIVERS)('gateways (%s)', (driver) => {
     const states = new Set(list.body.items.map((t: { state: string }) => t.state));
     expect(states).toEqual(new Set(['used', 'expired', 'revoked']));
     expect(JSON.stringify(list.body)).not.toContain('gpe_');
+    // Pages, newest first, until nextCursor is null: every token exactly once.
+    const seen: string[] = [];
+    let cursor: string | null = null;
+    for (let i = 0; i < 50; i++) {
+      const page = await admin.client.get(
+        `/api/v1/gateways/enrollment-tokens?limit=2${cursor ? `&cursor=${cursor}` : ''}`,
+      );
+      expect(page.status).toBe(200);
+      expect(page.body.items.length).toBeLessThanOrEqual(2);
+      seen.push(...page.body.items.map((t: { id: string }) => t.id));
+      cursor = page.body.nextCursor as string | null;
+      if (!cursor) break;
+    }
+    expect(seen).toEqual(list.body.items.map((t: { id: string }) => t.id));
+    expect(new Set(seen).size).toBe(seen.length);
+    expect(seen.length).toBeGreaterThan(2);
   });
 
   it('validates enrollment token input', async () => {
@@ -275,8 +291,14 @@ describe.each(DRIVERS)('gateways (%s)', (driver) => {
     expect(refused).toMatchObject({ reason: 'draining' });
     // The stream opened before the drain still works.
     expect((await roundTrip(open, Buffer.from('still here'))).toString()).toBe('still here');
-    expect((await admin.client.post(`/api/v1/gateways/${id}/undrain`)).status).toBe(200);
-    await timeUntilHealth(id, 'healthy', 2000);
+    // The answer is the state the request produced, not the one before the gateway confirmed.
+    const undrained = await admin.client.post(`/api/v1/gateways/${id}/undrain`);
+    expect(undrained.status).toBe(200);
+    expect(undrained.body).toMatchObject({ health: 'healthy', draining: false });
+    expect((await admin.client.get(`/api/v1/gateways/${id}`)).body).toMatchObject({
+      health: 'healthy',
+      draining: false,
+    });
     const after = await waitFor(
       () => hub.openStream(id, '127.0.0.1', echo.port).catch(() => undefined),
       3000,
@@ -308,6 +330,12 @@ describe.each(DRIVERS)('gateways (%s)', (driver) => {
       labels: { zone: 'b', team: 'ops' },
     });
     expect(patched.status).toBe(200);
+    // Text jsonb cannot store is the caller's mistake: 400 naming the rule, not a 500.
+    for (const bad of [{ k: 'x\udfffy' }, { k: 'nul\u0000' }]) {
+      const refused = await admin.client.patch(`/api/v1/gateways/${id}`, { labels: bad });
+      expect(refused.status).toBe(400);
+      expect(refused.body.error.message).toContain('invalid Unicode');
+    }
     expect(patched.body).toMatchObject({
       name: 'gw-renamed',
       labels: { zone: 'b', team: 'ops' },

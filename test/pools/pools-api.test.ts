@@ -137,8 +137,16 @@ describe.each(DRIVERS)('gateway pools API (%s)', (driver) => {
     const list = await admin.client.get('/api/v1/gateway-pools');
     expect(list.body.items.map((p: { name: string }) => p.name)).toContain('dc1');
     expect((await admin.client.get(`/api/v1/gateway-pools/${id}/resources`)).body).toEqual({
-      kubernetesAuth: [],
+      items: [],
     });
+    // A pool is named by its id or its name wherever a pool is accepted.
+    const byName = await admin.client.get('/api/v1/gateway-pools/dc1');
+    expect(byName.status).toBe(200);
+    expect(byName.body.id).toBe(id);
+    expect((await admin.client.get('/api/v1/gateway-pools/no-such-pool')).status).toBe(404);
+    const badRef = await admin.client.get('/api/v1/gateway-pools/Not_A_Name');
+    expect(badRef.status).toBe(400);
+    expect(badRef.body.error.message).toContain('pool ids (UUIDs) or pool names');
     expect((await admin.client.delete(`/api/v1/gateway-pools/${id}`)).status).toBe(204);
     expect((await admin.client.get(`/api/v1/gateway-pools/${id}`)).status).toBe(404);
 
@@ -221,8 +229,22 @@ describe.each(DRIVERS)('gateway pools API (%s)', (driver) => {
     await admin.client.post(`/api/v1/gateway-pools/${pool.id}/memberships`, {
       gatewayId: gw.body.gatewayId,
     });
-    expect((await admin.client.delete(`/api/v1/gateways/${gw.body.gatewayId}`)).status).toBe(204);
+    const deleted = await admin.client.delete(`/api/v1/gateways/${gw.body.gatewayId}`);
+    expect(deleted.status).toBe(200);
+    // No consumer uses the pool, so leaving it costs nothing worth a warning.
+    expect(deleted.body).toEqual({
+      deleted: true,
+      leftPools: [{ id: pool.id, name: 'members' }],
+      warnings: [],
+    });
     expect((await admin.client.get(`/api/v1/gateway-pools/${pool.id}`)).body.members).toEqual([]);
+    const gone = await admin.client.get(
+      `/api/v1/audit-logs?event=gateway.delete&actorId=${admin.id}&limit=5`,
+    );
+    expect(gone.body.items[0].metadata).toMatchObject({
+      name: 'member-a',
+      leftPools: [{ id: pool.id, name: 'members' }],
+    });
 
     const audit = await admin.client.get('/api/v1/audit-logs?event=gateway-pool.member-*&limit=50');
     const entries = audit.body.items.map(
@@ -275,10 +297,35 @@ describe.each(DRIVERS)('gateway pools API (%s)', (driver) => {
     expect((await viewer.client.post('/api/v1/gateway-pools', { name: 'nope' })).status).toBe(403);
   });
 
+  it('lists pools a page at a time: every pool once, nextCursor null on the last page', async () => {
+    const names = ['page-a', 'page-b', 'page-c', 'page-d', 'page-e'];
+    for (const name of names) await admin.client.post('/api/v1/gateway-pools', { name });
+    const all = (await admin.client.get('/api/v1/gateway-pools?limit=200')).body;
+    expect(all.nextCursor).toBeNull();
+    const seen: string[] = [];
+    let cursor: string | null = null;
+    for (let i = 0; i < 100; i++) {
+      const page = await admin.client.get(
+        `/api/v1/gateway-pools?limit=2${cursor ? `&cursor=${cursor}` : ''}`,
+      );
+      expect(page.status).toBe(200);
+      expect(page.body.items.length).toBeLessThanOrEqual(2);
+      seen.push(...page.body.items.map((p: { name: string }) => p.name));
+      cursor = page.body.nextCursor as string | null;
+      if (!cursor) break;
+    }
+    expect(seen).toEqual(all.items.map((p: { name: string }) => p.name));
+    expect(seen).toEqual(expect.arrayContaining(names));
+    expect(new Set(seen).size).toBe(seen.length);
+    const forged = await admin.client.get('/api/v1/gateway-pools?cursor=garbage');
+    expect(forged.status).toBe(400);
+  });
+
   it('enrollment tokens with poolIds join the new gateway to those pools; --pool must be allowed by the token', async () => {
     const a = (await admin.client.post('/api/v1/gateway-pools', { name: 'enroll-a' })).body;
     const b = (await admin.client.post('/api/v1/gateway-pools', { name: 'enroll-b' })).body;
-    const joined = await enrollGateway(tp, admin, 'joins-both', [a.id, b.id]);
+    // Pools on a token are named by id or by name.
+    const joined = await enrollGateway(tp, admin, 'joins-both', [a.id, 'enroll-b']);
     expect(joined.status).toBe(201);
     expect(new Set(joined.body.pools)).toEqual(new Set(['enroll-a', 'enroll-b']));
     const subset = await enrollGateway(tp, admin, 'joins-one', [a.id, b.id], ['enroll-b']);
@@ -299,6 +346,11 @@ describe.each(DRIVERS)('gateway pools API (%s)', (driver) => {
       (await admin.client.post('/api/v1/gateways/enrollment-tokens', { poolIds: [foreign] }))
         .status,
     ).toBe(404);
+    const unknown = await admin.client.post('/api/v1/gateways/enrollment-tokens', {
+      poolIds: ['enroll-a', 'no-such-pool'],
+    });
+    expect(unknown.status).toBe(404);
+    expect(unknown.body.error.message).toContain('"no-such-pool"');
   });
 
   it('a live agent started with --pool joins the pool and shows as a healthy member', async () => {

@@ -15,13 +15,16 @@ export type GatewayHealth = 'healthy' | 'draining' | 'unreachable' | 'never-conn
 /** `degraded` only for a pool member: alive but failing its pool's health-check target. */
 export type MemberHealth = GatewayHealth | 'degraded';
 
-export const GATEWAY_HEALTH_VALUES: readonly GatewayHealth[] = [
+export const GATEWAY_HEALTH_VALUES = [
   'healthy',
   'draining',
   'unreachable',
   'never-connected',
-];
-export const MEMBER_HEALTH_VALUES: readonly MemberHealth[] = [...GATEWAY_HEALTH_VALUES, 'degraded'];
+] as const satisfies readonly GatewayHealth[];
+export const MEMBER_HEALTH_VALUES = [
+  ...GATEWAY_HEALTH_VALUES,
+  'degraded',
+] as const satisfies readonly MemberHealth[];
 
 export interface HealthCheckObservation {
   target: string;

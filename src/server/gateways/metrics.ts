@@ -18,7 +18,8 @@ export class PlatformMetrics {
   readonly poolFailovers: Counter<'pool'>;
 
   constructor(gatewayHealthCounts: () => Promise<Record<string, number>>) {
-    collectDefaultMetrics({ register: this.registry, prefix: 'gatepool_process_' });
+    // Default metric names already start with process_/nodejs_: one prefix, not two.
+    collectDefaultMetrics({ register: this.registry, prefix: 'gatepool_' });
     this.gatewaysByHealth = new Gauge({
       name: 'gatepool_gateways',
       help: 'Gateways by health (healthy, draining, unreachable, never-connected)',

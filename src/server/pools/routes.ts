@@ -1,21 +1,16 @@
 import { randomUUID } from 'node:crypto';
-import { and, asc, eq, inArray } from 'drizzle-orm';
 import { z } from 'zod';
 import { parseAuthority } from '../../protocol/tunnel.js';
-import { actorOf, auditActor, auditContext, type Actor } from '../auth/actor.js';
+import { actorOf, whoOf } from '../auth/actor.js';
 import type { AppContext } from '../context.js';
-import type { Tx } from '../db/client.js';
-import { gatewayPoolMemberships, gatewayPools, gateways } from '../db/schema.js';
-import { findGateway } from '../gateways/queries.js';
-import { conflict, isUniqueViolation, notFound } from '../http/errors.js';
-import type { Api } from '../http/schemas.js';
-import { consumersOfPool, consumerCounts, type PoolResources } from './consumers.js';
-import { poolHealth } from './pool-health.js';
-import { findPool } from './runtime.js';
+import { consumerRefSchema, gatewaySchema, poolRef } from '../gateways/schemas.js';
+import { MEMBER_HEALTH_VALUES } from '../gateways/health.js';
+import { noContent, pageQuery, pageSchema, type Api } from '../http/schemas.js';
+import { PoolService } from './service.js';
 
-export const POOL_NAME_MESSAGE =
+const POOL_NAME_MESSAGE =
   'name must be 1-32 characters of lowercase letters, digits and hyphens (e.g. "dc1-pool")';
-export const poolName = z.string().regex(/^[a-z0-9-]{1,32}$/, POOL_NAME_MESSAGE);
+const poolName = z.string().regex(/^[a-z0-9-]{1,32}$/, POOL_NAME_MESSAGE);
 const description = z.string().trim().max(1000, 'description must be at most 1000 characters');
 const minHealthy = z
   .number()
@@ -39,83 +34,65 @@ const priority = z
   .int('priority must be a whole number')
   .min(0, 'priority must be between 0 and 100')
   .max(100, 'priority must be between 0 and 100');
-const poolParams = z.object({ poolId: z.uuid('poolId must be a UUID') });
+const poolParamRef = poolRef('poolId');
+const poolParams = z.object({ poolId: poolParamRef });
 const memberParams = z.object({
-  poolId: z.uuid('poolId must be a UUID'),
+  poolId: poolParamRef,
   gatewayId: z.uuid('gatewayId must be a UUID'),
 });
 
+const poolSchema = z.object({
+  id: z.string(),
+  name: z.string(),
+  description: z.string(),
+  minHealthy: z.number(),
+  healthCheckTarget: z.string().nullable(),
+  createdAt: z.string(),
+  updatedAt: z.string(),
+  memberCount: z.number(),
+  healthyMemberCount: z.number(),
+  health: z.enum(['healthy', 'degraded', 'down', 'empty']),
+  connectedResourcesCount: z.number(),
+});
+const memberSchema = gatewaySchema
+  .omit({ health: true, lastResort: true, connectedResourcesCount: true })
+  .extend({
+    health: z.enum(MEMBER_HEALTH_VALUES),
+    healthReason: z.string().nullable(),
+    lastResort: z.string().nullable(),
+    healthCheck: z
+      .object({
+        target: z.string(),
+        ok: z.boolean(),
+        error: z.string().optional(),
+        checkedAt: z.string(),
+      })
+      .nullable(),
+    weight: z.number(),
+    priority: z.number(),
+    joinedAt: z.string(),
+  });
+const poolDetailSchema = poolSchema.extend({ members: z.array(memberSchema) });
+
 export function poolRoutes(app: Api, ctx: AppContext): void {
   const tags = ['gateway pools'];
-  const pools = () => ctx.poolRuntime;
-  /** Every pool endpoint is an Enterprise feature; the check follows the permission check. */
-  const licensed = async (actor: Actor) => ctx.licenses.requireFeature(actor.orgId, 'gatewayPool');
-  const changed = () => pools().invalidate();
-  /** After a change: refresh the cache, then answer with the pool as it now stands. */
-  const refreshed = async (orgId: string, poolId: string) => {
-    changed();
-    await pools().ensureLoaded();
-    return poolDetail(orgId, poolId);
-  };
-  /** A membership request names this org's pool and this org's gateway, or it is a 404. */
-  const poolAndGateway = async (orgId: string, poolId: string, gatewayId: string) => ({
-    pool: await findPool(ctx.db, orgId, poolId),
-    gw: await findGateway(ctx.db, orgId, gatewayId),
+  const pools = new PoolService({
+    db: ctx.db,
+    audit: ctx.audit,
+    directory: ctx.directory,
+    runtime: ctx.poolRuntime,
+    consumers: ctx.consumers,
   });
-
-  async function poolDetail(orgId: string, poolId: string) {
-    const row = await findPool(ctx.db, orgId, poolId);
-    const members = await ctx.db
-      .select({
-        gateway: gateways,
-        weight: gatewayPoolMemberships.weight,
-        priority: gatewayPoolMemberships.priority,
-        joinedAt: gatewayPoolMemberships.createdAt,
-      })
-      .from(gatewayPoolMemberships)
-      .innerJoin(gateways, eq(gateways.id, gatewayPoolMemberships.gatewayId))
-      .where(
-        and(eq(gatewayPoolMemberships.orgId, orgId), eq(gatewayPoolMemberships.poolId, row.id)),
-      )
-      .orderBy(asc(gatewayPoolMemberships.priority), asc(gateways.name));
-    const now = Date.now();
-    const memberViews = members.map((m) => {
-      const view = ctx.directory.view(m.gateway, now);
-      const state = pools().memberState(
-        { orgId, healthCheckTarget: row.healthCheckTarget },
-        { gatewayId: m.gateway.id, everConnected: m.gateway.status !== 'never-connected' },
-        now,
-      );
-      return {
-        ...view,
-        health: state.health === 'degraded' ? 'degraded' : view.health,
-        healthReason: state.reason,
-        healthCheck: state.healthCheck,
-        lastResort: state.lastResort,
-        suspect: state.lastResort,
-        weight: m.weight,
-        priority: m.priority,
-        joinedAt: m.joinedAt.toISOString(),
-      };
-    });
-    const healthy = memberViews.filter((m) => m.health === 'healthy').length;
-    const counts = await consumerCounts(ctx.db, orgId, [row.id]);
-    return {
-      ...poolView(row),
-      memberCount: memberViews.length,
-      healthyMemberCount: healthy,
-      health: poolHealth(memberViews.length, healthy, row.minHealthy),
-      connectedResourcesCount: counts.get(row.id) ?? 0,
-      members: memberViews,
-    };
-  }
+  // Every pool endpoint is an Enterprise feature; the auth hook checks it after the permission.
+  const license = 'gatewayPool' as const;
 
   app.post(
     '/api/v1/gateway-pools',
     {
-      config: { permission: ['create', 'GatewayPool'] },
+      config: { permission: ['create', 'GatewayPool'], license },
       schema: {
         tags,
+        operationId: 'createGatewayPool',
         summary: 'Create a gateway pool',
         body: z.strictObject({
           name: poolName,
@@ -123,100 +100,52 @@ export function poolRoutes(app: Api, ctx: AppContext): void {
           minHealthy: minHealthy.optional(),
           healthCheckTarget: healthCheckTarget.nullable().optional(),
         }),
+        response: { 201: poolDetailSchema },
       },
     },
-    async (req, reply) => {
-      const actor = actorOf(req);
-      await licensed(actor);
-      const id = randomUUID();
-      const { body } = req;
-      try {
-        await ctx.db.transaction(async (tx) => {
-          await tx.insert(gatewayPools).values({
-            id,
-            orgId: actor.orgId,
-            name: body.name,
-            description: body.description ?? '',
-            minHealthy: body.minHealthy ?? 1,
-            healthCheckTarget: body.healthCheckTarget ?? null,
-          });
-          await ctx.audit.record(
-            auditActor(actor),
-            'gateway-pool.create',
-            { poolId: id, pool: body.name },
-            auditContext(req, actor.orgId),
-            tx,
-          );
-        });
-      } catch (err) {
-        if (isUniqueViolation(err))
-          throw conflict(`A gateway pool named "${body.name}" already exists.`, {
-            name: body.name,
-          });
-        throw err;
-      }
-      return reply.code(201).send(await refreshed(actor.orgId, id));
-    },
+    async (req, reply) =>
+      reply
+        .code(201)
+        .send(await pools.create(actorOf(req).orgId, whoOf(req), req.body, randomUUID())),
   );
 
   app.get(
     '/api/v1/gateway-pools',
     {
-      config: { permission: ['list', 'GatewayPool'] },
-      schema: { tags, summary: 'Gateway pools with member counts and health' },
+      config: { permission: ['list', 'GatewayPool'], license },
+      schema: {
+        tags,
+        operationId: 'listGatewayPools',
+        summary: 'Gateway pools with member counts and health, oldest first, a page at a time',
+        querystring: pageQuery,
+        response: { 200: pageSchema(poolSchema) },
+      },
     },
-    async (req) => {
-      const actor = actorOf(req);
-      await licensed(actor);
-      await pools().ensureLoaded();
-      // Three queries whatever the number of pools: pools, member counts from the cache, consumer counts.
-      const rows = await ctx.db
-        .select()
-        .from(gatewayPools)
-        .where(eq(gatewayPools.orgId, actor.orgId))
-        .orderBy(asc(gatewayPools.name));
-      const counts = await consumerCounts(
-        ctx.db,
-        actor.orgId,
-        rows.map((r) => r.id),
-      );
-      const now = Date.now();
-      return {
-        items: rows.map((row) => {
-          const cached = pools().pool(actor.orgId, row.id);
-          const summary = cached
-            ? pools().summary(cached, now)
-            : { memberCount: 0, healthyMemberCount: 0, health: 'empty' as const };
-          return { ...poolView(row), ...summary, connectedResourcesCount: counts.get(row.id) ?? 0 };
-        }),
-      };
-    },
+    async (req) => pools.list(actorOf(req).orgId, req.query.cursor, req.query.limit),
   );
 
   app.get(
     '/api/v1/gateway-pools/:poolId',
     {
-      config: { permission: ['list', 'GatewayPool'] },
+      config: { permission: ['list', 'GatewayPool'], license },
       schema: {
         tags,
-        summary: 'A pool with its members and their live health',
+        operationId: 'getGatewayPool',
+        summary: 'A pool (by id or name) with its members and their live health',
         params: poolParams,
+        response: { 200: poolDetailSchema },
       },
     },
-    async (req) => {
-      const actor = actorOf(req);
-      await licensed(actor);
-      await pools().ensureLoaded();
-      return poolDetail(actor.orgId, req.params.poolId);
-    },
+    async (req) => pools.get(actorOf(req).orgId, req.params.poolId),
   );
 
   app.patch(
     '/api/v1/gateway-pools/:poolId',
     {
-      config: { permission: ['edit', 'GatewayPool'] },
+      config: { permission: ['edit', 'GatewayPool'], license },
       schema: {
         tags,
+        operationId: 'updateGatewayPool',
         summary: 'Change a pool',
         params: poolParams,
         body: z
@@ -227,83 +156,37 @@ export function poolRoutes(app: Api, ctx: AppContext): void {
             healthCheckTarget: healthCheckTarget.nullable().optional(),
           })
           .refine((b) => Object.keys(b).length > 0, 'give at least one field to change'),
+        response: { 200: poolDetailSchema },
       },
     },
-    async (req) => {
-      const actor = actorOf(req);
-      await licensed(actor);
-      const before = await findPool(ctx.db, actor.orgId, req.params.poolId);
-      try {
-        await ctx.db.transaction(async (tx) => {
-          await tx
-            .update(gatewayPools)
-            .set({ ...req.body, updatedAt: new Date() })
-            .where(and(eq(gatewayPools.orgId, actor.orgId), eq(gatewayPools.id, before.id)));
-          await ctx.audit.record(
-            auditActor(actor),
-            'gateway-pool.update',
-            { poolId: before.id, pool: before.name, changes: req.body },
-            auditContext(req, actor.orgId),
-            tx,
-          );
-        });
-      } catch (err) {
-        if (isUniqueViolation(err))
-          throw conflict(`A gateway pool named "${req.body.name}" already exists.`, {
-            name: req.body.name,
-          });
-        throw err;
-      }
-      return refreshed(actor.orgId, before.id);
-    },
+    async (req) => pools.update(actorOf(req).orgId, whoOf(req), req.params.poolId, req.body),
   );
 
   app.delete(
     '/api/v1/gateway-pools/:poolId',
     {
-      config: { permission: ['delete', 'GatewayPool'] },
-      schema: { tags, summary: 'Delete a pool no consumer references', params: poolParams },
+      config: { permission: ['delete', 'GatewayPool'], license },
+      schema: {
+        tags,
+        operationId: 'deleteGatewayPool',
+        summary: 'Delete a pool no consumer references',
+        params: poolParams,
+        response: { 204: noContent },
+      },
     },
     async (req, reply) => {
-      const actor = actorOf(req);
-      await licensed(actor);
-      await ctx.db.transaction(async (tx) => {
-        // Lock the pool row: a consumer attaching concurrently waits on it (its FK check
-        // needs a share lock), so the consumer check below cannot be outrun.
-        const [pool] = await tx
-          .select()
-          .from(gatewayPools)
-          .where(and(eq(gatewayPools.orgId, actor.orgId), eq(gatewayPools.id, req.params.poolId)))
-          .for('update');
-        if (!pool) throw notFound(`Gateway pool ${req.params.poolId}`);
-        const consumers = await consumersOfPool(tx, actor.orgId, pool.id);
-        const all = Object.values(consumers).flat();
-        if (all.length) {
-          throw conflict(
-            `Gateway pool "${pool.name}" is used by ${all.map((c) => `${c.kind} "${c.name}"`).join(', ')}; detach them first.`,
-            { consumers: all },
-          );
-        }
-        await tx.delete(gatewayPools).where(eq(gatewayPools.id, pool.id));
-        await ctx.audit.record(
-          auditActor(actor),
-          'gateway-pool.delete',
-          { poolId: pool.id, pool: pool.name },
-          auditContext(req, actor.orgId),
-          tx,
-        );
-      });
-      changed();
-      return reply.code(204).send();
+      await pools.remove(actorOf(req).orgId, whoOf(req), req.params.poolId);
+      return reply.code(204).send(null);
     },
   );
 
   app.post(
     '/api/v1/gateway-pools/:poolId/memberships',
     {
-      config: { permission: ['edit', 'GatewayPool'] },
+      config: { permission: ['edit', 'GatewayPool'], license },
       schema: {
         tags,
+        operationId: 'addGatewayPoolMember',
         summary: 'Add a gateway to a pool',
         params: poolParams,
         body: z.strictObject({
@@ -311,182 +194,75 @@ export function poolRoutes(app: Api, ctx: AppContext): void {
           weight: weight.optional(),
           priority: priority.optional(),
         }),
+        response: { 201: poolDetailSchema },
       },
     },
-    async (req, reply) => {
-      const actor = actorOf(req);
-      await licensed(actor);
-      const { pool, gw } = await poolAndGateway(actor.orgId, req.params.poolId, req.body.gatewayId);
-      try {
-        await ctx.db.transaction(async (tx) => {
-          await addMember(tx, actor.orgId, pool, gw, req.body);
-          await ctx.audit.record(
-            auditActor(actor),
-            'gateway-pool.member-add',
-            {
-              poolId: pool.id,
-              pool: pool.name,
-              gatewayId: gw.id,
-              gateway: gw.name,
-              weight: req.body.weight ?? 100,
-              priority: req.body.priority ?? 0,
-            },
-            auditContext(req, actor.orgId),
-            tx,
-          );
-        });
-      } catch (err) {
-        if (isUniqueViolation(err))
-          throw conflict(`Gateway "${gw.name}" is already a member of pool "${pool.name}".`);
-        throw err;
-      }
-      return reply.code(201).send(await refreshed(actor.orgId, pool.id));
-    },
+    async (req, reply) =>
+      reply
+        .code(201)
+        .send(await pools.addMember(actorOf(req).orgId, whoOf(req), req.params.poolId, req.body)),
   );
 
   app.patch(
     '/api/v1/gateway-pools/:poolId/memberships/:gatewayId',
     {
-      config: { permission: ['edit', 'GatewayPool'] },
+      config: { permission: ['edit', 'GatewayPool'], license },
       schema: {
         tags,
+        operationId: 'updateGatewayPoolMember',
         summary: "Change a member's weight or priority tier",
         params: memberParams,
         body: z
           .strictObject({ weight: weight.optional(), priority: priority.optional() })
           .refine((b) => Object.keys(b).length > 0, 'give weight and/or priority'),
+        response: { 200: poolDetailSchema },
       },
     },
-    async (req) => {
-      const actor = actorOf(req);
-      await licensed(actor);
-      const { pool, gw } = await poolAndGateway(
-        actor.orgId,
+    async (req) =>
+      pools.updateMember(
+        actorOf(req).orgId,
+        whoOf(req),
         req.params.poolId,
         req.params.gatewayId,
-      );
-      await ctx.db.transaction(async (tx) => {
-        const updated = await tx
-          .update(gatewayPoolMemberships)
-          .set(req.body)
-          .where(
-            and(
-              eq(gatewayPoolMemberships.orgId, actor.orgId),
-              eq(gatewayPoolMemberships.poolId, pool.id),
-              eq(gatewayPoolMemberships.gatewayId, gw.id),
-            ),
-          )
-          .returning({ poolId: gatewayPoolMemberships.poolId });
-        if (!updated.length)
-          throw notFound(`Gateway "${gw.name}" is not a member of pool "${pool.name}"; membership`);
-        await ctx.audit.record(
-          auditActor(actor),
-          'gateway-pool.member-update',
-          {
-            poolId: pool.id,
-            pool: pool.name,
-            gatewayId: gw.id,
-            gateway: gw.name,
-            changes: req.body,
-          },
-          auditContext(req, actor.orgId),
-          tx,
-        );
-      });
-      return refreshed(actor.orgId, pool.id);
-    },
+        req.body,
+      ),
   );
 
   app.delete(
     '/api/v1/gateway-pools/:poolId/memberships/:gatewayId',
     {
-      config: { permission: ['edit', 'GatewayPool'] },
-      schema: { tags, summary: 'Remove a gateway from a pool', params: memberParams },
+      config: { permission: ['edit', 'GatewayPool'], license },
+      schema: {
+        tags,
+        operationId: 'removeGatewayPoolMember',
+        summary: 'Remove a gateway from a pool',
+        params: memberParams,
+        response: { 204: noContent },
+      },
     },
     async (req, reply) => {
-      const actor = actorOf(req);
-      await licensed(actor);
-      const { pool, gw } = await poolAndGateway(
-        actor.orgId,
+      await pools.removeMember(
+        actorOf(req).orgId,
+        whoOf(req),
         req.params.poolId,
         req.params.gatewayId,
       );
-      await ctx.db.transaction(async (tx) => {
-        const removed = await tx
-          .delete(gatewayPoolMemberships)
-          .where(
-            and(
-              eq(gatewayPoolMemberships.orgId, actor.orgId),
-              eq(gatewayPoolMemberships.poolId, pool.id),
-              eq(gatewayPoolMemberships.gatewayId, gw.id),
-            ),
-          )
-          .returning({ poolId: gatewayPoolMemberships.poolId });
-        if (!removed.length)
-          throw notFound(`Gateway "${gw.name}" is not a member of pool "${pool.name}"; membership`);
-        await ctx.audit.record(
-          auditActor(actor),
-          'gateway-pool.member-remove',
-          { poolId: pool.id, pool: pool.name, gatewayId: gw.id, gateway: gw.name },
-          auditContext(req, actor.orgId),
-          tx,
-        );
-      });
-      changed();
-      return reply.code(204).send();
+      return reply.code(204).send(null);
     },
   );
 
   app.get(
     '/api/v1/gateway-pools/:poolId/resources',
     {
-      config: { permission: ['list', 'GatewayPool'] },
-      schema: { tags, summary: 'Everything that uses the pool, by kind', params: poolParams },
+      config: { permission: ['list', 'GatewayPool'], license },
+      schema: {
+        tags,
+        operationId: 'listGatewayPoolResources',
+        summary: 'Everything that uses the pool (kind, id, name)',
+        params: poolParams,
+        response: { 200: z.object({ items: z.array(consumerRefSchema) }) },
+      },
     },
-    async (req): Promise<PoolResources> => {
-      const actor = actorOf(req);
-      await licensed(actor);
-      const pool = await findPool(ctx.db, actor.orgId, req.params.poolId);
-      return ctx.db.transaction((tx) => consumersOfPool(tx, actor.orgId, pool.id));
-    },
+    async (req) => ({ items: await pools.resources(actorOf(req).orgId, req.params.poolId) }),
   );
-}
-
-const poolView = (row: typeof gatewayPools.$inferSelect) => ({
-  id: row.id,
-  name: row.name,
-  description: row.description,
-  minHealthy: row.minHealthy,
-  healthCheckTarget: row.healthCheckTarget,
-  createdAt: row.createdAt.toISOString(),
-  updatedAt: row.updatedAt.toISOString(),
-});
-
-/** Adds a membership; shared by the API and by enrollment into pools. */
-export async function addMember(
-  tx: Tx,
-  orgId: string,
-  pool: { id: string },
-  gw: { id: string },
-  opts: { weight?: number; priority?: number } = {},
-): Promise<void> {
-  await tx.insert(gatewayPoolMemberships).values({
-    orgId,
-    poolId: pool.id,
-    gatewayId: gw.id,
-    weight: opts.weight ?? 100,
-    priority: opts.priority ?? 0,
-  });
-}
-
-/** Pools of an org by id, for enrollment tokens (unknown ids answer 404). */
-export async function poolsByIds(db: Tx | AppContext['db'], orgId: string, ids: string[]) {
-  if (!ids.length) return [];
-  const rows = await db
-    .select()
-    .from(gatewayPools)
-    .where(and(eq(gatewayPools.orgId, orgId), inArray(gatewayPools.id, ids)));
-  const missing = ids.filter((id) => !rows.some((r) => r.id === id));
-  if (missing.length) throw notFound(`Gateway pool ${missing.join(', ')}`);
-  return rows;
 }

@@ -1,4 +1,3 @@
-import { eq } from 'drizzle-orm';
 import type { FastifyBaseLogger } from 'fastify';
 import type { AuditLog } from '../audit/service.js';
 import type { Db } from '../db/client.js';
@@ -531,9 +530,5 @@ const recordOfCached = (gw: CachedGateway) => ({
   everConnected: gw.everConnected,
 });
 
-/** Loads one pool row of an org or answers 404. */
-export async function findPool(db: Db, orgId: string, poolId: string) {
-  const [row] = await db.select().from(gatewayPools).where(eq(gatewayPools.id, poolId));
-  if (!row || row.orgId !== orgId) throw notFound(`Gateway pool ${poolId}`);
-  return row;
-}
+/** Loads one pool of an org by id or name, or answers 404 (used by the consumers' attach rules). */
+export { findPool } from './queries.js';
