@@ -180,9 +180,11 @@ export class GatewayAgent {
   }
 
   start(): void {
+    const labels = Object.entries(this.options.labels).map(([key, value]) => `${key}=${value}`);
     this.options.log.info(
       `gateway "${this.options.state.name}" (${this.options.state.gatewayId}) connecting to ` +
-        `tunnel ${this.options.state.tunnelAddress}; allowing ${this.options.allowlist.describe()}`,
+        `tunnel ${this.options.state.tunnelAddress}; allowing ${this.options.allowlist.describe()}` +
+        (labels.length ? `; labels ${labels.join(', ')}` : ''),
     );
     this.connect();
   }

@@ -12,8 +12,25 @@ export class ConfigFileError extends Error {
   override name = 'ConfigFileError';
 }
 
-const stringList = z.union([z.string().transform((value) => [value]), z.array(z.string())]);
-const scalar = z.union([z.string(), z.number(), z.boolean()]).transform(String);
+const isScalar = (value: unknown): value is string | number | boolean =>
+  ['string', 'number', 'boolean'].includes(typeof value);
+
+// Preprocessing (rather than unions) keeps zod's message about the element that is wrong.
+/** One value or a list of them, as a repeatable flag takes. */
+const stringList = z.preprocess(
+  (value) => (typeof value === 'string' ? [value] : value),
+  z.array(z.string()),
+);
+/** `{key: value}` or a list of `key=value`, like repeated --label. */
+const labelList = z.preprocess((value) => {
+  if (typeof value === 'string') return [value];
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) return value;
+  return Object.entries(value).map(([key, entry]) => (isScalar(entry) ? `${key}=${entry}` : entry));
+}, z.array(z.string()));
+const numberText = z.preprocess(
+  (value) => (typeof value === 'number' ? String(value) : value),
+  z.string(),
+);
 
 const ConfigFileSchema = z
   .object({
@@ -21,11 +38,10 @@ const ConfigFileSchema = z
     token: z.string().min(1),
     name: z.string().min(1),
     allow: stringList,
-    /** `{key: value}` or a list of `key=value`, like repeated --label. */
-    label: z.union([stringList, z.record(z.string(), scalar)]),
+    label: labelList,
     pool: stringList,
     stateDir: z.string().min(1),
-    drainTimeout: scalar,
+    drainTimeout: numberText,
     insecurePlatformTls: z.boolean(),
   })
   .partial()
@@ -89,16 +105,9 @@ export async function loadConfigFile(path: string): Promise<AgentConfigFile> {
         : `"${where}": ${issue?.message ?? 'invalid'}`;
     throw new ConfigFileError(`--config ${fullPath}: ${message}`);
   }
-  const { label, stateDir, ...rest } = parsed.data;
+  const { stateDir, ...rest } = parsed.data;
   return {
     ...rest,
-    ...(label !== undefined
-      ? {
-          label: Array.isArray(label)
-            ? label
-            : Object.entries(label).map(([key, entry]) => `${key}=${entry}`),
-        }
-      : {}),
     ...(stateDir !== undefined ? { stateDir: resolve(dirname(fullPath), stateDir) } : {}),
   };
 }
