@@ -1,14 +1,14 @@
 /** GET /metrics: Prometheus text, guarded by a bearer token when GATEPOOL_METRICS_TOKEN is set. */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startTestPlatform, type TestPlatform } from '../helpers/platform.js';
+import { DRIVERS, startTestPlatform, type TestPlatform } from '../helpers/platform.js';
 
-describe('metrics endpoint', () => {
+describe.each(DRIVERS)('metrics endpoint (%s)', (driver) => {
   const token = 'scrape-secret-0123456789';
   let open: TestPlatform;
   let guarded: TestPlatform;
   beforeAll(async () => {
-    open = await startTestPlatform('pglite');
-    guarded = await startTestPlatform('pglite', {
+    open = await startTestPlatform(driver);
+    guarded = await startTestPlatform(driver, {
       configOverrides: { GATEPOOL_METRICS_TOKEN: token },
     });
   });
@@ -21,7 +21,12 @@ describe('metrics endpoint', () => {
     const res = await fetch(`${open.url}/metrics`);
     expect(res.status).toBe(200);
     expect(res.headers.get('content-type')).toContain('text/plain');
-    expect(await res.text()).toContain('# TYPE gatepool_gateways gauge');
+    const text = await res.text();
+    expect(text).toContain('# TYPE gatepool_gateways gauge');
+    // Process metrics carry one prefix, not two.
+    expect(text).toMatch(/^gatepool_process_cpu_user_seconds_total /m);
+    expect(text).toMatch(/^gatepool_nodejs_eventloop_lag_seconds /m);
+    expect(text).not.toContain('gatepool_process_process_');
   });
 
   it('requires the configured bearer token', async () => {

@@ -10,12 +10,12 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/server/config.js';
 import { startPlatform, type Platform } from '../../src/server/server.js';
 import { AgentFleet } from '../helpers/gateway-agent.js';
-import { api, bootstrap, hasPostgres, waitFor } from '../helpers/platform.js';
+import { api, bootstrap, DRIVERS, waitFor } from '../helpers/platform.js';
 import { createTestDatabase } from '../helpers/postgres.js';
 import { freePort, roundTrip, sleep, startEchoServer } from '../tunnel/harness.js';
 import { inject } from 'vitest';
 
-describe('platform restart', () => {
+describe.each(DRIVERS)('platform restart (%s)', (driver) => {
   const fleet = new AgentFleet();
   const dataDir = mkdtempSync(join(tmpdir(), 'gatepool-restart-'));
   const cleanups: (() => Promise<void> | void)[] = [
@@ -38,8 +38,8 @@ describe('platform restart', () => {
       GATEPOOL_DATA_DIR: dataDir,
       GATEPOOL_LOG_LEVEL: 'silent',
     };
-    // On PostgreSQL when available (a fresh database); otherwise PGlite on disk in dataDir.
-    if (hasPostgres()) {
+    // PostgreSQL: a fresh database; PGlite: on disk in dataDir, reopened by the new process.
+    if (driver === 'postgres') {
       const created = await createTestDatabase(
         process.env.GATEPOOL_TEST_DATABASE_URL as string,
         inject('pgRunId') ?? 'restart',

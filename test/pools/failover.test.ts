@@ -1,8 +1,7 @@
 /**
  * Pool failover with real gateway processes (issue 4): three members, a loopback echo target,
  * a steady stream-opening load, and members killed, stopped or drained underneath it.
- * Runs on PGlite only: nothing here depends on the database driver, and the API/DB paths
- * are covered on both drivers by pools-api.test.ts.
+ * Runs on both drivers: membership, transitions and audit entries are written through each.
  */
 import type { Duplex } from 'node:stream';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
@@ -10,6 +9,7 @@ import { NoGatewayAvailableError, type FailoverOptions } from '../../src/server/
 import { AgentFleet, type RunningAgent } from '../helpers/gateway-agent.js';
 import {
   bootstrap,
+  DRIVERS,
   issueTestLicense,
   startTestPlatform,
   waitFor,
@@ -24,7 +24,7 @@ interface Member {
   name: string;
 }
 
-describe('pool failover with three real gateways', () => {
+describe.each(DRIVERS)('pool failover with three real gateways (%s)', (driver) => {
   let tp: TestPlatform;
   let admin: Account;
   let echo: { port: number; close: () => Promise<void> };
@@ -35,7 +35,7 @@ describe('pool failover with three real gateways', () => {
 
   beforeAll(async () => {
     // Each test enrolls three fresh agents from 127.0.0.1: more than the default 30 a minute.
-    tp = await startTestPlatform('pglite', { env: { GATEPOOL_ENROLL_RATE_LIMIT: '1000' } });
+    tp = await startTestPlatform(driver, { env: { GATEPOOL_ENROLL_RATE_LIMIT: '1000' } });
     admin = await bootstrap(tp);
     await admin.client.put('/api/v1/license', {
       key: await issueTestLicense({ plan: 'enterprise', org: admin.orgId }),
@@ -320,7 +320,7 @@ describe('pool failover with three real gateways', () => {
       async () => {
         const detail = (await admin.client.get(`/api/v1/gateway-pools/${poolId}`)).body;
         const m = detail.members.find((x: { id: string }) => x.id === victim.id);
-        return m.health === 'healthy' && m.suspect === null ? m : undefined;
+        return m.health === 'healthy' && m.lastResort === null ? m : undefined;
       },
       15_000,
       'victim healthy again',
