@@ -1,4 +1,7 @@
 import type { Command } from 'commander';
+import type { Database } from '../server/db/client.js';
+import type { CreateOrgResult } from '../server/local-admin/service.js';
+import { embeddedOrServer } from './backup.js';
 import { configFromFlags, fail, platformModules } from './server.js';
 
 export function registerAdminCommands(program: Command): void {
@@ -22,36 +25,47 @@ export function registerAdminCommands(program: Command): void {
         >,
       ) => {
         const config = configFromFlags(opts);
-        const [{ migrate, openConfiguredDatabase }, { AuditLog }, errors, orgs] = await Promise.all(
-          [
-            platformModules(),
-            import('../server/audit/service.js'),
-            import('../server/http/errors.js'),
-            import('../server/orgs/service.js'),
-          ],
-        );
-        const database = await openConfiguredDatabase(config).catch((err: Error) =>
-          fail(err.message),
-        );
-        try {
+        const input = {
+          name: opts.name,
+          adminEmail: opts.adminEmail,
+          adminPassword: opts.adminPassword ?? process.env.GATEPOOL_ADMIN_PASSWORD,
+        };
+        const [{ createOrgForOperator }, { request }] = await Promise.all([
+          import('../server/local-admin/service.js'),
+          import('../server/db/datadir-lock.js'),
+        ]);
+        const offline = async (database: Database) => {
+          const { migrate } = await platformModules();
           await migrate(database);
-          const result = await orgs.createOrganization(database.db, new AuditLog(database.db), {
-            name: opts.name,
-            adminEmail: opts.adminEmail,
-            adminPassword: opts.adminPassword ?? process.env.GATEPOOL_ADMIN_PASSWORD,
-          });
-          process.stdout.write(
-            `created organization ${opts.name} (${result.orgId}); ${opts.adminEmail} is its admin` +
-              `${result.createdUser ? ' (new user)' : ''}.\nLog in with organizationId ${result.orgId}.\n`,
+          return createOrgForOperator(database, input);
+        };
+        let result: CreateOrgResult;
+        if (config.databaseUrl) {
+          // PostgreSQL: transactional and shared by design, the server may run meanwhile.
+          const { openConfiguredDatabase } = await platformModules();
+          const database = await openConfiguredDatabase(config).catch((err: Error) =>
+            fail(err.message),
           );
-        } catch (err) {
-          if (err instanceof orgs.OrganizationSetupError) fail(err.message);
-          if (errors.isUniqueViolation(err))
-            fail('that user is already a member of the new organization');
-          throw err;
-        } finally {
-          await database.close();
+          try {
+            result = await offline(database);
+          } finally {
+            await database.close();
+          }
+        } else {
+          // Embedded: only one process may open it; a running server does it for us.
+          result = await embeddedOrServer(config, offline, async (socketPath) => {
+            const answer = await request(socketPath, { op: 'create-org', ...input }, 60_000).catch(
+              (err: Error) =>
+                fail(`the server holding ${config.dataDir} did not answer: ${err.message}`),
+            );
+            return answer.body as CreateOrgResult;
+          });
         }
+        if (!result.ok) fail(result.error ?? 'the organization was not created');
+        process.stdout.write(
+          `created organization ${opts.name} (${result.orgId}); ${opts.adminEmail} is its admin` +
+            `${result.createdUser ? ' (new user)' : ''}.\nLog in with organizationId ${result.orgId}.\n`,
+        );
       },
     );
 }

@@ -1,5 +1,6 @@
 import { Command } from 'commander';
 import { registerAdminCommands } from './admin.js';
+import { registerBackupCommands } from './backup.js';
 import { registerConnectCommand } from './connect.js';
 import { registerGatewayCommand } from './gateway.js';
 import { registerLicenseCommands } from './license.js';
@@ -15,6 +16,7 @@ export async function main(argv: string[]): Promise<void> {
   registerServerCommands(program);
   registerLicenseCommands(program);
   registerAdminCommands(program);
+  registerBackupCommands(program);
   registerGatewayCommand(program);
   registerLoginCommand(program);
   registerConnectCommand(program, argv);

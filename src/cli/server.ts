@@ -27,6 +27,15 @@ const FLAG_ENV: Record<string, string> = {
   licensePublicKey: 'GATEPOOL_LICENSE_PUBLIC_KEY',
   logLevel: 'GATEPOOL_LOG_LEVEL',
   trustProxy: 'GATEPOOL_TRUST_PROXY',
+  sessionTtlSeconds: 'GATEPOOL_SESSION_TTL_SECONDS',
+  keepaliveMs: 'GATEPOOL_KEEPALIVE_MS',
+  deadAfterMs: 'GATEPOOL_DEAD_AFTER_MS',
+  enrollRateLimit: 'GATEPOOL_ENROLL_RATE_LIMIT',
+  loginRateLimit: 'GATEPOOL_LOGIN_RATE_LIMIT',
+  k8sLoginRateLimit: 'GATEPOOL_K8S_LOGIN_RATE_LIMIT',
+  directTargets: 'GATEPOOL_DIRECT_TARGETS',
+  backupInterval: 'GATEPOOL_BACKUP_INTERVAL',
+  backupKeep: 'GATEPOOL_BACKUP_KEEP',
 };
 
 export function configFromFlags(flags: Record<string, unknown>): Config {
@@ -69,7 +78,42 @@ function addConfigFlags(cmd: Command): Command {
       '--trust-proxy <proxies>',
       'believe X-Forwarded-For from: true|loopback|CIDRs (GATEPOOL_TRUST_PROXY)',
     )
-    .option('--log-level <level>', 'fatal|error|warn|info|debug|trace|silent (GATEPOOL_LOG_LEVEL)');
+    .option('--log-level <level>', 'fatal|error|warn|info|debug|trace|silent (GATEPOOL_LOG_LEVEL)')
+    .option(
+      '--session-ttl-seconds <s>',
+      'login session lifetime (GATEPOOL_SESSION_TTL_SECONDS, 43200)',
+    )
+    .option('--keepalive-ms <ms>', 'tunnel keepalive interval (GATEPOOL_KEEPALIVE_MS, 250)')
+    .option(
+      '--dead-after-ms <ms>',
+      'gateway silent this long is dead (GATEPOOL_DEAD_AFTER_MS, 1000)',
+    )
+    .option(
+      '--enroll-rate-limit <n>',
+      'enrollments per IP a minute (GATEPOOL_ENROLL_RATE_LIMIT, 30)',
+    )
+    .option(
+      '--login-rate-limit <n>',
+      'password logins per IP a minute (GATEPOOL_LOGIN_RATE_LIMIT, 20)',
+    )
+    .option(
+      '--k8s-login-rate-limit <n>',
+      'Kubernetes logins per IP a minute (GATEPOOL_K8S_LOGIN_RATE_LIMIT, 600)',
+    )
+    .option(
+      '--direct-targets <rules>',
+      'targets reached without a gateway (GATEPOOL_DIRECT_TARGETS)',
+    )
+    .option(
+      '--backup-interval <d>',
+      'embedded DB snapshots into DATA_DIR/backups: 30m, 6h, 1d or off (GATEPOOL_BACKUP_INTERVAL, 24h)',
+    )
+    .option('--backup-keep <n>', 'scheduled snapshots kept (GATEPOOL_BACKUP_KEEP, 7)')
+    .addHelpText(
+      'after',
+      '\nEnvironment only (secrets stay out of the process list): GATEPOOL_ENCRYPTION_KEY,\n' +
+        'GATEPOOL_METRICS_TOKEN, GATEPOOL_ADMIN_PASSWORD.',
+    );
 }
 
 export function registerServerCommands(program: Command): void {
@@ -79,6 +123,17 @@ export function registerServerCommands(program: Command): void {
     const config = withConfig(flags);
     const { createLogger, needsBootstrap, startPlatform } = await platformModules();
     const log = createLogger(config.logLevel);
+    const { isDatabaseUnavailable } = await import('../server/db/errors.js');
+    // No database error may end the platform: a lost connection fails its request (503) or
+    // its background round, which retries. Anything else unhandled still stops it, loudly.
+    process.on('unhandledRejection', (err) => {
+      if (isDatabaseUnavailable(err)) {
+        log.warn({ err: (err as Error).message }, 'database unavailable (background work)');
+        return;
+      }
+      log.fatal({ err }, 'unhandled rejection');
+      process.exit(1);
+    });
     let platform;
     try {
       platform = await startPlatform(config, { logger: log });

@@ -22,6 +22,9 @@ import type { AppContext } from './context.js';
 import { loadRootKey, SecretBox } from './crypto/envelope.js';
 import { openDatabase, type Database } from './db/client.js';
 import { migrate } from './db/migrate.js';
+import { rootKeyOf, snapshotBeforeMigrations } from './db/backup.js';
+import { openEmbeddedDatabase } from './db/embedded.js';
+import { startLocalAdmin } from './local-admin/service.js';
 import { users } from './db/schema.js';
 import type { Api } from './http/schemas.js';
 import { LicenseVerifier, readPublicKeyPem } from './license/license.js';
@@ -46,7 +49,7 @@ export interface StartOptions {
 export async function openConfiguredDatabase(config: Config): Promise<Database> {
   return config.databaseUrl
     ? openDatabase({ url: config.databaseUrl })
-    : openDatabase({ dataDir: `${config.dataDir}/pglite` });
+    : openEmbeddedDatabase(config.dataDir);
 }
 
 function licenseVerifier(config: Config): LicenseVerifier {
@@ -67,6 +70,8 @@ export async function startPlatform(config: Config, opts: StartOptions): Promise
   const box = new SecretBox(root.key);
   const database = opts.database ?? (await openConfiguredDatabase(config));
   try {
+    const rootKey = rootKeyOf(config.dataDir, !!config.encryptionKey);
+    await snapshotBeforeMigrations(database, config.dataDir, rootKey, config.backupKeep, log);
     const { applied } = await migrate(database);
     if (applied.length) log.info({ migrations: applied }, `applied ${applied.length} migration(s)`);
   } catch (err) {
@@ -148,6 +153,7 @@ export async function startPlatform(config: Config, opts: StartOptions): Promise
     await database.close();
     throw withHint(err, 'GATEPOOL_PORT');
   }
+  const stopLocalAdmin = startLocalAdmin(database, config, log);
   const address = app.server.address();
   const port = typeof address === 'object' && address ? address.port : config.port;
   const shownHost = config.host === '0.0.0.0' || config.host === '::' ? 'localhost' : config.host;
@@ -164,6 +170,7 @@ export async function startPlatform(config: Config, opts: StartOptions): Promise
         pools.close();
         await hub.close();
         await app.close();
+        await stopLocalAdmin();
         await database.close();
       })();
       return closing;

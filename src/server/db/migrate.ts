@@ -44,3 +44,25 @@ export async function migrate(database: Database): Promise<MigrationResult> {
     return { applied, alreadyApplied: done.size };
   });
 }
+
+/**
+ * Migrations not yet applied, and how many were (0 = a fresh database, nothing to protect).
+ * Read-only: the platform decides from it whether to snapshot before migrating.
+ */
+export async function pendingMigrations(
+  database: Database,
+): Promise<{ pending: string[]; applied: number }> {
+  return database.withScriptTransaction(async (r) => {
+    const [exists] = await r.query<{ t: string | null }>(
+      `SELECT to_regclass('schema_migrations')::text AS t`,
+    );
+    const done = exists?.t
+      ? new Set(
+          (await r.query<{ name: string }>('SELECT name FROM schema_migrations')).map(
+            (x) => x.name,
+          ),
+        )
+      : new Set<string>();
+    return { pending: migrationFiles().filter((f) => !done.has(f)), applied: done.size };
+  });
+}

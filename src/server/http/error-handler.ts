@@ -1,6 +1,7 @@
 import type { FastifyError, FastifyInstance } from 'fastify';
 import { hasZodFastifySchemaValidationErrors } from 'fastify-type-provider-zod';
 import { DomainError, isUnstorableText, RateLimitedError, statusOf } from './errors.js';
+import { DATABASE_RETRY_AFTER_SECONDS, isDatabaseUnavailable } from '../db/errors.js';
 
 type Issue = { instancePath?: string; message?: string };
 
@@ -64,6 +65,19 @@ export function installErrorHandling(app: FastifyInstance): void {
       return reply
         .code(err.statusCode)
         .send({ error: { code: 'bad_request', message: err.message } });
+    }
+    if (isDatabaseUnavailable(err)) {
+      // A restart or failover of PostgreSQL: the request may simply be tried again.
+      req.log.warn({ err: err.message }, 'database unavailable');
+      return reply
+        .code(503)
+        .header('retry-after', String(DATABASE_RETRY_AFTER_SECONDS))
+        .send({
+          error: {
+            code: 'database_unavailable',
+            message: 'The database is not reachable right now; retry in a few seconds.',
+          },
+        });
     }
     if (isUnstorableText(err)) {
       // Input that passed validation but cannot be stored, e.g. a NUL byte inside a string.

@@ -1,0 +1,76 @@
+/**
+ * Telling "the database is away" apart from every other failure: those answer 503 with
+ * Retry-After (the client can simply try again) instead of 500, and background work logs them
+ * once instead of on every tick.
+ */
+
+// SQLSTATE classes 08 (connection exception) and 57P (operator intervention: shutdown,
+// crash shutdown, cannot connect now while starting up or stopping).
+const UNAVAILABLE_SQLSTATE = /^(08\d{3}|57P0[1-4])$/;
+const UNAVAILABLE_ERRNO = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'EPIPE',
+  'ETIMEDOUT',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'ENOTCONN',
+  'EAI_AGAIN',
+]);
+// node-postgres reports a dropped socket with messages, not codes.
+const UNAVAILABLE_MESSAGE =
+  /Connection terminated|connection error and is not queryable|timeout exceeded when trying to connect|Client was closed and is not queryable|Cannot use a pool after calling end|the database system is (starting up|shutting down|in recovery mode)/i;
+
+/**
+ * True when err (or any error in its `cause` chain) means the database cannot be reached.
+ * A bare socket error (ECONNREFUSED…) counts only inside a query error: the same code from a
+ * gateway target or a Kubernetes API is not the database's.
+ */
+export function isDatabaseUnavailable(err: unknown, fromQuery = false): boolean {
+  let inQuery = fromQuery;
+  for (let e = err, depth = 0; e && depth < 8; depth++) {
+    if (e instanceof DatabaseUnavailableError) return true;
+    if (typeof e !== 'object') return false;
+    const { code, message, name } = e as { code?: unknown; message?: unknown; name?: unknown };
+    if (name === 'DrizzleQueryError') inQuery = true;
+    if (typeof code === 'string' && UNAVAILABLE_SQLSTATE.test(code)) return true;
+    if (typeof code === 'string' && inQuery && UNAVAILABLE_ERRNO.has(code)) return true;
+    if (typeof message === 'string' && UNAVAILABLE_MESSAGE.test(message)) return true;
+    if (e instanceof AggregateError && e.errors.some((x) => isDatabaseUnavailable(x, inQuery)))
+      return true;
+    e = (e as { cause?: unknown }).cause;
+  }
+  return false;
+}
+
+/** Thrown where we already know the database is away (e.g. no connection could be made). */
+export class DatabaseUnavailableError extends Error {
+  constructor(cause?: unknown) {
+    super('The database is not reachable.', { cause });
+  }
+}
+
+/** Seconds a client should wait before retrying while the database is away. */
+export const DATABASE_RETRY_AFTER_SECONDS = 2;
+
+/**
+ * Logs "database unavailable" for background work at most once per `everyMs` (with the number
+ * of failures since the last line), so an outage gives a few lines, not one per tick.
+ */
+export function outageLogger(
+  warn: (fields: Record<string, unknown>, message: string) => void,
+  everyMs = 30_000,
+): (what: string, err: unknown) => void {
+  let last = 0;
+  let suppressed = 0;
+  return (what, err) => {
+    const now = Date.now();
+    if (now - last < everyMs) {
+      suppressed++;
+      return;
+    }
+    warn({ err: (err as Error).message, suppressed }, `${what}: database unavailable; will retry`);
+    last = now;
+    suppressed = 0;
+  };
+}
