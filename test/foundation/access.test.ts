@@ -16,6 +16,8 @@ import {
   type ApiResponse,
   type TestPlatform,
   startTestPlatform,
+  TEST_PASSWORD,
+  TEST_USER_AGENT,
 } from '../helpers/platform.js';
 import {
   apiRoutes,
@@ -48,17 +50,36 @@ function holds(role: BuiltInRole, [action, subject]: [string, string]): boolean 
   return BUILT_IN_ROLES[role].permissions.some((p) => p.action === action && p.subject === subject);
 }
 
-function call(
+async function call(
   base: string,
   token: string | undefined,
   r: CollectedRoute,
   values?: Record<string, string>,
-) {
-  return api(base, token).send(
-    r.method,
-    fillPath(r.url, values),
-    r.hasBody ? PROBE_BODY : undefined,
-  );
+): Promise<ApiResponse> {
+  // A permitted caller of a streaming route (Server-Sent Events) gets a stream that never
+  // ends: its status and headers are the answer, then the stream is dropped.
+  const headers: Record<string, string> = { 'user-agent': TEST_USER_AGENT };
+  if (token) headers.authorization = `Bearer ${token}`;
+  if (r.hasBody) headers['content-type'] = 'application/json';
+  const res = await fetch(base + fillPath(r.url, values), {
+    method: r.method,
+    headers,
+    body: r.hasBody ? JSON.stringify(PROBE_BODY) : undefined,
+    signal: AbortSignal.timeout(10_000),
+  });
+  const type = res.headers.get('content-type') ?? '';
+  if (type.includes('text/event-stream')) {
+    await res.body?.cancel();
+    return { status: res.status, body: undefined, headers: {}, setCookie: [], text: '(stream)' };
+  }
+  const text = await res.text();
+  return {
+    status: res.status,
+    body: text && type.includes('json') ? JSON.parse(text) : undefined,
+    headers: Object.fromEntries([...res.headers.entries()]),
+    setCookie: res.headers.getSetCookie(),
+    text,
+  };
 }
 
 const brief = (res: ApiResponse) => `${res.status} ${res.text.slice(0, 300)}`;
@@ -218,11 +239,20 @@ describe.each(DRIVERS)('access control on %s', (driver) => {
       permissions: [{ subject: 'Member', action: 'read' }],
     });
     expect(role.status).toBe(201);
+    const invited = await other.client.post('/api/v1/users', {
+      email: `invitee-${Date.now()}@example.com`,
+      password: TEST_PASSWORD,
+      role: 'viewer',
+    });
+    expect(invited.status).toBe(201);
 
     const idsByCollection: Record<string, Record<string, string>> = {
       users: { id: theirUser.id },
       identities: { id: theirBot.id, identityId: theirBot.id, tokenId: theirBot.tokenId },
       roles: { slug: roleSlug },
+      invitations: { id: invited.body.id },
+      // Someone else's invitation is not ours to accept or decline.
+      me: { id: invited.body.id },
     };
     /** Valid bodies, so a 404 cannot hide behind a 400. */
     const validBodies: Record<string, unknown> = {
@@ -250,6 +280,9 @@ describe.each(DRIVERS)('access control on %s', (driver) => {
       'DELETE /api/v1/identities/:id/tokens/:tokenId',
       'PATCH /api/v1/roles/:slug',
       'DELETE /api/v1/roles/:slug',
+      'DELETE /api/v1/invitations/:id',
+      'POST /api/v1/me/invitations/:id/accept',
+      'POST /api/v1/me/invitations/:id/decline',
     ];
     expect(idRoutes.map(routeName)).toEqual(expect.arrayContaining(foundation));
     const failures: string[] = [];
@@ -291,5 +324,8 @@ describe.each(DRIVERS)('access control on %s', (driver) => {
     expect(
       (await other.client.get('/api/v1/roles')).body.items.map((r: { slug: string }) => r.slug),
     ).toContain(roleSlug);
+    const theirInvitations = await other.client.get('/api/v1/invitations');
+    expect(theirInvitations.body.items.map((i: { id: string }) => i.id)).toContain(invited.body.id);
+    expect((await admin.client.get('/api/v1/invitations')).body.items).toEqual([]);
   });
 });

@@ -75,7 +75,9 @@ describe.each(DRIVERS)('audit log on %s', (driver) => {
       password: memberPassword,
       role: 'viewer',
     });
-    memberId = m.body.id;
+    expect(m.status).toBe(201);
+    // Signing in with the password the admin set accepts the invitation.
+    memberId = (await login(tp, 'm@example.com', memberPassword, admin.orgId)).body.user.id;
     await c.patch(`/api/v1/users/${memberId}`, { role: 'member' });
     await c.delete(`/api/v1/users/${memberId}`);
 
@@ -125,7 +127,9 @@ describe.each(DRIVERS)('audit log on %s', (driver) => {
       'auth.login-failed',
       'auth.login',
       'auth.logout',
-      'member.create',
+      'member.invite',
+      'member.join',
+      'auth.login',
       'member.update',
       'member.remove',
       'identity.create',
@@ -168,7 +172,21 @@ describe.each(DRIVERS)('audit log on %s', (driver) => {
     });
     const madeByBot = by('identity.create').find((e) => e.metadata.name === 'child-bot');
     expect(madeByBot!.actor).toEqual({ type: 'identity', id: bot.id, name: bot.name });
-    expect(by('role.update')[0]!.metadata).toEqual({ slug: 'ops', permissions: ['AuditLog:read'] });
+    expect(by('role.update')[0]!.metadata).toEqual({
+      slug: 'ops',
+      permissions: ['AuditLog:read'],
+      previousPermissions: ['Member:read'],
+    });
+    // The invitation's entry never says whether the e-mail had an account already.
+    expect(Object.keys(by('member.invite')[0]!.metadata).sort()).toEqual([
+      'email',
+      'invitationId',
+      'role',
+    ]);
+    expect(by('member.join')[0]).toMatchObject({
+      actor: { type: 'user', id: memberId },
+      metadata: { userId: memberId, email: 'm@example.com', role: 'viewer' },
+    });
     expect(by('license.update')[0]!.metadata).toMatchObject({
       plan: 'enterprise',
       expiresAt: expect.any(String),
@@ -216,8 +234,8 @@ describe.each(DRIVERS)('audit log on %s', (driver) => {
 
   it('filters by event, event prefix, actor and time range', async () => {
     const all = await allEntries(admin.client);
-    const exact = await allEntries(admin.client, 'event=member.create');
-    expect(exact.map((e) => e.event)).toEqual(['member.create']);
+    const exact = await allEntries(admin.client, 'event=member.invite');
+    expect(exact.map((e) => e.event)).toEqual(['member.invite']);
     const prefix = await allEntries(admin.client, 'event=identity.*');
     expect(prefix.map((e) => e.event)).toEqual(
       all.filter((e) => e.event.startsWith('identity.')).map((e) => e.event),
@@ -258,7 +276,13 @@ describe.each(DRIVERS)('audit log on %s', (driver) => {
       admin.client,
       `event=auth.*&actorType=user&from=${encodeURIComponent(all.at(-1)!.createdAt)}`,
     );
-    expect(combined.map((e) => e.event)).toEqual(['auth.logout', 'auth.login', 'auth.login']);
+    // The member's first sign-in (it accepted the invitation) among the admin's own.
+    expect(combined.map((e) => e.event)).toEqual([
+      'auth.login',
+      'auth.logout',
+      'auth.login',
+      'auth.login',
+    ]);
   });
 
   it('pages by cursor without gaps or repeats', async () => {

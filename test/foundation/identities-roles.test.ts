@@ -36,21 +36,35 @@ describe.each(DRIVERS)('members, identities and roles on %s', (driver) => {
         role: 'member',
       });
       expect(created.status).toBe(201);
-      expect(created.body).toMatchObject({ email: 'member.one@example.com', role: 'member' });
+      expect(created.body).toMatchObject({
+        email: 'member.one@example.com',
+        role: 'member',
+        status: 'pending',
+      });
       expect(created.body).not.toHaveProperty('password');
       expect(created.body).not.toHaveProperty('passwordHash');
-      const dup = await admin.client.post('/api/v1/users', {
+      const invitedTwice = await admin.client.post('/api/v1/users', {
         email,
         password: TEST_PASSWORD,
         role: 'viewer',
       });
-      expect(dup.status).toBe(409);
+      expect(invitedTwice.status).toBe(409);
+      expect(invitedTwice.body.error.message).toMatch(/pending invitation/);
       const unknownRole = await admin.client.post('/api/v1/users', {
         email: 'x@example.com',
         password: TEST_PASSWORD,
         role: 'wizard',
       });
       expect(unknownRole.status).toBe(422);
+      // The new account's first sign-in accepts the invitation.
+      const userId = (await login(tp, email, TEST_PASSWORD)).body.user.id as string;
+      const dup = await admin.client.post('/api/v1/users', {
+        email,
+        password: TEST_PASSWORD,
+        role: 'viewer',
+      });
+      expect(dup.status).toBe(409);
+      expect(dup.body.error.message).toMatch(/already a member/);
 
       const first = await admin.client.get('/api/v1/users?limit=1');
       expect(first.body.items).toHaveLength(1);
@@ -65,7 +79,7 @@ describe.each(DRIVERS)('members, identities and roles on %s', (driver) => {
       );
       expect(JSON.stringify(all.body)).not.toMatch(/scrypt|passwordHash/);
 
-      const patched = await admin.client.patch(`/api/v1/users/${created.body.id}`, {
+      const patched = await admin.client.patch(`/api/v1/users/${userId}`, {
         role: 'viewer',
         name: 'Mem',
       });
@@ -74,8 +88,8 @@ describe.each(DRIVERS)('members, identities and roles on %s', (driver) => {
       const { token } = await login(tp, email, TEST_PASSWORD);
       expect((await api(tp, token).get('/api/v1/me')).body.role).toBe('viewer');
 
-      expect((await admin.client.delete(`/api/v1/users/${created.body.id}`)).status).toBe(204);
-      expect((await admin.client.get(`/api/v1/users/${created.body.id}`)).status).toBe(404);
+      expect((await admin.client.delete(`/api/v1/users/${userId}`)).status).toBe(204);
+      expect((await admin.client.get(`/api/v1/users/${userId}`)).status).toBe(404);
       expect((await api(tp, token).get('/api/v1/me')).status).toBe(401);
     });
 

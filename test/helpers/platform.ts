@@ -335,14 +335,15 @@ export async function login(
   return { token: res.body.token as string, body: res.body };
 }
 
-/** Adds a user with `role` to the admin's org (POST /api/v1/users) and logs them in. */
+/** Invites a new user with `role` into the admin's org (POST /api/v1/users) and logs them in. */
 export async function addUser(tp: TestPlatform, admin: Account, role: string): Promise<Account> {
   const email = `${role}-${uniq()}@example.com`;
   const res = await admin.client.post('/api/v1/users', { email, password: TEST_PASSWORD, role });
   if (res.status !== 201) throw new Error(`POST /api/v1/users answered ${res.status}: ${res.text}`);
-  const { token } = await login(tp, email, TEST_PASSWORD, admin.orgId);
+  // A new account's first sign-in accepts its invitation (users/service.ts).
+  const { token, body } = await login(tp, email, TEST_PASSWORD, admin.orgId);
   return {
-    id: res.body.id,
+    id: body.user.id,
     email,
     password: TEST_PASSWORD,
     orgId: admin.orgId,

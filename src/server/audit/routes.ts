@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { actorOf } from '../auth/actor.js';
 import type { AppContext } from '../context.js';
-import type { Api } from '../http/schemas.js';
+import { dateTimeParam, type Api } from '../http/schemas.js';
 
 export function auditRoutes(app: Api, ctx: AppContext): void {
   app.get(
@@ -10,6 +10,7 @@ export function auditRoutes(app: Api, ctx: AppContext): void {
       config: { permission: ['read', 'AuditLog'] },
       schema: {
         tags: ['audit'],
+        operationId: 'listAuditLogs',
         summary: 'Audit log, newest first, filterable, cursor-paginated',
         querystring: z.strictObject({
           event: z
@@ -19,26 +20,40 @@ export function auditRoutes(app: Api, ctx: AppContext): void {
             .describe('exact event, or a prefix ending in * (e.g. gateway-pool.*)'),
           actorId: z.string().max(100).optional(),
           actorType: z.enum(['user', 'identity', 'gateway', 'system', 'anonymous']).optional(),
-          from: z.iso
-            .datetime({ offset: true, error: 'from must be an ISO 8601 date-time' })
-            .optional(),
-          to: z.iso
-            .datetime({ offset: true, error: 'to must be an ISO 8601 date-time' })
-            .optional(),
+          from: dateTimeParam('from').optional(),
+          to: dateTimeParam('to').optional(),
           limit: z.coerce.number().int().min(1).max(200).default(50),
           cursor: z
             .string()
             .regex(/^\d{1,18}$/, 'cursor must be the nextCursor of a previous page')
             .optional(),
         }),
+        response: {
+          200: z.object({
+            items: z.array(
+              z.object({
+                id: z.string(),
+                event: z.string(),
+                actor: z.object({
+                  type: z.string(),
+                  id: z.string().nullable(),
+                  name: z.string().nullable(),
+                }),
+                metadata: z.record(z.string(), z.unknown()),
+                ip: z.string().nullable(),
+                userAgent: z.string().nullable(),
+                createdAt: z.string(),
+              }),
+            ),
+            nextCursor: z.string().nullable(),
+          }),
+        },
       },
     },
     async (req) => {
       const q = req.query;
       const { items, nextCursor } = await ctx.audit.list(actorOf(req).orgId, {
         ...q,
-        from: q.from ? new Date(q.from) : undefined,
-        to: q.to ? new Date(q.to) : undefined,
         cursor: q.cursor ? Number(q.cursor) : undefined,
       });
       return {

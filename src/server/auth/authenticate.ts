@@ -6,9 +6,11 @@ import { unauthorized } from '../http/errors.js';
 import { buildAbility } from '../rbac/ability.js';
 import { permissionsForRole } from '../rbac/roles-resolver.js';
 import type { Actor } from './actor.js';
+import { assertCookieRequestSafe } from './csrf.js';
+import { SESSION_COOKIE } from './sessions.js';
 import { hashToken, TOKEN_PREFIX } from './tokens.js';
 
-export const SESSION_COOKIE = 'gatepool_session';
+export { SESSION_COOKIE } from './sessions.js';
 
 const INVALID = 'Invalid or expired token: log in again or create a new access token.';
 
@@ -52,6 +54,9 @@ export async function authenticate(ctx: { db: Db }, req: FastifyRequest): Promis
         ),
       );
     if (!row) throw unauthorized(INVALID);
+    // Checked once the cookie proved valid: an unknown one is a plain 401 like any credential.
+    if (!req.headers.authorization)
+      assertCookieRequestSafe({ method: req.method, host: req.host, headers: req.headers });
     return {
       type: 'user',
       id: row.userId,

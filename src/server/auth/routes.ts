@@ -1,36 +1,77 @@
-import { randomUUID } from 'node:crypto';
-import { and, asc, count, eq, sql } from 'drizzle-orm';
+import type { FastifyReply, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import type { AppContext } from '../context.js';
-import {
-  identityAccessTokens,
-  organizations,
-  orgMemberships,
-  sessions,
-  users,
-} from '../db/schema.js';
-import { AppError, tooManyRequests, unauthorized } from '../http/errors.js';
-import { displayName, email, password, type Api } from '../http/schemas.js';
-import { BUILT_IN_ROLES, isBuiltInRole } from '../rbac/permissions.js';
-import { permissionsForRole } from '../rbac/roles-resolver.js';
-import { actorOf, auditActor, auditContext } from './actor.js';
-import { SESSION_COOKIE } from './authenticate.js';
-import { DUMMY_HASH_PROMISE, hashPassword, verifyPassword } from './passwords.js';
-import { newToken } from './tokens.js';
+import { displayName, email, noContent, password, type Api } from '../http/schemas.js';
+import { MemberService } from '../users/service.js';
+import { pendingInvitation, pendingInvitationSchema } from '../users/views.js';
+import { actorOf, whoOf } from './actor.js';
+import { AuthService, type Client, type SignedIn } from './service.js';
+import { SESSION_COOKIE, sessionCookie, type StartedSession } from './sessions.js';
 
-const BOOTSTRAP_LOCK_KEY = 4_711_2027;
+const orgRef = z.object({ id: z.string(), name: z.string() });
+const signedInSchema = z.object({
+  token: z.string(),
+  tokenType: z.literal('Bearer'),
+  expiresAt: z.string(),
+  user: z.object({ id: z.string(), email: z.string(), name: z.string() }),
+  organization: orgRef,
+  role: z.string(),
+  pendingInvitations: z.array(pendingInvitationSchema),
+});
+const meSchema = z.object({
+  type: z.enum(['user', 'identity']),
+  id: z.string(),
+  name: z.string(),
+  organization: orgRef,
+  role: z.string(),
+  roleName: z.string(),
+  permissions: z.array(z.object({ subject: z.string(), action: z.string() })),
+  organizations: z.array(orgRef.extend({ role: z.string() })),
+  pendingInvitations: z.array(pendingInvitationSchema),
+});
+
+const clientOf = (req: FastifyRequest): Client => ({
+  ip: req.ip,
+  userAgent: req.headers['user-agent'],
+});
+
+function setCookie(req: FastifyRequest, reply: FastifyReply, s: StartedSession): void {
+  const c = sessionCookie(s, req.protocol === 'https');
+  void reply.setCookie(c.name, c.value, c.options);
+}
+
+const signedIn = (s: SignedIn) => ({
+  token: s.session.token,
+  tokenType: 'Bearer' as const,
+  expiresAt: s.session.expiresAt.toISOString(),
+  user: s.user,
+  organization: s.organization,
+  role: s.role,
+  pendingInvitations: s.pendingInvitations.map(pendingInvitation),
+});
 
 export function authRoutes(app: Api, ctx: AppContext): void {
+  const tags = ['auth'];
+  const auth = new AuthService({
+    db: ctx.db,
+    audit: ctx.audit,
+    people: new MemberService({ db: ctx.db, audit: ctx.audit }),
+    sessionTtlSeconds: ctx.config.sessionTtlSeconds,
+    limits: { perIp: ctx.limits.loginPerIp, perIpAccount: ctx.limits.loginPerAccount },
+  });
+
   app.get(
     '/api/v1/bootstrap',
     {
       config: { auth: 'public' },
-      schema: { tags: ['auth'], summary: 'Whether the platform still needs its first admin' },
+      schema: {
+        tags,
+        operationId: 'getBootstrapStatus',
+        summary: 'Whether the platform still needs its first admin',
+        response: { 200: z.object({ bootstrapped: z.boolean() }) },
+      },
     },
-    async () => {
-      const [row] = await ctx.db.select({ n: count() }).from(users);
-      return { bootstrapped: (row?.n ?? 0) > 0 };
-    },
+    async () => ({ bootstrapped: !(await auth.needsBootstrap()) }),
   );
 
   app.post(
@@ -38,7 +79,8 @@ export function authRoutes(app: Api, ctx: AppContext): void {
     {
       config: { auth: 'public' },
       schema: {
-        tags: ['auth'],
+        tags,
+        operationId: 'bootstrap',
         summary: 'Create the first admin and organization (only while no user exists)',
         body: z.strictObject({
           email,
@@ -46,44 +88,20 @@ export function authRoutes(app: Api, ctx: AppContext): void {
           organizationName: displayName('organizationName'),
           name: displayName('name').optional(),
         }),
+        response: {
+          201: z.object({
+            organization: orgRef,
+            user: z.object({ id: z.string(), email: z.string() }),
+            token: z.string(),
+            expiresAt: z.string(),
+          }),
+        },
       },
     },
     async (req, reply) => {
       const { body } = req;
-      const passwordHash = await hashPassword(body.password);
-      const orgId = randomUUID();
-      const userId = randomUUID();
-      await ctx.db.transaction(async (tx) => {
-        // Serialises concurrent bootstraps: exactly one sees zero users.
-        await tx.execute(sql`select pg_advisory_xact_lock(${BOOTSTRAP_LOCK_KEY})`);
-        const [row] = await tx.select({ n: count() }).from(users);
-        if ((row?.n ?? 0) > 0) {
-          throw new AppError(
-            409,
-            'already_bootstrapped',
-            'The platform is already set up: log in instead.',
-          );
-        }
-        await tx.insert(organizations).values({ id: orgId, name: body.organizationName });
-        await tx
-          .insert(users)
-          .values({ id: userId, email: body.email, name: body.name ?? body.email, passwordHash });
-        await tx.insert(orgMemberships).values({ orgId, userId, role: 'admin' });
-        await ctx.audit.record(
-          { type: 'user', id: userId, name: body.email },
-          'platform.bootstrap',
-          { organizationName: body.organizationName, email: body.email },
-          auditContext(req, orgId),
-          tx,
-        );
-      });
-      const session = await startSession(ctx, {
-        userId,
-        orgId,
-        ip: req.ip,
-        userAgent: req.headers['user-agent'],
-      });
-      setSessionCookie(reply, session, req.protocol === 'https');
+      const { orgId, userId, session } = await auth.bootstrap(body, clientOf(req));
+      setCookie(req, reply, session);
       return reply.code(201).send({
         organization: { id: orgId, name: body.organizationName },
         user: { id: userId, email: body.email },
@@ -98,73 +116,47 @@ export function authRoutes(app: Api, ctx: AppContext): void {
     {
       config: { auth: 'public' },
       schema: {
-        tags: ['auth'],
-        summary: 'Log in with email and password; returns a bearer token and sets a session cookie',
+        tags,
+        operationId: 'login',
+        summary:
+          'Log in with email and password; returns a bearer token, sets a session cookie and lists pending invitations',
         body: z.strictObject({
           email,
           password: z.string().min(1, 'password is required').max(256),
-          organizationId: z.uuid().optional(),
+          organizationId: z.uuid('organizationId must be a UUID').optional(),
         }),
+        response: { 200: signedInSchema },
       },
     },
     async (req, reply) => {
-      const { email: mail, password: pw, organizationId } = req.body;
-      const ipWait = ctx.limits.loginPerIp.hit(req.ip);
-      const accountWait = ctx.limits.loginPerAccount.hit(mail);
-      if (ipWait || accountWait) {
-        throw tooManyRequests(
-          `Too many login attempts; try again in ${Math.max(ipWait, accountWait)} s.`,
-          Math.max(ipWait, accountWait),
-        );
-      }
-      const [user] = await ctx.db.select().from(users).where(eq(users.email, mail));
-      const ok = await verifyPassword(pw, user?.passwordHash ?? (await DUMMY_HASH_PROMISE));
-      const memberships = user
-        ? await ctx.db
-            .select({
-              orgId: orgMemberships.orgId,
-              role: orgMemberships.role,
-              orgName: organizations.name,
-            })
-            .from(orgMemberships)
-            .innerJoin(organizations, eq(organizations.id, orgMemberships.orgId))
-            .where(eq(orgMemberships.userId, user.id))
-            .orderBy(asc(orgMemberships.createdAt))
-        : [];
-      const membership = organizationId
-        ? memberships.find((m) => m.orgId === organizationId)
-        : memberships[0];
-      if (!user || !ok || !membership) {
-        await ctx.audit.record(
-          { type: 'anonymous', name: mail },
-          'auth.login-failed',
-          { email: mail, reason: !user || !ok ? 'bad_credentials' : 'no_membership' },
-          auditContext(req, user && ok ? null : (memberships[0]?.orgId ?? null)),
-        );
-        throw unauthorized('Email or password is incorrect.');
-      }
-      ctx.limits.loginPerAccount.reset(mail);
-      const session = await startSession(ctx, {
-        userId: user.id,
-        orgId: membership.orgId,
-        ip: req.ip,
-        userAgent: req.headers['user-agent'],
-      });
-      await ctx.audit.record(
-        { type: 'user', id: user.id, name: user.email },
-        'auth.login',
-        { method: 'password' },
-        auditContext(req, membership.orgId),
+      const result = await auth.login(req.body, clientOf(req));
+      setCookie(req, reply, result.session);
+      return signedIn(result);
+    },
+  );
+
+  app.post(
+    '/api/v1/auth/switch-organization',
+    {
+      config: { auth: 'authenticated' },
+      schema: {
+        tags,
+        operationId: 'switchOrganization',
+        summary:
+          'Move your session to another organization you belong to (a new session; the current one ends)',
+        body: z.strictObject({ organizationId: z.uuid('organizationId must be a UUID') }),
+        response: { 200: signedInSchema },
+      },
+    },
+    async (req, reply) => {
+      const result = await auth.switchOrganization(
+        actorOf(req),
+        whoOf(req),
+        req.body.organizationId,
+        clientOf(req),
       );
-      setSessionCookie(reply, session, req.protocol === 'https');
-      return {
-        token: session.token,
-        tokenType: 'Bearer',
-        expiresAt: session.expiresAt.toISOString(),
-        user: { id: user.id, email: user.email, name: user.name },
-        organization: { id: membership.orgId, name: membership.orgName },
-        role: membership.role,
-      };
+      setCookie(req, reply, result.session);
+      return signedIn(result);
     },
   );
 
@@ -172,30 +164,17 @@ export function authRoutes(app: Api, ctx: AppContext): void {
     '/api/v1/auth/logout',
     {
       config: { auth: 'authenticated' },
-      schema: { tags: ['auth'], summary: 'Revoke the current session or access token' },
+      schema: {
+        tags,
+        operationId: 'logout',
+        summary: 'Revoke the current session or access token',
+        response: { 204: noContent },
+      },
     },
     async (req, reply) => {
-      const actor = actorOf(req);
-      const now = new Date();
-      if (actor.sessionId) {
-        await ctx.db
-          .update(sessions)
-          .set({ revokedAt: now })
-          .where(eq(sessions.id, actor.sessionId));
-      } else if (actor.tokenId) {
-        await ctx.db
-          .update(identityAccessTokens)
-          .set({ revokedAt: now })
-          .where(
-            and(
-              eq(identityAccessTokens.id, actor.tokenId),
-              eq(identityAccessTokens.orgId, actor.orgId),
-            ),
-          );
-      }
-      await ctx.audit.record(auditActor(actor), 'auth.logout', {}, auditContext(req, actor.orgId));
+      await auth.logout(actorOf(req), whoOf(req));
       void reply.clearCookie(SESSION_COOKIE, { path: '/' });
-      return reply.code(204).send();
+      return reply.code(204).send(null);
     },
   );
 
@@ -203,55 +182,17 @@ export function authRoutes(app: Api, ctx: AppContext): void {
     '/api/v1/me',
     {
       config: { auth: 'authenticated' },
-      schema: { tags: ['auth'], summary: 'Who the caller is, in which org, with what permissions' },
+      schema: {
+        tags,
+        operationId: 'getMe',
+        summary:
+          'Who the caller is, in which org, with what permissions; its organizations and pending invitations',
+        response: { 200: meSchema },
+      },
     },
     async (req) => {
-      const actor = actorOf(req);
-      const [org] = await ctx.db
-        .select({ id: organizations.id, name: organizations.name })
-        .from(organizations)
-        .where(eq(organizations.id, actor.orgId));
-      return {
-        type: actor.type,
-        id: actor.id,
-        name: actor.name,
-        organization: org,
-        role: actor.role,
-        roleName: isBuiltInRole(actor.role) ? BUILT_IN_ROLES[actor.role].name : actor.role,
-        permissions: await permissionsForRole(ctx.db, actor.orgId, actor.role),
-      };
+      const me = await auth.me(actorOf(req));
+      return { ...me, pendingInvitations: me.pendingInvitations.map(pendingInvitation) };
     },
   );
-}
-
-export async function startSession(
-  ctx: AppContext,
-  s: { userId: string; orgId: string; ip: string; userAgent: string | undefined },
-): Promise<{ token: string; expiresAt: Date }> {
-  const { token, hash } = newToken('session');
-  const expiresAt = new Date(Date.now() + ctx.config.sessionTtlSeconds * 1000);
-  await ctx.db.insert(sessions).values({
-    id: randomUUID(),
-    tokenHash: hash,
-    userId: s.userId,
-    orgId: s.orgId,
-    ip: s.ip,
-    userAgent: s.userAgent?.slice(0, 512) ?? null,
-    expiresAt,
-  });
-  return { token, expiresAt };
-}
-
-function setSessionCookie(
-  reply: { setCookie: (n: string, v: string, o: object) => unknown },
-  s: { token: string; expiresAt: Date },
-  secure: boolean,
-): void {
-  reply.setCookie(SESSION_COOKIE, s.token, {
-    httpOnly: true,
-    sameSite: 'lax',
-    secure,
-    path: '/',
-    expires: s.expiresAt,
-  });
 }

@@ -6,7 +6,7 @@ import type {
   RawServerDefault,
 } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
-import { and, eq, gt, or, type SQL } from 'drizzle-orm';
+import { and, eq, gt, lt, or, type SQL } from 'drizzle-orm';
 import type { AnyPgColumn } from 'drizzle-orm/pg-core';
 import { z } from 'zod';
 import { badRequest } from './errors.js';
@@ -63,22 +63,56 @@ export const pageQuery = z.strictObject({
   cursor: z.string().max(200).optional(),
 });
 
+/**
+ * Instants PostgreSQL stores in a timestamptz and both drivers send: years 1 to 9999. JavaScript
+ * Dates reach ±275760 and year 0, which the database refuses with a 500-level error.
+ */
+const MIN_STORABLE = Date.parse('0001-01-01T00:00:00.000Z');
+const MAX_STORABLE = Date.parse('9999-12-31T23:59:59.999Z');
+export const isStorableDate = (d: Date): boolean => {
+  const t = d.getTime();
+  return !Number.isNaN(t) && t >= MIN_STORABLE && t <= MAX_STORABLE;
+};
+
+/** An ISO 8601 date-time query parameter (`from`, `to`) in the range the database stores. */
+export const dateTimeParam = (name: string) =>
+  z.iso
+    .datetime({ offset: true, error: `${name} must be an ISO 8601 date-time` })
+    .transform((s) => new Date(s))
+    .refine(isStorableDate, `${name} must be between years 0001 and 9999`);
+
 /** Keyset cursor over (createdAt, id): stable under inserts, unlike offsets. */
 export function encodeCursor(createdAt: Date, id: string): string {
   return Buffer.from(JSON.stringify([createdAt.toISOString(), id])).toString('base64url');
 }
+
+const cursorTuple = z.tuple([
+  z.iso
+    .datetime({ offset: true })
+    .transform((s) => new Date(s))
+    .refine(isStorableDate),
+  z.uuid(),
+]);
+
+/**
+ * Cursors are opaque to clients, so anything but one of ours is refused here, in one place:
+ * a forged id or date must never reach SQL, where it would fail as a server error.
+ */
 export function decodeCursor(
   cursor: string | undefined,
 ): { createdAt: Date; id: string } | undefined {
   if (!cursor) return undefined;
+  let raw: unknown;
   try {
-    const [c, id] = JSON.parse(Buffer.from(cursor, 'base64url').toString()) as [string, string];
-    const createdAt = new Date(c);
-    if (typeof id === 'string' && !Number.isNaN(createdAt.getTime())) return { createdAt, id };
+    raw = JSON.parse(Buffer.from(cursor, 'base64url').toString());
   } catch {
-    // fall through to the uniform error below
+    raw = undefined;
   }
-  throw badRequest('cursor is invalid: pass the nextCursor of a previous page.');
+  const parsed = cursorTuple.safeParse(raw);
+  if (!parsed.success)
+    throw badRequest('cursor is invalid: pass the nextCursor of a previous page.');
+  const [createdAt, id] = parsed.data;
+  return { createdAt, id };
 }
 
 export const errorBody = z.object({
@@ -96,6 +130,17 @@ export function afterCursor(
   return or(gt(createdAtCol, c.createdAt), and(eq(createdAtCol, c.createdAt), gt(idCol, c.id)));
 }
 
+/** Rows after the cursor in (createdAt, id) descending order (newest first). */
+export function beforeCursor(
+  createdAtCol: AnyPgColumn,
+  idCol: AnyPgColumn,
+  cursor: string | undefined,
+): SQL | undefined {
+  const c = decodeCursor(cursor);
+  if (!c) return undefined;
+  return or(lt(createdAtCol, c.createdAt), and(eq(createdAtCol, c.createdAt), lt(idCol, c.id)));
+}
+
 /** Splits a `limit + 1` fetch into the page and the cursor of the next one. */
 export function pageOf<T extends { createdAt: Date; id: string }>(
   rows: T[],
@@ -108,3 +153,10 @@ export function pageOf<T extends { createdAt: Date; id: string }>(
     nextCursor: rows.length > limit && last ? encodeCursor(last.createdAt, last.id) : null,
   };
 }
+
+/** The response schema of a page of `item`s. */
+export const pageSchema = <T extends z.ZodType>(item: T) =>
+  z.object({ items: z.array(item), nextCursor: z.string().nullable() });
+
+/** The response of a route that answers 204 with no body. */
+export const noContent = z.null();

@@ -1,41 +1,52 @@
-import { randomUUID } from 'node:crypto';
-import { and, asc, desc, eq, isNull } from 'drizzle-orm';
 import { z } from 'zod';
-import { actorOf, auditActor, auditContext } from '../auth/actor.js';
-import { newToken } from '../auth/tokens.js';
+import { actorOf, whoOf } from '../auth/actor.js';
 import type { AppContext } from '../context.js';
-import { identities, identityAccessTokens } from '../db/schema.js';
-import { conflict, isUniqueViolation, notFound } from '../http/errors.js';
 import {
-  afterCursor,
   displayName,
   idParams,
-  pageOf,
+  noContent,
   pageQuery,
+  pageSchema,
   slug,
   type Api,
 } from '../http/schemas.js';
-import { assertCanGrantRole, assertCanManageHolder } from '../rbac/grant.js';
+import type { IdentityRow, TokenRow } from './queries.js';
+import { IdentityService } from './service.js';
 
 const MAX_TOKEN_TTL = 365 * 86400;
-const identityView = {
-  id: identities.id,
-  name: identities.name,
-  role: identities.role,
-  createdAt: identities.createdAt,
-  updatedAt: identities.updatedAt,
-};
-const tokenView = {
-  id: identityAccessTokens.id,
-  name: identityAccessTokens.name,
-  createdAt: identityAccessTokens.createdAt,
-  expiresAt: identityAccessTokens.expiresAt,
-  revokedAt: identityAccessTokens.revokedAt,
-  lastUsedAt: identityAccessTokens.lastUsedAt,
-};
+
+const identitySchema = z.object({
+  id: z.string(),
+  name: z.string(),
+  role: z.string(),
+  createdAt: z.string(),
+  updatedAt: z.string(),
+});
+const identityView = (i: IdentityRow) => ({
+  ...i,
+  createdAt: i.createdAt.toISOString(),
+  updatedAt: i.updatedAt.toISOString(),
+});
+const tokenSchema = z.object({
+  id: z.string(),
+  name: z.string(),
+  createdAt: z.string(),
+  expiresAt: z.string().nullable(),
+  revokedAt: z.string().nullable(),
+  lastUsedAt: z.string().nullable(),
+});
+const iso = (d: Date | null) => d?.toISOString() ?? null;
+const tokenView = (t: TokenRow) => ({
+  ...t,
+  createdAt: t.createdAt.toISOString(),
+  expiresAt: iso(t.expiresAt),
+  revokedAt: iso(t.revokedAt),
+  lastUsedAt: iso(t.lastUsedAt),
+});
 
 export function identityRoutes(app: Api, ctx: AppContext): void {
   const tags = ['identities'];
+  const identities = new IdentityService({ db: ctx.db, audit: ctx.audit });
 
   app.post(
     '/api/v1/identities',
@@ -43,56 +54,33 @@ export function identityRoutes(app: Api, ctx: AppContext): void {
       config: { permission: ['create', 'Identity'] },
       schema: {
         tags,
+        operationId: 'createIdentity',
         summary: 'Create a machine identity',
         body: z.strictObject({ name: displayName('name'), role: slug('role', 64) }),
+        response: { 201: identitySchema },
       },
     },
-    async (req, reply) => {
-      const actor = actorOf(req);
-      await assertCanGrantRole(ctx.db, actor, req.body.role);
-      const id = randomUUID();
-      try {
-        await ctx.db.transaction(async (tx) => {
-          await tx
-            .insert(identities)
-            .values({ id, orgId: actor.orgId, name: req.body.name, role: req.body.role });
-          await ctx.audit.record(
-            auditActor(actor),
-            'identity.create',
-            { identityId: id, name: req.body.name, role: req.body.role },
-            auditContext(req, actor.orgId),
-            tx,
-          );
-        });
-      } catch (err) {
-        if (isUniqueViolation(err))
-          throw conflict(`An identity named "${req.body.name}" already exists.`);
-        throw err;
-      }
-      return reply.code(201).send(await findIdentity(ctx, actor.orgId, id));
-    },
+    async (req, reply) =>
+      reply
+        .code(201)
+        .send(identityView(await identities.create(actorOf(req), whoOf(req), req.body))),
   );
 
   app.get(
     '/api/v1/identities',
     {
       config: { permission: ['read', 'Identity'] },
-      schema: { tags, summary: 'List machine identities', querystring: pageQuery },
+      schema: {
+        tags,
+        operationId: 'listIdentities',
+        summary: 'List machine identities',
+        querystring: pageQuery,
+        response: { 200: pageSchema(identitySchema) },
+      },
     },
     async (req) => {
-      const { orgId } = actorOf(req);
-      const rows = await ctx.db
-        .select(identityView)
-        .from(identities)
-        .where(
-          and(
-            eq(identities.orgId, orgId),
-            afterCursor(identities.createdAt, identities.id, req.query.cursor),
-          ),
-        )
-        .orderBy(asc(identities.createdAt), asc(identities.id))
-        .limit(req.query.limit + 1);
-      return pageOf(rows, req.query.limit);
+      const page = await identities.list(actorOf(req).orgId, req.query.cursor, req.query.limit);
+      return { items: page.items.map(identityView), nextCursor: page.nextCursor };
     },
   );
 
@@ -100,9 +88,15 @@ export function identityRoutes(app: Api, ctx: AppContext): void {
     '/api/v1/identities/:id',
     {
       config: { permission: ['read', 'Identity'] },
-      schema: { tags, summary: 'One machine identity', params: idParams },
+      schema: {
+        tags,
+        operationId: 'getIdentity',
+        summary: 'One machine identity',
+        params: idParams,
+        response: { 200: identitySchema },
+      },
     },
-    async (req) => findIdentity(ctx, actorOf(req).orgId, req.params.id),
+    async (req) => identityView(await identities.get(actorOf(req).orgId, req.params.id)),
   );
 
   app.patch(
@@ -111,65 +105,35 @@ export function identityRoutes(app: Api, ctx: AppContext): void {
       config: { permission: ['edit', 'Identity'] },
       schema: {
         tags,
+        operationId: 'updateIdentity',
         summary: 'Rename an identity or change its role',
         params: idParams,
         body: z.strictObject({
           name: displayName('name').optional(),
           role: slug('role', 64).optional(),
         }),
+        response: { 200: identitySchema },
       },
     },
-    async (req) => {
-      const actor = actorOf(req);
-      const before = await findIdentity(ctx, actor.orgId, req.params.id);
-      await assertCanManageHolder(ctx.db, actor, before, 'identity');
-      if (req.body.role) await assertCanGrantRole(ctx.db, actor, req.body.role);
-      try {
-        await ctx.db.transaction(async (tx) => {
-          await tx
-            .update(identities)
-            .set({ ...req.body, updatedAt: new Date() })
-            .where(and(eq(identities.orgId, actor.orgId), eq(identities.id, before.id)));
-          await ctx.audit.record(
-            auditActor(actor),
-            'identity.update',
-            { identityId: before.id, name: before.name, changes: req.body },
-            auditContext(req, actor.orgId),
-            tx,
-          );
-        });
-      } catch (err) {
-        if (isUniqueViolation(err))
-          throw conflict(`An identity named "${req.body.name}" already exists.`);
-        throw err;
-      }
-      return findIdentity(ctx, actor.orgId, before.id);
-    },
+    async (req) =>
+      identityView(await identities.update(actorOf(req), whoOf(req), req.params.id, req.body)),
   );
 
   app.delete(
     '/api/v1/identities/:id',
     {
       config: { permission: ['delete', 'Identity'] },
-      schema: { tags, summary: 'Delete an identity and its tokens', params: idParams },
+      schema: {
+        tags,
+        operationId: 'deleteIdentity',
+        summary: 'Delete an identity and its tokens',
+        params: idParams,
+        response: { 204: noContent },
+      },
     },
     async (req, reply) => {
-      const actor = actorOf(req);
-      const before = await findIdentity(ctx, actor.orgId, req.params.id);
-      await assertCanManageHolder(ctx.db, actor, before, 'identity');
-      await ctx.db.transaction(async (tx) => {
-        await tx
-          .delete(identities)
-          .where(and(eq(identities.orgId, actor.orgId), eq(identities.id, before.id)));
-        await ctx.audit.record(
-          auditActor(actor),
-          'identity.delete',
-          { identityId: before.id, name: before.name },
-          auditContext(req, actor.orgId),
-          tx,
-        );
-      });
-      return reply.code(204).send();
+      await identities.remove(actorOf(req), whoOf(req), req.params.id);
+      return reply.code(204).send(null);
     },
   );
 
@@ -179,6 +143,7 @@ export function identityRoutes(app: Api, ctx: AppContext): void {
       config: { permission: ['edit', 'Identity'] },
       schema: {
         tags,
+        operationId: 'createIdentityToken',
         summary: 'Create an access token for an identity (shown once)',
         params: idParams,
         body: z.strictObject({
@@ -190,43 +155,25 @@ export function identityRoutes(app: Api, ctx: AppContext): void {
             .max(MAX_TOKEN_TTL, `ttlSeconds must be at most ${MAX_TOKEN_TTL} (one year)`)
             .default(30 * 86400),
         }),
+        response: {
+          201: z.object({
+            id: z.string(),
+            name: z.string(),
+            token: z.string(),
+            tokenType: z.literal('Bearer'),
+            expiresAt: z.string(),
+          }),
+        },
       },
     },
     async (req, reply) => {
-      const actor = actorOf(req);
-      const identity = await findIdentity(ctx, actor.orgId, req.params.id);
-      await assertCanManageHolder(ctx.db, actor, identity, 'identity');
-      const { token, hash } = newToken('identity');
-      const id = randomUUID();
-      const expiresAt = new Date(Date.now() + req.body.ttlSeconds * 1000);
-      await ctx.db.transaction(async (tx) => {
-        await tx.insert(identityAccessTokens).values({
-          id,
-          orgId: actor.orgId,
-          identityId: identity.id,
-          name: req.body.name,
-          tokenHash: hash,
-          expiresAt,
-        });
-        await ctx.audit.record(
-          auditActor(actor),
-          'identity.token-create',
-          {
-            identityId: identity.id,
-            identityName: identity.name,
-            tokenId: id,
-            expiresAt: expiresAt.toISOString(),
-          },
-          auditContext(req, actor.orgId),
-          tx,
-        );
-      });
+      const t = await identities.issueToken(actorOf(req), whoOf(req), req.params.id, req.body);
       return reply.code(201).send({
-        id,
-        name: req.body.name,
-        token,
-        tokenType: 'Bearer',
-        expiresAt: expiresAt.toISOString(),
+        id: t.id,
+        name: t.name,
+        token: t.token,
+        tokenType: 'Bearer' as const,
+        expiresAt: t.expiresAt.toISOString(),
       });
     },
   );
@@ -235,23 +182,23 @@ export function identityRoutes(app: Api, ctx: AppContext): void {
     '/api/v1/identities/:id/tokens',
     {
       config: { permission: ['read', 'Identity'] },
-      schema: { tags, summary: "An identity's access tokens (never the secret)", params: idParams },
+      schema: {
+        tags,
+        operationId: 'listIdentityTokens',
+        summary: "An identity's access tokens, newest first (never the secret)",
+        params: idParams,
+        querystring: pageQuery,
+        response: { 200: pageSchema(tokenSchema) },
+      },
     },
     async (req) => {
-      const { orgId } = actorOf(req);
-      const identity = await findIdentity(ctx, orgId, req.params.id);
-      const items = await ctx.db
-        .select(tokenView)
-        .from(identityAccessTokens)
-        .where(
-          and(
-            eq(identityAccessTokens.orgId, orgId),
-            eq(identityAccessTokens.identityId, identity.id),
-          ),
-        )
-        .orderBy(desc(identityAccessTokens.createdAt))
-        .limit(500);
-      return { items };
+      const page = await identities.listTokens(
+        actorOf(req).orgId,
+        req.params.id,
+        req.query.cursor,
+        req.query.limit,
+      );
+      return { items: page.items.map(tokenView), nextCursor: page.nextCursor };
     },
   );
 
@@ -261,46 +208,18 @@ export function identityRoutes(app: Api, ctx: AppContext): void {
       config: { permission: ['edit', 'Identity'] },
       schema: {
         tags,
+        operationId: 'revokeIdentityToken',
         summary: 'Revoke an access token',
         params: z.object({
           id: z.uuid('id must be a UUID'),
           tokenId: z.uuid('tokenId must be a UUID'),
         }),
+        response: { 204: noContent },
       },
     },
     async (req, reply) => {
-      const actor = actorOf(req);
-      const identity = await findIdentity(ctx, actor.orgId, req.params.id);
-      await assertCanManageHolder(ctx.db, actor, identity, 'identity');
-      const revoked = await ctx.db
-        .update(identityAccessTokens)
-        .set({ revokedAt: new Date() })
-        .where(
-          and(
-            eq(identityAccessTokens.orgId, actor.orgId),
-            eq(identityAccessTokens.identityId, identity.id),
-            eq(identityAccessTokens.id, req.params.tokenId),
-            isNull(identityAccessTokens.revokedAt),
-          ),
-        )
-        .returning({ id: identityAccessTokens.id });
-      if (revoked.length === 0) throw notFound('Active access token');
-      await ctx.audit.record(
-        auditActor(actor),
-        'identity.token-revoke',
-        { identityId: identity.id, identityName: identity.name, tokenId: req.params.tokenId },
-        auditContext(req, actor.orgId),
-      );
-      return reply.code(204).send();
+      await identities.revokeToken(actorOf(req), whoOf(req), req.params.id, req.params.tokenId);
+      return reply.code(204).send(null);
     },
   );
-}
-
-export async function findIdentity(ctx: AppContext, orgId: string, id: string) {
-  const [row] = await ctx.db
-    .select(identityView)
-    .from(identities)
-    .where(and(eq(identities.orgId, orgId), eq(identities.id, id)));
-  if (!row) throw notFound('Identity');
-  return row;
 }

@@ -1,7 +1,8 @@
 import { eq } from 'drizzle-orm';
+import type { AuditLog, AuditWho } from '../audit/service.js';
 import type { Db } from '../db/client.js';
 import { organizations } from '../db/schema.js';
-import { AppError } from '../http/errors.js';
+import { AppError, unprocessable } from '../http/errors.js';
 import type { LicenseCheck, LicenseVerifier } from './license.js';
 import {
   FEATURE_UPGRADE_MESSAGES,
@@ -89,4 +90,44 @@ export class LicenseService {
       });
     }
   }
+}
+
+/** Why an installed license is not in force, in words an operator can act on. */
+export const LICENSE_PROBLEMS: Record<OrgPlan['licenseProblem'] & string, string> = {
+  malformed: 'The license is not a valid gatepool license (expected a compact JWS).',
+  bad_signature:
+    'The license signature does not verify against this platform’s license public key.',
+  expired: 'The license has expired.',
+  wrong_org: 'The license was issued for a different organization.',
+  no_public_key:
+    'This platform has no license public key configured (set GATEPOOL_LICENSE_PUBLIC_KEY).',
+};
+
+/**
+ * Installs a license for an org. One that would not be in force is refused: installing it
+ * would silently drop the org to the free plan.
+ */
+export async function installLicense(
+  deps: { db: Db; audit: AuditLog; licenses: LicenseService },
+  who: AuditWho,
+  orgId: string,
+  key: string,
+): Promise<OrgPlan> {
+  const plan = await deps.licenses.evaluate(orgId, key);
+  if (plan.licenseProblem) {
+    throw unprocessable(LICENSE_PROBLEMS[plan.licenseProblem], { reason: plan.licenseProblem });
+  }
+  await deps.audit.audited(
+    who,
+    'license.update',
+    async (tx) => {
+      await tx
+        .update(organizations)
+        .set({ licenseKey: key, updatedAt: new Date() })
+        .where(eq(organizations.id, orgId));
+    },
+    { plan: plan.plan, expiresAt: plan.expiresAt?.toISOString() ?? null },
+  );
+  deps.licenses.invalidate(orgId);
+  return plan;
 }

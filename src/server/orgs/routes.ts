@@ -1,12 +1,18 @@
-import { eq } from 'drizzle-orm';
 import { z } from 'zod';
-import { actorOf, auditActor, auditContext } from '../auth/actor.js';
+import { actorOf, whoOf } from '../auth/actor.js';
 import type { AppContext } from '../context.js';
-import { organizations } from '../db/schema.js';
-import { notFound } from '../http/errors.js';
 import { displayName, type Api } from '../http/schemas.js';
+import type { OrganizationRow } from './queries.js';
+import { changeOrganization, getOrganization } from './service.js';
 
-const orgView = (o: typeof organizations.$inferSelect) => ({
+const orgSchema = z.object({
+  id: z.string(),
+  name: z.string(),
+  requireGatewayPools: z.boolean(),
+  createdAt: z.string(),
+  updatedAt: z.string(),
+});
+const orgView = (o: OrganizationRow) => ({
   id: o.id,
   name: o.name,
   requireGatewayPools: o.requireGatewayPools,
@@ -15,20 +21,20 @@ const orgView = (o: typeof organizations.$inferSelect) => ({
 });
 
 export function organizationRoutes(app: Api, ctx: AppContext): void {
+  const tags = ['organization'];
+
   app.get(
     '/api/v1/organization',
     {
       config: { auth: 'authenticated' },
-      schema: { tags: ['organization'], summary: "The caller's organization and its policies" },
+      schema: {
+        tags,
+        operationId: 'getOrganization',
+        summary: "The caller's organization and its policies",
+        response: { 200: orgSchema },
+      },
     },
-    async (req) => {
-      const [org] = await ctx.db
-        .select()
-        .from(organizations)
-        .where(eq(organizations.id, actorOf(req).orgId));
-      if (!org) throw notFound('Organization not found.');
-      return orgView(org);
-    },
+    async (req) => orgView(await getOrganization(ctx.db, actorOf(req).orgId)),
   );
 
   app.patch(
@@ -36,7 +42,8 @@ export function organizationRoutes(app: Api, ctx: AppContext): void {
     {
       config: { permission: ['edit', 'Settings'] },
       schema: {
-        tags: ['organization'],
+        tags,
+        operationId: 'updateOrganization',
         summary: 'Rename the organization or change its policies',
         body: z
           .strictObject({
@@ -46,52 +53,17 @@ export function organizationRoutes(app: Api, ctx: AppContext): void {
           .refine((b) => b.name !== undefined || b.requireGatewayPools !== undefined, {
             message: 'give at least one of name, requireGatewayPools',
           }),
+        response: { 200: orgSchema },
       },
     },
-    async (req) => {
-      const actor = actorOf(req);
-      const { body } = req;
-      return ctx.db.transaction(async (tx) => {
-        const [before] = await tx
-          .select()
-          .from(organizations)
-          .where(eq(organizations.id, actor.orgId))
-          .for('update');
-        if (!before) throw notFound('Organization not found.');
-        const [after] = await tx
-          .update(organizations)
-          .set({ ...body, updatedAt: new Date() })
-          .where(eq(organizations.id, actor.orgId))
-          .returning();
-        if (!after) throw notFound('Organization not found.');
-        const context = auditContext(req, actor.orgId);
-        if (body.name !== undefined && body.name !== before.name) {
-          await ctx.audit.record(
-            auditActor(actor),
-            'organization.update',
-            { from: before.name, to: after.name },
-            context,
-            tx,
-          );
-        }
-        if (
-          body.requireGatewayPools !== undefined &&
-          body.requireGatewayPools !== before.requireGatewayPools
-        ) {
-          await ctx.audit.record(
-            auditActor(actor),
-            'organization.policy-update',
-            {
-              policy: 'requireGatewayPools',
-              from: before.requireGatewayPools,
-              to: after.requireGatewayPools,
-            },
-            context,
-            tx,
-          );
-        }
-        return orgView(after);
-      });
-    },
+    async (req) =>
+      orgView(
+        await changeOrganization(
+          { db: ctx.db, audit: ctx.audit },
+          whoOf(req),
+          actorOf(req).orgId,
+          req.body,
+        ),
+      ),
   );
 }

@@ -1,8 +1,10 @@
 import { randomUUID } from 'node:crypto';
 import { eq } from 'drizzle-orm';
-import type { AuditActor, AuditLog } from '../audit/service.js';
+import type { AuditActor, AuditLog, AuditWho } from '../audit/service.js';
 import { hashPassword } from '../auth/passwords.js';
 import type { Db } from '../db/client.js';
+import { notFound } from '../http/errors.js';
+import { findOrganization, updateOrganization, type OrganizationRow } from './queries.js';
 import { organizations, orgMemberships, users } from '../db/schema.js';
 
 export interface NewOrganization {
@@ -55,5 +57,57 @@ export async function createOrganization(
       tx,
     );
     return { orgId, userId, createdUser };
+  });
+}
+
+export interface OrganizationChange {
+  name?: string;
+  requireGatewayPools?: boolean;
+}
+
+export async function getOrganization(db: Db, orgId: string): Promise<OrganizationRow> {
+  const org = await findOrganization(db, orgId);
+  if (!org) throw notFound('Organization');
+  return org;
+}
+
+/** Renames the org or changes its policies; each actual change gets its own audit entry. */
+export async function changeOrganization(
+  deps: { db: Db; audit: AuditLog },
+  who: AuditWho,
+  orgId: string,
+  change: OrganizationChange,
+): Promise<OrganizationRow> {
+  return deps.db.transaction(async (tx) => {
+    const before = await findOrganization(tx, orgId, true);
+    if (!before) throw notFound('Organization');
+    const after = await updateOrganization(tx, orgId, change);
+    if (!after) throw notFound('Organization');
+    if (change.name !== undefined && change.name !== before.name) {
+      await deps.audit.record(
+        who.actor,
+        'organization.update',
+        { from: before.name, to: after.name },
+        who,
+        tx,
+      );
+    }
+    if (
+      change.requireGatewayPools !== undefined &&
+      change.requireGatewayPools !== before.requireGatewayPools
+    ) {
+      await deps.audit.record(
+        who.actor,
+        'organization.policy-update',
+        {
+          policy: 'requireGatewayPools',
+          from: before.requireGatewayPools,
+          to: after.requireGatewayPools,
+        },
+        who,
+        tx,
+      );
+    }
+    return after;
   });
 }

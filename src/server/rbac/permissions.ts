@@ -14,7 +14,7 @@ export const SUBJECT_ACTIONS = {
   GatewayPool: ['list', 'create', 'edit', 'delete', 'attach'],
   KubernetesAuth: ['read', 'create', 'edit', 'delete'],
   DynamicSecret: ['read', 'create', 'edit', 'delete'],
-  AccessTarget: ['read', 'create', 'edit', 'delete', 'connect'],
+  AccessTarget: ['list', 'create', 'edit', 'delete', 'connect'],
 } as const;
 
 export type Subject = keyof typeof SUBJECT_ACTIONS;
@@ -45,7 +45,7 @@ const VIEWER: Permission[] = [
   ...some('GatewayPool', 'list'),
   ...some('KubernetesAuth', 'read'),
   ...some('DynamicSecret', 'read'),
-  ...some('AccessTarget', 'read'),
+  ...some('AccessTarget', 'list'),
 ];
 
 /** Builds and uses things; does not administer people, roles, policy, license or infrastructure. */

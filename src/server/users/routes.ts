@@ -1,82 +1,78 @@
-import { randomUUID } from 'node:crypto';
-import { and, asc, count, eq, ne } from 'drizzle-orm';
 import { z } from 'zod';
-import { actorOf, auditActor, auditContext } from '../auth/actor.js';
-import { hashPassword } from '../auth/passwords.js';
+import { actorOf, whoOf } from '../auth/actor.js';
 import type { AppContext } from '../context.js';
-import type { Tx } from '../db/client.js';
-import { orgMemberships, sessions, users } from '../db/schema.js';
-import { conflict, isUniqueViolation, notFound } from '../http/errors.js';
+import { forbidden } from '../http/errors.js';
 import {
-  afterCursor,
   displayName,
   email,
   idParams,
-  pageOf,
+  noContent,
   pageQuery,
+  pageSchema,
   password,
   slug,
   type Api,
 } from '../http/schemas.js';
-import { assertCanGrantRole, assertCanManageHolder } from '../rbac/grant.js';
+import { MemberService, type InvitationView } from './service.js';
+import { pendingInvitation, pendingInvitationSchema } from './views.js';
 
 const roleField = slug('role', 64);
 
-const memberColumns = {
-  id: users.id,
-  email: users.email,
-  name: users.name,
-  role: orgMemberships.role,
-  createdAt: orgMemberships.createdAt,
-};
+const memberView = z.object({
+  id: z.string(),
+  email: z.string(),
+  name: z.string(),
+  role: z.string(),
+  createdAt: z.string(),
+});
+const member = (m: { id: string; email: string; name: string; role: string; createdAt: Date }) => ({
+  ...m,
+  createdAt: m.createdAt.toISOString(),
+});
+
+const invitationSchema = z.object({
+  id: z.string(),
+  email: z.string(),
+  role: z.string(),
+  status: z.literal('pending'),
+  invitedBy: z.object({ type: z.string(), id: z.string().nullable(), name: z.string().nullable() }),
+  createdAt: z.string(),
+  expiresAt: z.string(),
+});
+const invitation = (i: InvitationView) => ({
+  ...i,
+  createdAt: i.createdAt.toISOString(),
+  expiresAt: i.expiresAt.toISOString(),
+});
 
 export function userRoutes(app: Api, ctx: AppContext): void {
+  const members = new MemberService({ db: ctx.db, audit: ctx.audit });
+  const tags = ['members'];
+
   app.post(
     '/api/v1/users',
     {
       config: { permission: ['create', 'Member'] },
       schema: {
-        tags: ['members'],
-        summary: 'Add a user to the organization with a role',
+        tags,
+        operationId: 'inviteUser',
+        summary: 'Invite a person into the organization with a role',
+        description:
+          'Always answers 201 with a pending invitation, whether or not the e-mail already has an account. ' +
+          'A new e-mail gets an account with `password`, and signing in with it accepts the invitation; ' +
+          'a person who already has an account keeps their password and accepts at their next sign-in. ' +
+          '409 when the e-mail is already a member of, or invited to, this organization.',
         body: z.strictObject({
           email,
           password,
           name: displayName('name').optional(),
           role: roleField,
         }),
+        response: { 201: invitationSchema },
       },
     },
-    async (req, reply) => {
-      const actor = actorOf(req);
-      const { body } = req;
-      await assertCanGrantRole(ctx.db, actor, body.role);
-      const id = randomUUID();
-      const passwordHash = await hashPassword(body.password);
-      try {
-        await ctx.db.transaction(async (tx) => {
-          await tx
-            .insert(users)
-            .values({ id, email: body.email, name: body.name ?? body.email, passwordHash });
-          await tx
-            .insert(orgMemberships)
-            .values({ orgId: actor.orgId, userId: id, role: body.role });
-          await ctx.audit.record(
-            auditActor(actor),
-            'member.create',
-            { userId: id, email: body.email, role: body.role },
-            auditContext(req, actor.orgId),
-            tx,
-          );
-        });
-      } catch (err) {
-        if (isUniqueViolation(err))
-          throw conflict(`A user with email ${body.email} already exists.`);
-        throw err;
-      }
-      return reply
-        .code(201)
-        .send({ id, email: body.email, name: body.name ?? body.email, role: body.role });
-    },
+    async (req, reply) =>
+      reply.code(201).send(invitation(await members.invite(actorOf(req), whoOf(req), req.body))),
   );
 
   app.get(
@@ -84,26 +80,16 @@ export function userRoutes(app: Api, ctx: AppContext): void {
     {
       config: { permission: ['read', 'Member'] },
       schema: {
-        tags: ['members'],
+        tags,
+        operationId: 'listUsers',
         summary: "List the organization's users",
         querystring: pageQuery,
+        response: { 200: pageSchema(memberView) },
       },
     },
     async (req) => {
-      const actor = actorOf(req);
-      const rows = await ctx.db
-        .select(memberColumns)
-        .from(orgMemberships)
-        .innerJoin(users, eq(users.id, orgMemberships.userId))
-        .where(
-          and(
-            eq(orgMemberships.orgId, actor.orgId),
-            afterCursor(orgMemberships.createdAt, users.id, req.query.cursor),
-          ),
-        )
-        .orderBy(asc(orgMemberships.createdAt), asc(users.id))
-        .limit(req.query.limit + 1);
-      return pageOf(rows, req.query.limit);
+      const page = await members.list(actorOf(req).orgId, req.query.cursor, req.query.limit);
+      return { items: page.items.map(member), nextCursor: page.nextCursor };
     },
   );
 
@@ -111,9 +97,15 @@ export function userRoutes(app: Api, ctx: AppContext): void {
     '/api/v1/users/:id',
     {
       config: { permission: ['read', 'Member'] },
-      schema: { tags: ['members'], summary: 'One user of the organization', params: idParams },
+      schema: {
+        tags,
+        operationId: 'getUser',
+        summary: 'One user of the organization',
+        params: idParams,
+        response: { 200: memberView },
+      },
     },
-    async (req) => findMember(ctx, actorOf(req).orgId, req.params.id),
+    async (req) => member(await members.get(actorOf(req).orgId, req.params.id)),
   );
 
   app.patch(
@@ -121,44 +113,15 @@ export function userRoutes(app: Api, ctx: AppContext): void {
     {
       config: { permission: ['edit', 'Member'] },
       schema: {
-        tags: ['members'],
+        tags,
+        operationId: 'updateUser',
         summary: "Change a user's role or name",
         params: idParams,
         body: z.strictObject({ role: roleField.optional(), name: displayName('name').optional() }),
+        response: { 200: memberView },
       },
     },
-    async (req) => {
-      const actor = actorOf(req);
-      const before = await findMember(ctx, actor.orgId, req.params.id);
-      await assertCanManageHolder(ctx.db, actor, before, 'user');
-      const { role, name } = req.body;
-      if (role) await assertCanGrantRole(ctx.db, actor, role);
-      await ctx.db.transaction(async (tx) => {
-        if (role && role !== before.role) {
-          if (before.role === 'admin') await assertAnotherAdmin(tx, actor.orgId, before.id);
-          await tx
-            .update(orgMemberships)
-            .set({ role })
-            .where(
-              and(eq(orgMemberships.orgId, actor.orgId), eq(orgMemberships.userId, before.id)),
-            );
-        }
-        if (name) await tx.update(users).set({ name }).where(eq(users.id, before.id));
-        await ctx.audit.record(
-          auditActor(actor),
-          'member.update',
-          {
-            userId: before.id,
-            email: before.email,
-            ...(role ? { role, previousRole: before.role } : {}),
-            ...(name ? { name } : {}),
-          },
-          auditContext(req, actor.orgId),
-          tx,
-        );
-      });
-      return findMember(ctx, actor.orgId, before.id);
-    },
+    async (req) => member(await members.update(actorOf(req), whoOf(req), req.params.id, req.body)),
   );
 
   app.delete(
@@ -166,64 +129,128 @@ export function userRoutes(app: Api, ctx: AppContext): void {
     {
       config: { permission: ['delete', 'Member'] },
       schema: {
-        tags: ['members'],
+        tags,
+        operationId: 'deleteUser',
         summary: 'Remove a user from the organization',
         params: idParams,
+        response: { 204: noContent },
       },
     },
     async (req, reply) => {
-      const actor = actorOf(req);
-      const member = await findMember(ctx, actor.orgId, req.params.id);
-      await assertCanManageHolder(ctx.db, actor, member, 'user');
-      await ctx.db.transaction(async (tx) => {
-        if (member.role === 'admin') await assertAnotherAdmin(tx, actor.orgId, member.id);
-        await tx
-          .delete(orgMemberships)
-          .where(and(eq(orgMemberships.orgId, actor.orgId), eq(orgMemberships.userId, member.id)));
-        await tx
-          .delete(sessions)
-          .where(and(eq(sessions.orgId, actor.orgId), eq(sessions.userId, member.id)));
-        // A user left in no organization is deleted, so the same email can be added again.
-        const [rest] = await tx
-          .select({ n: count() })
-          .from(orgMemberships)
-          .where(eq(orgMemberships.userId, member.id));
-        if ((rest?.n ?? 0) === 0) await tx.delete(users).where(eq(users.id, member.id));
-        await ctx.audit.record(
-          auditActor(actor),
-          'member.remove',
-          { userId: member.id, email: member.email },
-          auditContext(req, actor.orgId),
-          tx,
-        );
-      });
-      return reply.code(204).send();
+      await members.remove(actorOf(req), whoOf(req), req.params.id);
+      return reply.code(204).send(null);
     },
   );
-}
 
-async function findMember(ctx: AppContext, orgId: string, userId: string) {
-  const [row] = await ctx.db
-    .select(memberColumns)
-    .from(orgMemberships)
-    .innerJoin(users, eq(users.id, orgMemberships.userId))
-    .where(and(eq(orgMemberships.orgId, orgId), eq(orgMemberships.userId, userId)));
-  if (!row) throw notFound('User');
-  return row;
-}
+  app.get(
+    '/api/v1/invitations',
+    {
+      config: { permission: ['read', 'Member'] },
+      schema: {
+        tags,
+        operationId: 'listInvitations',
+        summary: "The organization's pending invitations, oldest first",
+        querystring: pageQuery,
+        response: { 200: pageSchema(invitationSchema) },
+      },
+    },
+    async (req) => {
+      const page = await members.listInvitations(
+        actorOf(req).orgId,
+        req.query.cursor,
+        req.query.limit,
+      );
+      return { items: page.items.map(invitation), nextCursor: page.nextCursor };
+    },
+  );
 
-/** An org must keep at least one admin, or nobody could ever administer it again. */
-async function assertAnotherAdmin(tx: Tx, orgId: string, leavingUserId: string): Promise<void> {
-  const [row] = await tx
-    .select({ n: count() })
-    .from(orgMemberships)
-    .where(
-      and(
-        eq(orgMemberships.orgId, orgId),
-        eq(orgMemberships.role, 'admin'),
-        ne(orgMemberships.userId, leavingUserId),
-      ),
-    );
-  if ((row?.n ?? 0) === 0)
-    throw conflict('This is the last admin of the organization: make someone else admin first.');
+  app.delete(
+    '/api/v1/invitations/:id',
+    {
+      config: { permission: ['create', 'Member'] },
+      schema: {
+        tags,
+        operationId: 'revokeInvitation',
+        summary: 'Revoke a pending invitation',
+        params: idParams,
+        response: { 204: noContent },
+      },
+    },
+    async (req, reply) => {
+      await members.revokeInvitation(whoOf(req), actorOf(req).orgId, req.params.id);
+      return reply.code(204).send(null);
+    },
+  );
+
+  // The invited person's side: any signed-in user, about their own invitations only.
+  const personOf = (req: Parameters<typeof actorOf>[0]) => {
+    const actor = actorOf(req);
+    if (actor.type !== 'user')
+      throw forbidden(
+        'Only people have invitations; machine identities belong to one organization.',
+      );
+    const { actor: by, ip, userAgent } = whoOf(req);
+    return { user: { id: actor.id, name: actor.name }, who: { actor: by, ip, userAgent } };
+  };
+
+  app.get(
+    '/api/v1/me/invitations',
+    {
+      config: { auth: 'authenticated' },
+      schema: {
+        tags: ['auth'],
+        operationId: 'listMyInvitations',
+        summary: 'Your pending invitations into other organizations',
+        response: { 200: z.object({ items: z.array(pendingInvitationSchema) }) },
+      },
+    },
+    async (req) => {
+      const actor = actorOf(req);
+      if (actor.type !== 'user') return { items: [] };
+      return { items: (await members.pendingFor(actor.id)).map(pendingInvitation) };
+    },
+  );
+
+  app.post(
+    '/api/v1/me/invitations/:id/accept',
+    {
+      config: { auth: 'authenticated' },
+      schema: {
+        tags: ['auth'],
+        operationId: 'acceptInvitation',
+        summary:
+          'Accept an invitation: you become a member; switch to it with /auth/switch-organization',
+        params: idParams,
+        response: {
+          200: z.object({
+            organization: z.object({ id: z.string(), name: z.string() }),
+            role: z.string(),
+          }),
+        },
+      },
+    },
+    async (req) => {
+      const { user, who } = personOf(req);
+      return members.accept(user, who, req.params.id);
+    },
+  );
+
+  app.post(
+    '/api/v1/me/invitations/:id/decline',
+    {
+      config: { auth: 'authenticated' },
+      schema: {
+        tags: ['auth'],
+        operationId: 'declineInvitation',
+        summary: 'Decline an invitation',
+        params: idParams,
+        response: { 204: noContent },
+      },
+    },
+    async (req, reply) => {
+      const { user, who } = personOf(req);
+      await members.decline(user, who, req.params.id);
+      return reply.code(204).send(null);
+    },
+  );
 }
