@@ -1,0 +1,266 @@
+/**
+ * bench/access: the machine's PostgreSQL reached directly and through `gatepool connect` (the CLI
+ * as users run it) + a pool of two real gateways, in the same run:
+ *  1. `pgbench -S` (select-only), 8 clients, persistent connections: TPS ratio, p50/p99 latency;
+ *  2. `pgbench -S -C` (a new connection per transaction): TPS ratio, and connection set-up p50
+ *     measured with sequential node-postgres connects (direct vs through);
+ *  3. `pgbench -S -C` through the pool with one member SIGKILLed mid-run: failed connection
+ *     attempts (the CLI's "refused" lines: goal 0) and connections broken in flight.
+ * Env: BENCH_SECONDS (8 per pgbench run), BENCH_CLIENTS (8).
+ * Run: node --import tsx bench/access.ts   (writes bench/results/access.json)
+ */
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
+import os from 'node:os';
+import { join } from 'node:path';
+import pg from 'pg';
+import { agentFromBuild, ROOT, sleep, within } from '../test/tunnel/harness.js';
+import { must, startBenchPool } from './lib/pool-platform.js';
+import { writeResults } from './lib/results.js';
+
+const SECONDS = Number(process.env.BENCH_SECONDS ?? 8);
+const CLIENTS = Number(process.env.BENCH_CLIENTS ?? 8);
+const PG = { host: '127.0.0.1', port: 5432, user: 'postgres' };
+const CONNECTS = 200;
+
+const pct = (sorted: number[], p: number) =>
+  sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? NaN;
+const round = (n: number) => Math.round(n * 1000) / 1000;
+
+function run(
+  file: string,
+  args: string[],
+  timeoutMs: number,
+): Promise<{ code: number; out: string; err: string }> {
+  return new Promise((resolve) =>
+    execFile(file, args, { timeout: timeoutMs, maxBuffer: 64 * 1024 * 1024 }, (e, out, err) =>
+      resolve({ code: e ? (typeof e.code === 'number' ? e.code : 1) : 0, out, err }),
+    ),
+  );
+}
+
+interface PgbenchResult {
+  tps: number;
+  transactions: number;
+  p50Ms: number;
+  p99Ms: number;
+  /** pgbench's own "average connection time" (-C: per transaction). */
+  avgConnectionMs: number | null;
+  abortedClients: number;
+  errors: string[];
+}
+
+async function pgbench(port: number, db: string, extra: string[]): Promise<PgbenchResult> {
+  const dir = await mkdtemp(join(os.tmpdir(), 'gatepool-pgbench-'));
+  try {
+    const args = ['-n', '-S', '-c', String(CLIENTS), '-j', '2', '-T', String(SECONDS)];
+    args.push('-l', `--log-prefix=${join(dir, 'tx')}`, '-h', '127.0.0.1', '-p', String(port));
+    args.push('-U', PG.user, ...extra, db);
+    const res = await run('pgbench', args, (SECONDS + 60) * 1000);
+    const latencies: number[] = [];
+    for (const f of await readdir(dir)) {
+      for (const line of (await readFile(join(dir, f), 'utf8')).split('\n')) {
+        const us = Number(line.split(' ')[2]);
+        if (line && Number.isFinite(us)) latencies.push(us / 1000);
+      }
+    }
+    latencies.sort((a, b) => a - b);
+    const text = res.out + res.err;
+    const num = (re: RegExp) => {
+      const m = re.exec(text);
+      return m ? Number(m[1]) : null;
+    };
+    return {
+      tps: round(num(/tps = ([\d.]+)/) ?? 0),
+      transactions: num(/number of transactions actually processed: (\d+)/) ?? 0,
+      p50Ms: round(pct(latencies, 50)),
+      p99Ms: round(pct(latencies, 99)),
+      avgConnectionMs: num(/average connection time = ([\d.]+) ms/),
+      abortedClients: (text.match(/client \d+ aborted/g) ?? []).length,
+      errors: text
+        .split('\n')
+        .filter((l) => /error|aborted/i.test(l))
+        .slice(0, 10),
+    };
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+/** Sequential connect + close, `n` times: p50/p99 of the set-up alone (TCP, startup, auth). */
+async function connectTimes(port: number, db: string, n: number): Promise<number[]> {
+  const times: number[] = [];
+  for (let i = 0; i < n; i++) {
+    const client = new pg.Client({ host: '127.0.0.1', port, user: PG.user, database: db });
+    const t = performance.now();
+    await client.connect();
+    times.push(performance.now() - t);
+    await client.end();
+  }
+  return times.sort((a, b) => a - b);
+}
+
+interface Connect {
+  child: ChildProcess;
+  port: number;
+  stderr(): string;
+  stop(): Promise<void>;
+}
+
+/** `gatepool connect TARGET`: the built CLI when benchmarking the build, else from source. */
+async function startConnect(target: string, platform: string, token: string): Promise<Connect> {
+  const entry = agentFromBuild()
+    ? [join(ROOT, 'bin/gatepool.js')]
+    : ['--import', 'tsx', join(ROOT, 'test/helpers/cli-entry.ts')];
+  const child = spawn(process.execPath, [...entry, 'connect', target], {
+    cwd: ROOT,
+    env: { ...process.env, GATEPOOL_PLATFORM: platform, GATEPOOL_TOKEN: token },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  let err = '';
+  child.stdout?.setEncoding('utf8').on('data', (c: string) => (out += c));
+  child.stderr?.setEncoding('utf8').on('data', (c: string) => (err += c));
+  const exited = once(child, 'exit');
+  const port = await within(
+    (async () => {
+      for (;;) {
+        const m = /Forwarding [^ ]+:(\d+) /.exec(out);
+        if (m) return Number(m[1]);
+        if (child.exitCode !== null) throw new Error(`gatepool connect exited: ${err}`);
+        await sleep(20);
+      }
+    })(),
+    30_000,
+    'gatepool connect to listen',
+  );
+  return {
+    child,
+    port,
+    stderr: () => err,
+    async stop() {
+      if (child.exitCode === null) child.kill('SIGTERM');
+      await within(exited, 10_000, 'gatepool connect to exit').catch(() => child.kill('SIGKILL'));
+    },
+  };
+}
+
+async function main(): Promise<void> {
+  const db = `gatepool_bench_access_${process.pid}`;
+  const admin = ['-X', '-q', '-h', PG.host, '-p', String(PG.port), '-U', PG.user, '-d', 'postgres'];
+  await run('psql', [...admin, '-c', `DROP DATABASE IF EXISTS ${db}`], 30_000);
+  const created = await run('psql', [...admin, '-c', `CREATE DATABASE ${db}`], 30_000);
+  if (created.code !== 0) throw new Error(`CREATE DATABASE: ${created.err}`);
+  const init = await run(
+    'pgbench',
+    ['-i', '-q', '-s', '1', '-h', PG.host, '-U', PG.user, db],
+    120_000,
+  );
+  if (init.code !== 0) throw new Error(`pgbench -i: ${init.err}`);
+  const bench = await startBenchPool({
+    label: 'access',
+    poolName: 'bench',
+    members: ['member-1', 'member-2'],
+    allow: [`${PG.host}:${PG.port}`],
+  });
+  let connect: Connect | undefined;
+  try {
+    await must(
+      bench.base,
+      'POST',
+      '/api/v1/access-targets',
+      bench.token,
+      {
+        name: 'pg',
+        host: PG.host,
+        port: PG.port,
+        protocol: 'postgres',
+        gatewayPoolId: bench.poolId,
+      },
+      201,
+    );
+    connect = await startConnect('pg', bench.base, bench.token);
+    const through = connect.port;
+    console.log(`gatepool connect listening on 127.0.0.1:${through}`);
+
+    // Warm both paths (JIT, the platform's caches, PostgreSQL's buffers).
+    await connectTimes(PG.port, db, 20);
+    await connectTimes(through, db, 20);
+
+    const persistentDirect = await pgbench(PG.port, db, []);
+    const persistentThrough = await pgbench(through, db, []);
+    console.log('pgbench -S persistent: direct', persistentDirect, 'through', persistentThrough);
+    const perConnDirect = await pgbench(PG.port, db, ['-C']);
+    const perConnThrough = await pgbench(through, db, ['-C']);
+    console.log('pgbench -S -C: direct', perConnDirect, 'through', perConnThrough);
+    const setupDirect = await connectTimes(PG.port, db, CONNECTS);
+    const setupThrough = await connectTimes(through, db, CONNECTS);
+
+    // A member SIGKILLed a third of the way into a -C run through the pool.
+    const before = connect.stderr().length;
+    const killRun = pgbench(through, db, ['-C']);
+    await sleep((SECONDS * 1000) / 3);
+    bench.agents[0]?.kill();
+    const killed = await killRun;
+    const lines = connect.stderr().slice(before).split('\n');
+    const refused = lines.filter((l) => / refused: /.test(l));
+    const broken = lines.filter((l) => / closed: /.test(l));
+    console.log('pgbench -S -C with a member SIGKILLed', killed, { refused, broken });
+
+    const p50 = (s: number[]) => round(pct(s, 50));
+    const results = {
+      bench: 'access',
+      date: new Date().toISOString(),
+      node: process.version,
+      cpus: os.cpus().length,
+      loadAverage: os.loadavg().map(round),
+      seconds: SECONDS,
+      clients: CLIENTS,
+      transport:
+        'WebSocket on the API port (plain HTTP on loopback here) → HTTP/2 tunnel → gateway',
+      persistent: {
+        direct: persistentDirect,
+        through: persistentThrough,
+        tpsRatio: round(persistentThrough.tps / persistentDirect.tps),
+        goalTpsRatio: 0.8,
+      },
+      connectionPerTransaction: {
+        direct: perConnDirect,
+        through: perConnThrough,
+        tpsRatio: round(perConnThrough.tps / perConnDirect.tps),
+        setup: {
+          connects: CONNECTS,
+          directP50Ms: p50(setupDirect),
+          directP99Ms: round(pct(setupDirect, 99)),
+          throughP50Ms: p50(setupThrough),
+          throughP99Ms: round(pct(setupThrough, 99)),
+          overheadP50Ms: round(p50(setupThrough) - p50(setupDirect)),
+          goalOverheadP50Ms: 2,
+        },
+      },
+      memberKilled: {
+        atSeconds: round(SECONDS / 3),
+        run: killed,
+        failedConnectionAttempts: refused.length,
+        goalFailedConnectionAttempts: 0,
+        brokenInFlight: broken.length,
+        refusedLines: refused.slice(0, 5),
+        brokenLines: broken.slice(0, 5),
+      },
+    };
+    await writeResults('access', results);
+  } finally {
+    await connect?.stop();
+    await bench.close();
+    await run('psql', [...admin, '-c', `DROP DATABASE IF EXISTS ${db} WITH (FORCE)`], 30_000);
+  }
+}
+
+main().then(
+  () => process.exit(0),
+  (err: unknown) => {
+    console.error(err);
+    process.exit(1);
+  },
+);
