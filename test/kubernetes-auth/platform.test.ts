@@ -139,7 +139,7 @@ describe.each(DRIVERS)('kubernetes auth through gateways on %s', (driver) => {
 
     // The pool lists the config as a connected resource and cannot be deleted under it.
     const resources = await s.plat.get(`/api/v1/gateway-pools/${poolId}/resources`);
-    expect(resources.body.kubernetesAuth).toContainEqual({
+    expect(resources.body.items).toContainEqual({
       kind: 'kubernetes-auth',
       id,
       name: expect.any(String),
