@@ -1,6 +1,4 @@
-import type { FastifyInstance, FastifyRequest } from 'fastify';
-import type { Actor } from '../auth/actor.js';
-import type { Feature } from '../license/plans.js';
+import type { FastifyContextConfig, FastifyInstance, FastifyRequest } from 'fastify';
 import { permissionDenied } from './errors.js';
 
 export const API_PREFIX = '/api/v1';
@@ -12,8 +10,14 @@ export { permissionDenied };
  * (auth/ sits above http/, so it is a function here, not an import) and the plan check.
  */
 export interface AuthHookDeps {
-  authenticate(req: FastifyRequest): Promise<Actor>;
-  licenses: { requireFeature(orgId: string, feature: Feature): Promise<void> };
+  // Types come from the request and route config (declared by auth/actor.ts): no import upward.
+  authenticate(req: FastifyRequest): Promise<NonNullable<FastifyRequest['actor']>>;
+  licenses: {
+    requireFeature(
+      orgId: string,
+      feature: NonNullable<FastifyContextConfig['license']>,
+    ): Promise<void>;
+  };
 }
 
 /**
