@@ -4,7 +4,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { eq } from 'drizzle-orm';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { authorizeReference, type Attacher } from '../../src/server/consumers/attach.js';
 import { ConsumerRegistry } from '../../src/server/consumers/registry.js';
 import type { Db } from '../../src/server/db/client.js';
@@ -116,6 +116,18 @@ describe.each(DRIVERS)('consumer registry and attach rules on %s', (driver) => {
     );
     expect((await registry.countsByPool(tp.db, a.orgId, [])).size).toBe(0);
     expect((await new ConsumerRegistry().countsByPool(tp.db, a.orgId, [a.p1])).size).toBe(0);
+  });
+
+  it('asks the database once per question, whatever the number of kinds and ids', async () => {
+    const spy = vi.spyOn(tp.db, 'execute');
+    try {
+      await registry.of(tp.db, a.orgId, { gatewayPoolId: a.p1 });
+      await registry.countsByPool(tp.db, a.orgId, [a.p1, a.p2, b.p1, b.p2]);
+      await registry.countsByGateway(tp.db, a.orgId, [a.g1, a.g2, b.g1, b.g2]);
+      expect(spy).toHaveBeenCalledTimes(3);
+    } finally {
+      spy.mockRestore();
+    }
   });
 
   it('refuses a kind registered twice', () => {
