@@ -4,20 +4,33 @@
  * psql and pgbench. PGlite only: the database driver plays no part in the stream path (the API
  * is covered on both drivers by api.test.ts).
  */
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { readFileSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { createHash, randomBytes } from 'node:crypto';
 import net from 'node:net';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { dialTarget } from '../../src/client/dialer.js';
 import { Forwarder } from '../../src/client/forwarder.js';
-import { addUser, createSecondOrg, waitFor, type Account } from '../helpers/platform.js';
+import {
+  addIdentity,
+  addUser,
+  createSecondOrg,
+  waitFor,
+  type Account,
+} from '../helpers/platform.js';
 import { sleep, within } from '../tunnel/harness.js';
 import {
+  CLI_ENTRY,
   createPgbenchDatabase,
   gatepool,
   PG,
   psql,
+  ROOT,
   startConnect,
   startScenario,
   type AccessScenario,
@@ -111,7 +124,9 @@ describe('gatepool connect through a pool of three real gateways', () => {
     expect(entry.metadata.durationMs).toBeGreaterThanOrEqual(0);
     expect(entry.metadata.clientAddress).toMatch(/127\.0\.0\.1/);
     const opened = await s.admin.client.get('/api/v1/audit-logs?event=access.connect');
-    expect(opened.body.items.some((e: { actor: { id: string } }) => e.actor.id === member.id)).toBe(true);
+    expect(opened.body.items.some((e: { actor: { id: string } }) => e.actor.id === member.id)).toBe(
+      true,
+    );
     const metrics = await (await fetch(`${s.tp.url}/metrics`)).text();
     expect(metrics).toMatch(/gatepool_access_connections_total\{result="closed"\} [1-9]/);
     expect(metrics).toMatch(/gatepool_access_bytes_total\{direction="from_target"\} [1-9]/);
@@ -260,6 +275,116 @@ describe('gatepool connect through a pool of three real gateways', () => {
       await c.stop();
     }
   }, 150_000);
+
+  it('login saves the platform and token (0600, XDG path); targets lists what the caller may connect to', async () => {
+    const xdg = await mkdtemp(join(tmpdir(), 'gatepool-xdg-'));
+    try {
+      const bot = await addIdentity(s.tp, s.admin, 'member');
+      const clean = { GATEPOOL_PLATFORM: '', GATEPOOL_TOKEN: '', XDG_CONFIG_HOME: xdg };
+      const saved = await gatepool(
+        ['login', '--platform', `${s.tp.url}/`, '--token', bot.token],
+        clean,
+      );
+      expect(saved.stderr).toBe('');
+      expect(saved.code).toBe(0);
+      expect(saved.stdout).toMatch(
+        new RegExp(`^Logged in to ${s.tp.url} as ${bot.name} \\(Acme, role member\\)`),
+      );
+      const file = join(xdg, 'gatepool', 'config.json');
+      expect(statSync(file).mode & 0o777).toBe(0o600);
+      expect(JSON.parse(readFileSync(file, 'utf8'))).toEqual({
+        platform: s.tp.url,
+        token: bot.token,
+      });
+      const listed = await gatepool(['targets'], clean);
+      expect(listed.code).toBe(0);
+      expect(listed.stdout.split('\n')[0]).toMatch(/^NAME\s+PROTOCOL\s+ADDRESS\s+VIA$/);
+      expect(listed.stdout).toMatch(/^pg\s+postgres\s+127\.0\.0\.1:5432\s+gateway pool "dc1"$/m);
+
+      // Email and password from a pipe, one line each (a terminal would hide the password).
+      const child = spawn(
+        process.execPath,
+        ['--import', 'tsx', CLI_ENTRY, 'login', '--platform', s.tp.url],
+        {
+          cwd: ROOT,
+          env: { ...process.env, ...clean },
+          stdio: ['pipe', 'pipe', 'pipe'],
+        },
+      );
+      let out = '';
+      child.stdout.setEncoding('utf8').on('data', (c: string) => (out += c));
+      child.stdin.end(`${member.email}\n${member.password}\n`);
+      const [code] = (await within(once(child, 'exit'), 30_000, 'login to exit')) as [number];
+      s.tp.platform.ctx.limits.loginPerIp.reset('127.0.0.1');
+      expect(code).toBe(0);
+      expect(out).toMatch(/^Logged in to .* as .*\(Acme, role member\)/);
+      const token = JSON.parse(readFileSync(file, 'utf8')).token as string;
+      expect(token).not.toBe(bot.token);
+
+      const viewer = await addUser(s.tp, s.admin, 'viewer');
+      const refused = await gatepool(['targets'], {
+        ...clean,
+        GATEPOOL_PLATFORM: s.tp.url,
+        GATEPOOL_TOKEN: viewer.token,
+      });
+      expect(refused.stderr).toMatch(
+        /your role may not connect to them \(needs AccessTarget:connect\)/,
+      );
+      const wrong = await gatepool(['login', '--platform', s.tp.url, '--token', 'nope'], clean);
+      expect(wrong.code).toBe(1);
+      expect(wrong.stderr.trim()).toMatch(/^gatepool login: not logged in to /);
+    } finally {
+      await rm(xdg, { recursive: true, force: true });
+    }
+  });
+
+  it('a member gone quiet (SIGSTOP) gets no new connections after ~0.5 s; none fails', async () => {
+    const fwd = new Forwarder({
+      platform: s.tp.url,
+      token: member.token,
+      target: 'pg',
+      listen: { host: '127.0.0.1', port: 0 },
+      report: () => undefined,
+    });
+    const local = await fwd.start();
+    const frozen = s.members[2]!;
+    frozen.agent.child.kill('SIGSTOP');
+    try {
+      await sleep(700);
+      const since = new Date().toISOString();
+      for (let i = 0; i < 8; i++) {
+        const client = new pg.Client({
+          host: '127.0.0.1',
+          port: local.port,
+          user: 'postgres',
+          database: 'postgres',
+        });
+        await client.connect();
+        await client.query('select 1');
+        await client.end();
+      }
+      expect(fwd.failed).toBe(0);
+      const opened = await s.admin.client.get(
+        `/api/v1/audit-logs?event=access.connect&from=${since}&limit=50`,
+      );
+      const gatewaysUsed = opened.body.items.map(
+        (e: { metadata: { gateway: string } }) => e.metadata.gateway,
+      );
+      expect(gatewaysUsed.length).toBeGreaterThanOrEqual(8);
+      expect(gatewaysUsed).not.toContain(frozen.name);
+    } finally {
+      frozen.agent.child.kill('SIGCONT');
+      await fwd.close();
+    }
+    await waitFor(
+      async () =>
+        (await s.admin.client.get(`/api/v1/gateway-pools/${s.poolId}`)).body.members.every(
+          (m: { health: string }) => m.health === 'healthy',
+        ),
+      10_000,
+      'the stopped member to recover',
+    );
+  });
 
   it('SIGKILL of a member while connections are being opened: no new connection fails', async () => {
     const fwd = new Forwarder({
