@@ -11,7 +11,8 @@ import {
 } from 'drizzle-orm/pg-core';
 
 /** Row shapes for drizzle. The SQL in ./migrations is the source of truth; keep both in step. */
-const ts = (name: string) => timestamp(name, { withTimezone: true, mode: 'date' });
+// Migrations declare timestamptz(3): milliseconds, what a JavaScript Date holds.
+const ts = (name: string) => timestamp(name, { withTimezone: true, mode: 'date', precision: 3 });
 
 export const organizations = pgTable('organizations', {
   id: uuid('id').primaryKey(),
@@ -38,7 +39,7 @@ export const roles = pgTable('roles', {
   slug: text('slug').notNull(),
   name: text('name').notNull(),
   description: text('description').notNull().default(''),
-  permissions: jsonb('permissions').$type<PermissionRow[]>().notNull(),
+  permissions: jsonb('permissions').$type<PermissionRow[]>().notNull().default([]),
   createdAt: ts('created_at').notNull().defaultNow(),
   updatedAt: ts('updated_at').notNull().defaultNow(),
 });
@@ -94,7 +95,7 @@ export const auditLogs = pgTable('audit_logs', {
   actorType: text('actor_type').notNull(),
   actorId: text('actor_id'),
   actorName: text('actor_name'),
-  metadata: jsonb('metadata').$type<Record<string, unknown>>().notNull(),
+  metadata: jsonb('metadata').$type<Record<string, unknown>>().notNull().default({}),
   ip: text('ip'),
   userAgent: text('user_agent'),
   createdAt: ts('created_at').notNull().defaultNow(),
