@@ -216,6 +216,16 @@ describe('tokenReview over a direct TCP connection', () => {
     }
   });
 
+  it('answers a bearer an HTTP header cannot carry with a result, sending nothing', async () => {
+    const before = kube.requests.length;
+    for (const bearerToken of ['a.b.c\r\nX-Injected: 1', 'a.b.c\u0000', 'a.b.\u0100', 'a b.c'])
+      expect(await review({ token: 'x.y.z', bearerToken })).toMatchObject({
+        ok: false,
+        reason: 'reviewer_unauthorized',
+      });
+    expect(kube.requests.length).toBe(before);
+  });
+
   it('reports a closed port as unreachable', async () => {
     const probe = net.createServer();
     await new Promise<void>((r) => probe.listen(0, '127.0.0.1', r));

@@ -229,6 +229,17 @@ export function tokenReview(params: TokenReviewParams): Promise<TokenReviewResul
     },
   });
   const ca = params.caCert?.trim() ? params.caCert : undefined;
+  // A credential an HTTP header cannot carry (CR/LF, NUL, beyond Latin-1) would make the request
+  // throw. The API refuses such JWTs, but a reviewer JWT saved unverified may predate that.
+  if (params.bearerToken && !/^[\x21-\x7e]+$/.test(params.bearerToken)) {
+    params.stream?.destroy();
+    return Promise.resolve({
+      ok: false,
+      reason: 'reviewer_unauthorized',
+      message:
+        'the bearer credential is not a valid token (it contains characters an HTTP header cannot carry)',
+    });
+  }
 
   return new Promise<TokenReviewResult>((resolve) => {
     let settled = false;
