@@ -4,7 +4,6 @@ import { authenticate } from '../auth/authenticate.js';
 import type { AppContext } from '../context.js';
 import { AppError } from '../http/errors.js';
 import type { Api } from '../http/schemas.js';
-import type { HealthSource } from '../pools/health-snapshot.js';
 import { HealthEvents, TooManySubscribers, type HealthEvent } from './service.js';
 
 const KEEPALIVE_MS = 15_000;
@@ -12,15 +11,8 @@ const KEEPALIVE_MS = 15_000;
 const RECHECK_MS = 5_000;
 
 export function eventRoutes(app: Api, ctx: AppContext): void {
-  // TODO(H-web): `source: ctx.poolRuntime` once PoolRuntime implements HealthSource.
-  const runtime: Partial<HealthSource> = ctx.poolRuntime;
   const events = new HealthEvents({
-    source: {
-      healthSnapshot: (orgId) =>
-        runtime.healthSnapshot
-          ? runtime.healthSnapshot.call(ctx.poolRuntime, orgId)
-          : Promise.reject(new Error('PoolRuntime.healthSnapshot is not implemented yet')),
-    },
+    source: ctx.poolRuntime,
     onError: (err) => ctx.log.warn({ err: (err as Error).message }, 'health snapshot failed'),
   });
   const streams = new Set<(reason?: string) => void>();

@@ -8,53 +8,10 @@ export interface paths {
       cookie?: never;
     };
     /** Whether the platform still needs its first admin */
-    get: {
-      parameters: {
-        query?: never;
-        header?: never;
-        path?: never;
-        cookie?: never;
-      };
-      requestBody?: never;
-      responses: {
-        /** @description Default Response */
-        200: {
-          headers: {
-            [name: string]: unknown;
-          };
-          content?: never;
-        };
-      };
-    };
+    get: operations['getBootstrapStatus'];
     put?: never;
     /** Create the first admin and organization (only while no user exists) */
-    post: {
-      parameters: {
-        query?: never;
-        header?: never;
-        path?: never;
-        cookie?: never;
-      };
-      requestBody: {
-        content: {
-          'application/json': {
-            email: string;
-            password: string;
-            organizationName: string;
-            name?: string;
-          };
-        };
-      };
-      responses: {
-        /** @description Default Response */
-        200: {
-          headers: {
-            [name: string]: unknown;
-          };
-          content?: never;
-        };
-      };
-    };
+    post: operations['bootstrap'];
     delete?: never;
     options?: never;
     head?: never;
@@ -70,34 +27,25 @@ export interface paths {
     };
     get?: never;
     put?: never;
-    /** Log in with email and password; returns a bearer token and sets a session cookie */
-    post: {
-      parameters: {
-        query?: never;
-        header?: never;
-        path?: never;
-        cookie?: never;
-      };
-      requestBody: {
-        content: {
-          'application/json': {
-            email: string;
-            password: string;
-            /** Format: uuid */
-            organizationId?: string;
-          };
-        };
-      };
-      responses: {
-        /** @description Default Response */
-        200: {
-          headers: {
-            [name: string]: unknown;
-          };
-          content?: never;
-        };
-      };
+    /** Log in with email and password; returns a bearer token, sets a session cookie and lists pending invitations */
+    post: operations['login'];
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  '/api/v1/auth/switch-organization': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
     };
+    get?: never;
+    put?: never;
+    /** Move your session to another organization you belong to (a new session; the current one ends) */
+    post: operations['switchOrganization'];
     delete?: never;
     options?: never;
     head?: never;
@@ -114,24 +62,7 @@ export interface paths {
     get?: never;
     put?: never;
     /** Revoke the current session or access token */
-    post: {
-      parameters: {
-        query?: never;
-        header?: never;
-        path?: never;
-        cookie?: never;
-      };
-      requestBody?: never;
-      responses: {
-        /** @description Default Response */
-        200: {
-          headers: {
-            [name: string]: unknown;
-          };
-          content?: never;
-        };
-      };
-    };
+    post: operations['logout'];
     delete?: never;
     options?: never;
     head?: never;
@@ -145,25 +76,8 @@ export interface paths {
       path?: never;
       cookie?: never;
     };
-    /** Who the caller is, in which org, with what permissions */
-    get: {
-      parameters: {
-        query?: never;
-        header?: never;
-        path?: never;
-        cookie?: never;
-      };
-      requestBody?: never;
-      responses: {
-        /** @description Default Response */
-        200: {
-          headers: {
-            [name: string]: unknown;
-          };
-          content?: never;
-        };
-      };
-    };
+    /** Who the caller is, in which org, with what permissions; its organizations and pending invitations */
+    get: operations['getMe'];
     put?: never;
     post?: never;
     delete?: never;
@@ -180,56 +94,13 @@ export interface paths {
       cookie?: never;
     };
     /** List the organization's users */
-    get: {
-      parameters: {
-        query?: {
-          limit?: number;
-          cursor?: string;
-        };
-        header?: never;
-        path?: never;
-        cookie?: never;
-      };
-      requestBody?: never;
-      responses: {
-        /** @description Default Response */
-        200: {
-          headers: {
-            [name: string]: unknown;
-          };
-          content?: never;
-        };
-      };
-    };
+    get: operations['listUsers'];
     put?: never;
-    /** Add a user to the organization with a role */
-    post: {
-      parameters: {
-        query?: never;
-        header?: never;
-        path?: never;
-        cookie?: never;
-      };
-      requestBody: {
-        content: {
-          'application/json': {
-            email: string;
-            password: string;
-            name?: string;
-            role: string;
-          };
-        };
-      };
-      responses: {
-        /** @description Default Response */
-        200: {
-          headers: {
-            [name: string]: unknown;
-          };
-          content?: never;
-        };
-      };
-    };
+    /**
+     * Invite a person into the organization with a role
+     * @description Always answers 201 with a pending invitation, whether or not the e-mail already has an account. A new e-mail gets an account with `password`, and signing in with it accepts the invitation; a person who already has an account keeps their password and accepts at their next sign-in. 409 when the e-mail is already a member of, or invited to, this organization.
+     */
+    post: operations['inviteUser'];
     delete?: never;
     options?: never;
     head?: never;
@@ -244,79 +115,100 @@ export interface paths {
       cookie?: never;
     };
     /** One user of the organization */
-    get: {
-      parameters: {
-        query?: never;
-        header?: never;
-        path: {
-          id: string;
-        };
-        cookie?: never;
-      };
-      requestBody?: never;
-      responses: {
-        /** @description Default Response */
-        200: {
-          headers: {
-            [name: string]: unknown;
-          };
-          content?: never;
-        };
-      };
-    };
+    get: operations['getUser'];
     put?: never;
     post?: never;
     /** Remove a user from the organization */
-    delete: {
-      parameters: {
-        query?: never;
-        header?: never;
-        path: {
-          id: string;
-        };
-        cookie?: never;
-      };
-      requestBody?: never;
-      responses: {
-        /** @description Default Response */
-        200: {
-          headers: {
-            [name: string]: unknown;
-          };
-          content?: never;
-        };
-      };
-    };
+    delete: operations['deleteUser'];
     options?: never;
     head?: never;
     /** Change a user's role or name */
-    patch: {
-      parameters: {
-        query?: never;
-        header?: never;
-        path: {
-          id: string;
-        };
-        cookie?: never;
-      };
-      requestBody: {
-        content: {
-          'application/json': {
-            role?: string;
-            name?: string;
-          };
-        };
-      };
-      responses: {
-        /** @description Default Response */
-        200: {
-          headers: {
-            [name: string]: unknown;
-          };
-          content?: never;
-        };
-      };
+    patch: operations['updateUser'];
+    trace?: never;
+  };
+  '/api/v1/invitations': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
     };
+    /** The organization's pending invitations, oldest first */
+    get: operations['listInvitations'];
+    put?: never;
+    post?: never;
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  '/api/v1/invitations/{id}': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    get?: never;
+    put?: never;
+    post?: never;
+    /** Revoke a pending invitation */
+    delete: operations['revokeInvitation'];
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  '/api/v1/me/invitations': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    /** Your pending invitations into other organizations */
+    get: operations['listMyInvitations'];
+    put?: never;
+    post?: never;
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  '/api/v1/me/invitations/{id}/accept': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    get?: never;
+    put?: never;
+    /** Accept an invitation: you become a member; switch to it with /auth/switch-organization */
+    post: operations['acceptInvitation'];
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  '/api/v1/me/invitations/{id}/decline': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    get?: never;
+    put?: never;
+    /** Decline an invitation */
+    post: operations['declineInvitation'];
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
     trace?: never;
   };
   '/api/v1/identities': {
@@ -327,54 +219,10 @@ export interface paths {
       cookie?: never;
     };
     /** List machine identities */
-    get: {
-      parameters: {
-        query?: {
-          limit?: number;
-          cursor?: string;
-        };
-        header?: never;
-        path?: never;
-        cookie?: never;
-      };
-      requestBody?: never;
-      responses: {
-        /** @description Default Response */
-        200: {
-          headers: {
-            [name: string]: unknown;
-          };
-          content?: never;
-        };
-      };
-    };
+    get: operations['listIdentities'];
     put?: never;
     /** Create a machine identity */
-    post: {
-      parameters: {
-        query?: never;
-        header?: never;
-        path?: never;
-        cookie?: never;
-      };
-      requestBody: {
-        content: {
-          'application/json': {
-            name: string;
-            role: string;
-          };
-        };
-      };
-      responses: {
-        /** @description Default Response */
-        200: {
-          headers: {
-            [name: string]: unknown;
-          };
-          content?: never;
-        };
-      };
-    };
+    post: operations['createIdentity'];
     delete?: never;
     options?: never;
     head?: never;
@@ -389,79 +237,15 @@ export interface paths {
       cookie?: never;
     };
     /** One machine identity */
-    get: {
-      parameters: {
-        query?: never;
-        header?: never;
-        path: {
-          id: string;
-        };
-        cookie?: never;
-      };
-      requestBody?: never;
-      responses: {
-        /** @description Default Response */
-        200: {
-          headers: {
-            [name: string]: unknown;
-          };
-          content?: never;
-        };
-      };
-    };
+    get: operations['getIdentity'];
     put?: never;
     post?: never;
     /** Delete an identity and its tokens */
-    delete: {
-      parameters: {
-        query?: never;
-        header?: never;
-        path: {
-          id: string;
-        };
-        cookie?: never;
-      };
-      requestBody?: never;
-      responses: {
-        /** @description Default Response */
-        200: {
-          headers: {
-            [name: string]: unknown;
-          };
-          content?: never;
-        };
-      };
-    };
+    delete: operations['deleteIdentity'];
     options?: never;
     head?: never;
     /** Rename an identity or change its role */
-    patch: {
-      parameters: {
-        query?: never;
-        header?: never;
-        path: {
-          id: string;
-        };
-        cookie?: never;
-      };
-      requestBody: {
-        content: {
-          'application/json': {
-            name?: string;
-            role?: string;
-          };
-        };
-      };
-      responses: {
-        /** @description Default Response */
-        200: {
-          headers: {
-            [name: string]: unknown;
-          };
-          content?: never;
-        };
-      };
-    };
+    patch: operations['updateIdentity'];
     trace?: never;
   };
   '/api/v1/identities/{id}/tokens': {
@@ -471,58 +255,11 @@ export interface paths {
       path?: never;
       cookie?: never;
     };
-    /** An identity's access tokens (never the secret) */
-    get: {
-      parameters: {
-        query?: never;
-        header?: never;
-        path: {
-          id: string;
-        };
-        cookie?: never;
-      };
-      requestBody?: never;
-      responses: {
-        /** @description Default Response */
-        200: {
-          headers: {
-            [name: string]: unknown;
-          };
-          content?: never;
-        };
-      };
-    };
+    /** An identity's access tokens, newest first (never the secret) */
+    get: operations['listIdentityTokens'];
     put?: never;
     /** Create an access token for an identity (shown once) */
-    post: {
-      parameters: {
-        query?: never;
-        header?: never;
-        path: {
-          id: string;
-        };
-        cookie?: never;
-      };
-      requestBody: {
-        content: {
-          'application/json': {
-            /** @default  */
-            name?: string;
-            /** @default 2592000 */
-            ttlSeconds?: number;
-          };
-        };
-      };
-      responses: {
-        /** @description Default Response */
-        200: {
-          headers: {
-            [name: string]: unknown;
-          };
-          content?: never;
-        };
-      };
-    };
+    post: operations['createIdentityToken'];
     delete?: never;
     options?: never;
     head?: never;
@@ -540,27 +277,7 @@ export interface paths {
     put?: never;
     post?: never;
     /** Revoke an access token */
-    delete: {
-      parameters: {
-        query?: never;
-        header?: never;
-        path: {
-          id: string;
-          tokenId: string;
-        };
-        cookie?: never;
-      };
-      requestBody?: never;
-      responses: {
-        /** @description Default Response */
-        200: {
-          headers: {
-            [name: string]: unknown;
-          };
-          content?: never;
-        };
-      };
-    };
+    delete: operations['revokeIdentityToken'];
     options?: never;
     head?: never;
     patch?: never;
@@ -610,55 +327,14 @@ export interface paths {
       cookie?: never;
     };
     /** The caller's organization and its policies */
-    get: {
-      parameters: {
-        query?: never;
-        header?: never;
-        path?: never;
-        cookie?: never;
-      };
-      requestBody?: never;
-      responses: {
-        /** @description Default Response */
-        200: {
-          headers: {
-            [name: string]: unknown;
-          };
-          content?: never;
-        };
-      };
-    };
+    get: operations['getOrganization'];
     put?: never;
     post?: never;
     delete?: never;
     options?: never;
     head?: never;
     /** Rename the organization or change its policies */
-    patch: {
-      parameters: {
-        query?: never;
-        header?: never;
-        path?: never;
-        cookie?: never;
-      };
-      requestBody: {
-        content: {
-          'application/json': {
-            name?: string;
-            requireGatewayPools?: boolean;
-          };
-        };
-      };
-      responses: {
-        /** @description Default Response */
-        200: {
-          headers: {
-            [name: string]: unknown;
-          };
-          content?: never;
-        };
-      };
-    };
+    patch: operations['updateOrganization'];
     trace?: never;
   };
   '/api/v1/license': {
@@ -669,49 +345,9 @@ export interface paths {
       cookie?: never;
     };
     /** The org's plan and features */
-    get: {
-      parameters: {
-        query?: never;
-        header?: never;
-        path?: never;
-        cookie?: never;
-      };
-      requestBody?: never;
-      responses: {
-        /** @description Default Response */
-        200: {
-          headers: {
-            [name: string]: unknown;
-          };
-          content?: never;
-        };
-      };
-    };
-    /** Install a license for the organization */
-    put: {
-      parameters: {
-        query?: never;
-        header?: never;
-        path?: never;
-        cookie?: never;
-      };
-      requestBody: {
-        content: {
-          'application/json': {
-            key: string;
-          };
-        };
-      };
-      responses: {
-        /** @description Default Response */
-        200: {
-          headers: {
-            [name: string]: unknown;
-          };
-          content?: never;
-        };
-      };
-    };
+    get: operations['getLicense'];
+    /** Install a license for the organization (refused when it would not be in force) */
+    put: operations['installLicense'];
     post?: never;
     delete?: never;
     options?: never;
@@ -727,33 +363,7 @@ export interface paths {
       cookie?: never;
     };
     /** Audit log, newest first, filterable, cursor-paginated */
-    get: {
-      parameters: {
-        query?: {
-          /** @description exact event, or a prefix ending in * (e.g. gateway-pool.*) */
-          event?: string;
-          actorId?: string;
-          actorType?: 'user' | 'identity' | 'gateway' | 'system' | 'anonymous';
-          from?: string;
-          to?: string;
-          limit?: number;
-          cursor?: string;
-        };
-        header?: never;
-        path?: never;
-        cookie?: never;
-      };
-      requestBody?: never;
-      responses: {
-        /** @description Default Response */
-        200: {
-          headers: {
-            [name: string]: unknown;
-          };
-          content?: never;
-        };
-      };
-    };
+    get: operations['listAuditLogs'];
     put?: never;
     post?: never;
     delete?: never;
@@ -770,55 +380,13 @@ export interface paths {
       cookie?: never;
     };
     /** Enrollment tokens of the organization, newest first (never the secret) */
-    get: {
-      parameters: {
-        query?: never;
-        header?: never;
-        path?: never;
-        cookie?: never;
-      };
-      requestBody?: never;
-      responses: {
-        /** @description Default Response */
-        200: {
-          headers: {
-            [name: string]: unknown;
-          };
-          content?: never;
-        };
-      };
-    };
+    get: operations['listEnrollmentTokens'];
     put?: never;
-    /** Create a single-use enrollment token for a new gateway (shown once) */
-    post: {
-      parameters: {
-        query?: never;
-        header?: never;
-        path?: never;
-        cookie?: never;
-      };
-      requestBody: {
-        content: {
-          'application/json': {
-            /** @default gateway enrollment */
-            name?: string;
-            /** @default 3600 */
-            ttlSeconds?: number;
-            /** @default [] */
-            poolIds?: string[];
-          };
-        };
-      };
-      responses: {
-        /** @description Default Response */
-        200: {
-          headers: {
-            [name: string]: unknown;
-          };
-          content?: never;
-        };
-      };
-    };
+    /**
+     * Create a single-use enrollment token for a new gateway (shown once)
+     * @description `poolIds` names pools the gateway joins when it enrolls, by id or by name (needs GatewayPool:edit and the gateway pools plan feature).
+     */
+    post: operations['createEnrollmentToken'];
     delete?: never;
     options?: never;
     head?: never;
@@ -836,26 +404,7 @@ export interface paths {
     put?: never;
     post?: never;
     /** Revoke an unused enrollment token */
-    delete: {
-      parameters: {
-        query?: never;
-        header?: never;
-        path: {
-          id: string;
-        };
-        cookie?: never;
-      };
-      requestBody?: never;
-      responses: {
-        /** @description Default Response */
-        200: {
-          headers: {
-            [name: string]: unknown;
-          };
-          content?: never;
-        };
-      };
-    };
+    delete: operations['revokeEnrollmentToken'];
     options?: never;
     head?: never;
     patch?: never;
@@ -871,33 +420,7 @@ export interface paths {
     get?: never;
     put?: never;
     /** Enroll a gateway: exchange a single-use token and a CSR for a client certificate */
-    post: {
-      parameters: {
-        query?: never;
-        header?: never;
-        path?: never;
-        cookie?: never;
-      };
-      requestBody: {
-        content: {
-          'application/json': {
-            token: string;
-            name: string;
-            csr: string;
-            pools?: string[];
-          };
-        };
-      };
-      responses: {
-        /** @description Default Response */
-        200: {
-          headers: {
-            [name: string]: unknown;
-          };
-          content?: never;
-        };
-      };
-    };
+    post: operations['enrollGateway'];
     delete?: never;
     options?: never;
     head?: never;
@@ -912,27 +435,7 @@ export interface paths {
       cookie?: never;
     };
     /** Gateways of the organization with their live health */
-    get: {
-      parameters: {
-        query?: {
-          limit?: number;
-          cursor?: string;
-        };
-        header?: never;
-        path?: never;
-        cookie?: never;
-      };
-      requestBody?: never;
-      responses: {
-        /** @description Default Response */
-        200: {
-          headers: {
-            [name: string]: unknown;
-          };
-          content?: never;
-        };
-      };
-    };
+    get: operations['listGateways'];
     put?: never;
     post?: never;
     delete?: never;
@@ -949,81 +452,35 @@ export interface paths {
       cookie?: never;
     };
     /** One gateway with its live health */
-    get: {
-      parameters: {
-        query?: never;
-        header?: never;
-        path: {
-          id: string;
-        };
-        cookie?: never;
-      };
-      requestBody?: never;
-      responses: {
-        /** @description Default Response */
-        200: {
-          headers: {
-            [name: string]: unknown;
-          };
-          content?: never;
-        };
-      };
-    };
+    get: operations['getGateway'];
     put?: never;
     post?: never;
-    /** Delete a gateway; its tunnel is dropped and its certificate refused */
-    delete: {
-      parameters: {
-        query?: never;
-        header?: never;
-        path: {
-          id: string;
-        };
-        cookie?: never;
-      };
-      requestBody?: never;
-      responses: {
-        /** @description Default Response */
-        200: {
-          headers: {
-            [name: string]: unknown;
-          };
-          content?: never;
-        };
-      };
-    };
+    /**
+     * Delete a gateway; its tunnel is dropped and its certificate refused
+     * @description Refused (409, naming them) while consumers pin the gateway. The answer names the pools it left and warns when it was the last healthy member of a pool that serves consumers.
+     */
+    delete: operations['deleteGateway'];
     options?: never;
     head?: never;
     /** Rename a gateway or set its labels (these override labels the agent reports) */
-    patch: {
-      parameters: {
-        query?: never;
-        header?: never;
-        path: {
-          id: string;
-        };
-        cookie?: never;
-      };
-      requestBody: {
-        content: {
-          'application/json': {
-            name?: string;
-            labels?: {
-              [key: string]: string;
-            };
-          };
-        };
-      };
-      responses: {
-        /** @description Default Response */
-        200: {
-          headers: {
-            [name: string]: unknown;
-          };
-          content?: never;
-        };
-      };
+    patch: operations['updateGateway'];
+    trace?: never;
+  };
+  '/api/v1/gateways/{id}/resources': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
     };
+    /** Everything that uses this gateway directly (pinned, not through a pool) */
+    get: operations['listGatewayResources'];
+    put?: never;
+    post?: never;
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
     trace?: never;
   };
   '/api/v1/gateways/{id}/health-check': {
@@ -1036,26 +493,7 @@ export interface paths {
     get?: never;
     put?: never;
     /** Live round trip through the tunnel: the RTT, or why it failed */
-    post: {
-      parameters: {
-        query?: never;
-        header?: never;
-        path: {
-          id: string;
-        };
-        cookie?: never;
-      };
-      requestBody?: never;
-      responses: {
-        /** @description Default Response */
-        200: {
-          headers: {
-            [name: string]: unknown;
-          };
-          content?: never;
-        };
-      };
-    };
+    post: operations['checkGatewayHealth'];
     delete?: never;
     options?: never;
     head?: never;
@@ -1072,26 +510,7 @@ export interface paths {
     get?: never;
     put?: never;
     /** Drain: the gateway takes no new streams; open ones continue */
-    post: {
-      parameters: {
-        query?: never;
-        header?: never;
-        path: {
-          id: string;
-        };
-        cookie?: never;
-      };
-      requestBody?: never;
-      responses: {
-        /** @description Default Response */
-        200: {
-          headers: {
-            [name: string]: unknown;
-          };
-          content?: never;
-        };
-      };
-    };
+    post: operations['drainGateway'];
     delete?: never;
     options?: never;
     head?: never;
@@ -1108,26 +527,7 @@ export interface paths {
     get?: never;
     put?: never;
     /** Undrain: the gateway takes new streams again */
-    post: {
-      parameters: {
-        query?: never;
-        header?: never;
-        path: {
-          id: string;
-        };
-        cookie?: never;
-      };
-      requestBody?: never;
-      responses: {
-        /** @description Default Response */
-        200: {
-          headers: {
-            [name: string]: unknown;
-          };
-          content?: never;
-        };
-      };
-    };
+    post: operations['undrainGateway'];
     delete?: never;
     options?: never;
     head?: never;
@@ -1141,54 +541,11 @@ export interface paths {
       path?: never;
       cookie?: never;
     };
-    /** Gateway pools with member counts and health */
-    get: {
-      parameters: {
-        query?: never;
-        header?: never;
-        path?: never;
-        cookie?: never;
-      };
-      requestBody?: never;
-      responses: {
-        /** @description Default Response */
-        200: {
-          headers: {
-            [name: string]: unknown;
-          };
-          content?: never;
-        };
-      };
-    };
+    /** Gateway pools with member counts and health, oldest first, a page at a time */
+    get: operations['listGatewayPools'];
     put?: never;
     /** Create a gateway pool */
-    post: {
-      parameters: {
-        query?: never;
-        header?: never;
-        path?: never;
-        cookie?: never;
-      };
-      requestBody: {
-        content: {
-          'application/json': {
-            name: string;
-            description?: string;
-            minHealthy?: number;
-            healthCheckTarget?: string | null;
-          };
-        };
-      };
-      responses: {
-        /** @description Default Response */
-        200: {
-          headers: {
-            [name: string]: unknown;
-          };
-          content?: never;
-        };
-      };
-    };
+    post: operations['createGatewayPool'];
     delete?: never;
     options?: never;
     head?: never;
@@ -1202,82 +559,16 @@ export interface paths {
       path?: never;
       cookie?: never;
     };
-    /** A pool with its members and their live health */
-    get: {
-      parameters: {
-        query?: never;
-        header?: never;
-        path: {
-          poolId: string;
-        };
-        cookie?: never;
-      };
-      requestBody?: never;
-      responses: {
-        /** @description Default Response */
-        200: {
-          headers: {
-            [name: string]: unknown;
-          };
-          content?: never;
-        };
-      };
-    };
+    /** A pool (by id or name) with its members and their live health */
+    get: operations['getGatewayPool'];
     put?: never;
     post?: never;
     /** Delete a pool no consumer references */
-    delete: {
-      parameters: {
-        query?: never;
-        header?: never;
-        path: {
-          poolId: string;
-        };
-        cookie?: never;
-      };
-      requestBody?: never;
-      responses: {
-        /** @description Default Response */
-        200: {
-          headers: {
-            [name: string]: unknown;
-          };
-          content?: never;
-        };
-      };
-    };
+    delete: operations['deleteGatewayPool'];
     options?: never;
     head?: never;
     /** Change a pool */
-    patch: {
-      parameters: {
-        query?: never;
-        header?: never;
-        path: {
-          poolId: string;
-        };
-        cookie?: never;
-      };
-      requestBody: {
-        content: {
-          'application/json': {
-            name?: string;
-            description?: string;
-            minHealthy?: number;
-            healthCheckTarget?: string | null;
-          };
-        };
-      };
-      responses: {
-        /** @description Default Response */
-        200: {
-          headers: {
-            [name: string]: unknown;
-          };
-          content?: never;
-        };
-      };
-    };
+    patch: operations['updateGatewayPool'];
     trace?: never;
   };
   '/api/v1/gateway-pools/{poolId}/memberships': {
@@ -1290,35 +581,7 @@ export interface paths {
     get?: never;
     put?: never;
     /** Add a gateway to a pool */
-    post: {
-      parameters: {
-        query?: never;
-        header?: never;
-        path: {
-          poolId: string;
-        };
-        cookie?: never;
-      };
-      requestBody: {
-        content: {
-          'application/json': {
-            /** Format: uuid */
-            gatewayId: string;
-            weight?: number;
-            priority?: number;
-          };
-        };
-      };
-      responses: {
-        /** @description Default Response */
-        200: {
-          headers: {
-            [name: string]: unknown;
-          };
-          content?: never;
-        };
-      };
-    };
+    post: operations['addGatewayPoolMember'];
     delete?: never;
     options?: never;
     head?: never;
@@ -1336,58 +599,11 @@ export interface paths {
     put?: never;
     post?: never;
     /** Remove a gateway from a pool */
-    delete: {
-      parameters: {
-        query?: never;
-        header?: never;
-        path: {
-          poolId: string;
-          gatewayId: string;
-        };
-        cookie?: never;
-      };
-      requestBody?: never;
-      responses: {
-        /** @description Default Response */
-        200: {
-          headers: {
-            [name: string]: unknown;
-          };
-          content?: never;
-        };
-      };
-    };
+    delete: operations['removeGatewayPoolMember'];
     options?: never;
     head?: never;
     /** Change a member's weight or priority tier */
-    patch: {
-      parameters: {
-        query?: never;
-        header?: never;
-        path: {
-          poolId: string;
-          gatewayId: string;
-        };
-        cookie?: never;
-      };
-      requestBody: {
-        content: {
-          'application/json': {
-            weight?: number;
-            priority?: number;
-          };
-        };
-      };
-      responses: {
-        /** @description Default Response */
-        200: {
-          headers: {
-            [name: string]: unknown;
-          };
-          content?: never;
-        };
-      };
-    };
+    patch: operations['updateGatewayPoolMember'];
     trace?: never;
   };
   '/api/v1/gateway-pools/{poolId}/resources': {
@@ -1397,27 +613,8 @@ export interface paths {
       path?: never;
       cookie?: never;
     };
-    /** Everything that uses the pool, by kind */
-    get: {
-      parameters: {
-        query?: never;
-        header?: never;
-        path: {
-          poolId: string;
-        };
-        cookie?: never;
-      };
-      requestBody?: never;
-      responses: {
-        /** @description Default Response */
-        200: {
-          headers: {
-            [name: string]: unknown;
-          };
-          content?: never;
-        };
-      };
-    };
+    /** Everything that uses the pool (kind, id, name) */
+    get: operations['listGatewayPoolResources'];
     put?: never;
     post?: never;
     delete?: never;
@@ -1434,126 +631,16 @@ export interface paths {
       cookie?: never;
     };
     /** An identity's Kubernetes auth config (never the reviewer JWT) */
-    get: {
-      parameters: {
-        query?: never;
-        header?: never;
-        path: {
-          identityId: string;
-        };
-        cookie?: never;
-      };
-      requestBody?: never;
-      responses: {
-        /** @description Default Response */
-        200: {
-          headers: {
-            [name: string]: unknown;
-          };
-          content?: never;
-        };
-      };
-    };
+    get: operations['getKubernetesAuth'];
     put?: never;
     /** Configure Kubernetes auth for an identity (validated through its gateway or pool) */
-    post: {
-      parameters: {
-        query?: never;
-        header?: never;
-        path: {
-          identityId: string;
-        };
-        cookie?: never;
-      };
-      requestBody: {
-        content: {
-          'application/json': {
-            kubernetesHost: string;
-            caCert?: string | null;
-            tokenReviewerJwt?: string | null;
-            allowedNamespaces?: string[];
-            allowedNames?: string[];
-            allowedAudience?: string | null;
-            accessTokenTtl?: number;
-            accessTokenMaxTtl?: number;
-            /** Format: uuid */
-            gatewayId?: string | null;
-            /** Format: uuid */
-            gatewayPoolId?: string | null;
-          };
-        };
-      };
-      responses: {
-        /** @description Default Response */
-        200: {
-          headers: {
-            [name: string]: unknown;
-          };
-          content?: never;
-        };
-      };
-    };
+    post: operations['createKubernetesAuth'];
     /** Remove an identity's Kubernetes auth */
-    delete: {
-      parameters: {
-        query?: never;
-        header?: never;
-        path: {
-          identityId: string;
-        };
-        cookie?: never;
-      };
-      requestBody?: never;
-      responses: {
-        /** @description Default Response */
-        200: {
-          headers: {
-            [name: string]: unknown;
-          };
-          content?: never;
-        };
-      };
-    };
+    delete: operations['deleteKubernetesAuth'];
     options?: never;
     head?: never;
     /** Change Kubernetes auth; null clears gatewayId / gatewayPoolId / tokenReviewerJwt, omitted keeps them */
-    patch: {
-      parameters: {
-        query?: never;
-        header?: never;
-        path: {
-          identityId: string;
-        };
-        cookie?: never;
-      };
-      requestBody: {
-        content: {
-          'application/json': {
-            kubernetesHost?: string;
-            caCert?: string | null;
-            tokenReviewerJwt?: string | null;
-            allowedNamespaces?: string[];
-            allowedNames?: string[];
-            allowedAudience?: string | null;
-            accessTokenTtl?: number;
-            accessTokenMaxTtl?: number;
-            /** Format: uuid */
-            gatewayId?: string | null;
-            /** Format: uuid */
-            gatewayPoolId?: string | null;
-          };
-        };
-      };
-      responses: {
-        /** @description Default Response */
-        200: {
-          headers: {
-            [name: string]: unknown;
-          };
-          content?: never;
-        };
-      };
-    };
+    patch: operations['updateKubernetesAuth'];
     trace?: never;
   };
   '/api/v1/auth/kubernetes-auth/login': {
@@ -1566,32 +653,7 @@ export interface paths {
     get?: never;
     put?: never;
     /** Log in a machine identity with a Kubernetes service-account JWT (validated with the TokenReview API) */
-    post: {
-      parameters: {
-        query?: never;
-        header?: never;
-        path?: never;
-        cookie?: never;
-      };
-      requestBody: {
-        content: {
-          'application/json': {
-            /** Format: uuid */
-            identityId: string;
-            jwt: string;
-          };
-        };
-      };
-      responses: {
-        /** @description Default Response */
-        200: {
-          headers: {
-            [name: string]: unknown;
-          };
-          content?: never;
-        };
-      };
-    };
+    post: operations['loginWithKubernetes'];
     delete?: never;
     options?: never;
     head?: never;
@@ -1615,6 +677,60 @@ export interface paths {
     patch?: never;
     trace?: never;
   };
+  '/api/v1/access-targets': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    /** List access targets (host:port reached with `gatepool connect`) */
+    get: operations['listAccessTargets'];
+    put?: never;
+    /** Create an access target behind a gateway or gateway pool */
+    post: operations['createAccessTarget'];
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  '/api/v1/access-targets/{target}': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    /** One access target, by id or name */
+    get: operations['getAccessTarget'];
+    put?: never;
+    post?: never;
+    /** Delete an access target (open connections keep running until they end) */
+    delete: operations['deleteAccessTarget'];
+    options?: never;
+    head?: never;
+    /** Change an access target (giving gatewayId or gatewayPoolId replaces the other) */
+    patch: operations['updateAccessTarget'];
+    trace?: never;
+  };
+  '/api/v1/access-targets/{target}/connect': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    /** Open a connection to the target: a WebSocket upgrade (binary messages carry the bytes; a text "end" is a half-close). Without an upgrade, returns the target as the caller may use it. */
+    get: operations['connectAccessTarget'];
+    put?: never;
+    post?: never;
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
 }
 export type webhooks = Record<string, never>;
 export interface components {
@@ -1627,6 +743,795 @@ export interface components {
 }
 export type $defs = Record<string, never>;
 export interface operations {
+  getBootstrapStatus: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description Default Response */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            bootstrapped: boolean;
+          };
+        };
+      };
+    };
+  };
+  bootstrap: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    requestBody: {
+      content: {
+        'application/json': {
+          email: string;
+          password: string;
+          organizationName: string;
+          name?: string;
+        };
+      };
+    };
+    responses: {
+      /** @description Default Response */
+      201: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            organization: {
+              id: string;
+              name: string;
+            };
+            user: {
+              id: string;
+              email: string;
+            };
+            token: string;
+            expiresAt: string;
+          };
+        };
+      };
+    };
+  };
+  login: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    requestBody: {
+      content: {
+        'application/json': {
+          email: string;
+          password: string;
+          /** Format: uuid */
+          organizationId?: string;
+        };
+      };
+    };
+    responses: {
+      /** @description Default Response */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            token: string;
+            /** @enum {string} */
+            tokenType: 'Bearer';
+            expiresAt: string;
+            user: {
+              id: string;
+              email: string;
+              name: string;
+            };
+            organization: {
+              id: string;
+              name: string;
+            };
+            role: string;
+            pendingInvitations: {
+              id: string;
+              organization: {
+                id: string;
+                name: string;
+              };
+              role: string;
+              invitedBy: string | null;
+              createdAt: string;
+              expiresAt: string;
+            }[];
+          };
+        };
+      };
+    };
+  };
+  switchOrganization: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    requestBody: {
+      content: {
+        'application/json': {
+          /** Format: uuid */
+          organizationId: string;
+        };
+      };
+    };
+    responses: {
+      /** @description Default Response */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            token: string;
+            /** @enum {string} */
+            tokenType: 'Bearer';
+            expiresAt: string;
+            user: {
+              id: string;
+              email: string;
+              name: string;
+            };
+            organization: {
+              id: string;
+              name: string;
+            };
+            role: string;
+            pendingInvitations: {
+              id: string;
+              organization: {
+                id: string;
+                name: string;
+              };
+              role: string;
+              invitedBy: string | null;
+              createdAt: string;
+              expiresAt: string;
+            }[];
+          };
+        };
+      };
+    };
+  };
+  logout: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description Default Response */
+      204: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': null;
+        };
+      };
+    };
+  };
+  getMe: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description Default Response */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            /** @enum {string} */
+            type: 'user' | 'identity';
+            id: string;
+            name: string;
+            organization: {
+              id: string;
+              name: string;
+            };
+            role: string;
+            roleName: string;
+            permissions: {
+              subject: string;
+              action: string;
+            }[];
+            organizations: {
+              id: string;
+              name: string;
+              role: string;
+            }[];
+            pendingInvitations: {
+              id: string;
+              organization: {
+                id: string;
+                name: string;
+              };
+              role: string;
+              invitedBy: string | null;
+              createdAt: string;
+              expiresAt: string;
+            }[];
+          };
+        };
+      };
+    };
+  };
+  listUsers: {
+    parameters: {
+      query?: {
+        limit?: number;
+        cursor?: string;
+      };
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description Default Response */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            items: {
+              id: string;
+              email: string;
+              name: string;
+              role: string;
+              createdAt: string;
+            }[];
+            nextCursor: string | null;
+          };
+        };
+      };
+    };
+  };
+  inviteUser: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    requestBody: {
+      content: {
+        'application/json': {
+          email: string;
+          password: string;
+          name?: string;
+          role: string;
+        };
+      };
+    };
+    responses: {
+      /** @description Default Response */
+      201: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            id: string;
+            email: string;
+            role: string;
+            /** @enum {string} */
+            status: 'pending';
+            invitedBy: {
+              type: string;
+              id: string | null;
+              name: string | null;
+            };
+            createdAt: string;
+            expiresAt: string;
+          };
+        };
+      };
+    };
+  };
+  getUser: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path: {
+        id: string;
+      };
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description Default Response */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            id: string;
+            email: string;
+            name: string;
+            role: string;
+            createdAt: string;
+          };
+        };
+      };
+    };
+  };
+  deleteUser: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path: {
+        id: string;
+      };
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description Default Response */
+      204: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': null;
+        };
+      };
+    };
+  };
+  updateUser: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path: {
+        id: string;
+      };
+      cookie?: never;
+    };
+    requestBody: {
+      content: {
+        'application/json': {
+          role?: string;
+          name?: string;
+        };
+      };
+    };
+    responses: {
+      /** @description Default Response */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            id: string;
+            email: string;
+            name: string;
+            role: string;
+            createdAt: string;
+          };
+        };
+      };
+    };
+  };
+  listInvitations: {
+    parameters: {
+      query?: {
+        limit?: number;
+        cursor?: string;
+      };
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description Default Response */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            items: {
+              id: string;
+              email: string;
+              role: string;
+              /** @enum {string} */
+              status: 'pending';
+              invitedBy: {
+                type: string;
+                id: string | null;
+                name: string | null;
+              };
+              createdAt: string;
+              expiresAt: string;
+            }[];
+            nextCursor: string | null;
+          };
+        };
+      };
+    };
+  };
+  revokeInvitation: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path: {
+        id: string;
+      };
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description Default Response */
+      204: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': null;
+        };
+      };
+    };
+  };
+  listMyInvitations: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description Default Response */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            items: {
+              id: string;
+              organization: {
+                id: string;
+                name: string;
+              };
+              role: string;
+              invitedBy: string | null;
+              createdAt: string;
+              expiresAt: string;
+            }[];
+          };
+        };
+      };
+    };
+  };
+  acceptInvitation: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path: {
+        id: string;
+      };
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description Default Response */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            organization: {
+              id: string;
+              name: string;
+            };
+            role: string;
+          };
+        };
+      };
+    };
+  };
+  declineInvitation: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path: {
+        id: string;
+      };
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description Default Response */
+      204: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': null;
+        };
+      };
+    };
+  };
+  listIdentities: {
+    parameters: {
+      query?: {
+        limit?: number;
+        cursor?: string;
+      };
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description Default Response */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            items: {
+              id: string;
+              name: string;
+              role: string;
+              createdAt: string;
+              updatedAt: string;
+            }[];
+            nextCursor: string | null;
+          };
+        };
+      };
+    };
+  };
+  createIdentity: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    requestBody: {
+      content: {
+        'application/json': {
+          name: string;
+          role: string;
+        };
+      };
+    };
+    responses: {
+      /** @description Default Response */
+      201: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            id: string;
+            name: string;
+            role: string;
+            createdAt: string;
+            updatedAt: string;
+          };
+        };
+      };
+    };
+  };
+  getIdentity: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path: {
+        id: string;
+      };
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description Default Response */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            id: string;
+            name: string;
+            role: string;
+            createdAt: string;
+            updatedAt: string;
+          };
+        };
+      };
+    };
+  };
+  deleteIdentity: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path: {
+        id: string;
+      };
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description Default Response */
+      204: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': null;
+        };
+      };
+    };
+  };
+  updateIdentity: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path: {
+        id: string;
+      };
+      cookie?: never;
+    };
+    requestBody: {
+      content: {
+        'application/json': {
+          name?: string;
+          role?: string;
+        };
+      };
+    };
+    responses: {
+      /** @description Default Response */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            id: string;
+            name: string;
+            role: string;
+            createdAt: string;
+            updatedAt: string;
+          };
+        };
+      };
+    };
+  };
+  listIdentityTokens: {
+    parameters: {
+      query?: {
+        limit?: number;
+        cursor?: string;
+      };
+      header?: never;
+      path: {
+        id: string;
+      };
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description Default Response */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            items: {
+              id: string;
+              name: string;
+              createdAt: string;
+              expiresAt: string | null;
+              revokedAt: string | null;
+              lastUsedAt: string | null;
+            }[];
+            nextCursor: string | null;
+          };
+        };
+      };
+    };
+  };
+  createIdentityToken: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path: {
+        id: string;
+      };
+      cookie?: never;
+    };
+    requestBody: {
+      content: {
+        'application/json': {
+          /** @default  */
+          name?: string;
+          /** @default 2592000 */
+          ttlSeconds?: number;
+        };
+      };
+    };
+    responses: {
+      /** @description Default Response */
+      201: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            id: string;
+            name: string;
+            token: string;
+            /** @enum {string} */
+            tokenType: 'Bearer';
+            expiresAt: string;
+          };
+        };
+      };
+    };
+  };
+  revokeIdentityToken: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path: {
+        id: string;
+        tokenId: string;
+      };
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description Default Response */
+      204: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': null;
+        };
+      };
+    };
+  };
   listRoles: {
     parameters: {
       query?: never;
@@ -1773,6 +1678,1361 @@ export interface operations {
       };
     };
   };
+  getOrganization: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description Default Response */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            id: string;
+            name: string;
+            requireGatewayPools: boolean;
+            createdAt: string;
+            updatedAt: string;
+          };
+        };
+      };
+    };
+  };
+  updateOrganization: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    requestBody: {
+      content: {
+        'application/json': {
+          name?: string;
+          requireGatewayPools?: boolean;
+        };
+      };
+    };
+    responses: {
+      /** @description Default Response */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            id: string;
+            name: string;
+            requireGatewayPools: boolean;
+            createdAt: string;
+            updatedAt: string;
+          };
+        };
+      };
+    };
+  };
+  getLicense: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description Default Response */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            plan: string;
+            features: {
+              [key: string]: boolean;
+            };
+            expiresAt: string | null;
+            installed: boolean;
+            problem: string | null;
+          };
+        };
+      };
+    };
+  };
+  installLicense: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    requestBody: {
+      content: {
+        'application/json': {
+          key: string;
+        };
+      };
+    };
+    responses: {
+      /** @description Default Response */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            plan: string;
+            features: {
+              [key: string]: boolean;
+            };
+            expiresAt: string | null;
+            installed: boolean;
+            problem: string | null;
+          };
+        };
+      };
+    };
+  };
+  listAuditLogs: {
+    parameters: {
+      query?: {
+        /** @description exact event, or a prefix ending in * (e.g. gateway-pool.*) */
+        event?: string;
+        actorId?: string;
+        actorType?: 'user' | 'identity' | 'gateway' | 'system' | 'anonymous';
+        from?: string;
+        to?: string;
+        limit?: number;
+        cursor?: string;
+      };
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description Default Response */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            items: {
+              id: string;
+              event: string;
+              actor: {
+                type: string;
+                id: string | null;
+                name: string | null;
+              };
+              metadata: {
+                [key: string]: unknown;
+              };
+              ip: string | null;
+              userAgent: string | null;
+              createdAt: string;
+            }[];
+            nextCursor: string | null;
+          };
+        };
+      };
+    };
+  };
+  listEnrollmentTokens: {
+    parameters: {
+      query?: {
+        limit?: number;
+        cursor?: string;
+      };
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description Default Response */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            items: {
+              id: string;
+              name: string;
+              poolIds: string[];
+              /** @enum {string} */
+              state: 'active' | 'used' | 'revoked' | 'expired';
+              expiresAt: string;
+              usedAt: string | null;
+              usedByGatewayId: string | null;
+              revokedAt: string | null;
+              createdAt: string;
+            }[];
+            nextCursor: string | null;
+          };
+        };
+      };
+    };
+  };
+  createEnrollmentToken: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    requestBody: {
+      content: {
+        'application/json': {
+          /** @default gateway enrollment */
+          name?: string;
+          /** @default 3600 */
+          ttlSeconds?: number;
+          /** @default [] */
+          poolIds?: string[];
+        };
+      };
+    };
+    responses: {
+      /** @description Default Response */
+      201: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            id: string;
+            name: string;
+            token: string;
+            expiresAt: string;
+            poolIds: string[];
+            command: string;
+          };
+        };
+      };
+    };
+  };
+  revokeEnrollmentToken: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path: {
+        id: string;
+      };
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description Default Response */
+      204: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': null;
+        };
+      };
+    };
+  };
+  enrollGateway: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    requestBody: {
+      content: {
+        'application/json': {
+          token: string;
+          name: string;
+          csr: string;
+          pools?: string[];
+        };
+      };
+    };
+    responses: {
+      /** @description Default Response */
+      201: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            gatewayId: string;
+            orgId: string;
+            certificate: string;
+            certificateChain: string[];
+            caCertificate: string;
+            serverCaCertificate: string;
+            tunnelAddress: string;
+            certificateExpiresAt: string;
+            pools: string[];
+          };
+        };
+      };
+    };
+  };
+  listGateways: {
+    parameters: {
+      query?: {
+        limit?: number;
+        cursor?: string;
+      };
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description Default Response */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            items: {
+              id: string;
+              name: string;
+              /** @enum {string} */
+              health: 'healthy' | 'draining' | 'unreachable' | 'never-connected';
+              lastResort: string | null;
+              lastSeenAt: string | null;
+              connectedSince: string | null;
+              rttMs: number | null;
+              activeStreams: number;
+              version: string | null;
+              labels: {
+                [key: string]: string;
+              };
+              configuredLabels: {
+                [key: string]: string;
+              };
+              draining: boolean;
+              remoteAddress: string | null;
+              certificateExpiresAt: string;
+              createdAt: string;
+              updatedAt: string;
+              connectedResourcesCount: number;
+            }[];
+            nextCursor: string | null;
+          };
+        };
+      };
+    };
+  };
+  getGateway: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path: {
+        id: string;
+      };
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description Default Response */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            id: string;
+            name: string;
+            /** @enum {string} */
+            health: 'healthy' | 'draining' | 'unreachable' | 'never-connected';
+            lastResort: string | null;
+            lastSeenAt: string | null;
+            connectedSince: string | null;
+            rttMs: number | null;
+            activeStreams: number;
+            version: string | null;
+            labels: {
+              [key: string]: string;
+            };
+            configuredLabels: {
+              [key: string]: string;
+            };
+            draining: boolean;
+            remoteAddress: string | null;
+            certificateExpiresAt: string;
+            createdAt: string;
+            updatedAt: string;
+            connectedResourcesCount: number;
+          };
+        };
+      };
+    };
+  };
+  deleteGateway: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path: {
+        id: string;
+      };
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description Default Response */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            /** @enum {boolean} */
+            deleted: true;
+            leftPools: {
+              id: string;
+              name: string;
+            }[];
+            warnings: string[];
+          };
+        };
+      };
+    };
+  };
+  updateGateway: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path: {
+        id: string;
+      };
+      cookie?: never;
+    };
+    requestBody: {
+      content: {
+        'application/json': {
+          name?: string;
+          labels?: {
+            [key: string]: string;
+          };
+        };
+      };
+    };
+    responses: {
+      /** @description Default Response */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            id: string;
+            name: string;
+            /** @enum {string} */
+            health: 'healthy' | 'draining' | 'unreachable' | 'never-connected';
+            lastResort: string | null;
+            lastSeenAt: string | null;
+            connectedSince: string | null;
+            rttMs: number | null;
+            activeStreams: number;
+            version: string | null;
+            labels: {
+              [key: string]: string;
+            };
+            configuredLabels: {
+              [key: string]: string;
+            };
+            draining: boolean;
+            remoteAddress: string | null;
+            certificateExpiresAt: string;
+            createdAt: string;
+            updatedAt: string;
+            connectedResourcesCount: number;
+          };
+        };
+      };
+    };
+  };
+  listGatewayResources: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path: {
+        id: string;
+      };
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description Default Response */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            items: {
+              kind: string;
+              id: string;
+              name: string;
+            }[];
+          };
+        };
+      };
+    };
+  };
+  checkGatewayHealth: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path: {
+        id: string;
+      };
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description Default Response */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            ok: boolean;
+            /** @enum {string} */
+            health: 'healthy' | 'draining' | 'unreachable' | 'never-connected';
+            rttMs?: number;
+            error?: string;
+          };
+        };
+      };
+    };
+  };
+  drainGateway: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path: {
+        id: string;
+      };
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description Default Response */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            id: string;
+            name: string;
+            /** @enum {string} */
+            health: 'healthy' | 'draining' | 'unreachable' | 'never-connected';
+            lastResort: string | null;
+            lastSeenAt: string | null;
+            connectedSince: string | null;
+            rttMs: number | null;
+            activeStreams: number;
+            version: string | null;
+            labels: {
+              [key: string]: string;
+            };
+            configuredLabels: {
+              [key: string]: string;
+            };
+            draining: boolean;
+            remoteAddress: string | null;
+            certificateExpiresAt: string;
+            createdAt: string;
+            updatedAt: string;
+            connectedResourcesCount: number;
+          };
+        };
+      };
+    };
+  };
+  undrainGateway: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path: {
+        id: string;
+      };
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description Default Response */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            id: string;
+            name: string;
+            /** @enum {string} */
+            health: 'healthy' | 'draining' | 'unreachable' | 'never-connected';
+            lastResort: string | null;
+            lastSeenAt: string | null;
+            connectedSince: string | null;
+            rttMs: number | null;
+            activeStreams: number;
+            version: string | null;
+            labels: {
+              [key: string]: string;
+            };
+            configuredLabels: {
+              [key: string]: string;
+            };
+            draining: boolean;
+            remoteAddress: string | null;
+            certificateExpiresAt: string;
+            createdAt: string;
+            updatedAt: string;
+            connectedResourcesCount: number;
+          };
+        };
+      };
+    };
+  };
+  listGatewayPools: {
+    parameters: {
+      query?: {
+        limit?: number;
+        cursor?: string;
+      };
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description Default Response */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            items: {
+              id: string;
+              name: string;
+              description: string;
+              minHealthy: number;
+              healthCheckTarget: string | null;
+              createdAt: string;
+              updatedAt: string;
+              memberCount: number;
+              healthyMemberCount: number;
+              /** @enum {string} */
+              health: 'healthy' | 'degraded' | 'down' | 'empty';
+              connectedResourcesCount: number;
+            }[];
+            nextCursor: string | null;
+          };
+        };
+      };
+    };
+  };
+  createGatewayPool: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    requestBody: {
+      content: {
+        'application/json': {
+          name: string;
+          description?: string;
+          minHealthy?: number;
+          healthCheckTarget?: string | null;
+        };
+      };
+    };
+    responses: {
+      /** @description Default Response */
+      201: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            id: string;
+            name: string;
+            description: string;
+            minHealthy: number;
+            healthCheckTarget: string | null;
+            createdAt: string;
+            updatedAt: string;
+            memberCount: number;
+            healthyMemberCount: number;
+            /** @enum {string} */
+            health: 'healthy' | 'degraded' | 'down' | 'empty';
+            connectedResourcesCount: number;
+            members: {
+              id: string;
+              name: string;
+              lastSeenAt: string | null;
+              connectedSince: string | null;
+              rttMs: number | null;
+              activeStreams: number;
+              version: string | null;
+              labels: {
+                [key: string]: string;
+              };
+              configuredLabels: {
+                [key: string]: string;
+              };
+              draining: boolean;
+              remoteAddress: string | null;
+              certificateExpiresAt: string;
+              createdAt: string;
+              updatedAt: string;
+              /** @enum {string} */
+              health: 'healthy' | 'draining' | 'unreachable' | 'never-connected' | 'degraded';
+              healthReason: string | null;
+              lastResort: string | null;
+              healthCheck: {
+                target: string;
+                ok: boolean;
+                error?: string;
+                checkedAt: string;
+              } | null;
+              weight: number;
+              priority: number;
+              joinedAt: string;
+            }[];
+          };
+        };
+      };
+    };
+  };
+  getGatewayPool: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path: {
+        poolId: string;
+      };
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description Default Response */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            id: string;
+            name: string;
+            description: string;
+            minHealthy: number;
+            healthCheckTarget: string | null;
+            createdAt: string;
+            updatedAt: string;
+            memberCount: number;
+            healthyMemberCount: number;
+            /** @enum {string} */
+            health: 'healthy' | 'degraded' | 'down' | 'empty';
+            connectedResourcesCount: number;
+            members: {
+              id: string;
+              name: string;
+              lastSeenAt: string | null;
+              connectedSince: string | null;
+              rttMs: number | null;
+              activeStreams: number;
+              version: string | null;
+              labels: {
+                [key: string]: string;
+              };
+              configuredLabels: {
+                [key: string]: string;
+              };
+              draining: boolean;
+              remoteAddress: string | null;
+              certificateExpiresAt: string;
+              createdAt: string;
+              updatedAt: string;
+              /** @enum {string} */
+              health: 'healthy' | 'draining' | 'unreachable' | 'never-connected' | 'degraded';
+              healthReason: string | null;
+              lastResort: string | null;
+              healthCheck: {
+                target: string;
+                ok: boolean;
+                error?: string;
+                checkedAt: string;
+              } | null;
+              weight: number;
+              priority: number;
+              joinedAt: string;
+            }[];
+          };
+        };
+      };
+    };
+  };
+  deleteGatewayPool: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path: {
+        poolId: string;
+      };
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description Default Response */
+      204: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': null;
+        };
+      };
+    };
+  };
+  updateGatewayPool: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path: {
+        poolId: string;
+      };
+      cookie?: never;
+    };
+    requestBody: {
+      content: {
+        'application/json': {
+          name?: string;
+          description?: string;
+          minHealthy?: number;
+          healthCheckTarget?: string | null;
+        };
+      };
+    };
+    responses: {
+      /** @description Default Response */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            id: string;
+            name: string;
+            description: string;
+            minHealthy: number;
+            healthCheckTarget: string | null;
+            createdAt: string;
+            updatedAt: string;
+            memberCount: number;
+            healthyMemberCount: number;
+            /** @enum {string} */
+            health: 'healthy' | 'degraded' | 'down' | 'empty';
+            connectedResourcesCount: number;
+            members: {
+              id: string;
+              name: string;
+              lastSeenAt: string | null;
+              connectedSince: string | null;
+              rttMs: number | null;
+              activeStreams: number;
+              version: string | null;
+              labels: {
+                [key: string]: string;
+              };
+              configuredLabels: {
+                [key: string]: string;
+              };
+              draining: boolean;
+              remoteAddress: string | null;
+              certificateExpiresAt: string;
+              createdAt: string;
+              updatedAt: string;
+              /** @enum {string} */
+              health: 'healthy' | 'draining' | 'unreachable' | 'never-connected' | 'degraded';
+              healthReason: string | null;
+              lastResort: string | null;
+              healthCheck: {
+                target: string;
+                ok: boolean;
+                error?: string;
+                checkedAt: string;
+              } | null;
+              weight: number;
+              priority: number;
+              joinedAt: string;
+            }[];
+          };
+        };
+      };
+    };
+  };
+  addGatewayPoolMember: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path: {
+        poolId: string;
+      };
+      cookie?: never;
+    };
+    requestBody: {
+      content: {
+        'application/json': {
+          /** Format: uuid */
+          gatewayId: string;
+          weight?: number;
+          priority?: number;
+        };
+      };
+    };
+    responses: {
+      /** @description Default Response */
+      201: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            id: string;
+            name: string;
+            description: string;
+            minHealthy: number;
+            healthCheckTarget: string | null;
+            createdAt: string;
+            updatedAt: string;
+            memberCount: number;
+            healthyMemberCount: number;
+            /** @enum {string} */
+            health: 'healthy' | 'degraded' | 'down' | 'empty';
+            connectedResourcesCount: number;
+            members: {
+              id: string;
+              name: string;
+              lastSeenAt: string | null;
+              connectedSince: string | null;
+              rttMs: number | null;
+              activeStreams: number;
+              version: string | null;
+              labels: {
+                [key: string]: string;
+              };
+              configuredLabels: {
+                [key: string]: string;
+              };
+              draining: boolean;
+              remoteAddress: string | null;
+              certificateExpiresAt: string;
+              createdAt: string;
+              updatedAt: string;
+              /** @enum {string} */
+              health: 'healthy' | 'draining' | 'unreachable' | 'never-connected' | 'degraded';
+              healthReason: string | null;
+              lastResort: string | null;
+              healthCheck: {
+                target: string;
+                ok: boolean;
+                error?: string;
+                checkedAt: string;
+              } | null;
+              weight: number;
+              priority: number;
+              joinedAt: string;
+            }[];
+          };
+        };
+      };
+    };
+  };
+  removeGatewayPoolMember: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path: {
+        poolId: string;
+        gatewayId: string;
+      };
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description Default Response */
+      204: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': null;
+        };
+      };
+    };
+  };
+  updateGatewayPoolMember: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path: {
+        poolId: string;
+        gatewayId: string;
+      };
+      cookie?: never;
+    };
+    requestBody: {
+      content: {
+        'application/json': {
+          weight?: number;
+          priority?: number;
+        };
+      };
+    };
+    responses: {
+      /** @description Default Response */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            id: string;
+            name: string;
+            description: string;
+            minHealthy: number;
+            healthCheckTarget: string | null;
+            createdAt: string;
+            updatedAt: string;
+            memberCount: number;
+            healthyMemberCount: number;
+            /** @enum {string} */
+            health: 'healthy' | 'degraded' | 'down' | 'empty';
+            connectedResourcesCount: number;
+            members: {
+              id: string;
+              name: string;
+              lastSeenAt: string | null;
+              connectedSince: string | null;
+              rttMs: number | null;
+              activeStreams: number;
+              version: string | null;
+              labels: {
+                [key: string]: string;
+              };
+              configuredLabels: {
+                [key: string]: string;
+              };
+              draining: boolean;
+              remoteAddress: string | null;
+              certificateExpiresAt: string;
+              createdAt: string;
+              updatedAt: string;
+              /** @enum {string} */
+              health: 'healthy' | 'draining' | 'unreachable' | 'never-connected' | 'degraded';
+              healthReason: string | null;
+              lastResort: string | null;
+              healthCheck: {
+                target: string;
+                ok: boolean;
+                error?: string;
+                checkedAt: string;
+              } | null;
+              weight: number;
+              priority: number;
+              joinedAt: string;
+            }[];
+          };
+        };
+      };
+    };
+  };
+  listGatewayPoolResources: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path: {
+        poolId: string;
+      };
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description Default Response */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            items: {
+              kind: string;
+              id: string;
+              name: string;
+            }[];
+          };
+        };
+      };
+    };
+  };
+  getKubernetesAuth: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path: {
+        identityId: string;
+      };
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description Default Response */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            identityId: string;
+            identityName: string;
+            kubernetesHost: string;
+            caCert: string | null;
+            tokenReviewerJwtSet: boolean;
+            allowedNamespaces: string[];
+            allowedNames: string[];
+            allowedAudience: string | null;
+            accessTokenTtl: number;
+            accessTokenMaxTtl: number;
+            gatewayId: string | null;
+            gatewayPoolId: string | null;
+            gateway: {
+              id: string;
+              name: string;
+            } | null;
+            gatewayPool: {
+              id: string;
+              name: string;
+            } | null;
+            createdAt: string;
+            updatedAt: string;
+          };
+        };
+      };
+    };
+  };
+  createKubernetesAuth: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path: {
+        identityId: string;
+      };
+      cookie?: never;
+    };
+    requestBody: {
+      content: {
+        'application/json': {
+          kubernetesHost: string;
+          caCert?: string | null;
+          /** @description The token-reviewer JWT; send null to remove it */
+          tokenReviewerJwt?: string | null;
+          allowedNamespaces?: string[];
+          allowedNames?: string[];
+          allowedAudience?: string | null;
+          accessTokenTtl?: number;
+          accessTokenMaxTtl?: number;
+          /** Format: uuid */
+          gatewayId?: string | null;
+          /** Format: uuid */
+          gatewayPoolId?: string | null;
+        };
+      };
+    };
+    responses: {
+      /** @description Default Response */
+      201: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            identityId: string;
+            identityName: string;
+            kubernetesHost: string;
+            caCert: string | null;
+            tokenReviewerJwtSet: boolean;
+            allowedNamespaces: string[];
+            allowedNames: string[];
+            allowedAudience: string | null;
+            accessTokenTtl: number;
+            accessTokenMaxTtl: number;
+            gatewayId: string | null;
+            gatewayPoolId: string | null;
+            gateway: {
+              id: string;
+              name: string;
+            } | null;
+            gatewayPool: {
+              id: string;
+              name: string;
+            } | null;
+            createdAt: string;
+            updatedAt: string;
+            validation: {
+              /** @enum {string} */
+              status: 'verified' | 'reachable' | 'unverified' | 'skipped';
+              message: string;
+              gatewayId: string | null;
+              gatewayName: string | null;
+            };
+            warnings: string[];
+          };
+        };
+      };
+    };
+  };
+  deleteKubernetesAuth: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path: {
+        identityId: string;
+      };
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description Default Response */
+      204: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': null;
+        };
+      };
+    };
+  };
+  updateKubernetesAuth: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path: {
+        identityId: string;
+      };
+      cookie?: never;
+    };
+    requestBody: {
+      content: {
+        'application/json': {
+          kubernetesHost?: string;
+          caCert?: string | null;
+          /** @description The token-reviewer JWT; send null to remove it */
+          tokenReviewerJwt?: string | null;
+          allowedNamespaces?: string[];
+          allowedNames?: string[];
+          allowedAudience?: string | null;
+          accessTokenTtl?: number;
+          accessTokenMaxTtl?: number;
+          /** Format: uuid */
+          gatewayId?: string | null;
+          /** Format: uuid */
+          gatewayPoolId?: string | null;
+        };
+      };
+    };
+    responses: {
+      /** @description Default Response */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            identityId: string;
+            identityName: string;
+            kubernetesHost: string;
+            caCert: string | null;
+            tokenReviewerJwtSet: boolean;
+            allowedNamespaces: string[];
+            allowedNames: string[];
+            allowedAudience: string | null;
+            accessTokenTtl: number;
+            accessTokenMaxTtl: number;
+            gatewayId: string | null;
+            gatewayPoolId: string | null;
+            gateway: {
+              id: string;
+              name: string;
+            } | null;
+            gatewayPool: {
+              id: string;
+              name: string;
+            } | null;
+            createdAt: string;
+            updatedAt: string;
+            validation: {
+              /** @enum {string} */
+              status: 'verified' | 'reachable' | 'unverified' | 'skipped';
+              message: string;
+              gatewayId: string | null;
+              gatewayName: string | null;
+            };
+            warnings: string[];
+          };
+        };
+      };
+    };
+  };
+  loginWithKubernetes: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    requestBody: {
+      content: {
+        'application/json': {
+          /** Format: uuid */
+          identityId: string;
+          jwt: string;
+        };
+      };
+    };
+    responses: {
+      /** @description Default Response */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            accessToken: string;
+            expiresIn: number;
+            accessTokenMaxTtl: number;
+            /** @enum {string} */
+            tokenType: 'Bearer';
+          };
+        };
+      };
+    };
+  };
   streamEvents: {
     parameters: {
       query?: never;
@@ -1789,6 +3049,425 @@ export interface operations {
         };
         content: {
           'application/json': string;
+        };
+      };
+    };
+  };
+  listAccessTargets: {
+    parameters: {
+      query?: {
+        limit?: number;
+        cursor?: string;
+      };
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description Default Response */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            items: {
+              id: string;
+              name: string;
+              host: string;
+              port: number;
+              /** @enum {string} */
+              protocol: 'tcp' | 'postgres' | 'http' | 'kubernetes';
+              description: string;
+              gatewayId: string | null;
+              gatewayPoolId: string | null;
+              gateway: {
+                id: string;
+                name: string;
+              } | null;
+              gatewayPool: {
+                id: string;
+                name: string;
+              } | null;
+              canConnect: boolean;
+              createdAt: string;
+              updatedAt: string;
+            }[];
+            nextCursor: string | null;
+          };
+        };
+      };
+    };
+  };
+  createAccessTarget: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    requestBody: {
+      content: {
+        'application/json': {
+          name: string;
+          host: string;
+          port: number;
+          /** @enum {string} */
+          protocol: 'tcp' | 'postgres' | 'http' | 'kubernetes';
+          description?: string;
+          /** Format: uuid */
+          gatewayId?: string;
+          /** Format: uuid */
+          gatewayPoolId?: string;
+        };
+      };
+    };
+    responses: {
+      /** @description Default Response */
+      201: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            id: string;
+            name: string;
+            host: string;
+            port: number;
+            /** @enum {string} */
+            protocol: 'tcp' | 'postgres' | 'http' | 'kubernetes';
+            description: string;
+            gatewayId: string | null;
+            gatewayPoolId: string | null;
+            gateway: {
+              id: string;
+              name: string;
+            } | null;
+            gatewayPool: {
+              id: string;
+              name: string;
+            } | null;
+            canConnect: boolean;
+            createdAt: string;
+            updatedAt: string;
+          };
+        };
+      };
+      /** @description Default Response */
+      400: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            error: {
+              code: string;
+              message: string;
+              details?: unknown;
+            };
+          };
+        };
+      };
+      /** @description Default Response */
+      401: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            error: {
+              code: string;
+              message: string;
+              details?: unknown;
+            };
+          };
+        };
+      };
+      /** @description Default Response */
+      403: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            error: {
+              code: string;
+              message: string;
+              details?: unknown;
+            };
+          };
+        };
+      };
+      /** @description Default Response */
+      404: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            error: {
+              code: string;
+              message: string;
+              details?: unknown;
+            };
+          };
+        };
+      };
+      /** @description Default Response */
+      409: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            error: {
+              code: string;
+              message: string;
+              details?: unknown;
+            };
+          };
+        };
+      };
+    };
+  };
+  getAccessTarget: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path: {
+        target: string;
+      };
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description Default Response */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            id: string;
+            name: string;
+            host: string;
+            port: number;
+            /** @enum {string} */
+            protocol: 'tcp' | 'postgres' | 'http' | 'kubernetes';
+            description: string;
+            gatewayId: string | null;
+            gatewayPoolId: string | null;
+            gateway: {
+              id: string;
+              name: string;
+            } | null;
+            gatewayPool: {
+              id: string;
+              name: string;
+            } | null;
+            canConnect: boolean;
+            createdAt: string;
+            updatedAt: string;
+          };
+        };
+      };
+    };
+  };
+  deleteAccessTarget: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path: {
+        target: string;
+      };
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description Default Response */
+      204: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': null;
+        };
+      };
+    };
+  };
+  updateAccessTarget: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path: {
+        target: string;
+      };
+      cookie?: never;
+    };
+    requestBody: {
+      content: {
+        'application/json': {
+          name?: string;
+          host?: string;
+          port?: number;
+          /** @enum {string} */
+          protocol?: 'tcp' | 'postgres' | 'http' | 'kubernetes';
+          description?: string;
+          /** Format: uuid */
+          gatewayId?: string;
+          /** Format: uuid */
+          gatewayPoolId?: string;
+        };
+      };
+    };
+    responses: {
+      /** @description Default Response */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            id: string;
+            name: string;
+            host: string;
+            port: number;
+            /** @enum {string} */
+            protocol: 'tcp' | 'postgres' | 'http' | 'kubernetes';
+            description: string;
+            gatewayId: string | null;
+            gatewayPoolId: string | null;
+            gateway: {
+              id: string;
+              name: string;
+            } | null;
+            gatewayPool: {
+              id: string;
+              name: string;
+            } | null;
+            canConnect: boolean;
+            createdAt: string;
+            updatedAt: string;
+          };
+        };
+      };
+    };
+  };
+  connectAccessTarget: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path: {
+        target: string;
+      };
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description Default Response */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            id: string;
+            name: string;
+            host: string;
+            port: number;
+            /** @enum {string} */
+            protocol: 'tcp' | 'postgres' | 'http' | 'kubernetes';
+            description: string;
+            gatewayId: string | null;
+            gatewayPoolId: string | null;
+            gateway: {
+              id: string;
+              name: string;
+            } | null;
+            gatewayPool: {
+              id: string;
+              name: string;
+            } | null;
+            canConnect: boolean;
+            createdAt: string;
+            updatedAt: string;
+          };
+        };
+      };
+      /** @description Default Response */
+      400: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            error: {
+              code: string;
+              message: string;
+              details?: unknown;
+            };
+          };
+        };
+      };
+      /** @description Default Response */
+      401: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            error: {
+              code: string;
+              message: string;
+              details?: unknown;
+            };
+          };
+        };
+      };
+      /** @description Default Response */
+      403: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            error: {
+              code: string;
+              message: string;
+              details?: unknown;
+            };
+          };
+        };
+      };
+      /** @description Default Response */
+      404: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            error: {
+              code: string;
+              message: string;
+              details?: unknown;
+            };
+          };
+        };
+      };
+      /** @description Default Response */
+      503: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            error: {
+              code: string;
+              message: string;
+              details?: unknown;
+            };
+          };
         };
       };
     };

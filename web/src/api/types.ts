@@ -66,6 +66,23 @@ export interface Me {
   roleName: string;
   permissions: { subject: string; action: string }[];
   organizations?: { id: string; name: string; role?: string }[];
+  pendingInvitations?: PendingInvitation[];
+}
+
+export interface PendingInvitation {
+  id: string;
+  organization: { id: string; name: string };
+  role: string;
+  invitedBy: string | null;
+  expiresAt: string;
+}
+
+export interface Invitation {
+  id: string;
+  email: string;
+  role: string;
+  invitedBy: { type: string; id: string | null; name: string | null };
+  expiresAt: string;
 }
 
 export interface LicenseView {

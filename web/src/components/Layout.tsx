@@ -5,7 +5,7 @@ import { api, ApiError, unwrap } from '../api/client';
 import { useLiveConnected, useLiveHealth } from '../lib/live';
 import { permission, useMe } from '../lib/session';
 import { Setup, SignIn } from '../pages/SignIn';
-import { ErrorText, Loading } from './ui';
+import { Button, ErrorText, Loading } from './ui';
 
 const NAV = [
   { to: '/gateways', label: 'Gateways', needs: ['read', 'Gateway'] },
@@ -48,17 +48,12 @@ function Shell() {
   const live = useLiveConnected();
   const logout = useMutation({
     mutationFn: () => unwrap(api.POST('/api/v1/auth/logout')),
-    onSettled: () => qc.resetQueries(),
+    // A fresh page: nothing of the old session stays in memory or keeps polling.
+    onSettled: () => window.location.assign('/'),
   });
   const switchOrg = useMutation({
     mutationFn: (organizationId: string) =>
-      unwrap(
-        // Added by the org-switching work; typed loosely until the client is regenerated with it.
-        (api.POST as unknown as (p: string, o: object) => Promise<{ response: Response }>)(
-          '/api/v1/auth/switch-organization',
-          { body: { organizationId } },
-        ),
-      ),
+      unwrap(api.POST('/api/v1/auth/switch-organization', { body: { organizationId } })),
     onSuccess: () => qc.resetQueries(),
   });
   if (!me) return null;
@@ -117,8 +112,50 @@ function Shell() {
         </div>
       </nav>
       <main className="min-w-0 flex-1 p-6">
+        <Invitations />
         <Outlet />
       </main>
     </div>
+  );
+}
+
+/** Invitations into other organizations, for the signed-in person to accept or decline. */
+function Invitations() {
+  const { data: me } = useMe();
+  const qc = useQueryClient();
+  const answer = useMutation({
+    mutationFn: (v: { id: string; accept: boolean }) =>
+      unwrap(
+        v.accept
+          ? api.POST('/api/v1/me/invitations/{id}/accept', { params: { path: { id: v.id } } })
+          : api.POST('/api/v1/me/invitations/{id}/decline', { params: { path: { id: v.id } } }),
+      ),
+    onSettled: () => qc.invalidateQueries({ queryKey: ['me'] }),
+  });
+  const pending = me?.pendingInvitations ?? [];
+  if (!pending.length) return null;
+  return (
+    <section aria-label="Invitations" className="mb-4 flex flex-col gap-2">
+      {pending.map((i) => (
+        <div
+          key={i.id}
+          className="flex items-center justify-between gap-3 rounded-md border border-indigo-200 bg-indigo-50 px-3 py-2 text-sm"
+        >
+          <span>
+            You are invited to <strong>{i.organization.name}</strong> as {i.role}
+            {i.invitedBy ? ` by ${i.invitedBy}` : ''}.
+          </span>
+          <span className="flex gap-2">
+            <Button small tone="primary" onClick={() => answer.mutate({ id: i.id, accept: true })}>
+              Accept
+            </Button>
+            <Button small onClick={() => answer.mutate({ id: i.id, accept: false })}>
+              Decline
+            </Button>
+          </span>
+        </div>
+      ))}
+      <ErrorText error={answer.error} />
+    </section>
   );
 }

@@ -142,6 +142,7 @@ export function EnrollmentTokensPage() {
           </p>
           <pre
             data-testid="enroll-command"
+            tabIndex={0}
             className="mt-1 overflow-x-auto rounded bg-slate-900 p-3 font-mono text-xs text-slate-50"
           >
             {created.command}

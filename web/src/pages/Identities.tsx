@@ -211,6 +211,8 @@ export function KubernetesAuthForm({ identityId }: { identityId: string }) {
     queryKey: ['organization'],
     queryFn: () => unwrap<{ requireGatewayPools?: boolean }>(api.GET('/api/v1/organization')),
   });
+  // Kept here: the editor remounts with the saved config, the save's verdict stays shown.
+  const [result, setResult] = useState<KubernetesAuthConfig | null>(null);
   const config = useQuery({
     queryKey: ['k8s-auth', identityId],
     queryFn: async () => {
@@ -231,6 +233,8 @@ export function KubernetesAuthForm({ identityId }: { identityId: string }) {
   return (
     <KubernetesAuthEditor
       key={config.dataUpdatedAt}
+      result={result}
+      setResult={setResult}
       identityId={identityId}
       existing={config.data ?? undefined}
       gateways={gateways.data?.items ?? []}
@@ -256,6 +260,8 @@ interface EditorProps {
   canAttachPool: { allowed: boolean; reason: string };
   canAttachGateway: { allowed: boolean; reason: string };
   onSaved: () => void;
+  result: KubernetesAuthConfig | null;
+  setResult: (r: KubernetesAuthConfig | null) => void;
 }
 
 function KubernetesAuthEditor(p: EditorProps) {
@@ -270,7 +276,7 @@ function KubernetesAuthEditor(p: EditorProps) {
   const [ttl, setTtl] = useState(String(e?.accessTokenTtl ?? 3600));
   const [maxTtl, setMaxTtl] = useState(String(e?.accessTokenMaxTtl ?? 86400));
   const [choice, setChoice] = useState<GatewayChoice>(choiceOf(e));
-  const [result, setResult] = useState<KubernetesAuthConfig | null>(null);
+  const { result, setResult } = p;
   const save = useMutation({
     mutationFn: () => {
       const body = {

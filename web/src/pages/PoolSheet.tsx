@@ -125,7 +125,9 @@ function MemberRow({
     const n = Number(value);
     if (value !== '' && n !== current) patch.mutate({ [field]: n });
   };
-  const why = m.lastResort ?? m.healthReason;
+  // The reason, when it says more than the badge does.
+  const reason = m.lastResort ?? m.healthReason;
+  const why = reason && reason.toLowerCase() !== m.health ? reason : null;
   return (
     <tr className="border-t border-slate-100 align-top" data-member={m.name}>
       <td className="py-2 pr-2 font-medium">{m.name}</td>

@@ -2,7 +2,7 @@ import * as Switch from '@radix-ui/react-switch';
 import { useMutation, useQuery, useQueryClient } from '@tanstack/react-query';
 import { useState } from 'react';
 import { api, unwrap } from '../api/client';
-import type { Member, Page, Role } from '../api/types';
+import type { Invitation, Member, Page, Role } from '../api/types';
 import { ConfirmButton } from '../components/Dialogs';
 import { Button, Card, ErrorText, Field, Input, Loading, TextArea } from '../components/ui';
 import { allPages } from '../lib/queries';
@@ -141,13 +141,27 @@ function MembersCard() {
         ),
       ),
   });
+  const invitations = useQuery({
+    queryKey: ['invitations'],
+    queryFn: () =>
+      allPages((cursor) =>
+        unwrap<Page<Invitation>>(
+          api.GET('/api/v1/invitations', { params: { query: { cursor, limit: 200 } } }),
+        ),
+      ),
+  });
   const [form, setForm] = useState({ email: '', password: '', role: 'viewer' });
   const add = useMutation({
     mutationFn: () => unwrap(api.POST('/api/v1/users', { body: form })),
     onSuccess: () => {
       setForm({ email: '', password: '', role: form.role });
-      void qc.invalidateQueries({ queryKey: ['members'] });
+      void qc.invalidateQueries({ queryKey: ['invitations'] });
     },
+  });
+  const revokeInvitation = useMutation({
+    mutationFn: (id: string) =>
+      unwrap(api.DELETE('/api/v1/invitations/{id}', { params: { path: { id } } })),
+    onSettled: () => qc.invalidateQueries({ queryKey: ['invitations'] }),
   });
   const setRole = useMutation({
     mutationFn: (v: { id: string; role: string }) =>
@@ -222,6 +236,47 @@ function MembersCard() {
         </table>
       )}
       <ErrorText error={setRole.error} />
+      {!!invitations.data?.items.length && (
+        <table className="mb-3 w-full text-left text-sm">
+          <caption className="mb-1 text-left text-sm font-semibold">Pending invitations</caption>
+          <thead className="text-xs text-slate-700 uppercase">
+            <tr>
+              <th scope="col" className="py-1">
+                Email
+              </th>
+              <th scope="col" className="py-1">
+                Role
+              </th>
+              <th scope="col" className="py-1">
+                Expires
+              </th>
+              <th scope="col" className="py-1">
+                <span className="sr-only">Actions</span>
+              </th>
+            </tr>
+          </thead>
+          <tbody>
+            {invitations.data.items.map((i) => (
+              <tr key={i.id} className="border-t border-slate-100" data-invitation={i.email}>
+                <td className="py-1.5">{i.email}</td>
+                <td className="py-1.5">{i.role}</td>
+                <td className="py-1.5">{new Date(i.expiresAt).toLocaleDateString()}</td>
+                <td className="py-1.5 text-right">
+                  <ConfirmButton
+                    label="Revoke"
+                    confirmLabel="Revoke"
+                    title={`Revoke the invitation of ${i.email}?`}
+                    body="They will not join unless invited again."
+                    disabledReason={canCreate.allowed ? undefined : canCreate.reason}
+                    onConfirm={() => revokeInvitation.mutateAsync(i.id)}
+                  />
+                </td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      )}
+      <ErrorText error={invitations.error} />
       {canCreate.allowed ? (
         <form
           className="flex flex-wrap items-end gap-2"
@@ -230,7 +285,7 @@ function MembersCard() {
             add.mutate();
           }}
         >
-          <Field label="New member email">
+          <Field label="Invite by email">
             {(id) => (
               <Input
                 id={id}
@@ -241,7 +296,10 @@ function MembersCard() {
               />
             )}
           </Field>
-          <Field label="Initial password">
+          <Field
+            label="Initial password"
+            hint="Used only if the email has no account yet; signing in accepts."
+          >
             {(id) => (
               <Input
                 id={id}
@@ -266,7 +324,7 @@ function MembersCard() {
             )}
           </Field>
           <Button type="submit" tone="primary" disabled={add.isPending}>
-            Add member
+            Invite member
           </Button>
           <div className="w-full">
             <ErrorText error={add.error} />
