@@ -10,8 +10,11 @@ import type { PoolRuntime } from './pools/runtime.js';
 import type { Database, Db } from './db/client.js';
 import type { LicenseService } from './license/service.js';
 
-/** Long-lived services shared by every route; built once in server.ts. */
-export interface AppContext {
+/**
+ * What every feature may use: storage, secrets, audit, plans, logging, rate limits. Nothing of
+ * the network layers: people, roles, orgs and licenses need none of them.
+ */
+export interface CoreContext {
   config: Config;
   database: Database;
   db: Db;
@@ -19,13 +22,6 @@ export interface AppContext {
   audit: AuditLog;
   licenses: LicenseService;
   log: FastifyBaseLogger;
-  /** The live directory of gateways: tunnels (hub), certificate authorities, health views. */
-  directory: GatewayDirectory;
-  metrics: PlatformMetrics;
-  /** Gateway pools at run time: cached membership, selection, failover (not their CRUD). */
-  poolRuntime: PoolRuntime;
-  /** Every consumer kind of gateways and pools (implements ConsumerLookup for the lower layers). */
-  consumers: ConsumerRegistry;
   limits: {
     loginPerIp: RateLimiter;
     loginPerAccount: RateLimiter;
@@ -33,3 +29,21 @@ export interface AppContext {
     enrollPerIp: RateLimiter;
   };
 }
+
+/** The gateway, pool and consumer layers at run time, for features that reach private networks. */
+export interface NetworkContext {
+  /** The live directory of gateways: tunnels (hub), certificate authorities, health views. */
+  directory: GatewayDirectory;
+  metrics: PlatformMetrics;
+  /** Gateway pools at run time: cached membership, selection, failover (not their CRUD). */
+  poolRuntime: PoolRuntime;
+  /** Every consumer kind of gateways and pools (implements ConsumerLookup for the lower layers). */
+  consumers: ConsumerRegistry;
+}
+
+/**
+ * Long-lived services, built once in server.ts and handed to route modules only: a route
+ * module passes each service the few dependencies it uses, so nothing below the routes
+ * (services, runtime, http/, auth/) imports this file.
+ */
+export interface AppContext extends CoreContext, NetworkContext {}
