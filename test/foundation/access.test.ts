@@ -102,6 +102,17 @@ describe.each(DRIVERS)('access control on %s', (driver) => {
   });
   afterAll(() => tp?.close());
 
+  it('grants access targets: viewer lists, member lists and connects, admin does all', () => {
+    const of = (role: BuiltInRole) =>
+      BUILT_IN_ROLES[role].permissions
+        .filter((p) => p.subject === 'AccessTarget')
+        .map((p) => p.action)
+        .sort();
+    expect(of('viewer')).toEqual(['list']);
+    expect(of('member')).toEqual(['connect', 'list']);
+    expect(of('admin')).toEqual(['connect', 'create', 'delete', 'edit', 'list']);
+  });
+
   it('discovers the registered routes, each declaring auth or permission', () => {
     const names = routes.map(routeName);
     for (const expected of [

@@ -277,3 +277,37 @@ describe.each(DRIVERS)('login, logout and sessions on %s', (driver) => {
     });
   });
 });
+
+describe.each(DRIVERS)('login limit per IP from GATEPOOL_LOGIN_RATE_LIMIT on %s', (driver) => {
+  let tp: TestPlatform;
+  let admin: Account;
+  beforeAll(async () => {
+    tp = await startTestPlatform(driver, { configOverrides: { GATEPOOL_LOGIN_RATE_LIMIT: '3' } });
+    admin = await bootstrap(tp);
+  });
+  afterAll(() => tp?.close());
+
+  it('throttles one address after the configured number of attempts, not others', async () => {
+    const from = (ip: string) => ({ headers: { 'x-forwarded-for': ip } });
+    for (let i = 0; i < 3; i++) {
+      const r = await api(tp).post(
+        '/api/v1/auth/login',
+        { email: `guess-${i}@example.com`, password: 'guess-guess' },
+        from('203.0.113.70'),
+      );
+      expect(r.status).toBe(401);
+    }
+    const limited = await api(tp).post(
+      '/api/v1/auth/login',
+      { email: admin.email, password: TEST_PASSWORD },
+      from('203.0.113.70'),
+    );
+    expect(limited.status).toBe(429);
+    const elsewhere = await api(tp).post(
+      '/api/v1/auth/login',
+      { email: admin.email, password: TEST_PASSWORD },
+      from('203.0.113.71'),
+    );
+    expect(elsewhere.status).toBe(200);
+  });
+});

@@ -312,6 +312,32 @@ describe.each(DRIVERS)('members, identities and roles on %s', (driver) => {
       ).toBe(400);
     });
 
+    it("pages an identity's tokens newest first, without the old cut at 500", async () => {
+      const bot = await addIdentity(tp, admin, 'viewer');
+      for (let i = 0; i < 4; i++)
+        expect((await admin.client.post(`/api/v1/identities/${bot.id}/tokens`, {})).status).toBe(
+          201,
+        );
+      const seen: string[] = [];
+      let cursor: string | null = null;
+      for (let i = 0; i < 10; i++) {
+        const page = await admin.client.get(
+          `/api/v1/identities/${bot.id}/tokens?limit=2${cursor ? `&cursor=${cursor}` : ''}`,
+        );
+        expect(page.status).toBe(200);
+        expect(page.body.items.length).toBeLessThanOrEqual(2);
+        seen.push(...page.body.items.map((t: { id: string }) => t.id));
+        cursor = page.body.nextCursor;
+        if (!cursor) break;
+      }
+      expect(seen).toHaveLength(5);
+      expect(new Set(seen).size).toBe(5);
+      expect(seen.at(-1)).toBe(bot.tokenId); // the first token made is the last listed
+      const all = await admin.client.get(`/api/v1/identities/${bot.id}/tokens`);
+      expect(all.body.items.map((t: { id: string }) => t.id)).toEqual(seen);
+      expect(all.body.nextCursor).toBeNull();
+    });
+
     it('revokes tokens (once), by API and by logout, and with the identity', async () => {
       const bot = await addIdentity(tp, admin, 'member');
       const second = await admin.client.post(`/api/v1/identities/${bot.id}/tokens`, {});
@@ -413,6 +439,67 @@ describe.each(DRIVERS)('members, identities and roles on %s', (driver) => {
       expect((await admin.client.delete(`/api/v1/identities/${bot.id}`)).status).toBe(204);
       expect((await admin.client.delete('/api/v1/roles/auditor')).status).toBe(204);
       expect((await admin.client.delete('/api/v1/roles/auditor')).status).toBe(404);
+    });
+
+    it('changing or deleting a role needs every permission it has, before and after (issue 12)', async () => {
+      // A strong custom role held by a powerful identity.
+      const strong = await admin.client.post('/api/v1/roles', {
+        slug: 'deployer',
+        name: 'Deployer',
+        permissions: [
+          { subject: 'Settings', action: 'edit' },
+          { subject: 'Identity', action: 'read' },
+        ],
+      });
+      expect(strong.status).toBe(201);
+      const held = await addIdentity(tp, admin, 'deployer');
+      // A role editor that may edit roles and identities, but not Settings.
+      await admin.client.post('/api/v1/roles', {
+        slug: 'role-editor',
+        name: 'Role editor',
+        permissions: [
+          { subject: 'Role', action: 'read' },
+          { subject: 'Role', action: 'edit' },
+          { subject: 'Role', action: 'delete' },
+          { subject: 'Identity', action: 'read' },
+          { subject: 'Identity', action: 'edit' },
+        ],
+      });
+      const editor = await addUser(tp, admin, 'role-editor');
+      // Stripping Settings:edit would make the identity manageable, then mintable: refused.
+      const strip = await editor.client.patch('/api/v1/roles/deployer', {
+        permissions: [{ subject: 'Identity', action: 'read' }],
+      });
+      expect(strip.status).toBe(403);
+      expect(strip.body.error.details.missing).toEqual(['Settings:edit']);
+      expect(strip.body.error.message).toContain('Settings:edit');
+      const rename = await editor.client.patch('/api/v1/roles/deployer', { name: 'Mine now' });
+      expect(rename.status).toBe(403);
+      const del = await editor.client.delete('/api/v1/roles/deployer');
+      expect(del.status).toBe(403);
+      expect(del.body.error.details.missing).toEqual(['Settings:edit']);
+      const roles = (await admin.client.get('/api/v1/roles')).body.items;
+      expect(roles.find((r: { slug: string }) => r.slug === 'deployer').permissions).toHaveLength(
+        2,
+      );
+      const mint = await editor.client.post(`/api/v1/identities/${held.id}/tokens`, {});
+      expect(mint.status).toBe(403);
+
+      // A role within the editor's own permissions it may change.
+      await admin.client.post('/api/v1/roles', {
+        slug: 'reader',
+        name: 'Reader',
+        permissions: [{ subject: 'Identity', action: 'read' }],
+      });
+      const ok = await editor.client.patch('/api/v1/roles/reader', {
+        permissions: [
+          { subject: 'Identity', action: 'read' },
+          { subject: 'Role', action: 'read' },
+        ],
+      });
+      expect(ok.status).toBe(200);
+      expect(ok.body.permissions).toHaveLength(2);
+      expect((await editor.client.delete('/api/v1/roles/reader')).status).toBe(204);
     });
 
     it('protects built-in roles and refuses roles stronger than their creator', async () => {
