@@ -187,5 +187,6 @@ describe('gatepool migrate and admin create-org', () => {
     expect(tp).toBeDefined();
     const { body } = await login(tp, 'b@example.com', TEST_PASSWORD, orgId);
     expect(body).toMatchObject({ organization: { id: orgId, name: 'Beta' }, role: 'admin' });
-  });
+    // Six CLI processes (each loads the sources through tsx) and a platform: slow on a busy host.
+  }, 120_000);
 });
