@@ -25,6 +25,8 @@ export const MAX_MESSAGE_BYTES = 4 * 1024 * 1024;
 const HIGH_WATER_MARK = 1024 * 1024;
 /** Bytes handed to the WebSocket but not yet on the socket; bounded so a slow peer pushes back. */
 const MAX_QUEUED = 2 * 1024 * 1024;
+/** Largest message a batch grows to before it is sent without waiting for the turn's end. */
+const MAX_BATCH = 64 * 1024;
 
 /** WebSocket close reasons are at most 123 bytes of UTF-8. */
 function closeReason(text: string): string {
@@ -34,6 +36,9 @@ function closeReason(text: string): string {
 
 export class WsStream extends Duplex {
   private queued = 0;
+  private batch: Buffer[] = [];
+  private batchBytes = 0;
+  private flushScheduled = false;
   private waitingWrite: (() => void) | undefined;
   private gotEnd = false;
   private sentEnd = false;
@@ -75,8 +80,38 @@ export class WsStream extends Duplex {
 
   override _write(chunk: Buffer, _enc: BufferEncoding, callback: (e?: Error | null) => void) {
     this.queued += chunk.length;
-    this.ws.send(chunk, { binary: true }, (error?: Error) => {
-      this.queued -= chunk.length;
+    this.batch.push(chunk);
+    this.batchBytes += chunk.length;
+    if (this.batchBytes >= MAX_BATCH) this.flush();
+    else if (!this.flushScheduled) {
+      this.flushScheduled = true;
+      setImmediate(this.flushSoon);
+    }
+    // Acknowledged once queued, not once sent: waiting per chunk would idle the socket.
+    if (this.queued < MAX_QUEUED) callback();
+    else this.waitingWrite = () => callback();
+  }
+
+  private readonly flushSoon = (): void => {
+    this.flushScheduled = false;
+    this.flush();
+  };
+
+  /**
+   * Sends what was written in this turn of the event loop as one message: a tunnel stream hands
+   * over 8–16 KiB pieces, and a message per piece costs a syscall and a wake-up at each end
+   * (measured: half the download throughput).
+   */
+  private flush(): void {
+    if (!this.batch.length) return;
+    const data =
+      this.batch.length === 1 ? this.batch[0]! : Buffer.concat(this.batch, this.batchBytes);
+    const bytes = this.batchBytes;
+    this.batch = [];
+    this.batchBytes = 0;
+    if (this.ws.readyState !== this.ws.OPEN) return;
+    this.ws.send(data, { binary: true }, (error?: Error) => {
+      this.queued -= bytes;
       if (error) {
         this.destroy(error);
         return;
@@ -87,12 +122,10 @@ export class WsStream extends Duplex {
         waiting();
       }
     });
-    // Acknowledged once queued, not once sent: waiting per chunk would idle the socket.
-    if (this.queued < MAX_QUEUED) callback();
-    else this.waitingWrite = () => callback();
   }
 
   override _final(callback: (e?: Error | null) => void): void {
+    this.flush();
     this.ws.send(END_MESSAGE, { binary: false }, (error?: Error) => {
       if (error) {
         callback(error);
