@@ -1,4 +1,4 @@
-import type { Command } from 'commander';
+import { Option, type Command } from 'commander';
 import {
   DEFAULT_STATE_DIR,
   EXIT_REVOKED,
@@ -9,6 +9,11 @@ import {
 
 function collect(value: string, previous: string[]): string[] {
   return [...previous, value];
+}
+
+/** A repeatable flag; `fallback` says in --help what applies when it is not given. */
+function repeatable(flags: string, description: string, fallback: string): Option {
+  return new Option(flags, description).argParser(collect).default([], fallback);
 }
 
 /** `gatepool gateway start …` (DESIGN §1). */
@@ -33,20 +38,24 @@ export function registerGatewayCommand(program: Command): void {
     .option('--platform <url>', 'platform base URL, e.g. https://gatepool.example.com (first run)')
     .option('--token <token>', 'single-use enrollment token (first run; ignored later)')
     .option('--name <name>', 'gateway name (first run)')
-    .option(
-      '--allow <rule>',
-      'allowed target, repeatable: host:port, IP:port, CIDR:port, [IPv6]:port, port may be a-b or *; ' +
-        '"*" allows everything. Default: the rules of the last run, else nothing',
-      collect,
-      [],
+    .addOption(
+      repeatable(
+        '--allow <rule>',
+        'allowed target, repeatable: host:port, IP:port, CIDR:port, [IPv6]:port, port may be ' +
+          'a-b or *; "*" allows everything',
+        'the rules of the last run, else nothing',
+      ),
     )
-    .option(
-      '--label <key=value>',
-      'label reported to the platform, repeatable (default: those of the last run)',
-      collect,
-      [],
+    .addOption(
+      repeatable(
+        '--label <key=value>',
+        'label reported to the platform, repeatable',
+        'those of the last run',
+      ),
     )
-    .option('--pool <name>', 'gateway pool to join at enrollment, repeatable', collect, [])
+    .addOption(
+      repeatable('--pool <name>', 'gateway pool to join at enrollment, repeatable', 'none'),
+    )
     .option(
       '--state-dir <dir>',
       `where the key, certificate and settings are kept (0700; default ${DEFAULT_STATE_DIR})`,
