@@ -23,7 +23,9 @@ export interface CoreContext {
   licenses: LicenseService;
   log: FastifyBaseLogger;
   limits: {
+    /** Password logins per client IP (GATEPOOL_LOGIN_RATE_LIMIT a minute). */
     loginPerIp: RateLimiter;
+    /** Password logins per (client IP, e-mail), never per e-mail alone: no lock-out by anyone. */
     loginPerAccount: RateLimiter;
     /** Gateway enrollments per client IP (GATEPOOL_ENROLL_RATE_LIMIT a minute). */
     enrollPerIp: RateLimiter;
