@@ -56,6 +56,12 @@ interface Failure {
 const clip = (s: string | undefined, n = 600) =>
   s === undefined ? undefined : s.length > n ? `${s.slice(0, n)}… (${s.length} chars)` : s;
 
+/** CPU time since `before`: on PGlite the platform and its database run in this process too. */
+function cpuMs(before: NodeJS.CpuUsage): number {
+  const d = process.cpuUsage(before);
+  return Math.round((d.user + d.system) / 1000);
+}
+
 /** `DrizzleQueryError: Failed query: … invalid input syntax for type uuid` from a pino line. */
 function logSummary(line: string): string {
   try {
@@ -98,6 +104,7 @@ describe.each(DRIVERS)('API fuzz on %s', (driver) => {
     const ops = runOrder(operations(doc)).filter((o) => !HOLDS_OPEN.test(o.path));
     expect(ops.length).toBeGreaterThan(20);
     const started = Date.now();
+    const cpuBefore = process.cpuUsage();
     let sent = 0;
     const timings: Record<string, number> = {};
     for (const op of ops) {
@@ -152,7 +159,7 @@ describe.each(DRIVERS)('API fuzz on %s', (driver) => {
     const health = await api(tp).get('/healthz');
     const elapsed = Date.now() - started;
     console.info(
-      `fuzz ${driver}: ${ops.length} operations, ${sent} requests in ${elapsed} ms (seed ${SEED}, ${RUNS} runs each)`,
+      `fuzz ${driver}: ${ops.length} operations, ${sent} requests in ${elapsed} ms, ${cpuMs(cpuBefore)} ms CPU in this process (seed ${SEED}, ${RUNS} runs each)`,
     );
     expect(health.status, '/healthz after the fuzz run').toBe(200);
     const summary = failures.map(

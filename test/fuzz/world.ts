@@ -3,7 +3,8 @@
  * only validation: an Enterprise organization with an admin, a viewer and a second admin to be
  * the target of changes; a custom role; an identity with an access token and Kubernetes auth;
  * a live gateway (a real agent over the tunnel) and an enrolled one never connected, both in a
- * pool; an enrollment token; and a second organization with objects of its own, whose IDs the
+ * pool; an access target on the pool; an enrollment token; pending invitations (into the
+ * organization, and of the seeded people into the other one); and a second organization with objects of its own, whose IDs the
  * fuzzer sends as the first organization's.
  */
 import net, { type AddressInfo } from 'node:net';
@@ -20,6 +21,7 @@ import {
   createSecondOrg,
   issueTestLicense,
   login,
+  TEST_PASSWORD,
   waitFor,
   type Account,
   type ApiResponse,
@@ -85,9 +87,29 @@ async function furnish(tp: TestPlatform, owner: Account, tag: string) {
   );
   const gatewayId = (idle.body.gatewayId ?? idle.body.id ?? idle.body.gateway?.id) as string;
   if (!gatewayId) throw new Error(`enroll answer without a gateway id: ${idle.text}`);
+  const target = ok(
+    await c.post('/api/v1/access-targets', {
+      name: `target-${tag}`,
+      host: '127.0.0.1',
+      port: 1,
+      protocol: 'tcp',
+      gatewayPoolId: pool.body.id,
+    }),
+    'POST access target',
+  );
+  const invitation = ok(
+    await c.post('/api/v1/users', {
+      email: `invitee-${tag}-${Date.now()}@example.com`,
+      password: TEST_PASSWORD,
+      role: 'viewer',
+    }),
+    'POST user (invitation)',
+  );
   return {
     role,
     identity,
+    targets: [target.body.id as string, target.body.name as string],
+    invitationId: invitation.body.id as string,
     poolId: pool.body.id as string,
     enrollmentTokenId: spare.body.id as string,
     gatewayId,
@@ -136,6 +158,16 @@ export async function seedWorld(tp: TestPlatform): Promise<World> {
     'POST kubernetes-auth',
   );
 
+  // Invitations into the other org for the seeded people, to accept or decline as themselves.
+  const invited: string[] = [];
+  for (const email of [admin.email, viewer.email]) {
+    const res = ok(
+      await other.client.post('/api/v1/users', { email, password: TEST_PASSWORD, role: 'viewer' }),
+      'POST user (invitation of an existing account)',
+    );
+    invited.push(res.body.id as string);
+  }
+
   const ids: IdPool = {
     users: [admin.id, viewer.id, target.id, other.id],
     identities: [mine.identity.id, theirs.identity.id],
@@ -145,6 +177,12 @@ export async function seedWorld(tp: TestPlatform): Promise<World> {
     'gateway-pools': [mine.poolId, theirs.poolId],
     roles: ['admin', 'viewer', mine.role, theirs.role, 'no-such-role'],
     organizations: [admin.orgId, other.orgId],
+    'access-targets': [...mine.targets, ...theirs.targets],
+    invitations: [mine.invitationId, theirs.invitationId, ...invited],
+    // Words that make valid requests collide with what exists (409s) or sign in for real.
+    email: [admin.email, viewer.email, other.email],
+    password: [TEST_PASSWORD],
+    name: ['pool-a', 'pool-b', 'target-a', 'target-b', 'live-a', 'idle-a', mine.identity.name],
     subject: Object.keys(SUBJECT_ACTIONS),
     action: [...new Set(Object.values(SUBJECT_ACTIONS).flat())],
     token: [mine.spareToken, theirs.spareToken, mine.identity.token],
