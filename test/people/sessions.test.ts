@@ -62,7 +62,12 @@ describe.each(DRIVERS)('cookie sessions and CSRF on %s', (driver) => {
 
   it('refuses cookie-authenticated changes without x-gatepool-request: 1, with a clear 403', async () => {
     const body = { name: 'csrf-bot', role: 'viewer' };
-    for (const headers of [{}, { 'x-gatepool-request': '0' }, { 'x-gatepool-request': 'yes' }]) {
+    const variants: Record<string, string>[] = [
+      {},
+      { 'x-gatepool-request': '0' },
+      { 'x-gatepool-request': 'yes' },
+    ];
+    for (const headers of variants) {
       const res = await api(tp).post('/api/v1/identities', body, withCookie(headers));
       expect(res.status, brief(res)).toBe(403);
       expect(res.body.error.code).toBe('csrf_required');
