@@ -1,7 +1,9 @@
+import { readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import tls from 'node:tls';
 import { describe, expect, it } from 'vitest';
 import { loadState } from '../../src/gateway/state.js';
-import { createOrgCa } from '../../src/server/gateways/pki.js';
+import { createOrgCa, createTunnelServerCa } from '../../src/server/gateways/pki.js';
 import { roundTrip, sleep, startEchoServer, TunnelHarness, within } from './harness.js';
 import { withTunnelHarness, type EchoServer } from './suite.js';
 
@@ -56,6 +58,23 @@ describe('tunnel trust', () => {
     );
     expect(agent.child.exitCode).toBeNull();
     expect(harness.identifyCalls).not.toContain(gatewayId);
+    expect(harness.hub.live(gatewayId)).toBeUndefined();
+  });
+
+  it('keeps retrying when the platform presents a certificate it no longer trusts, and says why', async () => {
+    const { gatewayId, stateDir } = await harness.createGateway();
+    // What a platform reinstalled from scratch looks like: a tunnel server CA we never saw.
+    const file = join(stateDir, 'gateway.json');
+    const state = JSON.parse(await readFile(file, 'utf8')) as Record<string, unknown>;
+    const stranger = await createTunnelServerCa();
+    await writeFile(file, JSON.stringify({ ...state, serverCaCertificatePem: stranger.certPem }), {
+      mode: 0o600,
+    });
+    const agent = harness.spawnAgent(gatewayId, stateDir);
+    await agent.waitForOutput(/the tunnel server's certificate is not trusted/, 8000);
+    await agent.waitForOutput(/probably needs to enroll again/, 8000);
+    expect(agent.child.exitCode).toBeNull();
+    expect(agent.output()).not.toMatch(/deleted or revoked/);
     expect(harness.hub.live(gatewayId)).toBeUndefined();
   });
 

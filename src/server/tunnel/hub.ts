@@ -440,8 +440,11 @@ export class TunnelHub extends EventEmitter<TunnelHubEvents> {
       record = await this.options.identify(info);
     } catch (error) {
       // Not an answer about the gateway: refusing it as revoked would stop a healthy agent
-      // because our database blinked.
-      this.log.warn({ gatewayId: info.gatewayId, err: error }, 'gateway lookup failed');
+      // because our database blinked. Rate-limited like refusals: every agent retries.
+      this.logRefusal(
+        socket.remoteAddress ?? '?',
+        `looking up gateway ${info.gatewayId} failed: ${(error as Error).message}`,
+      );
       this.refuse(socket, {
         kind: 'unavailable',
         message: 'the platform cannot check gateways right now; try again shortly',
