@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { AuditLog, AuditWho } from '../audit/service.js';
-import type { Db } from '../db/client.js';
+import type { Db, Tx } from '../db/client.js';
 import { conflict, forbidden, isUniqueViolation, notFound } from '../http/errors.js';
 import type { AppAbility } from '../rbac/ability.js';
 import {
@@ -79,6 +79,14 @@ function assertHoldsAll(ability: AppAbility, perms: Permission[], why: string): 
   }
 }
 
+/** Locks a custom role and checks the editor holds all it grants now (a concurrent edit waits). */
+async function lockHeld(tx: Tx, editor: RoleEditor, id: string, why: string): Promise<RoleRow> {
+  const current = await lockCustomRole(tx, editor.orgId, id);
+  if (!current) throw notFound('Role');
+  assertHoldsAll(editor.ability, current.permissions.filter(isValidPermission), why);
+  return current;
+}
+
 export class RoleService {
   constructor(private readonly deps: RoleDeps) {}
 
@@ -126,13 +134,7 @@ export class RoleService {
       who,
       'role.update',
       async (tx) => {
-        const current = await lockCustomRole(tx, editor.orgId, role.id);
-        if (!current) throw notFound('Role');
-        assertHoldsAll(
-          editor.ability,
-          current.permissions.filter(isValidPermission),
-          `You cannot change role "${slug}"`,
-        );
+        await lockHeld(tx, editor, role.id, `You cannot change role "${slug}"`);
         if (change.permissions)
           assertHoldsAll(editor.ability, change.permissions, `You cannot change role "${slug}"`);
         await updateRole(tx, editor.orgId, role.id, change);
@@ -156,13 +158,7 @@ export class RoleService {
       who,
       'role.delete',
       async (tx) => {
-        const current = await lockCustomRole(tx, editor.orgId, role.id);
-        if (!current) throw notFound('Role');
-        assertHoldsAll(
-          editor.ability,
-          current.permissions.filter(isValidPermission),
-          `You cannot delete role "${slug}"`,
-        );
+        await lockHeld(tx, editor, role.id, `You cannot delete role "${slug}"`);
         const holders = await roleHolders(tx, editor.orgId, role.slug);
         if (holders.users.length || holders.identities.length) {
           throw conflict(`Role "${role.slug}" is still assigned; reassign these first.`, holders);
