@@ -12,23 +12,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startKubeApi, type KubeApi } from '../fixtures/kube-api.js';
 import { bootstrap, TEST_PASSWORD, waitFor, type Account } from '../helpers/platform.js';
-import { gatepool, startServer, type ServerProcess } from './processes.js';
-
-/** Every identity name of the org, following the cursor (nothing silently cut). */
-async function identityNames(admin: Account, server: ServerProcess): Promise<Set<string>> {
-  const names = new Set<string>();
-  let cursor: string | null = null;
-  for (let page = 0; page < 100; page++) {
-    const res = await server
-      .api(admin.token)
-      .get(`/api/v1/identities?limit=100${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`);
-    expect(res.status, res.text).toBe(200);
-    for (const i of res.body.items as { name: string }[]) names.add(i.name);
-    cursor = res.body.nextCursor;
-    if (!cursor) return names;
-  }
-  throw new Error('more than 100 pages of identities');
-}
+import { gatepool, identityNames, startServer, type ServerProcess } from './processes.js';
 
 /** Logs in over HTTP to a server process (few logins here: far below the per-IP limit). */
 async function login(
@@ -200,7 +184,7 @@ describe('the embedded database, operated with real processes', () => {
 
     const copy = await startServer(restoreEnv);
     try {
-      const names = await identityNames(admin, copy);
+      const names = await identityNames(admin.token, copy);
       for (const name of ackedBefore) expect(names.has(name), name).toBe(true);
       // The copy is one moment of the load: some prefix of the writes, no holes.
       const loads = [...names].filter((n) => n.startsWith('load-')).length;

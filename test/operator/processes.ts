@@ -105,3 +105,19 @@ export async function startServer(
     },
   };
 }
+
+/** Every identity name of the org, following the cursor (nothing silently cut). */
+export async function identityNames(token: string, server: ServerProcess): Promise<Set<string>> {
+  const names = new Set<string>();
+  let cursor: string | null = null;
+  for (let page = 0; page < 100; page++) {
+    const res = await server
+      .api(token)
+      .get(`/api/v1/identities?limit=100${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`);
+    if (res.status !== 200) throw new Error(`GET identities answered ${res.status}: ${res.text}`);
+    for (const i of res.body.items as { name: string }[]) names.add(i.name);
+    cursor = res.body.nextCursor;
+    if (!cursor) return names;
+  }
+  throw new Error('more than 100 pages of identities');
+}
