@@ -9,7 +9,7 @@ import { sleep, TunnelHarness, within } from './harness.js';
 import { withTunnelHarness } from './suite.js';
 
 const HANDSHAKE_MS = 400;
-const PER_ADDRESS = 5;
+const PER_ADDRESS = 3;
 
 interface Probe {
   socket: net.Socket;
@@ -101,5 +101,12 @@ describe('tunnel port: connections without a TLS handshake', () => {
     await sleep(20);
     const agent = await harness.startGateway([], 10_000);
     expect(harness.hub.live(agent.gatewayId)).toBeDefined();
+    // A connected gateway no longer counts against its address: more than the cap can connect.
+    expect(harness.hub.handshakesInProgress).toBe(0);
+    const more = await Promise.all(
+      Array.from({ length: PER_ADDRESS }, () => harness.startGateway([], 10_000)),
+    );
+    expect(more.every((gw) => harness.hub.live(gw.gatewayId))).toBe(true);
+    expect(harness.hub.handshakesInProgress).toBe(0);
   });
 });
