@@ -94,9 +94,8 @@ export function serveWeb(app: FastifyInstance, root = defaultWebRoot()): void {
         error: { code: 'not_found', message: `No route ${req.method} ${req.url.split('?')[0]}.` },
       });
     }
-    const path = req.url.split('?')[0] ?? '';
     // A missing asset is a 404, not the app shell (which would fail as a script).
-    if (path !== '/index.html' && /\.[a-z0-9]+$/i.test(path)) {
+    if (/\.[a-z0-9]+$/i.test(req.url.split('?')[0] ?? '')) {
       return reply.code(404).type('text/plain').send('Not found');
     }
     return page(req, reply);

@@ -24,7 +24,13 @@ const csrf: Middleware = {
   },
 };
 
-export const api = createClient<paths>({ credentials: 'same-origin' });
+// Absolute, so Request() accepts it outside a browser page too (component tests).
+export const api = createClient<paths>({
+  baseUrl: globalThis.location?.origin ?? '',
+  credentials: 'same-origin',
+  // Looked up per call, not captured at load, so whatever fetch the page has is used.
+  fetch: (request) => globalThis.fetch(request),
+});
 api.use(csrf);
 
 interface Answer {

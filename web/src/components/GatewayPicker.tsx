@@ -1,3 +1,4 @@
+import { useId } from 'react';
 import type { Gateway, Pool } from '../api/types';
 import { HealthBadge, PoolHealthBadge } from './HealthBadge';
 
@@ -36,6 +37,9 @@ export function GatewayPicker({
   allowDirect = true,
   legend = 'Reach through',
 }: GatewayPickerProps) {
+  // Several pickers on one page must not share a radio group.
+  const id = useId();
+  const name = `gateway-picker-${id}`;
   const checked = (kind: GatewayChoice['kind'], id?: string) =>
     value.kind === kind && (kind === 'direct' || (value.kind !== 'direct' && value.id === id));
   const gatewayReason = requirePools
@@ -46,9 +50,9 @@ export function GatewayPicker({
   return (
     <fieldset className="flex flex-col gap-3 rounded-md border border-slate-300 p-3">
       <legend className="px-1 text-sm font-medium">{legend}</legend>
-      <div role="group" aria-labelledby="picker-pools">
+      <div role="group" aria-labelledby={`${id}-pools`}>
         <p
-          id="picker-pools"
+          id={`${id}-pools`}
           className="mb-1 text-xs font-semibold tracking-wide text-slate-700 uppercase"
         >
           Gateway pools
@@ -65,7 +69,7 @@ export function GatewayPicker({
             <label key={p.id} className={option} title={poolsDisabledReason}>
               <input
                 type="radio"
-                name="gateway-picker"
+                name={name}
                 checked={checked('pool', p.id)}
                 disabled={!!poolsDisabledReason}
                 onChange={() => onChange({ kind: 'pool', id: p.id })}
@@ -87,9 +91,9 @@ export function GatewayPicker({
           <p className="text-xs text-slate-600">{poolsDisabledReason}</p>
         )}
       </div>
-      <div role="group" aria-labelledby="picker-gateways">
+      <div role="group" aria-labelledby={`${id}-gateways`}>
         <p
-          id="picker-gateways"
+          id={`${id}-gateways`}
           className="mb-1 text-xs font-semibold tracking-wide text-slate-700 uppercase"
         >
           Individual gateways
@@ -100,7 +104,7 @@ export function GatewayPicker({
           <label key={g.id} className={option} title={gatewayReason}>
             <input
               type="radio"
-              name="gateway-picker"
+              name={name}
               checked={checked('gateway', g.id)}
               disabled={!!gatewayReason && !checked('gateway', g.id)}
               onChange={() => onChange({ kind: 'gateway', id: g.id })}
@@ -117,7 +121,7 @@ export function GatewayPicker({
         <label className={option}>
           <input
             type="radio"
-            name="gateway-picker"
+            name={name}
             checked={checked('direct')}
             onChange={() => onChange({ kind: 'direct' })}
           />

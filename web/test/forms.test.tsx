@@ -1,0 +1,122 @@
+// @vitest-environment jsdom
+import { QueryClient, QueryClientProvider } from '@tanstack/react-query';
+import { cleanup, render, screen, waitFor } from '@testing-library/react';
+import userEvent from '@testing-library/user-event';
+import type { ReactNode } from 'react';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import type { Pool } from '../src/api/types';
+import { PoolFormDialog } from '../src/pages/Gateways';
+import { SignIn } from '../src/pages/SignIn';
+
+afterEach(() => {
+  cleanup();
+  vi.unstubAllGlobals();
+});
+
+function wrap(ui: ReactNode) {
+  const qc = new QueryClient({ defaultOptions: { queries: { retry: false } } });
+  return render(<QueryClientProvider client={qc}>{ui}</QueryClientProvider>);
+}
+
+/** Records requests and answers each with the given status and JSON body. */
+function answer(status: number, body: unknown) {
+  const seen: Request[] = [];
+  vi.stubGlobal(
+    'fetch',
+    vi.fn(async (req: Request) => {
+      seen.push(req);
+      return new Response(JSON.stringify(body), {
+        status,
+        headers: { 'content-type': 'application/json' },
+      });
+    }),
+  );
+  return seen;
+}
+
+describe('sign-in form', () => {
+  it('has Email, Password and Sign in, sends the CSRF header, and shows the error in its own words', async () => {
+    const seen = answer(401, {
+      error: { code: 'unauthorized', message: 'Invalid email or password.' },
+    });
+    wrap(<SignIn />);
+    const user = userEvent.setup();
+    await user.type(screen.getByLabelText('Email'), 'a@example.com');
+    await user.type(screen.getByLabelText('Password'), 'wrong-password-123');
+    await user.click(screen.getByRole('button', { name: 'Sign in' }));
+    expect((await screen.findByRole('alert')).textContent).toContain('Invalid email or password.');
+    expect(seen).toHaveLength(1);
+    expect(seen[0]!.method).toBe('POST');
+    expect(new URL(seen[0]!.url).pathname).toBe('/api/v1/auth/login');
+    expect(seen[0]!.headers.get('x-gatepool-request')).toBe('1');
+    expect(await seen[0]!.json()).toEqual({
+      email: 'a@example.com',
+      password: 'wrong-password-123',
+    });
+  });
+
+  it('says so when the platform cannot be reached', async () => {
+    vi.stubGlobal(
+      'fetch',
+      vi.fn(async () => Promise.reject(new TypeError('fetch failed'))),
+    );
+    wrap(<SignIn />);
+    const user = userEvent.setup();
+    await user.type(screen.getByLabelText('Email'), 'a@example.com');
+    await user.type(screen.getByLabelText('Password'), 'whatever-password');
+    await user.click(screen.getByRole('button', { name: 'Sign in' }));
+    expect((await screen.findByRole('alert')).textContent).toMatch(/could not be reached/);
+  });
+});
+
+describe('pool form', () => {
+  const existing: Pool = {
+    id: 'p1',
+    name: 'dc1',
+    minHealthy: 1,
+    healthCheckTarget: null,
+    memberCount: 0,
+    healthyMemberCount: 0,
+    health: 'empty',
+    connectedResourcesCount: 0,
+  };
+
+  it('checks the slug rules and name uniqueness as you type, before submitting', async () => {
+    const seen = answer(201, { ...existing, id: 'p2', name: 'dc2' });
+    wrap(<PoolFormDialog open onOpenChange={() => undefined} pools={[existing]} />);
+    const user = userEvent.setup();
+    const name = screen.getByLabelText('Name');
+    const submit = () => screen.getByRole('button', { name: 'Create pool' }) as HTMLButtonElement;
+    await user.type(name, 'DC 2');
+    expect(screen.getByText(/lowercase letters, digits and hyphens/)).toBeTruthy();
+    expect(submit().disabled).toBe(true);
+    await user.clear(name);
+    await user.type(name, 'dc1');
+    expect(screen.getByText('A pool named "dc1" already exists.')).toBeTruthy();
+    expect(submit().disabled).toBe(true);
+    await user.clear(name);
+    await user.type(name, 'dc2');
+    expect(submit().disabled).toBe(false);
+    expect(seen).toHaveLength(0);
+    await user.click(submit());
+    await waitFor(() => expect(seen).toHaveLength(1));
+    expect(await seen[0]!.json()).toEqual({ name: 'dc2', minHealthy: 1, healthCheckTarget: null });
+  });
+
+  it('shows the server refusal next to the form', async () => {
+    answer(400, {
+      error: {
+        code: 'bad_request',
+        message: 'healthCheckTarget must be host:port, e.g. "10.0.0.5:5432"',
+      },
+    });
+    wrap(<PoolFormDialog open onOpenChange={() => undefined} pools={[]} />);
+    const user = userEvent.setup();
+    await user.type(screen.getByLabelText('Name'), 'dc3');
+    await user.type(screen.getByLabelText('Health-check target'), 'nope');
+    await user.click(screen.getByRole('button', { name: 'Create pool' }));
+    expect((await screen.findByRole('alert')).textContent).toContain(
+      'healthCheckTarget must be host:port',
+    );
+  });
+});
