@@ -148,7 +148,8 @@ export function registerServerCommands(program: Command): void {
     );
     if (await needsBootstrap(platform.ctx)) {
       process.stdout.write(
-        `\nFirst start: create the first admin and organization with\n` +
+        `\nFirst start: open ${open} in a browser to create the first admin and organization,\n` +
+          `or from a shell:\n` +
           `  curl -X POST ${open}/api/v1/bootstrap -H 'content-type: application/json' \\\n` +
           `    -d '{"email":"you@example.com","password":"at-least-12-chars","organizationName":"Acme"}'\n\n`,
       );
