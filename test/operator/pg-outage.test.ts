@@ -1,0 +1,157 @@
+/**
+ * PostgreSQL going away under load (issue 12), with a real `gatepool server` on a private
+ * cluster: restarted several times while clients write (POST identities) and read (GET
+ * gateway-pools, identities), then stopped for 30 s. The process must stay alive, answer no
+ * 500 (only 503 database_unavailable with Retry-After while the database is away), be ready
+ * again within a second of the database's return, keep its gateway tunnel up, and lose no
+ * acknowledged write.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { AgentFleet } from '../helpers/gateway-agent.js';
+import {
+  bootstrap,
+  issueTestLicense,
+  licenseKeys,
+  waitFor,
+  type Account,
+  type ApiResponse,
+} from '../helpers/platform.js';
+import { hasPgBinaries, startPrivatePostgres, type PrivatePostgres } from './private-postgres.js';
+import { identityNames, startServer, type ServerProcess } from './processes.js';
+
+const OUTAGE_MS = 30_000;
+
+describe.skipIf(!hasPgBinaries())('a PostgreSQL outage under load', () => {
+  let pg: PrivatePostgres;
+  let server: ServerProcess;
+  let admin: Account;
+  const fleet = new AgentFleet();
+
+  beforeAll(async () => {
+    pg = await startPrivatePostgres();
+    server = await startServer({
+      DATABASE_URL: pg.url,
+      GATEPOOL_LICENSE_PUBLIC_KEY: (await licenseKeys()).publicPem,
+      GATEPOOL_LOG_LEVEL: 'error',
+    });
+    admin = await bootstrap(server.url);
+    const key = await issueTestLicense({ plan: 'enterprise', org: admin.orgId });
+    expect((await admin.client.put('/api/v1/license', { key })).status).toBe(200);
+  }, 120_000);
+  afterAll(async () => {
+    await fleet.close();
+    await server?.kill('SIGKILL');
+    pg?.destroy();
+  });
+
+  /** Clients hammering the API until stop(); every answer is recorded. */
+  function load() {
+    const answers: { what: string; res: ApiResponse }[] = [];
+    const acked: string[] = [];
+    let running = true;
+    let n = 0;
+    const client = server.api(admin.token);
+    const loop = async (what: string, once: () => Promise<ApiResponse>) => {
+      for (let i = 0; running && i < 100_000; i++) {
+        const res = await once();
+        answers.push({ what, res });
+        // While the database is away answers come fast: don't spin.
+        if (res.status === 503) await new Promise((r) => setTimeout(r, 50));
+      }
+    };
+    const writer = () =>
+      loop('write', async () => {
+        const name = `w-${n++}`;
+        const res = await client.post('/api/v1/identities', { name, role: 'viewer' });
+        if (res.status === 201) acked.push(name);
+        return res;
+      });
+    const loops = [
+      writer(),
+      writer(),
+      loop('read pools', () => client.get('/api/v1/gateway-pools')),
+      loop('read identities', () => client.get('/api/v1/identities?limit=5')),
+    ];
+    return {
+      answers,
+      acked,
+      async stop() {
+        running = false;
+        await Promise.all(loops);
+      },
+    };
+  }
+
+  const alive = () => server.proc.exitCode === null && server.proc.signalCode === null;
+  const ready = async () => (await server.api().get('/readyz', { timeoutMs: 3000 })).status;
+
+  it('stays up through restarts and a 30 s stop: 503 while away, ready within a second after', async () => {
+    // A gateway connected the whole time: its tunnel must not notice the database.
+    const enroll = await admin.client.post('/api/v1/gateways/enrollment-tokens', {});
+    expect(enroll.status).toBe(201);
+    await fleet.start({ platformUrl: server.url, token: enroll.body.token, name: 'gw', allow: [] });
+    const gw = await waitFor(
+      async () => {
+        const list = await admin.client.get('/api/v1/gateways?limit=10');
+        const found = list.body.items?.find((g: { name: string }) => g.name === 'gw');
+        return found?.health === 'healthy' ? found : undefined;
+      },
+      30_000,
+      'gateway healthy',
+    );
+
+    const traffic = load();
+    await waitFor(() => traffic.acked.length >= 5, 30_000, 'first writes');
+    for (let i = 0; i < 3; i++) {
+      const before = traffic.answers.length;
+      pg.restart();
+      await waitFor(async () => (await ready()) === 200, 10_000, `ready after restart ${i}`);
+      await waitFor(() => traffic.answers.length > before + 20, 10_000, 'traffic after restart');
+      expect(alive()).toBe(true);
+    }
+
+    pg.stop();
+    const stoppedAt = Date.now();
+    expect(await ready()).toBe(503);
+    const during = traffic.answers.length;
+    await new Promise((r) => setTimeout(r, OUTAGE_MS - (Date.now() - stoppedAt)));
+    expect(alive()).toBe(true);
+    expect(await ready()).toBe(503);
+    const away = traffic.answers.slice(during);
+    expect(away.length).toBeGreaterThan(10);
+    expect(away.every((a) => a.res.status === 503)).toBe(true);
+
+    pg.start();
+    const back = Date.now();
+    await waitFor(async () => (await ready()) === 200, 1_000, 'ready within a second');
+    const readyMs = Date.now() - back;
+    await waitFor(
+      () => traffic.acked.length > 0 && traffic.answers.at(-1)?.res.status !== 503,
+      5_000,
+    );
+    await traffic.stop();
+
+    expect(alive()).toBe(true);
+    const statuses = new Map<string, number>();
+    for (const { what, res } of traffic.answers) {
+      const key = `${what} ${res.status}`;
+      statuses.set(key, (statuses.get(key) ?? 0) + 1);
+      expect([200, 201, 503], `${what}: ${res.status} ${res.text.slice(0, 300)}`).toContain(
+        res.status,
+      );
+      if (res.status === 503) {
+        expect(res.body.error.code).toBe('database_unavailable');
+        expect(Number(res.headers['retry-after'])).toBeGreaterThan(0);
+      }
+    }
+    const names = await identityNames(admin.token, server);
+    expect(traffic.acked.filter((n) => !names.has(n))).toEqual([]);
+
+    // The tunnel stayed up: the same session (not a reconnect), healthy.
+    const after = await admin.client.get(`/api/v1/gateways/${gw.id}`);
+    expect(after.body).toMatchObject({ health: 'healthy', connectedSince: gw.connectedSince });
+    console.info(
+      `pg outage: ready ${readyMs} ms after the database returned; answers ${JSON.stringify(Object.fromEntries(statuses))}`,
+    );
+  }, 180_000);
+});
