@@ -2,6 +2,7 @@ import { and, eq, sql } from 'drizzle-orm';
 import type { FastifyBaseLogger } from 'fastify';
 import type { AuditLog } from '../audit/service.js';
 import type { Db } from '../db/client.js';
+import { isDatabaseUnavailable, outageLogger } from '../db/errors.js';
 import { gateways } from '../db/schema.js';
 import type { GatewayLive } from '../tunnel/session.js';
 import type { TunnelHub } from '../tunnel/hub.js';
@@ -258,8 +259,12 @@ export class GatewayDirectory {
   }
 
   private fail(what: string, err: unknown): void {
-    this.log.error({ err }, `recording gateway ${what} failed`);
+    // The tunnel itself does not need the database; during an outage only the record is late.
+    if (isDatabaseUnavailable(err)) this.outage(`recording gateway ${what}`, err);
+    else this.log.error({ err }, `recording gateway ${what} failed`);
   }
+
+  private readonly outage = outageLogger((fields, message) => this.log.warn(fields, message));
 }
 
 /** What the health function needs of a gateway row. */

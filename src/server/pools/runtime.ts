@@ -1,6 +1,7 @@
 import type { FastifyBaseLogger } from 'fastify';
 import type { AuditLog } from '../audit/service.js';
 import type { Db } from '../db/client.js';
+import { isDatabaseUnavailable, outageLogger } from '../db/errors.js';
 import { gatewayPoolMemberships, gatewayPools, gateways } from '../db/schema.js';
 import type { PlatformMetrics } from '../gateways/metrics.js';
 import type { GatewayDirectory } from '../gateways/directory.js';
@@ -118,6 +119,7 @@ export class PoolRuntime {
   private readonly timer: NodeJS.Timeout;
   /** Scratch verdict for counting (summary, evaluate): never escapes. */
   private readonly scratch = emptyVerdict();
+  private readonly outage = outageLogger((fields, message) => this.log.warn(fields, message));
 
   constructor(
     private readonly db: Db,
@@ -129,7 +131,10 @@ export class PoolRuntime {
     this.timer = setInterval(
       () =>
         void this.evaluate().catch((err: unknown) =>
-          this.log.error({ err }, 'pool evaluation failed'),
+          // During a database outage this would fail 4 times a second: log it now and then.
+          isDatabaseUnavailable(err)
+            ? this.outage('pool evaluation', err)
+            : this.log.error({ err }, 'pool evaluation failed'),
         ),
       EVALUATE_EVERY_MS,
     );
