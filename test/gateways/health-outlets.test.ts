@@ -108,46 +108,51 @@ describe.each(DRIVERS)('one health truth through every outlet (%s)', (driver) =>
     });
     echo = await startEchoServer();
     closedPort = await freePort();
-    await Promise.all(
-      CASES.map(async (c) => {
-        const pool = await admin.client.post('/api/v1/gateway-pools', {
-          name: `case-${c}`,
-          ...(c === 'degraded' ? { healthCheckTarget: `127.0.0.1:${closedPort}` } : {}),
-        });
-        expect(pool.status).toBe(201);
-        const token = await admin.client.post('/api/v1/gateways/enrollment-tokens', {
-          poolIds: [`case-${c}`],
-        });
-        const name = `gw-${c}`;
-        if (c === 'never-connected') {
-          const { csrPem } = await createGatewayKeyAndCsr(name);
-          const res = await api(tp).post('/api/v1/gateways/enroll', {
-            token: token.body.token,
-            name,
-            csr: csrPem,
-          });
-          expect(res.status).toBe(201);
-          ids[c] = { gatewayId: res.body.gatewayId, poolId: pool.body.id, name };
-          return;
-        }
-        agents[c] = await fleet.start({
-          platformUrl: tp.url,
+    // One at a time: a burst of enrollments and polls would only measure the machine's load.
+    for (const c of CASES) {
+      const pool = await admin.client.post('/api/v1/gateway-pools', {
+        name: `case-${c}`,
+        ...(c === 'degraded' ? { healthCheckTarget: `127.0.0.1:${closedPort}` } : {}),
+      });
+      expect(pool.status).toBe(201);
+      const token = await admin.client.post('/api/v1/gateways/enrollment-tokens', {
+        poolIds: [`case-${c}`],
+      });
+      const name = `gw-${c}`;
+      ids[c] = { gatewayId: '', poolId: pool.body.id as string, name };
+      if (c === 'never-connected') {
+        const { csrPem } = await createGatewayKeyAndCsr(name);
+        const res = await api(tp).post('/api/v1/gateways/enroll', {
           token: token.body.token,
           name,
-          allow: [`127.0.0.1:${echo.port}`, `127.0.0.1:${closedPort}`],
+          csr: csrPem,
         });
-        const gw = await waitFor(
-          async () =>
-            (await admin.client.get(`/api/v1/gateway-pools/case-${c}`)).body.members?.find(
-              (m: { health: string }) => m.health !== 'never-connected',
-            ),
-          20_000,
-          `${c} connected`,
-        );
-        ids[c] = { gatewayId: gw.id, poolId: pool.body.id, name };
-      }),
+        expect(res.status).toBe(201);
+        ids[c].gatewayId = res.body.gatewayId as string;
+        continue;
+      }
+      agents[c] = await fleet.start({
+        platformUrl: tp.url,
+        token: token.body.token,
+        name,
+        allow: [`127.0.0.1:${echo.port}`, `127.0.0.1:${closedPort}`],
+      });
+    }
+    const connected = await waitFor(
+      async () => {
+        const items = (await admin.client.get('/api/v1/gateways?limit=200')).body.items as
+          { id: string; name: string; connectedSince: string | null }[] | undefined;
+        const up = items?.filter((g) => g.connectedSince !== null) ?? [];
+        return up.length === Object.keys(agents).length ? up : undefined;
+      },
+      40_000,
+      'every agent connected',
     );
-  }, 60_000);
+    for (const g of connected) {
+      const c = CASES.find((k) => ids[k].name === g.name) as CaseName;
+      ids[c].gatewayId = g.id;
+    }
+  }, 90_000);
   afterAll(async () => {
     await fleet.close();
     await echo?.close();
