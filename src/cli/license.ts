@@ -1,4 +1,6 @@
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
+import { homedir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
 import { InvalidArgumentError, type Command } from 'commander';
 import { isPlan } from '../server/license/plans.js';
 import { fail } from './server.js';
@@ -10,6 +12,20 @@ function positiveNumber(value: string): number {
   return n;
 }
 
+/** Outside any project tree, so a signing key is never committed by accident. */
+function defaultKeyDir(): string {
+  const config = process.env.XDG_CONFIG_HOME || join(homedir(), '.config');
+  return join(config, 'gatepool', 'license-keys');
+}
+
+/** The git working tree containing dir (or the nearest existing parent of it), if any. */
+function gitWorkTreeOf(dir: string): string | undefined {
+  for (let d = dir; ; d = dirname(d)) {
+    if (existsSync(join(d, '.git'))) return d;
+    if (dirname(d) === d) return undefined;
+  }
+}
+
 export function registerLicenseCommands(program: Command): void {
   const license = program
     .command('license')
@@ -18,11 +34,18 @@ export function registerLicenseCommands(program: Command): void {
   license
     .command('keygen')
     .description('write an Ed25519 key pair (private.pem, public.pem) for signing licenses')
-    .requiredOption('--out <dir>', 'directory to write the key pair to')
-    .action(async (opts: { out: string }) => {
+    .option('--out <dir>', `directory to write the key pair to (default ${defaultKeyDir()})`)
+    .action(async (opts: { out?: string }) => {
       const { writeKeyPair } = await import('../server/license/license.js');
+      const out = resolve(opts.out ?? defaultKeyDir());
+      const repo = gitWorkTreeOf(out);
+      if (repo)
+        process.stderr.write(
+          `gatepool: warning: ${out} is inside the git working tree ${repo}; never commit ` +
+            `private.pem (add the directory to .gitignore, or use a path outside the tree)\n`,
+        );
       try {
-        const { privatePath, publicPath } = await writeKeyPair(opts.out);
+        const { privatePath, publicPath } = await writeKeyPair(out);
         process.stdout.write(
           `wrote ${privatePath} (keep it secret) and ${publicPath}\n` +
             `start the platform with GATEPOOL_LICENSE_PUBLIC_KEY=${publicPath}\n`,

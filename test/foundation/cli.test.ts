@@ -1,6 +1,6 @@
 /** The CLI from source: license keygen → issue → a license the server accepts; migrate; create-org. */
 import { execFile } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -126,6 +126,21 @@ describe('gatepool license', () => {
     expect(days.stderr).toMatch(/positive number of days/);
     expect(missing.code).toBe(1);
     expect(missing.stderr).toMatch(/cannot read/);
+  });
+
+  it('keygen writes outside any project by default and warns inside a git working tree', async () => {
+    const config = join(dir, 'xdg');
+    const gen = await gatepool(['license', 'keygen'], { XDG_CONFIG_HOME: config });
+    expect(gen.code, gen.stderr).toBe(0);
+    expect(gen.stderr).toBe('');
+    expect(statSync(join(config, 'gatepool', 'license-keys', 'private.pem')).mode & 0o777).toBe(
+      0o600,
+    );
+    const repo = join(dir, 'repo');
+    mkdirSync(join(repo, '.git'), { recursive: true });
+    const inside = await gatepool(['license', 'keygen', '--out', join(repo, 'license-keys')]);
+    expect(inside.code, inside.stderr).toBe(0);
+    expect(inside.stderr).toMatch(/warning: .* is inside the git working tree .*never commit/);
   });
 });
 

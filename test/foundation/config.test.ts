@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pino from 'pino';
 import { describe, expect, it } from 'vitest';
+import { configFromFlags } from '../../src/cli/server.js';
 import { ConfigError, loadConfig } from '../../src/server/config.js';
 import { startPlatform } from '../../src/server/server.js';
 import { licenseKeys } from '../helpers/platform.js';
@@ -101,6 +102,34 @@ describe('loadConfig', () => {
         /^GATEPOOL_DEAD_AFTER_MS .* must be greater than GATEPOOL_KEEPALIVE_MS/,
       ),
     ]);
+  });
+});
+
+describe('gatepool server flags', () => {
+  it('has a flag for every non-secret setting, overriding its environment variable', () => {
+    const config = configFromFlags({
+      keepaliveMs: '300',
+      deadAfterMs: '1500',
+      sessionTtlSeconds: '600',
+      enrollRateLimit: '7',
+      loginRateLimit: '8',
+      k8sLoginRateLimit: '9',
+      directTargets: '10.0.0.0/8:6443',
+      backupInterval: '6h',
+      backupKeep: '3',
+    });
+    expect(config).toMatchObject({
+      keepaliveMs: 300,
+      deadAfterMs: 1500,
+      sessionTtlSeconds: 600,
+      enrollRateLimit: 7,
+      loginRateLimit: 8,
+      k8sLoginRateLimit: 9,
+      directTargets: '10.0.0.0/8:6443',
+      backupIntervalMs: 6 * 3_600_000,
+      backupKeep: 3,
+    });
+    expect(() => configFromFlags({ backupInterval: 'weekly' })).toThrow(/GATEPOOL_BACKUP_INTERVAL/);
   });
 });
 
