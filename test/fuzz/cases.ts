@@ -24,13 +24,18 @@ import type { World } from './world.js';
  */
 export const HOLDS_OPEN = /\/(events|stream|ws|watch)(\/|$)/;
 
-export type Actor = 'admin' | 'viewer' | 'anonymous';
+/** `admin-cookie`: the admin's session as the browser sends it, with or without the CSRF header. */
+export type Actor = 'admin' | 'admin-cookie' | 'viewer' | 'anonymous';
 
 export interface Case {
   actor: Actor;
+  /** Another method than the operation's, on its path. */
+  method?: string;
   path: string;
   headers: Record<string, string>;
   body?: string;
+  /** Sent this many times at once: races between check and write (unique keys, last admin). */
+  copies: number;
 }
 
 const METHOD_ORDER = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE'];
@@ -238,18 +243,49 @@ const headerArb: fc.Arbitrary<Record<string, string>> = fc.oneof(
 export function caseArb(op: Operation, world: World): fc.Arbitrary<Case> {
   return fc
     .record({
-      actor: fc.constantFrom<Actor>('admin', 'admin', 'viewer', 'anonymous'),
+      actor: fc.constantFrom<Actor>(
+        'admin',
+        'admin',
+        'admin',
+        'admin-cookie',
+        'viewer',
+        'anonymous',
+      ),
+      csrf: fc.boolean(),
+      method: fc.oneof(
+        { arbitrary: fc.constant(undefined), weight: 30 },
+        {
+          arbitrary: fc.constantFrom('HEAD', 'OPTIONS', 'PUT', 'PATCH', 'DELETE', 'POST'),
+          weight: 1,
+        },
+      ),
       path: pathArb(op, world.ids),
       query: queryArb(op, world.ids),
       body: bodyArb(op, world.ids),
       extra: headerArb,
+      copies: fc.oneof(
+        { arbitrary: fc.constant(1), weight: 7 },
+        { arbitrary: fc.constant(3), weight: 1 },
+      ),
     })
-    .map(({ actor, path, query, body, extra }) => {
+    .map(({ actor, csrf, method, path, query, body, extra, copies }) => {
       const headers: Record<string, string> = { 'user-agent': 'gatepool-fuzz/1.0' };
-      if (actor !== 'anonymous') headers.authorization = `Bearer ${world[actor].token}`;
+      if (actor === 'admin' || actor === 'viewer')
+        headers.authorization = `Bearer ${world[actor].token}`;
+      if (actor === 'admin-cookie') {
+        headers.cookie = `gatepool_session=${world.admin.token}`;
+        if (csrf) headers['x-gatepool-request'] = '1';
+      }
       if (body.type) headers['content-type'] = body.type;
       Object.assign(headers, extra);
-      return { actor, path: path + query, headers, body: body.body };
+      return {
+        actor,
+        method: method === op.method ? undefined : method,
+        path: path + query,
+        headers,
+        body: body.body,
+        copies,
+      };
     });
 }
 
@@ -272,5 +308,6 @@ export function validCaseArb(op: Operation, world: World): fc.Arbitrary<Case> {
         ...(json === undefined ? {} : { 'content-type': 'application/json' }),
       },
       body: json,
+      copies: 1,
     }));
 }

@@ -45,7 +45,12 @@ function sendOnce(base: string, req: RawRequest, timeoutMs: number): Promise<Raw
         port: url.port,
         method: req.method,
         path: req.path,
-        headers: req.headers,
+        // Node frames a body on GET, HEAD or DELETE only when told its length; unframed,
+        // the server would read it as the next request on the connection.
+        headers:
+          req.body === undefined
+            ? req.headers
+            : { ...req.headers, 'content-length': String(Buffer.byteLength(req.body)) },
         agent,
         timeout: timeoutMs,
       },
