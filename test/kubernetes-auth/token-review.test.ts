@@ -226,6 +226,27 @@ describe('tokenReview over a direct TCP connection', () => {
     expect(kube.requests.length).toBe(before);
   });
 
+  it('dials a checked address while verifying the certificate for the name', async () => {
+    const named = { ...server, host: 'kubernetes.default.svc' };
+    const token = await kube.serviceAccountToken({ namespace: 'apps', name: 'web' });
+    expect(await review({ server: named, token, dialAddress: '127.0.0.1' })).toMatchObject({
+      ok: true,
+    });
+    // The name itself does not resolve here: without the pinned address nothing is reached.
+    expect(await review({ server: named, token })).toMatchObject({
+      ok: false,
+      reason: 'unreachable',
+    });
+    // A pinned address does not widen what the certificate must name.
+    expect(
+      await review({
+        server: { ...server, host: 'other.example' },
+        token,
+        dialAddress: '127.0.0.1',
+      }),
+    ).toMatchObject({ ok: false, reason: 'tls' });
+  });
+
   it('reports a closed port as unreachable', async () => {
     const probe = net.createServer();
     await new Promise<void>((r) => probe.listen(0, '127.0.0.1', r));

@@ -64,6 +64,36 @@ describe('DirectTargets', () => {
     expect(new DirectTargets('96.0.0.0/3:*').allows('127.0.0.1', 1)).toBe(false);
   });
 
+  it('resolves names allowed only by a wildcard, refusing local answers, and pins the address', async () => {
+    const dns = (answers: Record<string, string[]>) => async (name: string) => {
+      const a = answers[name];
+      if (!a) throw new Error('ENOTFOUND');
+      return a;
+    };
+    const t = new DirectTargets('*.corp.example:443, kube.corp.example:443, 127.0.0.1:443');
+    const lookup = dns({
+      'a.corp.example': ['10.0.0.5', '10.0.0.6'],
+      'meta.corp.example': ['10.0.0.7', '169.254.169.254'],
+      'lo.corp.example': ['127.0.0.1'],
+      'kube.corp.example': ['127.0.0.2'],
+    });
+    expect(await t.check('a.corp.example', 443, lookup)).toEqual({
+      allowed: true,
+      dial: '10.0.0.5',
+    });
+    expect(await t.check('meta.corp.example', 443, lookup)).toEqual({ allowed: false });
+    // 127.0.0.1:443 is listed, so a wildcard name may resolve to it.
+    expect(await t.check('lo.corp.example', 443, lookup)).toEqual({
+      allowed: true,
+      dial: '127.0.0.1',
+    });
+    expect(await t.check('gone.corp.example', 443, lookup)).toEqual({ allowed: false });
+    // A name the operator wrote out is trusted as written, resolved at connect time.
+    expect(await t.check('kube.corp.example', 443, lookup)).toEqual({ allowed: true, dial: null });
+    expect(await t.check('127.0.0.1', 443, lookup)).toEqual({ allowed: true, dial: null });
+    expect(await t.check('a.corp.example', 80, lookup)).toEqual({ allowed: false });
+  });
+
   it('names the bad rule', () => {
     for (const bad of [
       '10.0.0.1',

@@ -11,7 +11,11 @@
  * addresses (127/8, 0/8, 169.254/16, ::1, ::, fe80::/10) are refused unless a rule lies inside
  * those ranges: a broad rule such as `0.0.0.0/0:*` or `*:*` does not open the platform's own
  * services or a cloud metadata endpoint. `localhost` (and `*.localhost`) only by an exact rule.
+ * A name allowed only by a wildcard (`*`, `*.suffix`) is resolved first (check()): it must
+ * resolve, and to no local address a rule does not list; the connection then goes to the address
+ * that was checked, so a second lookup cannot answer differently.
  */
+import { lookup as dnsLookup } from 'node:dns/promises';
 import { BlockList, isIP } from 'node:net';
 
 export const DIRECT_TARGETS_SETTING = 'GATEPOOL_DIRECT_TARGETS';
@@ -114,6 +118,32 @@ export class DirectTargets {
     return this.rules.length === 0;
   }
 
+  /**
+   * May the platform connect to `host:port` itself, and where to: `dial` is the address to
+   * connect to (null: `host` as written). Resolves names matched only by a wildcard rule.
+   */
+  async check(
+    host: string,
+    port: number,
+    lookup: (name: string) => Promise<string[]> = resolveAll,
+  ): Promise<{ allowed: false } | { allowed: true; dial: string | null }> {
+    if (!this.allows(host, port)) return { allowed: false };
+    const name = host.toLowerCase().replace(/\.$/, '');
+    const named = this.rules.some(
+      (r) => r.host.kind === 'name' && r.host.name === name && port >= r.from && port <= r.to,
+    );
+    if (normalizeIp(host) || named) return { allowed: true, dial: null };
+    const addresses = await lookup(host).catch(() => []);
+    const safe = addresses.filter((a) => {
+      const ip = normalizeIp(a);
+      return !!ip && (!localList.check(ip.address, ip.type) || this.allows(a, port));
+    });
+    const [first] = addresses;
+    return first !== undefined && safe.length === addresses.length
+      ? { allowed: true, dial: first }
+      : { allowed: false };
+  }
+
   /** May the platform connect to `host:port` itself? `host` as written (name or IP literal). */
   allows(host: string, port: number): boolean {
     const ip = normalizeIp(host);
@@ -129,4 +159,8 @@ export class DirectTargets {
       return h.kind === 'any';
     });
   }
+}
+
+async function resolveAll(name: string): Promise<string[]> {
+  return (await dnsLookup(name, { all: true, verbatim: true })).map((a) => a.address);
 }

@@ -45,6 +45,8 @@ export interface ReviewOptions {
   timeoutMs: number;
   /** Extra round trips after a stream broke mid-review (the member died). */
   retries: number;
+  /** Direct path only: the checked address to connect to (see DirectTargets.check). */
+  dialAddress?: string;
 }
 
 /** The pool service surface used here. */
@@ -93,7 +95,7 @@ export async function reviewToken(
     timeoutMs: opts.timeoutMs,
   };
   if (!conn.gatewayId && !conn.gatewayPoolId) {
-    const result = await review(params);
+    const result = await review({ ...params, dialAddress: opts.dialAddress });
     return { result, gatewayId: null, gatewayName: null, attempts: [], tries: 1 };
   }
   const ref = conn.gatewayPoolId

@@ -121,6 +121,10 @@ export interface LoginResult {
   tokenType: 'Bearer';
 }
 
+type DirectPath = Awaited<ReturnType<DirectTargets['check']>>;
+/** The checked address of a direct path, as review options (nothing through a gateway). */
+const dialOf = (path: DirectPath | null): { dialAddress?: string } =>
+  path?.allowed && path.dial ? { dialAddress: path.dial } : {};
 type ServedBy = { gatewayId: string | null; gatewayName: string | null; attempts: Attempt[] };
 type FailureReason = LoginFailureReason | 'gateway_unavailable' | 'direct_target_not_allowed';
 
@@ -318,7 +322,8 @@ export class KubernetesAuthService {
     }
     const where: AuditContext = { orgId: cfg.orgId, ...client };
     const direct = !cfg.gatewayId && !cfg.gatewayPoolId;
-    if (direct && !this.directAllowed(cfg.kubernetesHost)) {
+    const path = direct ? await this.directPath(cfg.kubernetesHost) : null;
+    if (path && !path.allowed) {
       await this.recordFailure(
         where,
         identityId,
@@ -334,6 +339,7 @@ export class KubernetesAuthService {
     let outcome;
     try {
       outcome = await reviewToken(this.deps.pools, cfg.orgId, cfg, {
+        ...dialOf(path),
         token: jwt,
         bearerToken: reviewerJwt ?? jwt,
         audiences: cfg.allowedAudience ? [cfg.allowedAudience] : [],
@@ -428,9 +434,10 @@ export class KubernetesAuthService {
     return identity;
   }
 
-  private directAllowed(kubernetesHost: string): boolean {
+  /** Whether (and where) the platform may connect to the API server itself. */
+  private directPath(kubernetesHost: string): Promise<DirectPath> {
     const server = apiServerOf(kubernetesHost);
-    return this.deps.directTargets.allows(server.host, server.port);
+    return this.deps.directTargets.check(server.host, server.port);
   }
 
   private async view(row: q.ConfigRow, identityName: string): Promise<ConfigView> {
@@ -466,9 +473,10 @@ export class KubernetesAuthService {
     const { orgId } = actor;
     const host = conn.kubernetesHost;
     const ref = refOf(conn);
-    if (!ref && !this.directAllowed(host)) {
+    const path = ref ? null : await this.directPath(host);
+    if (path && !path.allowed) {
       throw new UnprocessableError(
-        `The platform may not connect to ${host} directly: the operator has not allowed this target in ${DIRECT_TARGETS_SETTING}. Attach a gateway or gateway pool instead (gatewayId or gatewayPoolId).`,
+        `The platform may not connect to ${host} directly: the operator has not allowed this target in ${DIRECT_TARGETS_SETTING} (a name matched only by a wildcard must resolve, and not to a loopback or link-local address). Attach a gateway or gateway pool instead (gatewayId or gatewayPoolId).`,
         { reason: 'direct_target_not_allowed', setting: DIRECT_TARGETS_SETTING },
         'direct_target_not_allowed',
       );
@@ -496,6 +504,7 @@ export class KubernetesAuthService {
     let outcome;
     try {
       outcome = await reviewToken(this.deps.pools, orgId, conn, {
+        ...dialOf(path),
         token: PROBE_TOKEN,
         bearerToken: reviewerJwt,
         audiences: [],

@@ -67,6 +67,11 @@ export interface TokenReviewParams {
   timeoutMs?: number;
   /** A tunnel stream already connected to server.host:port; omitted = dial directly. */
   stream?: Duplex;
+  /**
+   * Without a stream: the address to dial instead of resolving server.host again (one already
+   * checked against the direct-target rules); the certificate is still verified for server.host.
+   */
+  dialAddress?: string;
 }
 
 export interface ReviewedUser {
@@ -273,7 +278,7 @@ export function tokenReview(params: TokenReviewParams): Promise<TokenReviewResul
     try {
       socket = tls.connect({
         ...(params.stream ? { socket: params.stream } : {}),
-        host: server.host,
+        host: params.dialAddress ?? server.host,
         port: server.port,
         // Verified against the configured CA bundle only (or the system CAs when none).
         ...(ca ? { secureContext: secureContextFor(ca) } : {}),
