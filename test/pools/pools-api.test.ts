@@ -379,6 +379,36 @@ describe.each(DRIVERS)('gateway pools API (%s)', (driver) => {
       health: 'healthy',
       version: '0.1.0',
     });
+
+    // A consumer uses the pool: deleting its only healthy member says what that costs.
+    const target = await admin.client.post('/api/v1/access-targets', {
+      name: 'live-db',
+      host: '10.0.0.5',
+      port: 5432,
+      protocol: 'postgres',
+      gatewayPoolId: pool.id,
+    });
+    expect(target.status).toBe(201);
+    expect((await admin.client.get('/api/v1/gateway-pools/live/resources')).body).toEqual({
+      items: [{ kind: expect.any(String), id: target.body.id, name: 'live-db' }],
+    });
+    expect((await admin.client.get('/api/v1/gateway-pools/live')).body).toMatchObject({
+      connectedResourcesCount: 1,
+    });
+    const deleted = await admin.client.delete(`/api/v1/gateways/${detail.members[0].id}`);
+    expect(deleted.status).toBe(200);
+    expect(deleted.body).toEqual({
+      deleted: true,
+      leftPools: [{ id: pool.id, name: 'live' }],
+      warnings: [
+        'Gateway "live-member" was the last healthy member of pool "live", which serves 1 consumer: the pool has no healthy member now.',
+      ],
+    });
+    const audit = await admin.client.get('/api/v1/audit-logs?event=gateway.delete&limit=5');
+    expect(audit.body.items[0].metadata).toMatchObject({
+      name: 'live-member',
+      warnings: deleted.body.warnings,
+    });
   });
 
   it('lists pools with a fixed number of queries whatever the number of pools (no N+1)', async () => {
