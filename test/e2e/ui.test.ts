@@ -251,6 +251,30 @@ describe('web UI in Chromium', () => {
     await check('12-kubernetes-auth-saved');
   }, 40_000);
 
+  it('creates an access target through the pool; the pool drawer lists what uses it', async () => {
+    onFailureShoot('access-targets');
+    await page.getByRole('link', { name: 'Access targets' }).click();
+    await heading('Access targets').waitFor();
+    await page.getByLabel('Target name').fill('pg-main');
+    await page.getByLabel('Host').fill('10.0.0.5');
+    await page.getByLabel('Port').fill('5432');
+    await page.getByRole('radio', { name: /dc1/ }).check();
+    await page.getByRole('button', { name: 'Create access target' }).click();
+    await page.locator('[data-target="pg-main"]').getByText('gatepool connect pg-main').waitFor();
+    await check('12b-access-targets');
+    await page.goto(`${tp.url}/gateways?view=pools`);
+    await page.locator('[data-pool="dc1"]').getByRole('button', { name: '2 connected' }).click();
+    const drawer = page.getByRole('dialog');
+    await drawer.getByRole('link', { name: 'ci-deployer' }).waitFor();
+    await drawer.getByRole('link', { name: 'pg-main' }).waitFor();
+    await check('12c-connected-resources');
+    await page.keyboard.press('Escape');
+    await drawer.waitFor({ state: 'detached' });
+    // The gateways list names the pools each gateway is in.
+    await page.getByRole('radio', { name: 'Gateways' }).click();
+    await page.locator('[data-gateway="gw-b"]').getByRole('button', { name: 'dc1' }).waitFor();
+  });
+
   it('a viewer sees everything read-only', async () => {
     onFailureShoot('a-viewer-sees-everything-read-only');
     await page.getByRole('link', { name: 'Organization' }).click();

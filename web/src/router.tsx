@@ -1,5 +1,6 @@
 import { createRootRoute, createRoute, createRouter, redirect } from '@tanstack/react-router';
 import { Root } from './components/Layout';
+import { AccessTargetsPage } from './pages/AccessTargets';
 import { AuditLogPage } from './pages/AuditLog';
 import { EnrollmentTokensPage } from './pages/EnrollmentTokens';
 import { GatewayDetailPage } from './pages/GatewayDetail';
@@ -46,6 +47,11 @@ const routes = [
     component: IdentityPage,
   }),
   createRoute({ getParentRoute: () => rootRoute, path: '/settings', component: SettingsPage }),
+  createRoute({
+    getParentRoute: () => rootRoute,
+    path: '/access-targets',
+    component: AccessTargetsPage,
+  }),
   createRoute({ getParentRoute: () => rootRoute, path: '/audit', component: AuditLogPage }),
 ];
 

@@ -10,6 +10,7 @@ import { Button, ErrorText, Loading } from './ui';
 const NAV = [
   { to: '/gateways', label: 'Gateways', needs: ['read', 'Gateway'] },
   { to: '/enrollment-tokens', label: 'Enrollment tokens', needs: ['read', 'EnrollmentToken'] },
+  { to: '/access-targets', label: 'Access targets', needs: ['list', 'AccessTarget'] },
   { to: '/identities', label: 'Identities', needs: ['read', 'Identity'] },
   { to: '/settings', label: 'Organization', needs: ['read', 'Settings'] },
   { to: '/audit', label: 'Audit log', needs: ['read', 'AuditLog'] },

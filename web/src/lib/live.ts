@@ -98,7 +98,8 @@ export function applyChange(qc: QueryClient, change: Change): void {
       : page,
   );
   qc.setQueriesData<PoolDetail>({ queryKey: ['pool'] }, (p) => {
-    if (!p) return p;
+    // ['pool', id, 'resources'] shares the prefix and holds no members.
+    if (!p || !Array.isArray(p.members)) return p;
     const e = pools.get(p.id);
     const members = p.members.map((m) => {
       const live = mergeGateway(m);

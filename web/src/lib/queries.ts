@@ -1,4 +1,4 @@
-import { useMutation, useQuery, useQueryClient } from '@tanstack/react-query';
+import { useMutation, useQueries, useQuery, useQueryClient } from '@tanstack/react-query';
 import { api, unwrap } from '../api/client';
 import type { Gateway, Page, Pool, PoolDetail } from '../api/types';
 import { pollUnlessLive } from './live';
@@ -74,4 +74,29 @@ export function useInfraMutation<V, R>(fn: (v: V) => Promise<R>) {
       void qc.invalidateQueries({ queryKey: ['audit'] });
     },
   });
+}
+
+/**
+ * Which pools each gateway belongs to, from the pools' details (the gateway list does not
+ * carry it). The details share the pool sheet's cache and its live updates.
+ */
+export function usePoolsOfGateways(enabled: boolean): Map<string, { id: string; name: string }[]> {
+  const pools = usePools(enabled);
+  const details = useQueries({
+    queries: (pools.data?.items ?? []).map((p) => ({
+      queryKey: ['pool', p.id],
+      queryFn: () =>
+        unwrap<PoolDetail>(
+          api.GET('/api/v1/gateway-pools/{poolId}', { params: { path: { poolId: p.id } } }),
+        ),
+      enabled,
+    })),
+  });
+  const byGateway = new Map<string, { id: string; name: string }[]>();
+  for (const d of details) {
+    for (const m of d.data?.members ?? []) {
+      byGateway.set(m.id, [...(byGateway.get(m.id) ?? []), { id: d.data!.id, name: d.data!.name }]);
+    }
+  }
+  return byGateway;
 }

@@ -15,7 +15,7 @@ import {
   Loading,
   relativeTime,
 } from '../components/ui';
-import { useGateways, useInfraMutation, usePools } from '../lib/queries';
+import { useGateways, useInfraMutation, usePools, usePoolsOfGateways } from '../lib/queries';
 import { hasPools, permission, useLicense, useMe } from '../lib/session';
 import { PoolSheet, ResourcesDrawer } from './PoolSheet';
 
@@ -67,6 +67,8 @@ export function GatewaysPage() {
 function GatewaysTable({ onOpenPool }: { onOpenPool: (id: string) => void }) {
   const gateways = useGateways();
   const { data: me } = useMe();
+  const license = useLicense();
+  const poolsOf = usePoolsOfGateways(hasPools(license.data));
   if (gateways.isPending) return <Loading what="gateways" />;
   if (gateways.error) return <ErrorText error={gateways.error} />;
   if (!gateways.data.items.length) {
@@ -105,7 +107,12 @@ function GatewaysTable({ onOpenPool }: { onOpenPool: (id: string) => void }) {
         </thead>
         <tbody>
           {gateways.data.items.map((g) => (
-            <GatewayRow key={g.id} g={g} me={me} onOpenPool={onOpenPool} />
+            <GatewayRow
+              key={g.id}
+              g={{ ...g, pools: g.pools ?? poolsOf.get(g.id) }}
+              me={me}
+              onOpenPool={onOpenPool}
+            />
           ))}
         </tbody>
       </table>

@@ -379,6 +379,10 @@ export function ResourcesDrawer({ poolId, onClose }: { poolId?: string; onClose:
                     >
                       {c.name}
                     </Link>
+                  ) : kind.startsWith('access') ? (
+                    <Link to="/access-targets" className="text-indigo-800 underline">
+                      {c.name}
+                    </Link>
                   ) : (
                     c.name
                   )}
