@@ -15,6 +15,9 @@ import {
   DEFAULT_TTL,
   KubernetesAuthService,
   TTL_ORDER_MESSAGE,
+  type ConfigView,
+  type LoginResult,
+  type SavedView,
 } from './service.js';
 import { parseKubernetesHost } from './token-review.js';
 
@@ -136,6 +139,8 @@ function isPemBundleOrEmpty(text: string): boolean {
   }
 }
 
+// Each response schema `satisfies` the service's type: a field the service returns that the
+// schema lacks (which the serializer would silently strip) fails to compile.
 const named = z.object({ id: z.string(), name: z.string() });
 const configView = z.object({
   identityId: z.string(),
@@ -154,7 +159,7 @@ const configView = z.object({
   gatewayPool: named.nullable(),
   createdAt: z.string(),
   updatedAt: z.string(),
-});
+}) satisfies z.ZodType<ConfigView>;
 const savedView = configView.extend({
   validation: z.object({
     status: z.enum(['verified', 'reachable', 'unverified', 'skipped']),
@@ -163,13 +168,13 @@ const savedView = configView.extend({
     gatewayName: z.string().nullable(),
   }),
   warnings: z.array(z.string()),
-});
+}) satisfies z.ZodType<SavedView>;
 const loginResult = z.object({
   accessToken: z.string(),
   expiresIn: z.number().int(),
   accessTokenMaxTtl: z.number().int(),
   tokenType: z.literal('Bearer'),
-});
+}) satisfies z.ZodType<LoginResult>;
 
 export interface KubernetesAuthRouteOptions {
   /** Limits logins per client IP (default: GATEPOOL_K8S_LOGIN_RATE_LIMIT a minute). */
