@@ -107,16 +107,17 @@ export class GatewayDirectory {
    */
   assess<V extends HealthFields>(
     into: V,
-    record: { orgId: string; gatewayId: string; everConnected: boolean },
+    orgId: string,
+    member: { gatewayId: string; everConnected: boolean },
     checkTarget: string | null,
     now: number,
     explain: boolean,
-    live: GatewayLive | undefined = this.liveOf(record.orgId, record.gatewayId),
+    live: GatewayLive | undefined = this.liveOf(orgId, member.gatewayId),
   ): V & HealthVerdict {
-    const current = live && live.orgId === record.orgId ? live : undefined;
+    const current = live && live.orgId === orgId ? live : undefined;
     const everConnected =
-      record.everConnected || current !== undefined || this.connectedOnce.has(record.gatewayId);
-    const suspect = this.suspects.size ? this.suspects.get(record.gatewayId) : undefined;
+      member.everConnected || current !== undefined || this.connectedOnce.has(member.gatewayId);
+    const suspect = this.suspects.size ? this.suspects.get(member.gatewayId) : undefined;
     return assessHealth(
       into,
       this.timing,
@@ -135,7 +136,7 @@ export class GatewayDirectory {
     now = Date.now(),
     checkTarget: string | null = null,
   ): HealthVerdict {
-    return this.assess(emptyVerdict(), record, checkTarget, now, true);
+    return this.assess(emptyVerdict(), record.orgId, record, checkTarget, now, true);
   }
 
   /** The hub's identity check: a certificate is good while its gateway exists with that fingerprint. */
@@ -185,7 +186,7 @@ export class GatewayDirectory {
     const now = Date.now();
     const verdict = emptyVerdict();
     for (const row of rows) {
-      const { health } = this.assess(verdict, recordOf(row), null, now, false);
+      const { health } = this.assess(verdict, row.orgId, recordOf(row), null, now, false);
       counts[health] = (counts[health] ?? 0) + 1;
     }
     return counts;

@@ -85,18 +85,25 @@ export const emptyVerdict = (): HealthVerdict => ({
  * Whether a member can reach its pool's health-check target. No result yet counts as
  * reachable (a member is not punished in its first seconds); a stale result does not count.
  */
+const REACHABLE = Object.freeze({ ok: true as const });
+
 export function checkVerdict(
   target: string | null,
   results: readonly HealthCheckObservation[] | undefined,
   now: number,
   staleAfterMs: number,
 ): { ok: true } | { ok: false; reason: string } {
-  if (!target) return { ok: true };
-  const result = results?.find((r) => r.target === target);
-  if (!result || now - result.checkedAt > staleAfterMs) return { ok: true };
-  return result.ok
-    ? { ok: true }
-    : { ok: false, reason: `cannot reach ${target}: ${result.error ?? 'connect failed'}` };
+  if (!target || !results) return REACHABLE;
+  // A plain loop: this runs per member per request in pools with a health-check target.
+  let result: HealthCheckObservation | undefined;
+  for (let i = 0; i < results.length; i++) {
+    if ((results[i] as HealthCheckObservation).target === target) {
+      result = results[i];
+      break;
+    }
+  }
+  if (!result || result.ok || now - result.checkedAt > staleAfterMs) return REACHABLE;
+  return { ok: false, reason: `cannot reach ${target}: ${result.error ?? 'connect failed'}` };
 }
 
 /**

@@ -170,6 +170,7 @@ export class GatewayService {
       const healthy = (gatewayId: string, status: GatewayRow['status']) =>
         this.deps.directory.assess(
           verdict,
+          orgId,
           recordOf({ id: gatewayId, orgId, status }),
           pool.healthCheckTarget,
           now,

@@ -249,7 +249,8 @@ export class PoolRuntime {
   ) {
     return this.directory.assess(
       into,
-      { orgId: pool.orgId, gatewayId: member.gatewayId, everConnected: member.everConnected },
+      pool.orgId,
+      member,
       pool.healthCheckTarget,
       now,
       explain,
@@ -331,7 +332,7 @@ export class PoolRuntime {
     const gw = this.gateways.get(ref.gatewayId);
     if (!gw || gw.orgId !== orgId)
       return { usable: false, message: `gateway ${ref.gatewayId} does not exist` };
-    const v = this.directory.assess(this.scratch, recordOfCached(gw), null, now, false);
+    const v = this.directory.assess(this.scratch, gw.orgId, recordOfCached(gw), null, now, false);
     return {
       usable: v.healthy,
       message: `gateway "${gw.name}" is ${v.health === 'never-connected' ? 'not connected yet' : v.health}`,
@@ -349,7 +350,15 @@ export class PoolRuntime {
     for (const gw of this.gateways.values()) {
       if (gw.orgId !== orgId) continue;
       const live = this.directory.liveOf(orgId, gw.id);
-      const v = this.directory.assess(emptyVerdict(), recordOfCached(gw), null, now, true, live);
+      const v = this.directory.assess(
+        emptyVerdict(),
+        orgId,
+        recordOfCached(gw),
+        null,
+        now,
+        true,
+        live,
+      );
       const seen = this.directory.lastSeenOf(gw.id, live);
       const stored = gw.lastSeenAt?.getTime();
       const lastSeen = seen === undefined ? stored : Math.max(seen, stored ?? 0);
@@ -444,14 +453,8 @@ export class PoolRuntime {
     now: number,
     live: GatewayLive | undefined,
   ): void {
-    this.directory.assess(
-      c,
-      { orgId: pool.orgId, gatewayId: m.gatewayId, everConnected: m.everConnected },
-      pool.healthCheckTarget,
-      now,
-      false,
-      live,
-    );
+    // The cached member is the record: nothing is allocated per member per request.
+    this.directory.assess(c, pool.orgId, m, pool.healthCheckTarget, now, false, live);
     c.outstanding = live?.activeStreams ?? 0;
     // Labels the gateway reports change only with its status: merge again only then.
     const reported = live?.labels ?? NO_LABELS;
