@@ -1,0 +1,41 @@
+/** Which failures count as "the database is away" (503) — and which must not. */
+import { describe, expect, it } from 'vitest';
+import { DatabaseUnavailableError, isDatabaseUnavailable } from './errors.js';
+
+const errno = (code: string) =>
+  Object.assign(new Error(`connect ${code} 127.0.0.1:5432`), { code });
+const drizzle = (cause: unknown) =>
+  Object.assign(new Error('Failed query: select 1'), { name: 'DrizzleQueryError', cause });
+
+describe('isDatabaseUnavailable', () => {
+  it('recognises shutdowns, lost connections and refused connects from queries', () => {
+    const pgShutdown = Object.assign(
+      new Error('terminating connection due to administrator command'),
+      {
+        code: '57P01',
+      },
+    );
+    expect(isDatabaseUnavailable(pgShutdown)).toBe(true);
+    expect(isDatabaseUnavailable(drizzle(pgShutdown))).toBe(true);
+    expect(isDatabaseUnavailable(drizzle(new Error('Connection terminated unexpectedly')))).toBe(
+      true,
+    );
+    expect(isDatabaseUnavailable(drizzle(errno('ECONNREFUSED')))).toBe(true);
+    expect(isDatabaseUnavailable(new DatabaseUnavailableError(errno('ECONNRESET')))).toBe(true);
+    expect(isDatabaseUnavailable(Object.assign(new Error('x'), { code: '08006' }))).toBe(true);
+    expect(
+      isDatabaseUnavailable(drizzle(new AggregateError([errno('ECONNREFUSED')], 'all failed'))),
+    ).toBe(true);
+  });
+
+  it('leaves other failures alone: SQL errors, and socket errors that are not the database', () => {
+    expect(isDatabaseUnavailable(Object.assign(new Error('dup'), { code: '23505' }))).toBe(false);
+    expect(isDatabaseUnavailable(drizzle(Object.assign(new Error('bad'), { code: '42P01' })))).toBe(
+      false,
+    );
+    // A Kubernetes API or gateway target refusing is not a database outage.
+    expect(isDatabaseUnavailable(errno('ECONNREFUSED'))).toBe(false);
+    expect(isDatabaseUnavailable(new Error('boom'))).toBe(false);
+    expect(isDatabaseUnavailable(undefined)).toBe(false);
+  });
+});
