@@ -25,6 +25,8 @@ export const MAX_MESSAGE_BYTES = 4 * 1024 * 1024;
 const HIGH_WATER_MARK = 1024 * 1024;
 /** Bytes handed to the WebSocket but not yet on the socket; bounded so a slow peer pushes back. */
 const MAX_QUEUED = 2 * 1024 * 1024;
+/** How long a closing peer has to answer our close frame before the socket is dropped. */
+const CLOSE_GRACE_MS = 2000;
 /** Largest message a batch grows to before it is sent without waiting for the turn's end. */
 const MAX_BATCH = 64 * 1024;
 
@@ -143,6 +145,8 @@ export class WsStream extends Duplex {
     else if (ws.readyState === ws.OPEN) {
       if (this.gotEnd && this.sentEnd) ws.close(1000);
       else ws.close(ABORT_CLOSE_CODE, closeReason(error?.message ?? 'connection aborted'));
+      // A peer that never answers the close (dead host) must not hold the socket for ws's 30 s.
+      setTimeout(() => ws.terminate(), CLOSE_GRACE_MS).unref();
     }
     callback(error);
   }
