@@ -13,6 +13,7 @@ import {
   hostileString,
   hostileValue,
   kindOf,
+  PROTOTYPE_KEYS,
   type IdPool,
   type Mode,
 } from './hostile.js';
@@ -86,6 +87,7 @@ function pathParamValue(
     arbs.push(
       { arbitrary: hostileValue.map(enc), weight: 2 },
       { arbitrary: fc.constantFrom(...RAW_SEGMENTS), weight: 1 },
+      { arbitrary: fc.constantFrom(...PROTOTYPE_KEYS), weight: 1 },
       { arbitrary: fc.constantFrom(...all).map(enc), weight: 1 },
     );
   if (real.length) arbs.push({ arbitrary: fc.constantFrom(...real).map(enc), weight: 6 });

@@ -101,6 +101,16 @@ export const NASTY_STRINGS: string[] = [
   '-1',
 ];
 
+export const PROTOTYPE_KEYS = [
+  '__proto__',
+  'constructor',
+  'toString',
+  'hasOwnProperty',
+  'valueOf',
+  'isPrototypeOf',
+  '__defineGetter__',
+];
+
 /** Boundary numbers: what overflows int4/int8/float, coerces oddly, or is not an integer. */
 export const NASTY_NUMBERS: number[] = [
   0,
@@ -344,6 +354,10 @@ function stringValue(
   // Words the API knows for this field (role slugs, permission subjects and actions).
   const known = schema.format === 'uuid' ? undefined : ids[kindOf(name)];
   if (known?.length) options.push({ arbitrary: fc.constantFrom(...known), weight: 8 });
+  // Names of Object.prototype members: a lookup table indexed by a client's word finds them.
+  const proto = PROTOTYPE_KEYS.filter((k) => mode === 'hostile' || fits(k));
+  if (proto.length)
+    options.push({ arbitrary: fc.constantFrom(...proto), weight: known?.length ? 4 : 1 });
   const any = fc.oneof(...options);
   // Schema-valid means valid: a format (uuid, email) or pattern the value does not meet is hostile mode's job.
   return mode === 'valid' && (re || schema.format)
