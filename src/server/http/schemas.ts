@@ -119,27 +119,25 @@ export const errorBody = z.object({
   error: z.object({ code: z.string(), message: z.string(), details: z.unknown().optional() }),
 });
 
-/** Rows after the cursor in (createdAt, id) ascending order. */
-export function afterCursor(
+/** Rows past the cursor in (createdAt, id) order, ascending or descending (newest first). */
+function pastCursor(
   createdAtCol: AnyPgColumn,
   idCol: AnyPgColumn,
   cursor: string | undefined,
+  past: typeof gt,
 ): SQL | undefined {
   const c = decodeCursor(cursor);
   if (!c) return undefined;
-  return or(gt(createdAtCol, c.createdAt), and(eq(createdAtCol, c.createdAt), gt(idCol, c.id)));
+  return or(past(createdAtCol, c.createdAt), and(eq(createdAtCol, c.createdAt), past(idCol, c.id)));
 }
 
+/** Rows after the cursor in (createdAt, id) ascending order. */
+export const afterCursor = (createdAtCol: AnyPgColumn, idCol: AnyPgColumn, cursor?: string) =>
+  pastCursor(createdAtCol, idCol, cursor, gt);
+
 /** Rows after the cursor in (createdAt, id) descending order (newest first). */
-export function beforeCursor(
-  createdAtCol: AnyPgColumn,
-  idCol: AnyPgColumn,
-  cursor: string | undefined,
-): SQL | undefined {
-  const c = decodeCursor(cursor);
-  if (!c) return undefined;
-  return or(lt(createdAtCol, c.createdAt), and(eq(createdAtCol, c.createdAt), lt(idCol, c.id)));
-}
+export const beforeCursor = (createdAtCol: AnyPgColumn, idCol: AnyPgColumn, cursor?: string) =>
+  pastCursor(createdAtCol, idCol, cursor, lt);
 
 /** Splits a `limit + 1` fetch into the page and the cursor of the next one. */
 export function pageOf<T extends { createdAt: Date; id: string }>(
