@@ -1,4 +1,4 @@
-import { QueryClient, QueryClientProvider } from '@tanstack/react-query';
+import { QueryCache, QueryClient, QueryClientProvider } from '@tanstack/react-query';
 import { RouterProvider } from '@tanstack/react-router';
 import { setNonce } from 'get-nonce';
 import { StrictMode } from 'react';
@@ -11,7 +11,15 @@ import './styles.css';
 const nonce = document.querySelector<HTMLMetaElement>('meta[name="csp-nonce"]')?.content;
 if (nonce && !nonce.startsWith('%')) setNonce(nonce);
 
-const queryClient = new QueryClient({
+const queryClient: QueryClient = new QueryClient({
+  // A 401 anywhere means the session ended: asking who we are again shows the sign-in form.
+  queryCache: new QueryCache({
+    onError: (err, query) => {
+      if (err instanceof ApiError && err.status === 401 && query.queryKey[0] !== 'me') {
+        void queryClient.invalidateQueries({ queryKey: ['me'] });
+      }
+    },
+  }),
   defaultOptions: {
     queries: {
       // A 4xx will not change by asking again.

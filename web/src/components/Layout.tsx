@@ -3,7 +3,7 @@ import { useMutation, useQuery, useQueryClient } from '@tanstack/react-query';
 import { Link, Outlet } from '@tanstack/react-router';
 import { api, ApiError, unwrap } from '../api/client';
 import { useLiveConnected, useLiveHealth } from '../lib/live';
-import { permission, useMe } from '../lib/session';
+import { permission, useLicense, useMe } from '../lib/session';
 import { Setup, SignIn } from '../pages/SignIn';
 import { Button, ErrorText, Loading } from './ui';
 
@@ -45,6 +45,8 @@ export function Root() {
 
 function Shell() {
   const { data: me } = useMe();
+  // Most pages need the plan: ask now, alongside the page's own data, not after it.
+  useLicense();
   const qc = useQueryClient();
   const live = useLiveConnected();
   const logout = useMutation({

@@ -141,7 +141,11 @@ export function useLiveHealth(enabled: boolean): void {
       source.addEventListener('health', (ev) => {
         applyChange(qc, JSON.parse((ev as MessageEvent<string>).data) as Change);
       });
-      source.addEventListener('end', () => drop());
+      source.addEventListener('end', () => {
+        // The server ends the stream when the session ends: find out whether we are signed out.
+        void qc.invalidateQueries({ queryKey: ['me'] });
+        drop();
+      });
       source.onerror = () => drop();
     };
     const drop = () => {

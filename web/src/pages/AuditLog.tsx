@@ -42,11 +42,11 @@ export function AuditLogPage() {
             setApplied({ event, actorId, from, to });
           }}
         >
-          <Field label="Event" hint="Exact, or a prefix ending in * (gateway-pool.*).">
-            {(id, d) => (
+          <Field label="Event">
+            {(id) => (
               <Input
                 id={id}
-                aria-describedby={d}
+                placeholder="gateway-pool.*"
                 value={event}
                 onChange={(e) => setEvent(e.target.value)}
               />
@@ -79,6 +79,9 @@ export function AuditLogPage() {
             Filter
           </Button>
         </form>
+        <p className="mt-2 text-xs text-slate-600">
+          Event: exact, or a prefix ending in * (gateway-pool.*). Times are your local time.
+        </p>
       </Card>
       {log.isPending ? (
         <Loading what="audit log" />
