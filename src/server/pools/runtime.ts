@@ -287,7 +287,7 @@ export class PoolRuntime {
     };
   }
 
-  /** Member counts and pool health (DESIGN §4): the list, the detail and metrics all read this. */
+  /** Member counts and pool health (DESIGN §4) from the cache: the list, metrics and outage checks. */
   summary(pool: CachedPool, now = Date.now()): PoolSummary {
     let healthy = 0;
     for (const m of pool.members)
