@@ -25,7 +25,10 @@ export function credentialOf(req: FastifyRequest): string | null {
 }
 
 /** Resolves the caller's credential to an Actor, or throws 401. */
-export async function authenticate(ctx: { db: Db }, req: FastifyRequest): Promise<Actor> {
+export async function authenticate(
+  ctx: { db: Db; config?: { publicUrl?: string } },
+  req: FastifyRequest,
+): Promise<Actor> {
   const token = credentialOf(req);
   if (!token) throw unauthorized();
   const now = new Date();
@@ -56,7 +59,12 @@ export async function authenticate(ctx: { db: Db }, req: FastifyRequest): Promis
     if (!row) throw unauthorized(INVALID);
     // Checked once the cookie proved valid: an unknown one is a plain 401 like any credential.
     if (!req.headers.authorization)
-      assertCookieRequestSafe({ method: req.method, host: req.host, headers: req.headers });
+      assertCookieRequestSafe({
+        method: req.method,
+        host: req.host,
+        publicUrl: ctx.config?.publicUrl,
+        headers: req.headers,
+      });
     return {
       type: 'user',
       id: row.userId,

@@ -9,6 +9,8 @@ export interface CsrfRequest {
   method: string;
   /** The host the client addressed (proxy-aware), e.g. `gatepool.example.com:8080`. */
   host: string;
+  /** GATEPOOL_PUBLIC_URL: the address users open, when a proxy in front rewrites Host. */
+  publicUrl?: string;
   headers: Record<string, string | string[] | undefined>;
 }
 
@@ -29,7 +31,10 @@ export function assertCookieRequestSafe(req: CsrfRequest): void {
     );
   }
   const origin = one(req.headers.origin);
-  if (origin !== undefined && originHost(origin) !== req.host.toLowerCase()) {
+  if (origin === undefined) return;
+  const from = originHost(origin);
+  const ours = [req.host.toLowerCase(), req.publicUrl && originHost(req.publicUrl)];
+  if (from === null || !ours.includes(from)) {
     throw new AppError(
       403,
       'csrf_required',
