@@ -299,6 +299,15 @@ describe.each(DRIVERS)('kubernetes auth through gateways on %s', (driver) => {
     const { agents } = await startGateways(s, ['k8s-doomed'], [deadPool]);
     agents[0]!.kill();
     await waitForHealthyMembers(s, deadPool, 0);
+    // The list reads the pools' runtime cache (what the save checks): wait until it has the member.
+    await waitFor(
+      async () =>
+        (await s.plat.get('/api/v1/gateway-pools?limit=200')).body.items.find(
+          (p: { id: string }) => p.id === deadPool,
+        )?.memberCount === 1,
+      10_000,
+      'the runtime to know the doomed member',
+    );
     const id = await newIdentity();
     const logsBefore = s.logs.length;
     const res = keep(await s.k8s.post(config(id), { ...baseConfig(), gatewayPoolId: deadPool }));
