@@ -2,7 +2,7 @@ import type { Command } from 'commander';
 import type { Database } from '../server/db/client.js';
 import type { CreateOrgResult } from '../server/local-admin/service.js';
 import { embeddedOrServer } from './backup.js';
-import { configFromFlags, fail, platformModules } from './server.js';
+import { configFromFlags, fail, platformModules, snapshotFirst } from './server.js';
 
 export function registerAdminCommands(program: Command): void {
   const admin = program.command('admin').description('operator tasks run against the database');
@@ -36,6 +36,7 @@ export function registerAdminCommands(program: Command): void {
         ]);
         const offline = async (database: Database) => {
           const { migrate } = await platformModules();
+          await snapshotFirst(database, config);
           await migrate(database);
           return createOrgForOperator(database, input);
         };

@@ -47,6 +47,27 @@ export function configFromFlags(flags: Record<string, unknown>): Config {
   return loadConfig(env);
 }
 
+/**
+ * Before migrating an embedded database that has data, a copy goes to DATA_DIR/backups (as the
+ * server does at start): an upgrade run by hand deserves the same safety net.
+ */
+export async function snapshotFirst(
+  database: import('../server/db/client.js').Database,
+  config: Config,
+): Promise<void> {
+  if (!database.snapshot) return;
+  const { rootKeyOf, snapshotBeforeMigrations } = await import('../server/db/backup.js');
+  const print = (fields: Record<string, unknown>, message: string) =>
+    process.stderr.write(`gatepool: ${message}${fields.path ? `: ${String(fields.path)}` : ''}\n`);
+  await snapshotBeforeMigrations(
+    database,
+    config.dataDir,
+    rootKeyOf(config.dataDir, !!config.encryptionKey),
+    config.backupKeep,
+    { info: print, warn: print },
+  );
+}
+
 export function fail(message: string): never {
   process.stderr.write(`gatepool: ${message}\n`);
   process.exit(1);
@@ -184,6 +205,7 @@ export function registerServerCommands(program: Command): void {
     const { migrate, openConfiguredDatabase } = await platformModules();
     const database = await openConfiguredDatabase(config).catch((err: Error) => fail(err.message));
     try {
+      await snapshotFirst(database, config);
       const { applied, alreadyApplied } = await migrate(database);
       process.stdout.write(
         applied.length

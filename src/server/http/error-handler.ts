@@ -1,7 +1,7 @@
 import type { FastifyError, FastifyInstance } from 'fastify';
 import { hasZodFastifySchemaValidationErrors } from 'fastify-type-provider-zod';
 import { DomainError, isUnstorableText, RateLimitedError, statusOf } from './errors.js';
-import { DATABASE_RETRY_AFTER_SECONDS, isDatabaseUnavailable } from '../db/errors.js';
+import { DATABASE_RETRY_AFTER_SECONDS, isDatabaseUnavailable, outageLogger } from '../db/errors.js';
 
 type Issue = { instancePath?: string; message?: string };
 
@@ -37,6 +37,7 @@ const FASTIFY_CODES: Record<string, { code: string; message: string }> = {
 };
 
 export function installErrorHandling(app: FastifyInstance): void {
+  const dbOutage = outageLogger((fields, message) => app.log.warn(fields, message));
   app.setErrorHandler((err: FastifyError, req, reply) => {
     const domain: unknown = err;
     if (domain instanceof DomainError) {
@@ -67,8 +68,9 @@ export function installErrorHandling(app: FastifyInstance): void {
         .send({ error: { code: 'bad_request', message: err.message } });
     }
     if (isDatabaseUnavailable(err)) {
-      // A restart or failover of PostgreSQL: the request may simply be tried again.
-      req.log.warn({ err: err.message }, 'database unavailable');
+      // A restart or failover of PostgreSQL: the request may simply be tried again. Logged
+      // now and then, not once per request of the outage.
+      dbOutage(`${req.method} ${req.routeOptions.url ?? req.url}`, err);
       return reply
         .code(503)
         .header('retry-after', String(DATABASE_RETRY_AFTER_SECONDS))
