@@ -43,7 +43,12 @@ const LOCAL: Array<[string, number, 'ipv4' | 'ipv6']> = [
 const localList = new BlockList();
 for (const [net, prefix, type] of LOCAL) localList.addSubnet(net, prefix, type);
 
-export class DirectTargetsError extends Error {}
+/** A rule the matcher cannot use; the message names the setting, for a clear start-up error. */
+export class DirectTargetsError extends Error {
+  constructor(problem: string) {
+    super(`${DIRECT_TARGETS_SETTING}: ${problem}`);
+  }
+}
 
 /** An IPv4-mapped IPv6 address is its IPv4 address (one family per address for matching). */
 function normalizeIp(address: string): { address: string; type: 'ipv4' | 'ipv6' } | null {
