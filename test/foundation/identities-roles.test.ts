@@ -522,5 +522,29 @@ describe.each(DRIVERS)('members, identities and roles on %s', (driver) => {
       expect(stronger.status).toBe(403);
       expect(stronger.body.error.details.missing).toEqual(['Settings:edit']);
     });
+
+    it('names of JavaScript object members are neither subjects nor built-in roles (fuzz F2, F3)', async () => {
+      for (const subject of ['toString', '__proto__', 'constructor', 'hasOwnProperty']) {
+        const res = await admin.client.post('/api/v1/roles', {
+          slug: 'odd-subject',
+          name: 'Odd',
+          permissions: [{ subject, action: 'read' }],
+        });
+        expect(res.status).toBe(400);
+        expect(res.body.error.message).toContain(`unknown subject "${subject}"`);
+      }
+      // "constructor" is a well-formed slug, but no role of this org: 422, not a built-in.
+      const user = await admin.client.post('/api/v1/users', {
+        email: `ctor-${Date.now()}@example.com`,
+        password: 'correct-horse-battery',
+        role: 'constructor',
+      });
+      expect(user.status).toBe(422);
+      const bot = await admin.client.post('/api/v1/identities', {
+        name: 'ctor',
+        role: 'constructor',
+      });
+      expect(bot.status).toBe(422);
+    });
   });
 });

@@ -23,9 +23,15 @@ export type Permission = { subject: Subject; action: Action };
 
 export const SUBJECTS = Object.keys(SUBJECT_ACTIONS) as Subject[];
 
+/** The actions of a subject, or undefined for an unknown one ("toString" is not a subject). */
+export function actionsOf(subject: string): readonly string[] | undefined {
+  return Object.hasOwn(SUBJECT_ACTIONS, subject)
+    ? (SUBJECT_ACTIONS as Record<string, readonly string[]>)[subject]
+    : undefined;
+}
+
 export function isValidPermission(p: { subject: string; action: string }): p is Permission {
-  const actions = (SUBJECT_ACTIONS as Record<string, readonly string[]>)[p.subject];
-  return !!actions && actions.includes(p.action);
+  return actionsOf(p.subject)?.includes(p.action) ?? false;
 }
 
 const all = (subject: Subject): Permission[] =>
@@ -72,4 +78,6 @@ export const BUILT_IN_ROLES = {
 } as const;
 
 export type BuiltInRole = keyof typeof BUILT_IN_ROLES;
-export const isBuiltInRole = (slug: string): slug is BuiltInRole => slug in BUILT_IN_ROLES;
+// Own keys only: a custom slug such as "constructor" is not built in.
+export const isBuiltInRole = (slug: string): slug is BuiltInRole =>
+  Object.hasOwn(BUILT_IN_ROLES, slug);

@@ -3,6 +3,7 @@ import { actorOf, whoOf } from '../auth/actor.js';
 import type { AppContext } from '../context.js';
 import { displayName, noContent, slug, type Api } from '../http/schemas.js';
 import {
+  actionsOf,
   isBuiltInRole,
   isValidPermission,
   SUBJECT_ACTIONS,
@@ -16,7 +17,7 @@ const permissionList = z
   .superRefine((list, c) => {
     list.forEach((p, i) => {
       if (!isValidPermission(p)) {
-        const actions = (SUBJECT_ACTIONS as Record<string, readonly string[]>)[p.subject];
+        const actions = actionsOf(p.subject);
         c.addIssue({
           code: 'custom',
           path: [i],
