@@ -280,11 +280,19 @@ describe.each(DRIVERS)('gateway pools API (%s)', (driver) => {
       ['POST', `/api/v1/gateway-pools/${mine.id}/memberships`, { gatewayId: theirGw }],
       ['PATCH', `/api/v1/gateway-pools/${mine.id}/memberships/${theirGw}`, { weight: 2 }],
       ['DELETE', `/api/v1/gateway-pools/${mine.id}/memberships/${theirGw}`, undefined],
+      ['GET', `/api/v1/gateways/${theirGw}/resources`, undefined],
+      ['DELETE', `/api/v1/gateways/${theirGw}`, undefined],
     ] as const) {
       const res = await admin.client.send(method, path, body);
       expect(res.status, `${method} ${path}`).toBe(404);
     }
     expect((await other.client.get(`/api/v1/gateway-pools/${theirs.id}`)).body.members).toEqual([]);
+    // A name is looked up in the caller's org only: both orgs have a pool named "mine".
+    expect((await admin.client.get('/api/v1/gateway-pools/mine')).body.id).toBe(mine.id);
+    expect((await other.client.get('/api/v1/gateway-pools/mine')).body.id).toBe(theirs.id);
+    expect((await admin.client.get(`/api/v1/gateways/${myGw}/resources`)).body).toEqual({
+      items: [],
+    });
   });
 
   it('built-in roles: viewer lists, member cannot change pools, admin can', async () => {
