@@ -80,18 +80,19 @@ function sendOnce(base: string, req: RawRequest, timeoutMs: number): Promise<Raw
 }
 
 /** Text that gives away a stack trace or a source location. */
-const LEAKS: RegExp[] = [/\bat \//, /\.ts:\d*/, /\bnode:[a-z_]+/, /\n\s+at /];
+const LEAKS: RegExp[] = [/\bat \//, /\.ts:\d*/, /\bnode:[a-z_]+/, /\n\s+at /, /\\n\s+at /];
 
 /**
- * What is wrong with an answer to hostile input, or null when it is fine. `sent` is the
- * request's path and body: text the client sent and the API echoes back is not a leak.
+ * What is wrong with an answer to hostile input, or null when it is fine. `wasSent` tells
+ * text the fuzzer itself sent (now or earlier, since stored values come back in lists): the
+ * API echoing it is not a leak.
  */
-export function judge(res: RawResponse, sent: string): string | null {
+export function judge(res: RawResponse, wasSent: (text: string) => boolean): string | null {
   if (res.status >= 500 && !isUpstreamUnavailable(res)) return `status ${res.status}`;
   for (const re of LEAKS) {
     const hit = new RegExp(re.source, 'g');
     for (const m of res.text.matchAll(hit))
-      if (!sent.includes(m[0])) return `stack trace or source path in the body (${m[0].trim()})`;
+      if (!wasSent(m[0])) return `stack trace or source path in the body (${m[0].trim()})`;
   }
   const type = String(res.headers['content-type'] ?? '');
   if (type.includes('json') && res.text) {
