@@ -135,6 +135,16 @@ async function openPglite(
     throw err;
   }
   if (dataDir) makePrivate(dataDir);
+  // Files PostgreSQL creates later (WAL segments, new tables) are fixed within a minute.
+  const sweep = dataDir
+    ? setInterval(() => {
+        try {
+          makePrivate(dataDir);
+        } catch {
+          // the next sweep, snapshot or close tries again
+        }
+      }, 60_000).unref()
+    : undefined;
   const db = drizzlePglite(client, { schema }) as unknown as Db;
   return {
     db,
@@ -157,6 +167,7 @@ async function openPglite(
       return blob;
     },
     async close() {
+      clearInterval(sweep);
       try {
         await client.close();
       } finally {
