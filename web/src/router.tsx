@@ -1,14 +1,32 @@
-import { createRootRoute, createRoute, createRouter, redirect } from '@tanstack/react-router';
+import {
+  createRootRoute,
+  createRoute,
+  createRouter,
+  lazyRouteComponent,
+  redirect,
+} from '@tanstack/react-router';
 import { Root } from './components/Layout';
-import { AccessTargetsPage } from './pages/AccessTargets';
-import { AuditLogPage } from './pages/AuditLog';
-import { EnrollmentTokensPage } from './pages/EnrollmentTokens';
-import { GatewayDetailPage } from './pages/GatewayDetail';
 import { GatewaysPage, type GatewaysSearch } from './pages/Gateways';
-import { IdentitiesPage, IdentityPage } from './pages/Identities';
-import { SettingsPage } from './pages/Settings';
 
 const rootRoute = createRootRoute({ component: Root });
+
+// The landing page (Gateways) ships in the first bundle; the others load when opened.
+const AccessTargetsPage = lazyRouteComponent(
+  () => import('./pages/AccessTargets'),
+  'AccessTargetsPage',
+);
+const AuditLogPage = lazyRouteComponent(() => import('./pages/AuditLog'), 'AuditLogPage');
+const EnrollmentTokensPage = lazyRouteComponent(
+  () => import('./pages/EnrollmentTokens'),
+  'EnrollmentTokensPage',
+);
+const GatewayDetailPage = lazyRouteComponent(
+  () => import('./pages/GatewayDetail'),
+  'GatewayDetailPage',
+);
+const IdentitiesPage = lazyRouteComponent(() => import('./pages/Identities'), 'IdentitiesPage');
+const IdentityPage = lazyRouteComponent(() => import('./pages/Identities'), 'IdentityPage');
+const SettingsPage = lazyRouteComponent(() => import('./pages/Settings'), 'SettingsPage');
 
 const str = (v: unknown) => (typeof v === 'string' && v ? v : undefined);
 

@@ -90,6 +90,25 @@ describe('HealthEvents', () => {
     events.close();
   });
 
+  it('sends last-seen and RTT moves only with the periodic refresh, health at once', async () => {
+    const source = new Source();
+    const events = new HealthEvents({ source, intervalMs: 10, softRefreshMs: 150 });
+    const got: HealthEvent[] = [];
+    const t0 = Date.now();
+    await events.subscribe('org', { send: (e) => got.push(e) });
+    source.snap.gateways[0]!.rttMs = 2;
+    source.snap.gateways[0]!.lastSeenAt = new Date().toISOString();
+    await new Promise((r) => setTimeout(r, 60));
+    expect(got).toHaveLength(1);
+    await until(() => got.length === 2);
+    expect(Date.now() - t0).toBeGreaterThanOrEqual(140);
+    source.snap.gateways[1]!.health = 'unreachable';
+    const t1 = Date.now();
+    await until(() => got.length === 3);
+    expect(Date.now() - t1).toBeLessThan(100);
+    events.close();
+  });
+
   it('bounds subscribers per org and in total', async () => {
     const events = new HealthEvents({
       source: new Source(),

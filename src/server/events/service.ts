@@ -29,6 +29,8 @@ export interface HealthEventsOptions {
   intervalMs?: number;
   maxPerOrg?: number;
   maxTotal?: number;
+  /** How often last-seen times and RTTs are refreshed (health changes go out at once). */
+  softRefreshMs?: number;
   onError?: (err: unknown) => void;
 }
 
@@ -39,12 +41,27 @@ interface OrgFeed {
   last: HealthSnapshot | undefined;
   timer: ReturnType<typeof setInterval>;
   busy: boolean;
+  /** The snapshot last compared with soft fields (last seen, RTT), and when. */
+  softBase: HealthSnapshot | undefined;
+  softAt: number;
 }
 
-export function diffSnapshots(before: HealthSnapshot, after: HealthSnapshot): HealthChange {
+/**
+ * What changed between two snapshots. A live gateway's last-seen time and RTT move with every
+ * keepalive: they count only with `soft` (a periodic refresh), or the stream would repeat
+ * every gateway four times a second.
+ */
+export function diffSnapshots(
+  before: HealthSnapshot,
+  after: HealthSnapshot,
+  soft = true,
+): HealthChange {
+  const key = soft
+    ? JSON.stringify
+    : (g: GatewayHealthEntry) => JSON.stringify({ ...g, lastSeenAt: null, rttMs: null });
   return {
-    gateways: changed(before.gateways, after.gateways),
-    pools: changed(before.pools, after.pools),
+    gateways: changed(before.gateways, after.gateways, key),
+    pools: changed(before.pools, after.pools, JSON.stringify),
     removedGateways: removed(before.gateways, after.gateways),
     removedPools: removed(before.pools, after.pools),
   };
@@ -53,9 +70,9 @@ export function diffSnapshots(before: HealthSnapshot, after: HealthSnapshot): He
 export const isEmptyChange = (c: HealthChange) =>
   !c.gateways.length && !c.pools.length && !c.removedGateways.length && !c.removedPools.length;
 
-function changed<T extends { id: string }>(before: T[], after: T[]): T[] {
-  const old = new Map(before.map((e) => [e.id, JSON.stringify(e)]));
-  return after.filter((e) => old.get(e.id) !== JSON.stringify(e));
+function changed<T extends { id: string }>(before: T[], after: T[], key: (e: T) => string): T[] {
+  const old = new Map(before.map((e) => [e.id, key(e)]));
+  return after.filter((e) => old.get(e.id) !== key(e));
 }
 
 function removed<T extends { id: string }>(before: T[], after: T[]): string[] {
@@ -69,11 +86,13 @@ export class HealthEvents {
   private readonly intervalMs: number;
   private readonly maxPerOrg: number;
   private readonly maxTotal: number;
+  private readonly softRefreshMs: number;
 
   constructor(private readonly opts: HealthEventsOptions) {
     this.intervalMs = opts.intervalMs ?? 250;
     this.maxPerOrg = opts.maxPerOrg ?? 50;
     this.maxTotal = opts.maxTotal ?? 1000;
+    this.softRefreshMs = opts.softRefreshMs ?? 5000;
   }
 
   hasRoom(orgId: string): boolean {
@@ -116,6 +135,8 @@ export class HealthEvents {
       subscribers: new Set(),
       last: first,
       busy: false,
+      softBase: first,
+      softAt: Date.now(),
       timer: setInterval(() => void this.tick(orgId, feed), this.intervalMs),
     };
     feed.timer.unref();
@@ -129,8 +150,17 @@ export class HealthEvents {
     feed.busy = true;
     try {
       const next = await this.opts.source.healthSnapshot(orgId);
-      const change = feed.last ? diffSnapshots(feed.last, next) : undefined;
+      const now = Date.now();
+      const refresh = now - feed.softAt >= this.softRefreshMs;
+      // A refresh compares with the snapshot of the last refresh: soft fields that moved
+      // since then go out once, together.
+      const base = refresh ? feed.softBase : feed.last;
+      const change = base ? diffSnapshots(base, next, refresh) : undefined;
       feed.last = next;
+      if (refresh) {
+        feed.softBase = next;
+        feed.softAt = now;
+      }
       if (!change || isEmptyChange(change)) return;
       for (const sub of feed.subscribers) sub.send({ type: 'health', data: change });
     } catch (err) {
