@@ -271,6 +271,7 @@ describe.each(DRIVERS)('access control on %s', (driver) => {
       'PATCH /api/v1/identities/:id': { name: 'renamed-bot' },
       'POST /api/v1/identities/:id/tokens': { ttlSeconds: 3600 },
       'PATCH /api/v1/roles/:slug': { name: 'Renamed' },
+      'POST /api/v1/me/invitations/:id/accept': { code: 'their-code' },
     };
     const idRoutes = routes.filter(
       (r) =>

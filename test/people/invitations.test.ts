@@ -27,7 +27,7 @@ const brief = (res: ApiResponse) => `${res.status} ${res.text.slice(0, 300)}`;
 function shape(body: Json): Json {
   return JSON.parse(
     JSON.stringify(body, (k, v: unknown) =>
-      ['id', 'email', 'createdAt', 'expiresAt'].includes(k) ? typeof v : v,
+      ['id', 'email', 'createdAt', 'expiresAt', 'acceptCode'].includes(k) ? typeof v : v,
     ),
   );
 }
@@ -36,6 +36,7 @@ describe.each(DRIVERS)('invitations on %s', (driver) => {
   let tp: TestPlatform;
   let a: Account; // org A's admin, the inviter
   let b: Account; // org B's admin: an existing person elsewhere
+  let codeForB: string; // the acceptance code org A's admin passes on to b
 
   beforeAll(async () => {
     tp = await startTestPlatform(driver);
@@ -60,6 +61,12 @@ describe.each(DRIVERS)('invitations on %s', (driver) => {
     expect(shape(existing.body)).toEqual(shape(fresh.body));
     expect(Object.keys(existing.body).sort()).toEqual(Object.keys(fresh.body).sort());
     expect(existing.body).toMatchObject({ status: 'pending', role: 'member', email: b.email });
+    codeForB = existing.body.acceptCode;
+    expect(codeForB).toMatch(/^[A-Za-z0-9_-]{12,}$/);
+    expect(fresh.body.acceptCode).not.toBe(codeForB);
+    // Only its hash is stored.
+    const stored = await tp.db.select().from(invitations);
+    expect(JSON.stringify(stored)).not.toContain(codeForB);
     expect(Object.keys(existing.headers).sort()).toEqual(Object.keys(fresh.headers).sort());
 
     // The org's own lists tell nothing apart either: both are pending, neither is a member.
@@ -122,12 +129,29 @@ describe.each(DRIVERS)('invitations on %s', (driver) => {
     ).toBe(401);
 
     // Someone else cannot accept it for them.
-    expect((await a.client.post(`/api/v1/me/invitations/${invitationId}/accept`)).status).toBe(404);
+    expect(
+      (await a.client.post(`/api/v1/me/invitations/${invitationId}/accept`, { code: codeForB }))
+        .status,
+    ).toBe(404);
+    // Holding the account is not enough: the inviter's code is.
+    const wrongCode = await person.post(`/api/v1/me/invitations/${invitationId}/accept`, {
+      code: 'not-the-code',
+    });
+    expect(wrongCode.status).toBe(403);
+    expect(wrongCode.body.error.message).toMatch(/invitation code is wrong/);
+    expect((await person.post(`/api/v1/me/invitations/${invitationId}/accept`, {})).status).toBe(
+      400,
+    );
 
-    const accepted = await person.post(`/api/v1/me/invitations/${invitationId}/accept`);
+    const accepted = await person.post(`/api/v1/me/invitations/${invitationId}/accept`, {
+      code: codeForB,
+    });
     expect(accepted.status, brief(accepted)).toBe(200);
     expect(accepted.body).toEqual({ organization: { id: a.orgId, name: 'Org A' }, role: 'member' });
-    expect((await person.post(`/api/v1/me/invitations/${invitationId}/accept`)).status).toBe(404);
+    expect(
+      (await person.post(`/api/v1/me/invitations/${invitationId}/accept`, { code: codeForB }))
+        .status,
+    ).toBe(404);
     expect((await person.get('/api/v1/me/invitations')).body.items).toEqual([]);
 
     const orgs = (await person.get('/api/v1/me')).body.organizations;
@@ -179,7 +203,11 @@ describe.each(DRIVERS)('invitations on %s', (driver) => {
       (await person.client.post(`/api/v1/me/invitations/${first.body.id}/decline`)).status,
     ).toBe(204);
     expect(
-      (await person.client.post(`/api/v1/me/invitations/${first.body.id}/accept`)).status,
+      (
+        await person.client.post(`/api/v1/me/invitations/${first.body.id}/accept`, {
+          code: first.body.acceptCode,
+        })
+      ).status,
     ).toBe(404);
     expect((await a.client.get('/api/v1/invitations')).body.items).toEqual([]);
 
@@ -192,7 +220,11 @@ describe.each(DRIVERS)('invitations on %s', (driver) => {
     expect((await a.client.delete(`/api/v1/invitations/${second.body.id}`)).status).toBe(204);
     expect((await a.client.delete(`/api/v1/invitations/${second.body.id}`)).status).toBe(404);
     expect(
-      (await person.client.post(`/api/v1/me/invitations/${second.body.id}/accept`)).status,
+      (
+        await person.client.post(`/api/v1/me/invitations/${second.body.id}/accept`, {
+          code: second.body.acceptCode,
+        })
+      ).status,
     ).toBe(404);
 
     // Expired invitations are not shown and cannot be accepted.
@@ -203,7 +235,11 @@ describe.each(DRIVERS)('invitations on %s', (driver) => {
       .where(eq(invitations.id, third.body.id));
     expect((await person.client.get('/api/v1/me/invitations')).body.items).toEqual([]);
     expect(
-      (await person.client.post(`/api/v1/me/invitations/${third.body.id}/accept`)).status,
+      (
+        await person.client.post(`/api/v1/me/invitations/${third.body.id}/accept`, {
+          code: third.body.acceptCode,
+        })
+      ).status,
     ).toBe(404);
     expect((await a.client.delete(`/api/v1/invitations/${third.body.id}`)).status).toBe(204);
 
@@ -211,7 +247,9 @@ describe.each(DRIVERS)('invitations on %s', (driver) => {
     const bot = await addIdentity(tp, a, 'admin');
     expect((await bot.client.get('/api/v1/me/invitations')).body).toEqual({ items: [] });
     const fourth = await inviteC();
-    const refused = await bot.client.post(`/api/v1/me/invitations/${fourth.body.id}/accept`);
+    const refused = await bot.client.post(`/api/v1/me/invitations/${fourth.body.id}/accept`, {
+      code: fourth.body.acceptCode,
+    });
     expect(refused.status).toBe(403);
     expect(refused.body.error.message).toMatch(/machine identities/);
   });
@@ -230,6 +268,36 @@ describe.each(DRIVERS)('invitations on %s', (driver) => {
     expect(res.status).toBe(401);
   });
 
+  it("an account another org's admin made for someone's e-mail cannot join where that e-mail is invited", async () => {
+    // Org A's admin makes an account for victim@corp.example (and so knows its password).
+    const squat = await a.client.post('/api/v1/users', {
+      email: 'victim@corp.example',
+      password: 'squatter-password',
+      role: 'viewer',
+    });
+    expect(squat.status).toBe(201);
+    // Org E, the victim's real employer, invites that e-mail and gives the code to the victim.
+    const e = await createSecondOrg(tp, 'Org E');
+    const invite = await e.client.post('/api/v1/users', {
+      email: 'victim@corp.example',
+      password: TEST_PASSWORD,
+      role: 'admin',
+    });
+    expect(invite.status).toBe(201);
+    // The squatter signs in (accepting A's invitation) and sees E's invitation...
+    const squatter = await login(tp, 'victim@corp.example', 'squatter-password');
+    const pending = squatter.body.pendingInvitations as Json[];
+    const toE = pending.find((i) => i.organization.id === e.orgId);
+    expect(toE).toBeDefined();
+    // ...but cannot join E without the code E's admin gave the real person.
+    const tries = await api(tp, squatter.token).post(`/api/v1/me/invitations/${toE.id}/accept`, {
+      code: squat.body.acceptCode,
+    });
+    expect(tries.status).toBe(403);
+    const eMembers = (await e.client.get('/api/v1/users')).body.items;
+    expect(eMembers.map((u: Json) => u.email)).not.toContain('victim@corp.example');
+  });
+
   it('refuses to accept when the invited custom role was deleted meanwhile', async () => {
     const role = await a.client.post('/api/v1/roles', {
       slug: 'temp-readers',
@@ -245,7 +313,9 @@ describe.each(DRIVERS)('invitations on %s', (driver) => {
     });
     expect(inv.status).toBe(201);
     expect((await a.client.delete('/api/v1/roles/temp-readers')).status).toBe(204);
-    const res = await person.client.post(`/api/v1/me/invitations/${inv.body.id}/accept`);
+    const res = await person.client.post(`/api/v1/me/invitations/${inv.body.id}/accept`, {
+      code: inv.body.acceptCode,
+    });
     expect(res.status).toBe(409);
     expect(res.body.error.message).toMatch(/no longer exists/);
   });

@@ -157,7 +157,10 @@ describe.each(DRIVERS)('switching organization on %s', (driver) => {
       password: TEST_PASSWORD,
       role: 'viewer',
     });
-    expect((await b.client.post(`/api/v1/me/invitations/${inv.body.id}/accept`)).status).toBe(200);
+    const accepted = await b.client.post(`/api/v1/me/invitations/${inv.body.id}/accept`, {
+      code: inv.body.acceptCode,
+    });
+    expect(accepted.status).toBe(200);
   });
   afterAll(() => tp?.close());
 

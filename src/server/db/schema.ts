@@ -216,6 +216,7 @@ export const invitations = pgTable('invitations', {
   email: text('email').notNull(),
   role: text('role').notNull(),
   createdUser: boolean('created_user').notNull().default(false),
+  codeHash: text('code_hash').notNull(),
   status: text('status').$type<InvitationStatus>().notNull().default('pending'),
   invitedByType: text('invited_by_type').notNull(),
   invitedById: text('invited_by_id'),

@@ -60,7 +60,7 @@ export function userRoutes(app: Api, ctx: AppContext): void {
         description:
           'Always answers 201 with a pending invitation, whether or not the e-mail already has an account. ' +
           'A new e-mail gets an account with `password`, and signing in with it accepts the invitation; ' +
-          'a person who already has an account keeps their password and accepts at their next sign-in. ' +
+          'a person who already has an account keeps their password and accepts with `acceptCode` (shown once), which you pass on. ' +
           '409 when the e-mail is already a member of, or invited to, this organization.',
         body: z.strictObject({
           email,
@@ -68,11 +68,21 @@ export function userRoutes(app: Api, ctx: AppContext): void {
           name: displayName('name').optional(),
           role: roleField,
         }),
-        response: { 201: invitationSchema },
+        response: {
+          201: invitationSchema.extend({
+            acceptCode: z
+              .string()
+              .describe(
+                'Shown once: give it to the person with the password; they accept with it (POST /api/v1/me/invitations/:id/accept)',
+              ),
+          }),
+        },
       },
     },
-    async (req, reply) =>
-      reply.code(201).send(invitation(await members.invite(actorOf(req), whoOf(req), req.body))),
+    async (req, reply) => {
+      const made = await members.invite(actorOf(req), whoOf(req), req.body);
+      return reply.code(201).send({ ...invitation(made.invitation), acceptCode: made.acceptCode });
+    },
   );
 
   app.get(
@@ -219,8 +229,11 @@ export function userRoutes(app: Api, ctx: AppContext): void {
         tags: ['auth'],
         operationId: 'acceptInvitation',
         summary:
-          'Accept an invitation: you become a member; switch to it with /auth/switch-organization',
+          'Accept an invitation with the code the inviting admin gave you; switch to the organization with /auth/switch-organization',
         params: idParams,
+        body: z.strictObject({
+          code: z.string().trim().min(1, 'code is required').max(64, 'code is too long'),
+        }),
         response: {
           200: z.object({
             organization: z.object({ id: z.string(), name: z.string() }),
@@ -231,7 +244,7 @@ export function userRoutes(app: Api, ctx: AppContext): void {
     },
     async (req) => {
       const { user, who } = personOf(req);
-      return members.accept(user, who, req.params.id);
+      return members.accept(user, who, req.params.id, req.body.code);
     },
   );
 

@@ -1,9 +1,10 @@
-import { randomUUID } from 'node:crypto';
+import { randomBytes, randomUUID, timingSafeEqual } from 'node:crypto';
 import type { AuditLog, AuditWho } from '../audit/service.js';
 import type { Actor } from '../auth/actor.js';
 import { hashPassword } from '../auth/passwords.js';
+import { hashToken } from '../auth/tokens.js';
 import type { Db, Tx } from '../db/client.js';
-import { conflict, isUniqueViolation, notFound } from '../http/errors.js';
+import { conflict, forbidden, isUniqueViolation, notFound } from '../http/errors.js';
 import { pageOf } from '../http/schemas.js';
 import { assertCanGrantRole, assertCanManageHolder } from '../rbac/grant.js';
 import { roleExists } from '../rbac/roles-resolver.js';
@@ -108,10 +109,15 @@ export class MemberService {
    * way the caller gets the same pending invitation, with the same status and fields, and
    * the same work is done (the password is always hashed) so timing tells nothing either.
    */
-  async invite(actor: Actor, who: AuditWho, input: NewMember): Promise<InvitationView> {
+  async invite(
+    actor: Actor,
+    who: AuditWho,
+    input: NewMember,
+  ): Promise<{ invitation: InvitationView; acceptCode: string }> {
     await assertCanGrantRole(this.deps.db, actor, input.role);
     const passwordHash = await hashPassword(input.password);
     const id = randomUUID();
+    const acceptCode = randomBytes(9).toString('base64url');
     const now = Date.now();
     try {
       const row = await this.deps.audit.audited(
@@ -144,6 +150,7 @@ export class MemberService {
             email: input.email,
             role: input.role,
             createdUser: !existing,
+            codeHash: hashToken(acceptCode),
             status: 'pending',
             invitedByType: who.actor.type,
             invitedById: who.actor.id ?? null,
@@ -157,7 +164,7 @@ export class MemberService {
         },
         { invitationId: id, email: input.email, role: input.role },
       );
-      return invitationView(row);
+      return { invitation: invitationView(row), acceptCode };
     } catch (err) {
       // Two admins inviting the same new e-mail at once: the loser sees what a retry would.
       if (isUniqueViolation(err))
@@ -252,17 +259,23 @@ export class MemberService {
     return rows.map((m) => ({ id: m.orgId, name: m.orgName, role: m.role }));
   }
 
-  /** Accepts an invitation of `user`: they become a member with the invited role. */
+  /**
+   * Accepts an invitation of `user` with the code its admin passed on: they become a member
+   * with the invited role. The code, not the account, is the proof: accounts are named by
+   * e-mail without proof of owning it, so one made by another org's admin must not be able to
+   * join wherever that e-mail is invited.
+   */
   async accept(
     user: { id: string; name: string },
     who: Omit<AuditWho, 'orgId'>,
     id: string,
+    code: string,
   ): Promise<{ organization: { id: string; name: string }; role: string }> {
     const inv = await this.openInvitationOf(user.id, id);
     await this.deps.audit.audited(
       { ...who, orgId: inv.orgId },
       'member.join',
-      async (tx) => this.join(tx, user.id, id),
+      async (tx) => this.join(tx, user.id, id, code),
       { invitationId: inv.id, userId: user.id, email: inv.email, role: inv.role },
     );
     return {
@@ -314,10 +327,15 @@ export class MemberService {
     return inv;
   }
 
-  private async join(tx: Tx, userId: string, id: string): Promise<void> {
+  /** `code` undefined: the sign-in that created-account invitations accept with. */
+  private async join(tx: Tx, userId: string, id: string, code?: string): Promise<void> {
     const inv = await lockInvitation(tx, { id, userId });
     if (!inv || inv.status !== 'pending' || inv.expiresAt.getTime() <= Date.now())
       throw notFound('Pending invitation');
+    if (code !== undefined && !sameHash(hashToken(code), inv.codeHash))
+      throw forbidden(
+        'The invitation code is wrong: use the code the admin who invited you was given.',
+      );
     if (!(await roleExists(tx, inv.orgId, inv.role)))
       throw conflict(
         `The role "${inv.role}" of this invitation no longer exists: ask the organization for a new invitation.`,
@@ -325,4 +343,8 @@ export class MemberService {
     await insertMembership(tx, inv.orgId, userId, inv.role);
     await closeInvitation(tx, inv.id, 'accepted');
   }
+}
+
+function sameHash(a: string, b: string): boolean {
+  return a.length === b.length && timingSafeEqual(Buffer.from(a), Buffer.from(b));
 }

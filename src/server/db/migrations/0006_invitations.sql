@@ -9,6 +9,9 @@ CREATE TABLE invitations (
   -- The account was made for this invitation with the password its admin chose: signing in
   -- with it is the acceptance. Never shown to the inviting org.
   created_user boolean NOT NULL DEFAULT false,
+  -- SHA-256 of the code the inviting admin passes on: accepting needs it, so whoever controls
+  -- an account with that e-mail (e.g. one another org's admin made) cannot join on their own.
+  code_hash text NOT NULL,
   status text NOT NULL DEFAULT 'pending'
     CHECK (status IN ('pending', 'accepted', 'declined', 'revoked')),
   invited_by_type text NOT NULL,
