@@ -453,16 +453,21 @@ describe('gatepool connect through a pool of three real gateways', () => {
         database: 'postgres',
       });
       client.on('error', () => undefined);
+      const since = new Date(Date.now() - 1).toISOString();
       await client.connect();
-      const hub = s.tp.platform.ctx.directory.hub;
-      const alive = s.members.filter(
-        (m) => m.agent.child.exitCode === null && m.agent.child.signalCode === null,
-      );
-      const serving = await waitFor(
-        () => alive.find((m) => (hub.live(m.id)?.activeStreams ?? 0) > 0),
+      // The connection's own audit entry names the member serving it (the newest access.connect).
+      const opened = await waitFor(
+        async () => {
+          const res = await s.admin.client.get(
+            `/api/v1/audit-logs?event=access.connect&from=${since}&limit=1`,
+          );
+          return res.body.items?.[0]?.metadata as { gateway: string } | undefined;
+        },
         5000,
-        'the member serving the connection',
+        'the access.connect entry of the connection',
       );
+      const serving = s.members.find((m) => m.name === opened.gateway);
+      if (!serving) throw new Error(`no member named ${opened.gateway}`);
       const query = client.query('select pg_sleep(60)');
       void query.catch(() => undefined);
       await sleep(300);

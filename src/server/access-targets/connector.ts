@@ -13,7 +13,7 @@ import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import { spliceCounted, type WsStream } from '../../protocol/access-stream.js';
 import type { AuditLog, AuditWho } from '../audit/service.js';
 import { refOf } from '../consumers/attach.js';
-import { AppError, notFound } from '../http/errors.js';
+import { NotFoundError, UnavailableError } from '../errors.js';
 import { NoGatewayAvailableError, type Served } from '../pools/failover.js';
 import type { PoolRuntime } from '../pools/runtime.js';
 import type { AccessTargetListing } from './queries.js';
@@ -83,7 +83,7 @@ export class AccessConnector {
   ): Promise<void> {
     const ref = refOf(target);
     // The schema lets a target exist without a path (for direct access, not offered yet).
-    if (!ref) throw notFound(`A gateway or pool for access target "${target.name}"`);
+    if (!ref) throw new NotFoundError(`A gateway or pool for access target "${target.name}"`);
     const started = performance.now();
     const { metrics, audit, log } = this.deps;
     const base = {
@@ -128,11 +128,10 @@ export class AccessConnector {
           who,
         )
         .catch((e: unknown) => log.error({ err: e }, 'audit of access.connect-failed failed'));
-      throw new AppError(
-        503,
-        'gateway_unavailable',
+      throw new UnavailableError(
         `Cannot open access target "${target.name}" (${target.host}:${target.port}): ${err.message}.`,
         { attempts: err.attempts },
+        'gateway_unavailable',
       );
     }
     if (served.attempts.length)

@@ -1,16 +1,13 @@
-import { ServerResponse, type IncomingMessage } from 'node:http';
-import { isIP, type Socket } from 'node:net';
-import type { Duplex } from 'node:stream';
-import { WebSocketServer } from 'ws';
+import { isIP } from 'node:net';
 import { z } from 'zod';
-import { MAX_MESSAGE_BYTES, WsStream } from '../../protocol/access-stream.js';
 import { actorOf, whoOf, type Actor } from '../auth/actor.js';
 import type { AppContext } from '../context.js';
-import { AppError, badRequest, unauthorized } from '../http/errors.js';
+import { badRequest, DomainError, unauthorized } from '../http/errors.js';
 import { errorBody, pageQuery, slug, type Api } from '../http/schemas.js';
 import { AccessConnector, AccessMetrics } from './connector.js';
 import type { AccessTargetListing } from './queries.js';
 import { AccessTargetService, looksLikeId, PROTOCOLS } from './service.js';
+import { ClientStreams } from './upgrade.js';
 
 const HOSTNAME =
   /^(?=.{1,253}$)[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,62})(?:\.[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,62}))*\.?$/;
@@ -114,35 +111,6 @@ function view(t: AccessTargetListing, actor: Actor): z.infer<typeof targetView> 
     createdAt: t.createdAt.toISOString(),
     updatedAt: t.updatedAt.toISOString(),
   };
-}
-
-/** What the WebSocket handshake needs, checked before a tunnel stream is opened for it. */
-function handshakeProblem(req: IncomingMessage): string | null {
-  if ((req.headers.upgrade ?? '').toLowerCase() !== 'websocket')
-    return 'only "Upgrade: websocket" is supported';
-  if (!/^[+/0-9A-Za-z]{22}==$/.test(req.headers['sec-websocket-key'] ?? ''))
-    return 'Sec-WebSocket-Key is missing or malformed';
-  if (!['8', '13'].includes(req.headers['sec-websocket-version'] ?? ''))
-    return 'Sec-WebSocket-Version must be 13';
-  return null;
-}
-
-function sendError(res: ServerResponse, err: unknown): void {
-  if (res.headersSent || res.destroyed) return;
-  const known = err instanceof AppError;
-  const body = JSON.stringify({
-    error: {
-      code: known ? err.code : 'internal_error',
-      message: known ? err.message : 'The connection failed on the platform; see its log.',
-      ...(known && err.details !== undefined ? { details: err.details } : {}),
-    },
-  });
-  res.writeHead(known ? err.statusCode : 500, {
-    'content-type': 'application/json; charset=utf-8',
-    'content-length': Buffer.byteLength(body),
-    connection: 'close',
-  });
-  res.end(body);
 }
 
 export function accessTargetRoutes(app: Api, ctx: AppContext): void {
@@ -256,30 +224,8 @@ export function accessTargetRoutes(app: Api, ctx: AppContext): void {
     },
   );
 
-  // -------------------------------------------------------------------------------------
-  // Client streams. Upgrade requests are routed through Fastify like any request, so the auth
-  // hook (token, AccessTarget:connect) and error answers apply unchanged; the handler then
-  // takes the socket over.
-  const upgrades = new WeakMap<IncomingMessage, { socket: Duplex; head: Buffer }>();
-  const wss = new WebSocketServer({
-    noServer: true,
-    perMessageDeflate: false,
-    maxPayload: MAX_MESSAGE_BYTES,
-  });
-  app.server.on('upgrade', (raw: IncomingMessage, socket: Duplex, head: Buffer) => {
-    // Until ws owns the socket, a client reset must not crash the process.
-    socket.on('error', () => undefined);
-    upgrades.set(raw, { socket, head });
-    const res = new ServerResponse(raw);
-    res.assignSocket(socket as Socket);
-    // An answer other than the upgrade (401, 403, 404, 503) ends the exchange.
-    res.on('finish', () => socket.end());
-    app.routing(raw, res);
-  });
-  app.addHook('preClose', async () => {
-    connector.closeAll();
-    wss.close();
-  });
+  const streams = new ClientStreams(app);
+  app.addHook('preClose', async () => connector.closeAll());
 
   app.get(
     '/api/v1/access-targets/:target/connect',
@@ -297,7 +243,7 @@ export function accessTargetRoutes(app: Api, ctx: AppContext): void {
     async (req, reply) => {
       const actor = actorOf(req);
       const target = await service.find(actor.orgId, req.params.target);
-      const upgrade = upgrades.get(req.raw);
+      const upgrade = streams.pending(req.raw, reply.raw);
       if (!upgrade) return view(target, actor);
       // A browser can open a WebSocket with the user's cookie from any site: streams take
       // bearer tokens only, which a page cannot attach to a WebSocket.
@@ -305,31 +251,12 @@ export function accessTargetRoutes(app: Api, ctx: AppContext): void {
         throw unauthorized(
           'Client streams need "Authorization: Bearer <token>" (cookies are not accepted).',
         );
-      const problem = handshakeProblem(req.raw);
+      const problem = upgrade.problem();
       if (problem) throw badRequest(`Cannot open a client stream: ${problem}.`);
       reply.hijack();
-      let settled = false;
-      const accept = () =>
-        new Promise<WsStream | null>((resolve) => {
-          const gone = () => {
-            if (!settled) {
-              settled = true;
-              resolve(null);
-            }
-          };
-          if (upgrade.socket.destroyed) return gone();
-          upgrade.socket.once('close', gone);
-          wss.handleUpgrade(req.raw, upgrade.socket, upgrade.head, (ws) => {
-            upgrade.socket.off('close', gone);
-            if (settled) return void ws.terminate();
-            settled = true;
-            resolve(new WsStream(ws));
-          });
-        });
-      connector.connect(actor.orgId, whoOf(req), target, accept).catch((err: unknown) => {
-        if (!(err instanceof AppError)) req.log.error({ err }, 'access connection failed');
-        if (!settled) sendError(reply.raw, err);
-        else upgrade.socket.destroy();
+      connector.connect(actor.orgId, whoOf(req), target, upgrade.accept).catch((err: unknown) => {
+        if (!(err instanceof DomainError)) req.log.error({ err }, 'access connection failed');
+        upgrade.refuse(err);
       });
       return reply;
     },

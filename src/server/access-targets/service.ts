@@ -7,7 +7,8 @@ import { randomUUID } from 'node:crypto';
 import type { AuditLog, AuditWho } from '../audit/service.js';
 import { authorizeReference, refOf, type AttachDeps, type Attacher } from '../consumers/attach.js';
 import type { Db } from '../db/client.js';
-import { conflict, isForeignKeyViolation, isUniqueViolation, notFound } from '../http/errors.js';
+import { ConflictError, NotFoundError } from '../errors.js';
+import { isForeignKeyViolation, isUniqueViolation } from '../http/errors.js';
 import { pageOf } from '../http/schemas.js';
 import {
   deleteTarget,
@@ -51,7 +52,7 @@ export class AccessTargetService {
       orgId,
       looksLikeId(idOrName) ? { id: idOrName } : { name: idOrName },
     );
-    if (!row) throw notFound(`Access target "${idOrName}"`);
+    if (!row) throw new NotFoundError(`Access target "${idOrName}"`);
     return row;
   }
 
@@ -109,7 +110,9 @@ export class AccessTargetService {
       gatewayPoolId: next.gatewayPoolId !== undefined ? next.gatewayPoolId : before.gatewayPoolId,
     };
     if (!after.gatewayId && !after.gatewayPoolId)
-      throw conflict('An access target needs a gateway or a gateway pool: give the other one.');
+      throw new ConflictError(
+        'An access target needs a gateway or a gateway pool: give the other one.',
+      );
     await authorizeReference(this.deps, actor, refOf(before), refOf(after));
     await this.write(changes.name ?? before.name, () =>
       this.deps.audit.audited(
@@ -117,7 +120,7 @@ export class AccessTargetService {
         'access-target.update',
         async (tx) => {
           if (!(await updateTarget(tx, actor.orgId, before.id, next)))
-            throw notFound(`Access target "${id}"`);
+            throw new NotFoundError(`Access target "${id}"`);
         },
         { targetId: before.id, name: changes.name ?? before.name, changed: Object.keys(changes) },
       ),
@@ -131,7 +134,8 @@ export class AccessTargetService {
       who,
       'access-target.delete',
       async (tx) => {
-        if (!(await deleteTarget(tx, orgId, target.id))) throw notFound(`Access target "${id}"`);
+        if (!(await deleteTarget(tx, orgId, target.id)))
+          throw new NotFoundError(`Access target "${id}"`);
       },
       { targetId: target.id, name: target.name },
     );
@@ -142,9 +146,9 @@ export class AccessTargetService {
       return await op();
     } catch (err) {
       if (isUniqueViolation(err))
-        throw conflict(`An access target named "${name}" already exists.`, { name });
+        throw new ConflictError(`An access target named "${name}" already exists.`, { name });
       // The gateway or pool was deleted between the checks and the write.
-      if (isForeignKeyViolation(err)) throw notFound('Gateway or gateway pool');
+      if (isForeignKeyViolation(err)) throw new NotFoundError('Gateway or gateway pool');
       throw err;
     }
   }
