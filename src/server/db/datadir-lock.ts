@@ -73,24 +73,30 @@ export async function lockDataDir(dataDir: string): Promise<DataDirLock> {
   }
   let handler: LocalHandler | undefined;
   const server = createServer((socket) => serveConnection(socket, () => handler, dataDir));
-  for (let attempt = 0; attempt < 20; attempt++) {
+  /** The lock, or undefined when the socket file exists (held, or left by a dead holder). */
+  const tryListen = async (): Promise<DataDirLock | undefined> => {
     try {
       await listen(server, socketPath);
-      chmodSync(socketPath, 0o600);
-      return {
-        dataDir,
-        socketPath,
-        serve: (h) => void (handler = h),
-        release: () => closeServer(server, socketPath),
-      };
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'EADDRINUSE') throw err;
+      if ((err as NodeJS.ErrnoException).code === 'EADDRINUSE') return undefined;
+      throw err;
     }
+    chmodSync(socketPath, 0o600);
+    return {
+      dataDir,
+      socketPath,
+      serve: (h) => void (handler = h),
+      release: () => closeServer(server, socketPath),
+    };
+  };
+  for (let attempt = 0; attempt < 20; attempt++) {
+    const lock = await tryListen();
+    if (lock) return lock;
     const holder = await probe(socketPath);
     if (holder.alive) throw new DataDirInUseError(dataDir, holder.pid);
     // A stale socket left by a killed process. Replace it under a short-lived O_EXCL mutex,
     // so two processes starting together do not both replace it (the second then finds the
-    // first alive on its re-probe).
+    // first alive on its re-probe; one that binds meanwhile makes ours fail and re-probe).
     if (!takeTakeover(dataDir)) {
       await new Promise((r) => setTimeout(r, 100));
       continue;
@@ -99,14 +105,8 @@ export async function lockDataDir(dataDir: string): Promise<DataDirLock> {
       const again = await probe(socketPath);
       if (again.alive) throw new DataDirInUseError(dataDir, again.pid);
       unlinkQuietly(socketPath);
-      await listen(server, socketPath);
-      chmodSync(socketPath, 0o600);
-      return {
-        dataDir,
-        socketPath,
-        serve: (h) => void (handler = h),
-        release: () => closeServer(server, socketPath),
-      };
+      const taken = await tryListen();
+      if (taken) return taken;
     } finally {
       unlinkQuietly(join(dataDir, TAKEOVER_NAME));
     }
