@@ -66,10 +66,11 @@ function licenseVerifier(config: Config): LicenseVerifier {
 export async function startPlatform(config: Config, opts: StartOptions): Promise<Platform> {
   const log = opts.logger;
   const verifier = licenseVerifier(config);
-  const root = loadRootKey({ key: config.encryptionKey, dataDir: config.dataDir });
-  const box = new SecretBox(root.key);
+  // The data directory's lock first: a second process on it stops here, having touched nothing.
   const database = opts.database ?? (await openConfiguredDatabase(config));
+  let box: SecretBox;
   try {
+    box = new SecretBox(loadRootKey({ key: config.encryptionKey, dataDir: config.dataDir }).key);
     const rootKey = rootKeyOf(config.dataDir, !!config.encryptionKey);
     await snapshotBeforeMigrations(database, config.dataDir, rootKey, config.backupKeep, log);
     const { applied } = await migrate(database);
