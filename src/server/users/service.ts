@@ -125,7 +125,7 @@ export class MemberService {
         'member.invite',
         async (tx) => {
           const existing = await findUserByEmail(tx, input.email);
-          let userId = existing?.id;
+          const userId = existing?.id ?? randomUUID();
           if (existing) {
             // Not an oracle: the caller can list its own members and invitations.
             if (await findMember(tx, actor.orgId, existing.id))
@@ -135,7 +135,6 @@ export class MemberService {
                 `${input.email} already has a pending invitation: revoke it to invite again.`,
               );
           } else {
-            userId = randomUUID();
             await insertUser(tx, {
               id: userId,
               email: input.email,
@@ -146,7 +145,7 @@ export class MemberService {
           const inv: InvitationRow = {
             id,
             orgId: actor.orgId,
-            userId: userId!,
+            userId,
             email: input.email,
             role: input.role,
             createdUser: !existing,
