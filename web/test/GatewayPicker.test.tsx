@@ -3,7 +3,6 @@ import { cleanup, render, screen } from '@testing-library/react';
 import userEvent from '@testing-library/user-event';
 import { useState } from 'react';
 import { afterEach, describe, expect, it } from 'vitest';
-import type { Gateway, Pool } from '../src/api/types';
 import {
   GatewayPicker,
   type GatewayChoice,
@@ -17,24 +16,17 @@ const g = globalThis as { CSS?: { escape?: (s: string) => string } };
 g.CSS ??= {};
 g.CSS.escape ??= (s: string) => s.replace(/[^\w-]/g, (c) => `\\${c}`);
 
-const gw = (id: string, health: Gateway['health']): Gateway => ({
-  id,
-  name: id,
-  health,
-  lastResort: null,
-  lastSeenAt: null,
-  rttMs: null,
-  activeStreams: 0,
-});
-const pool: Pool = {
+const gw = (
+  id: string,
+  health: GatewayPickerProps['gateways'][number]['health'],
+): GatewayPickerProps['gateways'][number] => ({ id, name: id, health });
+const pool: GatewayPickerProps['pools'][number] = {
   id: 'p1',
   name: 'dc1',
   minHealthy: 1,
-  healthCheckTarget: null,
   memberCount: 2,
   healthyMemberCount: 1,
   health: 'healthy',
-  connectedResourcesCount: 0,
 };
 
 function Harness(props: Partial<GatewayPickerProps> & { onPick?: (c: GatewayChoice) => void }) {

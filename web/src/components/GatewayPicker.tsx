@@ -8,8 +8,11 @@ export type GatewayChoice =
 export interface GatewayPickerProps {
   value: GatewayChoice;
   onChange: (v: GatewayChoice) => void;
-  gateways: Gateway[];
-  pools: Pool[];
+  gateways: Pick<Gateway, 'id' | 'name' | 'health'>[];
+  pools: Pick<
+    Pool,
+    'id' | 'name' | 'health' | 'memberCount' | 'healthyMemberCount' | 'minHealthy'
+  >[];
   /** False on the free plan: the pool section shows the upgrade prompt instead. */
   poolsLicensed: boolean;
   /** The org requires pools: individual gateways are disabled with this reason. */

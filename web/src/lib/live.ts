@@ -35,6 +35,12 @@ interface Change {
 
 export const POLL_MS = 5_000;
 
+/** The fields of a gateway the stream keeps current. */
+type LiveGateway = Pick<
+  Gateway,
+  'id' | 'health' | 'lastResort' | 'rttMs' | 'activeStreams' | 'lastSeenAt'
+>;
+
 let connected = false;
 const listeners = new Set<() => void>();
 function setConnected(v: boolean) {
@@ -62,7 +68,7 @@ export function pollUnlessLive(): number | false {
 export function applyChange(qc: QueryClient, change: Change): void {
   const gws = new Map(change.gateways.map((g) => [g.id, g]));
   const pools = new Map(change.pools.map((p) => [p.id, p]));
-  const mergeGateway = <T extends Gateway>(g: T): T => {
+  const mergeGateway = <T extends LiveGateway>(g: T): T => {
     const e = gws.get(g.id);
     return e
       ? {

@@ -23,9 +23,7 @@ export function useLicense() {
 
 /** True when the org's plan includes gateway pools (what the server enforces). */
 export function hasPools(license: LicenseView | undefined): boolean {
-  if (!license) return false;
-  if (Array.isArray(license.features)) return license.features.includes('gatewayPool');
-  return license.plan === 'enterprise';
+  return license?.features.gatewayPool === true;
 }
 
 /**

@@ -1,7 +1,7 @@
 import { useMutation, useQuery, useQueryClient } from '@tanstack/react-query';
 import { useState } from 'react';
 import { api, unwrap } from '../api/client';
-import type { Page } from '../api/types';
+import type { AccessTarget, Page } from '../api/types';
 import { ConfirmButton } from '../components/Dialogs';
 import { GatewayPicker, type GatewayChoice } from '../components/GatewayPicker';
 import {
@@ -17,19 +17,7 @@ import {
 import { allPages, useGateways, usePools } from '../lib/queries';
 import { hasPools, permission, useLicense, useMe } from '../lib/session';
 
-interface AccessTarget {
-  id: string;
-  name: string;
-  host: string;
-  port: number;
-  protocol: string;
-  description: string;
-  gateway: { id: string; name: string } | null;
-  gatewayPool: { id: string; name: string } | null;
-  canConnect: boolean;
-}
-
-const PROTOCOLS = ['tcp', 'postgres', 'http', 'kubernetes'];
+const PROTOCOLS: AccessTarget['protocol'][] = ['tcp', 'postgres', 'http', 'kubernetes'];
 
 export function AccessTargetsPage() {
   const qc = useQueryClient();
@@ -61,7 +49,7 @@ export function AccessTargetsPage() {
             name: form.name,
             host: form.host,
             port: Number(form.port),
-            protocol: form.protocol as 'tcp',
+            protocol: form.protocol as AccessTarget['protocol'],
             ...(via.kind === 'pool' ? { gatewayPoolId: via.id } : {}),
             ...(via.kind === 'gateway' ? { gatewayId: via.id } : {}),
           },

@@ -1,7 +1,7 @@
 import { useMutation, useQuery, useQueryClient } from '@tanstack/react-query';
 import { useState } from 'react';
 import { api, unwrap } from '../api/client';
-import type { EnrollmentToken, Page } from '../api/types';
+import type { CreatedEnrollmentToken, EnrollmentToken, Page } from '../api/types';
 import { ConfirmButton } from '../components/Dialogs';
 import {
   Button,
@@ -17,11 +17,6 @@ import {
 import { usePools } from '../lib/queries';
 import { hasPools, permission, useLicense, useMe } from '../lib/session';
 
-interface Created extends EnrollmentToken {
-  token: string;
-  command: string;
-}
-
 export function EnrollmentTokensPage() {
   const qc = useQueryClient();
   const { data: me } = useMe();
@@ -35,10 +30,10 @@ export function EnrollmentTokensPage() {
   const [name, setName] = useState('');
   const [ttl, setTtl] = useState('3600');
   const [poolIds, setPoolIds] = useState<string[]>([]);
-  const [created, setCreated] = useState<Created | null>(null);
+  const [created, setCreated] = useState<CreatedEnrollmentToken | null>(null);
   const create = useMutation({
     mutationFn: () =>
-      unwrap<Created>(
+      unwrap<CreatedEnrollmentToken>(
         api.POST('/api/v1/gateways/enrollment-tokens', {
           body: { name: name.trim() || 'gateway enrollment', ttlSeconds: Number(ttl), poolIds },
         }),

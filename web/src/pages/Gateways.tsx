@@ -2,7 +2,7 @@ import * as ToggleGroup from '@radix-ui/react-toggle-group';
 import { Link, useNavigate, useSearch } from '@tanstack/react-router';
 import { useState } from 'react';
 import { api, unwrap } from '../api/client';
-import type { Gateway, Pool } from '../api/types';
+import type { Gateway, HealthCheckResult, Pool } from '../api/types';
 import { ConfirmButton, FormDialog } from '../components/Dialogs';
 import { HealthBadge, PoolHealthBadge } from '../components/HealthBadge';
 import {
@@ -133,7 +133,7 @@ function GatewayRow({
   const edit = permission(me, 'edit', 'Gateway');
   const del = permission(me, 'delete', 'Gateway');
   const healthCheck = useInfraMutation(() =>
-    unwrap<{ ok: boolean; rttMs?: number; error?: string }>(
+    unwrap<HealthCheckResult>(
       api.POST('/api/v1/gateways/{id}/health-check', { params: { path: { id: g.id } } }),
     ),
   );
@@ -391,8 +391,9 @@ export function PoolFormDialog({
 }: {
   open: boolean;
   onOpenChange: (o: boolean) => void;
-  pools: Pool[];
-  pool?: Pool;
+  /** The org's pools, for the name-uniqueness check. */
+  pools: Pick<Pool, 'id' | 'name'>[];
+  pool?: Pick<Pool, 'id' | 'name' | 'minHealthy' | 'healthCheckTarget'>;
 }) {
   const [name, setName] = useState(pool?.name ?? '');
   const [minHealthy, setMinHealthy] = useState(String(pool?.minHealthy ?? 1));

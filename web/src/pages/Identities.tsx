@@ -2,7 +2,7 @@ import { useMutation, useQuery, useQueryClient } from '@tanstack/react-query';
 import { Link, useParams } from '@tanstack/react-router';
 import { useState } from 'react';
 import { api, ApiError, unwrap } from '../api/client';
-import type { Identity, KubernetesAuthConfig, Page, Role } from '../api/types';
+import type { Identity, KubernetesAuthConfig, KubernetesAuthSaved, Page, Role } from '../api/types';
 import { GatewayPicker, type GatewayChoice } from '../components/GatewayPicker';
 import {
   Button,
@@ -212,7 +212,7 @@ export function KubernetesAuthForm({ identityId }: { identityId: string }) {
     queryFn: () => unwrap<{ requireGatewayPools?: boolean }>(api.GET('/api/v1/organization')),
   });
   // Kept here: the editor remounts with the saved config, the save's verdict stays shown.
-  const [result, setResult] = useState<KubernetesAuthConfig | null>(null);
+  const [result, setResult] = useState<KubernetesAuthSaved | null>(null);
   const config = useQuery({
     queryKey: ['k8s-auth', identityId],
     queryFn: async () => {
@@ -260,8 +260,8 @@ interface EditorProps {
   canAttachPool: { allowed: boolean; reason: string };
   canAttachGateway: { allowed: boolean; reason: string };
   onSaved: () => void;
-  result: KubernetesAuthConfig | null;
-  setResult: (r: KubernetesAuthConfig | null) => void;
+  result: KubernetesAuthSaved | null;
+  setResult: (r: KubernetesAuthSaved | null) => void;
 }
 
 function KubernetesAuthEditor(p: EditorProps) {
@@ -293,10 +293,10 @@ function KubernetesAuthEditor(p: EditorProps) {
       };
       const path = { params: { path: { identityId: p.identityId } } };
       return e
-        ? unwrap<KubernetesAuthConfig>(
+        ? unwrap<KubernetesAuthSaved>(
             api.PATCH('/api/v1/identities/{identityId}/kubernetes-auth', { ...path, body }),
           )
-        : unwrap<KubernetesAuthConfig>(
+        : unwrap<KubernetesAuthSaved>(
             api.POST('/api/v1/identities/{identityId}/kubernetes-auth', { ...path, body }),
           );
     },

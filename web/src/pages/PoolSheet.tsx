@@ -3,7 +3,7 @@ import { useQuery } from '@tanstack/react-query';
 import { Link } from '@tanstack/react-router';
 import { useState } from 'react';
 import { api, unwrap } from '../api/client';
-import type { AuditEntry, Consumer, Page, PoolMember } from '../api/types';
+import type { AuditEntry, Consumer, HealthCheckResult, Page, PoolMember } from '../api/types';
 import { ConfirmButton, Sheet } from '../components/Dialogs';
 import { HealthBadge, PoolHealthBadge } from '../components/HealthBadge';
 import { Button, Empty, ErrorText, Input, Loading, relativeTime } from '../components/ui';
@@ -117,7 +117,7 @@ function MemberRow({
     ),
   );
   const healthCheck = useInfraMutation(() =>
-    unwrap<{ ok: boolean; rttMs?: number; error?: string }>(
+    unwrap<HealthCheckResult>(
       api.POST('/api/v1/gateways/{id}/health-check', { params: { path: { id: m.id } } }),
     ),
   );
@@ -320,21 +320,12 @@ function PoolAudit({ poolId }: { poolId: string }) {
 }
 
 const KIND_LABEL: Record<string, string> = {
-  kubernetesAuth: 'Kubernetes auth',
   'kubernetes-auth': 'Kubernetes auth',
-  accessTarget: 'Access targets',
   'access-target': 'Access targets',
 };
 
-function groupConsumers(body: unknown): Map<string, Consumer[]> {
+function groupConsumers(list: Consumer[]): Map<string, Consumer[]> {
   const groups = new Map<string, Consumer[]>();
-  if (!body || typeof body !== 'object') return groups;
-  const rec = body as Record<string, unknown>;
-  const list = Array.isArray(rec.items)
-    ? (rec.items as Consumer[])
-    : Object.entries(rec).flatMap(([kind, v]) =>
-        Array.isArray(v) ? (v as Consumer[]).map((c) => ({ ...c, kind: c.kind ?? kind })) : [],
-      );
   for (const c of list) groups.set(c.kind, [...(groups.get(c.kind) ?? []), c]);
   return groups;
 }
@@ -343,14 +334,14 @@ export function ResourcesDrawer({ poolId, onClose }: { poolId?: string; onClose:
   const resources = useQuery({
     queryKey: ['pool', poolId, 'resources'],
     queryFn: () =>
-      unwrap<unknown>(
+      unwrap<Page<Consumer>>(
         api.GET('/api/v1/gateway-pools/{poolId}/resources', {
           params: { path: { poolId: poolId ?? '' } },
         }),
       ),
     enabled: !!poolId,
   });
-  const groups = groupConsumers(resources.data);
+  const groups = groupConsumers(resources.data?.items ?? []);
   return (
     <Sheet
       open={!!poolId}

@@ -2,7 +2,7 @@ import * as Switch from '@radix-ui/react-switch';
 import { useMutation, useQuery, useQueryClient } from '@tanstack/react-query';
 import { useState } from 'react';
 import { api, unwrap } from '../api/client';
-import type { Invitation, Member, Page, Role } from '../api/types';
+import type { Invitation, Member, Page, RolesAnswer } from '../api/types';
 import { ConfirmButton } from '../components/Dialogs';
 import { Button, Card, ErrorText, Field, Input, Loading, TextArea } from '../components/ui';
 import { allPages } from '../lib/queries';
@@ -342,8 +342,7 @@ function RolesCard() {
   const { data: me } = useMe();
   const roles = useQuery({
     queryKey: ['roles'],
-    queryFn: () =>
-      unwrap<Page<Role> & { vocabulary: Record<string, string[]> }>(api.GET('/api/v1/roles')),
+    queryFn: () => unwrap<RolesAnswer>(api.GET('/api/v1/roles')),
   });
   const [slug, setSlug] = useState('');
   const [grants, setGrants] = useState<Set<string>>(new Set());
@@ -359,7 +358,7 @@ function RolesCard() {
               const [subject = '', action = ''] = g.split(':');
               return { subject, action };
             }),
-          } as never,
+          },
         }),
       ),
     onSuccess: () => {
