@@ -87,7 +87,9 @@ export class WsStream extends Duplex {
     if (this.batchBytes >= MAX_BATCH) this.flush();
     else if (!this.flushScheduled) {
       this.flushScheduled = true;
-      setImmediate(this.flushSoon);
+      // A microtask, not setImmediate: it runs once the current I/O callback is done (after
+      // every frame of one socket read) without waiting a whole event-loop turn.
+      queueMicrotask(this.flushSoon);
     }
     // Acknowledged once queued, not once sent: waiting per chunk would idle the socket.
     if (this.queued < MAX_QUEUED) callback();
@@ -100,7 +102,7 @@ export class WsStream extends Duplex {
   };
 
   /**
-   * Sends what was written in this turn of the event loop as one message: a tunnel stream hands
+   * Sends what was written during one I/O callback as one message: a tunnel stream hands
    * over 8–16 KiB pieces, and a message per piece costs a syscall and a wake-up at each end
    * (measured: half the download throughput).
    */
