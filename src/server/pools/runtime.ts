@@ -114,7 +114,9 @@ export class PoolRuntime {
   private pools = new Map<string, CachedPool>();
   private gateways = new Map<string, CachedGateway>();
   private loading: Promise<void> | undefined;
-  private stale = true;
+  /** Bumped by every change; the cache is current when it was loaded at the latest one. */
+  private generation = 1;
+  private loadedGeneration = 0;
   private readonly degraded = new Map<string, boolean>();
   private readonly timer: NodeJS.Timeout;
   /** Scratch verdict for counting (summary, evaluate): never escapes. */
@@ -148,17 +150,23 @@ export class PoolRuntime {
 
   /** Call after any change to pools, memberships or gateways. */
   invalidate(): void {
-    this.stale = true;
+    this.generation += 1;
   }
 
+  /**
+   * Resolves once the cache reflects every change invalidated before the call. A reload already
+   * under way may have read before the latest change, so then it takes another (bounded: under
+   * a stream of changes the caller gets a cache at most a few changes old rather than waiting).
+   */
   async ensureLoaded(): Promise<void> {
-    if (!this.stale) return;
-    this.loading ??= this.reload().finally(() => (this.loading = undefined));
-    await this.loading;
+    for (let pass = 0; pass < 4 && this.loadedGeneration !== this.generation; pass++) {
+      this.loading ??= this.reload().finally(() => (this.loading = undefined));
+      await this.loading;
+    }
   }
 
   private async reload(): Promise<void> {
-    this.stale = false;
+    const generation = this.generation;
     const [poolRows, memberRows, gatewayRows] = await Promise.all([
       this.db.select().from(gatewayPools),
       this.db.select().from(gatewayPoolMemberships),
@@ -216,6 +224,7 @@ export class PoolRuntime {
     this.pools = pools;
     this.gateways = gws;
     for (const id of before.keys()) if (!pools.has(id)) this.degraded.delete(id);
+    this.loadedGeneration = generation;
     // Health-check targets may have changed: tell every connected gateway its current list.
     for (const g of gatewayRows) if (this.directory.hub.live(g.id)) this.pushHealthChecks(g.id);
   }
