@@ -2,7 +2,8 @@ import * as ToggleGroup from '@radix-ui/react-toggle-group';
 import { Link, useNavigate, useSearch } from '@tanstack/react-router';
 import { useState } from 'react';
 import { api, unwrap } from '../api/client';
-import type { Gateway, HealthCheckResult, Pool } from '../api/types';
+import type { Gateway, Pool } from '../api/types';
+import { GatewayControls } from '../components/GatewayControls';
 import { ConfirmButton, FormDialog } from '../components/Dialogs';
 import { HealthBadge, PoolHealthBadge } from '../components/HealthBadge';
 import {
@@ -129,21 +130,8 @@ function GatewayRow({
   me: ReturnType<typeof useMe>['data'];
   onOpenPool: (id: string) => void;
 }) {
-  const [check, setCheck] = useState<string | null>(null);
   const edit = permission(me, 'edit', 'Gateway');
   const del = permission(me, 'delete', 'Gateway');
-  const healthCheck = useInfraMutation(() =>
-    unwrap<HealthCheckResult>(
-      api.POST('/api/v1/gateways/{id}/health-check', { params: { path: { id: g.id } } }),
-    ),
-  );
-  const drain = useInfraMutation((draining: boolean) =>
-    unwrap(
-      api.POST(draining ? '/api/v1/gateways/{id}/drain' : '/api/v1/gateways/{id}/undrain', {
-        params: { path: { id: g.id } },
-      }),
-    ),
-  );
   const remove = useInfraMutation(() =>
     unwrap(api.DELETE('/api/v1/gateways/{id}', { params: { path: { id: g.id } } })),
   );
@@ -187,41 +175,24 @@ function GatewayRow({
       </td>
       <td className="px-3 py-2">{g.connectedResourcesCount ?? '—'}</td>
       <td className="px-3 py-2">
-        <div className="flex flex-wrap gap-1">
-          <Button
-            small
-            onClick={() =>
-              healthCheck.mutate(undefined, {
-                onSuccess: (r) => setCheck(r.ok ? `RTT ${r.rttMs} ms` : (r.error ?? 'failed')),
-                onError: (e) => setCheck(e.message),
-              })
-            }
-          >
-            Health check
-          </Button>
-          <Button
-            small
-            disabledReason={edit.allowed ? undefined : edit.reason}
-            onClick={() => drain.mutate(!g.draining)}
-          >
-            {g.draining ? 'Undrain' : 'Drain'}
-          </Button>
-          <CopyButton text={g.id} label="Copy ID" />
-          <ConfirmButton
-            label="Delete"
-            title={`Delete gateway “${g.name}”?`}
-            body="Its tunnel drops at once and its certificate is refused from then on."
-            typeToConfirm={g.name}
-            disabledReason={del.allowed ? undefined : del.reason}
-            onConfirm={() => remove.mutateAsync()}
-          />
-        </div>
-        {check && (
-          <p role="status" className="mt-1 text-xs text-slate-700">
-            {check}
-          </p>
-        )}
-        <ErrorText error={drain.error} />
+        <GatewayControls
+          gatewayId={g.id}
+          draining={g.draining}
+          drainDisabledReason={edit.allowed ? undefined : edit.reason}
+          extra={
+            <>
+              <CopyButton text={g.id} label="Copy ID" />
+              <ConfirmButton
+                label="Delete"
+                title={`Delete gateway “${g.name}”?`}
+                body="Its tunnel drops at once and its certificate is refused from then on."
+                typeToConfirm={g.name}
+                disabledReason={del.allowed ? undefined : del.reason}
+                onConfirm={() => remove.mutateAsync()}
+              />
+            </>
+          }
+        />
       </td>
     </tr>
   );

@@ -3,7 +3,8 @@ import { useQuery } from '@tanstack/react-query';
 import { Link } from '@tanstack/react-router';
 import { useState } from 'react';
 import { api, unwrap } from '../api/client';
-import type { AuditEntry, Consumer, HealthCheckResult, Page, PoolMember } from '../api/types';
+import type { AuditEntry, Consumer, Page, PoolMember } from '../api/types';
+import { GatewayControls, InlineNumber } from '../components/GatewayControls';
 import { ConfirmButton, Sheet } from '../components/Dialogs';
 import { HealthBadge, PoolHealthBadge } from '../components/HealthBadge';
 import { Button, Empty, ErrorText, Input, Loading, relativeTime } from '../components/ui';
@@ -99,9 +100,6 @@ function MemberRow({
   m: PoolMember;
   editReason?: string;
 }) {
-  const [weight, setWeight] = useState(String(m.weight));
-  const [priority, setPriority] = useState(String(m.priority));
-  const [check, setCheck] = useState<string | null>(null);
   const path = { params: { path: { poolId, gatewayId: m.id } } };
   const patch = useInfraMutation((body: { weight?: number; priority?: number }) =>
     unwrap(api.PATCH('/api/v1/gateway-pools/{poolId}/memberships/{gatewayId}', { ...path, body })),
@@ -109,22 +107,6 @@ function MemberRow({
   const remove = useInfraMutation(() =>
     unwrap(api.DELETE('/api/v1/gateway-pools/{poolId}/memberships/{gatewayId}', path)),
   );
-  const drain = useInfraMutation((d: boolean) =>
-    unwrap(
-      api.POST(d ? '/api/v1/gateways/{id}/drain' : '/api/v1/gateways/{id}/undrain', {
-        params: { path: { id: m.id } },
-      }),
-    ),
-  );
-  const healthCheck = useInfraMutation(() =>
-    unwrap<HealthCheckResult>(
-      api.POST('/api/v1/gateways/{id}/health-check', { params: { path: { id: m.id } } }),
-    ),
-  );
-  const commit = (field: 'weight' | 'priority', value: string, current: number) => {
-    const n = Number(value);
-    if (value !== '' && n !== current) patch.mutate({ [field]: n });
-  };
   // The reason, when it says more than the badge does.
   const reason = m.lastResort ?? m.healthReason;
   const why = reason && reason.toLowerCase() !== m.health ? reason : null;
@@ -141,64 +123,41 @@ function MemberRow({
         )}
       </td>
       <td className="py-2 pr-2">
-        <Input
-          aria-label={`Weight of ${m.name}`}
-          className="w-20"
-          type="number"
+        <InlineNumber
+          label={`Weight of ${m.name}`}
+          value={m.weight}
           min={1}
-          value={weight}
-          disabled={!!editReason}
-          title={editReason}
-          onChange={(e) => setWeight(e.target.value)}
-          onBlur={() => commit('weight', weight, m.weight)}
-          onKeyDown={(e) => e.key === 'Enter' && commit('weight', weight, m.weight)}
+          disabledReason={editReason}
+          onCommit={(weight) => patch.mutate({ weight })}
         />
       </td>
       <td className="py-2 pr-2">
-        <Input
-          aria-label={`Priority of ${m.name}`}
-          className="w-20"
-          type="number"
+        <InlineNumber
+          label={`Priority of ${m.name}`}
+          value={m.priority}
           min={0}
-          value={priority}
-          disabled={!!editReason}
-          title={editReason}
-          onChange={(e) => setPriority(e.target.value)}
-          onBlur={() => commit('priority', priority, m.priority)}
-          onKeyDown={(e) => e.key === 'Enter' && commit('priority', priority, m.priority)}
+          disabledReason={editReason}
+          onCommit={(priority) => patch.mutate({ priority })}
         />
       </td>
       <td className="py-2">
-        <div className="flex flex-wrap gap-1">
-          <Button
-            small
-            onClick={() =>
-              healthCheck.mutate(undefined, {
-                onSuccess: (r) => setCheck(r.ok ? `RTT ${r.rttMs} ms` : (r.error ?? 'failed')),
-                onError: (e) => setCheck(e.message),
-              })
-            }
-          >
-            Trigger health check
-          </Button>
-          <Button small disabledReason={editReason} onClick={() => drain.mutate(!m.draining)}>
-            {m.draining ? 'Undrain' : 'Drain'}
-          </Button>
-          <ConfirmButton
-            label="Remove"
-            confirmLabel="Remove"
-            title={`Remove “${m.name}” from the pool?`}
-            body="The gateway stays enrolled; the pool stops sending it traffic."
-            disabledReason={editReason}
-            onConfirm={() => remove.mutateAsync()}
-          />
-        </div>
-        {check && (
-          <p role="status" className="mt-1 text-xs text-slate-700">
-            {check}
-          </p>
-        )}
-        <ErrorText error={patch.error ?? drain.error} />
+        <GatewayControls
+          gatewayId={m.id}
+          draining={m.draining}
+          checkLabel="Trigger health check"
+          drainDisabledReason={editReason}
+          error={patch.error}
+          extra={
+            <ConfirmButton
+              label="Remove"
+              confirmLabel="Remove"
+              title={`Remove “${m.name}” from the pool?`}
+              body="The gateway stays enrolled; the pool stops sending it traffic."
+              disabledReason={editReason}
+              onConfirm={() => remove.mutateAsync()}
+            />
+          }
+        />
       </td>
     </tr>
   );
