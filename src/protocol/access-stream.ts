@@ -82,10 +82,14 @@ export class WsStream extends Duplex {
 
   override _write(chunk: Buffer, _enc: BufferEncoding, callback: (e?: Error | null) => void) {
     this.queued += chunk.length;
-    this.batch.push(chunk);
-    this.batchBytes += chunk.length;
-    if (this.batchBytes >= MAX_BATCH) this.flush();
-    else if (!this.flushScheduled) {
+    // Pieces, so no message outgrows what the peer accepts (MAX_MESSAGE_BYTES).
+    for (let at = 0; at < chunk.length; at += MAX_BATCH) {
+      const piece = chunk.length > MAX_BATCH ? chunk.subarray(at, at + MAX_BATCH) : chunk;
+      this.batch.push(piece);
+      this.batchBytes += piece.length;
+      if (this.batchBytes >= MAX_BATCH) this.flush();
+    }
+    if (this.batch.length && !this.flushScheduled) {
       this.flushScheduled = true;
       // A microtask, not setImmediate: it runs once the current I/O callback is done (after
       // every frame of one socket read) without waiting a whole event-loop turn.

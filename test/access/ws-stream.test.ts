@@ -7,7 +7,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import WebSocket, { WebSocketServer } from 'ws';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { WsStream } from '../../src/protocol/access-stream.js';
+import { MAX_MESSAGE_BYTES, WsStream } from '../../src/protocol/access-stream.js';
 import { sleep, within } from '../tunnel/harness.js';
 
 let server: Server;
@@ -16,7 +16,7 @@ let url: string;
 
 beforeAll(async () => {
   server = createServer();
-  wss = new WebSocketServer({ server, perMessageDeflate: false });
+  wss = new WebSocketServer({ server, perMessageDeflate: false, maxPayload: MAX_MESSAGE_BYTES });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   url = `ws://127.0.0.1:${(server.address() as AddressInfo).port}`;
 });
@@ -71,6 +71,18 @@ describe('WsStream', () => {
     for (const c of codes) expect([1000, -1]).toContain(c);
     expect(a.remoteAbort).toBeUndefined();
     expect(b.remoteAbort).toBeUndefined();
+  });
+
+  it('one write larger than the largest message the peer accepts arrives intact', async () => {
+    const [a, b] = await pair();
+    const big = Buffer.alloc(MAX_MESSAGE_BYTES + 1024 * 1024);
+    for (let i = 0; i < big.length; i += 4) big.writeUInt32BE(i, i);
+    const atB = collect(b);
+    a.end(big);
+    const got = await within(atB, 10_000, 'big write');
+    expect(got.error).toBeUndefined();
+    expect(got.data.equals(big)).toBe(true);
+    b.end();
   });
 
   it('an abort reaches the peer as an error with the reason, never as a clean end', async () => {
