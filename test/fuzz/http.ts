@@ -31,12 +31,19 @@ export async function sendRaw(
   } catch (err) {
     // A kept-alive socket the server had already closed (after an answer that ends the
     // connection, such as a 413): the request never reached it, so send it once more.
-    if ((err as { reusedSocket?: boolean }).reusedSocket) return sendOnce(base, req, timeoutMs);
+    // On a connection of its own: the pool may hold more sockets closed the same way.
+    if ((err as { reusedSocket?: boolean }).reusedSocket)
+      return sendOnce(base, req, timeoutMs, false);
     throw err;
   }
 }
 
-function sendOnce(base: string, req: RawRequest, timeoutMs: number): Promise<RawResponse> {
+function sendOnce(
+  base: string,
+  req: RawRequest,
+  timeoutMs: number,
+  pooled = true,
+): Promise<RawResponse> {
   const url = new URL(base);
   return new Promise((resolve, reject) => {
     const r = http.request(
@@ -51,7 +58,7 @@ function sendOnce(base: string, req: RawRequest, timeoutMs: number): Promise<Raw
           req.body === undefined
             ? req.headers
             : { ...req.headers, 'content-length': String(Buffer.byteLength(req.body)) },
-        agent,
+        agent: pooled ? agent : false,
         timeout: timeoutMs,
       },
       (res) => {
