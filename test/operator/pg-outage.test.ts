@@ -136,9 +136,15 @@ describe.skipIf(!hasPgBinaries())('a PostgreSQL outage under load', () => {
     for (const { what, res } of traffic.answers) {
       const key = `${what} ${res.status}`;
       statuses.set(key, (statuses.get(key) ?? 0) + 1);
-      expect([200, 201, 503], `${what}: ${res.status} ${res.text.slice(0, 300)}`).toContain(
-        res.status,
-      );
+      const why = () =>
+        server
+          .output()
+          .split('\n')
+          .filter((l) => /unhandled error/.test(l));
+      expect(
+        [200, 201, 503],
+        `${what}: ${res.status} ${res.text.slice(0, 300)}\n${why().slice(0, 3).join('\n')}`,
+      ).toContain(res.status);
       if (res.status === 503) {
         expect(res.body.error.code).toBe('database_unavailable');
         expect(Number(res.headers['retry-after'])).toBeGreaterThan(0);
