@@ -16,7 +16,8 @@ import { writeFileSync } from 'node:fs';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { api, DRIVERS, startTestPlatform, type TestPlatform } from '../helpers/platform.js';
-import { caseArb, HOLDS_OPEN, runOrder, type Actor, type Case } from './cases.js';
+import { hostileString } from './hostile.js';
+import { caseArb, enc, HOLDS_OPEN, runOrder, type Actor, type Case } from './cases.js';
 import { operationName, operations, type OpenApiDocument } from './document.js';
 import { closeAgent, judge, sendRaw, type RawRequest } from './http.js';
 import { seedWorld, type World } from './world.js';
@@ -58,6 +59,55 @@ interface Failure {
 const clip = (s: string | undefined, n = 600) =>
   s === undefined ? undefined : s.length > n ? `${s.slice(0, n)}… (${s.length} chars)` : s;
 
+/** Roots served outside /api/v1: the web UI and its assets, the API docs, probes, metrics. */
+const OUTSIDE_PREFIXES = [
+  '/',
+  '/assets/',
+  '/api/docs/',
+  '/api/docs/static/',
+  '/api/',
+  '/api/v2/',
+  '/metrics/',
+  '/healthz/',
+  '/readyz/',
+  '//',
+  '/\\',
+];
+const TRAVERSAL_PIECES = [
+  '..',
+  '%2e%2e',
+  '%2E%2E',
+  '..%2f',
+  '..%5c',
+  '%252e%252e',
+  '.',
+  '',
+  '..;',
+  '%00',
+  '%c0%ae%c0%ae',
+  'etc',
+  'passwd',
+  'package.json',
+  'tsconfig.json',
+  '.git',
+  'config',
+  'index.html',
+  'gatepool.sock',
+  'pglite',
+  'root-key',
+  'metrics',
+];
+/** What a file outside the served roots would show: system files, the repository, keys. */
+const FILE_LEAKS = [
+  /root:.*:0:0:/,
+  /"devDependencies"/,
+  /"compilerOptions"/,
+  /\[core\]/,
+  /-----BEGIN [A-Z ]*PRIVATE KEY-----/,
+];
+/** The UI shell's deliberate 503 when the web UI was not built. */
+const UI_NOT_BUILT = /The web UI is not built/;
+
 /** The run's seed mixed with the operation's name. */
 function opSeed(op: { method: string; path: string }): number {
   let h = SEED;
@@ -98,6 +148,7 @@ describe.each(DRIVERS)('API fuzz on %s', (driver) => {
   let world: World;
   let doc: OpenApiDocument;
   const failures: Failure[] = [];
+  let sent = 0;
   // What the fuzzer sent (bounded), so an echo of its own text is not mistaken for a leak.
   const sentTexts: string[] = [];
   const remember = (text: string) => {
@@ -134,7 +185,7 @@ describe.each(DRIVERS)('API fuzz on %s', (driver) => {
     expect(ops.length).toBeGreaterThan(only ? 0 : 20);
     const started = Date.now();
     const cpuBefore = process.cpuUsage();
-    let sent = 0;
+    sent = 0;
     const timings: Record<string, number> = {};
     for (const op of ops) {
       const opStarted = Date.now();
@@ -203,4 +254,43 @@ describe.each(DRIVERS)('API fuzz on %s', (driver) => {
     );
     expect(summary, `seed ${SEED}: replay with GATEPOOL_FUZZ_SEED=${SEED}`).toEqual([]);
   }, 600_000);
+
+  it('paths outside the API (web UI, docs, probes, metrics) serve nothing outside their root and never a 5xx', async () => {
+    const problems: string[] = [];
+    await fc.assert(
+      fc.asyncProperty(
+        fc.record({
+          method: fc.constantFrom('GET', 'GET', 'GET', 'HEAD', 'POST', 'OPTIONS'),
+          prefix: fc.constantFrom(...OUTSIDE_PREFIXES),
+          tail: fc.array(fc.constantFrom(...TRAVERSAL_PIECES), { maxLength: 8 }),
+          query: fc.oneof(
+            fc.constant(''),
+            hostileString.map((q) => `?${enc(q)}`),
+          ),
+          admin: fc.boolean(),
+        }),
+        async ({ method, prefix, tail, query, admin }) => {
+          const path = prefix + tail.join('/') + query;
+          const headers: Record<string, string> = { 'user-agent': 'gatepool-fuzz/1.0' };
+          if (admin) headers.authorization = `Bearer ${world.admin.token}`;
+          let problem: string | null;
+          let status = 0;
+          try {
+            const res = await sendRaw(tp.url, { method, path, headers });
+            status = res.status;
+            problem = UI_NOT_BUILT.test(res.text) ? null : judge(res, () => false);
+            const leak = FILE_LEAKS.find((re) => re.test(res.text));
+            if (leak) problem = `served a file outside its root (${leak})`;
+          } catch (err) {
+            problem = `no answer: ${(err as Error).message}`;
+          }
+          sent++;
+          if (problem) problems.push(`${method} ${clip(path, 200)} → ${status}: ${problem}`);
+        },
+      ),
+      { numRuns: RUNS * 8, seed: SEED },
+    );
+    expect((await api(tp).get('/healthz')).status).toBe(200);
+    expect(problems, `seed ${SEED}`).toEqual([]);
+  });
 });

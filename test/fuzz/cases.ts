@@ -48,7 +48,7 @@ export function runOrder(ops: Operation[]): Operation[] {
 }
 
 /** Percent-encodes the UTF-8 of a value; lone surrogates (which encodeURIComponent rejects) become U+FFFD. */
-function enc(v: unknown): string {
+export function enc(v: unknown): string {
   const text = typeof v === 'string' ? v : v === undefined ? '' : JSON.stringify(v);
   let out = '';
   for (const b of Buffer.from(text, 'utf8'))
