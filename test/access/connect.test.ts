@@ -94,23 +94,28 @@ describe('gatepool connect through a pool of three real gateways', () => {
   });
 
   it('audits each connection with who, target, serving gateway, client address, bytes and duration; counts it in metrics', async () => {
+    const since = new Date(Date.now() - 1).toISOString();
     const c = await startConnect('pg', env);
+    let entry;
     try {
       expect((await psql(c.port, 'select 1')).stdout.trim()).toBe('1');
+      // Recorded once both directions ended (PostgreSQL closes after psql's Terminate).
+      entry = await waitFor(
+        async () => {
+          const res = await s.admin.client.get(
+            `/api/v1/audit-logs?event=access.disconnect&from=${since}`,
+          );
+          return res.body.items?.find(
+            (e: { actor: { id: string }; metadata: { target: string } }) =>
+              e.actor.id === member.id && e.metadata.target === 'pg',
+          );
+        },
+        5000,
+        'access.disconnect entry',
+      );
     } finally {
       await c.stop();
     }
-    const entry = await waitFor(
-      async () => {
-        const res = await s.admin.client.get('/api/v1/audit-logs?event=access.disconnect');
-        return res.body.items?.find(
-          (e: { actor: { id: string }; metadata: { target: string } }) =>
-            e.actor.id === member.id && e.metadata.target === 'pg',
-        );
-      },
-      5000,
-      'access.disconnect entry',
-    );
     const memberNames = s.members.map((m) => m.name);
     expect(entry.metadata).toMatchObject({
       target: 'pg',
