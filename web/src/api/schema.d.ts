@@ -98,7 +98,7 @@ export interface paths {
     put?: never;
     /**
      * Invite a person into the organization with a role
-     * @description Always answers 201 with a pending invitation, whether or not the e-mail already has an account. A new e-mail gets an account with `password`, and signing in with it accepts the invitation; a person who already has an account keeps their password and accepts at their next sign-in. 409 when the e-mail is already a member of, or invited to, this organization.
+     * @description Always answers 201 with a pending invitation, whether or not the e-mail already has an account. A new e-mail gets an account with `password`, and signing in with it accepts the invitation; a person who already has an account keeps their password and accepts with `acceptCode` (shown once), which you pass on. 409 when the e-mail is already a member of, or invited to, this organization.
      */
     post: operations['inviteUser'];
     delete?: never;
@@ -186,7 +186,7 @@ export interface paths {
     };
     get?: never;
     put?: never;
-    /** Accept an invitation: you become a member; switch to it with /auth/switch-organization */
+    /** Accept an invitation with the code the inviting admin gave you; switch to the organization with /auth/switch-organization */
     post: operations['acceptInvitation'];
     delete?: never;
     options?: never;
@@ -1053,6 +1053,8 @@ export interface operations {
             };
             createdAt: string;
             expiresAt: string;
+            /** @description Shown once: give it to the person with the password; they accept with it (POST /api/v1/me/invitations/:id/accept) */
+            acceptCode: string;
           };
         };
       };
@@ -1245,7 +1247,13 @@ export interface operations {
       };
       cookie?: never;
     };
-    requestBody?: never;
+    requestBody: {
+      content: {
+        'application/json': {
+          code: string;
+        };
+      };
+    };
     responses: {
       /** @description Default Response */
       200: {

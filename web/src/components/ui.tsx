@@ -4,6 +4,7 @@ import {
   useId,
   useState,
   type ButtonHTMLAttributes,
+  type FormHTMLAttributes,
   type InputHTMLAttributes,
   type ReactNode,
 } from 'react';
@@ -220,4 +221,46 @@ export function relativeTime(iso: string | null | undefined, now = Date.now()): 
   if (s < 3600) return `${Math.floor(s / 60)} min ago`;
   if (s < 86400) return `${Math.floor(s / 3600)} h ago`;
   return `${Math.floor(s / 86400)} d ago`;
+}
+
+/** A form whose submit runs `onSubmit` (the page does not reload). */
+export function Form({
+  onSubmit,
+  ...props
+}: Omit<FormHTMLAttributes<HTMLFormElement>, 'onSubmit'> & { onSubmit: () => void }) {
+  return (
+    <form
+      {...props}
+      onSubmit={(e) => {
+        e.preventDefault();
+        onSubmit();
+      }}
+    />
+  );
+}
+
+/** The children when `check` allows, else why not (a missing permission, named). */
+export function Permitted({
+  check,
+  children,
+}: {
+  check: { allowed: boolean; reason: string };
+  children: ReactNode;
+}) {
+  return check.allowed ? children : <p className="text-sm text-slate-600">{check.reason}</p>;
+}
+
+/** A table's header row; an empty title is an unlabelled actions column. */
+export function TableHead({ columns, cell = 'px-3 py-2' }: { columns: string[]; cell?: string }) {
+  return (
+    <thead className="bg-slate-50 text-xs text-slate-700 uppercase">
+      <tr>
+        {columns.map((h, i) => (
+          <th key={h || i} scope="col" className={`${cell} font-semibold`}>
+            {h || <span className="sr-only">Actions</span>}
+          </th>
+        ))}
+      </tr>
+    </thead>
+  );
 }

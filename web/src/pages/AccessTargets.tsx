@@ -11,8 +11,11 @@ import {
   Empty,
   ErrorText,
   Field,
+  Form,
   Input,
   Loading,
+  Permitted,
+  TableHead,
 } from '../components/ui';
 import { allPages, useGateways, usePools } from '../lib/queries';
 import { hasPools, permission, useLicense, useMe } from '../lib/session';
@@ -73,16 +76,8 @@ export function AccessTargetsPage() {
     <div className="flex flex-col gap-4">
       <h1 className="text-2xl font-semibold">Access targets</h1>
       <Card title="New access target">
-        {!canCreate.allowed ? (
-          <p className="text-sm text-slate-600">{canCreate.reason}</p>
-        ) : (
-          <form
-            className="flex flex-col gap-3"
-            onSubmit={(e) => {
-              e.preventDefault();
-              create.mutate();
-            }}
-          >
+        <Permitted check={canCreate}>
+          <Form className="flex flex-col gap-3" onSubmit={() => create.mutate()}>
             <div className="grid gap-3 md:grid-cols-4">
               <Field label="Target name">
                 {(id) => (
@@ -153,8 +148,8 @@ export function AccessTargetsPage() {
                 Create access target
               </Button>
             </div>
-          </form>
-        )}
+          </Form>
+        </Permitted>
       </Card>
       <Card title="Targets">
         {targets.isPending ? (
@@ -167,15 +162,7 @@ export function AccessTargetsPage() {
           </Empty>
         ) : (
           <table className="w-full text-left text-sm">
-            <thead className="text-xs text-slate-700 uppercase">
-              <tr>
-                {['Name', 'Target', 'Through', 'Connect', ''].map((h) => (
-                  <th key={h} scope="col" className="py-1 pr-2 font-semibold">
-                    {h || <span className="sr-only">Actions</span>}
-                  </th>
-                ))}
-              </tr>
-            </thead>
+            <TableHead columns={['Name', 'Target', 'Through', 'Connect', '']} cell="py-1 pr-2" />
             <tbody>
               {targets.data.items.map((t) => (
                 <tr key={t.id} className="border-t border-slate-100 align-top" data-target={t.name}>

@@ -2,7 +2,17 @@ import { useInfiniteQuery } from '@tanstack/react-query';
 import { useState } from 'react';
 import { api, unwrap } from '../api/client';
 import type { AuditEntry, Page } from '../api/types';
-import { Button, Card, Empty, ErrorText, Field, Input, Loading } from '../components/ui';
+import {
+  Button,
+  Card,
+  Empty,
+  ErrorText,
+  Field,
+  Form,
+  Input,
+  Loading,
+  TableHead,
+} from '../components/ui';
 
 export function AuditLogPage() {
   const [event, setEvent] = useState('');
@@ -35,12 +45,9 @@ export function AuditLogPage() {
     <div className="flex flex-col gap-4">
       <h1 className="text-2xl font-semibold">Audit log</h1>
       <Card>
-        <form
+        <Form
           className="flex flex-wrap items-end gap-3"
-          onSubmit={(e) => {
-            e.preventDefault();
-            setApplied({ event, actorId, from, to });
-          }}
+          onSubmit={() => setApplied({ event, actorId, from, to })}
         >
           <Field label="Event">
             {(id) => (
@@ -78,7 +85,7 @@ export function AuditLogPage() {
           <Button type="submit" tone="primary">
             Filter
           </Button>
-        </form>
+        </Form>
         <p className="mt-2 text-xs text-slate-600">
           Event: exact, or a prefix ending in * (gateway-pool.*). Times are your local time.
         </p>
@@ -92,15 +99,7 @@ export function AuditLogPage() {
       ) : (
         <div className="overflow-x-auto rounded-lg border border-slate-200 bg-white">
           <table className="w-full text-left text-sm">
-            <thead className="bg-slate-50 text-xs text-slate-700 uppercase">
-              <tr>
-                {['Time', 'Event', 'Actor', 'Details'].map((h) => (
-                  <th key={h} scope="col" className="px-3 py-2 font-semibold">
-                    {h}
-                  </th>
-                ))}
-              </tr>
-            </thead>
+            <TableHead columns={['Time', 'Event', 'Actor', 'Details']} />
             <tbody>
               {items.map((e) => (
                 <tr key={e.id} className="border-t border-slate-100 align-top">

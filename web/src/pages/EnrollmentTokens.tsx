@@ -10,9 +10,12 @@ import {
   Empty,
   ErrorText,
   Field,
+  Form,
   Input,
   Loading,
+  Permitted,
   relativeTime,
+  TableHead,
 } from '../components/ui';
 import { usePools } from '../lib/queries';
 import { hasPools, permission, useLicense, useMe } from '../lib/session';
@@ -57,16 +60,8 @@ export function EnrollmentTokensPage() {
     <div className="flex flex-col gap-4">
       <h1 className="text-2xl font-semibold">Enrollment tokens</h1>
       <Card title="New token">
-        {!canCreate.allowed ? (
-          <p className="text-sm text-slate-600">{canCreate.reason}</p>
-        ) : (
-          <form
-            className="grid gap-3 md:grid-cols-3"
-            onSubmit={(e) => {
-              e.preventDefault();
-              create.mutate();
-            }}
-          >
+        <Permitted check={canCreate}>
+          <Form className="grid gap-3 md:grid-cols-3" onSubmit={() => create.mutate()}>
             <Field label="Token name">
               {(id) => (
                 <Input
@@ -119,8 +114,8 @@ export function EnrollmentTokensPage() {
                 Create token
               </Button>
             </div>
-          </form>
-        )}
+          </Form>
+        </Permitted>
       </Card>
       {created && (
         <section
@@ -160,15 +155,7 @@ export function EnrollmentTokensPage() {
           <Empty title="No enrollment tokens" />
         ) : (
           <table className="w-full text-left text-sm">
-            <thead className="text-xs text-slate-700 uppercase">
-              <tr>
-                {['Name', 'Status', 'Expires', 'Pools', ''].map((h) => (
-                  <th key={h} scope="col" className="py-1 pr-2 font-semibold">
-                    {h}
-                  </th>
-                ))}
-              </tr>
-            </thead>
+            <TableHead columns={['Name', 'Status', 'Expires', 'Pools', '']} cell="py-1 pr-2" />
             <tbody>
               {tokens.data.items.map((t) => (
                 <tr key={t.id} className="border-t border-slate-100">

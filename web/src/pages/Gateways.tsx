@@ -12,9 +12,11 @@ import {
   Empty,
   ErrorText,
   Field,
+  Form,
   Input,
   Loading,
   relativeTime,
+  TableHead,
 } from '../components/ui';
 import { useGateways, useInfraMutation, usePools, usePoolsOfGateways } from '../lib/queries';
 import { hasPools, permission, useLicense, useMe } from '../lib/session';
@@ -86,26 +88,20 @@ function GatewaysTable({ onOpenPool }: { onOpenPool: (id: string) => void }) {
   return (
     <div className="overflow-x-auto rounded-lg border border-slate-200 bg-white">
       <table className="w-full text-left text-sm">
-        <thead className="bg-slate-50 text-xs text-slate-700 uppercase">
-          <tr>
-            {[
-              'Name',
-              'Health',
-              'Last seen',
-              'RTT',
-              'Streams',
-              'Version',
-              'Labels',
-              'Pools',
-              'Resources',
-              'Actions',
-            ].map((h) => (
-              <th key={h} scope="col" className="px-3 py-2 font-semibold">
-                {h}
-              </th>
-            ))}
-          </tr>
-        </thead>
+        <TableHead
+          columns={[
+            'Name',
+            'Health',
+            'Last seen',
+            'RTT',
+            'Streams',
+            'Version',
+            'Labels',
+            'Pools',
+            'Resources',
+            'Actions',
+          ]}
+        />
         <tbody>
           {gateways.data.items.map((g) => (
             <GatewayRow
@@ -393,12 +389,9 @@ export function PoolFormDialog({
       onOpenChange={onOpenChange}
       title={pool ? `Edit pool “${pool.name}”` : 'Create pool'}
     >
-      <form
+      <Form
         className="mt-3 flex flex-col gap-3"
-        onSubmit={(e) => {
-          e.preventDefault();
-          save.mutate(undefined, { onSuccess: () => onOpenChange(false) });
-        }}
+        onSubmit={() => save.mutate(undefined, { onSuccess: () => onOpenChange(false) })}
       >
         <Field label="Name" error={nameError}>
           {(id, d) => (
@@ -447,7 +440,7 @@ export function PoolFormDialog({
             {pool ? 'Save' : 'Create pool'}
           </Button>
         </div>
-      </form>
+      </Form>
     </FormDialog>
   );
 }

@@ -11,8 +11,10 @@ import {
   Empty,
   ErrorText,
   Field,
+  Form,
   Input,
   Loading,
+  Permitted,
   TextArea,
 } from '../components/ui';
 import { allPages, useGateways, usePools } from '../lib/queries';
@@ -52,16 +54,8 @@ export function IdentitiesPage() {
     <div className="flex flex-col gap-4">
       <h1 className="text-2xl font-semibold">Identities</h1>
       <Card title="New machine identity">
-        {!can.allowed ? (
-          <p className="text-sm text-slate-600">{can.reason}</p>
-        ) : (
-          <form
-            className="flex flex-wrap items-end gap-3"
-            onSubmit={(e) => {
-              e.preventDefault();
-              create.mutate();
-            }}
-          >
+        <Permitted check={can}>
+          <Form className="flex flex-wrap items-end gap-3" onSubmit={() => create.mutate()}>
             <Field label="Identity name">
               {(id) => (
                 <Input id={id} required value={name} onChange={(e) => setName(e.target.value)} />
@@ -89,8 +83,8 @@ export function IdentitiesPage() {
             <div className="w-full">
               <ErrorText error={create.error} />
             </div>
-          </form>
-        )}
+          </Form>
+        </Permitted>
       </Card>
       <Card title="Identities">
         {identities.isPending ? (
@@ -309,10 +303,9 @@ function KubernetesAuthEditor(p: EditorProps) {
   return (
     <Card title="Kubernetes auth">
       {ro && <p className="mb-2 text-sm text-slate-600">{p.canEdit.reason}</p>}
-      <form
+      <Form
         className="flex flex-col gap-3"
-        onSubmit={(ev) => {
-          ev.preventDefault();
+        onSubmit={() => {
           setResult(null);
           save.mutate();
         }}
@@ -446,7 +439,7 @@ function KubernetesAuthEditor(p: EditorProps) {
             </Button>
           </div>
         )}
-      </form>
+      </Form>
     </Card>
   );
 }

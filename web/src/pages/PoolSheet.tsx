@@ -7,7 +7,15 @@ import type { AuditEntry, Consumer, Page, PoolMember } from '../api/types';
 import { GatewayControls, InlineNumber } from '../components/GatewayControls';
 import { ConfirmButton, Sheet } from '../components/Dialogs';
 import { HealthBadge, PoolHealthBadge } from '../components/HealthBadge';
-import { Button, Empty, ErrorText, Input, Loading, relativeTime } from '../components/ui';
+import {
+  Button,
+  Empty,
+  ErrorText,
+  Input,
+  Loading,
+  relativeTime,
+  TableHead,
+} from '../components/ui';
 import { useGateways, useInfraMutation, usePool } from '../lib/queries';
 import { permission, useMe } from '../lib/session';
 
@@ -59,15 +67,10 @@ export function PoolSheet({ poolId, onClose }: { poolId?: string; onClose: () =>
               </div>
               {p.members.length ? (
                 <table className="w-full text-left text-sm">
-                  <thead className="text-xs text-slate-700 uppercase">
-                    <tr>
-                      {['Gateway', 'Health', 'Weight', 'Priority', 'Actions'].map((h) => (
-                        <th key={h} scope="col" className="py-1 pr-2 font-semibold">
-                          {h}
-                        </th>
-                      ))}
-                    </tr>
-                  </thead>
+                  <TableHead
+                    columns={['Gateway', 'Health', 'Weight', 'Priority', 'Actions']}
+                    cell="py-1 pr-2"
+                  />
                   <tbody>
                     {p.members.map((m) => (
                       <MemberRow

@@ -4,7 +4,17 @@ import { useState } from 'react';
 import { api, unwrap } from '../api/client';
 import type { Invitation, Member, Page, RolesAnswer } from '../api/types';
 import { ConfirmButton } from '../components/Dialogs';
-import { Button, Card, ErrorText, Field, Input, Loading, TextArea } from '../components/ui';
+import {
+  Button,
+  Card,
+  ErrorText,
+  Field,
+  Form,
+  Input,
+  Loading,
+  Permitted,
+  TextArea,
+} from '../components/ui';
 import { allPages } from '../lib/queries';
 import { permission, useLicense, useMe } from '../lib/session';
 import { useRoles } from './Identities';
@@ -58,14 +68,8 @@ function PlanCard() {
           )}
         </dl>
       )}
-      {can.allowed ? (
-        <form
-          className="flex flex-col gap-2"
-          onSubmit={(e) => {
-            e.preventDefault();
-            install.mutate();
-          }}
-        >
+      <Permitted check={can}>
+        <Form className="flex flex-col gap-2" onSubmit={() => install.mutate()}>
           <Field label="License key">
             {(id) => (
               <TextArea id={id} rows={3} value={key} onChange={(e) => setKey(e.target.value)} />
@@ -77,10 +81,8 @@ function PlanCard() {
               Install license
             </Button>
           </div>
-        </form>
-      ) : (
-        <p className="text-sm text-slate-600">{can.reason}</p>
-      )}
+        </Form>
+      </Permitted>
     </Card>
   );
 }
@@ -277,14 +279,8 @@ function MembersCard() {
         </table>
       )}
       <ErrorText error={invitations.error} />
-      {canCreate.allowed ? (
-        <form
-          className="flex flex-wrap items-end gap-2"
-          onSubmit={(e) => {
-            e.preventDefault();
-            add.mutate();
-          }}
-        >
+      <Permitted check={canCreate}>
+        <Form className="flex flex-wrap items-end gap-2" onSubmit={() => add.mutate()}>
           <Field label="Invite by email">
             {(id) => (
               <Input
@@ -329,10 +325,8 @@ function MembersCard() {
           <div className="w-full">
             <ErrorText error={add.error} />
           </div>
-        </form>
-      ) : (
-        <p className="text-sm text-slate-600">{canCreate.reason}</p>
-      )}
+        </Form>
+      </Permitted>
     </Card>
   );
 }
@@ -384,14 +378,8 @@ function RolesCard() {
           </li>
         ))}
       </ul>
-      {can.allowed ? (
-        <form
-          onSubmit={(e) => {
-            e.preventDefault();
-            create.mutate();
-          }}
-          className="flex flex-col gap-2"
-        >
+      <Permitted check={can}>
+        <Form className="flex flex-col gap-2" onSubmit={() => create.mutate()}>
           <Field label="New role slug" hint="Lowercase letters, digits and hyphens.">
             {(id, d) => (
               <Input
@@ -458,10 +446,8 @@ function RolesCard() {
               Create role
             </Button>
           </div>
-        </form>
-      ) : (
-        <p className="text-sm text-slate-600">{can.reason}</p>
-      )}
+        </Form>
+      </Permitted>
     </Card>
   );
 }

@@ -1,7 +1,7 @@
 import { useMutation, useQueryClient } from '@tanstack/react-query';
-import { useState, type FormEvent } from 'react';
+import { useState } from 'react';
 import { api, unwrap } from '../api/client';
-import { Button, ErrorText, Field, Input } from '../components/ui';
+import { Button, ErrorText, Field, Form, Input } from '../components/ui';
 
 export function AuthFrame({ title, children }: { title: string; children: React.ReactNode }) {
   return (
@@ -23,13 +23,9 @@ export function SignIn() {
     mutationFn: () => unwrap(api.POST('/api/v1/auth/login', { body: { email, password } })),
     onSuccess: () => qc.resetQueries(),
   });
-  const submit = (e: FormEvent) => {
-    e.preventDefault();
-    login.mutate();
-  };
   return (
     <AuthFrame title="Sign in">
-      <form onSubmit={submit} className="flex flex-col gap-3">
+      <Form onSubmit={() => login.mutate()} className="flex flex-col gap-3">
         <Field label="Email">
           {(id) => (
             <Input
@@ -58,7 +54,7 @@ export function SignIn() {
         <Button type="submit" tone="primary" disabled={login.isPending}>
           {login.isPending ? 'Signing in…' : 'Sign in'}
         </Button>
-      </form>
+      </Form>
     </AuthFrame>
   );
 }
@@ -76,13 +72,7 @@ export function Setup() {
       <p className="mb-4 text-sm text-slate-600">
         No administrator exists yet. Create the first one and your organization.
       </p>
-      <form
-        onSubmit={(e) => {
-          e.preventDefault();
-          setup.mutate();
-        }}
-        className="flex flex-col gap-3"
-      >
+      <Form className="flex flex-col gap-3" onSubmit={() => setup.mutate()}>
         <Field label="Organization name">
           {(id) => (
             <Input
@@ -127,7 +117,7 @@ export function Setup() {
         <Button type="submit" tone="primary" disabled={setup.isPending || tooShort}>
           Create administrator
         </Button>
-      </form>
+      </Form>
     </AuthFrame>
   );
 }
