@@ -105,7 +105,7 @@ export async function startPlatform(config: Config, opts: StartOptions): Promise
     log,
     config.deadAfterMs,
   );
-  const pools = new PoolRuntime(database.db, registry, audit, metrics, log, config.deadAfterMs);
+  const pools = new PoolRuntime(database.db, registry, audit, metrics, log);
   const ctx: AppContext = {
     config,
     database,
