@@ -67,7 +67,7 @@ function retryReadsOnce(pool: pg.Pool): void {
   pool.connect = ((...args: unknown[]) =>
     typeof args[0] === 'function'
       ? connect(...args)
-      : connect().catch((err: unknown) => {
+      : connect().then(releaseOnFailedBegin, (err: unknown) => {
           throw isDatabaseUnavailable(err, true) ? new DatabaseUnavailableError(err) : err;
         })) as unknown as typeof pool.connect;
   // Only the promise form is used (drizzle, ping); callbacks go straight to pg.
@@ -75,6 +75,37 @@ function retryReadsOnce(pool: pg.Pool): void {
     typeof args[args.length - 1] === 'function'
       ? query(...args)
       : retrying(...args)) as unknown as typeof pool.query;
+}
+
+const BEGIN = /^\s*begin\b/i;
+const guarded = new WeakSet<object>();
+
+/**
+ * drizzle sends BEGIN before its try/finally, so a client whose connection died just then is
+ * never released: after a few such failures during a restart the pool has no client left and
+ * every request times out until the process restarts. A failed BEGIN on a lost connection
+ * releases (and so destroys) the client itself; drizzle then only rethrows.
+ */
+function releaseOnFailedBegin(client: unknown): unknown {
+  const c = client as pg.PoolClient;
+  if (guarded.has(c)) return c;
+  guarded.add(c);
+  const query = c.query.bind(c) as (...args: unknown[]) => Promise<unknown>;
+  c.query = ((...args: unknown[]) => {
+    const first = args[0];
+    const text = typeof first === 'string' ? first : (first as { text?: unknown })?.text;
+    if (
+      typeof args[args.length - 1] === 'function' ||
+      typeof text !== 'string' ||
+      !BEGIN.test(text)
+    )
+      return query(...args);
+    return query(...args).catch((err: unknown) => {
+      if (isDatabaseUnavailable(err, true)) c.release(err instanceof Error ? err : true);
+      throw err;
+    });
+  }) as unknown as typeof c.query;
+  return c;
 }
 
 export async function openDatabase(opts: DatabaseOptions): Promise<Database> {
