@@ -16,10 +16,14 @@ const UNAVAILABLE_ERRNO = new Set([
   'ENETUNREACH',
   'ENOTCONN',
   'EAI_AGAIN',
+  // Writing to a socket the server already closed (wording differs between Node lines).
+  'ERR_STREAM_WRITE_AFTER_END',
+  'ERR_STREAM_DESTROYED',
+  'ERR_SOCKET_CLOSED',
 ]);
 // node-postgres reports a dropped socket with messages, not codes.
 const UNAVAILABLE_MESSAGE =
-  /Connection terminated|connection error and is not queryable|timeout exceeded when trying to connect|Client was closed and is not queryable|Cannot use a pool after calling end|the database system is (starting up|shutting down|in recovery mode)/i;
+  /Connection terminated|socket has been ended by the other party|connection error and is not queryable|timeout exceeded when trying to connect|Client was closed and is not queryable|Cannot use a pool after calling end|the database system is (starting up|shutting down|in recovery mode)/i;
 
 /**
  * True when err (or any error in its `cause` chain) means the database cannot be reached.
