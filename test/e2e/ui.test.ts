@@ -283,6 +283,8 @@ describe('web UI in Chromium', () => {
     await page.getByLabel('Member role').selectOption('viewer');
     await page.getByRole('button', { name: 'Invite member' }).click();
     await page.locator(`[data-invitation="${VIEWER.email}"]`).waitFor();
+    // The code to accept with is shown once, next to the invitation.
+    expect((await page.getByTestId('accept-code').textContent())?.trim()).toMatch(/\S{6,}/);
 
     const vctx = await browser.newContext({ viewport: { width: 1400, height: 900 } });
     const v = await vctx.newPage();

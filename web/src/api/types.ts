@@ -33,6 +33,7 @@ export type Consumer = ItemOf<'listGatewayPoolResources'>;
 export type Me = Body<'getMe'>;
 export type PendingInvitation = Me['pendingInvitations'][number];
 export type Invitation = ItemOf<'listInvitations'>;
+export type InvitedUser = Body<'inviteUser', 201>;
 export type LicenseView = Body<'getLicense'>;
 export type EnrollmentToken = ItemOf<'listEnrollmentTokens'>;
 export type CreatedEnrollmentToken = Body<'createEnrollmentToken', 201>;

@@ -1,11 +1,13 @@
 import * as Tooltip from '@radix-ui/react-tooltip';
 import { useMutation, useQuery, useQueryClient } from '@tanstack/react-query';
 import { Link, Outlet } from '@tanstack/react-router';
+import { useState } from 'react';
 import { api, ApiError, unwrap } from '../api/client';
+import type { PendingInvitation } from '../api/types';
 import { useLiveConnected, useLiveHealth } from '../lib/live';
 import { permission, useLicense, useMe } from '../lib/session';
 import { Setup, SignIn } from '../pages/SignIn';
-import { Button, ErrorText, Loading } from './ui';
+import { Button, ErrorText, Form, Input, Loading } from './ui';
 
 const NAV = [
   { to: '/gateways', label: 'Gateways', needs: ['read', 'Gateway'] },
@@ -125,40 +127,55 @@ function Shell() {
 /** Invitations into other organizations, for the signed-in person to accept or decline. */
 function Invitations() {
   const { data: me } = useMe();
-  const qc = useQueryClient();
-  const answer = useMutation({
-    mutationFn: (v: { id: string; accept: boolean }) =>
-      unwrap(
-        v.accept
-          ? api.POST('/api/v1/me/invitations/{id}/accept', { params: { path: { id: v.id } } })
-          : api.POST('/api/v1/me/invitations/{id}/decline', { params: { path: { id: v.id } } }),
-      ),
-    onSettled: () => qc.invalidateQueries({ queryKey: ['me'] }),
-  });
   const pending = me?.pendingInvitations ?? [];
   if (!pending.length) return null;
   return (
     <section aria-label="Invitations" className="mb-4 flex flex-col gap-2">
       {pending.map((i) => (
-        <div
-          key={i.id}
-          className="flex items-center justify-between gap-3 rounded-md border border-indigo-200 bg-indigo-50 px-3 py-2 text-sm"
-        >
-          <span>
-            You are invited to <strong>{i.organization.name}</strong> as {i.role}
-            {i.invitedBy ? ` by ${i.invitedBy}` : ''}.
-          </span>
-          <span className="flex gap-2">
-            <Button small tone="primary" onClick={() => answer.mutate({ id: i.id, accept: true })}>
-              Accept
-            </Button>
-            <Button small onClick={() => answer.mutate({ id: i.id, accept: false })}>
-              Decline
-            </Button>
-          </span>
-        </div>
+        <InvitationRow key={i.id} invitation={i} />
       ))}
-      <ErrorText error={answer.error} />
     </section>
+  );
+}
+
+/** Accepting takes the code the inviting admin was given; declining does not. */
+function InvitationRow({ invitation: i }: { invitation: PendingInvitation }) {
+  const qc = useQueryClient();
+  const [code, setCode] = useState('');
+  const answer = useMutation({
+    mutationFn: (accept: boolean) =>
+      unwrap(
+        accept
+          ? api.POST('/api/v1/me/invitations/{id}/accept', {
+              params: { path: { id: i.id } },
+              body: { code },
+            })
+          : api.POST('/api/v1/me/invitations/{id}/decline', { params: { path: { id: i.id } } }),
+      ),
+    onSettled: () => qc.invalidateQueries({ queryKey: ['me'] }),
+  });
+  return (
+    <div className="rounded-md border border-indigo-200 bg-indigo-50 px-3 py-2 text-sm">
+      <Form onSubmit={() => answer.mutate(true)} className="flex flex-wrap items-center gap-2">
+        <span className="mr-auto">
+          You are invited to <strong>{i.organization.name}</strong> as {i.role}
+          {i.invitedBy ? ` by ${i.invitedBy}` : ''}.
+        </span>
+        <Input
+          aria-label={`Invitation code for ${i.organization.name}`}
+          placeholder="Invitation code"
+          required
+          value={code}
+          onChange={(e) => setCode(e.target.value)}
+        />
+        <Button small type="submit" tone="primary" disabled={answer.isPending}>
+          Accept
+        </Button>
+        <Button small onClick={() => answer.mutate(false)} disabled={answer.isPending}>
+          Decline
+        </Button>
+      </Form>
+      <ErrorText error={answer.error} />
+    </div>
   );
 }

@@ -2,11 +2,12 @@ import * as Switch from '@radix-ui/react-switch';
 import { useMutation, useQuery, useQueryClient } from '@tanstack/react-query';
 import { useState } from 'react';
 import { api, unwrap } from '../api/client';
-import type { Invitation, Member, Page, RolesAnswer } from '../api/types';
+import type { Invitation, InvitedUser, Member, Page, RolesAnswer } from '../api/types';
 import { ConfirmButton } from '../components/Dialogs';
 import {
   Button,
   Card,
+  CopyButton,
   ErrorText,
   Field,
   Form,
@@ -153,9 +154,11 @@ function MembersCard() {
       ),
   });
   const [form, setForm] = useState({ email: '', password: '', role: 'viewer' });
+  const [invited, setInvited] = useState<InvitedUser | null>(null);
   const add = useMutation({
-    mutationFn: () => unwrap(api.POST('/api/v1/users', { body: form })),
-    onSuccess: () => {
+    mutationFn: () => unwrap<InvitedUser>(api.POST('/api/v1/users', { body: form })),
+    onSuccess: (made) => {
+      setInvited(made);
       setForm({ email: '', password: '', role: form.role });
       void qc.invalidateQueries({ queryKey: ['invitations'] });
     },
@@ -326,6 +329,21 @@ function MembersCard() {
             <ErrorText error={add.error} />
           </div>
         </Form>
+        {invited && (
+          <div
+            role="status"
+            className="mt-3 flex flex-wrap items-center gap-2 rounded-md border border-green-300 bg-green-50 p-3 text-sm"
+          >
+            <span>
+              Invited {invited.email}. Give them the password and this code, shown only once (a new
+              account joins at its first sign-in; an existing one accepts with the code):
+            </span>
+            <code className="rounded bg-white px-2 py-0.5" data-testid="accept-code">
+              {invited.acceptCode}
+            </code>
+            <CopyButton text={invited.acceptCode} label="Copy code" />
+          </div>
+        )}
       </Permitted>
     </Card>
   );
