@@ -34,8 +34,13 @@ export interface World {
   other: Account;
   ids: IdPool;
   fleet: AgentFleet;
-  /** Logs the seeded admin and viewer in again if a fuzzed request ended their sessions. */
+  /**
+   * Puts back what fuzzed requests may have taken away: the seeded admin's and viewer's
+   * memberships, roles and sessions, and the Enterprise license.
+   */
   revive(): Promise<void>;
+  /** Adds the id of an object the fuzzer created to the IDs of `kind`, for later operations. */
+  harvest(kind: string, body: unknown): void;
 }
 
 function ok(res: ApiResponse, what: string, status = [200, 201]): ApiResponse {
@@ -184,6 +189,14 @@ export async function seedWorld(tp: TestPlatform): Promise<World> {
     invited.push(res.body.id as string);
   }
 
+  // License keys: this org's (valid, then expired), the other org's, and a free plan.
+  const keys = [
+    await issueTestLicense({ plan: 'enterprise', org: admin.orgId }),
+    await issueTestLicense({ plan: 'enterprise', org: admin.orgId, days: -1 }),
+    await issueTestLicense({ plan: 'enterprise', org: other.orgId }),
+    await issueTestLicense({ plan: 'free', org: admin.orgId }),
+  ];
+
   const ids: IdPool = {
     users: [admin.id, viewer.id, target.id, other.id],
     identities: [mine.identity.id, theirs.identity.id],
@@ -198,6 +211,7 @@ export async function seedWorld(tp: TestPlatform): Promise<World> {
     // Words that make valid requests collide with what exists (409s) or sign in for real.
     email: [admin.email, viewer.email, other.email],
     password: [TEST_PASSWORD],
+    key: keys,
     name: ['pool-a', 'pool-b', 'target-a', 'target-b', 'live-a', 'idle-a', mine.identity.name],
     subject: Object.keys(SUBJECT_ACTIONS),
     action: [...new Set(Object.values(SUBJECT_ACTIONS).flat())],
@@ -219,7 +233,17 @@ export async function seedWorld(tp: TestPlatform): Promise<World> {
     other,
     ids,
     fleet,
+    harvest(kind, body) {
+      const id = (body as { id?: unknown } | undefined)?.id;
+      const known = (ids[kind] ??= []);
+      if (typeof id === 'string' && !known.includes(id) && known.length < 40) known.push(id);
+    },
     async revive() {
+      // The fuzzer may install a free or expired license: put Enterprise back, so the pool
+      // routes keep running past the plan check.
+      const license = await admin.client.get('/api/v1/license');
+      if (license.status !== 200 || license.body?.plan !== 'enterprise')
+        await admin.client.put('/api/v1/license', { key: keys[0] });
       for (const [account, row] of seeded) {
         const [member] = await tp.db
           .select({ role: orgMemberships.role })
