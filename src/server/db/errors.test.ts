@@ -1,11 +1,12 @@
 /** Which failures count as "the database is away" (503) — and which must not. */
+import { DrizzleQueryError } from 'drizzle-orm/errors';
 import { describe, expect, it } from 'vitest';
 import { DatabaseUnavailableError, isDatabaseUnavailable } from './errors.js';
 
 const errno = (code: string) =>
   Object.assign(new Error(`connect ${code} 127.0.0.1:5432`), { code });
-const drizzle = (cause: unknown) =>
-  Object.assign(new Error('Failed query: select 1'), { name: 'DrizzleQueryError', cause });
+// The real class: its `name` is plain 'Error', so only instanceof tells it apart.
+const drizzle = (cause: unknown) => new DrizzleQueryError('rollback', [], cause as Error);
 
 describe('isDatabaseUnavailable', () => {
   it('recognises shutdowns, lost connections and refused connects from queries', () => {

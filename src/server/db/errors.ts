@@ -1,3 +1,5 @@
+import { DrizzleQueryError } from 'drizzle-orm/errors';
+
 /**
  * Telling "the database is away" apart from every other failure: those answer 503 with
  * Retry-After (the client can simply try again) instead of 500, and background work logs them
@@ -36,7 +38,7 @@ export function isDatabaseUnavailable(err: unknown, fromQuery = false): boolean 
     if (e instanceof DatabaseUnavailableError) return true;
     if (typeof e !== 'object') return false;
     const { code, message, name } = e as { code?: unknown; message?: unknown; name?: unknown };
-    if (name === 'DrizzleQueryError') inQuery = true;
+    if (e instanceof DrizzleQueryError || name === 'DrizzleQueryError') inQuery = true;
     if (typeof code === 'string' && UNAVAILABLE_SQLSTATE.test(code)) return true;
     if (typeof code === 'string' && inQuery && UNAVAILABLE_ERRNO.has(code)) return true;
     if (typeof message === 'string' && UNAVAILABLE_MESSAGE.test(message)) return true;
