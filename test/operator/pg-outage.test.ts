@@ -1,6 +1,6 @@
 /**
  * PostgreSQL going away under load (issue 12), with a real `gatepool server` on a private
- * cluster: restarted several times while clients write (POST identities) and read (GET
+ * cluster: restarted six times while clients write (POST identities) and read (GET
  * gateway-pools, identities), then stopped for 30 s. The process must stay alive, answer no
  * 500 (only 503 database_unavailable with Retry-After while the database is away), be ready
  * again within a second of the database's return, keep its gateway tunnel up, and lose no
@@ -20,6 +20,7 @@ import { hasPgBinaries, startPrivatePostgres, type PrivatePostgres } from './pri
 import { identityNames, startServer, type ServerProcess } from './processes.js';
 
 const OUTAGE_MS = 30_000;
+const RESTARTS = 6;
 
 describe.skipIf(!hasPgBinaries())('a PostgreSQL outage under load', () => {
   let pg: PrivatePostgres;
@@ -102,7 +103,8 @@ describe.skipIf(!hasPgBinaries())('a PostgreSQL outage under load', () => {
 
     const traffic = load();
     await waitFor(() => traffic.acked.length >= 5, 30_000, 'first writes');
-    for (let i = 0; i < 3; i++) {
+    // Each restart lands on different requests in flight (a BEGIN, a ROLLBACK, a read …).
+    for (let i = 0; i < RESTARTS; i++) {
       const before = traffic.answers.length;
       pg.restart();
       await waitFor(async () => (await ready()) === 200, 10_000, `ready after restart ${i}`);
