@@ -1,10 +1,12 @@
 /**
  * Issue 12: no 500 for hostile input, ever. Every /api/v1 operation of the platform's own
  * OpenAPI document gets hostile path parameters, query strings, bodies and headers (see
- * hostile.ts) as an admin, a viewer and anonymously, against seeded data (world.ts), on each
- * driver. Each answer must be below 500, carry no stack trace or source path, and be the JSON
- * it says it is; /healthz must answer afterwards. Failures are collected (not shrunk: each
- * step would be a round trip) and listed with the exact request and the server's error log.
+ * hostile.ts, cases.ts) as an admin (bearer, or session cookie with and without the CSRF
+ * header), a viewer and anonymously, against seeded data (world.ts), on each driver; so do
+ * paths outside the API (web UI, docs, probes). Each answer must be below 500, carry no stack
+ * trace or source path, and be the JSON it says it is; /healthz must answer afterwards.
+ * Failures are collected (not shrunk: each step would be a round trip) and listed with the
+ * exact request and the line the platform logged.
  *
  *   GATEPOOL_FUZZ_RUNS=400 npx vitest run test/fuzz   # a long soak (default 24 per operation)
  *   GATEPOOL_FUZZ_SEED=123 …                         # replay a run (the seed is printed)

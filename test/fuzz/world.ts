@@ -7,12 +7,12 @@
  * organization, and of the seeded people into the other one); and a second organization with objects of its own, whose IDs the
  * fuzzer sends as the first organization's.
  */
-import net, { type AddressInfo } from 'node:net';
 import { and, eq } from 'drizzle-orm';
 import { orgMemberships, users } from '../../src/server/db/schema.js';
 import { createGatewayKeyAndCsr } from '../../src/server/gateways/pki.js';
 import { SUBJECT_ACTIONS } from '../../src/server/rbac/permissions.js';
 import { AgentFleet } from '../helpers/gateway-agent.js';
+import { freePort } from '../tunnel/harness.js';
 import {
   addIdentity,
   addUser,
@@ -46,14 +46,6 @@ export interface World {
 function ok(res: ApiResponse, what: string, status = [200, 201]): ApiResponse {
   if (!status.includes(res.status)) throw new Error(`${what} answered ${res.status}: ${res.text}`);
   return res;
-}
-
-async function closedLoopbackPort(): Promise<number> {
-  const probe = net.createServer();
-  await new Promise<void>((r) => probe.listen(0, '127.0.0.1', r));
-  const { port } = probe.address() as AddressInfo;
-  await new Promise<void>((r) => probe.close(() => r()));
-  return port;
 }
 
 /**
@@ -148,7 +140,7 @@ export async function seedWorld(tp: TestPlatform): Promise<World> {
 
   // A live gateway: a real agent process over the tunnel, allowed only a closed loopback
   // port so anything sent through it fails at once instead of waiting on a timeout.
-  const closedPort = await closedLoopbackPort();
+  const closedPort = await freePort();
   const fleet = new AgentFleet();
   const liveToken = ok(
     await admin.client.post('/api/v1/gateways/enrollment-tokens', { poolIds: [mine.poolId] }),
