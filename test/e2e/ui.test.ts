@@ -346,6 +346,20 @@ describe('web UI in Chromium', () => {
     await page.getByRole('cell', { name: 'gateway-pool.create' }).first().waitFor();
   });
 
+  it('shows a gateway page with its connection history, and the identities list', async () => {
+    onFailureShoot('gateway-detail');
+    await page.getByRole('link', { name: 'Gateways' }).click();
+    await page.getByRole('link', { name: 'gw-a' }).click();
+    await heading('gw-a').waitFor();
+    await page.getByText('gateway.disconnected').waitFor();
+    await page.getByText('gateway.connected').waitFor();
+    await page.getByRole('definition').filter({ hasText: /^dc1$/ }).waitFor();
+    await check('16-gateway-detail');
+    await page.getByRole('link', { name: 'Identities' }).click();
+    await page.getByRole('link', { name: 'ci-deployer' }).waitFor();
+    await check('17-identities');
+  });
+
   it('no console errors and no serious accessibility violations on any page', () => {
     expect(errors).toEqual([]);
     const bad = Object.entries(a11y).filter(([, v]) => v.length);

@@ -4,13 +4,15 @@ import { api, unwrap } from '../api/client';
 import type { AuditEntry, Page } from '../api/types';
 import { HealthBadge } from '../components/HealthBadge';
 import { Card, ErrorText, Loading, relativeTime } from '../components/ui';
-import { useGateway } from '../lib/queries';
-import { permission, useMe } from '../lib/session';
+import { useGateway, usePoolsOfGateways } from '../lib/queries';
+import { hasPools, permission, useLicense, useMe } from '../lib/session';
 
 export function GatewayDetailPage() {
   const { id } = useParams({ strict: false }) as { id: string };
   const gw = useGateway(id);
   const { data: me } = useMe();
+  const license = useLicense();
+  const poolsOf = usePoolsOfGateways(hasPools(license.data));
   const canAudit = permission(me, 'read', 'AuditLog');
   const history = useQuery({
     queryKey: ['audit', 'gateway', id],
@@ -38,7 +40,7 @@ export function GatewayDetailPage() {
         .map(([k, v]) => `${k}=${v}`)
         .join(', ') || '—',
     ],
-    ['Pools', (g.pools ?? []).map((p) => p.name).join(', ') || '—'],
+    ['Pools', (poolsOf.get(g.id) ?? []).map((p) => p.name).join(', ') || '—'],
     ['Connected resources', g.connectedResourcesCount ?? '—'],
     ['ID', <code key="id">{g.id}</code>],
   ];
