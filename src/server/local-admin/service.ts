@@ -1,4 +1,3 @@
-import type { FastifyBaseLogger } from 'fastify';
 import { AuditLog } from '../audit/service.js';
 import type { Config } from '../config.js';
 import { readBackup, rootKeyOf, scheduleSnapshots, takeBackup } from '../db/backup.js';
@@ -12,6 +11,13 @@ import { createOrganization, OrganizationSetupError } from '../orgs/service.js';
  * answers them over its data directory socket (see db/datadir-lock.ts), in its own process, so
  * only one process ever opens the files. The same functions run in the CLI when no server does.
  */
+
+/** What this module logs with (the platform's pino logger fits). */
+export interface LocalAdminLog {
+  info(fields: Record<string, unknown>, message: string): void;
+  warn(fields: Record<string, unknown>, message: string): void;
+  child(bindings: Record<string, unknown>): LocalAdminLog;
+}
 
 export interface CreateOrgInput {
   name: string;
@@ -90,7 +96,7 @@ async function handle(database: Database, config: Config, req: LocalRequest): Pr
 export function startLocalAdmin(
   database: Database,
   config: Config,
-  log: FastifyBaseLogger,
+  log: LocalAdminLog,
 ): () => Promise<void> {
   if (!database.lock) return async () => undefined;
   const alog = log.child({ component: 'local-admin' });
