@@ -3,7 +3,7 @@
  * launch Debian's Chromium through playwright-core, and check pages with axe-core.
  */
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { chromium, type Browser, type Page } from 'playwright-core';
@@ -21,32 +21,62 @@ function newest(dir: string): number {
   return t;
 }
 
-/** Builds the UI when dist/web is missing or older than its sources. */
-export function ensureWebBuilt(): void {
+function webIsFresh(): boolean {
   const index = join(ROOT, 'dist', 'web', 'index.html');
   const sources = Math.max(
     newest(join(ROOT, 'web', 'src')),
     statSync(join(ROOT, 'web', 'index.html')).mtimeMs,
   );
-  if (existsSync(index) && statSync(index).mtimeMs >= sources) return;
-  execFileSync(
-    process.execPath,
-    [
-      join(ROOT, 'node_modules', 'vite', 'bin', 'vite.js'),
-      'build',
-      '--config',
-      'web/vite.config.ts',
-      '--logLevel',
-      'warn',
-    ],
-    {
-      cwd: ROOT,
-      // Under vitest NODE_ENV is "test", which would make a development build.
-      env: { ...process.env, NODE_ENV: 'production' },
-      stdio: 'inherit',
-      timeout: 120_000,
-    },
-  );
+  return existsSync(index) && statSync(index).mtimeMs >= sources;
+}
+
+/**
+ * Builds the UI when dist/web is missing or older than its sources. Test files run in
+ * parallel: one builds (holding a lock directory), the others wait for it, bounded.
+ */
+export async function ensureWebBuilt(): Promise<void> {
+  if (webIsFresh()) return;
+  const lock = join(ROOT, 'dist', '.web-build-lock');
+  mkdirSync(join(ROOT, 'dist'), { recursive: true });
+  const deadline = Date.now() + 180_000;
+  for (;;) {
+    try {
+      mkdirSync(lock);
+      break;
+    } catch {
+      // Another file is building; a lock older than the deadline is a crashed build's.
+      if (webIsFresh()) return;
+      const held = statSync(lock, { throwIfNoEntry: false });
+      if (held && Date.now() - held.mtimeMs > 180_000)
+        rmSync(lock, { recursive: true, force: true });
+      if (Date.now() > deadline)
+        throw new Error('timed out waiting for another test file to build dist/web');
+      await new Promise((r) => setTimeout(r, 250));
+    }
+  }
+  try {
+    if (webIsFresh()) return;
+    execFileSync(
+      process.execPath,
+      [
+        join(ROOT, 'node_modules', 'vite', 'bin', 'vite.js'),
+        'build',
+        '--config',
+        'web/vite.config.ts',
+        '--logLevel',
+        'warn',
+      ],
+      {
+        cwd: ROOT,
+        // Under vitest NODE_ENV is "test", which would make a development build.
+        env: { ...process.env, NODE_ENV: 'production' },
+        stdio: 'inherit',
+        timeout: 120_000,
+      },
+    );
+  } finally {
+    rmSync(lock, { recursive: true, force: true });
+  }
 }
 
 export async function launchChromium(): Promise<Browser> {

@@ -81,7 +81,7 @@ describe.each(DRIVERS)('web serving and live events on %s', (driver) => {
   const fleet = new AgentFleet();
 
   beforeAll(async () => {
-    ensureWebBuilt();
+    await ensureWebBuilt();
     tp = await startTestPlatform(driver);
     admin = await bootstrap(tp);
   }, 120_000);

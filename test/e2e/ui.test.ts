@@ -64,7 +64,7 @@ describe('web UI in Chromium', () => {
   }
 
   beforeAll(async () => {
-    ensureWebBuilt();
+    await ensureWebBuilt();
     [tp, kube, browser] = await Promise.all([
       startTestPlatform('pglite'),
       startKubeApi(),
