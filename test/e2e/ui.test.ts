@@ -360,6 +360,36 @@ describe('web UI in Chromium', () => {
     await check('17-identities');
   });
 
+  it('without the event stream the page says so and polls: a kill still shows within ~5 s', async () => {
+    const pctx = await browser.newContext({
+      viewport: { width: 1400, height: 900 },
+      storageState: await context.storageState(),
+    });
+    // A proxy that drops the stream, as some do.
+    await pctx.route('**/api/v1/events', (route) => route.abort());
+    const p = await pctx.newPage();
+    p.setDefaultTimeout(T);
+    try {
+      const pool = (await page.evaluate(
+        `fetch('/api/v1/gateway-pools').then((r) => r.json())`,
+      )) as { items: { id: string; name: string }[] };
+      const dc1 = pool.items.find((x) => x.name === 'dc1')!;
+      await p.goto(`${tp.url}/gateways?view=pools&pool=${dc1.id}`);
+      await p.getByText('○ Polling every 5 s').waitFor();
+      const row = p.getByRole('dialog').locator('[data-member="gw-b"]');
+      await row.getByText('Healthy', { exact: true }).waitFor();
+      const t0 = Date.now();
+      agents[1]!.kill();
+      await row.getByText('Unreachable', { exact: true }).waitFor({ timeout: 9000 });
+      figures.pollingKillToUnreachableMs = Date.now() - t0;
+      // One 5 s poll plus a request, with room for a loaded machine.
+      expect(figures.pollingKillToUnreachableMs).toBeLessThan(8000);
+      await screenshot(p, '18-polling-fallback');
+    } finally {
+      await pctx.close();
+    }
+  }, 30_000);
+
   it('no console errors and no serious accessibility violations on any page', () => {
     expect(errors).toEqual([]);
     const bad = Object.entries(a11y).filter(([, v]) => v.length);
