@@ -40,10 +40,16 @@ export interface Case {
 }
 
 const METHOD_ORDER = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE'];
-/** Reads first and deletions last, so deletions do not starve the rest of real IDs. */
+/**
+ * Reads first and deletions last, so deletions do not starve the rest of real IDs; among
+ * deletions the deepest paths first (an identity's token before the identity itself).
+ */
 export function runOrder(ops: Operation[]): Operation[] {
+  const depth = (o: Operation) => o.path.split('/').length;
   const rank = (o: Operation) =>
-    (o.path.endsWith('/logout') ? 100 : 0) + METHOD_ORDER.indexOf(o.method);
+    (o.path.endsWith('/logout') ? 1000 : 0) +
+    METHOD_ORDER.indexOf(o.method) * 100 -
+    (o.method === 'DELETE' ? depth(o) : 0);
   return [...ops].sort((a, b) => rank(a) - rank(b));
 }
 
@@ -94,13 +100,26 @@ function pathParamValue(
   return fc.oneof(...arbs);
 }
 
-function pathArb(op: Operation, ids: IdPool, mode: Mode = 'hostile'): fc.Arbitrary<string> {
+function pathArb(op: Operation, world: World, mode: Mode = 'hostile'): fc.Arbitrary<string> {
   const parts = op.path.split('/');
-  const params = parts.map((part, i) => {
+  const names = parts.flatMap((part) => /^\{(.+)\}$/.exec(part)?.[1] ?? []);
+  const fill = (values: string[]) => {
+    let next = 0;
+    return parts.map((part) => (part.startsWith('{') ? (values[next++] ?? '') : part)).join('/');
+  };
+  const params = parts.flatMap((part, i) => {
     const m = /^\{(.+)\}$/.exec(part);
-    return m ? pathParamValue(m[1] ?? '', parts[i - 1] ?? '', ids, mode) : fc.constant(part);
+    return m ? [pathParamValue(m[1] ?? '', parts[i - 1] ?? '', world.ids, mode)] : [];
   });
-  return fc.tuple(...params).map((segs) => segs.join('/'));
+  const independent = fc.tuple(...params).map(fill);
+  // IDs that belong together (an identity and one of its tokens, a pool and a member): drawn
+  // one by one they would almost never match, and the deepest paths would never run.
+  const related = world.related[names.join(',')];
+  if (!related?.length) return independent;
+  return fc.oneof(
+    { arbitrary: independent, weight: 2 },
+    { arbitrary: fc.constantFrom(...related).map((ids) => fill(ids.map(enc))), weight: 1 },
+  );
 }
 
 function queryArb(op: Operation, ids: IdPool): fc.Arbitrary<string> {
@@ -261,7 +280,7 @@ export function caseArb(op: Operation, world: World): fc.Arbitrary<Case> {
           weight: 1,
         },
       ),
-      path: pathArb(op, world.ids),
+      path: pathArb(op, world),
       query: queryArb(op, world.ids),
       body: bodyArb(op, world.ids),
       extra: headerArb,
@@ -300,7 +319,7 @@ export function validCaseArb(op: Operation, world: World): fc.Arbitrary<Case> {
     ? fromSchema(op.body, world.ids, '', 'valid').map((v) => JSON.stringify(v))
     : fc.constant(undefined);
   return fc
-    .tuple(pathArb(op, world.ids, 'valid'), queryPairs(op, world.ids, 'valid'), body)
+    .tuple(pathArb(op, world, 'valid'), queryPairs(op, world.ids, 'valid'), body)
     .map(([path, query, json]) => ({
       actor: 'admin' as const,
       path: path + query,

@@ -127,6 +127,15 @@ function isUpstreamUnavailable(res: RawResponse): boolean {
   }
 }
 
+/**
+ * A request Node cannot parse (e.g. headers over 16 KiB) gets Fastify's error answer, with a
+ * body, before the server knows the method; to a HEAD request that body reads as garbage
+ * after the head. It is an answer all the same, not a dropped connection.
+ */
+export function isErrorBodyAfterHead(method: string, err: Error & { code?: string }): boolean {
+  return method === 'HEAD' && err.code === 'HPE_INVALID_CONSTANT';
+}
+
 export function closeAgent(): void {
   agent.destroy();
 }

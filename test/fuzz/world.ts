@@ -33,6 +33,8 @@ export interface World {
   viewer: Account;
   other: Account;
   ids: IdPool;
+  /** Path IDs that belong together, by the path's parameter names (`id,tokenId`). */
+  related: Record<string, string[][]>;
   fleet: AgentFleet;
   /**
    * Puts back what fuzzed requests may have taken away: the seeded admin's and viewer's
@@ -225,6 +227,17 @@ export async function seedWorld(tp: TestPlatform): Promise<World> {
     other,
     ids,
     fleet,
+    related: {
+      'id,tokenId': [
+        [mine.identity.id, mine.identity.tokenId],
+        [theirs.identity.id, theirs.identity.tokenId],
+      ],
+      'poolId,gatewayId': [
+        [mine.poolId, live.id],
+        [mine.poolId, mine.gatewayId],
+        [theirs.poolId, theirs.gatewayId],
+      ],
+    },
     harvest(kind, body) {
       const id = (body as { id?: unknown } | undefined)?.id;
       const known = (ids[kind] ??= []);
