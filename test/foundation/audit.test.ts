@@ -249,6 +249,19 @@ describe.each(DRIVERS)('audit log on %s', (driver) => {
     expect(byBot.map((e) => e.event)).toEqual(['identity.create']);
     const identities = await allEntries(admin.client, 'actorType=identity');
     expect(identities).toEqual(byBot);
+    // People type e-mails and names: `actor=` matches the recorded name, case-insensitively.
+    expect(await allEntries(admin.client, `actor=${bot.name.toUpperCase()}`)).toEqual(byBot);
+    const byEmail = await allEntries(admin.client, 'actor=AUDITOR%40Example.com');
+    expect(byEmail.length).toBeGreaterThan(3);
+    expect(byEmail).toEqual(all.filter((e) => e.actor.name === 'auditor@example.com'));
+    expect(await allEntries(admin.client, 'actor=auditor')).toEqual([]);
+    // Another org's people are not found through this org's log.
+    const theirEmail = `actor=${encodeURIComponent(other.email)}`;
+    expect((await allEntries(other.client, theirEmail)).length).toBeGreaterThan(0);
+    expect(await allEntries(admin.client, theirEmail)).toEqual([]);
+    const emailAsId = await admin.client.get('/api/v1/audit-logs?actorId=qa%40example.com');
+    expect(emailAsId.status).toBe(400);
+    expect(emailAsId.text).toMatch(/actorId must be a UUID.*use actor= instead/);
     expect(
       (await allEntries(admin.client, 'actorType=anonymous')).every(
         (e) => e.event === 'auth.login-failed',

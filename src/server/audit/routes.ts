@@ -18,7 +18,19 @@ export function auditRoutes(app: Api, ctx: AppContext): void {
             .max(100)
             .optional()
             .describe('exact event, or a prefix ending in * (e.g. gateway-pool.*)'),
-          actorId: z.string().max(100).optional(),
+          actorId: z
+            .uuid('actorId must be a UUID; to filter by e-mail or name use actor= instead')
+            .optional()
+            .describe('the acting user, identity or gateway by ID'),
+          actor: z
+            .string()
+            .trim()
+            .min(1)
+            .max(320)
+            .optional()
+            .describe(
+              "the actor's e-mail (users) or name (identities, gateways); exact, case-insensitive",
+            ),
           actorType: z.enum(['user', 'identity', 'gateway', 'system', 'anonymous']).optional(),
           from: dateTimeParam('from').optional(),
           to: dateTimeParam('to').optional(),

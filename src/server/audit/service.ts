@@ -1,4 +1,4 @@
-import { and, desc, eq, gte, like, lt, lte, type SQL } from 'drizzle-orm';
+import { and, desc, eq, gte, like, lt, lte, sql, type SQL } from 'drizzle-orm';
 import type { Db, Tx } from '../db/client.js';
 import { auditLogs } from '../db/schema.js';
 
@@ -93,6 +93,8 @@ export class AuditLog {
     q: {
       event?: string;
       actorId?: string;
+      /** The actor's recorded name (a user's e-mail), matched case-insensitively. */
+      actor?: string;
       actorType?: string;
       from?: Date;
       to?: Date;
@@ -107,6 +109,7 @@ export class AuditLog {
       );
     } else if (q.event) where.push(eq(auditLogs.event, q.event));
     if (q.actorId) where.push(eq(auditLogs.actorId, q.actorId));
+    if (q.actor) where.push(sql`lower(${auditLogs.actorName}) = lower(${q.actor})`);
     if (q.actorType) where.push(eq(auditLogs.actorType, q.actorType));
     if (q.from) where.push(gte(auditLogs.createdAt, q.from));
     if (q.to) where.push(lte(auditLogs.createdAt, q.to));

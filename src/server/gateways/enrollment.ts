@@ -35,7 +35,8 @@ import {
 } from './queries.js';
 
 const INVALID_TOKEN =
-  'This enrollment token is unknown, expired, revoked or already used. Create a new one with POST /api/v1/gateways/enrollment-tokens.';
+  'This enrollment token is unknown, expired, revoked or already used. Enrollment tokens are single-use: ' +
+  'create a new one in the web UI (Gateways → Enrollment tokens) or with POST /api/v1/gateways/enrollment-tokens.';
 
 export type TokenState = 'active' | 'used' | 'revoked' | 'expired';
 
