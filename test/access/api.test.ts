@@ -124,6 +124,58 @@ describe.each(DRIVERS)('access targets API on %s', (driver) => {
     ]);
   });
 
+  it('takes the pool or gateway by name (stored as its id); an unknown or foreign name is a 404 naming it', async () => {
+    const created = await admin.client.post('/api/v1/access-targets', {
+      name: 'by-pool-name',
+      ...base,
+      gatewayPoolId: 'dc1',
+    });
+    expect(created.status).toBe(201);
+    expect(created.body).toMatchObject({ gatewayPoolId: poolId, gatewayId: null });
+    const moved = await admin.client.patch('/api/v1/access-targets/by-pool-name', {
+      gatewayId: 'edge-1',
+    });
+    expect(moved.status).toBe(200);
+    expect(moved.body).toMatchObject({ gatewayId, gatewayPoolId: null });
+    const back = await admin.client.patch('/api/v1/access-targets/by-pool-name', {
+      gatewayPoolId: 'dc1',
+    });
+    expect(back.body).toMatchObject({ gatewayPoolId: poolId, gatewayId: null });
+
+    const unknownPool = await admin.client.post('/api/v1/access-targets', {
+      name: 'nowhere',
+      ...base,
+      gatewayPoolId: 'dc9',
+    });
+    expect(unknownPool.status).toBe(404);
+    expect(unknownPool.body.error.message).toMatch(/Gateway pool "?dc9"? not found/);
+    const unknownGateway = await admin.client.patch('/api/v1/access-targets/by-pool-name', {
+      gatewayId: 'edge-9',
+    });
+    expect(unknownGateway.status).toBe(404);
+    expect(unknownGateway.body.error.message).toMatch(/Gateway "edge-9" not found/);
+    // Another org's pool and gateway names are not seen.
+    const other = await createSecondOrg(tp);
+    await seedGateway(tp, other.orgId, 'their-gw');
+    await tp.db
+      .insert(gatewayPools)
+      .values({ id: randomUUID(), orgId: other.orgId, name: 'their-pool' });
+    for (const ref of [{ gatewayPoolId: 'their-pool' }, { gatewayId: 'their-gw' }]) {
+      const foreign = await admin.client.post('/api/v1/access-targets', {
+        name: 'foreign',
+        ...base,
+        ...ref,
+      });
+      expect(foreign.status).toBe(404);
+    }
+    const viewer = await addUser(tp, admin, 'viewer');
+    const refused = await viewer.client.patch('/api/v1/access-targets/by-pool-name', {
+      gatewayPoolId: 'dc1',
+    });
+    expect(refused.status).toBe(403);
+    await admin.client.delete('/api/v1/access-targets/by-pool-name');
+  });
+
   it('refuses bad input with a 400 naming the field', async () => {
     const cases: [Record<string, unknown>, RegExp][] = [
       [{ name: 'Bad Name', ...base, gatewayPoolId: poolId }, /name must use lowercase/],

@@ -38,8 +38,15 @@ const description = z
   .trim()
   .max(1000, 'description must be at most 1000 characters')
   .refine((s) => !s.includes('\u0000'), 'description must not contain NUL characters');
-const gatewayId = z.uuid('gatewayId must be a UUID');
-const gatewayPoolId = z.uuid('gatewayPoolId must be a UUID');
+// An id or a name (resolved in the caller's org by the service); names never look like ids.
+const reference = (field: string, what: string) =>
+  z
+    .string()
+    .trim()
+    .min(1, `${field} must be a ${what} id or name`)
+    .max(100, `${field} must be a ${what} id or name (at most 100 characters)`);
+const gatewayId = reference('gatewayId', 'gateway');
+const gatewayPoolId = reference('gatewayPoolId', 'gateway pool');
 
 const createBody = z
   .strictObject({

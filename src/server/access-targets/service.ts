@@ -7,11 +7,13 @@ import { randomUUID } from 'node:crypto';
 import type { AuditLog, AuditWho } from '../audit/service.js';
 import { authorizeReference, refOf, type AttachDeps, type Attacher } from '../consumers/attach.js';
 import type { Db } from '../db/client.js';
-import { ConflictError, NotFoundError } from '../errors.js';
+import { ConflictError, NotFoundError, permissionDenied } from '../errors.js';
 import { isForeignKeyViolation, isUniqueViolation } from '../http/errors.js';
 import { pageOf } from '../http/schemas.js';
+import { findPool } from '../pools/queries.js';
 import {
   deleteTarget,
+  gatewayIdsNamed,
   insertTarget,
   selectTarget,
   selectTargetPage,
@@ -63,7 +65,8 @@ export class AccessTargetService {
     return pageOf(await selectTargetPage(this.deps.db, orgId, page.cursor, page.limit), page.limit);
   }
 
-  async create(actor: Attacher, who: AuditWho, input: TargetInput): Promise<AccessTargetListing> {
+  async create(actor: Attacher, who: AuditWho, given: TargetInput): Promise<AccessTargetListing> {
+    const input = await this.resolveRefs(actor, given);
     const ref = refOf({
       gatewayId: input.gatewayId ?? null,
       gatewayPoolId: input.gatewayPoolId ?? null,
@@ -98,9 +101,10 @@ export class AccessTargetService {
     actor: Attacher,
     who: AuditWho,
     id: string,
-    changes: Partial<TargetInput>,
+    given: Partial<TargetInput>,
   ): Promise<AccessTargetListing> {
     const before = await this.find(actor.orgId, id);
+    const changes = await this.resolveRefs(actor, given);
     const next: Partial<NewAccessTarget> = { ...changes };
     // Giving one reference replaces the other: a target goes through exactly one path.
     if (changes.gatewayId) next.gatewayPoolId = null;
@@ -139,6 +143,34 @@ export class AccessTargetService {
       },
       { targetId: target.id, name: target.name },
     );
+  }
+
+  /**
+   * The gateway and pool may be named by id or by name (README: "wherever one is accepted");
+   * the row stores ids. The attach permission is checked before a name is looked up, so a
+   * caller who may not attach learns nothing about which names exist.
+   */
+  private async resolveRefs<T extends Partial<TargetInput>>(actor: Attacher, input: T): Promise<T> {
+    const out = { ...input };
+    const poolRef = input.gatewayPoolId;
+    if (poolRef && !looksLikeId(poolRef)) {
+      if (!actor.ability.can('attach', 'GatewayPool'))
+        throw permissionDenied(actor, 'attach', 'GatewayPool');
+      out.gatewayPoolId = (await findPool(this.deps.db, actor.orgId, poolRef)).id;
+    }
+    const gatewayRef = input.gatewayId;
+    if (gatewayRef && !looksLikeId(gatewayRef)) {
+      if (!actor.ability.can('attach', 'Gateway'))
+        throw permissionDenied(actor, 'attach', 'Gateway');
+      const ids = await gatewayIdsNamed(this.deps.db, actor.orgId, gatewayRef);
+      if (ids.length === 0) throw new NotFoundError(`Gateway "${gatewayRef}"`);
+      if (ids.length > 1)
+        throw new ConflictError(
+          `Several gateways are named "${gatewayRef}": give the gateway's id.`,
+        );
+      out.gatewayId = ids[0];
+    }
+    return out;
   }
 
   private async write<T>(name: string, op: () => Promise<T>): Promise<T> {
