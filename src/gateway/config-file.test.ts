@@ -45,6 +45,15 @@ describe('agent --config file', () => {
     await expect(load('d.json', '{"allow": ["*"], "insecure": true}')).rejects.toThrow(
       /unknown setting "insecure"/,
     );
+    // The hint spells keys as the README and the flags do (QA issue 12), and names the
+    // unknown key as the file wrote it.
+    const hint = await load('g.yaml', 'bogus-key: 1\n').catch((error: Error) => error.message);
+    expect(hint).toContain('unknown setting "bogus-key" (known: ');
+    expect(hint).toContain(
+      'platform, token, name, allow, label (or labels), pool (or pools), state-dir, drain-timeout, insecure-platform-tls',
+    );
+    expect(hint).not.toMatch(/stateDir|drainTimeout|insecurePlatformTls/);
+    await expect(load('h.yaml', 'state-dir: 5\n')).rejects.toThrow(/"state-dir": /);
     await expect(load('e.json', '[]')).rejects.toThrow(ConfigFileError);
     await expect(load('f.yml', 'a: [')).rejects.toThrow(/not valid YAML/);
   });

@@ -1,7 +1,8 @@
 /**
  * `--config FILE`: the agent's settings in a file (JSON, or YAML for `.yaml`/`.yml`), for
  * systemd units and Helm charts that would rather not build long command lines. Keys are the
- * long flag names, camelCase or kebab-case (`stateDir` or `state-dir`); a flag on the command
+ * long flag names, kebab-case as the README spells them (`state-dir`; camelCase `stateDir` is
+ * also read, and `labels`/`pools` for the repeatable --label/--pool); a flag on the command
  * line wins over the file. Unknown keys are refused so a typo does not silently allow nothing.
  */
 import { readFile } from 'node:fs/promises';
@@ -64,6 +65,14 @@ export interface AgentConfigFile {
 /** Plural spellings read naturally in a file; they mean the repeatable flag. */
 const ALIASES: Record<string, string> = { labels: 'label', pools: 'pool' };
 
+const kebab = (key: string): string =>
+  key.replace(/[A-Z]/g, (letter) => `-${letter.toLowerCase()}`);
+const PLURAL: Record<string, string> = { label: 'label (or labels)', pool: 'pool (or pools)' };
+/** The keys as the README and the flags spell them (kebab-case long names). */
+export const KNOWN_KEYS: string = Object.keys(ConfigFileSchema.shape)
+  .map((key) => PLURAL[key] ?? kebab(key))
+  .join(', ');
+
 function normalizeKey(key: string): string {
   const camel = key.replace(/-([a-z])/g, (_match, letter: string) => letter.toUpperCase());
   return ALIASES[camel] ?? camel;
@@ -93,15 +102,21 @@ export async function loadConfigFile(path: string): Promise<AgentConfigFile> {
     throw new ConfigFileError(`--config ${fullPath} must hold an object of settings`);
   }
   const normalized: Record<string, unknown> = {};
-  for (const [key, entry] of Object.entries(value)) normalized[normalizeKey(key)] = entry;
+  // Messages name a key as the file spells it, not as it was normalized.
+  const spelled = new Map<string, string>();
+  for (const [key, entry] of Object.entries(value)) {
+    normalized[normalizeKey(key)] = entry;
+    spelled.set(normalizeKey(key), key);
+  }
+  const asWritten = (key: PropertyKey): string => spelled.get(String(key)) ?? String(key);
   const parsed = ConfigFileSchema.safeParse(normalized);
   if (!parsed.success) {
     const issue = parsed.error.issues[0];
-    const where = issue?.path.join('.') ?? '';
-    const known = Object.keys(ConfigFileSchema.shape).join(', ');
+    const [head, ...rest] = issue?.path ?? [];
+    const where = [...(head === undefined ? [] : [asWritten(head)]), ...rest.map(String)].join('.');
     const message =
       issue?.code === 'unrecognized_keys'
-        ? `unknown setting ${issue.keys.map((key) => `"${key}"`).join(', ')} (known: ${known})`
+        ? `unknown setting ${issue.keys.map((key) => `"${asWritten(key)}"`).join(', ')} (known: ${KNOWN_KEYS})`
         : `"${where}": ${issue?.message ?? 'invalid'}`;
     throw new ConfigFileError(`--config ${fullPath}: ${message}`);
   }
