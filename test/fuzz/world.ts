@@ -175,12 +175,15 @@ export async function seedWorld(tp: TestPlatform): Promise<World> {
 
   // Invitations into the other org for the seeded people, to accept or decline as themselves.
   const invited: string[] = [];
+  const acceptCodes: string[] = [];
   for (const email of [admin.email, viewer.email]) {
     const res = ok(
       await other.client.post('/api/v1/users', { email, password: TEST_PASSWORD, role: 'viewer' }),
       'POST user (invitation of an existing account)',
     );
     invited.push(res.body.id as string);
+    // An existing account accepts with the code shown once in the invitation's answer.
+    if (typeof res.body.acceptCode === 'string') acceptCodes.push(res.body.acceptCode);
   }
 
   // License keys: this org's (valid, then expired), the other org's, and a free plan.
@@ -206,6 +209,7 @@ export async function seedWorld(tp: TestPlatform): Promise<World> {
     email: [admin.email, viewer.email, other.email],
     password: [TEST_PASSWORD],
     key: keys,
+    code: acceptCodes,
     name: ['pool-a', 'pool-b', 'target-a', 'target-b', 'live-a', 'idle-a', mine.identity.name],
     subject: Object.keys(SUBJECT_ACTIONS),
     action: [...new Set(Object.values(SUBJECT_ACTIONS).flat())],
