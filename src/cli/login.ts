@@ -2,7 +2,7 @@ import { createInterface } from 'node:readline';
 import type { Command } from 'commander';
 import { PlatformClient } from '../client/api.js';
 import { normalizePlatformUrl, saveCredentials } from '../client/config.js';
-import { ClientError } from '../client/errors.js';
+import { ClientError, PlatformRefusal } from '../client/errors.js';
 import { runClientCommand } from './client-command.js';
 
 interface LoginOptions {
@@ -34,7 +34,9 @@ async function askCredentials(
     process.stderr.write(question);
     muted = hidden && !!process.stdin.isTTY;
     const next = await lines.next();
-    if (muted) process.stderr.write('\n');
+    // A terminal echoes the user's Enter except for the hidden password; a pipe echoes
+    // nothing, so the next prompt or error would otherwise run on after this one.
+    if (muted || !process.stdin.isTTY) process.stderr.write('\n');
     muted = false;
     if (next.done) throw new ClientError('login cancelled: no answer was given');
     return String(next.value).trim();
@@ -44,6 +46,16 @@ async function askCredentials(
     return { email: mail, password: await ask('Password: ', true) };
   } finally {
     rl.close();
+  }
+}
+
+/** Replaces the generic "not logged in: run gatepool login" line, which is circular here. */
+async function refusedAs<T>(status: number, message: string, request: Promise<T>): Promise<T> {
+  try {
+    return await request;
+  } catch (err) {
+    if (err instanceof PlatformRefusal && err.status === status) throw new ClientError(message);
+    throw err;
   }
 }
 
@@ -66,21 +78,33 @@ export function registerLoginCommand(program: Command): void {
         if (!raw)
           throw new ClientError('give the platform URL: --platform https://gatepool.example.com');
         const platform = normalizePlatformUrl(raw);
+        // Checked before asking anything, so a wrong URL is not found out after typing a password.
+        await new PlatformClient(platform, undefined, 10_000).request('GET', '/healthz');
         let token = opts.token ?? '';
         if (!token) {
           const { email, password } = await askCredentials(opts.email);
-          const res = await new PlatformClient(platform, undefined).request<{ token: string }>(
-            'POST',
-            '/api/v1/auth/login',
-            { email, password },
+          const res = await refusedAs(
+            401,
+            'email or password is incorrect; nothing was saved',
+            new PlatformClient(platform, undefined).request<{ token: string }>(
+              'POST',
+              '/api/v1/auth/login',
+              { email, password },
+            ),
           );
           token = res.token;
         }
-        const me = await new PlatformClient(platform, token).request<{
-          name: string;
-          role: string;
-          organization?: { name: string };
-        }>('GET', '/api/v1/me');
+        const me = await refusedAs(
+          401,
+          `the platform refused this token (expired, revoked or unknown); nothing was saved. ` +
+            `Create a new one for the machine identity (web UI: Identities, or ` +
+            `POST /api/v1/identities/:id/tokens), or log in with email and password: gatepool login --platform ${platform}`,
+          new PlatformClient(platform, token).request<{
+            name: string;
+            role: string;
+            organization?: { name: string };
+          }>('GET', '/api/v1/me'),
+        );
         const path = saveCredentials({ platform, token });
         process.stdout.write(
           `Logged in to ${platform} as ${me.name} (${me.organization?.name ?? 'organization'}, role ${me.role}); saved to ${path}\n`,

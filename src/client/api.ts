@@ -1,5 +1,5 @@
 /** The platform's REST API as the CLI uses it; every failure becomes one readable line. */
-import { ClientError } from './errors.js';
+import { ClientError, PlatformRefusal } from './errors.js';
 
 export interface ErrorBody {
   error?: { code?: string; message?: string; details?: unknown };
@@ -48,7 +48,8 @@ export class PlatformClient {
     } catch {
       parsed = undefined;
     }
-    if (!res.ok) throw new ClientError(describeRefusal(res.status, parsed, this.platform));
+    if (!res.ok)
+      throw new PlatformRefusal(describeRefusal(res.status, parsed, this.platform), res.status);
     return parsed as T;
   }
 }

@@ -2,3 +2,14 @@
 export class ClientError extends Error {
   override name = 'ClientError';
 }
+
+/** The platform answered with an HTTP error: callers that expect a status can tell it apart. */
+export class PlatformRefusal extends ClientError {
+  override name = 'PlatformRefusal';
+  constructor(
+    message: string,
+    readonly status: number,
+  ) {
+    super(message);
+  }
+}

@@ -337,7 +337,9 @@ describe('gatepool connect through a pool of three real gateways', () => {
       );
       const wrong = await gatepool(['login', '--platform', s.tp.url, '--token', 'nope'], clean);
       expect(wrong.code).toBe(1);
-      expect(wrong.stderr.trim()).toMatch(/^gatepool login: not logged in to /);
+      expect(wrong.stderr.trim()).toMatch(
+        /^gatepool login: the platform refused this token \(expired, revoked or unknown\); nothing was saved/,
+      );
     } finally {
       await rm(xdg, { recursive: true, force: true });
     }
