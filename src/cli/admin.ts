@@ -1,4 +1,4 @@
-import type { Command } from 'commander';
+import { Option, type Command } from 'commander';
 import type { Database } from '../server/db/client.js';
 import type { CreateOrgResult } from '../server/local-admin/service.js';
 import { embeddedOrServer } from './backup.js';
@@ -10,11 +10,13 @@ export function registerAdminCommands(program: Command): void {
   admin
     .command('create-org')
     .description(
-      'create another organization with its first admin (an existing user may be reused)',
+      'create another organization with its first admin (an existing user may be reused; ' +
+        'a new one gets the password in GATEPOOL_ADMIN_PASSWORD)',
     )
     .requiredOption('--name <name>', 'organization name')
     .requiredOption('--admin-email <email>', 'email of the admin (new or existing user)')
-    .option('--admin-password <password>', 'password for a new user (or GATEPOOL_ADMIN_PASSWORD)')
+    // Kept hidden so that old scripts hear why it went away instead of "unknown option".
+    .addOption(new Option('--admin-password <password>').hideHelp())
     .option('--data-dir <dir>', 'embedded database directory (GATEPOOL_DATA_DIR)')
     .option('--database-url <url>', 'PostgreSQL URL (DATABASE_URL)')
     .action(
@@ -24,11 +26,16 @@ export function registerAdminCommands(program: Command): void {
           unknown
         >,
       ) => {
+        if (opts.adminPassword !== undefined)
+          fail(
+            '--admin-password is not accepted: a password on the command line shows in the ' +
+              'process list. Set GATEPOOL_ADMIN_PASSWORD in the environment instead.',
+          );
         const config = configFromFlags(opts);
         const input = {
           name: opts.name,
           adminEmail: opts.adminEmail,
-          adminPassword: opts.adminPassword ?? process.env.GATEPOOL_ADMIN_PASSWORD,
+          adminPassword: process.env.GATEPOOL_ADMIN_PASSWORD || undefined,
         };
         const [{ createOrgForOperator }, { request }] = await Promise.all([
           import('../server/local-admin/service.js'),
@@ -63,8 +70,15 @@ export function registerAdminCommands(program: Command): void {
           });
         }
         if (!result.ok) fail(result.error ?? 'the organization was not created');
+        const email = opts.adminEmail.trim().toLowerCase();
+        const existing = result.createdUser
+          ? ''
+          : `${email} already exists: their password is unchanged` +
+            (result.passwordIgnored ? ' (GATEPOOL_ADMIN_PASSWORD was ignored)' : '') +
+            '.\n';
         process.stdout.write(
-          `created organization ${opts.name} (${result.orgId}); ${opts.adminEmail} is its admin` +
+          existing +
+            `created organization ${opts.name.trim()} (${result.orgId}); ${email} is its admin` +
             `${result.createdUser ? ' (new user)' : ''}.\nLog in with organizationId ${result.orgId}.\n`,
         );
       },

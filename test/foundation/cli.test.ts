@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import * as schema from '../../src/server/db/schema.js';
 import { LicenseVerifier } from '../../src/server/license/license.js';
 import {
   bootstrap,
@@ -166,33 +167,48 @@ describe('gatepool migrate and admin create-org', () => {
     expect(bad.code).toBe(1);
     expect(bad.stderr).toMatch(/GATEPOOL_PORT="eighty": must be a number/);
 
-    const noPassword = await gatepool([
-      'admin',
-      'create-org',
-      '--data-dir',
-      data,
-      '--name',
-      'Beta',
-      '--admin-email',
-      'b@example.com',
-    ]);
+    const createOrg = (name: string, env: Record<string, string>, extra: string[] = []) =>
+      gatepool(
+        [
+          'admin',
+          'create-org',
+          '--data-dir',
+          data,
+          '--name',
+          name,
+          '--admin-email',
+          'B@example.com',
+          ...extra,
+        ],
+        env,
+      );
+    const noPassword = await createOrg('Beta', { GATEPOOL_ADMIN_PASSWORD: '' });
     expect(noPassword.code).toBe(1);
-    expect(noPassword.stderr).toMatch(/password of at least 12/);
-    const created = await gatepool([
-      'admin',
-      'create-org',
-      '--data-dir',
-      data,
-      '--name',
-      'Beta',
-      '--admin-email',
-      'b@example.com',
-      '--admin-password',
-      TEST_PASSWORD,
-    ]);
+    expect(noPassword.stderr).toMatch(/set GATEPOOL_ADMIN_PASSWORD to a password of at least 12/);
+    // A password on the command line would show in the process list.
+    const onCommandLine = await createOrg('Beta', {}, ['--admin-password', TEST_PASSWORD]);
+    expect(onCommandLine.code).toBe(1);
+    expect(onCommandLine.stderr).toMatch(
+      /--admin-password is not accepted.*GATEPOOL_ADMIN_PASSWORD/,
+    );
+    expect(onCommandLine.stderr).not.toContain(TEST_PASSWORD);
+    const created = await createOrg('Beta', { GATEPOOL_ADMIN_PASSWORD: TEST_PASSWORD });
     expect(created.code, created.stderr).toBe(0);
+    expect(created.stdout).toMatch(/b@example\.com is its admin \(new user\)/);
     const orgId = /organizationId ([0-9a-f-]{36})/.exec(created.stdout)?.[1];
     expect(orgId).toBeDefined();
+    // Organizations are told apart by name: a second "beta" is refused, whatever the case.
+    const twin = await createOrg(' BETA ', { GATEPOOL_ADMIN_PASSWORD: TEST_PASSWORD });
+    expect(twin.code).toBe(1);
+    expect(twin.stderr).toContain(`an organization named "Beta" already exists (${orgId})`);
+    // An existing admin keeps their password; the operator hears that the given one was unused.
+    const reused = await createOrg('Gamma', { GATEPOOL_ADMIN_PASSWORD: 'short' });
+    expect(reused.code, reused.stderr).toBe(0);
+    expect(reused.stdout).toContain(
+      'b@example.com already exists: their password is unchanged (GATEPOOL_ADMIN_PASSWORD was ignored).',
+    );
+    const gammaId = /organizationId ([0-9a-f-]{36})/.exec(reused.stdout)?.[1];
+    expect(gammaId).toBeDefined();
 
     // The platform started on that data dir finds the org.
     tp = await startTestPlatform('pglite', {
@@ -202,6 +218,10 @@ describe('gatepool migrate and admin create-org', () => {
     expect(tp).toBeDefined();
     const { body } = await login(tp, 'b@example.com', TEST_PASSWORD, orgId);
     expect(body).toMatchObject({ organization: { id: orgId, name: 'Beta' }, role: 'admin' });
-    // Six CLI processes (each loads the sources through tsx) and a platform: slow on a busy host.
+    const gamma = await login(tp, 'b@example.com', TEST_PASSWORD, gammaId);
+    expect(gamma.body).toMatchObject({ organization: { id: gammaId, name: 'Gamma' } });
+    const organizations = await tp.db.select().from(schema.organizations);
+    expect(organizations.map((o) => o.name).sort()).toEqual(['Beta', 'Gamma']);
+    // Eight CLI processes (each loads the sources through tsx) and a platform: slow on a busy host.
   }, 120_000);
 });

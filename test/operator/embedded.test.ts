@@ -88,17 +88,8 @@ describe('the embedded database, operated with real processes', () => {
 
   it('creates an organization through the running server; its admin logs in at once', async () => {
     const run = await gatepool(
-      [
-        'admin',
-        'create-org',
-        '--name',
-        'Second',
-        '--admin-email',
-        'second@example.com',
-        '--admin-password',
-        TEST_PASSWORD,
-      ],
-      env,
+      ['admin', 'create-org', '--name', 'Second', '--admin-email', 'second@example.com'],
+      { ...env, GATEPOOL_ADMIN_PASSWORD: TEST_PASSWORD },
     );
     expect(run.code, run.stderr).toBe(0);
     const orgId = /organizationId ([0-9a-f-]{36})/.exec(run.stdout)?.[1];
@@ -113,6 +104,25 @@ describe('the embedded database, operated with real processes', () => {
     );
     expect(again.code).toBe(1);
     expect(again.stderr).toMatch(/password of at least 12/);
+    // The server applies the same rules: one organization per name, ignoring case.
+    const twin = await gatepool(
+      ['admin', 'create-org', '--name', 'sECOND', '--admin-email', 'third@example.com'],
+      { ...env, GATEPOOL_ADMIN_PASSWORD: TEST_PASSWORD },
+    );
+    expect(twin.code).toBe(1);
+    expect(twin.stderr).toContain(`an organization named "Second" already exists (${orgId})`);
+    const reused = await gatepool(
+      ['admin', 'create-org', '--name', 'Fourth', '--admin-email', 'second@example.com'],
+      { ...env, GATEPOOL_ADMIN_PASSWORD: 'short' },
+    );
+    expect(reused.code, reused.stderr).toBe(0);
+    expect(reused.stdout).toContain(
+      'second@example.com already exists: their password is unchanged (GATEPOOL_ADMIN_PASSWORD was ignored).',
+    );
+    const fourthId = /organizationId ([0-9a-f-]{36})/.exec(reused.stdout)?.[1];
+    const fourth = await login(server!, 'second@example.com', fourthId);
+    expect(fourth.status).toBe(200);
+    expect(fourth.body).toMatchObject({ organization: { id: fourthId, name: 'Fourth' } });
   });
 
   it('starts after a SIGKILL (the stale socket is replaced), with its data and private files', async () => {

@@ -26,7 +26,8 @@ export interface CreateOrgInput {
 }
 
 export type CreateOrgResult =
-  { ok: true; orgId: string; createdUser: boolean } | { ok: false; error: string };
+  | { ok: true; orgId: string; createdUser: boolean; passwordIgnored: boolean }
+  | { ok: false; error: string };
 
 export async function createOrgForOperator(
   database: Database,
@@ -34,7 +35,12 @@ export async function createOrgForOperator(
 ): Promise<CreateOrgResult> {
   try {
     const r = await createOrganization(database.db, new AuditLog(database.db), input);
-    return { ok: true, orgId: r.orgId, createdUser: r.createdUser };
+    return {
+      ok: true,
+      orgId: r.orgId,
+      createdUser: r.createdUser,
+      passwordIgnored: r.passwordIgnored,
+    };
   } catch (err) {
     if (err instanceof OrganizationSetupError) return { ok: false, error: err.message };
     if (isUniqueViolation(err))

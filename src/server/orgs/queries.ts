@@ -1,4 +1,4 @@
-import { eq } from 'drizzle-orm';
+import { eq, sql } from 'drizzle-orm';
 import type { Db, Tx } from '../db/client.js';
 import { organizations } from '../db/schema.js';
 
@@ -25,4 +25,22 @@ export async function updateOrganization(
     .where(eq(organizations.id, orgId))
     .returning();
   return row;
+}
+
+/** An organization whose name equals `name` ignoring case (operators tell orgs apart by name). */
+export async function findOrganizationByName(
+  db: Db | Tx,
+  name: string,
+): Promise<OrganizationRow | undefined> {
+  const [row] = await db
+    .select()
+    .from(organizations)
+    .where(sql`lower(${organizations.name}) = lower(${name})`)
+    .limit(1);
+  return row;
+}
+
+/** Serializes organization creation so two concurrent runs cannot both pass the name check. */
+export async function lockOrganizationNames(tx: Tx): Promise<void> {
+  await tx.execute(sql`select pg_advisory_xact_lock(hashtext('gatepool:organization-names'))`);
 }

@@ -4,7 +4,13 @@ import type { AuditActor, AuditLog, AuditWho } from '../audit/service.js';
 import { hashPassword } from '../auth/passwords.js';
 import type { Db } from '../db/client.js';
 import { notFound } from '../http/errors.js';
-import { findOrganization, updateOrganization, type OrganizationRow } from './queries.js';
+import {
+  findOrganization,
+  findOrganizationByName,
+  lockOrganizationNames,
+  updateOrganization,
+  type OrganizationRow,
+} from './queries.js';
 import { organizations, orgMemberships, users } from '../db/schema.js';
 
 export interface NewOrganization {
@@ -26,17 +32,27 @@ export async function createOrganization(
   audit: AuditLog,
   input: NewOrganization,
   actor: AuditActor = { type: 'system', name: 'gatepool admin' },
-): Promise<{ orgId: string; userId: string; createdUser: boolean }> {
+): Promise<{ orgId: string; userId: string; createdUser: boolean; passwordIgnored: boolean }> {
   const email = input.adminEmail.trim().toLowerCase();
+  const name = input.name.trim();
+  if (!name) throw new OrganizationSetupError('the organization name must not be empty.');
   const orgId = randomUUID();
   return db.transaction(async (tx) => {
+    await lockOrganizationNames(tx);
+    const namesake = await findOrganizationByName(tx, name);
+    if (namesake) {
+      throw new OrganizationSetupError(
+        `an organization named "${namesake.name}" already exists (${namesake.id}); ` +
+          'choose another name (names are compared ignoring case).',
+      );
+    }
     const [existing] = await tx.select({ id: users.id }).from(users).where(eq(users.email, email));
     let userId = existing?.id;
     const createdUser = !userId;
     if (!userId) {
       if (!input.adminPassword || input.adminPassword.length < 12) {
         throw new OrganizationSetupError(
-          `${email} is a new user: give a password of at least 12 characters.`,
+          `${email} is a new user: set GATEPOOL_ADMIN_PASSWORD to a password of at least 12 characters.`,
         );
       }
       userId = randomUUID();
@@ -47,16 +63,17 @@ export async function createOrganization(
         passwordHash: await hashPassword(input.adminPassword),
       });
     }
-    await tx.insert(organizations).values({ id: orgId, name: input.name });
+    await tx.insert(organizations).values({ id: orgId, name });
     await tx.insert(orgMemberships).values({ orgId, userId, role: 'admin' });
     await audit.record(
       actor,
       'organization.create',
-      { name: input.name, adminEmail: email, createdUser },
+      { name, adminEmail: email, createdUser },
       { orgId, ip: null, userAgent: null },
       tx,
     );
-    return { orgId, userId, createdUser };
+    // An existing user keeps their password: the operator must hear that a given one was unused.
+    return { orgId, userId, createdUser, passwordIgnored: !createdUser && !!input.adminPassword };
   });
 }
 
