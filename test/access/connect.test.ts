@@ -484,6 +484,15 @@ describe('gatepool connect through a pool of three real gateways', () => {
         /ECONNRESET|terminated|Connection|closed/i,
       );
       expect(Date.now() - killed).toBeLessThan(3000);
+      // The CLI's line names the killed member as the user knows it, not by its id (QA issue 13).
+      const line = await waitFor(
+        async () => /^gatepool connect: connection from .* closed: .*$/m.exec(c.stderr())?.[0],
+        3000,
+        'the broken connection to be reported',
+      );
+      expect(line).toContain(`connection to pg broken: `);
+      expect(line).toContain(`gateway "${serving.name}"`);
+      expect(line).not.toMatch(/[0-9a-f]{8}-[0-9a-f]{4}-/);
       await client.end().catch(() => undefined);
     } finally {
       await c.stop();

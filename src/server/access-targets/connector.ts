@@ -52,6 +52,24 @@ export class AccessMetrics {
   }
 }
 
+/**
+ * Why a connection broke, in the words `gatepool connect` prints. The tunnel layer names the
+ * gateway by id; the user knows it by name (QA issue 13), so the name replaces the id, or is
+ * added when the tunnel's words do not name the gateway at all.
+ */
+export function brokenReason(
+  target: string,
+  served: { gatewayId: string; gateway: string },
+  error: Error | undefined,
+): string {
+  const why = error?.message ?? 'the gateway stream ended abnormally';
+  const gateway = `gateway "${served.gateway}"`;
+  const named = why.includes(served.gatewayId)
+    ? why.split(`gateway ${served.gatewayId}`).join(gateway).split(served.gatewayId).join(gateway)
+    : `${why} (${gateway})`;
+  return `connection to ${target} broken: ${named}`;
+}
+
 export interface ConnectorDeps {
   run: PoolRuntime['run'];
   audit: AuditLog;
@@ -155,10 +173,7 @@ export class AccessConnector {
     metrics.open.inc();
     const result = await spliceCounted(client, tunnel, (error, from) => {
       // Tell the client why, so a broken connection is never mistaken for a finished one.
-      if (from === tunnel)
-        client.abort(
-          `connection to ${target.name} broken: ${error?.message ?? 'the gateway stream ended abnormally'}`,
-        );
+      if (from === tunnel) client.abort(brokenReason(target.name, served, error));
     });
     this.live.delete(client);
     metrics.open.dec();
