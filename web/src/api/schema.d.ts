@@ -1812,7 +1812,10 @@ export interface operations {
       query?: {
         /** @description exact event, or a prefix ending in * (e.g. gateway-pool.*) */
         event?: string;
+        /** @description the acting user, identity or gateway by ID */
         actorId?: string;
+        /** @description the actor's e-mail (users) or name (identities, gateways); exact, case-insensitive */
+        actor?: string;
         actorType?: 'user' | 'identity' | 'gateway' | 'system' | 'anonymous';
         from?: string;
         to?: string;
@@ -3124,9 +3127,7 @@ export interface operations {
           /** @enum {string} */
           protocol: 'tcp' | 'postgres' | 'http' | 'kubernetes';
           description?: string;
-          /** Format: uuid */
           gatewayId?: string;
-          /** Format: uuid */
           gatewayPoolId?: string;
         };
       };
@@ -3322,9 +3323,7 @@ export interface operations {
           /** @enum {string} */
           protocol?: 'tcp' | 'postgres' | 'http' | 'kubernetes';
           description?: string;
-          /** Format: uuid */
           gatewayId?: string;
-          /** Format: uuid */
           gatewayPoolId?: string;
         };
       };
