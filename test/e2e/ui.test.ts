@@ -344,6 +344,14 @@ describe('web UI in Chromium', () => {
     await page.getByRole('button', { name: 'Filter' }).click();
     await page.getByRole('cell', { name: 'platform.bootstrap' }).waitFor({ state: 'detached' });
     await page.getByRole('cell', { name: 'gateway-pool.create' }).first().waitFor();
+    await page.getByLabel('Event').fill('');
+    await page.getByLabel('Actor').fill(VIEWER.email);
+    await page.getByRole('button', { name: 'Filter' }).click();
+    await page
+      .getByRole('cell', { name: 'gateway-pool.create' })
+      .first()
+      .waitFor({ state: 'detached' });
+    await page.getByRole('cell', { name: 'auth.login', exact: true }).first().waitFor();
   });
 
   it('shows a gateway page with its connection history, and the identities list', async () => {

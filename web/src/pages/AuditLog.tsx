@@ -16,10 +16,10 @@ import {
 
 export function AuditLogPage() {
   const [event, setEvent] = useState('');
-  const [actorId, setActorId] = useState('');
+  const [actor, setActor] = useState('');
   const [from, setFrom] = useState('');
   const [to, setTo] = useState('');
-  const [applied, setApplied] = useState({ event: '', actorId: '', from: '', to: '' });
+  const [applied, setApplied] = useState({ event: '', actor: '', from: '', to: '' });
   const log = useInfiniteQuery({
     queryKey: ['audit', 'log', applied],
     initialPageParam: undefined as string | undefined,
@@ -31,7 +31,7 @@ export function AuditLogPage() {
               limit: 50,
               cursor: pageParam,
               event: applied.event || undefined,
-              actorId: applied.actorId || undefined,
+              actor: applied.actor || undefined,
               from: applied.from ? new Date(applied.from).toISOString() : undefined,
               to: applied.to ? new Date(applied.to).toISOString() : undefined,
             },
@@ -47,7 +47,7 @@ export function AuditLogPage() {
       <Card>
         <Form
           className="flex flex-wrap items-end gap-3"
-          onSubmit={() => setApplied({ event, actorId, from, to })}
+          onSubmit={() => setApplied({ event, actor, from, to })}
         >
           <Field label="Event">
             {(id) => (
@@ -59,8 +59,15 @@ export function AuditLogPage() {
               />
             )}
           </Field>
-          <Field label="Actor ID">
-            {(id) => <Input id={id} value={actorId} onChange={(e) => setActorId(e.target.value)} />}
+          <Field label="Actor">
+            {(id) => (
+              <Input
+                id={id}
+                placeholder="email or name"
+                value={actor}
+                onChange={(e) => setActor(e.target.value)}
+              />
+            )}
           </Field>
           <Field label="From">
             {(id) => (
