@@ -168,6 +168,7 @@ describe.each(DRIVERS)('API fuzz on %s', (driver) => {
   let world: World;
   let doc: OpenApiDocument;
   const failures: Failure[] = [];
+  const outsideProblems: string[] = [];
   let sent = 0;
   // What the fuzzer sent (bounded), so an echo of its own text is not mistaken for a leak.
   const sentTexts: string[] = [];
@@ -190,7 +191,7 @@ describe.each(DRIVERS)('API fuzz on %s', (driver) => {
     if (process.env.GATEPOOL_FUZZ_REPORT)
       writeFileSync(
         `${process.env.GATEPOOL_FUZZ_REPORT}.${driver}.json`,
-        JSON.stringify({ seed: SEED, statuses, failures }, null, 2),
+        JSON.stringify({ seed: SEED, statuses, failures, outsideProblems }, null, 2),
       );
     closeAgent();
     await world?.fleet.close();
@@ -284,7 +285,7 @@ describe.each(DRIVERS)('API fuzz on %s', (driver) => {
   }, 600_000);
 
   it('paths outside the API (web UI, docs, probes, metrics) serve nothing outside their root and never a 5xx', async () => {
-    const problems: string[] = [];
+    const problems = outsideProblems;
     await fc.assert(
       fc.asyncProperty(
         fc.record({
