@@ -79,7 +79,14 @@ export function registerLoginCommand(program: Command): void {
           throw new ClientError('give the platform URL: --platform https://gatepool.example.com');
         const platform = normalizePlatformUrl(raw);
         // Checked before asking anything, so a wrong URL is not found out after typing a password.
-        await new PlatformClient(platform, undefined, 10_000).request('GET', '/healthz');
+        await new PlatformClient(platform, undefined, 10_000)
+          .request('GET', '/healthz')
+          .catch((err: unknown) => {
+            if (!(err instanceof PlatformRefusal)) throw err;
+            throw new ClientError(
+              `${platform} does not answer as a gatepool platform (GET /healthz: HTTP ${err.status}): check --platform`,
+            );
+          });
         let token = opts.token ?? '';
         if (!token) {
           const { email, password } = await askCredentials(opts.email);

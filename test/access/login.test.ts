@@ -6,6 +6,8 @@
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { existsSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -70,18 +72,28 @@ describe.each(DRIVERS)('gatepool login on %s', (driver) => {
   it('an unreachable platform is said before any prompt; a wrong password and a refused token say so and save nothing', async () => {
     const env = { XDG_CONFIG_HOME: xdg };
     const nobody = `http://127.0.0.1:${await freePort()}`;
-    const [unreachable, wrongPassword, badToken] = await Promise.all([
+    // Something else listens there (a wrong port or URL): it answers, but not as a platform.
+    const other: Server = createServer((_req, res) => res.writeHead(404).end('not here'));
+    await new Promise<void>((resolve) => other.listen(0, '127.0.0.1', resolve));
+    const elsewhere = `http://127.0.0.1:${(other.address() as AddressInfo).port}`;
+    const [unreachable, wrongPassword, badToken, notPlatform] = await Promise.all([
       // stdin left open: a prompt would wait for it, and the run would time out.
       login(['--platform', nobody], env, null),
       login(['--platform', tp.url], env, `${admin.email}\nnot-the-password\n`),
       login(['--platform', tp.url, '--token', 'gpt_not-a-real-token'], env, null),
-    ]);
+      login(['--platform', elsewhere], env, null),
+    ]).finally(() => other.close());
     tp.platform.ctx.limits.loginPerIp.reset('127.0.0.1');
 
     expect(unreachable.code).toBe(1);
     expect(unreachable.stderr).not.toMatch(/Email|Password/);
     expect(unreachable.stderr.trim()).toBe(
       `gatepool login: cannot reach the platform at ${nobody} (ECONNREFUSED)`,
+    );
+
+    expect(notPlatform.code).toBe(1);
+    expect(notPlatform.stderr.trim()).toBe(
+      `gatepool login: ${elsewhere} does not answer as a gatepool platform (GET /healthz: HTTP 404): check --platform`,
     );
 
     expect(wrongPassword.code).toBe(1);

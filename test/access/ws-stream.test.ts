@@ -88,6 +88,8 @@ describe('WsStream', () => {
   it('an abort reaches the peer as an error with the reason, never as a clean end', async () => {
     const [a, b] = await pair();
     const atA = collect(a);
+    // The aborting side errors too (its own reason); only the peer is under test here.
+    b.on('error', () => undefined);
     b.write('partial');
     await sleep(20);
     b.abort('connection to pg broken: tunnel to gateway lost');
@@ -100,6 +102,7 @@ describe('WsStream', () => {
   it('a peer whose socket just drops is an error too', async () => {
     const [a, b] = await pair();
     const atA = collect(a);
+    b.on('error', () => undefined);
     (b as unknown as { ws: WebSocket }).ws.terminate();
     const got = await within(atA, 5000, 'a error');
     expect(got.error?.message).toMatch(/code 1006/);
