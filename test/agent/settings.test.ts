@@ -176,6 +176,12 @@ describe('agent settings: remembered, from --config, overridden by flags', () =>
         '{"alow": ["*"]}',
         /unknown setting "alow" \(known: platform, token, name, allow/,
       ],
+      // Spelled as the README writes keys (kebab-case), and as the file wrote the typo.
+      [
+        'typo.yaml',
+        'state-dirr: x\n',
+        /unknown setting "state-dirr" \(known: .*labels.*pools.*state-dir, drain-timeout, insecure-platform-tls\)/,
+      ],
       ['broken.yaml', 'allow: [unclosed\n', /is not valid YAML/],
       ['broken.json', 'allow: x', /is not valid JSON.*name the file \.yaml or \.yml for YAML/],
       ['rule.yaml', 'allow: 10.0.0.0/33:80\n', /invalid prefix length/],
