@@ -1,6 +1,12 @@
 import { QueryClient } from '@tanstack/react-query';
-import { describe, expect, it } from 'vitest';
-import { applyChange, pollUnlessLive, POLL_MS } from '../src/lib/live';
+import { describe, expect, it, vi } from 'vitest';
+import {
+  applyChange,
+  auditRefresher,
+  pollUnlessLive,
+  POLL_MS,
+  poolsTouched,
+} from '../src/lib/live';
 
 const gw = {
   id: 'g1',
@@ -92,5 +98,34 @@ describe('live health merged into the cached views', () => {
   it('polls every 5 s while the stream is not up', () => {
     expect(POLL_MS).toBe(5000);
     expect(pollUnlessLive()).toBe(5000);
+  });
+});
+
+describe('the open pool sheet’s audit trail follows health events', () => {
+  it('refetches once per burst, for the pool named or holding a named member, after the wait', async () => {
+    vi.useFakeTimers();
+    try {
+      const { qc } = seeded();
+      qc.setQueryData(['pool', 'p2'], { id: 'p2', name: 'dc2', members: [] });
+      const spy = vi.spyOn(qc, 'invalidateQueries');
+      const audit = auditRefresher(qc, 500);
+      // A member of p1 changes (the event names only the gateway), twice in a burst.
+      audit.note({ gateways: [{ ...gw, id: 'g2', health: 'unreachable' as const }], pools: [] });
+      audit.note({ gateways: [{ ...gw, id: 'g2', health: 'unreachable' as const }], pools: [] });
+      await vi.advanceTimersByTimeAsync(400);
+      expect(spy).not.toHaveBeenCalled();
+      await vi.advanceTimersByTimeAsync(200);
+      expect(spy.mock.calls).toEqual([[{ queryKey: ['audit', 'pool', 'p1'] }]]);
+      // An unrelated gateway touches no pool.
+      audit.note({ gateways: [{ ...gw, id: 'g9', health: 'healthy' as const }], pools: [] });
+      await vi.advanceTimersByTimeAsync(1000);
+      expect(spy).toHaveBeenCalledTimes(1);
+      expect(poolsTouched(qc, { gateways: [], pools: [{ id: 'p2' } as never] })).toEqual(
+        new Set(['p2']),
+      );
+      audit.stop();
+    } finally {
+      vi.useRealTimers();
+    }
   });
 });

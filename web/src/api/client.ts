@@ -33,6 +33,31 @@ export const api = createClient<paths>({
 });
 api.use(csrf);
 
+/**
+ * Whether the platform answered the last call. A network failure or a 502/503/504 (the
+ * platform or its database restarting) says it is away; any other answer says it is back.
+ */
+let reachable = true;
+const reachListeners = new Set<() => void>();
+function setReachable(v: boolean) {
+  if (reachable === v) return;
+  reachable = v;
+  for (const l of reachListeners) l();
+}
+export const platformReachability = {
+  get: () => reachable,
+  subscribe(l: () => void): () => void {
+    reachListeners.add(l);
+    return () => reachListeners.delete(l);
+  },
+  /** For tests: start from a known state. */
+  reset: () => setReachable(true),
+};
+
+/** An error that goes away by itself once the platform is back (worth retrying). */
+export const isUnreachable = (err: unknown) =>
+  err instanceof ApiError && (err.status === 0 || (err.status >= 502 && err.status <= 504));
+
 interface Answer {
   data?: unknown;
   error?: unknown;
@@ -45,12 +70,14 @@ export async function unwrap<T>(call: Promise<Answer>): Promise<T> {
   try {
     answer = await call;
   } catch (err) {
+    setReachable(false);
     throw new ApiError(
       0,
       'network',
       `The platform could not be reached (${(err as Error).message}). Check that it is running.`,
     );
   }
+  setReachable(!(answer.response.status >= 502 && answer.response.status <= 504));
   if (answer.response.ok) return answer.data as T;
   const body = answer.error as { error?: { code?: string; message?: string; details?: unknown } };
   const e = body?.error;

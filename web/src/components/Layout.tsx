@@ -1,8 +1,8 @@
 import * as Tooltip from '@radix-ui/react-tooltip';
 import { useMutation, useQuery, useQueryClient } from '@tanstack/react-query';
-import { Link, Outlet } from '@tanstack/react-router';
-import { useState } from 'react';
-import { api, ApiError, unwrap } from '../api/client';
+import { Link, Outlet, useNavigate, useRouterState } from '@tanstack/react-router';
+import { useEffect, useState, useSyncExternalStore } from 'react';
+import { api, ApiError, platformReachability, unwrap } from '../api/client';
 import type { PendingInvitation } from '../api/types';
 import { useLiveConnected, useLiveHealth } from '../lib/live';
 import { permission, useLicense, useMe } from '../lib/session';
@@ -27,22 +27,59 @@ export function Root() {
   });
   const me = useMe();
   useLiveHealth(!!me.data);
-  if (bootstrap.isPending) return <Loading what="gatepool" />;
-  if (bootstrap.data && !bootstrap.data.bootstrapped) return <Setup />;
-  if (me.isPending) return <Loading what="your session" />;
-  if (me.error) {
-    if (me.error instanceof ApiError && me.error.status === 401) return <SignIn />;
-    return (
+  const reachable = useReachable();
+  let body;
+  if (bootstrap.isPending) body = <Loading what="gatepool" />;
+  else if (bootstrap.data && !bootstrap.data.bootstrapped) body = <Setup />;
+  else if (me.isPending) body = <Loading what="your session" />;
+  else if (me.error instanceof ApiError && me.error.status === 401) body = <SignIn />;
+  // A failed refetch keeps the page that was loaded; only a first load has nothing to show.
+  else if (me.error && !me.data)
+    body = (
       <div className="p-6">
         <ErrorText error={me.error} />
       </div>
     );
-  }
+  else
+    body = (
+      <Tooltip.Provider delayDuration={200}>
+        <Shell />
+      </Tooltip.Provider>
+    );
   return (
-    <Tooltip.Provider delayDuration={200}>
-      <Shell />
-    </Tooltip.Provider>
+    <>
+      {!reachable && (
+        <div
+          role="status"
+          className="sticky top-0 z-40 border-b border-amber-300 bg-amber-50 px-4 py-2 text-sm text-amber-900"
+        >
+          The platform is unreachable — retrying every 5 s. The page shows what was last loaded.
+        </div>
+      )}
+      {body}
+    </>
   );
+}
+
+/** Whether the platform answers; when it is back, everything shown is asked for again. */
+function useReachable(): boolean {
+  const qc = useQueryClient();
+  const reachable = useSyncExternalStore(platformReachability.subscribe, platformReachability.get);
+  const [wasDown, setWasDown] = useState(false);
+  useEffect(() => {
+    if (!reachable) setWasDown(true);
+    else if (wasDown) {
+      setWasDown(false);
+      void qc.invalidateQueries();
+    }
+  }, [reachable, wasDown, qc]);
+  return reachable;
+}
+
+/** The list page of the section `pathname` is in (`/gateways/abc` → `/gateways`). */
+export function sectionOf(pathname: string): string {
+  const first = '/' + (pathname.split('/').filter(Boolean)[0] ?? '');
+  return NAV.find((n) => n.to === first)?.to ?? '/gateways';
 }
 
 function Shell() {
@@ -50,6 +87,8 @@ function Shell() {
   // Most pages need the plan: ask now, alongside the page's own data, not after it.
   useLicense();
   const qc = useQueryClient();
+  const navigate = useNavigate();
+  const pathname = useRouterState({ select: (r) => r.location.pathname });
   const live = useLiveConnected();
   const logout = useMutation({
     mutationFn: () => unwrap(api.POST('/api/v1/auth/logout')),
@@ -59,7 +98,12 @@ function Shell() {
   const switchOrg = useMutation({
     mutationFn: (organizationId: string) =>
       unwrap(api.POST('/api/v1/auth/switch-organization', { body: { organizationId } })),
-    onSuccess: () => qc.resetQueries(),
+    // The page's IDs belong to the old organization: go to the section's list first, so
+    // nothing asks for them again, then drop everything cached for the old organization.
+    onSuccess: async () => {
+      await navigate({ to: sectionOf(pathname) });
+      await qc.resetQueries();
+    },
   });
   if (!me) return null;
   const orgs = me.organizations ?? [];

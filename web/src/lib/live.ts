@@ -126,7 +126,46 @@ export function applyChange(qc: QueryClient, change: Change): void {
   });
 }
 
-/** Keeps one EventSource open while signed in; reconnects with backoff. */
+/**
+ * The pools whose audit trail a change may have added to: the pools it names and those whose
+ * cached members it names (the health entry is written as the health changes).
+ */
+export function poolsTouched(qc: QueryClient, change: Change): Set<string> {
+  const ids = new Set(change.pools.map((p) => p.id));
+  const gws = new Set(change.gateways.map((g) => g.id));
+  for (const [, p] of qc.getQueriesData<PoolDetail>({ queryKey: ['pool'] })) {
+    if (p && Array.isArray(p.members) && p.members.some((m) => gws.has(m.id))) ids.add(p.id);
+  }
+  return ids;
+}
+
+export const AUDIT_REFRESH_MS = 750;
+
+/**
+ * Refetches the open pool sheets' audit trails once the burst of health events for their pool
+ * is over: one refetch per burst, late enough for the entry to be stored.
+ */
+export function auditRefresher(qc: QueryClient, waitMs = AUDIT_REFRESH_MS) {
+  const pending = new Set<string>();
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  return {
+    note(change: Change) {
+      for (const id of poolsTouched(qc, change)) pending.add(id);
+      if (!pending.size) return;
+      clearTimeout(timer);
+      timer = setTimeout(() => {
+        for (const id of pending) void qc.invalidateQueries({ queryKey: ['audit', 'pool', id] });
+        pending.clear();
+      }, waitMs);
+    },
+    stop: () => clearTimeout(timer),
+  };
+}
+
+/**
+ * Keeps one EventSource open while signed in; reconnects with backoff, at most 5 s apart, so
+ * the page is live again within seconds of a platform restart.
+ */
 export function useLiveHealth(enabled: boolean): void {
   const qc = useQueryClient();
   useEffect(() => {
@@ -135,6 +174,7 @@ export function useLiveHealth(enabled: boolean): void {
     let retry: ReturnType<typeof setTimeout> | undefined;
     let attempt = 0;
     let stopped = false;
+    const audit = auditRefresher(qc);
     const open = () => {
       source = new EventSource('/api/v1/events');
       source.addEventListener('snapshot', (ev) => {
@@ -145,26 +185,34 @@ export function useLiveHealth(enabled: boolean): void {
         void qc.invalidateQueries({ queryKey: ['pool'] });
       });
       source.addEventListener('health', (ev) => {
-        applyChange(qc, JSON.parse((ev as MessageEvent<string>).data) as Change);
+        const change = JSON.parse((ev as MessageEvent<string>).data) as Change;
+        applyChange(qc, change);
+        audit.note(change);
       });
       source.addEventListener('end', () => {
         // The server ends the stream when the session ends: find out whether we are signed out.
         void qc.invalidateQueries({ queryKey: ['me'] });
         drop();
       });
-      source.onerror = () => drop();
+      source.onerror = () => {
+        // Asking who we are finds out whether the platform is away (the shell then says so
+        // and keeps asking every 5 s) or whether the session ended.
+        void qc.invalidateQueries({ queryKey: ['me'] });
+        drop();
+      };
     };
     const drop = () => {
       source?.close();
       setConnected(false);
       if (stopped) return;
-      const wait = Math.min(30_000, 1000 * 2 ** attempt++);
+      const wait = Math.min(POLL_MS, 1000 * 2 ** attempt++);
       retry = setTimeout(open, wait);
     };
     open();
     return () => {
       stopped = true;
       clearTimeout(retry);
+      audit.stop();
       source?.close();
       setConnected(false);
     };

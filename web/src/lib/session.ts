@@ -1,11 +1,14 @@
 import { useQuery } from '@tanstack/react-query';
-import { api, unwrap } from '../api/client';
+import { api, isUnreachable, unwrap } from '../api/client';
 import type { LicenseView, Me } from '../api/types';
+import { POLL_MS } from './live';
 
 export const meQuery = {
   queryKey: ['me'],
   queryFn: () => unwrap<Me>(api.GET('/api/v1/me')),
-  retry: false,
+  // Asked again only while the platform is away; a 401 shows the sign-in form at once.
+  retry: (_count: number, err: unknown) => isUnreachable(err),
+  retryDelay: () => POLL_MS,
   staleTime: 30_000,
 } as const;
 

@@ -61,6 +61,9 @@ export function EnrollmentTokensPage() {
       <h1 className="text-2xl font-semibold">Enrollment tokens</h1>
       <Card title="New token">
         <Permitted check={canCreate}>
+          <p className="mb-3 text-sm text-slate-700">
+            Single-use: one token enrolls one gateway. Create one per gateway.
+          </p>
           <Form className="grid gap-3 md:grid-cols-3" onSubmit={() => create.mutate()}>
             <Field label="Token name">
               {(id) => (
@@ -125,7 +128,8 @@ export function EnrollmentTokensPage() {
         >
           <p className="text-sm font-medium text-green-900">
             Token “{created.name}” created. It is shown only once and expires{' '}
-            {new Date(created.expiresAt).toLocaleString()}.
+            {new Date(created.expiresAt).toLocaleString()}. Single-use: one token enrolls one
+            gateway.
           </p>
           <p className="mt-2 text-sm">
             Run this on a host inside the network (replace the name and what it may reach):
