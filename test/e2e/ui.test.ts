@@ -168,7 +168,15 @@ describe('web UI in Chromium', () => {
       await page.getByRole('button', { name: 'Copy command' }).click();
       const copied = (await page.evaluate('navigator.clipboard.readText()')) as string;
       expect(copied).toBe(shown);
-      if (name === 'gw-a') await check('06-enrollment-token');
+      if (name === 'gw-a') {
+        // Said where the token is shown and where it is made: one token, one gateway.
+        await page
+          .getByRole('region', { name: 'New enrollment token' })
+          .getByText('Single-use: one token enrolls one gateway.')
+          .waitFor();
+        await page.getByText('Single-use: one token enrolls one gateway. Create one').waitFor();
+        await check('06-enrollment-token');
+      }
       const m =
         /^gatepool gateway start --platform (\S+) --token (\S+) --name <gateway-name> --allow <host:port>$/.exec(
           copied,
@@ -213,6 +221,14 @@ describe('web UI in Chromium', () => {
     expect(navigations).toBe(0);
     expect(figures.killToUnreachableMs).toBeLessThan(2000);
     expect(figures.killTo1of2Ms).toBeLessThan(2000);
+    // The sheet's audit trail follows the health change without reopening.
+    await sheet
+      .locator('[aria-labelledby="pool-audit-title"] li')
+      .first()
+      .filter({ hasText: 'gateway-pool.degraded' })
+      .waitFor({ timeout: 5000 });
+    figures.killToAuditEntryMs = Date.now() - t0;
+    expect(navigations).toBe(0);
     await check('10-pool-sheet-member-down');
   });
 
@@ -393,10 +409,28 @@ describe('web UI in Chromium', () => {
       // One 5 s poll plus a request, with room for a loaded machine.
       expect(figures.pollingKillToUnreachableMs).toBeLessThan(8000);
       await screenshot(p, '18-polling-fallback');
+
+      // The platform goes away (every request refused, as during a restart): the page stays,
+      // says so, and comes back by itself when the platform answers again.
+      let down = true;
+      await pctx.route('**/api/v1/**', (route) =>
+        down ? route.abort('connectionrefused') : route.fallback(),
+      );
+      const banner = p.getByRole('status').filter({ hasText: 'The platform is unreachable' });
+      await banner.waitFor({ timeout: 9000 });
+      await row.getByText('Unreachable', { exact: true }).waitFor();
+      // No error in place of the page: what was loaded stays.
+      expect(await p.getByRole('alert').allTextContents()).toEqual([]);
+      await screenshot(p, '19-platform-unreachable');
+      const t1 = Date.now();
+      down = false;
+      await banner.waitFor({ state: 'detached', timeout: 9000 });
+      figures.unreachableToRecoveredMs = Date.now() - t1;
+      await row.getByText('Unreachable', { exact: true }).waitFor();
     } finally {
       await pctx.close();
     }
-  }, 30_000);
+  }, 45_000);
 
   it('no console errors and no serious accessibility violations on any page', () => {
     expect(errors).toEqual([]);

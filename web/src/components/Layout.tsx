@@ -48,10 +48,11 @@ export function Root() {
     );
   return (
     <>
+      {/* Above open sheets and dialogs, clear of their titles and of the page's layout. */}
       {!reachable && (
         <div
           role="status"
-          className="sticky top-0 z-40 border-b border-amber-300 bg-amber-50 px-4 py-2 text-sm text-amber-900"
+          className="fixed right-4 bottom-4 z-[60] max-w-md rounded-md border border-amber-300 bg-amber-50 px-4 py-2 text-sm text-amber-900 shadow-lg"
         >
           The platform is unreachable — retrying every 5 s. The page shows what was last loaded.
         </div>

@@ -195,9 +195,10 @@ export function useLiveHealth(enabled: boolean): void {
         drop();
       });
       source.onerror = () => {
-        // Asking who we are finds out whether the platform is away (the shell then says so
-        // and keeps asking every 5 s) or whether the session ended.
-        void qc.invalidateQueries({ queryKey: ['me'] });
+        // A live stream that drops: asking who we are finds out whether the platform is away
+        // (the shell then says so and keeps asking every 5 s) or whether the session ended.
+        // A stream a proxy never lets through is not news each time.
+        if (connected) void qc.invalidateQueries({ queryKey: ['me'] });
         drop();
       };
     };

@@ -45,7 +45,6 @@ export function usePools(enabled = true) {
     queryFn: () => unwrap<Page<Pool>>(api.GET('/api/v1/gateway-pools')),
     refetchInterval: pollUnlessLive,
     enabled,
-    retry: false,
   });
 }
 
