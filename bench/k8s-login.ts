@@ -104,6 +104,8 @@ async function main(): Promise<void> {
     poolName: 'bench-pool',
     members: ['bench-gw-1', 'bench-gw-2', 'bench-gw-3'],
     allow: [`127.0.0.1:${kube.port}`],
+    // The direct baseline: the platform dials the stand-in itself, which the operator must allow.
+    directTargets: [`127.0.0.1:${kube.port}`],
   });
   const { platform, base, token, agents } = bench;
   // The kubernetes-auth routes on the platform's context, without the per-IP login limit.

@@ -72,6 +72,8 @@ export async function startBenchPool(opts: {
   members: string[];
   /** Targets the agents may reach (`--allow`). */
   allow: string[];
+  /** Targets the platform itself may reach without a gateway (GATEPOOL_DIRECT_TARGETS). */
+  directTargets?: string[];
 }): Promise<BenchPool> {
   const dataDir = await mkdtemp(join(tmpdir(), `gatepool-bench-${opts.label}-`));
   const keys = await generateKeyPair('EdDSA', { crv: 'Ed25519', extractable: true });
@@ -84,6 +86,7 @@ export async function startBenchPool(opts: {
       GATEPOOL_DATA_DIR: dataDir,
       GATEPOOL_LOG_LEVEL: 'silent',
       GATEPOOL_LICENSE_PUBLIC_KEY: await exportSPKI(keys.publicKey),
+      GATEPOOL_DIRECT_TARGETS: (opts.directTargets ?? []).join(','),
     }),
     { logger: pino({ level: 'silent' }), database: await openDatabase({}) },
   );
