@@ -1,7 +1,11 @@
 import cookie from '@fastify/cookie';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
-import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import Fastify, {
+  type FastifyBaseLogger,
+  type FastifyInstance,
+  type FastifyRequest,
+} from 'fastify';
 import {
   jsonSchemaTransform,
   serializerCompiler,
@@ -10,9 +14,10 @@ import {
 } from 'fastify-type-provider-zod';
 import { auditRoutes } from './audit/routes.js';
 import { authenticate } from './auth/authenticate.js';
+import type { CredentialCache } from './auth/credential-cache.js';
 import { authRoutes } from './auth/routes.js';
 import type { AppContext } from './context.js';
-import { installAuth } from './http/auth-hook.js';
+import { API_PREFIX, installAuth } from './http/auth-hook.js';
 import { installErrorHandling } from './http/error-handler.js';
 import type { Api } from './http/schemas.js';
 import { identityRoutes } from './identities/routes.js';
@@ -40,6 +45,31 @@ export interface BuildAppOptions {
   modules?: RouteModule[];
   /** Extra plain routes outside /api/v1 (e.g. /metrics). */
   extra?: (app: FastifyInstance) => void;
+}
+
+const CHANGES = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
+
+/**
+ * Any change through the API clears the whole credential cache once its route has run and
+ * before its answer leaves, whatever the answer (a route may commit and then fail): the next
+ * request after a logout, a revoked token, a removed member or an edited role is then resolved
+ * from the database. Why everything, every time: writes are rare next to reads, so a full
+ * flush is cheap, and unlike invalidating what each route touched it cannot miss a path.
+ * A request the auth hook turned away ran no route code and changed nothing; not clearing for
+ * it keeps unauthenticated traffic from emptying the cache at will.
+ */
+function forgetCredentialsOnChange(app: FastifyInstance, credentials: CredentialCache): void {
+  const admitted = new WeakSet<FastifyRequest>();
+  // preParsing runs after every onRequest hook, the auth hook included.
+  app.addHook('preParsing', (req, _reply, payload, done) => {
+    admitted.add(req);
+    done(null, payload);
+  });
+  app.addHook('onSend', (req, _reply, payload, done) => {
+    if (CHANGES.has(req.method) && req.url.startsWith(API_PREFIX) && admitted.has(req))
+      credentials.clear();
+    done(null, payload);
+  });
 }
 
 export async function buildApp(ctx: AppContext, opts: BuildAppOptions): Promise<Api> {
@@ -75,6 +105,7 @@ export async function buildApp(ctx: AppContext, opts: BuildAppOptions): Promise<
   await app.register(swaggerUi, { routePrefix: '/api/docs' });
 
   installAuth(app, { authenticate: (req) => authenticate(ctx, req), licenses: ctx.licenses });
+  forgetCredentialsOnChange(app, ctx.credentials);
 
   app.get('/healthz', { schema: { hide: true } }, async () => ({ status: 'ok' }));
   app.get('/readyz', { schema: { hide: true } }, async (_req, reply) => {

@@ -1,5 +1,6 @@
 import type { FastifyBaseLogger } from 'fastify';
 import type { AuditLog } from './audit/service.js';
+import type { CredentialCache } from './auth/credential-cache.js';
 import type { RateLimiter } from './auth/rate-limit.js';
 import type { Config } from './config.js';
 import type { ConsumerRegistry } from './consumers/registry.js';
@@ -22,6 +23,8 @@ export interface CoreContext {
   audit: AuditLog;
   licenses: LicenseService;
   log: FastifyBaseLogger;
+  /** Resolved callers by credential; cleared by every change made through this process. */
+  credentials: CredentialCache;
   limits: {
     /** Password logins per client IP (GATEPOOL_LOGIN_RATE_LIMIT a minute). */
     loginPerIp: RateLimiter;

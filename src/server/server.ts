@@ -15,6 +15,7 @@ import { poolRoutes } from './pools/routes.js';
 import { PoolRuntime } from './pools/runtime.js';
 import { TunnelHub } from './tunnel/hub.js';
 import { AuditLog } from './audit/service.js';
+import { CredentialCache } from './auth/credential-cache.js';
 import { RateLimiter } from './auth/rate-limit.js';
 import { buildApp } from './app.js';
 import type { Config } from './config.js';
@@ -118,6 +119,7 @@ export async function startPlatform(config: Config, opts: StartOptions): Promise
     metrics,
     poolRuntime: pools,
     consumers: new ConsumerRegistry(CONSUMER_KINDS),
+    credentials: new CredentialCache(),
     limits: {
       loginPerIp: new RateLimiter(config.loginRateLimit, 60_000),
       loginPerAccount: new RateLimiter(5, 60_000),
@@ -154,7 +156,7 @@ export async function startPlatform(config: Config, opts: StartOptions): Promise
     await database.close();
     throw withHint(err, 'GATEPOOL_PORT');
   }
-  const stopLocalAdmin = startLocalAdmin(database, config, log);
+  const stopLocalAdmin = startLocalAdmin(database, config, log, () => ctx.credentials.clear());
   const address = app.server.address();
   const port = typeof address === 'object' && address ? address.port : config.port;
   const shownHost = config.host === '0.0.0.0' || config.host === '::' ? 'localhost' : config.host;

@@ -297,6 +297,8 @@ describe.each(DRIVERS)('members, identities and roles on %s', (driver) => {
         .update(identityAccessTokens)
         .set({ expiresAt: new Date(Date.now() - 1000) })
         .where(eq(identityAccessTokens.id, bot.tokenId));
+      // Edited by hand behind the platform: its credential cache would notice only after 30 s.
+      tp.platform.ctx.credentials.clear();
       const res = await bot.client.get('/api/v1/me');
       expect(res.status).toBe(401);
       expect(res.body.error.message).toMatch(/expired/);

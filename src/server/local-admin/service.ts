@@ -67,20 +67,30 @@ function str(v: unknown): string | undefined {
   return typeof v === 'string' ? v : undefined;
 }
 
-async function handle(database: Database, config: Config, req: LocalRequest): Promise<LocalAnswer> {
+async function handle(
+  database: Database,
+  config: Config,
+  req: LocalRequest,
+  forgetCredentials: () => void,
+): Promise<LocalAnswer> {
   switch (req.op) {
     case 'create-org': {
       const name = str(req.name);
       const adminEmail = str(req.adminEmail);
       if (!name || !adminEmail)
         return { body: { ok: false, error: 'name and adminEmail are required' } };
-      return {
-        body: await createOrgForOperator(database, {
-          name,
-          adminEmail,
-          adminPassword: str(req.adminPassword),
-        }),
-      };
+      try {
+        return {
+          body: await createOrgForOperator(database, {
+            name,
+            adminEmail,
+            adminPassword: str(req.adminPassword),
+          }),
+        };
+      } finally {
+        // Users and memberships changed: the API's cached callers go, as after any API change.
+        forgetCredentials();
+      }
     }
     case 'backup': {
       const b = await backupForOperator(database, config);
@@ -98,17 +108,19 @@ async function handle(database: Database, config: Config, req: LocalRequest): Pr
  * Starts what the platform does for its embedded database beyond serving the API: answering
  * operator commands on the data directory socket and scheduled snapshots. Returns the stop
  * function (waits for a snapshot in progress). Nothing to do on PostgreSQL.
+ * `forgetCredentials` clears the API's credential cache after a command that changes people.
  */
 export function startLocalAdmin(
   database: Database,
   config: Config,
   log: LocalAdminLog,
+  forgetCredentials: () => void,
 ): () => Promise<void> {
   if (!database.lock) return async () => undefined;
   const alog = log.child({ component: 'local-admin' });
   database.lock.serve(async (req) => {
     alog.info({ op: req.op }, 'operator command over the data directory socket');
-    return handle(database, config, req);
+    return handle(database, config, req, forgetCredentials);
   });
   return scheduleSnapshots(
     database,

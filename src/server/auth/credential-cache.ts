@@ -1,0 +1,115 @@
+import type { Actor } from './actor.js';
+
+/**
+ * Resolved callers by the SHA-256 of their credential (never the credential itself), so that
+ * a request with a known session or access token costs no database query: on the embedded
+ * database every query costs the platform's own event loop a millisecond or two, on every
+ * request and every `gatepool connect`.
+ *
+ * Correctness rests on invalidation, not on the age limit: everything this process changes
+ * about people, identities, roles or credentials clears the whole cache before it answers
+ * (see app.ts and local-admin/). The age limit only bounds how long a change made behind the
+ * platform's back (someone editing the database by hand) goes unnoticed. A credential's own
+ * expiry is honoured to the millisecond: an expired one is never served from here.
+ */
+
+export interface CredentialCacheOptions {
+  /** Entries kept at most; the oldest goes first. */
+  maxEntries?: number;
+  /** How long an entry is served before the database is asked again. */
+  maxAgeMs?: number;
+  /** Milliseconds since the epoch (tests move it). */
+  now?: () => number;
+}
+
+/** What a lookup found in the database, as the cache keeps it. */
+export interface CredentialFill {
+  actor: Actor;
+  /** When the credential itself stops being valid; null for never. */
+  expiresAt: Date | null;
+  /** Access tokens: when "last used" was last written (see authenticate.ts). */
+  lastUsedAt?: Date | null;
+}
+
+export interface CachedCredential {
+  readonly actor: Actor;
+  /** Access tokens: when "last used" was last written; the caller moves it when it writes. */
+  lastUsedAt: number | null;
+}
+
+interface Entry extends CachedCredential {
+  readonly storedAt: number;
+  readonly expiresAt: number | null;
+}
+
+export const CREDENTIAL_CACHE_MAX_ENTRIES = 10_000;
+export const CREDENTIAL_CACHE_MAX_AGE_MS = 30_000;
+
+export class CredentialCache {
+  private readonly entries = new Map<string, Entry>();
+  private readonly maxEntries: number;
+  private readonly maxAgeMs: number;
+  private readonly now: () => number;
+  private gen = 0;
+
+  constructor(opts: CredentialCacheOptions = {}) {
+    this.maxEntries = Math.max(1, opts.maxEntries ?? CREDENTIAL_CACHE_MAX_ENTRIES);
+    this.maxAgeMs = opts.maxAgeMs ?? CREDENTIAL_CACHE_MAX_AGE_MS;
+    this.now = opts.now ?? (() => Date.now());
+  }
+
+  /**
+   * Take this before reading the database and hand it to `set`: a clear() in between (a
+   * revocation committed while the lookup ran) makes the fill stale, and it is dropped.
+   */
+  generation(): number {
+    return this.gen;
+  }
+
+  /** The cached caller, or undefined when unknown, too old or the credential has expired. */
+  get(tokenHash: string): CachedCredential | undefined {
+    const entry = this.entries.get(tokenHash);
+    if (!entry) return undefined;
+    const now = this.now();
+    if (
+      now - entry.storedAt >= this.maxAgeMs ||
+      (entry.expiresAt !== null && now >= entry.expiresAt)
+    ) {
+      this.entries.delete(tokenHash);
+      return undefined;
+    }
+    return entry;
+  }
+
+  /** Stores a fill unless the cache was cleared since `generation`; says whether it did. */
+  set(tokenHash: string, generation: number, fill: CredentialFill): boolean {
+    if (generation !== this.gen) return false;
+    const now = this.now();
+    const expiresAt = fill.expiresAt ? fill.expiresAt.getTime() : null;
+    if (expiresAt !== null && now >= expiresAt) return false;
+    this.entries.delete(tokenHash);
+    while (this.entries.size >= this.maxEntries) {
+      const oldest = this.entries.keys().next().value;
+      if (oldest === undefined) break;
+      this.entries.delete(oldest);
+    }
+    this.entries.set(tokenHash, {
+      // Shared by every request of this caller until the next clear: nothing may change it.
+      actor: Object.freeze({ ...fill.actor }),
+      lastUsedAt: fill.lastUsedAt ? fill.lastUsedAt.getTime() : null,
+      storedAt: now,
+      expiresAt,
+    });
+    return true;
+  }
+
+  /** Forgets every caller, and every lookup still running is not stored either. */
+  clear(): void {
+    this.gen++;
+    this.entries.clear();
+  }
+
+  get size(): number {
+    return this.entries.size;
+  }
+}
