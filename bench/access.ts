@@ -6,16 +6,24 @@
  *     measured with sequential node-postgres connects (direct vs through);
  *  3. `pgbench -S -C` through the pool with one member SIGKILLed mid-run: failed connection
  *     attempts (the CLI's "refused" lines: goal 0) and connections broken in flight.
+ * In the same run, 1 and 2 also go through reference relays with nothing of ours in them
+ * (bench/lib/chain-relay.ts): one socat hop, and three Node processes in a row — where the CLI,
+ * the platform and the gateway stand — plain TCP, or with the middle link in TLS like the tunnel.
+ * Every process of the path shares this machine's CPUs with pgbench and PostgreSQL, so these say
+ * what ratio any relay of that shape reaches here.
  * Env: BENCH_SECONDS (8 per pgbench run), BENCH_CLIENTS (8).
  * Run: node --import tsx bench/access.ts   (writes bench/results/access.json)
  */
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import net from 'node:net';
+import { createInterface } from 'node:readline';
 import os from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
 import { agentFromBuild, ROOT, sleep, within } from '../test/tunnel/harness.js';
+import { createTunnelServerCa, createTunnelServerCert } from '../src/server/gateways/pki.js';
 import { must, startBenchPool } from './lib/pool-platform.js';
 import { writeResults } from './lib/results.js';
 
@@ -146,6 +154,72 @@ async function startConnect(target: string, platform: string, token: string): Pr
   };
 }
 
+interface Relay {
+  port: number;
+  close(): void;
+}
+
+/** One chain-relay.ts process relaying to `to`; its port once it listens. */
+async function chainLink(
+  to: number,
+  extra: string[],
+): Promise<{ port: number; child: ChildProcess }> {
+  const child = spawn(
+    process.execPath,
+    ['--import', 'tsx', join(ROOT, 'bench/lib/chain-relay.ts'), String(to), ...extra],
+    { cwd: ROOT, stdio: ['pipe', 'pipe', 'inherit'] },
+  );
+  const [line] = (await within(
+    once(createInterface({ input: child.stdout! }), 'line'),
+    30_000,
+    'chain relay',
+  )) as [string];
+  return { port: Number(line), child };
+}
+
+/** Three relay processes in a row to `target`; with `tls`, the middle link is TLS 1.3. */
+async function relayChain(target: number, tls: boolean, dir: string): Promise<Relay> {
+  let tlsArgs: { listen: string[]; connect: string[] } = { listen: [], connect: [] };
+  if (tls) {
+    const ca = await createTunnelServerCa();
+    const cert = await createTunnelServerCert(ca);
+    const files = ['ca.crt', 'relay.crt', 'relay.key'].map((f) => join(dir, f));
+    await writeFile(files[0]!, ca.certPem, { mode: 0o600 });
+    await writeFile(files[1]!, cert.certPem, { mode: 0o600 });
+    await writeFile(files[2]!, cert.keyPem, { mode: 0o600 });
+    tlsArgs = {
+      listen: ['--tls-listen', files[1]!, files[2]!],
+      connect: ['--tls-connect', files[0]!],
+    };
+  }
+  const gateway = await chainLink(target, tlsArgs.listen);
+  const platform = await chainLink(gateway.port, tlsArgs.connect);
+  const client = await chainLink(platform.port, []);
+  return {
+    port: client.port,
+    close: () => [gateway, platform, client].forEach((l) => l.child.stdin?.end()),
+  };
+}
+
+/** `socat` relaying plain TCP to `target` (one hop, C, a process per connection). */
+async function socatRelay(target: number): Promise<Relay | null> {
+  const probe = net.createServer();
+  await new Promise<void>((r) => probe.listen(0, '127.0.0.1', r));
+  const port = (probe.address() as net.AddressInfo).port;
+  await new Promise<void>((r) => probe.close(() => r()));
+  const child = spawn(
+    'socat',
+    [`TCP-LISTEN:${port},bind=127.0.0.1,reuseaddr,fork,nodelay`, `TCP:127.0.0.1:${target},nodelay`],
+    { stdio: 'ignore' },
+  );
+  const failed = await Promise.race([
+    once(child, 'error').then(() => true),
+    sleep(300).then(() => false),
+  ]);
+  if (failed || child.exitCode !== null) return null;
+  return { port, close: () => child.kill() };
+}
+
 async function main(): Promise<void> {
   const db = `gatepool_bench_access_${process.pid}`;
   const admin = ['-X', '-q', '-h', PG.host, '-p', String(PG.port), '-U', PG.user, '-d', 'postgres'];
@@ -165,7 +239,21 @@ async function main(): Promise<void> {
     allow: [`${PG.host}:${PG.port}`],
   });
   let connect: Connect | undefined;
+  const relayDir = await mkdtemp(join(os.tmpdir(), 'gatepool-bench-chain-'));
+  const references: { name: string; label: string; relay: Relay }[] = [];
   try {
+    const socat = await socatRelay(PG.port);
+    if (socat) references.push({ name: 'socat', label: 'socat, one hop (C)', relay: socat });
+    references.push({
+      name: 'nodeTcpChain',
+      label: 'three Node relay processes, plain TCP',
+      relay: await relayChain(PG.port, false, relayDir),
+    });
+    references.push({
+      name: 'nodeTlsChain',
+      label: 'three Node relay processes, middle link TLS 1.3',
+      relay: await relayChain(PG.port, true, relayDir),
+    });
     await must(
       bench.base,
       'POST',
@@ -184,9 +272,10 @@ async function main(): Promise<void> {
     const through = connect.port;
     console.log(`gatepool connect listening on 127.0.0.1:${through}`);
 
-    // Warm both paths (JIT, the platform's caches, PostgreSQL's buffers).
+    // Warm every path (JIT, the platform's caches, PostgreSQL's buffers).
     await connectTimes(PG.port, db, 20);
     await connectTimes(through, db, 20);
+    for (const r of references) await connectTimes(r.relay.port, db, 20);
 
     const persistentDirect = await pgbench(PG.port, db, []);
     const persistentThrough = await pgbench(through, db, []);
@@ -196,6 +285,24 @@ async function main(): Promise<void> {
     console.log('pgbench -S -C: direct', perConnDirect, 'through', perConnThrough);
     const setupDirect = await connectTimes(PG.port, db, CONNECTS);
     const setupThrough = await connectTimes(through, db, CONNECTS);
+    const referenceRuns = [];
+    for (const r of references) {
+      const persistent = await pgbench(r.relay.port, db, []);
+      const perConn = await pgbench(r.relay.port, db, ['-C']);
+      const setup = await connectTimes(r.relay.port, db, CONNECTS);
+      referenceRuns.push({
+        name: r.name,
+        label: r.label,
+        persistentTps: persistent.tps,
+        persistentTpsRatio: round(persistent.tps / persistentDirect.tps),
+        persistentP50Ms: persistent.p50Ms,
+        perConnectionTps: perConn.tps,
+        perConnectionTpsRatio: round(perConn.tps / perConnDirect.tps),
+        setupOverheadP50Ms: round(round(pct(setup, 50)) - round(pct(setupDirect, 50))),
+      });
+      console.log(`reference ${r.label}:`, referenceRuns[referenceRuns.length - 1]);
+    }
+    const chain = referenceRuns.find((r) => r.name === 'nodeTlsChain');
 
     // A member SIGKILLed a third of the way into a -C run through the pool.
     const before = connect.stderr().length;
@@ -224,7 +331,10 @@ async function main(): Promise<void> {
         through: persistentThrough,
         tpsRatio: round(persistentThrough.tps / persistentDirect.tps),
         goalTpsRatio: 0.8,
+        // 1 = as fast as three bare Node relays with a TLS middle link in this run.
+        tpsVsTlsRelayChain: chain ? round(persistentThrough.tps / chain.persistentTps) : null,
       },
+      referenceRelays: referenceRuns,
       connectionPerTransaction: {
         direct: perConnDirect,
         through: perConnThrough,
@@ -251,6 +361,8 @@ async function main(): Promise<void> {
     };
     await writeResults('access', results);
   } finally {
+    for (const r of references) r.relay.close();
+    await rm(relayDir, { recursive: true, force: true });
     await connect?.stop();
     await bench.close();
     await run('psql', [...admin, '-c', `DROP DATABASE IF EXISTS ${db} WITH (FORCE)`], 30_000);

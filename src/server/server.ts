@@ -83,7 +83,15 @@ export async function startPlatform(config: Config, opts: StartOptions): Promise
   const cas = new CaStore(database.db, box);
   await cas.load();
   const serverCert = await cas.tunnelServerCert([config.tunnelHostname]);
-  const audit = new AuditLog(database.db);
+  const audit = new AuditLog(database.db, {
+    onError: (err, dropped) =>
+      dropped
+        ? log.error(
+            { dropped },
+            'audit queue full while the database is away: oldest entries dropped',
+          )
+        : log.warn({ err }, 'audit entries not written yet; retrying'),
+  });
   const metrics: PlatformMetrics = new PlatformMetrics(() => registry.healthCounts());
   const hub: TunnelHub = new TunnelHub({
     host: config.host,
@@ -174,6 +182,8 @@ export async function startPlatform(config: Config, opts: StartOptions): Promise
         await hub.close();
         await app.close();
         await stopLocalAdmin();
+        // Connection events recorded off the request path are written before the database goes.
+        await audit.drain();
         await database.close();
       })();
       return closing;

@@ -112,10 +112,15 @@ describe.each(DRIVERS)('access targets API on %s', (driver) => {
     expect(moved.status).toBe(200);
     expect(moved.body).toMatchObject({ gatewayId, gatewayPoolId: null, port: 6432 });
     expect(moved.body.gateway).toEqual({ id: gatewayId, name: 'edge-1' });
+    // Connections look targets up from memory: a change is what the next one sees.
+    const afterMove = await admin.client.get('/api/v1/access-targets/orders-db/connect');
+    expect(afterMove.body).toMatchObject({ gatewayId, gatewayPoolId: null, port: 6432 });
 
     const del = await admin.client.delete('/api/v1/access-targets/orders-db');
     expect(del.status).toBe(204);
     expect((await admin.client.get(`/api/v1/access-targets/${id}`)).status).toBe(404);
+    expect((await admin.client.get('/api/v1/access-targets/orders-db/connect')).status).toBe(404);
+    expect((await admin.client.get(`/api/v1/access-targets/${id}/connect`)).status).toBe(404);
     const audit = await admin.client.get('/api/v1/audit-logs?event=access-target.*');
     expect(audit.body.items.map((e: { event: string }) => e.event)).toEqual([
       'access-target.delete',

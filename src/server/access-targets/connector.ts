@@ -128,9 +128,7 @@ export class AccessConnector {
           metrics.setupSeconds.observe((performance.now() - started) / 1000);
           const served = { gatewayId: member.gatewayId, gateway: member.gatewayName };
           // Off the connection's path: the client's first bytes must not wait for a write.
-          audit
-            .record(who.actor, 'access.connect', { ...base, ...served }, who)
-            .catch((err: unknown) => log.error({ err }, 'audit of access.connect failed'));
+          audit.recordSoon(who.actor, 'access.connect', { ...base, ...served }, who);
           await this.relay(client, tunnel, target, who, base, served, started);
           return { accepted: true };
         },
@@ -138,14 +136,12 @@ export class AccessConnector {
     } catch (err) {
       if (!(err instanceof NoGatewayAvailableError)) throw err;
       metrics.connections.inc({ result: 'no_gateway' });
-      await audit
-        .record(
-          who.actor,
-          'access.connect-failed',
-          { ...base, reason: err.message, attempts: err.attempts },
-          who,
-        )
-        .catch((e: unknown) => log.error({ err: e }, 'audit of access.connect-failed failed'));
+      audit.recordSoon(
+        who.actor,
+        'access.connect-failed',
+        { ...base, reason: err.message, attempts: err.attempts },
+        who,
+      );
       throw new UnavailableError(
         `Cannot open access target "${target.name}" (${target.host}:${target.port}): ${err.message}.`,
         { attempts: err.attempts },
@@ -168,7 +164,7 @@ export class AccessConnector {
     served: { gatewayId: string; gateway: string },
     started: number,
   ): Promise<void> {
-    const { metrics, audit, log } = this.deps;
+    const { metrics, audit } = this.deps;
     this.live.add(client);
     metrics.open.inc();
     const result = await spliceCounted(client, tunnel, (error, from) => {
@@ -181,22 +177,20 @@ export class AccessConnector {
     metrics.bytes.inc({ direction: 'to_target' }, result.bytesFromA);
     metrics.bytes.inc({ direction: 'from_target' }, result.bytesFromB);
     const durationMs = Math.round(performance.now() - started);
-    await audit
-      .record(
-        who.actor,
-        'access.disconnect',
-        {
-          ...base,
-          ...served,
-          result: result.clean ? 'closed' : 'broken',
-          ...(result.error ? { error: result.error.message } : {}),
-          bytesToTarget: result.bytesFromA,
-          bytesFromTarget: result.bytesFromB,
-          durationMs,
-        },
-        who,
-      )
-      .catch((err: unknown) => log.error({ err }, 'audit of access.disconnect failed'));
+    audit.recordSoon(
+      who.actor,
+      'access.disconnect',
+      {
+        ...base,
+        ...served,
+        result: result.clean ? 'closed' : 'broken',
+        ...(result.error ? { error: result.error.message } : {}),
+        bytesToTarget: result.bytesFromA,
+        bytesFromTarget: result.bytesFromB,
+        durationMs,
+      },
+      who,
+    );
   }
 
   /** Ends every open connection (platform shutdown): clients see an abnormal close, not a hang. */

@@ -249,7 +249,7 @@ export function accessTargetRoutes(app: Api, ctx: AppContext): void {
     },
     async (req, reply) => {
       const actor = actorOf(req);
-      const target = await service.find(actor.orgId, req.params.target);
+      const target = await service.lookup(actor.orgId, req.params.target);
       const upgrade = streams.pending(req.raw, reply.raw);
       if (!upgrade) return view(target, actor);
       // A browser can open a WebSocket with the user's cookie from any site: streams take

@@ -44,8 +44,42 @@ export interface AccessTargetDeps extends AttachDeps {
   audit: AuditLog;
 }
 
+/** How long `lookup` serves a target without asking the database (see there). */
+const LOOKUP_MAX_AGE_MS = 5000;
+const LOOKUP_MAX_ENTRIES = 10_000;
+
 export class AccessTargetService {
+  private readonly lookups = new Map<string, { target: AccessTargetListing; at: number }>();
+  private generation = 0;
+
   constructor(private readonly deps: AccessTargetDeps) {}
+
+  /**
+   * `find` for opening connections, answered from memory: on the embedded database a query
+   * costs the platform's own thread a millisecond or two, on every connection a client opens
+   * (`pgbench -C` opens one per transaction). Every change of a target goes through this
+   * service and forgets what it holds, so a deleted or re-pointed target is never served from
+   * here; the age limit only bounds how long a renamed pool or gateway keeps its old name in
+   * connection audit entries. Only targets found are kept: an unknown name always asks.
+   */
+  async lookup(orgId: string, idOrName: string): Promise<AccessTargetListing> {
+    const key = `${orgId}\u0000${idOrName}`;
+    const hit = this.lookups.get(key);
+    if (hit && performance.now() - hit.at < LOOKUP_MAX_AGE_MS) return hit.target;
+    const generation = this.generation;
+    const target = await this.find(orgId, idOrName);
+    // A change committed while the query ran makes this answer stale: do not keep it.
+    if (generation === this.generation) {
+      if (this.lookups.size >= LOOKUP_MAX_ENTRIES) this.lookups.clear();
+      this.lookups.set(key, { target, at: performance.now() });
+    }
+    return target;
+  }
+
+  private forgetLookups(): void {
+    this.generation += 1;
+    this.lookups.clear();
+  }
 
   /** By id or by name, in the caller's org only: another org's target is not found. */
   async find(orgId: string, idOrName: string): Promise<AccessTargetListing> {
@@ -128,21 +162,23 @@ export class AccessTargetService {
         },
         { targetId: before.id, name: changes.name ?? before.name, changed: Object.keys(changes) },
       ),
-    );
+    ).finally(() => this.forgetLookups());
     return this.find(actor.orgId, before.id);
   }
 
   async remove(orgId: string, who: AuditWho, id: string): Promise<void> {
     const target = await this.find(orgId, id);
-    await this.deps.audit.audited(
-      who,
-      'access-target.delete',
-      async (tx) => {
-        if (!(await deleteTarget(tx, orgId, target.id)))
-          throw new NotFoundError(`Access target "${id}"`);
-      },
-      { targetId: target.id, name: target.name },
-    );
+    await this.deps.audit
+      .audited(
+        who,
+        'access-target.delete',
+        async (tx) => {
+          if (!(await deleteTarget(tx, orgId, target.id)))
+            throw new NotFoundError(`Access target "${id}"`);
+        },
+        { targetId: target.id, name: target.name },
+      )
+      .finally(() => this.forgetLookups());
   }
 
   /**
