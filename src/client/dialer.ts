@@ -5,7 +5,13 @@
  */
 import type { IncomingMessage } from 'node:http';
 import WebSocket from 'ws';
-import { MAX_MESSAGE_BYTES, WsStream } from '../protocol/access-stream.js';
+import {
+  MAX_MESSAGE_BYTES,
+  OPEN_MESSAGE,
+  OPENED_MESSAGE,
+  REFUSED_PREFIX,
+  WsStream,
+} from '../protocol/access-stream.js';
 import { describeRefusal, unreachable } from './api.js';
 import { ClientError } from './errors.js';
 
@@ -15,18 +21,76 @@ export interface DialOptions {
   target: string;
   /** Bound on the handshake, which includes the platform opening the target (failover budget 10 s). */
   timeoutMs?: number;
+  /** A standby: the handshake completes at once, the target opens on `requestOpen`. */
+  deferred?: boolean;
 }
 
-export function streamUrl(platform: string, target: string): string {
+export function streamUrl(platform: string, target: string, deferred = false): string {
   const url = new URL(platform);
   url.protocol = url.protocol === 'https:' ? 'wss:' : 'ws:';
   url.pathname = `${url.pathname.replace(/\/+$/, '')}/api/v1/access-targets/${encodeURIComponent(target)}/connect`;
+  if (deferred) url.search = '?open=deferred';
   return url.toString();
+}
+
+export type OpenOutcome =
+  | { kind: 'opened' }
+  | { kind: 'refused'; message: string }
+  /** The stream ended without an answer (a standby the platform or a proxy had closed). */
+  | { kind: 'gone' };
+
+/**
+ * Asks a standby stream to open its target (protocol/access-stream.ts). Bounded by `timeoutMs`
+ * (the platform's failover budget is 10 s); a timeout is a refusal.
+ */
+export function requestOpen(
+  stream: WsStream,
+  platform: string,
+  timeoutMs = 15_000,
+): Promise<OpenOutcome> {
+  return new Promise((resolve) => {
+    const done = (outcome: OpenOutcome) => {
+      clearTimeout(timer);
+      stream.off('control', onControl);
+      stream.off('close', onClose);
+      stream.off('error', onError);
+      // Unanswered or refused: the stream is done (its close frame must not surface later).
+      if (outcome.kind !== 'opened') stream.destroy();
+      resolve(outcome);
+    };
+    const onControl = (text: string) => {
+      if (text === OPENED_MESSAGE) done({ kind: 'opened' });
+      else if (text.startsWith(REFUSED_PREFIX)) {
+        let body: unknown;
+        try {
+          body = JSON.parse(text.slice(REFUSED_PREFIX.length));
+        } catch {
+          body = undefined;
+        }
+        const status = (body as { error?: { code?: string } } | undefined)?.error?.code;
+        done({
+          kind: 'refused',
+          message: describeRefusal(status === 'unauthorized' ? 401 : 0, body, platform),
+        });
+      }
+    };
+    const onClose = () => done({ kind: 'gone' });
+    const onError = () => undefined;
+    const timer = setTimeout(() => {
+      stream.destroy();
+      done({ kind: 'refused', message: 'the platform did not open the connection in time' });
+    }, timeoutMs);
+    stream.on('control', onControl);
+    stream.once('close', onClose);
+    stream.on('error', onError);
+    if (!stream.usable) return done({ kind: 'gone' });
+    stream.sendControl(OPEN_MESSAGE);
+  });
 }
 
 export function dialTarget(opts: DialOptions): Promise<WsStream> {
   return new Promise((resolve, reject) => {
-    const ws = new WebSocket(streamUrl(opts.platform, opts.target), {
+    const ws = new WebSocket(streamUrl(opts.platform, opts.target, opts.deferred), {
       headers: { authorization: `Bearer ${opts.token}`, 'user-agent': 'gatepool-cli' },
       perMessageDeflate: false,
       // A zero masking key (ws skips masking then; measured ~9x the upload throughput). Masking

@@ -3,11 +3,23 @@
  * gets its own client stream to the platform, spliced both ways with half-close. A connection
  * that cannot be opened, or breaks, is closed at once (the local client sees the socket end)
  * and reported as one line; the listener keeps serving.
+ *
+ * Streams are opened ahead of need (standbys, `?open=deferred`): an accepted connection takes
+ * one that is already connected, authenticated and has its target looked up, and only waits
+ * for the target to open. The number kept grows when connections arrive faster than standbys
+ * are made (up to MAX_STANDBYS) and shrinks back to one when that stops. A standby found dead
+ * (closed by the platform or a proxy) costs nothing but a fresh stream.
  */
 import net from 'node:net';
-import { spliceCounted } from '../protocol/access-stream.js';
-import { dialTarget } from './dialer.js';
+import { spliceCounted, type WsStream } from '../protocol/access-stream.js';
+import { dialTarget, requestOpen } from './dialer.js';
 import { ClientError } from './errors.js';
+
+const MAX_STANDBYS = 8;
+/** Standbys are pinged this often (proxies cut idle connections) and their number reviewed. */
+const TICK_MS = 15_000;
+/** After a failed standby, the next waits this long (doubling up to a minute). */
+const STANDBY_RETRY_MS = 1000;
 
 export interface ListenAddress {
   host: string;
@@ -34,11 +46,96 @@ export interface ForwarderOptions {
 export class Forwarder {
   private server: net.Server | undefined;
   private readonly sockets = new Set<net.Socket>();
+  private readonly ready: WsStream[] = [];
+  private dialing = 0;
+  private wanted = 1;
+  private missedSinceTick = false;
+  private standbyFailures = 0;
+  private retryAt = 0;
+  private tick: NodeJS.Timeout | undefined;
+  private closed = false;
   /** Connections that could not be opened, and that broke mid-way. */
   failed = 0;
   broken = 0;
 
   constructor(private readonly opts: ForwarderOptions) {}
+
+  /** Standbys ready now (tests, status). */
+  get standbys(): number {
+    return this.ready.length;
+  }
+
+  private fill(): void {
+    if (this.closed || Date.now() < this.retryAt) return;
+    while (this.ready.length + this.dialing < this.wanted) {
+      this.dialing += 1;
+      dialTarget({
+        platform: this.opts.platform,
+        token: this.opts.token,
+        target: this.opts.target,
+        deferred: true,
+      }).then(
+        (stream) => {
+          this.dialing -= 1;
+          this.standbyFailures = 0;
+          stream.on('error', () => undefined);
+          if (this.closed) return void stream.destroy();
+          this.ready.push(stream);
+          stream.once('close', () => {
+            const at = this.ready.indexOf(stream);
+            if (at >= 0) {
+              this.ready.splice(at, 1);
+              this.fill();
+            }
+          });
+        },
+        () => {
+          // Refused or unreachable: said when a connection needs it (a fresh stream then tells why).
+          this.dialing -= 1;
+          this.standbyFailures += 1;
+          this.retryAt =
+            Date.now() + Math.min(60_000, STANDBY_RETRY_MS * 2 ** (this.standbyFailures - 1));
+        },
+      );
+    }
+  }
+
+  private takeStandby(): WsStream | undefined {
+    for (;;) {
+      const stream = this.ready.shift();
+      if (!stream) break;
+      if (stream.usable) return stream;
+    }
+    this.missedSinceTick = true;
+    this.wanted = Math.min(MAX_STANDBYS, this.wanted + 1);
+    this.fill();
+    return undefined;
+  }
+
+  private onTick(): void {
+    for (const stream of this.ready) stream.ping();
+    if (!this.missedSinceTick) this.wanted = Math.max(1, this.wanted - 1);
+    this.missedSinceTick = false;
+    while (this.ready.length > this.wanted) this.ready.pop()?.closeUnused('standby not needed');
+    this.fill();
+  }
+
+  /** A stream whose target is open: a standby when one is ready, else a fresh one. */
+  private async open(): Promise<WsStream> {
+    const standby = this.takeStandby();
+    if (standby) {
+      const outcome = await requestOpen(standby, this.opts.platform);
+      // Replaced once this open is done: a new stream's handshake would compete with it.
+      setImmediate(() => this.fill());
+      if (outcome.kind === 'opened') return standby;
+      if (outcome.kind === 'refused') throw new ClientError(outcome.message);
+    }
+    return dialTarget({
+      platform: this.opts.platform,
+      token: this.opts.token,
+      target: this.opts.target,
+    });
+  }
 
   async start(): Promise<ListenAddress> {
     const server = net.createServer({ allowHalfOpen: true, pauseOnConnect: true }, (s) =>
@@ -55,6 +152,9 @@ export class Forwarder {
       server.listen(this.opts.listen.port, this.opts.listen.host, () => resolve());
     });
     const addr = server.address() as net.AddressInfo;
+    this.fill();
+    this.tick = setInterval(() => this.onTick(), TICK_MS);
+    this.tick.unref();
     return { host: addr.address, port: addr.port };
   }
 
@@ -65,7 +165,7 @@ export class Forwarder {
     // A local client that gives up while the stream opens must not crash the CLI.
     socket.on('error', () => undefined);
     socket.once('close', () => this.sockets.delete(socket));
-    dialTarget({ platform: this.opts.platform, token: this.opts.token, target: this.opts.target })
+    this.open()
       .then(async (stream) => {
         if (socket.destroyed) {
           stream.destroy();
@@ -94,6 +194,9 @@ export class Forwarder {
   }
 
   async close(): Promise<void> {
+    this.closed = true;
+    clearInterval(this.tick);
+    for (const stream of this.ready.splice(0)) stream.closeUnused('gatepool connect stopped');
     for (const s of this.sockets) s.destroy();
     await new Promise<void>((resolve) =>
       this.server ? this.server.close(() => resolve()) : resolve(),

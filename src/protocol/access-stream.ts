@@ -10,6 +10,12 @@
  * is an abnormal end carrying the reason (a member died, the target reset), so a broken
  * connection never looks like a complete one.
  *
+ * A stream may also be opened ahead of need (`?open=deferred`, the CLI's standby): the
+ * handshake completes at once, and the target is opened only when the client sends the text
+ * message `open`. The platform answers `opened` once the target is open (then bytes flow), or
+ * `refused <JSON error body>` and close code 4001 when it could not be opened — a refusal is
+ * told in full, where a close reason holds 123 bytes.
+ *
  * Shared by the CLI (src/client) and the platform (src/server/access-targets).
  */
 import { Duplex } from 'node:stream';
@@ -17,8 +23,14 @@ import type { RawData, WebSocket } from 'ws';
 
 /** Text message: the sender's half-close. */
 const END_MESSAGE = 'end';
+/** Text messages of a deferred open (see above). */
+export const OPEN_MESSAGE = 'open';
+export const OPENED_MESSAGE = 'opened';
+export const REFUSED_PREFIX = 'refused ';
 /** Close code for an abnormal end; the close reason says why. */
 export const ABORT_CLOSE_CODE = 4000;
+/** Close code after a `refused` message: the target was never opened. */
+export const REFUSED_CLOSE_CODE = 4001;
 /** Messages larger than this are refused (a client sends at most one socket read per message). */
 export const MAX_MESSAGE_BYTES = 4 * 1024 * 1024;
 
@@ -57,11 +69,13 @@ export class WsStream extends Duplex {
     ws.on('message', (data: RawData, isBinary: boolean) => {
       if (this.destroyed) return;
       if (!isBinary) {
-        if (data.toString() === END_MESSAGE && !this.gotEnd) {
+        const text = data.toString();
+        if (text === END_MESSAGE) {
+          if (this.gotEnd) return;
           this.gotEnd = true;
           this.push(null);
           this.closeWhenDone();
-        }
+        } else this.emit('control', text);
         return;
       }
       if (this.gotEnd) return;
@@ -160,6 +174,40 @@ export class WsStream extends Duplex {
   /** Ends the stream abnormally, telling the peer why (a close frame with the reason). */
   abort(reason: string): void {
     this.destroy(new Error(reason));
+  }
+
+  /** A text message of the deferred open (`open`, `opened`); the peer hears it as 'control'. */
+  sendControl(text: string): void {
+    if (this.ws.readyState === this.ws.OPEN) this.ws.send(text, { binary: false });
+  }
+
+  /** Says why the target could not be opened (`body`: the API's JSON error) and closes. */
+  refuse(reason: string, body: unknown): void {
+    if (this.ws.readyState === this.ws.OPEN) {
+      this.ws.send(REFUSED_PREFIX + JSON.stringify(body), { binary: false });
+      this.ws.close(REFUSED_CLOSE_CODE, closeReason(reason));
+      setTimeout(() => this.ws.terminate(), CLOSE_GRACE_MS).unref();
+    }
+    this.destroy();
+  }
+
+  /** Ends a stream that was never used, normally (an idle standby, a shutdown). */
+  closeUnused(reason: string): void {
+    if (this.ws.readyState === this.ws.OPEN) {
+      this.ws.close(1000, closeReason(reason));
+      setTimeout(() => this.ws.terminate(), CLOSE_GRACE_MS).unref();
+    }
+    this.destroy();
+  }
+
+  /** Keeps an idle stream alive through proxies that cut silent connections. */
+  ping(): void {
+    if (this.ws.readyState === this.ws.OPEN) this.ws.ping();
+  }
+
+  /** True while messages can still be sent and received. */
+  get usable(): boolean {
+    return !this.destroyed && this.ws.readyState === this.ws.OPEN;
   }
 
   private closeWhenDone(): void {

@@ -59,6 +59,48 @@ function upgrade(
   });
 }
 
+/**
+ * A standby stream (`?open=deferred`): waits for the handshake, runs `between`, sends `open`
+ * and returns the platform's refusal (these tests have no live gateway) and the close code.
+ */
+function deferred(
+  url: string,
+  target: string,
+  token: string,
+  between?: () => Promise<void>,
+): Promise<{ refusal: { error: { code: string; message: string } }; closeCode: number }> {
+  return new Promise((resolve, reject) => {
+    const ws = new WebSocket(
+      `${url.replace('http', 'ws')}/api/v1/access-targets/${target}/connect?open=deferred`,
+      { headers: { authorization: `Bearer ${token}` }, handshakeTimeout: 10_000 },
+    );
+    let refusal: { error: { code: string; message: string } } | undefined;
+    const timer = setTimeout(() => {
+      ws.terminate();
+      reject(new Error('no answer to open within 15 s'));
+    }, 15_000);
+    ws.once('open', () => {
+      void (between ?? (async () => undefined))().then(
+        () => ws.send('open'),
+        (err: unknown) => reject(err as Error),
+      );
+    });
+    ws.on('message', (data, isBinary) => {
+      const text = data.toString();
+      if (!isBinary && text.startsWith('refused ')) refusal = JSON.parse(text.slice(8));
+    });
+    ws.once('close', (code) => {
+      clearTimeout(timer);
+      if (refusal) resolve({ refusal, closeCode: code });
+      else reject(new Error(`closed (${code}) without a refusal`));
+    });
+    ws.once('unexpected-response', (_req, res) =>
+      reject(new Error(`the handshake answered ${res.statusCode}`)),
+    );
+    ws.once('error', reject);
+  });
+}
+
 describe.each(DRIVERS)('access targets API on %s', (driver) => {
   let tp: TestPlatform;
   let admin: Account;
@@ -307,6 +349,38 @@ describe.each(DRIVERS)('access targets API on %s', (driver) => {
       /^Cannot open access target "streams" \(10\.0\.0\.5:5432\): gateway pool "dc1": /,
     );
     await admin.client.delete('/api/v1/access-targets/streams');
+  });
+
+  it('deferred opens (standbys): the handshake completes at once; `open` is refused in full, and rechecks credential, permission and target', async () => {
+    await admin.client.post('/api/v1/access-targets', {
+      name: 'standby',
+      ...base,
+      gatewayPoolId: poolId,
+    });
+    const memberAccount = await addIdentity(tp, admin, 'member');
+    // No live gateway: the standby still opens; `open` gets the 503's words, not a hang.
+    const down = await deferred(tp.url, 'standby', admin.token);
+    expect(down.refusal.error.code).toBe('gateway_unavailable');
+    expect(down.refusal.error.message).toMatch(
+      /^Cannot open access target "standby" \(10\.0\.0\.5:5432\): gateway pool "dc1": /,
+    );
+    expect(down.closeCode).toBe(4001);
+
+    // Revoked while the standby waited: refused at `open` with the login hint's code.
+    const revoked = await deferred(tp.url, 'standby', memberAccount.token, async () => {
+      const res = await admin.client.delete(
+        `/api/v1/identities/${memberAccount.id}/tokens/${memberAccount.tokenId}`,
+      );
+      expect(res.status).toBeLessThan(300);
+    });
+    expect(revoked.refusal.error.code).toBe('unauthorized');
+
+    // The target deleted while the standby waited: 404 at `open`.
+    const gone = await deferred(tp.url, 'standby', admin.token, async () => {
+      expect((await admin.client.delete('/api/v1/access-targets/standby')).status).toBe(204);
+    });
+    expect(gone.refusal.error.code).toBe('not_found');
+    expect(gone.refusal.error.message).toMatch(/standby/);
   });
 
   it('attach rules: a free plan may not attach a pool; require-pools refuses a new pinned gateway', async () => {

@@ -345,6 +345,46 @@ describe('gatepool connect through a pool of three real gateways', () => {
     }
   });
 
+  it('keeps a stream open ahead of need: a connection takes it, another is made, bursts grow them, a dead one costs no connection', async () => {
+    const lines: string[] = [];
+    const fwd = new Forwarder({
+      platform: s.tp.url,
+      token: member.token,
+      target: 'pg',
+      listen: { host: '127.0.0.1', port: 0 },
+      report: (line) => lines.push(line),
+    });
+    const local = await fwd.start();
+    const query = async () => {
+      const client = new pg.Client({
+        ...PG,
+        user: 'postgres',
+        port: local.port,
+        database: 'postgres',
+      });
+      await client.connect();
+      const { rows } = await client.query('select 1 as one');
+      await client.end();
+      return rows[0].one as number;
+    };
+    try {
+      await waitFor(() => fwd.standbys >= 1, 5000, 'a standby stream');
+      expect(await query()).toBe(1);
+      await waitFor(() => fwd.standbys >= 1, 5000, 'the standby replaced');
+      // Eight at once find one standby: the rest open fresh, and more are kept from then on.
+      expect(await Promise.all(Array.from({ length: 8 }, query))).toEqual(Array(8).fill(1));
+      await waitFor(() => fwd.standbys >= 2, 5000, 'more standbys after a burst');
+      // Standbys cut under the CLI (a proxy's idle timeout, a platform restart).
+      const ready = (fwd as unknown as { ready: { destroy(): void }[] }).ready;
+      for (const standby of [...ready]) standby.destroy();
+      expect(await Promise.all(Array.from({ length: 3 }, query))).toEqual([1, 1, 1]);
+      expect(fwd.failed).toBe(0);
+      expect(lines).toEqual([]);
+    } finally {
+      await fwd.close();
+    }
+  });
+
   it('a member gone quiet (SIGSTOP) gets no new connections after ~0.5 s; none fails', async () => {
     const fwd = new Forwarder({
       platform: s.tp.url,
@@ -371,8 +411,16 @@ describe('gatepool connect through a pool of three real gateways', () => {
         await client.end();
       }
       expect(fwd.failed).toBe(0);
-      const opened = await s.admin.client.get(
-        `/api/v1/audit-logs?event=access.connect&from=${since}&limit=50`,
+      // Connection entries are written in batches a tenth of a second after the event.
+      const opened = await waitFor(
+        async () => {
+          const res = await s.admin.client.get(
+            `/api/v1/audit-logs?event=access.connect&from=${since}&limit=50`,
+          );
+          return res.body.items.length >= 8 ? res : undefined;
+        },
+        5000,
+        'eight access.connect entries',
       );
       const gatewaysUsed = opened.body.items.map(
         (e: { metadata: { gateway: string } }) => e.metadata.gateway,

@@ -10,13 +10,19 @@
 import type { Duplex } from 'node:stream';
 import type { FastifyBaseLogger } from 'fastify';
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
-import { spliceCounted, type WsStream } from '../../protocol/access-stream.js';
+import {
+  OPEN_MESSAGE,
+  OPENED_MESSAGE,
+  spliceCounted,
+  type WsStream,
+} from '../../protocol/access-stream.js';
 import type { AuditLog, AuditWho } from '../audit/service.js';
 import { refOf } from '../consumers/attach.js';
-import { NotFoundError, UnavailableError } from '../errors.js';
+import { DomainError, NotFoundError, UnavailableError } from '../errors.js';
 import { NoGatewayAvailableError, type Served } from '../pools/failover.js';
 import type { PoolRuntime } from '../pools/runtime.js';
 import type { AccessTargetListing } from './queries.js';
+import { errorBodyOf } from './upgrade.js';
 
 export class AccessMetrics {
   readonly open: Gauge;
@@ -80,14 +86,67 @@ export interface ConnectorDeps {
 /** Completes the client's handshake once the target is open; null when the client left. */
 export type AcceptClient = () => Promise<WsStream | null>;
 
+/** What a deferred open checks again when the client asks for the target (see `standby`). */
+export type Recheck = () => Promise<{ orgId: string; who: AuditWho; target: AccessTargetListing }>;
+
+/** How long a standby stream may wait for its `open` before the platform closes it. */
+export const STANDBY_IDLE_MS = 5 * 60_000;
+
 interface Outcome {
   accepted: boolean;
 }
 
 export class AccessConnector {
   private readonly live = new Set<Duplex>();
+  private readonly standbys = new Set<WsStream>();
 
   constructor(private readonly deps: ConnectorDeps) {}
+
+  /**
+   * A deferred open (`gatepool connect`'s standby, protocol/access-stream.ts): the handshake
+   * completes now and the target is opened when the client sends `open`. What the set-up of a
+   * connection costs then is the tunnel open alone: the TCP connection, the HTTP exchange,
+   * authentication and the target's lookup were paid while nobody waited. The caller's
+   * credential, permission and target are checked again at `open` (from memory, see
+   * auth/credential-cache.ts), so a standby never outlives a revocation; a refusal is a
+   * `refused` message with the API's error body, never bytes.
+   */
+  async standby(accept: AcceptClient, recheck: Recheck, idleMs = STANDBY_IDLE_MS): Promise<void> {
+    const client = await accept();
+    if (!client) return;
+    // A client that closes its standby ends it with an error; nobody else listens yet.
+    client.on('error', () => undefined);
+    this.standbys.add(client);
+    const asked = await new Promise<boolean>((resolve) => {
+      const done = (open: boolean) => {
+        clearTimeout(timer);
+        client.off('control', onControl);
+        client.off('close', onClose);
+        resolve(open);
+      };
+      const onControl = (text: string) => text === OPEN_MESSAGE && done(true);
+      const onClose = () => done(false);
+      const timer = setTimeout(() => done(false), idleMs);
+      client.on('control', onControl);
+      client.once('close', onClose);
+    });
+    this.standbys.delete(client);
+    if (!asked) {
+      client.closeUnused('standby unused');
+      return;
+    }
+    try {
+      const { orgId, who, target } = await recheck();
+      await this.connect(orgId, who, target, async () => {
+        if (!client.usable) return null;
+        client.sendControl(OPENED_MESSAGE);
+        return client;
+      });
+    } catch (err) {
+      if (!(err instanceof DomainError)) this.deps.log.error({ err }, 'access connection failed');
+      client.refuse(err instanceof Error ? err.message : 'refused', errorBodyOf(err));
+    }
+  }
 
   /**
    * Opens the target for `who` and relays until either side ends. Resolves once the connection
@@ -196,5 +255,6 @@ export class AccessConnector {
   /** Ends every open connection (platform shutdown): clients see an abnormal close, not a hang. */
   closeAll(reason = 'the platform is shutting down'): void {
     for (const c of this.live) c.destroy(new Error(reason));
+    for (const s of this.standbys) s.closeUnused(reason);
   }
 }

@@ -1,8 +1,9 @@
 import { isIP } from 'node:net';
 import { z } from 'zod';
-import { actorOf, whoOf, type Actor } from '../auth/actor.js';
+import { actorOf, auditActor, whoOf, type Actor } from '../auth/actor.js';
+import { authenticate } from '../auth/authenticate.js';
 import type { AppContext } from '../context.js';
-import { badRequest, DomainError, unauthorized } from '../http/errors.js';
+import { badRequest, DomainError, permissionDenied, unauthorized } from '../http/errors.js';
 import { errorBody, pageQuery, slug, type Api } from '../http/schemas.js';
 import { AccessConnector, AccessMetrics } from './connector.js';
 import type { AccessTargetListing } from './queries.js';
@@ -77,6 +78,15 @@ const patchBody = z
     message: 'give at most one of gatewayId and gatewayPoolId',
     path: ['gatewayPoolId'],
   });
+const connectQuery = z.object({
+  open: z
+    .enum(['deferred'])
+    .optional()
+    .describe(
+      '"deferred": complete the handshake at once and open the target when the client sends the text message "open" (answered "opened", or "refused <error body>" and close code 4001).',
+    ),
+});
+
 const params = z.object({
   target: z
     .string()
@@ -244,6 +254,7 @@ export function accessTargetRoutes(app: Api, ctx: AppContext): void {
         summary:
           'Open a connection to the target: a WebSocket upgrade (binary messages carry the bytes; a text "end" is a half-close). Without an upgrade, returns the target as the caller may use it.',
         params,
+        querystring: connectQuery,
         response: { 200: targetView, ...errors, 503: errorBody },
       },
     },
@@ -261,6 +272,25 @@ export function accessTargetRoutes(app: Api, ctx: AppContext): void {
       const problem = upgrade.problem();
       if (problem) throw badRequest(`Cannot open a client stream: ${problem}.`);
       reply.hijack();
+      if (req.query.open === 'deferred') {
+        // The caller is asked again at `open`: a credential revoked or a permission or target
+        // removed while the stream waited refuses it then.
+        const recheck = async () => {
+          const now = await authenticate(ctx, req);
+          if (!now.ability.can('connect', 'AccessTarget'))
+            throw permissionDenied(now, 'connect', 'AccessTarget');
+          const fresh = await service.lookup(now.orgId, req.params.target);
+          return {
+            orgId: now.orgId,
+            who: { ...whoOf(req), actor: auditActor(now) },
+            target: fresh,
+          };
+        };
+        connector.standby(upgrade.accept, recheck).catch((err: unknown) => {
+          req.log.error({ err }, 'access standby failed');
+        });
+        return reply;
+      }
       connector.connect(actor.orgId, whoOf(req), target, upgrade.accept).catch((err: unknown) => {
         if (!(err instanceof DomainError)) req.log.error({ err }, 'access connection failed');
         upgrade.refuse(err);

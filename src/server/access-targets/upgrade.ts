@@ -86,16 +86,24 @@ function handshakeProblem(req: IncomingMessage): string | null {
   return null;
 }
 
-function sendError(res: ServerResponse, err: unknown): void {
-  if (res.headersSent || res.destroyed) return;
+/** The API's error body for a refused stream, whether refused before or after the handshake. */
+export function errorBodyOf(err: unknown): {
+  error: { code: string; message: string; details?: unknown };
+} {
   const known = err instanceof DomainError;
-  const body = JSON.stringify({
+  return {
     error: {
       code: known ? err.code : 'internal_error',
       message: known ? err.message : 'The connection failed on the platform; see its log.',
       ...(known && err.details !== undefined ? { details: err.details } : {}),
     },
-  });
+  };
+}
+
+function sendError(res: ServerResponse, err: unknown): void {
+  if (res.headersSent || res.destroyed) return;
+  const known = err instanceof DomainError;
+  const body = JSON.stringify(errorBodyOf(err));
   res.writeHead(known ? statusOf(err) : 500, {
     'content-type': 'application/json; charset=utf-8',
     'content-length': Buffer.byteLength(body),

@@ -3363,7 +3363,10 @@ export interface operations {
   };
   connectAccessTarget: {
     parameters: {
-      query?: never;
+      query?: {
+        /** @description "deferred": complete the handshake at once and open the target when the client sends the text message "open" (answered "opened", or "refused <error body>" and close code 4001). */
+        open?: 'deferred';
+      };
       header?: never;
       path: {
         target: string;
