@@ -16,6 +16,7 @@
  */
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
+import { readFileSync } from 'node:fs';
 import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import net from 'node:net';
 import { createInterface } from 'node:readline';
@@ -156,7 +157,35 @@ async function startConnect(target: string, platform: string, token: string): Pr
 
 interface Relay {
   port: number;
+  /** The relay's processes by role, for their CPU time. */
+  pids: Record<string, number>;
   close(): void;
+}
+
+/** CPU time (user + system) of a process so far, in microseconds; 0 once it is gone. */
+function cpuMicros(pid: number): number {
+  try {
+    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+    return ((Number(fields[11]) + Number(fields[12])) * 1e6) / CLOCK_TICKS;
+  } catch {
+    return 0;
+  }
+}
+const CLOCK_TICKS = 100;
+
+/** Runs `work` and says how many CPU microseconds each process spent per transaction in it. */
+async function cpuPerTransaction(
+  pids: Record<string, number>,
+  work: () => Promise<PgbenchResult>,
+): Promise<{ result: PgbenchResult; cpuMicrosPerTx: Record<string, number> }> {
+  const before = Object.fromEntries(Object.entries(pids).map(([k, pid]) => [k, cpuMicros(pid)]));
+  const result = await work();
+  const per = (k: string, pid: number) =>
+    Math.round((cpuMicros(pid) - (before[k] ?? 0)) / Math.max(1, result.transactions));
+  return {
+    result,
+    cpuMicrosPerTx: Object.fromEntries(Object.entries(pids).map(([k, pid]) => [k, per(k, pid)])),
+  };
 }
 
 /** One chain-relay.ts process relaying to `to`; its port once it listens. */
@@ -197,6 +226,7 @@ async function relayChain(target: number, tls: boolean, dir: string): Promise<Re
   const client = await chainLink(platform.port, []);
   return {
     port: client.port,
+    pids: { client: client.child.pid!, platform: platform.child.pid!, gateway: gateway.child.pid! },
     close: () => [gateway, platform, client].forEach((l) => l.child.stdin?.end()),
   };
 }
@@ -217,7 +247,7 @@ async function socatRelay(target: number): Promise<Relay | null> {
     sleep(300).then(() => false),
   ]);
   if (failed || child.exitCode !== null) return null;
-  return { port, close: () => child.kill() };
+  return { port, pids: {}, close: () => child.kill() };
 }
 
 async function main(): Promise<void> {
@@ -278,7 +308,10 @@ async function main(): Promise<void> {
     for (const r of references) await connectTimes(r.relay.port, db, 20);
 
     const persistentDirect = await pgbench(PG.port, db, []);
-    const persistentThrough = await pgbench(through, db, []);
+    const throughPids: Record<string, number> = { cli: connect.child.pid!, platform: process.pid };
+    bench.agents.forEach((a, i) => (throughPids[`gateway${i + 1}`] = a.child.pid!));
+    const measured = await cpuPerTransaction(throughPids, () => pgbench(through, db, []));
+    const persistentThrough = measured.result;
     console.log('pgbench -S persistent: direct', persistentDirect, 'through', persistentThrough);
     const perConnDirect = await pgbench(PG.port, db, ['-C']);
     const perConnThrough = await pgbench(through, db, ['-C']);
@@ -287,7 +320,9 @@ async function main(): Promise<void> {
     const setupThrough = await connectTimes(through, db, CONNECTS);
     const referenceRuns = [];
     for (const r of references) {
-      const persistent = await pgbench(r.relay.port, db, []);
+      const { result: persistent, cpuMicrosPerTx } = await cpuPerTransaction(r.relay.pids, () =>
+        pgbench(r.relay.port, db, []),
+      );
       const perConn = await pgbench(r.relay.port, db, ['-C']);
       const setup = await connectTimes(r.relay.port, db, CONNECTS);
       referenceRuns.push({
@@ -296,6 +331,7 @@ async function main(): Promise<void> {
         persistentTps: persistent.tps,
         persistentTpsRatio: round(persistent.tps / persistentDirect.tps),
         persistentP50Ms: persistent.p50Ms,
+        cpuMicrosPerTransaction: cpuMicrosPerTx,
         perConnectionTps: perConn.tps,
         perConnectionTpsRatio: round(perConn.tps / perConnDirect.tps),
         setupOverheadP50Ms: round(round(pct(setup, 50)) - round(pct(setupDirect, 50))),
@@ -333,6 +369,9 @@ async function main(): Promise<void> {
         goalTpsRatio: 0.8,
         // 1 = as fast as three bare Node relays with a TLS middle link in this run.
         tpsVsTlsRelayChain: chain ? round(persistentThrough.tps / chain.persistentTps) : null,
+        // CPU each process of the path spent per transaction (the gateways share the clients);
+        // the platform's figure is this process, which does nothing else during the run.
+        cpuMicrosPerTransaction: measured.cpuMicrosPerTx,
       },
       referenceRelays: referenceRuns,
       connectionPerTransaction: {

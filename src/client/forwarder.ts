@@ -20,6 +20,8 @@ const MAX_STANDBYS = 8;
 const TICK_MS = 15_000;
 /** After a failed standby, the next waits this long (doubling up to a minute). */
 const STANDBY_RETRY_MS = 1000;
+/** What a local client may send before its target is open; reading pauses beyond it. */
+const MAX_EARLY_BYTES = 256 * 1024;
 
 export interface ListenAddress {
   host: string;
@@ -120,16 +122,41 @@ export class Forwarder {
     this.fill();
   }
 
-  /** A stream whose target is open: a standby when one is ready, else a fresh one. */
-  private async open(): Promise<WsStream> {
+  /**
+   * A stream whose target is open: a standby when one is ready, else a fresh one. With a
+   * standby, what the local client sends meanwhile goes right behind `open` (the platform holds
+   * it until the target is open, so its first bytes do not wait for a round trip to the CLI);
+   * a copy is kept until `opened`, so a standby found dead costs a fresh stream, not the bytes.
+   */
+  private async open(socket: net.Socket): Promise<WsStream> {
     const standby = this.takeStandby();
-    if (standby) {
-      const outcome = await requestOpen(standby, this.opts.platform);
-      // Replaced once this open is done: a new stream's handshake would compete with it.
-      setImmediate(() => this.fill());
-      if (outcome.kind === 'opened') return standby;
-      if (outcome.kind === 'refused') throw new ClientError(outcome.message);
-    }
+    if (!standby) return this.fresh();
+    const early: Buffer[] = [];
+    let earlyBytes = 0;
+    const onData = (chunk: Buffer) => {
+      early.push(chunk);
+      earlyBytes += chunk.length;
+      standby.write(chunk);
+      if (earlyBytes >= MAX_EARLY_BYTES) socket.pause();
+    };
+    const outcomeP = requestOpen(standby, this.opts.platform);
+    socket.on('data', onData);
+    socket.resume();
+    const outcome = await outcomeP;
+    socket.off('data', onData);
+    socket.pause();
+    // Replaced once this open is done: a new stream's handshake would compete with it.
+    setImmediate(() => this.fill());
+    // A FIN read meanwhile is passed on by the pipe set up next (pipe ends an ended source's
+    // destination too).
+    if (outcome.kind === 'opened') return standby;
+    if (outcome.kind === 'refused') throw new ClientError(outcome.message);
+    const stream = await this.fresh();
+    for (const chunk of early) stream.write(chunk);
+    return stream;
+  }
+
+  private fresh(): Promise<WsStream> {
     return dialTarget({
       platform: this.opts.platform,
       token: this.opts.token,
@@ -165,20 +192,20 @@ export class Forwarder {
     // A local client that gives up while the stream opens must not crash the CLI.
     socket.on('error', () => undefined);
     socket.once('close', () => this.sockets.delete(socket));
-    this.open()
+    this.open(socket)
       .then(async (stream) => {
         if (socket.destroyed) {
           stream.destroy();
           return;
         }
-        socket.resume();
-        const result = await spliceCounted(socket, stream, (error, side) => {
+        const spliced = spliceCounted(socket, stream, (error, side) => {
           if (side === stream) {
             // Reset rather than FIN: the local client must see a failure, not a clean end.
             socket.resetAndDestroy();
           }
           void error;
         });
+        const result = await spliced;
         if (!result.clean && stream.remoteAbort) {
           this.broken += 1;
           this.opts.report(`connection from ${from} closed: ${stream.remoteAbort}`);

@@ -385,6 +385,41 @@ describe('gatepool connect through a pool of three real gateways', () => {
     }
   });
 
+  it('what a client sends and its half-close before the target is open arrive intact (standby and fresh streams)', async () => {
+    const fwd = new Forwarder({
+      platform: s.tp.url,
+      token: member.token,
+      target: 'bulk',
+      listen: { host: '127.0.0.1', port: 0 },
+      report: () => undefined,
+    });
+    const local = await fwd.start();
+    const exchange = (payload: Buffer) =>
+      new Promise<string>((resolve, reject) => {
+        const sock = net.connect(local.port, '127.0.0.1');
+        let reply = '';
+        sock.setEncoding('utf8').on('data', (d: string) => (reply += d));
+        sock.once('end', () => resolve(reply));
+        sock.once('error', reject);
+        // Sent and half-closed at once: all of it reaches the CLI before the target is open.
+        sock.end(payload);
+      });
+    try {
+      await waitFor(() => fwd.standbys >= 1, 5000, 'a standby stream');
+      const payloads = [randomBytes(10), randomBytes(300 * 1024), Buffer.alloc(0), randomBytes(1)];
+      // One after another (each takes the standby), then all at once (most open fresh).
+      for (const p of payloads)
+        expect(await within(exchange(p), 15_000, 'exchange')).toBe(
+          createHash('sha256').update(p).digest('hex'),
+        );
+      const together = await within(Promise.all(payloads.map(exchange)), 15_000, 'exchanges');
+      expect(together).toEqual(payloads.map((p) => createHash('sha256').update(p).digest('hex')));
+      expect(fwd.failed).toBe(0);
+    } finally {
+      await fwd.close();
+    }
+  });
+
   it('a member gone quiet (SIGSTOP) gets no new connections after ~0.5 s; none fails', async () => {
     const fwd = new Forwarder({
       platform: s.tp.url,
