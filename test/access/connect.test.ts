@@ -39,6 +39,15 @@ import {
 describe('gatepool connect through a pool of three real gateways', () => {
   let s: AccessScenario;
   let member: Account;
+  /** `gatepool connect TARGET` in this process, as the member, on a free local port. */
+  const localForwarder = (target: string, report: (line: string) => void = () => undefined) =>
+    new Forwarder({
+      platform: s.tp.url,
+      token: member.token,
+      target,
+      listen: { host: '127.0.0.1', port: 0 },
+      report,
+    });
   let env: Record<string, string>;
   let benchDb: { name: string; drop(): Promise<void> };
 
@@ -347,13 +356,7 @@ describe('gatepool connect through a pool of three real gateways', () => {
 
   it('keeps a stream open ahead of need: a connection takes it, another is made, bursts grow them, a dead one costs no connection', async () => {
     const lines: string[] = [];
-    const fwd = new Forwarder({
-      platform: s.tp.url,
-      token: member.token,
-      target: 'pg',
-      listen: { host: '127.0.0.1', port: 0 },
-      report: (line) => lines.push(line),
-    });
+    const fwd = localForwarder('pg', (line) => lines.push(line));
     const local = await fwd.start();
     const query = async () => {
       const client = new pg.Client({
@@ -386,13 +389,7 @@ describe('gatepool connect through a pool of three real gateways', () => {
   });
 
   it('what a client sends and its half-close before the target is open arrive intact (standby and fresh streams)', async () => {
-    const fwd = new Forwarder({
-      platform: s.tp.url,
-      token: member.token,
-      target: 'bulk',
-      listen: { host: '127.0.0.1', port: 0 },
-      report: () => undefined,
-    });
+    const fwd = localForwarder('bulk');
     const local = await fwd.start();
     const exchange = (payload: Buffer) =>
       new Promise<string>((resolve, reject) => {
@@ -421,13 +418,7 @@ describe('gatepool connect through a pool of three real gateways', () => {
   });
 
   it('a member gone quiet (SIGSTOP) gets no new connections after ~0.5 s; none fails', async () => {
-    const fwd = new Forwarder({
-      platform: s.tp.url,
-      token: member.token,
-      target: 'pg',
-      listen: { host: '127.0.0.1', port: 0 },
-      report: () => undefined,
-    });
+    const fwd = localForwarder('pg');
     const local = await fwd.start();
     const frozen = s.members[2]!;
     frozen.agent.child.kill('SIGSTOP');
@@ -477,13 +468,7 @@ describe('gatepool connect through a pool of three real gateways', () => {
   });
 
   it('SIGKILL of a member while connections are being opened: no new connection fails', async () => {
-    const fwd = new Forwarder({
-      platform: s.tp.url,
-      token: member.token,
-      target: 'pg',
-      listen: { host: '127.0.0.1', port: 0 },
-      report: () => undefined,
-    });
+    const fwd = localForwarder('pg');
     const local = await fwd.start();
     let stop = false;
     let ok = 0;
