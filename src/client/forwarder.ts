@@ -20,6 +20,8 @@ const MAX_STANDBYS = 8;
 const TICK_MS = 15_000;
 /** After a failed standby, the next waits this long (doubling up to a minute). */
 const STANDBY_RETRY_MS = 1000;
+/** A standby taken by a connection is replaced at the latest this long after (see there). */
+const REPLACE_WITHIN_MS = 50;
 /** What a local client may send before its target is open; reading pauses beyond it. */
 const MAX_EARLY_BYTES = 256 * 1024;
 
@@ -49,6 +51,7 @@ export class Forwarder {
   private server: net.Server | undefined;
   private readonly sockets = new Set<net.Socket>();
   private readonly ready: WsStream[] = [];
+  private readonly replaceLater = new WeakSet<WsStream>();
   private dialing = 0;
   private wanted = 1;
   private missedSinceTick = false;
@@ -145,15 +148,38 @@ export class Forwarder {
     const outcome = await outcomeP;
     socket.off('data', onData);
     socket.pause();
-    // Replaced once this open is done: a new stream's handshake would compete with it.
-    setImmediate(() => this.fill());
     // A FIN read meanwhile is passed on by the pipe set up next (pipe ends an ended source's
     // destination too).
-    if (outcome.kind === 'opened') return standby;
+    if (outcome.kind === 'opened') {
+      this.replaceLater.add(standby);
+      return standby;
+    }
+    setImmediate(() => this.fill());
     if (outcome.kind === 'refused') throw new ClientError(outcome.message);
     const stream = await this.fresh();
     for (const chunk of early) stream.write(chunk);
     return stream;
+  }
+
+  /**
+   * The standby a connection took is replaced once the target's first bytes came back (or
+   * REPLACE_WITHIN_MS passed): a new stream's handshake costs the CLI and the platform CPU that
+   * the connection's own set-up (e.g. PostgreSQL's startup exchange) is waiting for. Called
+   * once the stream is piped: a 'data' listener before that would take bytes from the pipe.
+   */
+  private replaceAfterFirstReply(stream: WsStream): void {
+    let done = false;
+    const replace = () => {
+      if (done) return;
+      done = true;
+      clearTimeout(timer);
+      stream.off('data', replace);
+      stream.off('close', replace);
+      this.fill();
+    };
+    const timer = setTimeout(replace, REPLACE_WITHIN_MS);
+    stream.once('data', replace);
+    stream.once('close', replace);
   }
 
   private fresh(): Promise<WsStream> {
@@ -205,6 +231,7 @@ export class Forwarder {
           }
           void error;
         });
+        if (this.replaceLater.delete(stream)) this.replaceAfterFirstReply(stream);
         const result = await spliced;
         if (!result.clean && stream.remoteAbort) {
           this.broken += 1;
