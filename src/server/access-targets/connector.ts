@@ -22,7 +22,7 @@ import { DomainError, NotFoundError, UnavailableError } from '../errors.js';
 import { NoGatewayAvailableError, type Served } from '../pools/failover.js';
 import type { PoolRuntime } from '../pools/runtime.js';
 import type { AccessTargetListing } from './queries.js';
-import { errorBodyOf } from './upgrade.js';
+import { refusalBody } from './upgrade.js';
 
 export class AccessMetrics {
   readonly open: Gauge;
@@ -144,7 +144,7 @@ export class AccessConnector {
       });
     } catch (err) {
       if (!(err instanceof DomainError)) this.deps.log.error({ err }, 'access connection failed');
-      client.refuse(err instanceof Error ? err.message : 'refused', errorBodyOf(err));
+      client.refuse(err instanceof Error ? err.message : 'refused', refusalBody(err));
     }
   }
 

@@ -9,7 +9,7 @@ import type { Duplex } from 'node:stream';
 import type { FastifyInstance } from 'fastify';
 import { WebSocketServer } from 'ws';
 import { MAX_MESSAGE_BYTES, WsStream } from '../../protocol/access-stream.js';
-import { DomainError, statusOf } from '../http/errors.js';
+import { DomainError, errorBodyOf, statusOf, type ErrorBody } from '../http/errors.js';
 
 /** An upgrade request the route has not answered yet. */
 export interface PendingUpgrade {
@@ -87,15 +87,12 @@ function handshakeProblem(req: IncomingMessage): string | null {
 }
 
 /** The API's error body for a refused stream, whether refused before or after the handshake. */
-export function errorBodyOf(err: unknown): {
-  error: { code: string; message: string; details?: unknown };
-} {
-  const known = err instanceof DomainError;
+export function refusalBody(err: unknown): ErrorBody {
+  if (err instanceof DomainError) return errorBodyOf(err);
   return {
     error: {
-      code: known ? err.code : 'internal_error',
-      message: known ? err.message : 'The connection failed on the platform; see its log.',
-      ...(known && err.details !== undefined ? { details: err.details } : {}),
+      code: 'internal_error',
+      message: 'The connection failed on the platform; see its log.',
     },
   };
 }
@@ -103,7 +100,7 @@ export function errorBodyOf(err: unknown): {
 function sendError(res: ServerResponse, err: unknown): void {
   if (res.headersSent || res.destroyed) return;
   const known = err instanceof DomainError;
-  const body = JSON.stringify(errorBodyOf(err));
+  const body = JSON.stringify(refusalBody(err));
   res.writeHead(known ? statusOf(err) : 500, {
     'content-type': 'application/json; charset=utf-8',
     'content-length': Buffer.byteLength(body),

@@ -1,6 +1,12 @@
 import type { FastifyError, FastifyInstance } from 'fastify';
 import { hasZodFastifySchemaValidationErrors } from 'fastify-type-provider-zod';
-import { DomainError, isUnstorableText, RateLimitedError, statusOf } from './errors.js';
+import {
+  DomainError,
+  errorBodyOf,
+  isUnstorableText,
+  RateLimitedError,
+  statusOf,
+} from './errors.js';
 import { DATABASE_RETRY_AFTER_SECONDS, isDatabaseUnavailable, outageLogger } from '../db/errors.js';
 
 type Issue = { instancePath?: string; message?: string };
@@ -43,13 +49,7 @@ export function installErrorHandling(app: FastifyInstance): void {
     if (domain instanceof DomainError) {
       if (domain instanceof RateLimitedError && domain.retryAfterSeconds)
         void reply.header('retry-after', String(domain.retryAfterSeconds));
-      return reply.code(statusOf(domain)).send({
-        error: {
-          code: domain.code,
-          message: domain.message,
-          ...(domain.details === undefined ? {} : { details: domain.details }),
-        },
-      });
+      return reply.code(statusOf(domain)).send(errorBodyOf(domain));
     }
     if (hasZodFastifySchemaValidationErrors(err)) {
       const { message, fields } = describeIssues(

@@ -29,6 +29,22 @@ export class AppError extends DomainError {
   }
 }
 
+/** The API's error body. */
+export interface ErrorBody {
+  error: { code: string; message: string; details?: unknown };
+}
+
+/** The body a domain error is answered with: the one place its shape is decided. */
+export function errorBodyOf(err: DomainError): ErrorBody {
+  return {
+    error: {
+      code: err.code,
+      message: err.message,
+      ...(err.details === undefined ? {} : { details: err.details }),
+    },
+  };
+}
+
 /** The HTTP status of a domain error: the one place the API's statuses are decided. */
 export function statusOf(err: DomainError): number {
   if (err instanceof AppError) return err.statusCode;
