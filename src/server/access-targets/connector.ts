@@ -18,11 +18,11 @@ import {
 } from '../../protocol/access-stream.js';
 import type { AuditLog, AuditWho } from '../audit/service.js';
 import { refOf } from '../consumers/attach.js';
-import { DomainError, NotFoundError, UnavailableError } from '../errors.js';
+import { NotFoundError, UnavailableError } from '../errors.js';
 import { NoGatewayAvailableError, type Served } from '../pools/failover.js';
 import type { PoolRuntime } from '../pools/runtime.js';
 import type { AccessTargetListing } from './queries.js';
-import { refusalBody } from './upgrade.js';
+import { refusalOf } from './upgrade.js';
 
 export class AccessMetrics {
   readonly open: Gauge;
@@ -143,8 +143,9 @@ export class AccessConnector {
         return client;
       });
     } catch (err) {
-      if (!(err instanceof DomainError)) this.deps.log.error({ err }, 'access connection failed');
-      client.refuse(err instanceof Error ? err.message : 'refused', refusalBody(err));
+      const { status, body } = refusalOf(err);
+      if (status === 500) this.deps.log.error({ err }, 'access connection failed');
+      client.refuse(body.error.message, body);
     }
   }
 

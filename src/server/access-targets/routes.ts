@@ -3,12 +3,12 @@ import { z } from 'zod';
 import { actorOf, auditActor, whoOf, type Actor } from '../auth/actor.js';
 import { authenticate } from '../auth/authenticate.js';
 import type { AppContext } from '../context.js';
-import { badRequest, DomainError, permissionDenied, unauthorized } from '../http/errors.js';
+import { badRequest, permissionDenied, unauthorized } from '../http/errors.js';
 import { errorBody, pageQuery, slug, type Api } from '../http/schemas.js';
 import { AccessConnector, AccessMetrics } from './connector.js';
 import type { AccessTargetListing } from './queries.js';
 import { AccessTargetService, looksLikeId, PROTOCOLS } from './service.js';
-import { ClientStreams } from './upgrade.js';
+import { ClientStreams, refusalOf } from './upgrade.js';
 
 const HOSTNAME =
   /^(?=.{1,253}$)[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,62})(?:\.[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,62}))*\.?$/;
@@ -292,7 +292,7 @@ export function accessTargetRoutes(app: Api, ctx: AppContext): void {
         return reply;
       }
       connector.connect(actor.orgId, whoOf(req), target, upgrade.accept).catch((err: unknown) => {
-        if (!(err instanceof DomainError)) req.log.error({ err }, 'access connection failed');
+        if (refusalOf(err).status === 500) req.log.error({ err }, 'access connection failed');
         upgrade.refuse(err);
       });
       return reply;

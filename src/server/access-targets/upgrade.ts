@@ -9,7 +9,14 @@ import type { Duplex } from 'node:stream';
 import type { FastifyInstance } from 'fastify';
 import { WebSocketServer } from 'ws';
 import { MAX_MESSAGE_BYTES, WsStream } from '../../protocol/access-stream.js';
-import { DomainError, errorBodyOf, statusOf, type ErrorBody } from '../http/errors.js';
+import { DATABASE_RETRY_AFTER_SECONDS, isDatabaseUnavailable } from '../db/errors.js';
+import {
+  DATABASE_UNAVAILABLE,
+  DomainError,
+  errorBodyOf,
+  statusOf,
+  type ErrorBody,
+} from '../http/errors.js';
 
 /** An upgrade request the route has not answered yet. */
 export interface PendingUpgrade {
@@ -86,25 +93,34 @@ function handshakeProblem(req: IncomingMessage): string | null {
   return null;
 }
 
-/** The API's error body for a refused stream, whether refused before or after the handshake. */
-export function refusalBody(err: unknown): ErrorBody {
-  if (err instanceof DomainError) return errorBodyOf(err);
+/**
+ * How a refused stream is answered, whether before the handshake (HTTP status and body) or
+ * after it (the body in a `refused` message): as the API answers the same error, a database
+ * outage included (503 database_unavailable, to be retried, not an internal error).
+ */
+export function refusalOf(err: unknown): { status: number; body: ErrorBody } {
+  if (err instanceof DomainError) return { status: statusOf(err), body: errorBodyOf(err) };
+  if (isDatabaseUnavailable(err)) return { status: 503, body: DATABASE_UNAVAILABLE };
   return {
-    error: {
-      code: 'internal_error',
-      message: 'The connection failed on the platform; see its log.',
+    status: 500,
+    body: {
+      error: {
+        code: 'internal_error',
+        message: 'The connection failed on the platform; see its log.',
+      },
     },
   };
 }
 
 function sendError(res: ServerResponse, err: unknown): void {
   if (res.headersSent || res.destroyed) return;
-  const known = err instanceof DomainError;
-  const body = JSON.stringify(refusalBody(err));
-  res.writeHead(known ? statusOf(err) : 500, {
+  const { status, body } = refusalOf(err);
+  const text = JSON.stringify(body);
+  res.writeHead(status, {
     'content-type': 'application/json; charset=utf-8',
-    'content-length': Buffer.byteLength(body),
+    'content-length': Buffer.byteLength(text),
     connection: 'close',
+    ...(status === 503 ? { 'retry-after': String(DATABASE_RETRY_AFTER_SECONDS) } : {}),
   });
-  res.end(body);
+  res.end(text);
 }

@@ -1,6 +1,7 @@
 import type { FastifyError, FastifyInstance } from 'fastify';
 import { hasZodFastifySchemaValidationErrors } from 'fastify-type-provider-zod';
 import {
+  DATABASE_UNAVAILABLE,
   DomainError,
   errorBodyOf,
   isUnstorableText,
@@ -74,12 +75,7 @@ export function installErrorHandling(app: FastifyInstance): void {
       return reply
         .code(503)
         .header('retry-after', String(DATABASE_RETRY_AFTER_SECONDS))
-        .send({
-          error: {
-            code: 'database_unavailable',
-            message: 'The database is not reachable right now; retry in a few seconds.',
-          },
-        });
+        .send(DATABASE_UNAVAILABLE);
     }
     if (isUnstorableText(err)) {
       // Input that passed validation but cannot be stored, e.g. a NUL byte inside a string.

@@ -45,6 +45,14 @@ export function errorBodyOf(err: DomainError): ErrorBody {
   };
 }
 
+/** The body of a 503 while the database is away (with Retry-After). */
+export const DATABASE_UNAVAILABLE: ErrorBody = {
+  error: {
+    code: 'database_unavailable',
+    message: 'The database is not reachable right now; retry in a few seconds.',
+  },
+};
+
 /** The HTTP status of a domain error: the one place the API's statuses are decided. */
 export function statusOf(err: DomainError): number {
   if (err instanceof AppError) return err.statusCode;
