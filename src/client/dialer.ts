@@ -76,10 +76,10 @@ export function requestOpen(
     };
     const onClose = () => done({ kind: 'gone' });
     const onError = () => undefined;
-    const timer = setTimeout(() => {
-      stream.destroy();
-      done({ kind: 'refused', message: 'the platform did not open the connection in time' });
-    }, timeoutMs);
+    const timer = setTimeout(
+      () => done({ kind: 'refused', message: 'the platform did not open the connection in time' }),
+      timeoutMs,
+    );
     stream.on('control', onControl);
     stream.once('close', onClose);
     stream.on('error', onError);
