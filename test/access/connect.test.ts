@@ -103,8 +103,10 @@ describe('gatepool connect through a pool of three real gateways', () => {
   });
 
   it('audits each connection with who, target, serving gateway, client address, bytes and duration; counts it in metrics', async () => {
+    // A person of its own: connections other tests close late are not this one's entries.
+    const auditee = await addUser(s.tp, s.admin, 'member');
     const since = new Date(Date.now() - 1).toISOString();
-    const c = await startConnect('pg', env);
+    const c = await startConnect('pg', { ...env, GATEPOOL_TOKEN: auditee.token });
     let entry;
     try {
       expect((await psql(c.port, 'select 1')).stdout.trim()).toBe('1');
@@ -116,7 +118,7 @@ describe('gatepool connect through a pool of three real gateways', () => {
           );
           return res.body.items?.find(
             (e: { actor: { id: string }; metadata: { target: string } }) =>
-              e.actor.id === member.id && e.metadata.target === 'pg',
+              e.actor.id === auditee.id && e.metadata.target === 'pg',
           );
         },
         5000,
@@ -138,9 +140,9 @@ describe('gatepool connect through a pool of three real gateways', () => {
     expect(entry.metadata.durationMs).toBeGreaterThanOrEqual(0);
     expect(entry.metadata.clientAddress).toMatch(/127\.0\.0\.1/);
     const opened = await s.admin.client.get('/api/v1/audit-logs?event=access.connect');
-    expect(opened.body.items.some((e: { actor: { id: string } }) => e.actor.id === member.id)).toBe(
-      true,
-    );
+    expect(
+      opened.body.items.some((e: { actor: { id: string } }) => e.actor.id === auditee.id),
+    ).toBe(true);
     const metrics = await (await fetch(`${s.tp.url}/metrics`)).text();
     expect(metrics).toMatch(/gatepool_access_connections_total\{result="closed"\} [1-9]/);
     expect(metrics).toMatch(/gatepool_access_bytes_total\{direction="from_target"\} [1-9]/);
