@@ -127,6 +127,10 @@ export class ConnectStream {
       this.socket.destroy();
       return;
     }
+    // What the platform sent with the CONNECT (access-targets/replay-safe.ts) leaves now, not a
+    // turn later.
+    const ahead = stream.read() as Buffer | null;
+    if (ahead) socket.write(ahead);
     forwardBatched(stream, socket);
     // 'trailers' is emitted before 'end', so an aborted stream never forwards a clean FIN.
     stream.on('end', () => {

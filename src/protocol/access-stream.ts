@@ -54,6 +54,7 @@ export class WsStream extends Duplex {
   private batchBytes = 0;
   private flushScheduled = false;
   private waitingWrite: (() => void) | undefined;
+  private waitingBytes: { bytes: number; done: (got: boolean) => void } | undefined;
   private gotEnd = false;
   private sentEnd = false;
   /** Why the peer ended abnormally, once it did. */
@@ -74,12 +75,15 @@ export class WsStream extends Duplex {
           if (this.gotEnd) return;
           this.gotEnd = true;
           this.push(null);
+          this.waitingBytes?.done(false);
           this.closeWhenDone();
         } else this.emit('control', text);
         return;
       }
       if (this.gotEnd) return;
       if (!this.push(data as Buffer)) ws.pause();
+      if (this.waitingBytes && this.readableLength >= this.waitingBytes.bytes)
+        this.waitingBytes.done(true);
     });
     ws.on('error', (error: Error) => this.destroy(error));
     ws.on('close', (code: number, reason: Buffer) => {
@@ -203,6 +207,28 @@ export class WsStream extends Duplex {
   /** Keeps an idle stream alive through proxies that cut silent connections. */
   ping(): void {
     if (this.ws.readyState === this.ws.OPEN) this.ws.ping();
+  }
+
+  /**
+   * Resolves true once at least `bytes` are buffered for reading, without reading them; false
+   * when `ms` pass, the peer ends or the stream closes first (a deferred open looking at the
+   * client's first bytes, see access-targets/replay-safe.ts). One wait at a time.
+   */
+  whenBuffered(bytes: number, ms: number): Promise<boolean> {
+    if (this.readableLength >= bytes) return Promise.resolve(true);
+    if (this.gotEnd || !this.usable) return Promise.resolve(false);
+    return new Promise((resolve) => {
+      const done = (got: boolean) => {
+        clearTimeout(timer);
+        this.off('close', onClose);
+        this.waitingBytes = undefined;
+        resolve(got);
+      };
+      const onClose = () => done(false);
+      const timer = setTimeout(onClose, ms);
+      this.once('close', onClose);
+      this.waitingBytes = { bytes, done };
+    });
   }
 
   /** True while messages can still be sent and received. */

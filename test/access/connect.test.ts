@@ -419,6 +419,110 @@ describe('gatepool connect through a pool of three real gateways', () => {
     }
   });
 
+  it("a postgres client's first packet goes with the CONNECT, again on the member a refusal fails over to; other bytes arrive intact", async () => {
+    // A pool whose preferred member (priority 0) refuses the target: every open that picks it
+    // is retried on the other, which must get the packet sent ahead too.
+    const admin = s.admin.client;
+    const pool = await admin.post('/api/v1/gateway-pools', { name: 'ahead' });
+    expect(pool.status).toBe(201);
+    const poolId = pool.body.id as string;
+    const tok = await admin.post('/api/v1/gateways/enrollment-tokens', { poolIds: [poolId] });
+    await s.fleet.start({
+      platformUrl: s.tp.url,
+      token: tok.body.token as string,
+      name: 'narrow',
+      allow: [`${PG.host}:${PG.port}`],
+    });
+    const joined = await admin.post(`/api/v1/gateway-pools/${poolId}/memberships`, {
+      gatewayId: s.members[0]!.id,
+      priority: 1,
+    });
+    expect(joined.status).toBe(201);
+    await waitFor(
+      async () =>
+        (await admin.get(`/api/v1/gateway-pools/${poolId}`)).body.healthyMemberCount === 2,
+      30_000,
+      'both members of "ahead" healthy',
+    );
+    const made = await admin.post('/api/v1/access-targets', {
+      name: 'pg-hash',
+      host: '127.0.0.1',
+      port: s.hash.port,
+      protocol: 'postgres',
+      gatewayPoolId: poolId,
+    });
+    expect(made.status).toBe(201);
+    const packet = (code: number, body: Buffer) => {
+      const head = Buffer.alloc(8);
+      head.writeUInt32BE(8 + body.length, 0);
+      head.writeUInt32BE(code, 4);
+      return Buffer.concat([head, body]);
+    };
+    const startup = packet(196608, Buffer.from('user\0postgres\0database\0test\0\0'));
+    const sslRequest = packet(80877103, Buffer.alloc(0));
+    const cancel = packet(80877102, Buffer.alloc(8, 7));
+    const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
+    const fwd = localForwarder('pg-hash');
+    const local = await fwd.start();
+    /** Sends `parts` with `gapMs` between them, half-closes, and returns the target's hash. */
+    const exchange = (parts: Buffer[], gapMs = 0) =>
+      new Promise<string>((resolve, reject) => {
+        const sock = net.connect(local.port, '127.0.0.1');
+        let reply = '';
+        sock.setEncoding('utf8').on('data', (d: string) => (reply += d));
+        sock.once('end', () => resolve(reply));
+        sock.once('error', reject);
+        void (async () => {
+          for (const part of parts) {
+            sock.write(part);
+            if (gapMs) await sleep(gapMs);
+          }
+          sock.end();
+        })();
+      });
+    const failovers = async () =>
+      Number(
+        /gatepool_pool_failovers_total\{pool="ahead"\} (\d+)/.exec(
+          await (await fetch(`${s.tp.url}/metrics`)).text(),
+        )?.[1] ?? 0,
+      );
+    try {
+      await waitFor(() => fwd.standbys >= 1, 5000, 'a standby stream');
+      // The first connection starts on the refusing member and fails over (which then makes
+      // that member a last resort for a while, so the cases after it go straight to the other).
+      const first = [startup, randomBytes(5000)];
+      expect(await within(exchange(first), 15_000, 'exchange')).toBe(sha(Buffer.concat(first)));
+      expect(await failovers()).toBe(1);
+      // The bytes sent ahead count in the audit like any other.
+      const closed = await waitFor(
+        async () =>
+          (await admin.get('/api/v1/audit-logs?event=access.disconnect')).body.items?.find(
+            (e: { metadata: { target: string } }) => e.metadata.target === 'pg-hash',
+          ),
+        5000,
+        'access.disconnect entry',
+      );
+      expect(closed.metadata.bytesToTarget).toBe(Buffer.concat(first).length);
+      const cases: { parts: Buffer[]; gapMs?: number }[] = [
+        { parts: [sslRequest, randomBytes(100)] },
+        { parts: [startup] },
+        // Split, with the rest later than the platform waits for it: sent after the 200.
+        { parts: [startup.subarray(0, 5), startup.subarray(5), randomBytes(10)], gapMs: 30 },
+        // Never sent ahead: a CancelRequest, and bytes that are no PostgreSQL packet.
+        { parts: [cancel] },
+        { parts: [Buffer.from('GET / HTTP/1.1\r\n\r\n')] },
+      ];
+      for (const { parts, gapMs } of cases) {
+        await waitFor(() => fwd.standbys >= 1, 5000, 'a standby stream');
+        const hash = await within(exchange(parts, gapMs), 15_000, 'exchange');
+        expect(hash).toBe(sha(Buffer.concat(parts)));
+      }
+      expect(fwd.failed).toBe(0);
+    } finally {
+      await fwd.close();
+    }
+  });
+
   it('a member gone quiet (SIGSTOP) gets no new connections after ~0.5 s; none fails', async () => {
     const fwd = localForwarder('pg');
     const local = await fwd.start();

@@ -1,4 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto';
+import { once } from 'node:events';
+import net from 'node:net';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { StreamOpenError } from '../../src/server/tunnel/errors.js';
 import type { GatewayLive } from '../../src/server/tunnel/session.js';
@@ -60,6 +62,39 @@ describe('tunnel streams', () => {
       reachedTarget: false,
     });
     expect((error as StreamOpenError).gatewayReason).toMatch(/not allowed/);
+  });
+
+  it('bytes sent ahead with the CONNECT reach the target once it is dialled, first and once; a refused open dials nothing', async () => {
+    const ahead = Buffer.from('first packet');
+    const stream = await harness.hub.openStream(agent.gatewayId, '127.0.0.1', echo.port, {
+      sendAhead: ahead,
+    });
+    // Nothing written by the caller yet: the echo can only be answering the bytes sent ahead.
+    const [echoed] = (await within(once(stream, 'data'), 5000, 'echo of the bytes sent ahead')) as [
+      Buffer,
+    ];
+    expect(echoed.toString()).toBe('first packet');
+    const rest = randomBytes(64 * 1024);
+    const back = await roundTrip(stream, rest, 10_000);
+    expect(back.equals(rest)).toBe(true);
+
+    // A gateway that refuses the target never dials it, so nothing sent ahead can reach it.
+    let dialled = 0;
+    const walled = net.createServer((s) => {
+      dialled += 1;
+      s.destroy();
+    });
+    await new Promise<void>((r) => walled.listen(0, '127.0.0.2', r));
+    try {
+      const port = (walled.address() as net.AddressInfo).port;
+      await expect(
+        harness.hub.openStream(agent.gatewayId, '127.0.0.2', port, { sendAhead: ahead }),
+      ).rejects.toMatchObject({ reason: 'refused' });
+      await sleep(100);
+      expect(dialled).toBe(0);
+    } finally {
+      walled.close();
+    }
   });
 
   it('answers unreachable with the reason when the target is down', async () => {

@@ -22,6 +22,7 @@ import { NotFoundError, UnavailableError } from '../errors.js';
 import { NoGatewayAvailableError, type Served } from '../pools/failover.js';
 import type { PoolRuntime } from '../pools/runtime.js';
 import type { AccessTargetListing } from './queries.js';
+import { postgresFirstPacket } from './replay-safe.js';
 import { refusalOf } from './upgrade.js';
 
 export class AccessMetrics {
@@ -91,6 +92,38 @@ export type Recheck = () => Promise<{ orgId: string; who: AuditWho; target: Acce
 
 /** How long a standby stream may wait for its `open` before the platform closes it. */
 export const STANDBY_IDLE_MS = 5 * 60_000;
+/**
+ * How long a deferred open to a `postgres` target waits for the client's first packet (sent
+ * right behind `open`) before it opens the target without it.
+ */
+const FIRST_PACKET_WAIT_MS = 5;
+
+/**
+ * A `postgres` client's first packet, taken from `client` when it may travel with the CONNECT
+ * (replay-safe.ts); anything else stays buffered and waits for the 200.
+ */
+async function replaySafeStart(
+  client: WsStream,
+  target: AccessTargetListing,
+): Promise<Buffer | undefined> {
+  if (target.protocol !== 'postgres') return undefined;
+  const deadline = performance.now() + FIRST_PACKET_WAIT_MS;
+  let need = 8;
+  for (;;) {
+    const left = deadline - performance.now();
+    if (left <= 0 || !(await client.whenBuffered(need, left))) return undefined;
+    // All that is buffered; what is not sent ahead goes back before anything else reads it.
+    const head = client.read() as Buffer;
+    const first = postgresFirstPacket(head);
+    if (first.kind === 'safe') {
+      if (head.length > first.length) client.unshift(head.subarray(first.length));
+      return head.subarray(0, first.length);
+    }
+    client.unshift(head);
+    if (first.kind === 'unsafe') return undefined;
+    need = head.readUInt32BE(0);
+  }
+}
 
 interface Outcome {
   accepted: boolean;
@@ -137,11 +170,13 @@ export class AccessConnector {
     }
     try {
       const { orgId, who, target } = await recheck();
-      await this.connect(orgId, who, target, async () => {
+      const ahead = await replaySafeStart(client, target);
+      const accept = async () => {
         if (!client.usable) return null;
         client.sendControl(OPENED_MESSAGE);
         return client;
-      });
+      };
+      await this.connect(orgId, who, target, accept, ahead);
     } catch (err) {
       const { status, body } = refusalOf(err);
       if (status === 500) this.deps.log.error({ err }, 'access connection failed');
@@ -151,13 +186,15 @@ export class AccessConnector {
 
   /**
    * Opens the target for `who` and relays until either side ends. Resolves once the connection
-   * is over; rejects (before any handshake) when no gateway could open the target.
+   * is over; rejects (before any handshake) when no gateway could open the target. `ahead`: the
+   * client's first bytes, already taken from it, sent with the CONNECT (replay-safe.ts).
    */
   async connect(
     orgId: string,
     who: AuditWho,
     target: AccessTargetListing,
     accept: AcceptClient,
+    ahead?: Buffer,
   ): Promise<void> {
     const ref = refOf(target);
     // The schema lets a target exist without a path (for direct access, not offered yet).
@@ -189,9 +226,10 @@ export class AccessConnector {
           const served = { gatewayId: member.gatewayId, gateway: member.gatewayName };
           // Off the connection's path: the client's first bytes must not wait for a write.
           audit.recordSoon(who.actor, 'access.connect', { ...base, ...served }, who);
-          await this.relay(client, tunnel, target, who, base, served, started);
+          await this.relay(client, tunnel, target, who, base, served, started, ahead);
           return { accepted: true };
         },
+        { sendAhead: ahead },
       );
     } catch (err) {
       if (!(err instanceof NoGatewayAvailableError)) throw err;
@@ -223,6 +261,7 @@ export class AccessConnector {
     base: Record<string, unknown>,
     served: { gatewayId: string; gateway: string },
     started: number,
+    ahead: Buffer | undefined,
   ): Promise<void> {
     const { metrics, audit } = this.deps;
     this.live.add(client);
@@ -234,7 +273,8 @@ export class AccessConnector {
     this.live.delete(client);
     metrics.open.dec();
     metrics.connections.inc({ result: result.clean ? 'closed' : 'broken' });
-    metrics.bytes.inc({ direction: 'to_target' }, result.bytesFromA);
+    const bytesToTarget = result.bytesFromA + (ahead?.length ?? 0);
+    metrics.bytes.inc({ direction: 'to_target' }, bytesToTarget);
     metrics.bytes.inc({ direction: 'from_target' }, result.bytesFromB);
     const durationMs = Math.round(performance.now() - started);
     audit.recordSoon(
@@ -245,7 +285,7 @@ export class AccessConnector {
         ...served,
         result: result.clean ? 'closed' : 'broken',
         ...(result.error ? { error: result.error.message } : {}),
-        bytesToTarget: result.bytesFromA,
+        bytesToTarget,
         bytesFromTarget: result.bytesFromB,
         durationMs,
       },

@@ -59,6 +59,24 @@ describe('runThroughPool', () => {
     ]);
   });
 
+  it('sends the bytes given to go ahead of the 200 with every attempt, the retry included', async () => {
+    const { d } = deps([member('a'), member('b')], { a: 'refused' });
+    const sent: { id: string; ahead: string | undefined }[] = [];
+    const open = d.openStream.bind(d);
+    d.openStream = (id, host, port, o) => {
+      sent.push({ id, ahead: o.sendAhead?.toString() });
+      return open(id, host, port, o);
+    };
+    const served = await runThroughPool(d, pool, target, async () => 'done', {
+      sendAhead: Buffer.from('startup'),
+    });
+    expect(served.gatewayName).toBe('b');
+    expect(sent).toEqual([
+      { id: 'a', ahead: 'startup' },
+      { id: 'b', ahead: 'startup' },
+    ]);
+  });
+
   it('never retries once the gateway answered 200, even when the operation fails', async () => {
     const { d, opens } = deps([member('a'), member('b')], {});
     await expect(

@@ -42,6 +42,13 @@ export interface FailoverOptions {
    * also cut and re-run elsewhere, instead of waiting until the member is declared dead.
    */
   retryOperation?: (err: unknown) => boolean;
+  /**
+   * Bytes sent with the CONNECT on every attempt, ahead of the gateway's 200 (the gateway holds
+   * them until the target is dialled). Only bytes that do nothing on a connection that is then
+   * abandoned (access-targets/replay-safe.ts): a member that wrote them and died before its 200
+   * arrived gets the open retried elsewhere, and the target sees them a second time.
+   */
+  sendAhead?: Buffer;
 }
 
 export interface FailoverDeps {
@@ -56,6 +63,7 @@ export interface FailoverDeps {
       signal?: AbortSignal;
       abandonWhenQuiet?: boolean;
       cutWhenQuiet?: boolean;
+      sendAhead?: Buffer;
     },
   ): Promise<Duplex>;
   markSuspect(gatewayId: string, reason: string): void;
@@ -136,6 +144,7 @@ export async function runThroughPool<T>(
         abandonWhenQuiet: !pinned,
         // The same for an operation past its 200, when the caller said it may run again.
         cutWhenQuiet: !pinned && opts.retryOperation !== undefined,
+        sendAhead: opts.sendAhead,
       });
     } catch (err) {
       if (!(err instanceof StreamOpenError) || err.reason === 'aborted') throw err;

@@ -1,6 +1,7 @@
 /**
  * Why a tunnel stream could not be opened. Every open failure happens before the gateway's 200,
- * so no byte reached the target and the caller may retry on another pool member (DESIGN §5).
+ * so nothing reached the target but what the caller sent ahead as replay-safe (`sendAhead`), and
+ * the caller may retry on another pool member (DESIGN §5).
  */
 export type StreamOpenFailure =
   | 'not_connected'
@@ -15,7 +16,10 @@ export type StreamOpenFailure =
 
 export class StreamOpenError extends Error {
   override name = 'StreamOpenError';
-  /** Always false: open failures precede the 200, after which nothing is an open failure. */
+  /**
+   * Always false: open failures precede the 200, after which nothing is an open failure (bytes
+   * sent ahead may have been written, which is why only replay-safe ones are).
+   */
   readonly reachedTarget = false as const;
 
   constructor(

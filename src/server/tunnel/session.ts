@@ -101,6 +101,8 @@ export interface OpenStreamOptions {
    * operation): anything else keeps waiting until the tunnel is heard again or declared dead.
    */
   cutWhenQuiet?: boolean;
+  /** Bytes to send right behind the CONNECT, before the 200 (see FailoverOptions.sendAhead). */
+  sendAhead?: Buffer;
 }
 
 export type ProbeOutcome =
@@ -405,6 +407,8 @@ export class GatewaySession extends EventEmitter<SessionEvents> {
     const stream = new TunnelStream(h2, this.options.abortGraceMs, (streamId) =>
       this.send({ type: 'cancel', streamId }),
     );
+    // In the same HTTP/2 write as the HEADERS; the gateway reads it once the target is open.
+    if (options.sendAhead?.length) h2.write(options.sendAhead);
     // Suppress unhandled 'error' while opening; failures surface as StreamOpenError.
     const swallow = (): void => undefined;
     stream.on('error', swallow);
