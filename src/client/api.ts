@@ -13,9 +13,26 @@ export function describeRefusal(status: number, body: unknown, platform: string)
   return message ?? `the platform answered HTTP ${status}`;
 }
 
+/** OpenSSL's and Node's codes for a server certificate that could not be verified. */
+const CERTIFICATE_CODES = new Set([
+  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
+  'UNABLE_TO_GET_ISSUER_CERT',
+  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
+  'SELF_SIGNED_CERT_IN_CHAIN',
+  'DEPTH_ZERO_SELF_SIGNED_CERT',
+  'CERT_UNTRUSTED',
+  'CERT_HAS_EXPIRED',
+  'CERT_NOT_YET_VALID',
+  'ERR_TLS_CERT_ALTNAME_INVALID',
+]);
+
 export function unreachable(platform: string, err: unknown): ClientError {
   const cause = (err as { cause?: { code?: string; message?: string } }).cause;
   const why = cause?.code ?? cause?.message ?? (err as Error).message;
+  if (cause?.code && CERTIFICATE_CODES.has(cause.code))
+    return new ClientError(
+      `cannot verify the TLS certificate of ${platform} (${why}): if your own CA signed it, set NODE_EXTRA_CA_CERTS to that CA's PEM file`,
+    );
   return new ClientError(`cannot reach the platform at ${platform} (${why})`);
 }
 

@@ -6,16 +6,18 @@
  */
 import { execFile, spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { readFileSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createHash, randomBytes } from 'node:crypto';
 import net from 'node:net';
+import tls from 'node:tls';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { dialTarget } from '../../src/client/dialer.js';
 import { Forwarder } from '../../src/client/forwarder.js';
+import { createTunnelServerCa, createTunnelServerCert } from '../../src/server/gateways/pki.js';
 import {
   addIdentity,
   addUser,
@@ -231,6 +233,52 @@ describe('gatepool connect through a pool of three real gateways', () => {
       );
     } finally {
       busy.close();
+    }
+  });
+
+  it('behind a TLS-terminating proxy: connect uses wss:// and works; a certificate it cannot verify is one clear line', async () => {
+    // What a reverse proxy or load balancer in front of the platform does: TLS in, plain out.
+    const ca = await createTunnelServerCa();
+    const cert = await createTunnelServerCert(ca);
+    let tlsConnections = 0;
+    const proxy = tls.createServer({ key: cert.keyPem, cert: cert.certPem }, (front) => {
+      tlsConnections += 1;
+      const back = net.connect(Number(new URL(s.tp.url).port), '127.0.0.1');
+      front.on('error', () => back.destroy());
+      back.on('error', () => front.destroy());
+      front.pipe(back).pipe(front);
+    });
+    await new Promise<void>((r) => proxy.listen(0, '127.0.0.1', r));
+    const dir = await mkdtemp(join(tmpdir(), 'gatepool-wss-'));
+    const caFile = join(dir, 'ca.pem');
+    await writeFile(caFile, ca.certPem);
+    const platform = `https://localhost:${(proxy.address() as net.AddressInfo).port}`;
+    try {
+      const c = await startConnect('pg', {
+        GATEPOOL_PLATFORM: platform,
+        GATEPOOL_TOKEN: member.token,
+        NODE_EXTRA_CA_CERTS: caFile,
+      });
+      try {
+        expect((await psql(c.port, 'select 40 + 2')).stdout.trim()).toBe('42');
+      } finally {
+        await c.stop();
+      }
+      // The target's look-up, the standby and the connection's stream all came over TLS.
+      expect(tlsConnections).toBeGreaterThanOrEqual(2);
+
+      const untrusted = await gatepool(['connect', 'pg'], {
+        GATEPOOL_PLATFORM: platform,
+        GATEPOOL_TOKEN: member.token,
+      });
+      expect(untrusted.code).toBe(1);
+      expect(untrusted.stderr.trim().split('\n')).toHaveLength(1);
+      expect(untrusted.stderr.trim()).toBe(
+        `gatepool connect: cannot verify the TLS certificate of ${platform} (UNABLE_TO_VERIFY_LEAF_SIGNATURE): if your own CA signed it, set NODE_EXTRA_CA_CERTS to that CA's PEM file`,
+      );
+    } finally {
+      proxy.close();
+      await rm(dir, { recursive: true, force: true });
     }
   });
 
