@@ -38,6 +38,27 @@ import {
   type AccessScenario,
 } from './scenario.js';
 
+/**
+ * Through a local port to a target that hashes what it gets (scenario.ts's hash server): sends
+ * `parts`, `gapMs` apart (none: all in one go), half-closes, and returns the target's answer.
+ */
+function hashExchange(port: number, parts: Buffer[], gapMs = 0): Promise<string> {
+  return new Promise<string>((resolve, reject) => {
+    const sock = net.connect(port, '127.0.0.1');
+    let reply = '';
+    sock.setEncoding('utf8').on('data', (d: string) => (reply += d));
+    sock.once('end', () => resolve(reply));
+    sock.once('error', reject);
+    void (async () => {
+      for (const part of parts) {
+        sock.write(part);
+        if (gapMs) await sleep(gapMs);
+      }
+      sock.end();
+    })();
+  });
+}
+
 describe('gatepool connect through a pool of three real gateways', () => {
   let s: AccessScenario;
   let member: Account;
@@ -441,16 +462,8 @@ describe('gatepool connect through a pool of three real gateways', () => {
   it('what a client sends and its half-close before the target is open arrive intact (standby and fresh streams)', async () => {
     const fwd = localForwarder('bulk');
     const local = await fwd.start();
-    const exchange = (payload: Buffer) =>
-      new Promise<string>((resolve, reject) => {
-        const sock = net.connect(local.port, '127.0.0.1');
-        let reply = '';
-        sock.setEncoding('utf8').on('data', (d: string) => (reply += d));
-        sock.once('end', () => resolve(reply));
-        sock.once('error', reject);
-        // Sent and half-closed at once: all of it reaches the CLI before the target is open.
-        sock.end(payload);
-      });
+    // Sent and half-closed at once: all of it reaches the CLI before the target is open.
+    const exchange = (payload: Buffer) => hashExchange(local.port, [payload]);
     try {
       await waitFor(() => fwd.standbys >= 1, 5000, 'a standby stream');
       const payloads = [randomBytes(10), randomBytes(300 * 1024), Buffer.alloc(0), randomBytes(1)];
@@ -512,22 +525,7 @@ describe('gatepool connect through a pool of three real gateways', () => {
     const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
     const fwd = localForwarder('pg-hash');
     const local = await fwd.start();
-    /** Sends `parts` with `gapMs` between them, half-closes, and returns the target's hash. */
-    const exchange = (parts: Buffer[], gapMs = 0) =>
-      new Promise<string>((resolve, reject) => {
-        const sock = net.connect(local.port, '127.0.0.1');
-        let reply = '';
-        sock.setEncoding('utf8').on('data', (d: string) => (reply += d));
-        sock.once('end', () => resolve(reply));
-        sock.once('error', reject);
-        void (async () => {
-          for (const part of parts) {
-            sock.write(part);
-            if (gapMs) await sleep(gapMs);
-          }
-          sock.end();
-        })();
-      });
+    const exchange = (parts: Buffer[], gapMs = 0) => hashExchange(local.port, parts, gapMs);
     const failovers = async () =>
       Number(
         /gatepool_pool_failovers_total\{pool="ahead"\} (\d+)/.exec(
