@@ -3,7 +3,7 @@
  * as users run it) + a pool of two real gateways, in the same run:
  *  1. `pgbench -S` (select-only), 8 clients, persistent connections: TPS ratio, p50/p99 latency;
  *  2. `pgbench -S -C` (a new connection per transaction): TPS ratio, and connection set-up p50
- *     measured with sequential node-postgres connects (direct vs through);
+ *     measured with sequential node-postgres connects, the paths interleaved in rounds;
  *  3. `pgbench -S -C` through the pool with one member SIGKILLed mid-run: failed connection
  *     attempts (the CLI's "refused" lines: goal 0) and connections broken in flight.
  * In the same run, 1 and 2 also go through reference relays with nothing of ours in them
@@ -32,6 +32,8 @@ const SECONDS = Number(process.env.BENCH_SECONDS ?? 8);
 const CLIENTS = Number(process.env.BENCH_CLIENTS ?? 8);
 const PG = { host: '127.0.0.1', port: 5432, user: 'postgres' };
 const CONNECTS = 200;
+/** Set-up is measured in this many interleaved rounds (see interleavedSetup). */
+const SETUP_ROUNDS = 10;
 
 const pct = (sorted: number[], p: number) =>
   sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? NaN;
@@ -95,6 +97,27 @@ async function pgbench(port: number, db: string, extra: string[]): Promise<Pgben
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
+}
+
+/**
+ * Set-up times of every path, interleaved: `rounds` rounds of `per` sequential connects on each
+ * path in turn, so a slow spell of a shared machine falls on all paths alike instead of on
+ * whichever was being measured then. Samples per path, sorted.
+ */
+async function interleavedSetup(
+  ports: Record<string, number>,
+  db: string,
+  rounds: number,
+  per: number,
+): Promise<Record<string, number[]>> {
+  const samples: Record<string, number[]> = Object.fromEntries(
+    Object.keys(ports).map((k) => [k, [] as number[]]),
+  );
+  for (let r = 0; r < rounds; r++)
+    for (const [k, port] of Object.entries(ports))
+      samples[k]!.push(...(await connectTimes(port, db, per)));
+  for (const s of Object.values(samples)) s.sort((a, b) => a - b);
+  return samples;
 }
 
 /** Sequential connect + close, `n` times: p50/p99 of the set-up alone (TCP, startup, auth). */
@@ -316,15 +339,25 @@ async function main(): Promise<void> {
     const perConnDirect = await pgbench(PG.port, db, ['-C']);
     const perConnThrough = await pgbench(through, db, ['-C']);
     console.log('pgbench -S -C: direct', perConnDirect, 'through', perConnThrough);
-    const setupDirect = await connectTimes(PG.port, db, CONNECTS);
-    const setupThrough = await connectTimes(through, db, CONNECTS);
+    const setups = await interleavedSetup(
+      {
+        direct: PG.port,
+        through,
+        ...Object.fromEntries(references.map((r) => [r.name, r.relay.port])),
+      },
+      db,
+      SETUP_ROUNDS,
+      CONNECTS / SETUP_ROUNDS,
+    );
+    const setupDirect = setups.direct!;
+    const setupThrough = setups.through!;
     const referenceRuns = [];
     for (const r of references) {
       const { result: persistent, cpuMicrosPerTx } = await cpuPerTransaction(r.relay.pids, () =>
         pgbench(r.relay.port, db, []),
       );
       const perConn = await pgbench(r.relay.port, db, ['-C']);
-      const setup = await connectTimes(r.relay.port, db, CONNECTS);
+      const setup = setups[r.name]!;
       referenceRuns.push({
         name: r.name,
         label: r.label,
@@ -380,6 +413,7 @@ async function main(): Promise<void> {
         tpsRatio: round(perConnThrough.tps / perConnDirect.tps),
         setup: {
           connects: CONNECTS,
+          interleavedRounds: SETUP_ROUNDS,
           directP50Ms: p50(setupDirect),
           directP99Ms: round(pct(setupDirect, 99)),
           throughP50Ms: p50(setupThrough),
