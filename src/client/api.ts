@@ -23,7 +23,6 @@ const CERTIFICATE_CODES = new Set([
   'CERT_UNTRUSTED',
   'CERT_HAS_EXPIRED',
   'CERT_NOT_YET_VALID',
-  'ERR_TLS_CERT_ALTNAME_INVALID',
 ]);
 
 export function unreachable(platform: string, err: unknown): ClientError {
@@ -32,6 +31,10 @@ export function unreachable(platform: string, err: unknown): ClientError {
   if (cause?.code && CERTIFICATE_CODES.has(cause.code))
     return new ClientError(
       `cannot verify the TLS certificate of ${platform} (${why}): if your own CA signed it, set NODE_EXTRA_CA_CERTS to that CA's PEM file`,
+    );
+  if (cause?.code === 'ERR_TLS_CERT_ALTNAME_INVALID')
+    return new ClientError(
+      `the TLS certificate of ${platform} is not issued for that host name: use the name it was issued for`,
     );
   return new ClientError(`cannot reach the platform at ${platform} (${why})`);
 }

@@ -262,14 +262,19 @@ describe('gatepool connect through a pool of three real gateways', () => {
     const ca = await createTunnelServerCa();
     const cert = await createTunnelServerCert(ca);
     let tlsConnections = 0;
-    const proxy = tls.createServer({ key: cert.keyPem, cert: cert.certPem }, (front) => {
-      tlsConnections += 1;
-      const back = net.connect(Number(new URL(s.tp.url).port), '127.0.0.1');
-      front.on('error', () => back.destroy());
-      back.on('error', () => front.destroy());
-      front.pipe(back).pipe(front);
-    });
+    const terminator = () =>
+      tls.createServer({ key: cert.keyPem, cert: cert.certPem }, (front) => {
+        tlsConnections += 1;
+        const back = net.connect(Number(new URL(s.tp.url).port), '127.0.0.1');
+        front.on('error', () => back.destroy());
+        back.on('error', () => front.destroy());
+        front.pipe(back).pipe(front);
+      });
+    const proxy = terminator();
     await new Promise<void>((r) => proxy.listen(0, '127.0.0.1', r));
+    // The same certificate on an address it was not issued for.
+    const misnamed = terminator();
+    await new Promise<void>((r) => misnamed.listen(0, '127.0.0.2', r));
     const dir = await mkdtemp(join(tmpdir(), 'gatepool-wss-'));
     const caFile = join(dir, 'ca.pem');
     await writeFile(caFile, ca.certPem);
@@ -297,8 +302,19 @@ describe('gatepool connect through a pool of three real gateways', () => {
       expect(untrusted.stderr.trim()).toBe(
         `gatepool connect: cannot verify the TLS certificate of ${platform} (UNABLE_TO_VERIFY_LEAF_SIGNATURE): if your own CA signed it, set NODE_EXTRA_CA_CERTS to that CA's PEM file`,
       );
+      const other = `https://127.0.0.2:${(misnamed.address() as net.AddressInfo).port}`;
+      const wrongName = await gatepool(['connect', 'pg'], {
+        GATEPOOL_PLATFORM: other,
+        GATEPOOL_TOKEN: member.token,
+        NODE_EXTRA_CA_CERTS: caFile,
+      });
+      expect(wrongName.code).toBe(1);
+      expect(wrongName.stderr.trim()).toBe(
+        `gatepool connect: the TLS certificate of ${other} is not issued for that host name: use the name it was issued for`,
+      );
     } finally {
       proxy.close();
+      misnamed.close();
       await rm(dir, { recursive: true, force: true });
     }
   });
