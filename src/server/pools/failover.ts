@@ -1,5 +1,6 @@
 import type { Duplex } from 'node:stream';
 import { StreamOpenError, StreamQuietError } from '../tunnel/errors.js';
+import type { OpenStreamOptions } from '../tunnel/session.js';
 import { selectMember, type Candidate, type SelectionFilter } from './selection.js';
 
 /** What a consumer stores: exactly one of a pinned gateway or a pool. */
@@ -58,13 +59,7 @@ export interface FailoverDeps {
     gatewayId: string,
     host: string,
     port: number,
-    opts: {
-      timeoutMs: number;
-      signal?: AbortSignal;
-      abandonWhenQuiet?: boolean;
-      cutWhenQuiet?: boolean;
-      sendAhead?: Buffer;
-    },
+    opts: OpenStreamOptions & { timeoutMs: number },
   ): Promise<Duplex>;
   markSuspect(gatewayId: string, reason: string): void;
   onSelected?(ref: GatewayRef, gatewayId: string): void;
