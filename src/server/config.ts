@@ -1,5 +1,6 @@
 import { resolve } from 'node:path';
 import { z } from 'zod';
+import { DirectTargets, DirectTargetsError } from './consumers/direct-targets.js';
 
 /**
  * Every setting the platform reads, validated once at start. A bad value stops the process
@@ -56,9 +57,14 @@ const schema = z.object({
   GATEPOOL_DIRECT_TARGETS: z
     .string()
     .max(4096)
-    .refine((v) => parseTargetRules(v) !== null, {
-      message:
-        'must be a comma-separated list of host:port, IP:port or CIDR:port rules (port may be * or a-b), e.g. "10.0.0.0/8:6443,kube.internal:443"',
+    // The matcher's own parser: a rule it would refuse is refused here, before anything starts.
+    .superRefine((v, ctx) => {
+      const problem = directTargetsProblem(v);
+      if (problem)
+        ctx.addIssue({
+          code: 'custom',
+          message: `${problem}: rules are host:port, *.suffix:port, IP:port or CIDR:port, comma-separated (port may be * or a-b), e.g. "10.0.0.0/8:6443,kube.internal:443"`,
+        });
     })
     .default(''),
   GATEPOOL_BACKUP_INTERVAL: z
@@ -102,7 +108,7 @@ export type Config = {
   k8sLoginRateLimit: number;
   /**
    * Targets the platform itself may connect to without a gateway (e.g. a Kubernetes API with
-   * "No gateway (direct)"), as the raw rule list; empty = none. Parsed with parseTargetRules.
+   * "No gateway (direct)"), as the raw rule list; empty = none. Parsed by DirectTargets.
    */
   directTargets: string;
   /** Embedded database snapshots every this many ms into DATA_DIR/backups; 0 = off. */
@@ -111,19 +117,15 @@ export type Config = {
   backupKeep: number;
 };
 
-/**
- * Splits a comma-separated rule list (`host:port`, `IP:port`, `CIDR:port`, `[IPv6]:port`;
- * port `*` or `a-b`) into its rules; null when one is not of that shape. Matching is done
- * where the rules are used (the same grammar as the agent's --allow).
- */
-export function parseTargetRules(list: string): string[] | null {
-  const rules = list
-    .split(',')
-    .map((r) => r.trim())
-    .filter(Boolean);
-  const rule =
-    /^(\[[0-9a-fA-F:.]+\](\/\d{1,3})?|[A-Za-z0-9.*-]+(\/\d{1,2})?):(\*|\d{1,5}(-\d{1,5})?)$/;
-  return rules.every((r) => rule.test(r)) ? rules : null;
+/** What is wrong with a GATEPOOL_DIRECT_TARGETS list, in the matcher's words; null if nothing. */
+function directTargetsProblem(list: string): string | null {
+  try {
+    new DirectTargets(list);
+    return null;
+  } catch (err) {
+    if (!(err instanceof DirectTargetsError)) throw err;
+    return err.problem;
+  }
 }
 
 const DURATION_MS = { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 } as const;

@@ -96,6 +96,24 @@ describe('loadConfig', () => {
     expect(message!.split('\n')).toHaveLength(Object.keys(bad).length + 1);
   });
 
+  it('refuses a direct-target rule the matcher could not use, naming the rule', () => {
+    // Both pass a loose host:port shape; the matcher refuses a '*' inside a name and a name with
+    // a prefix length. Refused here, an operator learns it before the platform starts at all.
+    for (const [rule, why] of [
+      ['foo.*.bar:443', /invalid host "foo\.\*\.bar"/],
+      ['kube.internal/8:443', /invalid host in rule "kube\.internal\/8:443"/],
+      ['10.0.0.0/40:443', /invalid prefix length/],
+      ['10.0.0.1:0', /invalid port "0"/],
+    ] as const) {
+      const list = problems({ GATEPOOL_DIRECT_TARGETS: `kube.internal:443, ${rule}` });
+      expect(list, rule).toHaveLength(1);
+      expect(list[0], rule).toMatch(/^GATEPOOL_DIRECT_TARGETS=/);
+      expect(list[0], rule).toMatch(why);
+    }
+    const good = '*.svc.cluster.local:443, [fd00::/8]:6443';
+    expect(loadConfig({ GATEPOOL_DIRECT_TARGETS: good }).directTargets).toBe(good);
+  });
+
   it('checks that a gateway is declared dead only after missed keepalives', () => {
     expect(problems({ GATEPOOL_KEEPALIVE_MS: '500', GATEPOOL_DEAD_AFTER_MS: '400' })).toEqual([
       expect.stringMatching(

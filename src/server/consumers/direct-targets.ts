@@ -45,7 +45,7 @@ for (const [net, prefix, type] of LOCAL) localList.addSubnet(net, prefix, type);
 
 /** A rule the matcher cannot use; the message names the setting, for a clear start-up error. */
 export class DirectTargetsError extends Error {
-  constructor(problem: string) {
+  constructor(readonly problem: string) {
     super(`${DIRECT_TARGETS_SETTING}: ${problem}`);
   }
 }
