@@ -141,6 +141,21 @@ export class ConfigError extends Error {
   }
 }
 
+/** Settings whose value is a secret: an error about them must not print it (logs, journald). */
+const SECRET_SETTINGS = new Set(['GATEPOOL_ENCRYPTION_KEY', 'GATEPOOL_METRICS_TOKEN']);
+
+/**
+ * A bad value as an error may show it: secrets only by their length (a trailing newline from a
+ * secrets file is the usual mistake, and shows as a length), a URL without its password.
+ */
+function shown(name: string, value: string | undefined): string {
+  if (value === undefined) return 'unset';
+  if (SECRET_SETTINGS.has(name)) return `(secret, ${value.length} characters)`;
+  if (name === 'DATABASE_URL')
+    return JSON.stringify(value.replace(/(\/\/[^/:@]*:)[^@/]*@/, '$1***@'));
+  return JSON.stringify(value);
+}
+
 /** Reads settings from an env-like map; empty strings count as unset. */
 export function loadConfig(env: Record<string, string | undefined> = process.env): Config {
   const input = Object.fromEntries(
@@ -150,7 +165,8 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   if (!parsed.success) {
     throw new ConfigError(
       parsed.error.issues.map(
-        (i) => `${String(i.path[0])}=${JSON.stringify(input[String(i.path[0])])}: ${i.message}`,
+        (i) =>
+          `${String(i.path[0])}=${shown(String(i.path[0]), input[String(i.path[0])])}: ${i.message}`,
       ),
     );
   }

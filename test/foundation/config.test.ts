@@ -96,6 +96,28 @@ describe('loadConfig', () => {
     expect(message!.split('\n')).toHaveLength(Object.keys(bad).length + 1);
   });
 
+  it('never prints a secret it refuses: keys and tokens by length, a database URL without its password', () => {
+    const key = `${'ab'.repeat(32)}\n`;
+    const list = problems({
+      GATEPOOL_ENCRYPTION_KEY: key,
+      GATEPOOL_METRICS_TOKEN: 'short-secret',
+      DATABASE_URL: 'mysql://gp:s3cret-pw@db.internal/gp',
+    });
+    const text = list.join('\n');
+    expect(text).not.toContain('abab');
+    expect(text).not.toContain('short-secret');
+    expect(text).not.toContain('s3cret-pw');
+    expect(list).toContainEqual(
+      expect.stringMatching(/^GATEPOOL_ENCRYPTION_KEY=\(secret, 65 characters\): /),
+    );
+    expect(list).toContainEqual(
+      expect.stringMatching(/^GATEPOOL_METRICS_TOKEN=\(secret, 12 characters\): /),
+    );
+    expect(list).toContainEqual(
+      expect.stringMatching(/^DATABASE_URL="mysql:\/\/gp:\*\*\*@db\.internal\/gp": /),
+    );
+  });
+
   it('refuses a direct-target rule the matcher could not use, naming the rule', () => {
     // Both pass a loose host:port shape; the matcher refuses a '*' inside a name and a name with
     // a prefix length. Refused here, an operator learns it before the platform starts at all.
