@@ -19,6 +19,7 @@ import { authRoutes } from './auth/routes.js';
 import type { AppContext } from './context.js';
 import { API_PREFIX, installAuth } from './http/auth-hook.js';
 import { installErrorHandling } from './http/error-handler.js';
+import { DATABASE_UNAVAILABLE } from './http/errors.js';
 import type { Api } from './http/schemas.js';
 import { identityRoutes } from './identities/routes.js';
 import { licenseRoutes } from './license/routes.js';
@@ -65,9 +66,14 @@ function forgetCredentialsOnChange(app: FastifyInstance, credentials: Credential
     admitted.add(req);
     done(null, payload);
   });
-  app.addHook('onSend', (req, _reply, payload, done) => {
-    if (CHANGES.has(req.method) && req.url.startsWith(API_PREFIX) && admitted.has(req))
-      credentials.clear();
+  app.addHook('onSend', (req, reply, payload, done) => {
+    if (CHANGES.has(req.method) && req.url.startsWith(API_PREFIX) && admitted.has(req)) {
+      const databaseAway =
+        reply.statusCode === 503 &&
+        typeof payload === 'string' &&
+        payload.includes(`"${DATABASE_UNAVAILABLE.error.code}"`);
+      credentials.clear({ databaseAway });
+    }
     done(null, payload);
   });
 }
@@ -114,9 +120,9 @@ export async function buildApp(ctx: AppContext, opts: BuildAppOptions): Promise<
       return { status: 'ready', database: ctx.database.driver };
     } catch (err) {
       ctx.log.warn({ err: (err as Error).message }, 'readiness check failed: database unreachable');
-      return reply
-        .code(503)
-        .send({ error: { code: 'not_ready', message: 'The database is not reachable.' } });
+      return reply.code(503).send({
+        error: { code: 'not_ready', message: "The platform's database is not reachable." },
+      });
     }
   });
 

@@ -4,8 +4,10 @@
  * gateway-pools, identities), then stopped for 30 s. The process must stay alive, answer no
  * 500 (only 503 database_unavailable with Retry-After while the database is away), be ready
  * again within a second of the database's return, keep its gateway tunnel up, and lose no
- * acknowledged write.
+ * acknowledged write. A `gatepool connect` in use keeps opening connections through the outage.
  */
+import { createHash } from 'node:crypto';
+import net from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AgentFleet } from '../helpers/gateway-agent.js';
 import {
@@ -16,6 +18,8 @@ import {
   type Account,
   type ApiResponse,
 } from '../helpers/platform.js';
+import { startConnect, startHashServer } from '../access/scenario.js';
+import { within } from '../tunnel/harness.js';
 import { hasPgBinaries, startPrivatePostgres, type PrivatePostgres } from './private-postgres.js';
 import { identityNames, startServer, type ServerProcess } from './processes.js';
 
@@ -50,6 +54,8 @@ describe.skipIf(!hasPgBinaries())('a PostgreSQL outage under load', () => {
     const answers: { what: string; res: ApiResponse }[] = [];
     const acked: string[] = [];
     let running = true;
+    let writesPaused = false;
+    let writesInFlight = 0;
     let n = 0;
     const client = server.api(admin.token);
     const loop = async (what: string, once: () => Promise<ApiResponse>) => {
@@ -62,8 +68,12 @@ describe.skipIf(!hasPgBinaries())('a PostgreSQL outage under load', () => {
     };
     const writer = () =>
       loop('write', async () => {
+        for (let i = 0; writesPaused && i < 1000; i++) await new Promise((r) => setTimeout(r, 20));
         const name = `w-${n++}`;
-        const res = await client.post('/api/v1/identities', { name, role: 'viewer' });
+        writesInFlight += 1;
+        const res = await client
+          .post('/api/v1/identities', { name, role: 'viewer' })
+          .finally(() => (writesInFlight -= 1));
         if (res.status === 201) acked.push(name);
         return res;
       });
@@ -76,6 +86,14 @@ describe.skipIf(!hasPgBinaries())('a PostgreSQL outage under load', () => {
     return {
       answers,
       acked,
+      /** Holds the writers (each successful write clears the credential cache) until resumed. */
+      async pauseWrites() {
+        writesPaused = true;
+        await waitFor(() => writesInFlight === 0, 10_000, 'writes in flight to finish');
+      },
+      resumeWrites() {
+        writesPaused = false;
+      },
       async stop() {
         running = false;
         await Promise.all(loops);
@@ -84,13 +102,35 @@ describe.skipIf(!hasPgBinaries())('a PostgreSQL outage under load', () => {
   }
 
   const alive = () => server.proc.exitCode === null && server.proc.signalCode === null;
+
+  /** One connection through `gatepool connect` to the hash target: does it arrive intact? */
+  async function throughConnect(port: number, payload: string): Promise<string> {
+    const socket = net.connect({ host: '127.0.0.1', port, allowHalfOpen: true });
+    socket.on('error', () => undefined);
+    let answer = '';
+    socket.setEncoding('utf8').on('data', (c: string) => (answer += c));
+    socket.end(payload);
+    await within(
+      new Promise((r) => socket.once('close', r)),
+      10_000,
+      'a connection through gatepool connect',
+    );
+    return answer;
+  }
+  const sha256 = (s: string) => createHash('sha256').update(s).digest('hex');
   const ready = async () => (await server.api().get('/readyz', { timeoutMs: 3000 })).status;
 
   it('stays up through restarts and a 30 s stop: 503 while away, ready within a second after', async () => {
     // A gateway connected the whole time: its tunnel must not notice the database.
+    const hash = await startHashServer();
     const enroll = await admin.client.post('/api/v1/gateways/enrollment-tokens', {});
     expect(enroll.status).toBe(201);
-    await fleet.start({ platformUrl: server.url, token: enroll.body.token, name: 'gw', allow: [] });
+    await fleet.start({
+      platformUrl: server.url,
+      token: enroll.body.token,
+      name: 'gw',
+      allow: [`127.0.0.1:${hash.port}`],
+    });
     const gw = await waitFor(
       async () => {
         const list = await admin.client.get('/api/v1/gateways?limit=10');
@@ -100,6 +140,19 @@ describe.skipIf(!hasPgBinaries())('a PostgreSQL outage under load', () => {
       30_000,
       'gateway healthy',
     );
+    const target = await admin.client.post('/api/v1/access-targets', {
+      name: 'hash',
+      host: '127.0.0.1',
+      port: hash.port,
+      protocol: 'tcp',
+      gatewayId: gw.id,
+    });
+    expect(target.status).toBe(201);
+    const connect = await startConnect('hash', {
+      GATEPOOL_PLATFORM: server.url,
+      GATEPOOL_TOKEN: admin.token,
+    });
+    expect(await throughConnect(connect.port, 'before')).toBe(sha256('before'));
 
     const traffic = load();
     await waitFor(() => traffic.acked.length >= 5, 30_000, 'first writes');
@@ -112,10 +165,23 @@ describe.skipIf(!hasPgBinaries())('a PostgreSQL outage under load', () => {
       expect(alive()).toBe(true);
     }
 
+    // The connect's credential and target as the last successful change left them: a write that
+    // commits clears every remembered credential, and one then not used again before the
+    // database goes away is unknown during the outage, rightly.
+    await traffic.pauseWrites();
+    expect(await throughConnect(connect.port, 'just before')).toBe(sha256('just before'));
     pg.stop();
+    traffic.resumeWrites();
     const stoppedAt = Date.now();
     expect(await ready()).toBe(503);
     const during = traffic.answers.length;
+    // New connections keep opening, past the 5 s a target lookup is otherwise kept and the 30 s
+    // a credential is: both are served from memory while the database is away.
+    for (const atMs of [8_000, OUTAGE_MS - 2_000]) {
+      await new Promise((r) => setTimeout(r, atMs - (Date.now() - stoppedAt)));
+      const payload = `during the outage, ${atMs} ms in`;
+      expect(await throughConnect(connect.port, payload), connect.stderr()).toBe(sha256(payload));
+    }
     await new Promise((r) => setTimeout(r, OUTAGE_MS - (Date.now() - stoppedAt)));
     expect(alive()).toBe(true);
     expect(await ready()).toBe(503);
@@ -152,6 +218,9 @@ describe.skipIf(!hasPgBinaries())('a PostgreSQL outage under load', () => {
         expect(Number(res.headers['retry-after'])).toBeGreaterThan(0);
       }
     }
+    expect(connect.stderr()).not.toMatch(/refused/);
+    await connect.stop();
+    await hash.close();
     const names = await identityNames(admin.token, server);
     expect(traffic.acked.filter((n) => !names.has(n))).toEqual([]);
 

@@ -7,6 +7,8 @@ import { randomUUID } from 'node:crypto';
 import type { AuditLog, AuditWho } from '../audit/service.js';
 import { authorizeReference, refOf, type AttachDeps, type Attacher } from '../consumers/attach.js';
 import type { Db } from '../db/client.js';
+import { isDatabaseUnavailable } from '../db/errors.js';
+import { CREDENTIAL_OUTAGE_MAX_AGE_MS } from '../auth/credential-cache.js';
 import { ConflictError, NotFoundError, permissionDenied } from '../errors.js';
 import { isForeignKeyViolation, isUniqueViolation } from '../http/errors.js';
 import { pageOf } from '../http/schemas.js';
@@ -46,6 +48,12 @@ export interface AccessTargetDeps extends AttachDeps {
 
 /** How long `lookup` serves a target without asking the database (see there). */
 const LOOKUP_MAX_AGE_MS = 5000;
+/**
+ * While the database is away, a target looked up this recently is still served, as long as a
+ * credential is (auth/credential-cache.ts): a `gatepool connect` in use keeps opening
+ * connections through a restart or outage of the platform's database.
+ */
+const LOOKUP_OUTAGE_MAX_AGE_MS = CREDENTIAL_OUTAGE_MAX_AGE_MS;
 const LOOKUP_MAX_ENTRIES = 10_000;
 
 export class AccessTargetService {
@@ -60,14 +68,23 @@ export class AccessTargetService {
    * (`pgbench -C` opens one per transaction). Every change of a target goes through this
    * service and forgets what it holds, so a deleted or re-pointed target is never served from
    * here; the age limit only bounds how long a renamed pool or gateway keeps its old name in
-   * connection audit entries. Only targets found are kept: an unknown name always asks.
+   * connection audit entries. Only targets found are kept: an unknown name always asks. While
+   * the database is away, an older answer is served (LOOKUP_OUTAGE_MAX_AGE_MS): no change can
+   * be committed meanwhile, and one committed here before would have cleared it.
    */
   async lookup(orgId: string, idOrName: string): Promise<AccessTargetListing> {
     const key = `${orgId}\u0000${idOrName}`;
     const hit = this.lookups.get(key);
-    if (hit && performance.now() - hit.at < LOOKUP_MAX_AGE_MS) return hit.target;
+    const age = hit ? performance.now() - hit.at : Infinity;
+    if (hit && age < LOOKUP_MAX_AGE_MS) return hit.target;
     const generation = this.generation;
-    const target = await this.find(orgId, idOrName);
+    let target: AccessTargetListing;
+    try {
+      target = await this.find(orgId, idOrName);
+    } catch (err) {
+      if (hit && age < LOOKUP_OUTAGE_MAX_AGE_MS && isDatabaseUnavailable(err)) return hit.target;
+      throw err;
+    }
     // A change committed while the query ran makes this answer stale: do not keep it.
     if (generation === this.generation) {
       if (this.lookups.size >= LOOKUP_MAX_ENTRIES) this.lookups.clear();

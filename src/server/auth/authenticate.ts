@@ -1,6 +1,7 @@
 import { and, eq, gt, isNull, or } from 'drizzle-orm';
 import type { FastifyRequest } from 'fastify';
 import type { Db } from '../db/client.js';
+import { isDatabaseUnavailable } from '../db/errors.js';
 import { identities, identityAccessTokens, orgMemberships, sessions, users } from '../db/schema.js';
 import { unauthorized } from '../http/errors.js';
 import { buildAbility } from '../rbac/ability.js';
@@ -51,6 +52,24 @@ export async function authenticate(ctx: AuthenticateDeps, req: FastifyRequest): 
     else touchCached(ctx.db, req, cached);
     return cached.actor;
   }
+  try {
+    return await fromDatabase(ctx, req, tokenHash, isSession);
+  } catch (err) {
+    const known = isDatabaseUnavailable(err)
+      ? ctx.credentials?.getDuringOutage(tokenHash)
+      : undefined;
+    if (!known) throw err;
+    if (isSession) assertCookieSafe(ctx, req);
+    return known.actor;
+  }
+}
+
+async function fromDatabase(
+  ctx: AuthenticateDeps,
+  req: FastifyRequest,
+  tokenHash: string,
+  isSession: boolean,
+): Promise<Actor> {
   // Taken before the first query: a revocation that commits meanwhile clears the cache, and
   // this lookup's (possibly older) answer is then not stored.
   const generation = ctx.credentials?.generation() ?? 0;

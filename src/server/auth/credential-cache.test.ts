@@ -33,8 +33,45 @@ describe('credential cache', () => {
     expect(cache.get('h1')?.actor.id).toBe('a');
     c.advance(1);
     expect(cache.get('h1')).toBeUndefined();
+    // Kept for a database outage only.
+    expect(cache.getDuringOutage('h1')?.actor.id).toBe('a');
+  });
+
+  it('while the database is away, serves older entries up to the outage age, then drops them', () => {
+    const c = clock();
+    const cache = new CredentialCache({ maxAgeMs: 30_000, outageMaxAgeMs: 600_000, now: c.now });
+    cache.set('h', cache.generation(), { actor: actor('a'), expiresAt: null });
+    c.advance(599_999);
+    expect(cache.get('h')).toBeUndefined();
+    expect(cache.getDuringOutage('h')?.actor.id).toBe('a');
+    c.advance(1);
+    expect(cache.getDuringOutage('h')).toBeUndefined();
     // Dropped, not just hidden.
     expect(cache.size).toBe(0);
+    // A revocation (clear) and the credential's own expiry count during an outage too.
+    cache.set('h', cache.generation(), {
+      actor: actor('a'),
+      expiresAt: new Date(c.now() + 60_000),
+    });
+    c.advance(60_000);
+    expect(cache.getDuringOutage('h')).toBeUndefined();
+    cache.set('h', cache.generation(), { actor: actor('a'), expiresAt: null });
+    cache.clear();
+    expect(cache.getDuringOutage('h')).toBeUndefined();
+  });
+
+  it('a clear by a change the database could not take keeps callers for the outage only', () => {
+    const cache = new CredentialCache();
+    cache.set('h', cache.generation(), { actor: actor('a'), expiresAt: null });
+    const before = cache.generation();
+    cache.clear({ databaseAway: true });
+    // Asked from the database again as after any clear, and a lookup begun before is not stored.
+    expect(cache.get('h')).toBeUndefined();
+    expect(cache.set('h2', before, { actor: actor('b'), expiresAt: null })).toBe(false);
+    expect(cache.getDuringOutage('h')?.actor.id).toBe('a');
+    // Filled again from the database: an ordinary entry once more.
+    cache.set('h', cache.generation(), { actor: actor('a'), expiresAt: null });
+    expect(cache.get('h')?.actor.id).toBe('a');
   });
 
   it('never serves a credential past its own expiry, even well within the max age', () => {

@@ -11,6 +11,11 @@ import type { Actor } from './actor.js';
  * (see app.ts and local-admin/). The age limit only bounds how long a change made behind the
  * platform's back (someone editing the database by hand) goes unnoticed. A credential's own
  * expiry is honoured to the millisecond: an expired one is never served from here.
+ *
+ * While the database is away, an entry past that age is still served (`getDuringOutage`, up to
+ * CREDENTIAL_OUTAGE_MAX_AGE_MS): nothing can be revoked meanwhile, and what this process revoked
+ * before cleared it. So a caller that was working keeps working through a database restart,
+ * instead of failing at whatever moment its entry happens to reach 30 s.
  */
 
 export interface CredentialCacheOptions {
@@ -18,6 +23,8 @@ export interface CredentialCacheOptions {
   maxEntries?: number;
   /** How long an entry is served before the database is asked again. */
   maxAgeMs?: number;
+  /** How long an entry may still be served while the database is away. */
+  outageMaxAgeMs?: number;
   /** Milliseconds since the epoch (tests move it). */
   now?: () => number;
 }
@@ -40,21 +47,29 @@ export interface CachedCredential {
 interface Entry extends CachedCredential {
   readonly storedAt: number;
   readonly expiresAt: number | null;
+  /** Kept through a clear made while the database was away: served during an outage only. */
+  outageOnly: boolean;
 }
 
 export const CREDENTIAL_CACHE_MAX_ENTRIES = 10_000;
 export const CREDENTIAL_CACHE_MAX_AGE_MS = 30_000;
+export const CREDENTIAL_OUTAGE_MAX_AGE_MS = 10 * 60_000;
 
 export class CredentialCache {
   private readonly entries = new Map<string, Entry>();
   private readonly maxEntries: number;
   private readonly maxAgeMs: number;
+  private readonly outageMaxAgeMs: number;
   private readonly now: () => number;
   private gen = 0;
 
   constructor(opts: CredentialCacheOptions = {}) {
     this.maxEntries = Math.max(1, opts.maxEntries ?? CREDENTIAL_CACHE_MAX_ENTRIES);
     this.maxAgeMs = opts.maxAgeMs ?? CREDENTIAL_CACHE_MAX_AGE_MS;
+    this.outageMaxAgeMs = Math.max(
+      this.maxAgeMs,
+      opts.outageMaxAgeMs ?? CREDENTIAL_OUTAGE_MAX_AGE_MS,
+    );
     this.now = opts.now ?? (() => Date.now());
   }
 
@@ -68,17 +83,26 @@ export class CredentialCache {
 
   /** The cached caller, or undefined when unknown, too old or the credential has expired. */
   get(tokenHash: string): CachedCredential | undefined {
+    return this.entry(tokenHash, false);
+  }
+
+  /** `get` for when the database could not be asked: older entries too (see the class). */
+  getDuringOutage(tokenHash: string): CachedCredential | undefined {
+    return this.entry(tokenHash, true);
+  }
+
+  private entry(tokenHash: string, outage: boolean): CachedCredential | undefined {
     const entry = this.entries.get(tokenHash);
     if (!entry) return undefined;
     const now = this.now();
-    if (
-      now - entry.storedAt >= this.maxAgeMs ||
-      (entry.expiresAt !== null && now >= entry.expiresAt)
-    ) {
+    const age = now - entry.storedAt;
+    // Past the outage age, or expired itself: gone. Merely old: kept for an outage.
+    if (age >= this.outageMaxAgeMs || (entry.expiresAt !== null && now >= entry.expiresAt)) {
       this.entries.delete(tokenHash);
       return undefined;
     }
-    return entry;
+    if (outage) return entry;
+    return !entry.outageOnly && age < this.maxAgeMs ? entry : undefined;
   }
 
   /** Stores a fill unless the cache was cleared since `generation`; says whether it did. */
@@ -99,14 +123,23 @@ export class CredentialCache {
       lastUsedAt: fill.lastUsedAt ? fill.lastUsedAt.getTime() : null,
       storedAt: now,
       expiresAt,
+      outageOnly: false,
     });
     return true;
   }
 
-  /** Forgets every caller, and every lookup still running is not stored either. */
-  clear(): void {
+  /**
+   * Forgets every caller, and every lookup still running is not stored either. `databaseAway`:
+   * the change that clears was answered "database unavailable", so it most likely changed
+   * nothing; callers are then still asked from the database as after any clear, but kept for
+   * `getDuringOutage`. Otherwise every failed write of an outage would empty what the outage
+   * is served from. (A change that committed just before the database went away is served
+   * from here only until the database answers again.)
+   */
+  clear(opts: { databaseAway?: boolean } = {}): void {
     this.gen++;
-    this.entries.clear();
+    if (opts.databaseAway) for (const entry of this.entries.values()) entry.outageOnly = true;
+    else this.entries.clear();
   }
 
   get size(): number {

@@ -52,7 +52,10 @@ export function isDatabaseUnavailable(err: unknown, fromQuery = false): boolean 
 /** Thrown where we already know the database is away (e.g. no connection could be made). */
 export class DatabaseUnavailableError extends Error {
   constructor(cause?: unknown) {
-    super('The database is not reachable.', { cause });
+    // "The platform's": a `gatepool connect` user reaches databases too, and must not read this
+    // as their own being down. The cause names where it was looked for (never a password).
+    const why = cause instanceof Error && cause.message ? ` (${cause.message})` : '';
+    super(`The platform's database is not reachable${why}.`, { cause });
   }
 }
 

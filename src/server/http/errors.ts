@@ -49,7 +49,7 @@ export function errorBodyOf(err: DomainError): ErrorBody {
 export const DATABASE_UNAVAILABLE: ErrorBody = {
   error: {
     code: 'database_unavailable',
-    message: 'The database is not reachable right now; retry in a few seconds.',
+    message: "The platform's database is not reachable right now; retry in a few seconds.",
   },
 };
 
