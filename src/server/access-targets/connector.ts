@@ -40,7 +40,7 @@ export class AccessMetrics {
     });
     this.connections = new Counter({
       name: 'gatepool_access_connections_total',
-      help: 'Client connections to access targets by result (closed, broken, no_gateway, client_gone)',
+      help: 'Client connections to access targets by result (closed, broken, revoked, no_gateway, client_gone)',
       labelNames: ['result'],
       registers,
     });
@@ -82,7 +82,23 @@ export interface ConnectorDeps {
   audit: AuditLog;
   metrics: AccessMetrics;
   log: FastifyBaseLogger;
+  /**
+   * Subscribes to changes of credentials, permissions and the like (auth/credential-cache.ts
+   * `onClear`): open connections are then checked again (see `reverify`).
+   */
+  onCredentialsChanged?: (listener: () => void) => void;
 }
+
+/** An open connection, as `reverify` checks it. */
+interface LiveConnection {
+  target: AccessTargetListing;
+  recheck: Recheck | undefined;
+  /** Why it was cut by a revocation (its audit entry says so). */
+  revoked?: string;
+}
+
+/** Changes that arrive this close together are checked once. */
+const REVERIFY_DEBOUNCE_MS = 50;
 
 /** Completes the client's handshake once the target is open; null when the client left. */
 export type AcceptClient = () => Promise<WsStream | null>;
@@ -130,10 +146,46 @@ interface Outcome {
 }
 
 export class AccessConnector {
-  private readonly live = new Set<Duplex>();
+  private readonly live = new Map<WsStream, LiveConnection>();
   private readonly standbys = new Set<WsStream>();
+  private reverifyTimer: NodeJS.Timeout | undefined;
+  private reverifying: Promise<void> | undefined;
 
-  constructor(private readonly deps: ConnectorDeps) {}
+  constructor(private readonly deps: ConnectorDeps) {
+    deps.onCredentialsChanged?.(() => this.scheduleReverify());
+  }
+
+  private scheduleReverify(): void {
+    if (this.reverifyTimer || this.live.size === 0) return;
+    this.reverifyTimer = setTimeout(() => {
+      this.reverifyTimer = undefined;
+      // One sweep at a time; a change during a sweep gets a sweep of its own after it.
+      const previous = this.reverifying ?? Promise.resolve();
+      this.reverifying = previous.then(() => this.reverify());
+    }, REVERIFY_DEBOUNCE_MS);
+    this.reverifyTimer.unref();
+  }
+
+  /**
+   * Revocation reaches open connections too: after a change, each connection's caller is
+   * checked again as at its open (credential, `connect` permission, the target), and one that
+   * would now be refused is cut, its client told why. A check the database cannot answer now
+   * keeps the connection (an outage revokes nothing). Connections sharing a credential cost
+   * one query: the first check fills the credential cache for the rest.
+   */
+  async reverify(): Promise<void> {
+    for (const [client, conn] of [...this.live]) {
+      if (!conn.recheck || !this.live.has(client)) continue;
+      try {
+        await conn.recheck();
+      } catch (err) {
+        const { status, body } = refusalOf(err);
+        if (status !== 401 && status !== 403 && status !== 404) continue;
+        conn.revoked = `access to ${conn.target.name} revoked: ${body.error.message}`;
+        client.abort(conn.revoked);
+      }
+    }
+  }
 
   /**
    * A deferred open (`gatepool connect`'s standby, protocol/access-stream.ts): the handshake
@@ -176,7 +228,7 @@ export class AccessConnector {
         client.sendControl(OPENED_MESSAGE);
         return client;
       };
-      await this.connect(orgId, who, target, accept, ahead);
+      await this.connect(orgId, who, target, accept, { ahead, recheck });
     } catch (err) {
       const { status, body } = refusalOf(err);
       if (status === 500) this.deps.log.error({ err }, 'access connection failed');
@@ -188,14 +240,16 @@ export class AccessConnector {
    * Opens the target for `who` and relays until either side ends. Resolves once the connection
    * is over; rejects (before any handshake) when no gateway could open the target. `ahead`: the
    * client's first bytes, already taken from it, sent with the CONNECT (replay-safe.ts).
+   * `recheck`: asks for the caller again after a change (`reverify`).
    */
   async connect(
     orgId: string,
     who: AuditWho,
     target: AccessTargetListing,
     accept: AcceptClient,
-    ahead?: Buffer,
+    opts: { ahead?: Buffer; recheck?: Recheck } = {},
   ): Promise<void> {
+    const { ahead, recheck } = opts;
     const ref = refOf(target);
     // The schema lets a target exist without a path (for direct access, not offered yet).
     if (!ref) throw new NotFoundError(`A gateway or pool for access target "${target.name}"`);
@@ -226,7 +280,7 @@ export class AccessConnector {
           const served = { gatewayId: member.gatewayId, gateway: member.gatewayName };
           // Off the connection's path: the client's first bytes must not wait for a write.
           audit.recordSoon(who.actor, 'access.connect', { ...base, ...served }, who);
-          await this.relay(client, tunnel, target, who, base, served, started, ahead);
+          await this.relay(client, tunnel, { target, recheck }, who, base, served, started, ahead);
           return { accepted: true };
         },
         { sendAhead: ahead },
@@ -256,7 +310,7 @@ export class AccessConnector {
   private async relay(
     client: WsStream,
     tunnel: Duplex,
-    target: AccessTargetListing,
+    conn: LiveConnection,
     who: AuditWho,
     base: Record<string, unknown>,
     served: { gatewayId: string; gateway: string },
@@ -264,15 +318,16 @@ export class AccessConnector {
     ahead: Buffer | undefined,
   ): Promise<void> {
     const { metrics, audit } = this.deps;
-    this.live.add(client);
+    this.live.set(client, conn);
     metrics.open.inc();
     const result = await spliceCounted(client, tunnel, (error, from) => {
       // Tell the client why, so a broken connection is never mistaken for a finished one.
-      if (from === tunnel) client.abort(brokenReason(target.name, served, error));
+      if (from === tunnel) client.abort(brokenReason(conn.target.name, served, error));
     });
     this.live.delete(client);
     metrics.open.dec();
-    metrics.connections.inc({ result: result.clean ? 'closed' : 'broken' });
+    const outcome = conn.revoked ? 'revoked' : result.clean ? 'closed' : 'broken';
+    metrics.connections.inc({ result: outcome });
     const bytesToTarget = result.bytesFromA + (ahead?.length ?? 0);
     metrics.bytes.inc({ direction: 'to_target' }, bytesToTarget);
     metrics.bytes.inc({ direction: 'from_target' }, result.bytesFromB);
@@ -283,8 +338,12 @@ export class AccessConnector {
       {
         ...base,
         ...served,
-        result: result.clean ? 'closed' : 'broken',
-        ...(result.error ? { error: result.error.message } : {}),
+        result: outcome,
+        ...(conn.revoked
+          ? { error: conn.revoked }
+          : result.error
+            ? { error: result.error.message }
+            : {}),
         bytesToTarget,
         bytesFromTarget: result.bytesFromB,
         durationMs,
@@ -295,7 +354,7 @@ export class AccessConnector {
 
   /** Ends every open connection (platform shutdown): clients see an abnormal close, not a hang. */
   closeAll(reason = 'the platform is shutting down'): void {
-    for (const c of this.live) c.destroy(new Error(reason));
+    for (const c of this.live.keys()) c.destroy(new Error(reason));
     for (const s of this.standbys) s.closeUnused(reason);
   }
 }

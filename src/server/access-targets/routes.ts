@@ -142,6 +142,7 @@ export function accessTargetRoutes(app: Api, ctx: AppContext): void {
     audit: ctx.audit,
     metrics: new AccessMetrics(ctx.metrics.registry),
     log: ctx.log.child({ component: 'access' }),
+    onCredentialsChanged: (listener) => ctx.credentials.onClear(listener),
   });
   const errors = { 400: errorBody, 401: errorBody, 403: errorBody, 404: errorBody };
 
@@ -272,29 +273,32 @@ export function accessTargetRoutes(app: Api, ctx: AppContext): void {
       const problem = upgrade.problem();
       if (problem) throw badRequest(`Cannot open a client stream: ${problem}.`);
       reply.hijack();
-      if (req.query.open === 'deferred') {
-        // The caller is asked again at `open`: a credential revoked or a permission or target
-        // removed while the stream waited refuses it then.
-        const recheck = async () => {
-          const now = await authenticate(ctx, req);
-          if (!now.ability.can('connect', 'AccessTarget'))
-            throw permissionDenied(now, 'connect', 'AccessTarget');
-          const fresh = await service.lookup(now.orgId, req.params.target);
-          return {
-            orgId: now.orgId,
-            who: { ...whoOf(req), actor: auditActor(now) },
-            target: fresh,
-          };
+      // The caller asked again: at `open` for a standby (a credential revoked or a permission or
+      // target removed while it waited refuses it then), and after any change for an open
+      // connection (the connector cuts one that would now be refused).
+      const recheck = async () => {
+        const now = await authenticate(ctx, req);
+        if (!now.ability.can('connect', 'AccessTarget'))
+          throw permissionDenied(now, 'connect', 'AccessTarget');
+        const fresh = await service.lookup(now.orgId, req.params.target);
+        return {
+          orgId: now.orgId,
+          who: { ...whoOf(req), actor: auditActor(now) },
+          target: fresh,
         };
+      };
+      if (req.query.open === 'deferred') {
         connector.standby(upgrade.accept, recheck).catch((err: unknown) => {
           req.log.error({ err }, 'access standby failed');
         });
         return reply;
       }
-      connector.connect(actor.orgId, whoOf(req), target, upgrade.accept).catch((err: unknown) => {
-        if (refusalOf(err).status === 500) req.log.error({ err }, 'access connection failed');
-        upgrade.refuse(err);
-      });
+      connector
+        .connect(actor.orgId, whoOf(req), target, upgrade.accept, { recheck })
+        .catch((err: unknown) => {
+          if (refusalOf(err).status === 500) req.log.error({ err }, 'access connection failed');
+          upgrade.refuse(err);
+        });
       return reply;
     },
   );

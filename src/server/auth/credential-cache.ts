@@ -62,6 +62,7 @@ export class CredentialCache {
   private readonly outageMaxAgeMs: number;
   private readonly now: () => number;
   private gen = 0;
+  private readonly clearListeners = new Set<() => void>();
 
   constructor(opts: CredentialCacheOptions = {}) {
     this.maxEntries = Math.max(1, opts.maxEntries ?? CREDENTIAL_CACHE_MAX_ENTRIES);
@@ -138,8 +139,22 @@ export class CredentialCache {
    */
   clear(opts: { databaseAway?: boolean } = {}): void {
     this.gen++;
-    if (opts.databaseAway) for (const entry of this.entries.values()) entry.outageOnly = true;
-    else this.entries.clear();
+    if (opts.databaseAway) {
+      for (const entry of this.entries.values()) entry.outageOnly = true;
+      return;
+    }
+    this.entries.clear();
+    for (const listener of this.clearListeners) listener();
+  }
+
+  /**
+   * Called after every clear that may stand for a change (not one made while the database was
+   * away): what holds a credential's access open for a long time (an access connection) asks
+   * again then. Returns the unsubscribe.
+   */
+  onClear(listener: () => void): () => void {
+    this.clearListeners.add(listener);
+    return () => this.clearListeners.delete(listener);
   }
 
   get size(): number {
