@@ -25,6 +25,7 @@ import { openDatabase, type Database } from './db/client.js';
 import { migrate } from './db/migrate.js';
 import { rootKeyOf, snapshotBeforeMigrations } from './db/backup.js';
 import { openEmbeddedDatabase } from './db/embedded.js';
+import { dbErrorMessage, isDatabaseUnavailable, outageLogger } from './db/errors.js';
 import { startLocalAdmin } from './local-admin/service.js';
 import { users } from './db/schema.js';
 import type { Api } from './http/schemas.js';
@@ -83,14 +84,17 @@ export async function startPlatform(config: Config, opts: StartOptions): Promise
   const cas = new CaStore(database.db, box);
   await cas.load();
   const serverCert = await cas.tunnelServerCert([config.tunnelHostname]);
+  const auditOutage = outageLogger((fields, message) => log.warn(fields, message));
   const audit = new AuditLog(database.db, {
-    onError: (err, dropped) =>
-      dropped
-        ? log.error(
-            { dropped },
-            'audit queue full while the database is away: oldest entries dropped',
-          )
-        : log.warn({ err }, 'audit entries not written yet; retrying'),
+    onError: (err, dropped) => {
+      if (dropped)
+        log.error(
+          { dropped },
+          'audit queue full while the database is away: oldest entries dropped',
+        );
+      else if (isDatabaseUnavailable(err)) auditOutage('audit entries not written yet', err);
+      else log.warn({ err: dbErrorMessage(err) }, 'audit entries not written yet; retrying');
+    },
   });
   const metrics: PlatformMetrics = new PlatformMetrics(() => registry.healthCounts());
   const hub: TunnelHub = new TunnelHub({

@@ -1,7 +1,7 @@
 /** Which failures count as "the database is away" (503) — and which must not. */
 import { DrizzleQueryError } from 'drizzle-orm/errors';
 import { describe, expect, it } from 'vitest';
-import { DatabaseUnavailableError, isDatabaseUnavailable } from './errors.js';
+import { DatabaseUnavailableError, dbErrorMessage, isDatabaseUnavailable } from './errors.js';
 
 const errno = (code: string) =>
   Object.assign(new Error(`connect ${code} 127.0.0.1:5432`), { code });
@@ -38,5 +38,21 @@ describe('isDatabaseUnavailable', () => {
     expect(isDatabaseUnavailable(errno('ECONNREFUSED'))).toBe(false);
     expect(isDatabaseUnavailable(new Error('boom'))).toBe(false);
     expect(isDatabaseUnavailable(undefined)).toBe(false);
+  });
+});
+
+describe('dbErrorMessage', () => {
+  it("gives the driver's words, never the failed query's parameters", () => {
+    const failed = new DrizzleQueryError(
+      'insert into "audit_logs" values ($1, $2)',
+      ['alice@example.com', '203.0.113.7'],
+      errno('ECONNREFUSED'),
+    );
+    expect(dbErrorMessage(failed)).toBe('connect ECONNREFUSED 127.0.0.1:5432');
+    expect(dbErrorMessage(new DatabaseUnavailableError(failed))).toBe(
+      'connect ECONNREFUSED 127.0.0.1:5432',
+    );
+    expect(dbErrorMessage(new Error('plain'))).toBe('plain');
+    expect(dbErrorMessage('text')).toBe('text');
   });
 });

@@ -63,6 +63,21 @@ export class DatabaseUnavailableError extends Error {
 export const DATABASE_RETRY_AFTER_SECONDS = 2;
 
 /**
+ * What went wrong with a query, for a log line: the driver's own words (the innermost cause),
+ * not drizzle's "Failed query: <sql> params: <every parameter>", which repeats whole batches of
+ * rows (audit entries, client addresses) on every retry.
+ */
+export function dbErrorMessage(err: unknown): string {
+  let e: unknown = err;
+  for (let depth = 0; depth < 8; depth++) {
+    const cause = (e as { cause?: unknown } | null)?.cause;
+    if (!(cause instanceof Error)) break;
+    e = cause;
+  }
+  return e instanceof Error ? e.message : String(e);
+}
+
+/**
  * Logs "database unavailable" for background work at most once per `everyMs` (with the number
  * of failures since the last line), so an outage gives a few lines, not one per tick.
  */
@@ -78,7 +93,7 @@ export function outageLogger(
       suppressed++;
       return;
     }
-    warn({ err: (err as Error).message, suppressed }, `${what}: database unavailable; will retry`);
+    warn({ err: dbErrorMessage(err), suppressed }, `${what}: database unavailable; will retry`);
     last = now;
     suppressed = 0;
   };
