@@ -2,8 +2,10 @@ import cookie from '@fastify/cookie';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import Fastify, {
+  type FastifyError,
   type FastifyBaseLogger,
   type FastifyInstance,
+  type FastifyReply,
   type FastifyRequest,
 } from 'fastify';
 import {
@@ -85,6 +87,21 @@ export async function buildApp(ctx: AppContext, opts: BuildAppOptions): Promise<
     // pick its own IP and step around per-IP rate limits or fake the audit trail.
     trustProxy: ctx.config.trustProxy,
     bodyLimit: 1024 * 1024,
+    // Names in paths (targets, pools, identities) may be longer than Fastify's default 100: a
+    // long one must reach its route and get that route's answer, not "No route".
+    maxParamLength: 512,
+    // A path that is not valid percent-encoding (/api/v1/access-targets/%ff) gets the API's
+    // error shape like any other bad request, not Fastify's own.
+    frameworkErrors: (err: FastifyError, _req: FastifyRequest, reply: FastifyReply) =>
+      void reply.code(400).send({
+        error: {
+          code: 'bad_request',
+          message:
+            err.code === 'FST_ERR_BAD_URL'
+              ? 'The request path is not valid: it contains a malformed percent-encoding.'
+              : 'The request could not be routed.',
+        },
+      }),
   }).withTypeProvider<ZodTypeProvider>();
 
   app.setValidatorCompiler(validatorCompiler);

@@ -239,6 +239,10 @@ describe.each(DRIVERS)('access targets API on %s', (driver) => {
         { name: 'x', ...base, protocol: 'ftp', gatewayPoolId: poolId },
         /protocol must be one of tcp, postgres, http, kubernetes/,
       ],
+      [
+        { name: 'x', ...base, protocol: undefined, gatewayPoolId: poolId },
+        /protocol is required: one of tcp, postgres, http, kubernetes/,
+      ],
       [{ name: 'x', ...base }, /exactly one of gatewayId and gatewayPoolId/],
       [
         { name: 'x', ...base, gatewayId, gatewayPoolId: poolId },

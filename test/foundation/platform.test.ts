@@ -124,6 +124,21 @@ describe.each(DRIVERS)('organization settings, docs and probes on %s', (driver) 
     const res = await api(tp).get('/api/v1/nope?x=1');
     expect(res.status).toBe(404);
     expect(res.body.error).toEqual({ code: 'not_found', message: 'No route GET /api/v1/nope.' });
+    // A long path is named, not echoed whole.
+    const long = await api(tp).get(`/api/v1/${'a'.repeat(5000)}/x`);
+    expect(long.status).toBe(404);
+    expect(long.body.error.message.length).toBeLessThan(260);
+  });
+
+  it('answers a path with broken percent-encoding 400 in the error shape', async () => {
+    const res = await api(tp).get('/api/v1/access-targets/%ff');
+    expect(res.status).toBe(400);
+    expect(res.body).toEqual({
+      error: {
+        code: 'bad_request',
+        message: 'The request path is not valid: it contains a malformed percent-encoding.',
+      },
+    });
   });
 
   it('generated its root key into the data dir, mode 0600', () => {

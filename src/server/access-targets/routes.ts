@@ -32,7 +32,10 @@ const port = z
   .min(1, 'port must be between 1 and 65535')
   .max(65535, 'port must be between 1 and 65535');
 const protocol = z.enum(PROTOCOLS, {
-  error: `protocol must be one of ${PROTOCOLS.join(', ')}`,
+  error: (issue) =>
+    issue.input === undefined
+      ? `protocol is required: one of ${PROTOCOLS.join(', ')}`
+      : `protocol must be one of ${PROTOCOLS.join(', ')}`,
 });
 const description = z
   .string()

@@ -36,7 +36,7 @@ import {
 
 const INVALID_TOKEN =
   'This enrollment token is unknown, expired, revoked or already used. Enrollment tokens are single-use: ' +
-  'create a new one in the web UI (Gateways → Enrollment tokens) or with POST /api/v1/gateways/enrollment-tokens.';
+  'create a new one in the web UI (Enrollment tokens, in the menu) or with POST /api/v1/gateways/enrollment-tokens.';
 
 export type TokenState = 'active' | 'used' | 'revoked' | 'expired';
 

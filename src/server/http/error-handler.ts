@@ -43,6 +43,13 @@ const FASTIFY_CODES: Record<string, { code: string; message: string }> = {
   },
 };
 
+/** The 404 body for a path no route serves; a long path is shortened, not echoed whole. */
+export function noRoute(method: string, url: string): { error: { code: string; message: string } } {
+  const path = url.split('?')[0] ?? '';
+  const shown = path.length > 200 ? `${path.slice(0, 200)}…` : path;
+  return { error: { code: 'not_found', message: `No route ${method} ${shown}.` } };
+}
+
 export function installErrorHandling(app: FastifyInstance): void {
   const dbOutage = outageLogger((fields, message) => app.log.warn(fields, message));
   app.setErrorHandler((err: FastifyError, req, reply) => {
@@ -95,9 +102,5 @@ export function installErrorHandling(app: FastifyInstance): void {
     });
   });
 
-  app.setNotFoundHandler((req, reply) =>
-    reply.code(404).send({
-      error: { code: 'not_found', message: `No route ${req.method} ${req.url.split('?')[0]}.` },
-    }),
-  );
+  app.setNotFoundHandler((req, reply) => reply.code(404).send(noRoute(req.method, req.url)));
 }

@@ -9,6 +9,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import fastifyStatic from '@fastify/static';
 import type { FastifyInstance, FastifyReply } from 'fastify';
+import { noRoute } from '../http/error-handler.js';
 
 const NOT_UI = /^\/(api|metrics|healthz|readyz)(\/|$|\?)/;
 
@@ -90,9 +91,7 @@ export function serveWeb(app: FastifyInstance, root = defaultWebRoot()): void {
   app.get('/', { schema: { hide: true } }, page);
   app.get('/*', { schema: { hide: true } }, (req, reply) => {
     if (NOT_UI.test(req.url)) {
-      return reply.code(404).send({
-        error: { code: 'not_found', message: `No route ${req.method} ${req.url.split('?')[0]}.` },
-      });
+      return reply.code(404).send(noRoute(req.method, req.url));
     }
     // A missing asset is a 404, not the app shell (which would fail as a script).
     if (/\.[a-z0-9]+$/i.test(req.url.split('?')[0] ?? '')) {
