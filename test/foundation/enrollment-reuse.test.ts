@@ -40,7 +40,7 @@ describe.each(DRIVERS)('enrollment token reuse on %s', (driver) => {
       expect(refused.body.error.code).toBe('invalid_enrollment_token');
       expect(refused.body.error.message).toBe(
         'This enrollment token is unknown, expired, revoked or already used. Enrollment tokens ' +
-          'are single-use: create a new one in the web UI (Gateways → Enrollment tokens) or with ' +
+          'are single-use: create a new one in the web UI (Enrollment tokens, in the menu) or with ' +
           'POST /api/v1/gateways/enrollment-tokens.',
       );
     }
