@@ -167,6 +167,11 @@ export function registerServerCommands(program: Command): void {
       `\ngatepool is running (${db}).\n  Open      ${open}\n  API docs  ${open}/api/docs\n` +
         `  Tunnel    gateways dial ${platform.ctx.directory.tunnelAddress}\n`,
     );
+    if (config.tunnelHostname === 'localhost')
+      process.stdout.write(
+        `            (only gateways on this host can: set GATEPOOL_TUNNEL_HOSTNAME, or GATEPOOL_PUBLIC_URL,\n` +
+          `            to the name gateways reach this platform by)\n`,
+      );
     if (await needsBootstrap(platform.ctx)) {
       process.stdout.write(
         `\nFirst start: open ${open} in a browser to create the first admin and organization,\n` +

@@ -22,7 +22,7 @@ const schema = z.object({
   GATEPOOL_HOST: z.string().min(1).default('0.0.0.0'),
   GATEPOOL_PORT: port.default(8080),
   GATEPOOL_TUNNEL_PORT: port.default(8443),
-  GATEPOOL_TUNNEL_HOSTNAME: z.string().min(1).default('localhost'),
+  GATEPOOL_TUNNEL_HOSTNAME: z.string().min(1).optional(),
   GATEPOOL_PUBLIC_URL: z.url('must be a URL such as https://gatepool.example.com').optional(),
   GATEPOOL_DATA_DIR: z.string().min(1).default('./data'),
   DATABASE_URL: z
@@ -180,7 +180,13 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     host: c.GATEPOOL_HOST,
     port: c.GATEPOOL_PORT,
     tunnelPort: c.GATEPOOL_TUNNEL_PORT,
-    tunnelHostname: c.GATEPOOL_TUNNEL_HOSTNAME,
+    // The name people reach the platform by is the best guess at the one gateways reach it by;
+    // `localhost` only serves gateways on this host (the start-up output says so).
+    tunnelHostname:
+      c.GATEPOOL_TUNNEL_HOSTNAME ??
+      (c.GATEPOOL_PUBLIC_URL
+        ? new URL(c.GATEPOOL_PUBLIC_URL).hostname.replace(/^\[|\]$/g, '')
+        : 'localhost'),
     publicUrl: c.GATEPOOL_PUBLIC_URL,
     dataDir: resolve(c.GATEPOOL_DATA_DIR),
     databaseUrl: c.DATABASE_URL,

@@ -33,6 +33,19 @@ describe('loadConfig', () => {
       enrollRateLimit: 30,
     });
     expect(c.dataDir).toMatch(/\/data$/);
+    expect(c.tunnelHostname).toBe('localhost');
+  });
+
+  it("tells gateways to dial the public URL's host unless GATEPOOL_TUNNEL_HOSTNAME says otherwise", () => {
+    const url = 'https://gatepool.example.com:9443/';
+    expect(loadConfig({ GATEPOOL_PUBLIC_URL: url }).tunnelHostname).toBe('gatepool.example.com');
+    expect(loadConfig({ GATEPOOL_PUBLIC_URL: 'http://[fd00::5]:8080' }).tunnelHostname).toBe(
+      'fd00::5',
+    );
+    expect(
+      loadConfig({ GATEPOOL_PUBLIC_URL: url, GATEPOOL_TUNNEL_HOSTNAME: 'tunnel.example.com' })
+        .tunnelHostname,
+    ).toBe('tunnel.example.com');
   });
 
   it('reads every setting', () => {
