@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs';
 import { Option, type Command } from 'commander';
 import type { Database } from '../server/db/client.js';
 import type { CreateOrgResult } from '../server/local-admin/service.js';
@@ -60,6 +61,14 @@ export function registerAdminCommands(program: Command): void {
             await database.close();
           }
         } else {
+          // Opening a missing embedded database creates an empty one: run from the wrong
+          // directory, the organization would land in a database no platform uses.
+          const { pgliteDir } = await import('../server/db/embedded.js');
+          if (!existsSync(pgliteDir(config.dataDir)))
+            fail(
+              `there is no embedded database in ${config.dataDir} (no ${pgliteDir(config.dataDir)}): ` +
+                `point GATEPOOL_DATA_DIR (or --data-dir) at the platform's data directory, or set DATABASE_URL`,
+            );
           // Embedded: only one process may open it; a running server does it for us.
           result = await embeddedOrServer(config, offline, async (socketPath) => {
             const answer = await request(socketPath, { op: 'create-org', ...input }, 60_000).catch(

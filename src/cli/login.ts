@@ -1,6 +1,6 @@
 import { createInterface } from 'node:readline';
 import type { Command } from 'commander';
-import { PlatformClient } from '../client/api.js';
+import { isObject, PlatformClient } from '../client/api.js';
 import { normalizePlatformUrl, saveCredentials } from '../client/config.js';
 import { ClientError, PlatformRefusal } from '../client/errors.js';
 import { runClientCommand } from './client-command.js';
@@ -74,20 +74,25 @@ export function registerLoginCommand(program: Command): void {
     .option('--email <email>', 'email to log in with (asked when not given)')
     .action((opts: LoginOptions) =>
       runClientCommand('login', async () => {
+        // An empty --token (an unset variable in a script) must not turn into a prompt.
+        if (opts.token !== undefined && !opts.token.trim())
+          throw new ClientError(
+            "--token is empty: give the machine identity's access token, or leave --token out to log in with email and password",
+          );
         const raw = opts.platform ?? process.env.GATEPOOL_PLATFORM;
         if (!raw)
           throw new ClientError('give the platform URL: --platform https://gatepool.example.com');
         const platform = normalizePlatformUrl(raw);
         // Checked before asking anything, so a wrong URL is not found out after typing a password.
-        await new PlatformClient(platform, undefined, 10_000)
-          .request('GET', '/healthz')
+        await new PlatformClient(platform, undefined, { timeoutMs: 10_000 })
+          .request('GET', '/healthz', { valid: (v) => isObject(v) && typeof v.status === 'string' })
           .catch((err: unknown) => {
             if (!(err instanceof PlatformRefusal)) throw err;
             throw new ClientError(
               `${platform} does not answer as a gatepool platform (GET /healthz: HTTP ${err.status}): check --platform`,
             );
           });
-        let token = opts.token ?? '';
+        let token = opts.token?.trim() ?? '';
         if (!token) {
           const { email, password } = await askCredentials(opts.email);
           const res = await refusedAs(
@@ -96,7 +101,10 @@ export function registerLoginCommand(program: Command): void {
             new PlatformClient(platform, undefined).request<{ token: string }>(
               'POST',
               '/api/v1/auth/login',
-              { email, password },
+              {
+                body: { email, password },
+                valid: (v) => isObject(v) && typeof v.token === 'string' && v.token !== '',
+              },
             ),
           );
           token = res.token;
@@ -110,8 +118,11 @@ export function registerLoginCommand(program: Command): void {
             name: string;
             role: string;
             organization?: { name: string };
-          }>('GET', '/api/v1/me'),
+          }>('GET', '/api/v1/me', {
+            valid: (v) => isObject(v) && typeof v.name === 'string' && typeof v.role === 'string',
+          }),
         );
+        // Saved only now: the platform accepted the credential and answered as a platform.
         const path = saveCredentials({ platform, token });
         process.stdout.write(
           `Logged in to ${platform} as ${me.name} (${me.organization?.name ?? 'organization'}, role ${me.role}); saved to ${path}\n`,

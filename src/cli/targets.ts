@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { PlatformClient, via, type AccessTarget } from '../client/api.js';
+import { isAccessTarget, isObject, PlatformClient, via, type AccessTarget } from '../client/api.js';
 import { loadCredentials } from '../client/config.js';
 import { runClientCommand } from './client-command.js';
 
@@ -11,8 +11,8 @@ export function registerTargetsCommand(program: Command): void {
     .option('--json', 'print JSON instead of a table')
     .action((opts: { json?: boolean }) =>
       runClientCommand('targets', async () => {
-        const { platform, token } = loadCredentials();
-        const client = new PlatformClient(platform, token);
+        const { platform, token, tokenFrom } = loadCredentials();
+        const client = new PlatformClient(platform, token, { tokenFrom });
         const all: AccessTarget[] = [];
         let cursor: string | null = null;
         // Bounded: 1,000 pages of 200 is far beyond any real org; never loops forever.
@@ -21,6 +21,13 @@ export function registerTargetsCommand(program: Command): void {
           const res: { items: AccessTarget[]; nextCursor: string | null } = await client.request(
             'GET',
             `/api/v1/access-targets?limit=200${q}`,
+            {
+              valid: (v) =>
+                isObject(v) &&
+                Array.isArray(v.items) &&
+                v.items.every(isAccessTarget) &&
+                (v.nextCursor === null || typeof v.nextCursor === 'string'),
+            },
           );
           all.push(...res.items);
           cursor = res.nextCursor;

@@ -1,7 +1,8 @@
 /**
  * Where `gatepool login` keeps the platform URL and token: `$XDG_CONFIG_HOME/gatepool/config.json`
  * (default `~/.config/gatepool/config.json`), mode 0600 in a 0700 directory, since the token
- * is a credential. GATEPOOL_PLATFORM / GATEPOOL_TOKEN override what is saved.
+ * is a credential. GATEPOOL_PLATFORM / GATEPOOL_TOKEN override what is saved; a saved token
+ * only ever goes to the platform it was saved for.
  */
 import { chmodSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
@@ -11,6 +12,11 @@ import { ClientError } from './errors.js';
 export interface Credentials {
   platform: string;
   token: string;
+}
+
+/** Credentials to use, and where the token came from (what to tell the user when it is refused). */
+export interface LoadedCredentials extends Credentials {
+  tokenFrom: 'GATEPOOL_TOKEN' | 'saved';
 }
 
 type Env = Record<string, string | undefined>;
@@ -54,16 +60,50 @@ export function normalizePlatformUrl(raw: string): string {
   return url.toString().replace(/\/+$/, '');
 }
 
-/** The credentials to use: environment first, then the saved file; a clear error when neither. */
-export function loadCredentials(env: Env = process.env): Credentials {
-  const saved = readSaved(configPath(env));
-  const platform = env.GATEPOOL_PLATFORM || saved.platform;
-  const token = env.GATEPOOL_TOKEN || saved.token;
-  if (!platform || !token)
+/**
+ * The credentials to use: GATEPOOL_TOKEN (with GATEPOOL_PLATFORM, or else the saved platform),
+ * or the saved login. A saved token is sent only to the platform it was saved for: a
+ * GATEPOOL_PLATFORM naming another one must not receive it.
+ */
+export function loadCredentials(env: Env = process.env): LoadedCredentials {
+  const envPlatform = env.GATEPOOL_PLATFORM
+    ? normalizePlatformUrl(env.GATEPOOL_PLATFORM)
+    : undefined;
+  // Both given: the saved file plays no part, so a broken one is no reason to fail.
+  if (env.GATEPOOL_TOKEN && envPlatform)
+    return { platform: envPlatform, token: env.GATEPOOL_TOKEN, tokenFrom: 'GATEPOOL_TOKEN' };
+  const path = configPath(env);
+  const saved = readSaved(path);
+  const savedPlatform = saved.platform ? savedUrl(saved.platform, path) : undefined;
+  if (env.GATEPOOL_TOKEN) {
+    if (!savedPlatform)
+      throw new ClientError(
+        'GATEPOOL_TOKEN is set but no platform is known: set GATEPOOL_PLATFORM too, e.g. https://gatepool.example.com',
+      );
+    return { platform: savedPlatform, token: env.GATEPOOL_TOKEN, tokenFrom: 'GATEPOOL_TOKEN' };
+  }
+  if (!savedPlatform || !saved.token)
     throw new ClientError(
-      'not logged in: run `gatepool login --platform URL` (or set GATEPOOL_PLATFORM and GATEPOOL_TOKEN)',
+      envPlatform
+        ? `not logged in to ${envPlatform}: run \`gatepool login --platform ${envPlatform}\`, or set GATEPOOL_TOKEN`
+        : 'not logged in: run `gatepool login --platform URL` (or set GATEPOOL_PLATFORM and GATEPOOL_TOKEN)',
     );
-  return { platform: normalizePlatformUrl(platform), token };
+  if (envPlatform && envPlatform !== savedPlatform)
+    throw new ClientError(
+      `not logged in to ${envPlatform} (the saved login is for ${savedPlatform}): run \`gatepool login --platform ${envPlatform}\`, or set GATEPOOL_TOKEN`,
+    );
+  return { platform: savedPlatform, token: saved.token, tokenFrom: 'saved' };
+}
+
+/** The saved platform URL, normalized like a given one so the two compare. */
+function savedUrl(raw: string, path: string): string {
+  try {
+    return normalizePlatformUrl(raw);
+  } catch {
+    throw new ClientError(
+      `${path} holds an invalid platform URL "${raw}": run \`gatepool login --platform URL\` again`,
+    );
+  }
 }
 
 export function saveCredentials(creds: Credentials, env: Env = process.env): string {
@@ -71,7 +111,9 @@ export function saveCredentials(creds: Credentials, env: Env = process.env): str
   mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
   const tmp = `${path}.${process.pid}.tmp`;
   // Written aside and renamed, so a crash never leaves a half-written credential file.
-  writeFileSync(tmp, JSON.stringify(creds, null, 2) + '\n', { mode: 0o600 });
+  // Only these two fields: a caller's extra fields (e.g. tokenFrom) are not configuration.
+  const saved: Credentials = { platform: creds.platform, token: creds.token };
+  writeFileSync(tmp, JSON.stringify(saved, null, 2) + '\n', { mode: 0o600 });
   chmodSync(tmp, 0o600);
   renameSync(tmp, path);
   return path;

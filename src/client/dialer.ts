@@ -12,7 +12,7 @@ import {
   REFUSED_PREFIX,
   WsStream,
 } from '../protocol/access-stream.js';
-import { describeRefusal, unreachable } from './api.js';
+import { describeRefusal, unreachable, type TokenSource } from './api.js';
 import { ClientError } from './errors.js';
 
 export interface DialOptions {
@@ -23,6 +23,8 @@ export interface DialOptions {
   timeoutMs?: number;
   /** A standby: the handshake completes at once, the target opens on `requestOpen`. */
   deferred?: boolean;
+  /** Where the token came from, for the words of a refusal. */
+  tokenFrom?: TokenSource;
 }
 
 export function streamUrl(platform: string, target: string, deferred = false): string {
@@ -31,6 +33,30 @@ export function streamUrl(platform: string, target: string, deferred = false): s
   url.pathname = `${url.pathname.replace(/\/+$/, '')}/api/v1/access-targets/${encodeURIComponent(target)}/connect`;
   if (deferred) url.search = '?open=deferred';
   return url.toString();
+}
+
+/**
+ * Each dialled stream's WebSocket: WsStream emits 'close' when it is destroyed, which is when
+ * its close handshake starts, not when it is over.
+ */
+const sockets = new WeakMap<WsStream, WebSocket>();
+
+/**
+ * Resolves once the stream's WebSocket is closed (its close frame answered, or the socket
+ * dropped), or after `ms`: exiting before then cuts a close frame the platform has yet to see.
+ */
+export function whenClosed(stream: WsStream, ms: number): Promise<void> {
+  const ws = sockets.get(stream);
+  if (!ws || ws.readyState === ws.CLOSED) return Promise.resolve();
+  return new Promise((resolve) => {
+    const done = () => {
+      clearTimeout(timer);
+      ws.off('close', done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    ws.once('close', done);
+  });
 }
 
 export type OpenOutcome =
@@ -47,6 +73,7 @@ export function requestOpen(
   stream: WsStream,
   platform: string,
   timeoutMs = 15_000,
+  tokenFrom: TokenSource = 'saved',
 ): Promise<OpenOutcome> {
   return new Promise((resolve) => {
     const done = (outcome: OpenOutcome) => {
@@ -70,7 +97,7 @@ export function requestOpen(
         const status = (body as { error?: { code?: string } } | undefined)?.error?.code;
         done({
           kind: 'refused',
-          message: describeRefusal(status === 'unauthorized' ? 401 : 0, body, platform),
+          message: describeRefusal(status === 'unauthorized' ? 401 : 0, body, platform, tokenFrom),
         });
       }
     };
@@ -111,7 +138,9 @@ export function dialTarget(opts: DialOptions): Promise<WsStream> {
       if (done) return;
       done = true;
       ws.removeAllListeners('error');
-      resolve(new WsStream(ws));
+      const stream = new WsStream(ws);
+      sockets.set(stream, ws);
+      resolve(stream);
     });
     ws.once('unexpected-response', (req, res: IncomingMessage) => {
       const chunks: Buffer[] = [];
@@ -124,7 +153,11 @@ export function dialTarget(opts: DialOptions): Promise<WsStream> {
         } catch {
           body = undefined;
         }
-        fail(new ClientError(describeRefusal(res.statusCode ?? 0, body, opts.platform)));
+        fail(
+          new ClientError(
+            describeRefusal(res.statusCode ?? 0, body, opts.platform, opts.tokenFrom),
+          ),
+        );
         req.destroy();
       });
     });

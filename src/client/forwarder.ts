@@ -12,7 +12,8 @@
  */
 import net from 'node:net';
 import { spliceCounted, type WsStream } from '../protocol/access-stream.js';
-import { dialTarget, requestOpen } from './dialer.js';
+import { dialTarget, requestOpen, whenClosed } from './dialer.js';
+import type { TokenSource } from './api.js';
 import { ClientError } from './errors.js';
 
 const MAX_STANDBYS = 8;
@@ -24,6 +25,12 @@ const STANDBY_RETRY_MS = 1000;
 const REPLACE_WITHIN_MS = 50;
 /** What a local client may send before its target is open; reading pauses beyond it. */
 const MAX_EARLY_BYTES = 256 * 1024;
+/**
+ * On close, how long connections the local client has finished get to end cleanly (the target's
+ * close travels back, close frames are answered) before they are cut.
+ */
+const CLOSE_GRACE_MS = 2000;
+const STOPPED = 'gatepool connect stopped';
 
 export interface ListenAddress {
   host: string;
@@ -38,9 +45,30 @@ export function parseListen(raw: string): ListenAddress {
   return { host: m[1] || m[2] || '127.0.0.1', port };
 }
 
+/** Resolves when `work` settles or `ms` pass, whichever is first; never rejects. */
+function bounded(work: Promise<unknown>, ms: number): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      clearTimeout(timer);
+      resolve();
+    };
+    const timer = setTimeout(done, Math.max(0, ms));
+    work.then(done, done);
+  });
+}
+
+/** One accepted local connection and, once open, its stream. */
+interface Connection {
+  socket: net.Socket;
+  stream: WsStream | undefined;
+  /** Settles once both sides of the connection have closed (or its open failed). */
+  finished: Promise<void>;
+}
+
 export interface ForwarderOptions {
   platform: string;
   token: string;
+  tokenFrom?: TokenSource;
   target: string;
   listen: ListenAddress;
   /** One line per event worth telling the user (a failed or broken connection). */
@@ -49,7 +77,7 @@ export interface ForwarderOptions {
 
 export class Forwarder {
   private server: net.Server | undefined;
-  private readonly sockets = new Set<net.Socket>();
+  private readonly connections = new Set<Connection>();
   private readonly ready: WsStream[] = [];
   private readonly replaceLater = new WeakSet<WsStream>();
   private dialing = 0;
@@ -77,6 +105,7 @@ export class Forwarder {
       dialTarget({
         platform: this.opts.platform,
         token: this.opts.token,
+        tokenFrom: this.opts.tokenFrom,
         target: this.opts.target,
         deferred: true,
       }).then(
@@ -142,7 +171,7 @@ export class Forwarder {
       standby.write(chunk);
       if (earlyBytes >= MAX_EARLY_BYTES) socket.pause();
     };
-    const outcomeP = requestOpen(standby, this.opts.platform);
+    const outcomeP = requestOpen(standby, this.opts.platform, undefined, this.opts.tokenFrom);
     socket.on('data', onData);
     socket.resume();
     const outcome = await outcomeP;
@@ -186,6 +215,7 @@ export class Forwarder {
     return dialTarget({
       platform: this.opts.platform,
       token: this.opts.token,
+      tokenFrom: this.opts.tokenFrom,
       target: this.opts.target,
     });
   }
@@ -212,18 +242,19 @@ export class Forwarder {
   }
 
   private serve(socket: net.Socket): void {
-    this.sockets.add(socket);
+    const conn: Connection = { socket, stream: undefined, finished: Promise.resolve() };
+    this.connections.add(conn);
     socket.setNoDelay(true);
     const from = `${socket.remoteAddress}:${socket.remotePort}`;
     // A local client that gives up while the stream opens must not crash the CLI.
     socket.on('error', () => undefined);
-    socket.once('close', () => this.sockets.delete(socket));
-    this.open(socket)
+    conn.finished = this.open(socket)
       .then(async (stream) => {
         if (socket.destroyed) {
           stream.destroy();
           return;
         }
+        conn.stream = stream;
         const spliced = spliceCounted(socket, stream, (error, side) => {
           if (side === stream) {
             // Reset rather than FIN: the local client must see a failure, not a clean end.
@@ -241,19 +272,53 @@ export class Forwarder {
       .catch((err: unknown) => {
         this.failed += 1;
         socket.resetAndDestroy();
+        // Stopping cuts connections still opening: that is no refusal worth reporting.
+        if (this.closed) return;
         this.opts.report(
           `connection from ${from} refused: ${err instanceof Error ? err.message : String(err)}`,
         );
-      });
+      })
+      .finally(() => this.connections.delete(conn));
   }
 
+  /** Cuts a connection, telling the platform why (the local client sees a reset). */
+  private abort(conn: Connection): void {
+    if (conn.stream) conn.stream.abort(STOPPED);
+    conn.socket.resetAndDestroy();
+  }
+
+  /**
+   * Stops listening and ends every stream. A connection whose local client has finished (sent
+   * its FIN, e.g. a psql that exited) is still on its way to a clean end: the target's close
+   * has to travel back. It gets up to CLOSE_GRACE_MS, so the platform records it as closed
+   * rather than cut; connections still in use are cut at once. Resolves once the platform has
+   * answered every close frame, or the grace is over.
+   */
   async close(): Promise<void> {
     this.closed = true;
     clearInterval(this.tick);
-    for (const stream of this.ready.splice(0)) stream.closeUnused('gatepool connect stopped');
-    for (const s of this.sockets) s.destroy();
-    await new Promise<void>((resolve) =>
-      this.server ? this.server.close(() => resolve()) : resolve(),
-    );
+    const deadline = Date.now() + CLOSE_GRACE_MS;
+    const closing: Promise<unknown>[] = [
+      new Promise<void>((resolve) =>
+        this.server ? this.server.close(() => resolve()) : resolve(),
+      ),
+    ];
+    for (const stream of this.ready.splice(0)) {
+      stream.closeUnused(STOPPED);
+      closing.push(whenClosed(stream, CLOSE_GRACE_MS));
+    }
+    // The rest of this turn's I/O first: a command that just exited closed its connections
+    // before it did, and their FINs may be waiting in the same turn as its exit.
+    await new Promise<void>((resolve) => setImmediate(resolve));
+    for (const conn of [...this.connections]) {
+      if (!conn.socket.readableEnded) this.abort(conn);
+      closing.push(
+        conn.finished.then(() =>
+          conn.stream ? whenClosed(conn.stream, deadline - Date.now()) : undefined,
+        ),
+      );
+    }
+    await bounded(Promise.all(closing), deadline - Date.now());
+    for (const conn of this.connections) this.abort(conn);
   }
 }

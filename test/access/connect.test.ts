@@ -232,7 +232,10 @@ describe('gatepool connect through a pool of three real gateways', () => {
       ...env,
       GATEPOOL_TOKEN: 'gps_not-a-real-token',
     });
-    expect(bad.stderr.trim()).toMatch(/^gatepool connect: not logged in to http.*gatepool login/);
+    // Logging in again would not help while the variable overrides the saved login.
+    expect(bad.stderr.trim()).toBe(
+      `gatepool connect: the token in GATEPOOL_TOKEN was refused by ${s.tp.url} (invalid, expired or revoked): set a valid one, or unset GATEPOOL_TOKEN to use your saved login`,
+    );
 
     const down = await gatepool(['connect', 'pg'], {
       ...env,
@@ -733,5 +736,81 @@ describe('gatepool connect through a pool of three real gateways', () => {
     } finally {
       await c.stop();
     }
+  });
+
+  it('the -- form: a connection the command closed before exiting is audited "closed", not cut; a signal gives 128 + its number', async () => {
+    // A target that takes its time to close once the client is done (a database over a slow
+    // network, a server flushing): the command has long exited when the close comes back.
+    const slowSockets = new Set<net.Socket>();
+    const slow = net.createServer({ allowHalfOpen: true }, (sock) => {
+      slowSockets.add(sock);
+      sock.on('close', () => slowSockets.delete(sock));
+      sock.on('error', () => undefined);
+      sock.resume();
+      sock.on('end', () => setTimeout(() => sock.end(), 300));
+    });
+    await new Promise<void>((r) => slow.listen(0, '127.0.0.1', r));
+    const slowPort = (slow.address() as net.AddressInfo).port;
+    try {
+      const pool = await s.admin.client.post('/api/v1/gateway-pools', { name: 'slow' });
+      const tok = await s.admin.client.post('/api/v1/gateways/enrollment-tokens', {
+        poolIds: [pool.body.id],
+      });
+      await s.fleet.start({
+        platformUrl: s.tp.url,
+        token: tok.body.token as string,
+        name: 'slow-m0',
+        allow: [`127.0.0.1:${slowPort}`],
+      });
+      await waitFor(
+        async () =>
+          (await s.admin.client.get(`/api/v1/gateway-pools/${pool.body.id}`)).body
+            .healthyMemberCount === 1,
+        30_000,
+        'the member of "slow" healthy',
+      );
+      const made = await s.admin.client.post('/api/v1/access-targets', {
+        name: 'slow-close',
+        host: '127.0.0.1',
+        port: slowPort,
+        protocol: 'tcp',
+        gatewayPoolId: pool.body.id,
+      });
+      expect(made.status).toBe(201);
+      const since = new Date(Date.now() - 1).toISOString();
+      // Connects, sends, closes and exits without waiting for the answer (as psql does).
+      const client =
+        'const s = require("net").connect(+process.env.GATEPOOL_CONNECT_PORT, process.env.GATEPOOL_CONNECT_HOST, () => s.end("hello", () => process.exit(0)))';
+      const run = await gatepool(
+        ['connect', 'slow-close', '--', process.execPath, '-e', client],
+        env,
+      );
+      expect(run.stderr).not.toMatch(/gatepool connect: /);
+      expect(run.code).toBe(0);
+      const entry = await waitFor(
+        async () =>
+          (
+            await s.admin.client.get(`/api/v1/audit-logs?event=access.disconnect&from=${since}`)
+          ).body.items?.find(
+            (e: { metadata: { target: string } }) => e.metadata.target === 'slow-close',
+          ),
+        10_000,
+        'the access.disconnect entry',
+      );
+      expect(entry.metadata).toMatchObject({
+        result: 'closed',
+        bytesToTarget: 5,
+        bytesFromTarget: 0,
+      });
+    } finally {
+      for (const sock of slowSockets) sock.destroy();
+      slow.close();
+    }
+
+    const quit = await gatepool(
+      ['connect', 'pg', '--', 'sh', '-c', 'ulimit -c 0; kill -QUIT $$'],
+      env,
+    );
+    expect(quit.code).toBe(131);
   });
 });

@@ -1,13 +1,14 @@
 /**
  * `gatepool login` as a user meets it (QA issue 6), as real CLI processes: the platform is
  * checked before anything is asked, a wrong password and a refused token each say what
- * happened and that nothing was saved, never "run gatepool login" again.
+ * happened and that nothing was saved, never "run gatepool login" again. Also which platform
+ * a saved token may go to, and URLs that answer but are no platform.
  */
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { existsSync } from 'node:fs';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import net, { type AddressInfo } from 'node:net';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -29,12 +30,17 @@ interface Run {
 }
 
 /** Runs `gatepool login ARGS`, writing `input` to stdin; stdin stays open when input is null. */
-async function login(
+function login(args: string[], env: Record<string, string>, input: string | null): Promise<Run> {
+  return cli(['login', ...args], env, input);
+}
+
+/** Runs `gatepool ARGS` as `login` does. */
+async function cli(
   args: string[],
   env: Record<string, string>,
   input: string | null,
 ): Promise<Run> {
-  const child = spawn(process.execPath, ['--import', 'tsx', CLI_ENTRY, 'login', ...args], {
+  const child = spawn(process.execPath, ['--import', 'tsx', CLI_ENTRY, ...args], {
     cwd: ROOT,
     env: { ...process.env, GATEPOOL_PLATFORM: '', GATEPOOL_TOKEN: '', ...env },
     stdio: ['pipe', 'pipe', 'pipe'],
@@ -45,7 +51,7 @@ async function login(
   child.stderr.setEncoding('utf8').on('data', (c: string) => (stderr += c));
   if (input !== null) child.stdin.end(input);
   try {
-    const [code] = (await within(once(child, 'exit'), 30_000, 'gatepool login to exit')) as [
+    const [code] = (await within(once(child, 'exit'), 30_000, `gatepool ${args[0]} to exit`)) as [
       number | null,
     ];
     return { code, stdout, stderr };
@@ -114,5 +120,116 @@ describe.each(DRIVERS)('gatepool login on %s', (driver) => {
     expect(right.stderr).not.toMatch(/gatepool login:/);
     expect(right.code).toBe(0);
     expect(existsSync(join(xdg, 'gatepool', 'config.json'))).toBe(true);
+  }, 60_000);
+
+  it('a saved token goes only to the platform it was saved for; GATEPOOL_TOKEN alone uses the saved platform', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'gatepool-login-saved-'));
+    // Another host, which must never see the saved token (nor anything else).
+    const seen: string[] = [];
+    const other: Server = createServer((req, res) => {
+      seen.push(`${req.method} ${req.url} ${req.headers.authorization ?? ''}`);
+      res.writeHead(200, { 'content-type': 'application/json' }).end('{}');
+    });
+    await new Promise<void>((resolve) => other.listen(0, '127.0.0.1', resolve));
+    const elsewhere = `http://127.0.0.1:${(other.address() as AddressInfo).port}`;
+    try {
+      const env = { XDG_CONFIG_HOME: dir };
+      const saved = await login(['--platform', tp.url, '--token', admin.token], env, null);
+      expect(saved.stderr).toBe('');
+      expect(saved.code).toBe(0);
+
+      const [redirected, envToken, sameHost, refusedEnvToken] = await Promise.all([
+        cli(['targets'], { ...env, GATEPOOL_PLATFORM: elsewhere }, null),
+        cli(['targets'], { ...env, GATEPOOL_TOKEN: admin.token }, null),
+        cli(['targets'], { ...env, GATEPOOL_PLATFORM: `${tp.url}/` }, null),
+        cli(['targets'], { ...env, GATEPOOL_TOKEN: 'gps_not-a-real-token' }, null),
+      ]);
+      expect(redirected.code).toBe(1);
+      expect(redirected.stderr).toBe(
+        `gatepool targets: not logged in to ${elsewhere} (the saved login is for ${tp.url}): ` +
+          `run \`gatepool login --platform ${elsewhere}\`, or set GATEPOOL_TOKEN\n`,
+      );
+      expect(seen).toEqual([]);
+
+      expect(envToken.stderr).toMatch(/^No access targets yet/);
+      expect(envToken.code).toBe(0);
+      expect(sameHost.stderr).toMatch(/^No access targets yet/);
+      expect(sameHost.code).toBe(0);
+
+      // The variable would still win after a new login: telling to log in would not help.
+      expect(refusedEnvToken.code).toBe(1);
+      expect(refusedEnvToken.stderr).toBe(
+        `gatepool targets: the token in GATEPOOL_TOKEN was refused by ${tp.url} (invalid, expired or revoked): ` +
+          `set a valid one, or unset GATEPOOL_TOKEN to use your saved login\n`,
+      );
+    } finally {
+      other.close();
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('a URL that answers but is no platform, an empty --token and a port that speaks no HTTP are one clear line, and nothing is saved', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'gatepool-login-bad-'));
+    // What the platform's web UI does under a wrong base path: 200 and a page for any path.
+    const ui: Server = createServer((_req, res) =>
+      res.writeHead(200, { 'content-type': 'text/html; charset=utf-8' }).end('<!doctype html>'),
+    );
+    await new Promise<void>((resolve) => ui.listen(0, '127.0.0.1', resolve));
+    const page = `http://127.0.0.1:${(ui.address() as AddressInfo).port}/some/path`;
+    // A database port or the like: takes the request and hangs up.
+    const notHttp = net.createServer((sock) => {
+      sock.on('error', () => undefined);
+      sock.on('data', () => sock.destroy());
+    });
+    await new Promise<void>((resolve) => notHttp.listen(0, '127.0.0.1', resolve));
+    const raw = `http://127.0.0.1:${(notHttp.address() as AddressInfo).port}`;
+    const config = join(dir, 'gatepool', 'config.json');
+    try {
+      const env = { XDG_CONFIG_HOME: dir };
+      const [wrongPath, emptyToken, noHttp] = await Promise.all([
+        login(['--platform', page, '--token', admin.token], env, null),
+        // stdin left open: a prompt would wait for it, and the run would time out.
+        login(['--platform', tp.url, '--token', ''], env, null),
+        login(['--platform', raw], env, null),
+      ]);
+      expect(wrongPath.code).toBe(1);
+      expect(wrongPath.stderr).toBe(
+        `gatepool login: ${page} does not answer like a gatepool platform (got text/html): ` +
+          `give the platform's base URL, e.g. https://gatepool.example.com\n`,
+      );
+      expect(emptyToken.code).toBe(1);
+      expect(emptyToken.stderr).toBe(
+        "gatepool login: --token is empty: give the machine identity's access token, or leave --token out to log in with email and password\n",
+      );
+      expect(noHttp.code).toBe(1);
+      expect(noHttp.stderr).toBe(
+        `gatepool login: ${raw} did not answer HTTP (the connection was closed without an answer): ` +
+          `is that the platform's address? Give its base URL, e.g. https://gatepool.example.com\n`,
+      );
+      expect(existsSync(config)).toBe(false);
+
+      // A login saved by an older version with such a URL: the commands say so, not crash.
+      mkdirSync(join(dir, 'gatepool'), { recursive: true });
+      writeFileSync(config, JSON.stringify({ platform: page, token: admin.token }));
+      const [targets, connect] = await Promise.all([
+        cli(['targets'], env, null),
+        cli(['connect', 'pg'], env, null),
+      ]);
+      for (const [name, run] of [
+        ['targets', targets],
+        ['connect', connect],
+      ] as const) {
+        expect(run.code).toBe(1);
+        expect(run.stderr).toBe(
+          `gatepool ${name}: ${page} does not answer like a gatepool platform (got text/html): ` +
+            `give the platform's base URL, e.g. https://gatepool.example.com\n`,
+        );
+      }
+    } finally {
+      ui.close();
+      notHttp.close();
+      await rm(dir, { recursive: true, force: true });
+    }
+    // Five CLI processes, each loading the sources through tsx: slow on a busy host.
   }, 60_000);
 });

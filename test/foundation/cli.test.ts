@@ -1,9 +1,18 @@
 /** The CLI from source: license keygen → issue → a license the server accepts; migrate; create-org. */
 import { execFile } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+} from 'node:fs';
+import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as schema from '../../src/server/db/schema.js';
 import { LicenseVerifier } from '../../src/server/license/license.js';
@@ -24,13 +33,16 @@ interface Run {
   stderr: string;
 }
 
-function gatepool(args: string[], env: Record<string, string> = {}): Promise<Run> {
+/** tsx's loader by path: a bare "tsx" would be looked up from the working directory. */
+const TSX = pathToFileURL(createRequire(import.meta.url).resolve('tsx')).href;
+
+function gatepool(args: string[], env: Record<string, string> = {}, cwd = ROOT): Promise<Run> {
   return new Promise((resolve) => {
     execFile(
       process.execPath,
-      ['--import', 'tsx', ENTRY, ...args],
+      ['--import', TSX, ENTRY, ...args],
       {
-        cwd: ROOT,
+        cwd,
         timeout: 60_000,
         env: { ...process.env, GATEPOOL_LOG_LEVEL: 'silent', ...env },
       },
@@ -224,4 +236,55 @@ describe('gatepool migrate and admin create-org', () => {
     expect(organizations.map((o) => o.name).sort()).toEqual(['Beta', 'Gamma']);
     // Eight CLI processes (each loads the sources through tsx) and a platform: slow on a busy host.
   }, 120_000);
+});
+
+describe('gatepool connect --help', () => {
+  it('names the --listen default once', async () => {
+    const help = await gatepool(['connect', '--help']);
+    expect(help.code, help.stderr).toBe(0);
+    const flat = help.stdout.replace(/\s+/g, ' ');
+    expect(flat).toContain(
+      '--listen <address> local address, HOST:PORT or PORT (default: a free port on 127.0.0.1)',
+    );
+    expect(flat.match(/default:/g)).toHaveLength(1);
+  });
+});
+
+describe('gatepool admin create-org without a database', () => {
+  let dir: string;
+  beforeAll(() => void (dir = mkdtempSync(join(tmpdir(), 'gatepool-cli-nodb-'))));
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('refuses, naming the directory, and leaves nothing behind', async () => {
+    const run = await gatepool(
+      ['admin', 'create-org', '--name', 'Beta', '--admin-email', 'b@example.com'],
+      { GATEPOOL_DATA_DIR: '', DATABASE_URL: '', GATEPOOL_ADMIN_PASSWORD: TEST_PASSWORD },
+      dir,
+    );
+    expect(run.stdout).toBe('');
+    expect(run.stderr).toBe(
+      `gatepool: there is no embedded database in ${join(dir, 'data')} (no ${join(dir, 'data', 'pglite')}): ` +
+        "point GATEPOOL_DATA_DIR (or --data-dir) at the platform's data directory, or set DATABASE_URL\n",
+    );
+    expect(run.code).toBe(1);
+    expect(readdirSync(dir)).toEqual([]);
+    const elsewhere = join(dir, 'nowhere');
+    const named = await gatepool(
+      [
+        'admin',
+        'create-org',
+        '--data-dir',
+        elsewhere,
+        '--name',
+        'Beta',
+        '--admin-email',
+        'b@example.com',
+      ],
+      { DATABASE_URL: '', GATEPOOL_ADMIN_PASSWORD: TEST_PASSWORD },
+      dir,
+    );
+    expect(named.code).toBe(1);
+    expect(named.stderr).toMatch(/^gatepool: there is no embedded database in .*nowhere /);
+    expect(existsSync(elsewhere)).toBe(false);
+  });
 });
