@@ -9,6 +9,19 @@ interface LoginOptions {
   platform?: string;
   token?: string;
   email?: string;
+  org?: string;
+}
+
+interface OrgRef {
+  id: string;
+  name: string;
+}
+
+interface Me {
+  name: string;
+  role: string;
+  organization?: OrgRef;
+  organizations?: (OrgRef & { role: string })[];
 }
 
 type Writer = { _writeToOutput: (s: string) => void };
@@ -72,6 +85,10 @@ export function registerLoginCommand(program: Command): void {
     )
     .option('--token <token>', "a machine identity's access token, instead of email and password")
     .option('--email <email>', 'email to log in with (asked when not given)')
+    .option(
+      '--org <name-or-id>',
+      'the organization to work in, for a person in several (default: the one they joined first)',
+    )
     .action((opts: LoginOptions) =>
       runClientCommand('login', async () => {
         // An empty --token (an unset variable in a script) must not turn into a prompt.
@@ -109,23 +126,54 @@ export function registerLoginCommand(program: Command): void {
           );
           token = res.token;
         }
-        const me = await refusedAs(
+        const whoAmI = (t: string) =>
+          new PlatformClient(platform, t).request<Me>('GET', '/api/v1/me', {
+            valid: (v) => isObject(v) && typeof v.name === 'string' && typeof v.role === 'string',
+          });
+        let me = await refusedAs(
           401,
           `the platform refused this token (expired, revoked or unknown); nothing was saved. ` +
             `Create a new one for the machine identity (web UI: Identities, or ` +
             `POST /api/v1/identities/:id/tokens), or log in with email and password: gatepool login --platform ${platform}`,
-          new PlatformClient(platform, token).request<{
-            name: string;
-            role: string;
-            organization?: { name: string };
-          }>('GET', '/api/v1/me', {
-            valid: (v) => isObject(v) && typeof v.name === 'string' && typeof v.role === 'string',
-          }),
+          whoAmI(token),
         );
+        const orgs = me.organizations ?? (me.organization ? [me.organization] : []);
+        if (opts.org !== undefined) {
+          const wanted = opts.org.trim();
+          const match = orgs.find(
+            (o) => o.id === wanted || o.name.toLowerCase() === wanted.toLowerCase(),
+          );
+          if (!match)
+            throw new ClientError(
+              `you are not a member of an organization "${wanted}" on ${platform} ` +
+                `(yours: ${orgs.map((o) => o.name).join(', ') || 'none'}); nothing was saved`,
+            );
+          if (match.id !== me.organization?.id) {
+            if (opts.token)
+              throw new ClientError(
+                `this token belongs to organization "${me.organization?.name ?? '?'}": a machine identity's token works in its own organization only; nothing was saved`,
+              );
+            // A session of its own in that organization (the first one ends).
+            const switched = await new PlatformClient(platform, token).request<{ token: string }>(
+              'POST',
+              '/api/v1/auth/switch-organization',
+              {
+                body: { organizationId: match.id },
+                valid: (v) => isObject(v) && typeof v.token === 'string' && v.token !== '',
+              },
+            );
+            token = switched.token;
+            me = await whoAmI(token);
+          }
+        }
         // Saved only now: the platform accepted the credential and answered as a platform.
         const path = saveCredentials({ platform, token });
+        const others = orgs.filter((o) => o.id !== me.organization?.id).map((o) => o.name);
         process.stdout.write(
-          `Logged in to ${platform} as ${me.name} (${me.organization?.name ?? 'organization'}, role ${me.role}); saved to ${path}\n`,
+          `Logged in to ${platform} as ${me.name} (${me.organization?.name ?? 'organization'}, role ${me.role}); saved to ${path}\n` +
+            (others.length && opts.org === undefined
+              ? `You are also a member of ${others.join(', ')}: choose with --org NAME.\n`
+              : ''),
         );
         return 0;
       }),

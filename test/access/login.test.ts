@@ -6,7 +6,7 @@
  */
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import net, { type AddressInfo } from 'node:net';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -14,7 +14,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
+  api,
   bootstrap,
+  createSecondOrg,
   DRIVERS,
   startTestPlatform,
   type Account,
@@ -231,5 +233,57 @@ describe.each(DRIVERS)('gatepool login on %s', (driver) => {
       await rm(dir, { recursive: true, force: true });
     }
     // Five CLI processes, each loading the sources through tsx: slow on a busy host.
+  }, 60_000);
+
+  it("--org picks one of the person's organizations, by name; another is refused", async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'gatepool-login-org-'));
+    const env = { XDG_CONFIG_HOME: dir };
+    try {
+      // The admin of a second organization, invited into the first and joined.
+      const other = await createSecondOrg(tp, `Beta ${driver}`);
+      const invited = await admin.client.post('/api/v1/users', {
+        email: other.email,
+        password: 'unused-password-123',
+        role: 'member',
+      });
+      expect(invited.status).toBe(201);
+      const pending = await other.client.get('/api/v1/me/invitations');
+      const accepted = await other.client.post(
+        `/api/v1/me/invitations/${pending.body.items[0].id}/accept`,
+        { code: invited.body.acceptCode },
+      );
+      expect(accepted.status).toBe(200);
+      const first = (await admin.client.get('/api/v1/me')).body.organization.name as string;
+      const base = ['--platform', tp.url, '--email', other.email];
+
+      // Without --org: their first organization, and a word on the others.
+      const plain = await login(base, env, `${other.password}\n`);
+      expect(plain.code, plain.stderr).toBe(0);
+      expect(plain.stdout).toMatch(new RegExp(`\\(Beta ${driver}, role admin\\)`));
+      expect(plain.stdout).toContain(`You are also a member of ${first}: choose with --org NAME.`);
+
+      // By name (any case): the saved token works in that organization.
+      const chosen = await login(
+        [...base, '--org', first.toUpperCase()],
+        env,
+        `${other.password}\n`,
+      );
+      expect(chosen.code, chosen.stderr).toBe(0);
+      expect(chosen.stdout).toContain(`(${first}, role member)`);
+      const saved = JSON.parse(readFileSync(join(dir, 'gatepool', 'config.json'), 'utf8'));
+      const me = await api(tp, saved.token).get('/api/v1/me');
+      expect(me.body.organization.id).toBe(admin.orgId);
+
+      // An organization they are not in: refused, naming theirs; the saved login is kept.
+      const wrong = await login([...base, '--org', 'nowhere'], env, `${other.password}\n`);
+      expect(wrong.code).toBe(1);
+      expect(wrong.stderr).toContain('you are not a member of an organization "nowhere"');
+      expect(wrong.stderr).toContain('nothing was saved');
+      expect(JSON.parse(readFileSync(join(dir, 'gatepool', 'config.json'), 'utf8')).token).toBe(
+        saved.token,
+      );
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   }, 60_000);
 });
