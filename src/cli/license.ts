@@ -60,10 +60,18 @@ export function registerLicenseCommands(program: Command): void {
     .description('print a signed license (compact JWS) for an organization')
     .requiredOption('--key <file>', 'private key written by `license keygen`')
     .requiredOption('--plan <plan>', 'free | enterprise')
-    .option('--org <id>', 'organization id, or * for any organization', '*')
+    // Required: a license for every organization ("*") is a deliberate choice, never a default.
+    .requiredOption(
+      '--org <id>',
+      'the organization id (its Settings page), or "*" for any organization',
+    )
     .option('--days <n>', 'validity in days (default: no expiry)', positiveNumber)
     .action(async (opts: { key: string; plan: string; org: string; days?: number }) => {
       if (!isPlan(opts.plan)) fail(`unknown plan "${opts.plan}": use free or enterprise`);
+      if (opts.org !== '*' && !/^[0-9a-f]{8}(-[0-9a-f]{4}){3}-[0-9a-f]{12}$/i.test(opts.org))
+        fail(
+          `--org "${opts.org}" is not an organization id: give the id (a UUID, shown in the web UI's Settings and by GET /api/v1/me), or "*" for any organization`,
+        );
       let privateKeyPem: string;
       try {
         privateKeyPem = readFileSync(opts.key, 'utf8');

@@ -112,6 +112,8 @@ describe('gatepool license', () => {
       join(keys, 'private.pem'),
       '--plan',
       'free',
+      '--org',
+      '*',
     ]);
     expect(any.code, any.stderr).toBe(0);
     expect(
@@ -127,11 +129,28 @@ describe('gatepool license', () => {
 
   it('refuses a bad plan, bad days or a missing key with exit 1 and a message', async () => {
     const key = join(dir, 'keys', 'private.pem');
-    const [plan, days, missing] = await Promise.all([
-      gatepool(['license', 'issue', '--key', key, '--plan', 'gold']),
-      gatepool(['license', 'issue', '--key', key, '--plan', 'enterprise', '--days', '-3']),
-      gatepool(['license', 'issue', '--key', join(dir, 'nope.pem'), '--plan', 'enterprise']),
+    const org = ['--org', '*'];
+    const [plan, days, missing, noOrg, badOrg] = await Promise.all([
+      gatepool(['license', 'issue', '--key', key, '--plan', 'gold', ...org]),
+      gatepool(['license', 'issue', '--key', key, '--plan', 'enterprise', '--days', '-3', ...org]),
+      gatepool([
+        'license',
+        'issue',
+        '--key',
+        join(dir, 'nope.pem'),
+        '--plan',
+        'enterprise',
+        ...org,
+      ]),
+      gatepool(['license', 'issue', '--key', key, '--plan', 'enterprise']),
+      gatepool(['license', 'issue', '--key', key, '--plan', 'enterprise', '--org', 'acme']),
     ]);
+    // A license for every organization is never issued by omission.
+    expect(noOrg.code).toBe(1);
+    expect(noOrg.stderr).toMatch(/--org/);
+    expect(noOrg.stdout).toBe('');
+    expect(badOrg.code).toBe(1);
+    expect(badOrg.stderr).toContain('--org "acme" is not an organization id');
     expect(plan.code).toBe(1);
     expect(plan.stderr).toContain('unknown plan "gold": use free or enterprise');
     expect(plan.stdout).toBe('');
