@@ -280,6 +280,17 @@ describe.each(DRIVERS)('audit log on %s', (driver) => {
     );
     const future = new Date(Date.now() + 3600_000).toISOString();
     expect(await allEntries(admin.client, `from=${future}`)).toEqual([]);
+    // A range the wrong way round is a mistake to be told, not an empty page.
+    const reversed = await admin.client.get(
+      `/api/v1/audit-logs?from=${encodeURIComponent(future)}&to=${encodeURIComponent(middle.createdAt)}`,
+    );
+    expect(reversed.status).toBe(400);
+    expect(reversed.body.error.message).toMatch(/from must not be later than to/);
+    for (const bad of ['limit=1&limit=2', 'limit=x', 'limit=0']) {
+      const res = await admin.client.get(`/api/v1/audit-logs?${bad}`);
+      expect(res.status, bad).toBe(400);
+      expect(res.body.error.message, bad).toMatch(/limit must be one whole number from 1 to 200/);
+    }
     const withOffset = await allEntries(
       admin.client,
       `to=${encodeURIComponent('2100-01-01T00:00:00+02:00')}`,

@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { actorOf } from '../auth/actor.js';
 import type { AppContext } from '../context.js';
-import { dateTimeParam, type Api } from '../http/schemas.js';
+import { dateTimeParam, limitParam, type Api } from '../http/schemas.js';
 
 export function auditRoutes(app: Api, ctx: AppContext): void {
   app.get(
@@ -12,34 +12,40 @@ export function auditRoutes(app: Api, ctx: AppContext): void {
         tags: ['audit'],
         operationId: 'listAuditLogs',
         summary: 'Audit log, newest first, filterable, cursor-paginated',
-        querystring: z.strictObject({
-          event: z
-            .string()
-            .max(100)
-            .optional()
-            .describe('exact event, or a prefix ending in * (e.g. gateway-pool.*)'),
-          actorId: z
-            .uuid('actorId must be a UUID; to filter by e-mail or name use actor= instead')
-            .optional()
-            .describe('the acting user, identity or gateway by ID'),
-          actor: z
-            .string()
-            .trim()
-            .min(1)
-            .max(320)
-            .optional()
-            .describe(
-              "the actor's e-mail (users) or name (identities, gateways); exact, case-insensitive",
-            ),
-          actorType: z.enum(['user', 'identity', 'gateway', 'system', 'anonymous']).optional(),
-          from: dateTimeParam('from').optional(),
-          to: dateTimeParam('to').optional(),
-          limit: z.coerce.number().int().min(1).max(200).default(50),
-          cursor: z
-            .string()
-            .regex(/^\d{1,18}$/, 'cursor must be the nextCursor of a previous page')
-            .optional(),
-        }),
+        querystring: z
+          .strictObject({
+            event: z
+              .string()
+              .max(100)
+              .optional()
+              .describe('exact event, or a prefix ending in * (e.g. gateway-pool.*)'),
+            actorId: z
+              .uuid('actorId must be a UUID; to filter by e-mail or name use actor= instead')
+              .optional()
+              .describe('the acting user, identity or gateway by ID'),
+            actor: z
+              .string()
+              .trim()
+              .min(1)
+              .max(320)
+              .optional()
+              .describe(
+                "the actor's e-mail (users) or name (identities, gateways); exact, case-insensitive",
+              ),
+            actorType: z.enum(['user', 'identity', 'gateway', 'system', 'anonymous']).optional(),
+            from: dateTimeParam('from').optional(),
+            to: dateTimeParam('to').optional(),
+            limit: limitParam,
+            cursor: z
+              .string()
+              .regex(/^\d{1,18}$/, 'cursor must be the nextCursor of a previous page')
+              .optional(),
+          })
+          // An empty page would look like "nothing happened" rather than a mistyped range.
+          .refine((q) => !q.from || !q.to || q.from.getTime() <= q.to.getTime(), {
+            message: 'from must not be later than to',
+            path: ['from'],
+          }),
         response: {
           200: z.object({
             items: z.array(

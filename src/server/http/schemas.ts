@@ -58,8 +58,17 @@ export const slug = (what: string, max = 32) =>
       `${what} must use lowercase letters, digits and single hyphens (e.g. "prod-eu-1")`,
     );
 
+const LIMIT_RULE = 'limit must be one whole number from 1 to 200';
+/** `?limit=`: 1–200, default 50; anything else (`x`, given twice) says so, not "received NaN". */
+export const limitParam = z.coerce
+  .number({ error: LIMIT_RULE })
+  .int(LIMIT_RULE)
+  .min(1, LIMIT_RULE)
+  .max(200, LIMIT_RULE)
+  .default(50);
+
 export const pageQuery = z.strictObject({
-  limit: z.coerce.number().int().min(1).max(200).default(50),
+  limit: limitParam,
   cursor: z.string().max(200).optional(),
 });
 
