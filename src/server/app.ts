@@ -89,7 +89,7 @@ export async function buildApp(ctx: AppContext, opts: BuildAppOptions): Promise<
     bodyLimit: 1024 * 1024,
     // Names in paths (targets, pools, identities) may be longer than Fastify's default 100: a
     // long one must reach its route and get that route's answer, not "No route".
-    maxParamLength: 512,
+    routerOptions: { maxParamLength: 512 },
     // A path that is not valid percent-encoding (/api/v1/access-targets/%ff) gets the API's
     // error shape like any other bad request, not Fastify's own.
     frameworkErrors: (err: FastifyError, _req: FastifyRequest, reply: FastifyReply) =>
