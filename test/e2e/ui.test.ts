@@ -27,13 +27,43 @@ import {
 const ADMIN = { email: 'admin@example.com', password: 'correct-horse-battery' };
 const VIEWER = { email: 'viewer@example.com', password: 'viewer-password-1' };
 const T = 15_000;
+const LONG_TARGET = `pg-${'a'.repeat(60)}`; // the longest name a target may have (63)
+const LONG_IDENTITY = `ci-${'x'.repeat(125)}`; // the longest identity name (128)
 
 // Expected browser errors: asking who we are before signing in answers 401, the bad license
 // the test pastes on purpose answers 422, and an identity without Kubernetes auth yet is 404.
+// Values the test enters on purpose to be refused answer 400: a pool's health-check target,
+// a member's weight, an access target's port.
 const expectedErrors = (text: string, url: string) =>
   (/status of 401/.test(text) && url.endsWith('/api/v1/me')) ||
   (/status of 422/.test(text) && url.endsWith('/api/v1/license')) ||
-  (/status of 404/.test(text) && url.endsWith('/kubernetes-auth'));
+  (/status of 404/.test(text) && url.endsWith('/kubernetes-auth')) ||
+  (/status of 400/.test(text) &&
+    (url.endsWith('/api/v1/gateway-pools') ||
+      /\/memberships\/[^/]+$/.test(url) ||
+      /\/api\/v1\/access-targets\/[^/]+$/.test(url)));
+
+/**
+ * Whether the page scrolls sideways (something wider than the window): `false`, or what sticks
+ * out (the outermost elements past the right edge), for the failure message.
+ */
+const scrollsSideways = (p: Page) =>
+  p.evaluate(`(() => {
+    const root = document.documentElement;
+    if (root.scrollWidth <= root.clientWidth) return false;
+    const clipped = (e) => {
+      for (let a = e.parentElement; a; a = a.parentElement)
+        if (getComputedStyle(a).overflowX !== 'visible') return true;
+      return false;
+    };
+    const past = (e) => e.getBoundingClientRect().right > root.clientWidth + 1;
+    const out = [...document.querySelectorAll('body *')].filter(
+      (e) => past(e) && !clipped(e) && !(e.parentElement && past(e.parentElement)),
+    );
+    // An absolutely positioned element escapes a scroll box that is not its containing block.
+    const all = out.length ? out : [...document.querySelectorAll('body *')].filter(past);
+    return all.slice(0, 5).map((e) => e.tagName + '.' + e.className).join(' | ') || true;
+  })()`) as Promise<false | string | true>;
 
 describe('web UI in Chromium', () => {
   let tp: TestPlatform;
@@ -112,6 +142,7 @@ describe('web UI in Chromium', () => {
     await page.goto(`${tp.url}/gateways`);
     await page.getByText('No gateways yet').waitFor();
     figures.firstRenderMs = Date.now() - t0;
+    expect(await page.title()).toBe('Gateways · gatepool');
     await check('03-gateways-empty');
   });
 
@@ -149,6 +180,22 @@ describe('web UI in Chromium', () => {
     await page.goto(`${tp.url}/gateways?view=pools`);
     await page.getByRole('button', { name: 'Create pool' }).click();
     const dialog = page.getByRole('dialog');
+    // A refused value shows the platform's error; editing the field again clears it.
+    await dialog.getByLabel('Name').fill('dc1');
+    await dialog.getByLabel('Health-check target').fill('nope');
+    await dialog.getByRole('button', { name: 'Create pool' }).click();
+    await dialog.getByRole('alert').filter({ hasText: 'host:port' }).waitFor();
+    await dialog.getByLabel('Health-check target').fill('nope2');
+    await dialog.getByRole('alert').waitFor({ state: 'detached' });
+    await dialog.getByRole('button', { name: 'Create pool' }).click();
+    await dialog.getByRole('alert').filter({ hasText: 'host:port' }).waitFor();
+    // Escape and reopen: a fresh form, without the old values or the old error.
+    await page.keyboard.press('Escape');
+    await dialog.waitFor({ state: 'detached' });
+    await page.getByRole('button', { name: 'Create pool' }).click();
+    expect(await dialog.getByLabel('Name').inputValue()).toBe('');
+    expect(await dialog.getByLabel('Health-check target').inputValue()).toBe('');
+    expect(await dialog.getByRole('alert').count()).toBe(0);
     await dialog.getByLabel('Name').fill('DC1');
     await dialog.getByText('Use 1-32 lowercase letters').waitFor();
     await dialog.getByLabel('Name').fill('dc1');
@@ -240,6 +287,38 @@ describe('web UI in Chromium', () => {
     await row.getByText('Draining', { exact: true }).waitFor();
     await row.getByRole('button', { name: 'Undrain' }).click();
     await row.getByText('Healthy', { exact: true }).waitFor();
+
+    // A weight the platform refuses: sent once (Enter, then leaving the field), the field
+    // goes back to the saved value, the row says why; typing again clears the message.
+    const weight = row.getByLabel('Weight of gw-b');
+    const saved = await weight.inputValue();
+    let patches = 0;
+    const countPatches = (r: { method(): string; url(): string }) => {
+      if (r.method() === 'PATCH' && r.url().includes('/memberships/')) patches++;
+    };
+    page.on('request', countPatches);
+    await weight.fill('0');
+    await weight.press('Enter');
+    await weight.press('Tab');
+    await row
+      .getByRole('alert')
+      .filter({ hasText: 'weight must be between 1 and 10000' })
+      .waitFor();
+    await expect.poll(() => weight.inputValue()).toBe(saved);
+    await weight.press('Tab'); // leaving again changes nothing
+    page.off('request', countPatches);
+    expect(patches).toBe(1);
+    await weight.fill('7');
+    await row.getByRole('alert').waitFor({ state: 'detached' });
+    await weight.fill(saved);
+
+    // "Add gateway" with a search matching nothing says so.
+    await sheet.getByRole('button', { name: 'Add gateway' }).click();
+    await page.getByLabel('Search gateways').fill('zzz');
+    await page.getByText('No gateway outside this pool matches “zzz”.').waitFor();
+    await page.keyboard.press('Escape');
+    await page.getByLabel('Search gateways').waitFor({ state: 'detached' });
+
     await page.keyboard.press('Escape');
     await sheet.waitFor({ state: 'detached' });
   });
@@ -271,6 +350,7 @@ describe('web UI in Chromium', () => {
     onFailureShoot('access-targets');
     await page.getByRole('link', { name: 'Access targets' }).click();
     await heading('Access targets').waitFor();
+    expect(await page.title()).toBe('Access targets · gatepool');
     await page.getByLabel('Target name').fill('pg-main');
     await page.getByLabel('Host').fill('10.0.0.5');
     await page.getByLabel('Port').fill('5432');
@@ -384,6 +464,204 @@ describe('web UI in Chromium', () => {
     await check('17-identities');
   });
 
+  it('a second pool with the default min healthy, a long-named target edited, copy without the Clipboard API', async () => {
+    onFailureShoot('second-pool-long-target-copy-fallback');
+    // An empty "Min healthy" means the default (1), not 0.
+    await page.goto(`${tp.url}/gateways?view=pools`);
+    await page.getByRole('button', { name: 'Create pool' }).click();
+    const dialog = page.getByRole('dialog');
+    await dialog.getByLabel('Name').fill('dc2');
+    await dialog.getByLabel('Min healthy').fill('');
+    await dialog.getByRole('button', { name: 'Create pool' }).click();
+    await dialog.waitFor({ state: 'detached' });
+    await expect.poll(() => page.locator('[data-pool="dc2"] td').nth(2).textContent()).toBe('1');
+
+    // Copy buttons where navigator.clipboard is missing (plain HTTP to a remote host).
+    await page.goto(`${tp.url}/enrollment-tokens`);
+    await page.getByLabel('Token name').fill('token for gw-c');
+    await page.getByRole('checkbox', { name: 'dc2' }).check();
+    await page.getByRole('button', { name: 'Create token' }).click();
+    const shown = (await page.getByTestId('enroll-command').textContent())?.trim() ?? '';
+    await page.evaluate(
+      `Object.defineProperty(navigator, 'clipboard', { value: undefined, configurable: true })`,
+    );
+    await page.getByRole('button', { name: 'Copy command' }).click();
+    await page.getByRole('button', { name: 'Copied' }).waitFor();
+    await page.evaluate(`delete navigator.clipboard`);
+    expect(await page.evaluate('navigator.clipboard.readText()')).toBe(shown);
+    // Neither route works: it says so and selects the text for the user to copy.
+    await page.evaluate(
+      `Object.defineProperty(navigator, 'clipboard', { value: undefined, configurable: true });
+       document.execCommand = () => false;`,
+    );
+    await page.getByRole('button', { name: 'Copy token' }).click();
+    await page.getByText('Copy failed: select the text and copy it.').waitFor();
+    const manual = page.getByLabel('Text to copy (Copy token)');
+    const selected = (await manual.evaluate(
+      (e: { selectionStart: number; selectionEnd: number; value: string }) =>
+        e.selectionStart === 0 && e.selectionEnd === e.value.length && e.value.length > 10,
+    )) as boolean;
+    expect(selected).toBe(true);
+    expect(shown).toContain(await manual.inputValue());
+    await screenshot(page, '20-copy-failed');
+    await page.evaluate(`delete navigator.clipboard; delete document.execCommand;`);
+
+    const m = /--platform (\S+) --token (\S+)/.exec(shown);
+    agents.push(await fleet.start({ platformUrl: m![1]!, token: m![2]!, name: 'gw-c', allow: [] }));
+    await page.goto(`${tp.url}/gateways?view=pools`);
+    await page.locator('[data-pool="dc2"]').getByText('1/1 healthy').waitFor({ timeout: 30_000 });
+
+    // A 63-character target through dc2, then edited: the form comes prefilled, the
+    // platform's refusal shows next to it and goes when the field is edited again.
+    await page.getByRole('link', { name: 'Access targets' }).click();
+    await page.getByLabel('Target name').fill(LONG_TARGET);
+    await page.getByLabel('Host').fill('10.0.0.6');
+    await page.getByLabel('Port').fill('5432');
+    await page.getByRole('radio', { name: /dc2/ }).check();
+    await page.getByRole('button', { name: 'Create access target' }).click();
+    const row = page.locator(`[data-target="${LONG_TARGET}"]`);
+    await row.waitFor();
+    await row.getByRole('button', { name: 'Edit' }).click();
+    const edit = page.getByRole('dialog');
+    expect(await edit.getByLabel('Target name').inputValue()).toBe(LONG_TARGET);
+    expect(await edit.getByLabel('Host').inputValue()).toBe('10.0.0.6');
+    expect(await edit.getByRole('radio', { name: /dc2/ }).isChecked()).toBe(true);
+    await edit.getByLabel('Port').fill('70000');
+    await edit.getByRole('button', { name: 'Save access target' }).click();
+    await edit.getByRole('alert').filter({ hasText: 'port must be between 1 and 65535' }).waitFor();
+    await edit.getByLabel('Port').fill('5433');
+    await edit.getByRole('alert').waitFor({ state: 'detached' });
+    await edit.getByLabel('Description').fill('replica');
+    await edit.getByRole('button', { name: 'Save access target' }).click();
+    await edit.waitFor({ state: 'detached' });
+    await row.getByText('postgres://10.0.0.6:5433').waitFor();
+    await row.getByText('replica').waitFor();
+  }, 60_000);
+
+  it('a machine identity: its tokens listed and revoked, then deleted (Enter confirms)', async () => {
+    onFailureShoot('identity-tokens-revoke-delete');
+    await page.getByRole('link', { name: 'Identities' }).click();
+    await page.getByLabel('Identity name').fill(LONG_IDENTITY);
+    await page.getByRole('button', { name: 'Create identity' }).click();
+    await page.getByRole('link', { name: LONG_IDENTITY }).click();
+    await heading(LONG_IDENTITY).waitFor();
+    try {
+      for (const width of [1280, 400]) {
+        await page.setViewportSize({ width, height: 900 });
+        await page.getByRole('link', { name: 'Identities' }).first().waitFor();
+        expect(await scrollsSideways(page), `identity page at ${width} px`).toBe(false);
+      }
+      await screenshot(page, '23-narrow-identity-long-name');
+    } finally {
+      await page.setViewportSize({ width: 1400, height: 900 });
+    }
+    await page.getByRole('button', { name: 'Create token' }).click();
+    await page.getByText('Shown once: store it now.').waitFor();
+    const token = page.locator('tr[data-token]');
+    await token.getByRole('cell', { name: 'Active' }).waitFor();
+    await check('21-identity-tokens');
+    await token.getByRole('button', { name: 'Revoke' }).click();
+    await page.getByRole('alertdialog').getByRole('button', { name: 'Revoke' }).click();
+    await token.getByRole('cell', { name: 'Revoked' }).waitFor();
+    expect(await token.getByRole('button', { name: 'Revoke' }).count()).toBe(0);
+
+    await page.getByRole('button', { name: 'Delete', exact: true }).click();
+    const confirm = page.getByRole('alertdialog');
+    await confirm.getByRole('textbox').fill(LONG_IDENTITY);
+    await confirm.getByRole('textbox').press('Enter');
+    await heading('Identities').waitFor();
+    await page.getByRole('link', { name: 'ci-deployer' }).waitFor();
+    expect(await page.getByRole('link', { name: LONG_IDENTITY }).count()).toBe(0);
+  });
+
+  it('deleting the last healthy member of a pool in use shows the warning until dismissed', async () => {
+    onFailureShoot('gateway-delete-warning');
+    await page.getByRole('link', { name: 'Gateways' }).click();
+    const row = page.locator('[data-gateway="gw-c"]');
+    await row.getByText('Healthy', { exact: true }).waitFor();
+    await row.getByRole('button', { name: 'Delete' }).click();
+    const confirm = page.getByRole('alertdialog');
+    await confirm.getByRole('textbox').fill('gw-c');
+    await confirm.getByRole('textbox').press('Enter');
+    await row.waitFor({ state: 'detached' });
+    const warning = page
+      .getByRole('alert')
+      .filter({ hasText: 'was the last healthy member of pool "dc2", which serves 1 consumer' });
+    await warning.waitFor();
+    await check('22-gateway-delete-warning');
+    // It stays while the user moves on, until dismissed.
+    await page.getByRole('link', { name: 'Access targets' }).click();
+    await heading('Access targets').waitFor();
+    await warning.waitFor();
+    await warning.getByRole('button', { name: 'Dismiss' }).click();
+    await warning.waitFor({ state: 'detached' });
+  });
+
+  it('fits narrow and wide screens: no sideways scroll, the menu behind a button', async () => {
+    onFailureShoot('narrow-screens');
+    const gateway = (await page.evaluate(`fetch('/api/v1/gateways').then((r) => r.json())`)) as {
+      items: { id: string; name: string }[];
+    };
+    const gwB = gateway.items.find((g) => g.name === 'gw-b')!;
+    const pages = [
+      ['/gateways', 'Gateways'],
+      ['/gateways?view=pools', 'Gateways'],
+      [`/gateways/${gwB.id}`, 'gw-b'],
+      ['/enrollment-tokens', 'Enrollment tokens'],
+      ['/access-targets', 'Access targets'],
+      ['/identities', 'Identities'],
+      ['/settings', 'Organization'],
+      ['/audit', 'Audit log'],
+    ] as const;
+    try {
+      for (const width of [1280, 400]) {
+        await page.setViewportSize({ width, height: 900 });
+        for (const [path, title] of pages) {
+          await page.goto(`${tp.url}${path}`);
+          await heading(title).waitFor();
+          await page
+            .getByText(/Loading/)
+            .first()
+            .waitFor({ state: 'detached' });
+          expect(await scrollsSideways(page), `${path} at ${width} px`).toBe(false);
+          if (width === 400)
+            await screenshot(
+              page,
+              `23-narrow-${title.toLowerCase().replace(/\W+/g, '-')}${path.includes('pools') ? '-pools' : ''}`,
+            );
+        }
+      }
+      // The long target's row: wraps, at 400 px too.
+      await page.goto(`${tp.url}/access-targets`);
+      await page.locator(`[data-target="${LONG_TARGET}"]`).waitFor();
+      expect(await scrollsSideways(page)).toBe(false);
+
+      // The menu hides behind a button: keyboard opens it, Escape closes it (focus back on
+      // the button), following a link closes it too.
+      const menu = page.getByRole('button', { name: 'Menu' });
+      const nav = page.getByRole('navigation', { name: 'Main' });
+      expect(await nav.isVisible()).toBe(false);
+      expect(await menu.getAttribute('aria-expanded')).toBe('false');
+      await menu.focus();
+      await page.keyboard.press('Enter');
+      expect(await menu.getAttribute('aria-expanded')).toBe('true');
+      await nav.getByRole('link', { name: 'Gateways' }).waitFor();
+      await check('24-narrow-menu-open');
+      await page.keyboard.press('Escape');
+      await nav.waitFor({ state: 'hidden' });
+      expect(await menu.getAttribute('aria-expanded')).toBe('false');
+      expect((await focused(page)).text).toContain('Menu');
+      await page.keyboard.press('Space');
+      await nav.getByRole('link', { name: 'Identities' }).click();
+      await heading('Identities').waitFor();
+      await nav.waitFor({ state: 'hidden' });
+      expect(await page.title()).toBe('Identities · gatepool');
+      await check('25-narrow-identities');
+    } finally {
+      await page.setViewportSize({ width: 1400, height: 900 });
+    }
+  }, 60_000);
+
   it('without the event stream the page says so and polls: a kill still shows within ~5 s', async () => {
     const pctx = await browser.newContext({
       viewport: { width: 1400, height: 900 },
@@ -422,11 +700,17 @@ describe('web UI in Chromium', () => {
       // No error in place of the page: what was loaded stays.
       expect(await p.getByRole('alert').allTextContents()).toEqual([]);
       await screenshot(p, '19-platform-unreachable');
+      // An action tried meanwhile says the platform could not be reached, under its row...
+      await row.getByRole('button', { name: 'Drain' }).click();
+      const stale = row.getByRole('alert').filter({ hasText: 'could not be reached' });
+      await stale.waitFor();
       const t1 = Date.now();
       down = false;
       await banner.waitFor({ state: 'detached', timeout: 9000 });
       figures.unreachableToRecoveredMs = Date.now() - t1;
       await row.getByText('Unreachable', { exact: true }).waitFor();
+      // ...until a later request succeeds.
+      await stale.waitFor({ state: 'detached' });
     } finally {
       await pctx.close();
     }

@@ -39,6 +39,7 @@ export type EnrollmentToken = ItemOf<'listEnrollmentTokens'>;
 export type CreatedEnrollmentToken = Body<'createEnrollmentToken', 201>;
 export type AuditEntry = ItemOf<'listAuditLogs'>;
 export type Identity = ItemOf<'listIdentities'>;
+export type IdentityToken = ItemOf<'listIdentityTokens'>;
 export type Member = ItemOf<'listUsers'>;
 export type Role = ItemOf<'listRoles'>;
 export type RolesAnswer = Body<'listRoles'>;

@@ -21,7 +21,7 @@ export function Sheet({
     <Dialog.Root open={open} onOpenChange={onOpenChange}>
       <Dialog.Portal>
         <Dialog.Overlay className="fixed inset-0 bg-slate-900/30" />
-        <Dialog.Content className="fixed inset-y-0 right-0 flex w-full max-w-3xl flex-col overflow-y-auto bg-white p-6 shadow-xl focus:outline-none">
+        <Dialog.Content className="fixed inset-y-0 right-0 flex w-full max-w-3xl flex-col overflow-y-auto bg-white p-4 sm:p-6 shadow-xl focus:outline-none">
           <div className="mb-4 flex items-start justify-between gap-4">
             <div>
               <Dialog.Title className="text-lg font-semibold">{title}</Dialog.Title>
@@ -58,7 +58,7 @@ export function FormDialog({
     <Dialog.Root open={open} onOpenChange={onOpenChange}>
       <Dialog.Portal>
         <Dialog.Overlay className="fixed inset-0 bg-slate-900/30" />
-        <Dialog.Content className="fixed top-1/2 left-1/2 max-h-[90vh] w-full max-w-lg -translate-x-1/2 -translate-y-1/2 overflow-y-auto rounded-lg bg-white p-6 shadow-xl focus:outline-none">
+        <Dialog.Content className="fixed top-1/2 left-1/2 max-h-[90vh] w-full max-w-lg -translate-x-1/2 -translate-y-1/2 overflow-y-auto rounded-lg bg-white p-4 sm:p-6 shadow-xl focus:outline-none">
           <Dialog.Title className="mb-1 text-lg font-semibold">{title}</Dialog.Title>
           <Dialog.Description className="sr-only">{title}</Dialog.Description>
           {children}
@@ -95,6 +95,22 @@ export function ConfirmButton({
   const [typed, setTyped] = useState('');
   const [error, setError] = useState<unknown>(null);
   const [busy, setBusy] = useState(false);
+  const ready = !busy && (!typeToConfirm || typed === typeToConfirm);
+  const confirm = () => {
+    if (!ready) return;
+    setBusy(true);
+    setError(null);
+    onConfirm().then(
+      () => {
+        setBusy(false);
+        setOpen(false);
+      },
+      (err: unknown) => {
+        setBusy(false);
+        setError(err);
+      },
+    );
+  };
   return (
     <AlertDialog.Root
       open={open}
@@ -111,7 +127,7 @@ export function ConfirmButton({
       </AlertDialog.Trigger>
       <AlertDialog.Portal>
         <AlertDialog.Overlay className="fixed inset-0 bg-slate-900/30" />
-        <AlertDialog.Content className="fixed top-1/2 left-1/2 w-full max-w-md -translate-x-1/2 -translate-y-1/2 rounded-lg bg-white p-6 shadow-xl">
+        <AlertDialog.Content className="fixed top-1/2 left-1/2 w-full max-w-md -translate-x-1/2 -translate-y-1/2 rounded-lg bg-white p-4 [overflow-wrap:anywhere] sm:p-6 shadow-xl">
           <AlertDialog.Title className="text-lg font-semibold">{title}</AlertDialog.Title>
           <AlertDialog.Description asChild>
             <div className="mt-2 text-sm text-slate-700">{body}</div>
@@ -123,7 +139,16 @@ export function ConfirmButton({
                   <Input
                     id={id}
                     value={typed}
-                    onChange={(e) => setTyped(e.target.value)}
+                    onChange={(e) => {
+                      setTyped(e.target.value);
+                      setError(null);
+                    }}
+                    // Enter confirms once the name matches, as the button would.
+                    onKeyDown={(e) => {
+                      if (e.key !== 'Enter') return;
+                      e.preventDefault();
+                      confirm();
+                    }}
                     autoComplete="off"
                   />
                 )}
@@ -137,24 +162,7 @@ export function ConfirmButton({
             <AlertDialog.Cancel asChild>
               <Button>Cancel</Button>
             </AlertDialog.Cancel>
-            <Button
-              tone="danger"
-              disabled={busy || (!!typeToConfirm && typed !== typeToConfirm)}
-              onClick={() => {
-                setBusy(true);
-                setError(null);
-                onConfirm().then(
-                  () => {
-                    setBusy(false);
-                    setOpen(false);
-                  },
-                  (err: unknown) => {
-                    setBusy(false);
-                    setError(err);
-                  },
-                );
-              }}
-            >
+            <Button tone="danger" disabled={!ready} onClick={confirm}>
               {confirmLabel}
             </Button>
           </div>

@@ -1,4 +1,4 @@
-import { useState, type ReactNode } from 'react';
+import { useEffect, useRef, useState, type ReactNode } from 'react';
 import { api, unwrap } from '../api/client';
 import type { HealthCheckResult } from '../api/types';
 import { useInfraMutation } from '../lib/queries';
@@ -61,23 +61,48 @@ export function GatewayControls({
   );
 }
 
-/** A number edited in place: saved on Enter or when focus leaves, only if it changed. */
+/**
+ * A number edited in place: saved on Enter or when focus leaves, only if it changed, once
+ * (Enter then leaving does not send it again). When the platform refuses it, the field goes
+ * back to the saved value (the row shows why).
+ */
 export function InlineNumber({
   label,
   value,
   min,
   disabledReason,
   onCommit,
+  onEdit,
 }: {
   label: string;
   value: number;
   min: number;
   disabledReason?: string;
-  onCommit: (n: number) => void;
+  onCommit: (n: number) => Promise<unknown>;
+  /** Called as the user types (e.g. to clear the last refusal). */
+  onEdit?: () => void;
 }) {
   const [text, setText] = useState(String(value));
+  // The text being sent, so a second Enter or the blur after Enter does not send it again.
+  const sending = useRef<string | null>(null);
+  // The saved value changed (this save, a live update): show it.
+  useEffect(() => setText(String(value)), [value]);
   const commit = () => {
-    if (text !== '' && Number(text) !== value) onCommit(Number(text));
+    if (text.trim() === '' || !Number.isFinite(Number(text))) {
+      setText(String(value));
+      return;
+    }
+    if (Number(text) === value || sending.current === text) return;
+    sending.current = text;
+    onCommit(Number(text)).then(
+      () => {
+        sending.current = null;
+      },
+      () => {
+        sending.current = null;
+        setText(String(value));
+      },
+    );
   };
   return (
     <Input
@@ -88,7 +113,10 @@ export function InlineNumber({
       value={text}
       disabled={!!disabledReason}
       title={disabledReason}
-      onChange={(e) => setText(e.target.value)}
+      onChange={(e) => {
+        setText(e.target.value);
+        onEdit?.();
+      }}
       onBlur={commit}
       onKeyDown={(e) => e.key === 'Enter' && commit()}
     />

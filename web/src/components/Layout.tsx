@@ -1,13 +1,13 @@
 import * as Tooltip from '@radix-ui/react-tooltip';
 import { useMutation, useQuery, useQueryClient } from '@tanstack/react-query';
 import { Link, Outlet, useNavigate, useRouterState } from '@tanstack/react-router';
-import { useEffect, useState, useSyncExternalStore } from 'react';
+import { useEffect, useRef, useState, useSyncExternalStore } from 'react';
 import { api, ApiError, platformReachability, unwrap } from '../api/client';
 import type { PendingInvitation } from '../api/types';
 import { useLiveConnected, useLiveHealth } from '../lib/live';
 import { permission, useLicense, useMe } from '../lib/session';
 import { Setup, SignIn } from '../pages/SignIn';
-import { Button, ErrorText, Form, Input, Loading } from './ui';
+import { Button, ErrorText, Form, Input, Loading, WarningNotices } from './ui';
 
 const NAV = [
   { to: '/gateways', label: 'Gateways', needs: ['read', 'Gateway'] },
@@ -28,6 +28,13 @@ export function Root() {
   const me = useMe();
   useLiveHealth(!!me.data);
   const reachable = useReachable();
+  const signedOut =
+    (bootstrap.data && !bootstrap.data.bootstrapped) ||
+    (me.error instanceof ApiError && me.error.status === 401);
+  useEffect(() => {
+    if (signedOut)
+      document.title = `${bootstrap.data?.bootstrapped === false ? 'Set up' : 'Sign in'} · gatepool`;
+  }, [signedOut, bootstrap.data?.bootstrapped]);
   let body;
   if (bootstrap.isPending) body = <Loading what="gatepool" />;
   else if (bootstrap.data && !bootstrap.data.bootstrapped) body = <Setup />;
@@ -77,6 +84,13 @@ function useReachable(): boolean {
   return reachable;
 }
 
+/** The browser tab's title for a path: its section, then the product (`Gateways · gatepool`). */
+export function titleOf(pathname: string): string {
+  const first = '/' + (pathname.split('/').filter(Boolean)[0] ?? '');
+  const section = NAV.find((n) => n.to === first);
+  return section ? `${section.label} · gatepool` : 'gatepool';
+}
+
 /** The list page of the section `pathname` is in (`/gateways/abc` → `/gateways`). */
 export function sectionOf(pathname: string): string {
   const first = '/' + (pathname.split('/').filter(Boolean)[0] ?? '');
@@ -106,15 +120,50 @@ function Shell() {
       await qc.resetQueries();
     },
   });
+  const [menuOpen, setMenuOpen] = useState(false);
+  const menuButton = useRef<HTMLButtonElement>(null);
+  useEffect(() => {
+    document.title = titleOf(pathname);
+    // Navigating closes the narrow-screen menu.
+    setMenuOpen(false);
+  }, [pathname]);
+  useEffect(() => {
+    if (!menuOpen) return;
+    const onKey = (e: KeyboardEvent) => {
+      if (e.key !== 'Escape') return;
+      setMenuOpen(false);
+      menuButton.current?.focus();
+    };
+    document.addEventListener('keydown', onKey);
+    return () => document.removeEventListener('keydown', onKey);
+  }, [menuOpen]);
   if (!me) return null;
   const orgs = me.organizations ?? [];
   return (
-    <div className="flex min-h-screen">
+    <div className="min-h-screen md:flex">
+      {/* Narrow screens: a bar with the menu button; the menu opens below it. */}
+      <div className="flex items-center justify-between border-b border-slate-200 bg-white px-3 py-2 md:hidden">
+        <p className="text-lg font-semibold text-indigo-800">gatepool</p>
+        <button
+          ref={menuButton}
+          type="button"
+          aria-expanded={menuOpen}
+          aria-controls="main-menu"
+          className="rounded-md border border-slate-300 px-3 py-1.5 text-sm font-medium text-slate-800 hover:bg-slate-100 focus:outline-none focus-visible:ring-2 focus-visible:ring-indigo-600"
+          onClick={() => setMenuOpen((o) => !o)}
+        >
+          <span aria-hidden className="mr-1">
+            {menuOpen ? '✕' : '☰'}
+          </span>
+          Menu
+        </button>
+      </div>
       <nav
+        id="main-menu"
         aria-label="Main"
-        className="flex w-56 shrink-0 flex-col gap-1 border-r border-slate-200 bg-white p-3"
+        className={`${menuOpen ? 'flex' : 'hidden'} w-full flex-col gap-1 border-b border-slate-200 bg-white p-3 md:flex md:w-56 md:shrink-0 md:border-r md:border-b-0`}
       >
-        <p className="px-2 py-1 text-lg font-semibold text-indigo-800">gatepool</p>
+        <p className="hidden px-2 py-1 text-lg font-semibold text-indigo-800 md:block">gatepool</p>
         {orgs.length > 1 ? (
           <label className="px-2 text-xs text-slate-700">
             Organization
@@ -131,7 +180,9 @@ function Shell() {
             </select>
           </label>
         ) : (
-          <p className="px-2 text-xs text-slate-700">{me.organization.name}</p>
+          <p className="px-2 text-xs [overflow-wrap:anywhere] text-slate-700">
+            {me.organization.name}
+          </p>
         )}
         <ErrorText error={switchOrg.error} />
         <ul className="mt-3 flex flex-col gap-0.5">
@@ -141,6 +192,7 @@ function Shell() {
                 to={n.to}
                 className="block rounded px-2 py-1.5 text-sm text-slate-800 hover:bg-slate-100"
                 activeProps={{ className: 'bg-indigo-50 font-semibold text-indigo-900' }}
+                onClick={() => setMenuOpen(false)}
               >
                 {n.label}
               </Link>
@@ -148,7 +200,7 @@ function Shell() {
           ))}
         </ul>
         <div className="mt-auto flex flex-col gap-1 border-t border-slate-200 pt-3 text-xs text-slate-700">
-          <span>
+          <span className="[overflow-wrap:anywhere]">
             {me.name} · {me.roleName}
           </span>
           <span aria-live="polite">{live ? '● Live' : '○ Polling every 5 s'}</span>
@@ -161,8 +213,9 @@ function Shell() {
           </button>
         </div>
       </nav>
-      <main className="min-w-0 flex-1 p-6">
+      <main className="min-w-0 flex-1 p-3 sm:p-6">
         <Invitations />
+        <WarningNotices />
         <Outlet />
       </main>
     </div>

@@ -1,14 +1,18 @@
 import * as Label from '@radix-ui/react-label';
 import * as Tooltip from '@radix-ui/react-tooltip';
 import {
+  useEffect,
   useId,
+  useRef,
   useState,
+  useSyncExternalStore,
   type ButtonHTMLAttributes,
   type FormHTMLAttributes,
   type InputHTMLAttributes,
   type ReactNode,
 } from 'react';
-import { ApiError } from '../api/client';
+import { ApiError, isUnreachable, platformReachability } from '../api/client';
+import { useWarningNotices, warningNotices } from '../lib/notices';
 
 type Tone = 'primary' | 'secondary' | 'danger' | 'ghost';
 const TONES: Record<Tone, string> = {
@@ -102,7 +106,10 @@ export function TextArea(props: React.TextareaHTMLAttributes<HTMLTextAreaElement
 
 /** An API error in its own words, next to what caused it. */
 export function ErrorText({ error }: { error: unknown }) {
+  // "Could not be reached" is stale once the platform answers again: it goes by itself.
+  const reachable = useSyncExternalStore(platformReachability.subscribe, platformReachability.get);
   if (!error) return null;
+  if (reachable && isUnreachable(error)) return null;
   const message =
     error instanceof ApiError
       ? error.message
@@ -179,22 +186,122 @@ export function Card({
   );
 }
 
+/** Copies through the hidden-textarea route, which works outside secure contexts too. */
+function copyByExecCommand(text: string): boolean {
+  const area = document.createElement('textarea');
+  area.value = text;
+  area.setAttribute('readonly', '');
+  area.style.position = 'fixed';
+  area.style.top = '0';
+  area.style.left = '0';
+  area.style.opacity = '0';
+  const active = document.activeElement as HTMLElement | null;
+  document.body.appendChild(area);
+  area.select();
+  let ok = false;
+  try {
+    ok = document.execCommand('copy');
+  } catch {
+    ok = false;
+  }
+  area.remove();
+  active?.focus();
+  return ok;
+}
+
+/**
+ * Puts `text` on the clipboard: the Clipboard API where the page may use it (secure contexts),
+ * else the textarea route. False when neither worked.
+ */
+export async function copyText(text: string): Promise<boolean> {
+  const clipboard = typeof navigator !== 'undefined' ? navigator.clipboard : undefined;
+  if (clipboard?.writeText) {
+    try {
+      await clipboard.writeText(text);
+      return true;
+    } catch {
+      // Refused (no permission, not focused): try the other route.
+    }
+  }
+  return copyByExecCommand(text);
+}
+
+/**
+ * A copy button that never fails silently: when copying is impossible it says so and shows
+ * the text selected, ready for Ctrl+C.
+ */
 export function CopyButton({ text, label = 'Copy' }: { text: string; label?: string }) {
-  const [copied, setCopied] = useState(false);
+  const [state, setState] = useState<'idle' | 'copied' | 'failed'>('idle');
+  const manual = useRef<HTMLInputElement>(null);
+  const timer = useRef<ReturnType<typeof setTimeout>>(undefined);
+  useEffect(() => () => clearTimeout(timer.current), []);
+  useEffect(() => {
+    if (state === 'failed') {
+      manual.current?.focus();
+      manual.current?.select();
+    }
+  }, [state]);
   return (
-    <Button
-      small
-      onClick={() => {
-        void navigator.clipboard?.writeText(text).then(
-          () => setCopied(true),
-          () => setCopied(false),
-        );
-        setTimeout(() => setCopied(false), 1500);
-      }}
-    >
-      {copied ? 'Copied' : label}
-    </Button>
+    <span className="inline-flex max-w-full flex-wrap items-center gap-1">
+      <Button
+        small
+        onClick={() => {
+          clearTimeout(timer.current);
+          void copyText(text).then((ok) => {
+            setState(ok ? 'copied' : 'failed');
+            if (ok) timer.current = setTimeout(() => setState('idle'), 1500);
+          });
+        }}
+      >
+        {state === 'copied' ? 'Copied' : label}
+      </Button>
+      {state === 'failed' && (
+        <>
+          <span role="alert" className="text-xs text-red-700">
+            Copy failed: select the text and copy it.
+          </span>
+          <input
+            ref={manual}
+            readOnly
+            aria-label={`Text to copy (${label})`}
+            value={text}
+            onFocus={(e) => e.target.select()}
+            className="w-full min-w-0 rounded border border-slate-300 bg-white px-1 py-0.5 font-mono text-xs"
+          />
+        </>
+      )}
+    </span>
   );
+}
+
+/** Warnings the platform gave with a change that went through; each stays until dismissed. */
+export function WarningNotices() {
+  const notices = useWarningNotices();
+  if (!notices.length) return null;
+  return (
+    <section aria-label="Warnings" className="mb-4 flex flex-col gap-2">
+      {notices.map((n) => (
+        <div
+          key={n.id}
+          role="alert"
+          data-warning
+          className="flex items-start justify-between gap-3 rounded-md border border-amber-300 bg-amber-50 px-3 py-2 text-sm text-amber-950"
+        >
+          <p className="min-w-0 [overflow-wrap:anywhere]">
+            <strong>Warning:</strong> {n.text}
+          </p>
+          <Button small tone="ghost" onClick={() => warningNotices.dismiss(n.id)}>
+            Dismiss
+          </Button>
+        </div>
+      ))}
+    </section>
+  );
+}
+
+/** A table that scrolls sideways inside its box instead of widening the page. */
+export function TableScroll({ children, className }: { children: ReactNode; className?: string }) {
+  return <div className={`relative max-w-full overflow-x-auto ${className ?? ''}`}>{children}</div>;
 }
 
 export function Tip({ text, children }: { text: string; children: ReactNode }) {

@@ -2,7 +2,7 @@ import { useMutation, useQuery, useQueryClient } from '@tanstack/react-query';
 import { useState } from 'react';
 import { api, unwrap } from '../api/client';
 import type { AccessTarget, Page } from '../api/types';
-import { ConfirmButton } from '../components/Dialogs';
+import { ConfirmButton, FormDialog } from '../components/Dialogs';
 import { GatewayPicker, type GatewayChoice } from '../components/GatewayPicker';
 import {
   Button,
@@ -16,14 +16,30 @@ import {
   Loading,
   Permitted,
   TableHead,
+  TableScroll,
 } from '../components/ui';
 import { allPages, useGateways, usePools } from '../lib/queries';
 import { hasPools, permission, useLicense, useMe } from '../lib/session';
 
 const PROTOCOLS: AccessTarget['protocol'][] = ['tcp', 'postgres', 'http', 'kubernetes'];
 
-export function AccessTargetsPage() {
-  const qc = useQueryClient();
+interface TargetFields {
+  name: string;
+  host: string;
+  port: string;
+  protocol: AccessTarget['protocol'];
+  description: string;
+}
+
+const choiceOf = (t: AccessTarget): GatewayChoice =>
+  t.gatewayPoolId
+    ? { kind: 'pool', id: t.gatewayPoolId }
+    : t.gatewayId
+      ? { kind: 'gateway', id: t.gatewayId }
+      : { kind: 'direct' };
+
+/** What the target form needs to offer a pool or a gateway, and who may pick which. */
+function usePickerProps() {
   const { data: me } = useMe();
   const license = useLicense();
   const licensed = hasPools(license.data);
@@ -33,6 +49,186 @@ export function AccessTargetsPage() {
     queryKey: ['organization'],
     queryFn: () => unwrap<{ requireGatewayPools?: boolean }>(api.GET('/api/v1/organization')),
   });
+  const attachPool = permission(me, 'attach', 'GatewayPool');
+  const attachGateway = permission(me, 'attach', 'Gateway');
+  return {
+    gateways: gateways.data?.items ?? [],
+    pools: pools.data?.items ?? [],
+    poolsLicensed: licensed,
+    requirePools: !!org.data?.requireGatewayPools,
+    poolsDisabledReason: attachPool.allowed ? undefined : attachPool.reason,
+    gatewaysDisabledReason: attachGateway.allowed ? undefined : attachGateway.reason,
+  };
+}
+
+/**
+ * The access target form, for creating (empty) and editing (`target`, prefilled). Submitting
+ * runs `save` with the fields and the choice; its refusal is shown next to the form and goes
+ * away once the user edits again.
+ */
+function TargetForm({
+  target,
+  submitLabel,
+  onSaved,
+  onCancel,
+}: {
+  target?: AccessTarget;
+  submitLabel: string;
+  onSaved: () => void;
+  onCancel?: () => void;
+}) {
+  const qc = useQueryClient();
+  const picker = usePickerProps();
+  const initial: TargetFields = {
+    name: target?.name ?? '',
+    host: target?.host ?? '',
+    port: String(target?.port ?? 5432),
+    protocol: target?.protocol ?? 'postgres',
+    description: target?.description ?? '',
+  };
+  const [form, setForm] = useState<TargetFields>(initial);
+  const [via, setVia] = useState<GatewayChoice>(target ? choiceOf(target) : { kind: 'direct' });
+  const save = useMutation({
+    mutationFn: () => {
+      const through = {
+        ...(via.kind === 'pool' ? { gatewayPoolId: via.id } : {}),
+        ...(via.kind === 'gateway' ? { gatewayId: via.id } : {}),
+      };
+      if (!target) {
+        return unwrap(
+          api.POST('/api/v1/access-targets', {
+            body: {
+              name: form.name,
+              host: form.host,
+              port: Number(form.port),
+              protocol: form.protocol,
+              ...(form.description.trim() ? { description: form.description } : {}),
+              ...through,
+            },
+          }),
+        );
+      }
+      // Only what changed: an untouched gateway stays attached as it was.
+      const was = choiceOf(target);
+      const moved =
+        was.kind !== via.kind ||
+        (was.kind !== 'direct' && via.kind !== 'direct' && was.id !== via.id);
+      return unwrap(
+        api.PATCH('/api/v1/access-targets/{target}', {
+          params: { path: { target: target.id } },
+          body: {
+            ...(form.name !== initial.name ? { name: form.name } : {}),
+            ...(form.host !== initial.host ? { host: form.host } : {}),
+            ...(form.port !== initial.port ? { port: Number(form.port) } : {}),
+            ...(form.protocol !== initial.protocol ? { protocol: form.protocol } : {}),
+            ...(form.description !== initial.description ? { description: form.description } : {}),
+            ...(moved ? through : {}),
+          },
+        }),
+      );
+    },
+    onSuccess: () => {
+      if (!target) setForm({ ...form, name: '', description: '' });
+      void qc.invalidateQueries({ queryKey: ['access-targets'] });
+      void qc.invalidateQueries({ queryKey: ['pool'] });
+      void qc.invalidateQueries({ queryKey: ['pools'] });
+      onSaved();
+    },
+  });
+  const set = (patch: Partial<TargetFields>) => setForm({ ...form, ...patch });
+  return (
+    <Form
+      className="flex flex-col gap-3"
+      onSubmit={() => save.mutate()}
+      // Editing again makes the last refusal stale.
+      onChange={() => save.reset()}
+    >
+      <div className={`grid gap-3 ${target ? 'sm:grid-cols-2' : 'sm:grid-cols-2 lg:grid-cols-4'}`}>
+        <Field label="Target name">
+          {(id) => (
+            <Input
+              id={id}
+              required
+              value={form.name}
+              onChange={(e) => set({ name: e.target.value })}
+            />
+          )}
+        </Field>
+        <Field label="Host">
+          {(id) => (
+            <Input
+              id={id}
+              required
+              value={form.host}
+              onChange={(e) => set({ host: e.target.value })}
+            />
+          )}
+        </Field>
+        <Field label="Port">
+          {(id) => (
+            <Input
+              id={id}
+              type="number"
+              required
+              value={form.port}
+              onChange={(e) => set({ port: e.target.value })}
+            />
+          )}
+        </Field>
+        <Field label="Protocol">
+          {(id) => (
+            <select
+              id={id}
+              className="rounded-md border border-slate-400 bg-white px-2 py-1.5 text-sm"
+              value={form.protocol}
+              onChange={(e) => set({ protocol: e.target.value as AccessTarget['protocol'] })}
+            >
+              {PROTOCOLS.map((p) => (
+                <option key={p}>{p}</option>
+              ))}
+            </select>
+          )}
+        </Field>
+      </div>
+      <Field label="Description" hint="Optional.">
+        {(id, d) => (
+          <Input
+            id={id}
+            aria-describedby={d}
+            value={form.description}
+            onChange={(e) => set({ description: e.target.value })}
+          />
+        )}
+      </Field>
+      <GatewayPicker
+        {...picker}
+        value={via}
+        onChange={(v) => {
+          setVia(v);
+          save.reset();
+        }}
+        allowDirect={false}
+        legend="Reach the target through"
+      />
+      <ErrorText error={save.error} />
+      <div className="flex flex-wrap gap-2">
+        <Button
+          type="submit"
+          tone="primary"
+          disabled={save.isPending || via.kind === 'direct'}
+          title={via.kind === 'direct' ? 'Choose a pool or a gateway.' : undefined}
+        >
+          {submitLabel}
+        </Button>
+        {onCancel && <Button onClick={onCancel}>Cancel</Button>}
+      </div>
+    </Form>
+  );
+}
+
+export function AccessTargetsPage() {
+  const qc = useQueryClient();
+  const { data: me } = useMe();
   const targets = useQuery({
     queryKey: ['access-targets'],
     queryFn: () =>
@@ -42,113 +238,21 @@ export function AccessTargetsPage() {
         ),
       ),
   });
-  const [form, setForm] = useState({ name: '', host: '', port: '5432', protocol: 'postgres' });
-  const [via, setVia] = useState<GatewayChoice>({ kind: 'direct' });
-  const create = useMutation({
-    mutationFn: () =>
-      unwrap(
-        api.POST('/api/v1/access-targets', {
-          body: {
-            name: form.name,
-            host: form.host,
-            port: Number(form.port),
-            protocol: form.protocol as AccessTarget['protocol'],
-            ...(via.kind === 'pool' ? { gatewayPoolId: via.id } : {}),
-            ...(via.kind === 'gateway' ? { gatewayId: via.id } : {}),
-          },
-        }),
-      ),
-    onSuccess: () => {
-      setForm({ ...form, name: '' });
-      void qc.invalidateQueries({ queryKey: ['access-targets'] });
-    },
-  });
   const remove = useMutation({
     mutationFn: (target: string) =>
       unwrap(api.DELETE('/api/v1/access-targets/{target}', { params: { path: { target } } })),
     onSettled: () => qc.invalidateQueries({ queryKey: ['access-targets'] }),
   });
+  const [editing, setEditing] = useState<AccessTarget | null>(null);
   const canCreate = permission(me, 'create', 'AccessTarget');
+  const canEdit = permission(me, 'edit', 'AccessTarget');
   const canDelete = permission(me, 'delete', 'AccessTarget');
-  const attachPool = permission(me, 'attach', 'GatewayPool');
-  const attachGateway = permission(me, 'attach', 'Gateway');
   return (
     <div className="flex flex-col gap-4">
       <h1 className="text-2xl font-semibold">Access targets</h1>
       <Card title="New access target">
         <Permitted check={canCreate}>
-          <Form className="flex flex-col gap-3" onSubmit={() => create.mutate()}>
-            <div className="grid gap-3 md:grid-cols-4">
-              <Field label="Target name">
-                {(id) => (
-                  <Input
-                    id={id}
-                    required
-                    value={form.name}
-                    onChange={(e) => setForm({ ...form, name: e.target.value })}
-                  />
-                )}
-              </Field>
-              <Field label="Host">
-                {(id) => (
-                  <Input
-                    id={id}
-                    required
-                    value={form.host}
-                    onChange={(e) => setForm({ ...form, host: e.target.value })}
-                  />
-                )}
-              </Field>
-              <Field label="Port">
-                {(id) => (
-                  <Input
-                    id={id}
-                    type="number"
-                    required
-                    value={form.port}
-                    onChange={(e) => setForm({ ...form, port: e.target.value })}
-                  />
-                )}
-              </Field>
-              <Field label="Protocol">
-                {(id) => (
-                  <select
-                    id={id}
-                    className="rounded-md border border-slate-400 bg-white px-2 py-1.5 text-sm"
-                    value={form.protocol}
-                    onChange={(e) => setForm({ ...form, protocol: e.target.value })}
-                  >
-                    {PROTOCOLS.map((p) => (
-                      <option key={p}>{p}</option>
-                    ))}
-                  </select>
-                )}
-              </Field>
-            </div>
-            <GatewayPicker
-              value={via}
-              onChange={setVia}
-              gateways={gateways.data?.items ?? []}
-              pools={pools.data?.items ?? []}
-              poolsLicensed={licensed}
-              requirePools={!!org.data?.requireGatewayPools}
-              poolsDisabledReason={attachPool.allowed ? undefined : attachPool.reason}
-              gatewaysDisabledReason={attachGateway.allowed ? undefined : attachGateway.reason}
-              allowDirect={false}
-              legend="Reach the target through"
-            />
-            <ErrorText error={create.error} />
-            <div>
-              <Button
-                type="submit"
-                tone="primary"
-                disabled={create.isPending || via.kind === 'direct'}
-                title={via.kind === 'direct' ? 'Choose a pool or a gateway.' : undefined}
-              >
-                Create access target
-              </Button>
-            </div>
-          </Form>
+          <TargetForm submitLabel="Create access target" onSaved={() => undefined} />
         </Permitted>
       </Card>
       <Card title="Targets">
@@ -161,44 +265,81 @@ export function AccessTargetsPage() {
             A target names a host:port inside your network, reached through a pool or gateway.
           </Empty>
         ) : (
-          <table className="w-full text-left text-sm">
-            <TableHead columns={['Name', 'Target', 'Through', 'Connect', '']} cell="py-1 pr-2" />
-            <tbody>
-              {targets.data.items.map((t) => (
-                <tr key={t.id} className="border-t border-slate-100 align-top" data-target={t.name}>
-                  <td className="py-2 pr-2 font-medium">{t.name}</td>
-                  <td className="py-2 pr-2 font-mono text-xs">
-                    {t.protocol}://{t.host}:{t.port}
-                  </td>
-                  <td className="py-2 pr-2">
-                    {t.gatewayPool
-                      ? `pool ${t.gatewayPool.name}`
-                      : t.gateway
-                        ? `gateway ${t.gateway.name}`
-                        : '—'}
-                  </td>
-                  <td className="py-2 pr-2">
-                    <code className="mr-2 rounded bg-slate-100 px-1.5 py-0.5 text-xs">
-                      gatepool connect {t.name}
-                    </code>
-                    <CopyButton text={`gatepool connect ${t.name}`} />
-                  </td>
-                  <td className="py-2">
-                    <ConfirmButton
-                      label="Delete"
-                      title={`Delete access target “${t.name}”?`}
-                      body="Open connections end; new ones are refused."
-                      typeToConfirm={t.name}
-                      disabledReason={canDelete.allowed ? undefined : canDelete.reason}
-                      onConfirm={() => remove.mutateAsync(t.id)}
-                    />
-                  </td>
-                </tr>
-              ))}
-            </tbody>
-          </table>
+          <TableScroll>
+            <table className="w-full min-w-[40rem] text-left text-sm">
+              <TableHead columns={['Name', 'Target', 'Through', 'Connect', '']} cell="py-1 pr-2" />
+              <tbody>
+                {targets.data.items.map((t) => (
+                  <tr
+                    key={t.id}
+                    className="border-t border-slate-100 align-top"
+                    data-target={t.name}
+                  >
+                    <td className="max-w-56 py-2 pr-2 font-medium break-all">
+                      {t.name}
+                      {t.description && (
+                        <p className="text-xs font-normal text-slate-600">{t.description}</p>
+                      )}
+                    </td>
+                    <td className="max-w-56 py-2 pr-2 font-mono text-xs break-all">
+                      {t.protocol}://{t.host}:{t.port}
+                    </td>
+                    <td className="py-2 pr-2 [overflow-wrap:anywhere]">
+                      {t.gatewayPool
+                        ? `pool ${t.gatewayPool.name}`
+                        : t.gateway
+                          ? `gateway ${t.gateway.name}`
+                          : '—'}
+                    </td>
+                    <td className="max-w-72 py-2 pr-2">
+                      <code className="mr-2 inline-block rounded bg-slate-100 px-1.5 py-0.5 text-xs break-all">
+                        gatepool connect {t.name}
+                      </code>
+                      <CopyButton text={`gatepool connect ${t.name}`} />
+                    </td>
+                    <td className="py-2">
+                      <div className="flex gap-1">
+                        <Button
+                          small
+                          disabledReason={canEdit.allowed ? undefined : canEdit.reason}
+                          onClick={() => setEditing(t)}
+                        >
+                          Edit
+                        </Button>
+                        <ConfirmButton
+                          label="Delete"
+                          title={`Delete access target “${t.name}”?`}
+                          body="Open connections end; new ones are refused."
+                          typeToConfirm={t.name}
+                          disabledReason={canDelete.allowed ? undefined : canDelete.reason}
+                          onConfirm={() => remove.mutateAsync(t.id)}
+                        />
+                      </div>
+                    </td>
+                  </tr>
+                ))}
+              </tbody>
+            </table>
+          </TableScroll>
         )}
       </Card>
+      <FormDialog
+        open={!!editing}
+        onOpenChange={(o) => !o && setEditing(null)}
+        title={editing ? `Edit access target “${editing.name}”` : 'Edit access target'}
+      >
+        {editing && (
+          <div className="mt-3">
+            <TargetForm
+              key={editing.id}
+              target={editing}
+              submitLabel="Save access target"
+              onSaved={() => setEditing(null)}
+              onCancel={() => setEditing(null)}
+            />
+          </div>
+        )}
+      </FormDialog>
     </div>
   );
 }

@@ -104,7 +104,7 @@ export function AuditLogPage() {
       ) : !items.length ? (
         <Empty title="No audit entries match" />
       ) : (
-        <div className="overflow-x-auto rounded-lg border border-slate-200 bg-white">
+        <div className="relative overflow-x-auto rounded-lg border border-slate-200 bg-white">
           <table className="w-full text-left text-sm">
             <TableHead columns={['Time', 'Event', 'Actor', 'Details']} />
             <tbody>

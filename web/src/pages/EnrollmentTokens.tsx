@@ -16,6 +16,7 @@ import {
   Permitted,
   relativeTime,
   TableHead,
+  TableScroll,
 } from '../components/ui';
 import { usePools } from '../lib/queries';
 import { hasPools, permission, useLicense, useMe } from '../lib/session';
@@ -141,7 +142,7 @@ export function EnrollmentTokensPage() {
           >
             {created.command}
           </pre>
-          <div className="mt-2 flex gap-2">
+          <div className="mt-2 flex flex-wrap items-start gap-2">
             <CopyButton text={created.command} label="Copy command" />
             <CopyButton text={created.token} label="Copy token" />
             <Button small onClick={() => setCreated(null)}>
@@ -158,42 +159,45 @@ export function EnrollmentTokensPage() {
         ) : !tokens.data.items.length ? (
           <Empty title="No enrollment tokens" />
         ) : (
-          <table className="w-full text-left text-sm">
-            <TableHead columns={['Name', 'Status', 'Expires', 'Pools', '']} cell="py-1 pr-2" />
-            <tbody>
-              {tokens.data.items.map((t) => (
-                <tr key={t.id} className="border-t border-slate-100">
-                  <td className="py-2 pr-2">{t.name}</td>
-                  <td className="py-2 pr-2">
-                    {t.state ?? (t.revokedAt ? 'revoked' : t.usedAt ? 'used' : 'active')}
-                  </td>
-                  <td className="py-2 pr-2">{new Date(t.expiresAt).toLocaleString()}</td>
-                  <td className="py-2 pr-2">
-                    {t.poolIds
-                      .map(
-                        (id) => pools.data?.items.find((p) => p.id === id)?.name ?? id.slice(0, 8),
-                      )
-                      .join(', ') || '—'}
-                  </td>
-                  <td className="py-2">
-                    {!t.revokedAt && !t.usedAt && (
-                      <ConfirmButton
-                        label="Revoke"
-                        confirmLabel="Revoke"
-                        title={`Revoke “${t.name}”?`}
-                        body="A gateway that has not enrolled with it yet will be refused."
-                        disabledReason={canDelete.allowed ? undefined : canDelete.reason}
-                        onConfirm={() => revoke.mutateAsync(t.id)}
-                      />
-                    )}
-                    {t.createdAt && (
-                      <span className="sr-only">created {relativeTime(t.createdAt)}</span>
-                    )}
-                  </td>
-                </tr>
-              ))}
-            </tbody>
-          </table>
+          <TableScroll>
+            <table className="w-full text-left text-sm">
+              <TableHead columns={['Name', 'Status', 'Expires', 'Pools', '']} cell="py-1 pr-2" />
+              <tbody>
+                {tokens.data.items.map((t) => (
+                  <tr key={t.id} className="border-t border-slate-100">
+                    <td className="py-2 pr-2">{t.name}</td>
+                    <td className="py-2 pr-2">
+                      {t.state ?? (t.revokedAt ? 'revoked' : t.usedAt ? 'used' : 'active')}
+                    </td>
+                    <td className="py-2 pr-2">{new Date(t.expiresAt).toLocaleString()}</td>
+                    <td className="py-2 pr-2">
+                      {t.poolIds
+                        .map(
+                          (id) =>
+                            pools.data?.items.find((p) => p.id === id)?.name ?? id.slice(0, 8),
+                        )
+                        .join(', ') || '—'}
+                    </td>
+                    <td className="py-2">
+                      {!t.revokedAt && !t.usedAt && (
+                        <ConfirmButton
+                          label="Revoke"
+                          confirmLabel="Revoke"
+                          title={`Revoke “${t.name}”?`}
+                          body="A gateway that has not enrolled with it yet will be refused."
+                          disabledReason={canDelete.allowed ? undefined : canDelete.reason}
+                          onConfirm={() => revoke.mutateAsync(t.id)}
+                        />
+                      )}
+                      {t.createdAt && (
+                        <span className="sr-only">created {relativeTime(t.createdAt)}</span>
+                      )}
+                    </td>
+                  </tr>
+                ))}
+              </tbody>
+            </table>
+          </TableScroll>
         )}
       </Card>
     </div>

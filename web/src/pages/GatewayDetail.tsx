@@ -47,7 +47,7 @@ export function GatewayDetailPage() {
   const events = (history.data?.items ?? []).filter((e) => e.metadata.gatewayId === id);
   return (
     <div className="flex flex-col gap-4">
-      <p className="text-sm">
+      <p className="text-sm [overflow-wrap:anywhere]">
         <Link to="/gateways" className="text-indigo-800 underline">
           Gateways
         </Link>{' '}
@@ -55,11 +55,11 @@ export function GatewayDetailPage() {
       </p>
       <h1 className="text-2xl font-semibold">{g.name}</h1>
       <Card>
-        <dl className="grid grid-cols-[12rem_1fr] gap-y-2 text-sm">
+        <dl className="grid grid-cols-[minmax(0,8rem)_minmax(0,1fr)] gap-x-2 gap-y-2 text-sm sm:grid-cols-[12rem_minmax(0,1fr)]">
           {rows.map(([k, v]) => (
             <div key={k} className="contents">
               <dt className="text-slate-600">{k}</dt>
-              <dd>{v}</dd>
+              <dd className="min-w-0 [overflow-wrap:anywhere]">{v}</dd>
             </div>
           ))}
         </dl>

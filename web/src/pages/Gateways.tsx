@@ -19,6 +19,7 @@ import {
   TableHead,
 } from '../components/ui';
 import { useGateways, useInfraMutation, usePools, usePoolsOfGateways } from '../lib/queries';
+import { warningNotices } from '../lib/notices';
 import { hasPools, permission, useLicense, useMe } from '../lib/session';
 import { PoolSheet, ResourcesDrawer } from './PoolSheet';
 
@@ -36,7 +37,7 @@ export function GatewaysPage() {
     void navigate({ to: '/gateways', search: { ...search, ...next } });
   return (
     <div className="flex flex-col gap-4">
-      <div className="flex items-center justify-between gap-4">
+      <div className="flex flex-wrap items-center justify-between gap-4">
         <h1 className="text-2xl font-semibold">Gateways</h1>
         <ToggleGroup.Root
           type="single"
@@ -86,8 +87,8 @@ function GatewaysTable({ onOpenPool }: { onOpenPool: (id: string) => void }) {
     );
   }
   return (
-    <div className="overflow-x-auto rounded-lg border border-slate-200 bg-white">
-      <table className="w-full text-left text-sm">
+    <div className="relative overflow-x-auto rounded-lg border border-slate-200 bg-white">
+      <table className="w-full min-w-[56rem] text-left text-sm">
         <TableHead
           columns={[
             'Name',
@@ -129,11 +130,13 @@ function GatewayRow({
   const edit = permission(me, 'edit', 'Gateway');
   const del = permission(me, 'delete', 'Gateway');
   const remove = useInfraMutation(() =>
-    unwrap(api.DELETE('/api/v1/gateways/{id}', { params: { path: { id: g.id } } })),
+    unwrap<{ warnings?: string[] }>(
+      api.DELETE('/api/v1/gateways/{id}', { params: { path: { id: g.id } } }),
+    ),
   );
   return (
     <tr className="border-t border-slate-100 align-top" data-gateway={g.name}>
-      <td className="px-3 py-2 font-medium">
+      <td className="max-w-56 px-3 py-2 font-medium break-all">
         <Link to="/gateways/$id" params={{ id: g.id }} className="text-indigo-800 hover:underline">
           {g.name}
         </Link>
@@ -184,7 +187,8 @@ function GatewayRow({
                 body="Its tunnel drops at once and its certificate is refused from then on."
                 typeToConfirm={g.name}
                 disabledReason={del.allowed ? undefined : del.reason}
-                onConfirm={() => remove.mutateAsync()}
+                // The platform's warnings (e.g. a pool left with no healthy member) outlive the row.
+                onConfirm={() => remove.mutateAsync().then((r) => warningNotices.add(r.warnings))}
               />
             </>
           }
@@ -235,7 +239,7 @@ function PoolsView({ set }: { set: (s: GatewaysSearch) => void }) {
   const items = pools.data.items.filter((p) => p.name.includes(q.trim().toLowerCase()));
   return (
     <div className="flex flex-col gap-3">
-      <div className="flex items-end justify-between gap-2">
+      <div className="flex flex-wrap items-end justify-between gap-2">
         <Field label="Search pools">
           {(id) => <Input id={id} type="search" value={q} onChange={(e) => setQ(e.target.value)} />}
         </Field>
@@ -254,8 +258,8 @@ function PoolsView({ set }: { set: (s: GatewaysSearch) => void }) {
       ) : !items.length ? (
         <Empty title={`No pool matches “${q}”`} />
       ) : (
-        <div className="overflow-x-auto rounded-lg border border-slate-200 bg-white">
-          <table className="w-full text-left text-sm">
+        <div className="relative overflow-x-auto rounded-lg border border-slate-200 bg-white">
+          <table className="w-full min-w-[36rem] text-left text-sm">
             <thead className="bg-slate-50 text-xs text-slate-700 uppercase">
               <tr>
                 {['Name', 'Health', 'Min healthy', 'Health check', 'Resources', 'Actions'].map(
@@ -299,10 +303,10 @@ function PoolRow({
   );
   return (
     <tr className="border-t border-slate-100" data-pool={p.name}>
-      <td className="px-3 py-2 font-medium">
+      <td className="max-w-56 px-3 py-2 font-medium break-all">
         <button
           type="button"
-          className="text-indigo-800 hover:underline"
+          className="text-left text-indigo-800 hover:underline"
           onClick={() => set({ pool: p.id })}
         >
           {p.name}
@@ -362,11 +366,37 @@ export function PoolFormDialog({
   pools: Pick<Pool, 'id' | 'name'>[];
   pool?: Pick<Pool, 'id' | 'name' | 'minHealthy' | 'healthCheckTarget'>;
 }) {
+  return (
+    <FormDialog
+      open={open}
+      onOpenChange={onOpenChange}
+      title={pool ? `Edit pool “${pool.name}”` : 'Create pool'}
+    >
+      {/* Mounted only while open: every opening starts from the saved values, no old error. */}
+      <PoolForm pools={pools} pool={pool} onDone={() => onOpenChange(false)} />
+    </FormDialog>
+  );
+}
+
+function PoolForm({
+  pools,
+  pool,
+  onDone,
+}: {
+  pools: Pick<Pool, 'id' | 'name'>[];
+  pool?: Pick<Pool, 'id' | 'name' | 'minHealthy' | 'healthCheckTarget'>;
+  onDone: () => void;
+}) {
   const [name, setName] = useState(pool?.name ?? '');
   const [minHealthy, setMinHealthy] = useState(String(pool?.minHealthy ?? 1));
   const [target, setTarget] = useState(pool?.healthCheckTarget ?? '');
   const save = useInfraMutation(() => {
-    const body = { name, minHealthy: Number(minHealthy), healthCheckTarget: target.trim() || null };
+    // An empty "Min healthy" means the platform's default (creating) or unchanged (editing).
+    const body = {
+      name,
+      ...(minHealthy.trim() === '' ? {} : { minHealthy: Number(minHealthy) }),
+      healthCheckTarget: target.trim() || null,
+    };
     return pool
       ? unwrap(
           api.PATCH('/api/v1/gateway-pools/{poolId}', {
@@ -384,63 +414,63 @@ export function PoolFormDialog({
         ? `A pool named "${name}" already exists.`
         : null;
   return (
-    <FormDialog
-      open={open}
-      onOpenChange={onOpenChange}
-      title={pool ? `Edit pool “${pool.name}”` : 'Create pool'}
+    <Form
+      className="mt-3 flex flex-col gap-3"
+      onSubmit={() => save.mutate(undefined, { onSuccess: onDone })}
+      // Editing again makes the last refusal stale.
+      onChange={() => save.reset()}
     >
-      <Form
-        className="mt-3 flex flex-col gap-3"
-        onSubmit={() => save.mutate(undefined, { onSuccess: () => onOpenChange(false) })}
+      <Field label="Name" error={nameError}>
+        {(id, d) => (
+          <Input
+            id={id}
+            required
+            value={name}
+            aria-invalid={!!nameError}
+            aria-describedby={d}
+            onChange={(e) => setName(e.target.value)}
+          />
+        )}
+      </Field>
+      <Field
+        label="Min healthy"
+        hint={
+          pool
+            ? 'Below this many healthy members the pool is degraded (audited). Empty keeps it.'
+            : 'Below this many healthy members the pool is degraded (audited). Empty means 1.'
+        }
       >
-        <Field label="Name" error={nameError}>
-          {(id, d) => (
-            <Input
-              id={id}
-              required
-              value={name}
-              aria-invalid={!!nameError}
-              aria-describedby={d}
-              onChange={(e) => setName(e.target.value)}
-            />
-          )}
-        </Field>
-        <Field
-          label="Min healthy"
-          hint="Below this many healthy members the pool is degraded (audited)."
-        >
-          {(id, d) => (
-            <Input
-              id={id}
-              type="number"
-              min={0}
-              value={minHealthy}
-              aria-describedby={d}
-              onChange={(e) => setMinHealthy(e.target.value)}
-            />
-          )}
-        </Field>
-        <Field
-          label="Health-check target"
-          hint="host:port every member must reach, e.g. 10.0.0.5:5432 (optional)."
-        >
-          {(id, d) => (
-            <Input
-              id={id}
-              value={target}
-              aria-describedby={d}
-              onChange={(e) => setTarget(e.target.value)}
-            />
-          )}
-        </Field>
-        <ErrorText error={save.error} />
-        <div className="flex justify-end gap-2">
-          <Button onClick={() => onOpenChange(false)}>Cancel</Button>
-          <Button type="submit" tone="primary" disabled={!name || !!nameError || save.isPending}>
-            {pool ? 'Save' : 'Create pool'}
-          </Button>
-        </div>
-      </Form>
-    </FormDialog>
+        {(id, d) => (
+          <Input
+            id={id}
+            type="number"
+            min={0}
+            value={minHealthy}
+            aria-describedby={d}
+            onChange={(e) => setMinHealthy(e.target.value)}
+          />
+        )}
+      </Field>
+      <Field
+        label="Health-check target"
+        hint="host:port every member must reach, e.g. 10.0.0.5:5432 (optional)."
+      >
+        {(id, d) => (
+          <Input
+            id={id}
+            value={target}
+            aria-describedby={d}
+            onChange={(e) => setTarget(e.target.value)}
+          />
+        )}
+      </Field>
+      <ErrorText error={save.error} />
+      <div className="flex justify-end gap-2">
+        <Button onClick={onDone}>Cancel</Button>
+        <Button type="submit" tone="primary" disabled={!name || !!nameError || save.isPending}>
+          {pool ? 'Save' : 'Create pool'}
+        </Button>
+      </div>
+    </Form>
   );
 }

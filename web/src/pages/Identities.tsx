@@ -1,8 +1,16 @@
 import { useMutation, useQuery, useQueryClient } from '@tanstack/react-query';
-import { Link, useParams } from '@tanstack/react-router';
+import { Link, useNavigate, useParams } from '@tanstack/react-router';
 import { useState } from 'react';
 import { api, ApiError, unwrap } from '../api/client';
-import type { Identity, KubernetesAuthConfig, KubernetesAuthSaved, Page, Role } from '../api/types';
+import type {
+  Identity,
+  IdentityToken,
+  KubernetesAuthConfig,
+  KubernetesAuthSaved,
+  Page,
+  Role,
+} from '../api/types';
+import { ConfirmButton } from '../components/Dialogs';
 import { GatewayPicker, type GatewayChoice } from '../components/GatewayPicker';
 import {
   Button,
@@ -15,6 +23,9 @@ import {
   Input,
   Loading,
   Permitted,
+  relativeTime,
+  TableHead,
+  TableScroll,
   TextArea,
 } from '../components/ui';
 import { allPages, useGateways, usePools } from '../lib/queries';
@@ -55,7 +66,11 @@ export function IdentitiesPage() {
       <h1 className="text-2xl font-semibold">Identities</h1>
       <Card title="New machine identity">
         <Permitted check={can}>
-          <Form className="flex flex-wrap items-end gap-3" onSubmit={() => create.mutate()}>
+          <Form
+            className="flex flex-wrap items-end gap-3"
+            onSubmit={() => create.mutate()}
+            onChange={() => create.reset()}
+          >
             <Field label="Identity name">
               {(id) => (
                 <Input id={id} required value={name} onChange={(e) => setName(e.target.value)} />
@@ -98,21 +113,67 @@ export function IdentitiesPage() {
         ) : (
           <ul className="divide-y divide-slate-100">
             {identities.data.items.map((i) => (
-              <li key={i.id} className="flex items-center justify-between py-2 text-sm">
-                <Link
-                  to="/identities/$id"
-                  params={{ id: i.id }}
-                  className="font-medium text-indigo-800 underline"
-                >
-                  {i.name}
-                </Link>
-                <span className="text-slate-600">{i.role}</span>
-              </li>
+              <IdentityRow key={i.id} identity={i} />
             ))}
           </ul>
         )}
       </Card>
     </div>
+  );
+}
+
+/** Deleting an identity also deletes its tokens and its Kubernetes auth. */
+function useDeleteIdentity(id: string) {
+  const qc = useQueryClient();
+  return useMutation({
+    mutationFn: () => unwrap(api.DELETE('/api/v1/identities/{id}', { params: { path: { id } } })),
+    onSuccess: () => {
+      qc.removeQueries({ queryKey: ['identity', id] });
+      void qc.invalidateQueries({ queryKey: ['identities'] });
+    },
+  });
+}
+
+function DeleteIdentityButton({
+  identity,
+  onDeleted,
+  small,
+}: {
+  identity: Identity;
+  onDeleted?: () => void;
+  small?: boolean;
+}) {
+  const { data: me } = useMe();
+  const can = permission(me, 'delete', 'Identity');
+  const remove = useDeleteIdentity(identity.id);
+  return (
+    <ConfirmButton
+      label="Delete"
+      small={small}
+      title={`Delete identity “${identity.name}”?`}
+      body="Its access tokens stop working at once and its Kubernetes auth is removed."
+      typeToConfirm={identity.name}
+      disabledReason={can.allowed ? undefined : can.reason}
+      onConfirm={() => remove.mutateAsync().then(() => onDeleted?.())}
+    />
+  );
+}
+
+function IdentityRow({ identity: i }: { identity: Identity }) {
+  return (
+    <li className="flex items-center justify-between gap-3 py-2 text-sm" data-identity={i.name}>
+      <Link
+        to="/identities/$id"
+        params={{ id: i.id }}
+        className="min-w-0 font-medium [overflow-wrap:anywhere] text-indigo-800 underline"
+      >
+        {i.name}
+      </Link>
+      <span className="flex shrink-0 items-center gap-3">
+        <span className="text-slate-600">{i.role}</span>
+        <DeleteIdentityButton identity={i} small />
+      </span>
+    </li>
   );
 }
 
@@ -123,17 +184,27 @@ export function IdentityPage() {
     queryFn: () =>
       unwrap<Identity>(api.GET('/api/v1/identities/{id}', { params: { path: { id } } })),
   });
+  const navigate = useNavigate();
   if (identity.isPending) return <Loading what="identity" />;
   if (identity.error) return <ErrorText error={identity.error} />;
   return (
     <div className="flex flex-col gap-4">
-      <p className="text-sm">
+      <p className="text-sm [overflow-wrap:anywhere]">
         <Link to="/identities" className="text-indigo-800 underline">
           Identities
         </Link>{' '}
         / {identity.data.name}
       </p>
-      <h1 className="text-2xl font-semibold">{identity.data.name}</h1>
+      <div className="flex flex-wrap items-start justify-between gap-3">
+        <h1 className="min-w-0 text-2xl font-semibold [overflow-wrap:anywhere]">
+          {identity.data.name}
+        </h1>
+        <DeleteIdentityButton
+          identity={identity.data}
+          small={false}
+          onDeleted={() => void navigate({ to: '/identities' })}
+        />
+      </div>
       <IdentityTokens id={id} />
       <KubernetesAuthForm identityId={id} />
     </div>
@@ -141,8 +212,21 @@ export function IdentityPage() {
 }
 
 function IdentityTokens({ id }: { id: string }) {
+  const qc = useQueryClient();
   const { data: me } = useMe();
   const [shown, setShown] = useState<string | null>(null);
+  const tokens = useQuery({
+    queryKey: ['identity', id, 'tokens'],
+    queryFn: () =>
+      allPages((cursor) =>
+        unwrap<Page<IdentityToken>>(
+          api.GET('/api/v1/identities/{id}/tokens', {
+            params: { path: { id }, query: { cursor, limit: 200 } },
+          }),
+        ),
+      ),
+  });
+  const refresh = () => void qc.invalidateQueries({ queryKey: ['identity', id, 'tokens'] });
   const create = useMutation({
     mutationFn: () =>
       unwrap<{ token: string }>(
@@ -152,8 +236,19 @@ function IdentityTokens({ id }: { id: string }) {
         }),
       ),
     onSuccess: (t) => setShown(t.token),
+    onSettled: refresh,
+  });
+  const revoke = useMutation({
+    mutationFn: (tokenId: string) =>
+      unwrap(
+        api.DELETE('/api/v1/identities/{id}/tokens/{tokenId}', {
+          params: { path: { id, tokenId } },
+        }),
+      ),
+    onSettled: refresh,
   });
   const can = permission(me, 'edit', 'Identity');
+  const now = Date.now();
   return (
     <Card
       title="Access tokens"
@@ -170,14 +265,64 @@ function IdentityTokens({ id }: { id: string }) {
     >
       <ErrorText error={create.error} />
       {shown ? (
-        <div className="flex items-center gap-2">
-          <code className="overflow-x-auto rounded bg-slate-100 px-2 py-1 text-xs">{shown}</code>
-          <CopyButton text={shown} />
+        <div className="flex flex-wrap items-center gap-2">
+          <code className="max-w-full overflow-x-auto rounded bg-slate-100 px-2 py-1 text-xs">
+            {shown}
+          </code>
+          <CopyButton text={shown} label="Copy token" />
           <span className="text-xs text-slate-600">Shown once: store it now.</span>
         </div>
       ) : (
         <p className="text-sm text-slate-600">Tokens are shown once, when created.</p>
       )}
+      <div className="mt-3">
+        {tokens.isPending ? (
+          <Loading what="tokens" />
+        ) : tokens.error ? (
+          <ErrorText error={tokens.error} />
+        ) : !tokens.data.items.length ? (
+          <p className="text-sm text-slate-600">No tokens yet.</p>
+        ) : (
+          <TableScroll>
+            <table className="w-full text-left text-sm">
+              <TableHead
+                columns={['Name', 'Created', 'Expires', 'Last used', 'Status', '']}
+                cell="py-1 pr-2"
+              />
+              <tbody>
+                {tokens.data.items.map((t) => {
+                  const expired = !!t.expiresAt && new Date(t.expiresAt).getTime() <= now;
+                  return (
+                    <tr key={t.id} className="border-t border-slate-100" data-token={t.id}>
+                      <td className="py-2 pr-2 [overflow-wrap:anywhere]">{t.name || '—'}</td>
+                      <td className="py-2 pr-2 whitespace-nowrap">{relativeTime(t.createdAt)}</td>
+                      <td className="py-2 pr-2 whitespace-nowrap">
+                        {t.expiresAt ? new Date(t.expiresAt).toLocaleDateString() : 'never'}
+                      </td>
+                      <td className="py-2 pr-2 whitespace-nowrap">{relativeTime(t.lastUsedAt)}</td>
+                      <td className="py-2 pr-2">
+                        {t.revokedAt ? 'Revoked' : expired ? 'Expired' : 'Active'}
+                      </td>
+                      <td className="py-2">
+                        {!t.revokedAt && (
+                          <ConfirmButton
+                            label="Revoke"
+                            confirmLabel="Revoke"
+                            title={`Revoke token “${t.name || t.id}”?`}
+                            body="Whatever uses it is refused from now on. This cannot be undone."
+                            disabledReason={can.allowed ? undefined : can.reason}
+                            onConfirm={() => revoke.mutateAsync(t.id)}
+                          />
+                        )}
+                      </td>
+                    </tr>
+                  );
+                })}
+              </tbody>
+            </table>
+          </TableScroll>
+        )}
+      </div>
     </Card>
   );
 }

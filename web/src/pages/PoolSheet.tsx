@@ -15,6 +15,7 @@ import {
   Loading,
   relativeTime,
   TableHead,
+  TableScroll,
 } from '../components/ui';
 import { useGateways, useInfraMutation, usePool } from '../lib/queries';
 import { permission, useMe } from '../lib/session';
@@ -66,22 +67,24 @@ export function PoolSheet({ poolId, onClose }: { poolId?: string; onClose: () =>
                 />
               </div>
               {p.members.length ? (
-                <table className="w-full text-left text-sm">
-                  <TableHead
-                    columns={['Gateway', 'Health', 'Weight', 'Priority', 'Actions']}
-                    cell="py-1 pr-2"
-                  />
-                  <tbody>
-                    {p.members.map((m) => (
-                      <MemberRow
-                        key={m.id}
-                        poolId={p.id}
-                        m={m}
-                        editReason={edit.allowed ? undefined : edit.reason}
-                      />
-                    ))}
-                  </tbody>
-                </table>
+                <TableScroll>
+                  <table className="w-full text-left text-sm">
+                    <TableHead
+                      columns={['Gateway', 'Health', 'Weight', 'Priority', 'Actions']}
+                      cell="py-1 pr-2"
+                    />
+                    <tbody>
+                      {p.members.map((m) => (
+                        <MemberRow
+                          key={m.id}
+                          poolId={p.id}
+                          m={m}
+                          editReason={edit.allowed ? undefined : edit.reason}
+                        />
+                      ))}
+                    </tbody>
+                  </table>
+                </TableScroll>
               ) : (
                 <Empty title="No members">Add gateways that reach the same network.</Empty>
               )}
@@ -115,7 +118,7 @@ function MemberRow({
   const why = reason && reason.toLowerCase() !== m.health ? reason : null;
   return (
     <tr className="border-t border-slate-100 align-top" data-member={m.name}>
-      <td className="py-2 pr-2 font-medium">{m.name}</td>
+      <td className="py-2 pr-2 font-medium [overflow-wrap:anywhere]">{m.name}</td>
       <td className="py-2 pr-2">
         <HealthBadge health={m.health} />
         {why && (
@@ -131,7 +134,8 @@ function MemberRow({
           value={m.weight}
           min={1}
           disabledReason={editReason}
-          onCommit={(weight) => patch.mutate({ weight })}
+          onCommit={(weight) => patch.mutateAsync({ weight })}
+          onEdit={() => patch.reset()}
         />
       </td>
       <td className="py-2 pr-2">
@@ -140,7 +144,8 @@ function MemberRow({
           value={m.priority}
           min={0}
           disabledReason={editReason}
-          onCommit={(priority) => patch.mutate({ priority })}
+          onCommit={(priority) => patch.mutateAsync({ priority })}
+          onEdit={() => patch.reset()}
         />
       </td>
       <td className="py-2">
@@ -213,7 +218,13 @@ function AddGateway({
             <ul className="mt-2 max-h-60 overflow-y-auto" aria-label="Gateways not in this pool">
               {gateways.isPending && <li className="p-2 text-sm text-slate-600">Loading…</li>}
               {!gateways.isPending && !candidates.length && (
-                <li className="p-2 text-sm text-slate-600">Every gateway is already a member.</li>
+                <li className="p-2 text-sm text-slate-600">
+                  {q.trim()
+                    ? `No gateway outside this pool matches “${q.trim()}”.`
+                    : gateways.data?.items.length
+                      ? 'Every gateway is already a member.'
+                      : 'No gateways are enrolled yet.'}
+                </li>
               )}
               {candidates.map((g) => (
                 <li key={g.id}>

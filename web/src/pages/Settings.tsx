@@ -15,6 +15,7 @@ import {
   Loading,
   Permitted,
   TextArea,
+  TableScroll,
 } from '../components/ui';
 import { allPages } from '../lib/queries';
 import { permission, useLicense, useMe } from '../lib/session';
@@ -195,91 +196,95 @@ function MembersCard() {
       ) : members.error ? (
         <ErrorText error={members.error} />
       ) : (
-        <table className="mb-3 w-full text-left text-sm">
-          <thead className="text-xs text-slate-700 uppercase">
-            <tr>
-              <th scope="col" className="py-1">
-                Email
-              </th>
-              <th scope="col" className="py-1">
-                Role
-              </th>
-              <th scope="col" className="py-1">
-                <span className="sr-only">Actions</span>
-              </th>
-            </tr>
-          </thead>
-          <tbody>
-            {members.data.items.map((m) => (
-              <tr key={m.id} className="border-t border-slate-100">
-                <td className="py-1.5">{m.email}</td>
-                <td className="py-1.5">
-                  <select
-                    aria-label={`Role of ${m.email}`}
-                    className="rounded border border-slate-300 bg-white p-1 text-sm"
-                    value={m.role}
-                    disabled={!canEdit.allowed}
-                    title={canEdit.allowed ? undefined : canEdit.reason}
-                    onChange={(e) => setRole.mutate({ id: m.id, role: e.target.value })}
-                  >
-                    {roleOptions}
-                  </select>
-                </td>
-                <td className="py-1.5 text-right">
-                  <ConfirmButton
-                    label="Remove"
-                    confirmLabel="Remove"
-                    title={`Remove ${m.email}?`}
-                    body="They lose access to this organization at once."
-                    disabledReason={canDelete.allowed ? undefined : canDelete.reason}
-                    onConfirm={() => remove.mutateAsync(m.id)}
-                  />
-                </td>
+        <TableScroll>
+          <table className="mb-3 w-full text-left text-sm">
+            <thead className="text-xs text-slate-700 uppercase">
+              <tr>
+                <th scope="col" className="py-1">
+                  Email
+                </th>
+                <th scope="col" className="py-1">
+                  Role
+                </th>
+                <th scope="col" className="py-1">
+                  <span className="sr-only">Actions</span>
+                </th>
               </tr>
-            ))}
-          </tbody>
-        </table>
+            </thead>
+            <tbody>
+              {members.data.items.map((m) => (
+                <tr key={m.id} className="border-t border-slate-100">
+                  <td className="py-1.5">{m.email}</td>
+                  <td className="py-1.5">
+                    <select
+                      aria-label={`Role of ${m.email}`}
+                      className="rounded border border-slate-300 bg-white p-1 text-sm"
+                      value={m.role}
+                      disabled={!canEdit.allowed}
+                      title={canEdit.allowed ? undefined : canEdit.reason}
+                      onChange={(e) => setRole.mutate({ id: m.id, role: e.target.value })}
+                    >
+                      {roleOptions}
+                    </select>
+                  </td>
+                  <td className="py-1.5 text-right">
+                    <ConfirmButton
+                      label="Remove"
+                      confirmLabel="Remove"
+                      title={`Remove ${m.email}?`}
+                      body="They lose access to this organization at once."
+                      disabledReason={canDelete.allowed ? undefined : canDelete.reason}
+                      onConfirm={() => remove.mutateAsync(m.id)}
+                    />
+                  </td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        </TableScroll>
       )}
       <ErrorText error={setRole.error} />
       {!!invitations.data?.items.length && (
-        <table className="mb-3 w-full text-left text-sm">
-          <caption className="mb-1 text-left text-sm font-semibold">Pending invitations</caption>
-          <thead className="text-xs text-slate-700 uppercase">
-            <tr>
-              <th scope="col" className="py-1">
-                Email
-              </th>
-              <th scope="col" className="py-1">
-                Role
-              </th>
-              <th scope="col" className="py-1">
-                Expires
-              </th>
-              <th scope="col" className="py-1">
-                <span className="sr-only">Actions</span>
-              </th>
-            </tr>
-          </thead>
-          <tbody>
-            {invitations.data.items.map((i) => (
-              <tr key={i.id} className="border-t border-slate-100" data-invitation={i.email}>
-                <td className="py-1.5">{i.email}</td>
-                <td className="py-1.5">{i.role}</td>
-                <td className="py-1.5">{new Date(i.expiresAt).toLocaleDateString()}</td>
-                <td className="py-1.5 text-right">
-                  <ConfirmButton
-                    label="Revoke"
-                    confirmLabel="Revoke"
-                    title={`Revoke the invitation of ${i.email}?`}
-                    body="They will not join unless invited again."
-                    disabledReason={canCreate.allowed ? undefined : canCreate.reason}
-                    onConfirm={() => revokeInvitation.mutateAsync(i.id)}
-                  />
-                </td>
+        <TableScroll>
+          <table className="mb-3 w-full text-left text-sm">
+            <caption className="mb-1 text-left text-sm font-semibold">Pending invitations</caption>
+            <thead className="text-xs text-slate-700 uppercase">
+              <tr>
+                <th scope="col" className="py-1">
+                  Email
+                </th>
+                <th scope="col" className="py-1">
+                  Role
+                </th>
+                <th scope="col" className="py-1">
+                  Expires
+                </th>
+                <th scope="col" className="py-1">
+                  <span className="sr-only">Actions</span>
+                </th>
               </tr>
-            ))}
-          </tbody>
-        </table>
+            </thead>
+            <tbody>
+              {invitations.data.items.map((i) => (
+                <tr key={i.id} className="border-t border-slate-100" data-invitation={i.email}>
+                  <td className="py-1.5">{i.email}</td>
+                  <td className="py-1.5">{i.role}</td>
+                  <td className="py-1.5">{new Date(i.expiresAt).toLocaleDateString()}</td>
+                  <td className="py-1.5 text-right">
+                    <ConfirmButton
+                      label="Revoke"
+                      confirmLabel="Revoke"
+                      title={`Revoke the invitation of ${i.email}?`}
+                      body="They will not join unless invited again."
+                      disabledReason={canCreate.allowed ? undefined : canCreate.reason}
+                      onConfirm={() => revokeInvitation.mutateAsync(i.id)}
+                    />
+                  </td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        </TableScroll>
       )}
       <ErrorText error={invitations.error} />
       <Permitted check={canCreate}>
@@ -409,7 +414,7 @@ function RolesCard() {
               />
             )}
           </Field>
-          <div className="overflow-x-auto">
+          <div className="relative overflow-x-auto">
             <table className="text-xs">
               <caption className="sr-only">Permissions by subject and action</caption>
               <thead>
