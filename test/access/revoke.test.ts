@@ -47,6 +47,18 @@ describe('revocation and open access connections', () => {
     await s?.close();
   });
 
+  /** Waits until the platform counts `n` open access connections (their opens answered). */
+  async function openConnections(n: number): Promise<void> {
+    await waitFor(
+      async () =>
+        (await fetch(`${s.tp.url}/metrics`).then((r) => r.text())).includes(
+          `gatepool_access_connections_open ${n}`,
+        ),
+      5_000,
+      `${n} open connection(s)`,
+    );
+  }
+
   async function disconnectEntry(actorId: string) {
     return waitFor(
       async () => {
@@ -69,14 +81,7 @@ describe('revocation and open access connections', () => {
       mine.send('before the revocation');
       theirs.send('unrelated');
       // Both open through the gateway (the platform answered their standbys' opens).
-      await waitFor(
-        async () =>
-          (await fetch(`${s.tp.url}/metrics`).then((r) => r.text())).includes(
-            'gatepool_access_connections_open 2',
-          ),
-        5_000,
-        'two open connections',
-      );
+      await openConnections(2);
 
       // A change concerning nobody here: every open connection is checked, none is cut.
       expect(
@@ -114,14 +119,7 @@ describe('revocation and open access connections', () => {
     try {
       const conn = openConnection(c.port);
       conn.send('x');
-      await waitFor(
-        async () =>
-          (await fetch(`${s.tp.url}/metrics`).then((r) => r.text())).includes(
-            'gatepool_access_connections_open 1',
-          ),
-        5_000,
-        'the connection open',
-      );
+      await openConnections(1);
       expect(
         (await s.admin.client.patch(`/api/v1/identities/${bot.id}`, { role: 'viewer' })).status,
       ).toBe(200);
@@ -145,14 +143,7 @@ describe('revocation and open access connections', () => {
     try {
       const conn = openConnection(c.port);
       conn.send('x');
-      await waitFor(
-        async () =>
-          (await fetch(`${s.tp.url}/metrics`).then((r) => r.text())).includes(
-            'gatepool_access_connections_open 1',
-          ),
-        5_000,
-        'the connection open',
-      );
+      await openConnections(1);
       expect((await s.admin.client.delete(`/api/v1/access-targets/${t.id}`)).status).toBe(204);
       await within(conn.closed, 3_000, 'the connection to be cut');
       await waitFor(() => /revoked/.test(c.stderr()), 3_000, 'connect to say why');
