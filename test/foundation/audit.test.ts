@@ -286,6 +286,12 @@ describe.each(DRIVERS)('audit log on %s', (driver) => {
     );
     expect(reversed.status).toBe(400);
     expect(reversed.body.error.message).toMatch(/from must not be later than to/);
+    // One end not a date at all: its own 400, never the range check on a non-date (a 500).
+    const broken = await admin.client.get(
+      `/api/v1/audit-logs?from=nope&to=${encodeURIComponent(middle.createdAt)}`,
+    );
+    expect(broken.status).toBe(400);
+    expect(broken.body.error.message).toMatch(/from must be an ISO 8601 date-time/);
     for (const bad of ['limit=1&limit=2', 'limit=x', 'limit=0']) {
       const res = await admin.client.get(`/api/v1/audit-logs?${bad}`);
       expect(res.status, bad).toBe(400);

@@ -42,7 +42,8 @@ export function auditRoutes(app: Api, ctx: AppContext): void {
               .optional(),
           })
           // An empty page would look like "nothing happened" rather than a mistyped range.
-          .refine((q) => !q.from || !q.to || q.from.getTime() <= q.to.getTime(), {
+          // Zod runs this even when a field failed its own check: only two real dates compare.
+          .refine((q) => !(q.from instanceof Date && q.to instanceof Date) || q.from <= q.to, {
             message: 'from must not be later than to',
             path: ['from'],
           }),
