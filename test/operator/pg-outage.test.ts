@@ -43,7 +43,10 @@ describe.skipIf(!hasPgBinaries())('a PostgreSQL outage under load', () => {
     const key = await issueTestLicense({ plan: 'enterprise', org: admin.orgId });
     expect((await admin.client.put('/api/v1/license', { key })).status).toBe(200);
   }, 120_000);
+  /** Stopped however the test ends: a failed assertion must not leave a `connect` running. */
+  const cleanups: (() => Promise<void>)[] = [];
   afterAll(async () => {
+    for (const cleanup of cleanups) await cleanup().catch(() => undefined);
     await fleet.close();
     await server?.kill('SIGKILL');
     pg?.destroy();
@@ -123,6 +126,7 @@ describe.skipIf(!hasPgBinaries())('a PostgreSQL outage under load', () => {
   it('stays up through restarts and a 30 s stop: 503 while away, ready within a second after', async () => {
     // A gateway connected the whole time: its tunnel must not notice the database.
     const hash = await startHashServer();
+    cleanups.push(() => hash.close());
     const enroll = await admin.client.post('/api/v1/gateways/enrollment-tokens', {});
     expect(enroll.status).toBe(201);
     await fleet.start({
@@ -152,6 +156,7 @@ describe.skipIf(!hasPgBinaries())('a PostgreSQL outage under load', () => {
       GATEPOOL_PLATFORM: server.url,
       GATEPOOL_TOKEN: admin.token,
     });
+    cleanups.push(() => connect.stop());
     expect(await throughConnect(connect.port, 'before')).toBe(sha256('before'));
 
     const traffic = load();
@@ -219,8 +224,6 @@ describe.skipIf(!hasPgBinaries())('a PostgreSQL outage under load', () => {
       }
     }
     expect(connect.stderr()).not.toMatch(/refused/);
-    await connect.stop();
-    await hash.close();
     const names = await identityNames(admin.token, server);
     expect(traffic.acked.filter((n) => !names.has(n))).toEqual([]);
 
