@@ -161,7 +161,9 @@ export class AccessConnector {
       this.reverifyTimer = undefined;
       // One sweep at a time; a change during a sweep gets a sweep of its own after it.
       const previous = this.reverifying ?? Promise.resolve();
-      this.reverifying = previous.then(() => this.reverify());
+      this.reverifying = previous
+        .then(() => this.reverify())
+        .catch((err: unknown) => this.deps.log.error({ err }, 'checking open connections failed'));
     }, REVERIFY_DEBOUNCE_MS);
     this.reverifyTimer.unref();
   }
