@@ -35,30 +35,6 @@ export function streamUrl(platform: string, target: string, deferred = false): s
   return url.toString();
 }
 
-/**
- * Each dialled stream's WebSocket: WsStream emits 'close' when it is destroyed, which is when
- * its close handshake starts, not when it is over.
- */
-const sockets = new WeakMap<WsStream, WebSocket>();
-
-/**
- * Resolves once the stream's WebSocket is closed (its close frame answered, or the socket
- * dropped), or after `ms`: exiting before then cuts a close frame the platform has yet to see.
- */
-export function whenClosed(stream: WsStream, ms: number): Promise<void> {
-  const ws = sockets.get(stream);
-  if (!ws || ws.readyState === ws.CLOSED) return Promise.resolve();
-  return new Promise((resolve) => {
-    const done = () => {
-      clearTimeout(timer);
-      ws.off('close', done);
-      resolve();
-    };
-    const timer = setTimeout(done, ms);
-    ws.once('close', done);
-  });
-}
-
 export type OpenOutcome =
   | { kind: 'opened' }
   | { kind: 'refused'; message: string }
@@ -138,9 +114,7 @@ export function dialTarget(opts: DialOptions): Promise<WsStream> {
       if (done) return;
       done = true;
       ws.removeAllListeners('error');
-      const stream = new WsStream(ws);
-      sockets.set(stream, ws);
-      resolve(stream);
+      resolve(new WsStream(ws));
     });
     ws.once('unexpected-response', (req, res: IncomingMessage) => {
       const chunks: Buffer[] = [];

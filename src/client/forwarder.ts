@@ -12,7 +12,7 @@
  */
 import net from 'node:net';
 import { spliceCounted, type WsStream } from '../protocol/access-stream.js';
-import { dialTarget, requestOpen, whenClosed } from './dialer.js';
+import { dialTarget, requestOpen } from './dialer.js';
 import type { TokenSource } from './api.js';
 import { ClientError } from './errors.js';
 
@@ -305,7 +305,7 @@ export class Forwarder {
     ];
     for (const stream of this.ready.splice(0)) {
       stream.closeUnused(STOPPED);
-      closing.push(whenClosed(stream, CLOSE_GRACE_MS));
+      closing.push(stream.whenClosed(CLOSE_GRACE_MS));
     }
     // The rest of this turn's I/O first: a command that just exited closed its connections
     // before it did, and their FINs may be waiting in the same turn as its exit.
@@ -314,7 +314,7 @@ export class Forwarder {
       if (!conn.socket.readableEnded) this.abort(conn);
       closing.push(
         conn.finished.then(() =>
-          conn.stream ? whenClosed(conn.stream, deadline - Date.now()) : undefined,
+          conn.stream ? conn.stream.whenClosed(deadline - Date.now()) : undefined,
         ),
       );
     }

@@ -175,6 +175,26 @@ export class WsStream extends Duplex {
     callback(error);
   }
 
+  /**
+   * Resolves once the WebSocket is closed (its close frame answered, or the socket dropped), or
+   * after `ms`. This stream's 'close' comes when it is destroyed, which is when the close
+   * handshake starts, not when it is over: exiting before then cuts a close frame the peer has
+   * yet to see.
+   */
+  whenClosed(ms: number): Promise<void> {
+    const ws = this.ws;
+    if (ws.readyState === ws.CLOSED) return Promise.resolve();
+    return new Promise((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        ws.off('close', done);
+        resolve();
+      };
+      const timer = setTimeout(done, Math.max(0, ms));
+      ws.once('close', done);
+    });
+  }
+
   /** Ends the stream abnormally, telling the peer why (a close frame with the reason). */
   abort(reason: string): void {
     this.destroy(new Error(reason));
