@@ -20,6 +20,7 @@ import type { CredentialCache } from './auth/credential-cache.js';
 import { authRoutes } from './auth/routes.js';
 import type { AppContext } from './context.js';
 import { API_PREFIX, installAuth } from './http/auth-hook.js';
+import { installJsonBodyParser } from './http/json-body.js';
 import { installErrorHandling } from './http/error-handler.js';
 import { DATABASE_UNAVAILABLE } from './http/errors.js';
 import type { Api } from './http/schemas.js';
@@ -107,6 +108,7 @@ export async function buildApp(ctx: AppContext, opts: BuildAppOptions): Promise<
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);
   installErrorHandling(app);
+  installJsonBodyParser(app);
 
   await app.register(cookie);
   await app.register(swagger, {

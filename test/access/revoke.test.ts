@@ -8,7 +8,7 @@ import net from 'node:net';
 import { createHash } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { addIdentity, waitFor } from '../helpers/platform.js';
-import { within } from '../tunnel/harness.js';
+import { sleep, within } from '../tunnel/harness.js';
 import { startConnect, startScenario, type AccessScenario } from './scenario.js';
 
 /** A connection through `port` to the hash target, left open: what it sent, and its fate. */
@@ -148,6 +148,36 @@ describe('revocation and open access connections', () => {
       await within(conn.closed, 3_000, 'the connection to be cut');
       await waitFor(() => /revoked/.test(c.stderr()), 3_000, 'connect to say why');
       expect(c.stderr()).toMatch(/access to doomed revoked/);
+    } finally {
+      await c.stop();
+    }
+  });
+
+  it('repointing the target cuts its connections; editing its description does not', async () => {
+    const t = await s.target({
+      name: 'moving',
+      host: '127.0.0.1',
+      port: s.hash.port,
+      protocol: 'tcp',
+    });
+    const bot = await addIdentity(s.tp, s.admin, 'member');
+    const c = await startConnect('moving', env(bot.token));
+    try {
+      const conn = openConnection(c.port);
+      conn.send('x');
+      await openConnections(1);
+      const described = await s.admin.client.patch(`/api/v1/access-targets/${t.id}`, {
+        description: 'still the hash service',
+      });
+      expect(described.status).toBe(200);
+      // The re-check after a change runs within ~50 ms; this one leaves the connection open.
+      await sleep(500);
+      expect(conn.isClosed()).toBe(false);
+      const moved = await s.admin.client.patch(`/api/v1/access-targets/${t.id}`, { port: 1 });
+      expect(moved.status).toBe(200);
+      await within(conn.closed, 3_000, 'the connection to be cut');
+      await waitFor(() => /points at/.test(c.stderr()), 3_000, 'connect to say why');
+      expect(c.stderr()).toMatch(/access target moving now points at 127\.0\.0\.1:1/);
     } finally {
       await c.stop();
     }

@@ -283,10 +283,23 @@ describe.each(DRIVERS)('input validation on %s', (driver) => {
       headers: { 'content-type': 'application/json' },
     });
     expect(empty.status).toBe(400);
+    expect(empty.body.error.message).toBe(
+      'Request body is empty: this request takes a JSON object.',
+    );
     const proto = await c.post('/api/v1/identities', undefined, {
       raw: '{"name":"p","role":"viewer","__proto__":{"x":1}}',
     });
     expect(proto.status).toBe(400);
+    // Valid JSON: the answer names the key, not a syntax error that is not there.
+    expect(proto.body.error.message).toContain('"__proto__"');
+    const ctor = await c.post('/api/v1/identities', undefined, {
+      raw: '{"name":"p","role":"viewer","constructor":{"prototype":{"x":1}}}',
+    });
+    expect(ctor.status).toBe(400);
+    expect(ctor.body.error.message).toContain('constructor.prototype');
+    expect((await c.get('/api/v1/identities')).body.items ?? []).not.toContainEqual(
+      expect.objectContaining({ name: 'p' }),
+    );
     const text = await c.post('/api/v1/identities', undefined, {
       raw: 'name=bot',
       headers: { 'content-type': 'text/plain' },
@@ -302,6 +315,18 @@ describe.each(DRIVERS)('input validation on %s', (driver) => {
     expect(arr.status).toBe(400);
     const missing = await c.post('/api/v1/identities');
     expect(missing.status).toBe(400);
+  });
+
+  it('takes an empty JSON body on a route without one as no body (clients send the header on DELETE)', async () => {
+    const c = admin.client;
+    const doomed = await addIdentity(tp, admin, 'viewer');
+    const json = { headers: { 'content-type': 'application/json' }, raw: '' };
+    const del = await c.delete(`/api/v1/identities/${doomed.id}`, json);
+    expect(del.status, brief(del)).toBeLessThan(300);
+    expect((await c.get(`/api/v1/identities/${doomed.id}`)).status).toBe(404);
+    // A route that needs a body still says it is missing.
+    const post = await c.post('/api/v1/identities', undefined, json);
+    expect(post.status).toBe(400);
   });
 
   it('stores awkward but valid text or refuses it, never failing (NUL bytes, emoji, RTL)', async () => {

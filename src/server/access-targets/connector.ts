@@ -171,15 +171,22 @@ export class AccessConnector {
   /**
    * Revocation reaches open connections too: after a change, each connection's caller is
    * checked again as at its open (credential, `connect` permission, the target), and one that
-   * would now be refused is cut, its client told why. A check the database cannot answer now
-   * keeps the connection (an outage revokes nothing). Connections sharing a credential cost
-   * one query: the first check fills the credential cache for the rest.
+   * would now be refused, or whose target now names another address, is cut, its client told
+   * why. A check the database cannot answer now keeps the connection (an outage revokes
+   * nothing). Connections sharing a credential cost one query: the first check fills the
+   * credential cache for the rest.
    */
   async reverify(): Promise<void> {
     for (const [client, conn] of [...this.live]) {
       if (!conn.recheck || !this.live.has(client)) continue;
       try {
-        await conn.recheck();
+        const { target } = await conn.recheck();
+        // Repointed: the connection still reaches the old address, which the target no longer
+        // names (an admin moving it off a host means to stop traffic there).
+        if (target.host !== conn.target.host || target.port !== conn.target.port) {
+          conn.revoked = `access target ${target.name} now points at ${target.host}:${target.port}: connect again to reach it`;
+          client.abort(conn.revoked);
+        }
       } catch (err) {
         const { status, body } = refusalOf(err);
         if (status !== 401 && status !== 403 && status !== 404) continue;

@@ -34,7 +34,7 @@ const FASTIFY_CODES: Record<string, { code: string; message: string }> = {
   },
   FST_ERR_CTP_EMPTY_JSON_BODY: {
     code: 'bad_request',
-    message: "Request body is empty but Content-Type is 'application/json'.",
+    message: 'Request body is empty: this request takes a JSON object.',
   },
   FST_ERR_CTP_BODY_TOO_LARGE: { code: 'payload_too_large', message: 'Request body is too large.' },
   FST_ERR_CTP_INVALID_MEDIA_TYPE: {
