@@ -3,7 +3,8 @@
  * as users run it) + a pool of two real gateways, in the same run:
  *  1. `pgbench -S` (select-only), 8 clients, persistent connections: TPS ratio, p50/p99 latency;
  *  2. `pgbench -S -C` (a new connection per transaction): TPS ratio, and connection set-up p50
- *     measured with sequential node-postgres connects, the paths interleaved in rounds;
+ *     measured with sequential node-postgres connects from a client process of their own, the
+ *     paths interleaved in rounds;
  *  3. `pgbench -S -C` through the pool with one member SIGKILLed mid-run: failed connection
  *     attempts (the CLI's "refused" lines: goal 0) and connections broken in flight.
  * In the same run, 1 and 2 also go through reference relays with nothing of ours in them
@@ -22,7 +23,6 @@ import net from 'node:net';
 import { createInterface } from 'node:readline';
 import os from 'node:os';
 import { join } from 'node:path';
-import pg from 'pg';
 import { agentFromBuild, ROOT, sleep, within } from '../test/tunnel/harness.js';
 import { createTunnelServerCa, createTunnelServerCert } from '../src/server/gateways/pki.js';
 import { must, startBenchPool } from './lib/pool-platform.js';
@@ -120,17 +120,15 @@ async function interleavedSetup(
   return samples;
 }
 
-/** Sequential connect + close, `n` times: p50/p99 of the set-up alone (TCP, startup, auth). */
+/**
+ * Sequential connect + close, `n` times, in a client process of its own
+ * (bench/lib/connect-times.mjs): p50/p99 of the set-up alone (TCP, startup, auth).
+ */
 async function connectTimes(port: number, db: string, n: number): Promise<number[]> {
-  const times: number[] = [];
-  for (let i = 0; i < n; i++) {
-    const client = new pg.Client({ host: '127.0.0.1', port, user: PG.user, database: db });
-    const t = performance.now();
-    await client.connect();
-    times.push(performance.now() - t);
-    await client.end();
-  }
-  return times.sort((a, b) => a - b);
+  const script = join(ROOT, 'bench/lib/connect-times.mjs');
+  const res = await run(process.execPath, [script, String(port), db, PG.user, String(n)], 120_000);
+  if (res.code !== 0) throw new Error(`connect-times on port ${port}: ${res.err.trim()}`);
+  return (JSON.parse(res.out) as number[]).sort((a, b) => a - b);
 }
 
 interface Connect {
