@@ -5,10 +5,17 @@ import { InvalidArgumentError, type Command } from 'commander';
 import { isPlan } from '../server/license/plans.js';
 import { fail } from './server.js';
 
+/** A century: anything longer is meant as "never", which is no --days at all. */
+const MAX_DAYS = 36_500;
+
 function positiveNumber(value: string): number {
   const n = Number(value);
   if (!Number.isFinite(n) || n <= 0)
     throw new InvalidArgumentError('must be a positive number of days');
+  if (n > MAX_DAYS)
+    throw new InvalidArgumentError(
+      `must be at most ${MAX_DAYS} days; leave --days out for a license that never expires`,
+    );
   return n;
 }
 

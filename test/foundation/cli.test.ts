@@ -130,7 +130,7 @@ describe('gatepool license', () => {
   it('refuses a bad plan, bad days or a missing key with exit 1 and a message', async () => {
     const key = join(dir, 'keys', 'private.pem');
     const org = ['--org', '*'];
-    const [plan, days, missing, noOrg, badOrg] = await Promise.all([
+    const [plan, days, missing, noOrg, badOrg, forever] = await Promise.all([
       gatepool(['license', 'issue', '--key', key, '--plan', 'gold', ...org]),
       gatepool(['license', 'issue', '--key', key, '--plan', 'enterprise', '--days', '-3', ...org]),
       gatepool([
@@ -144,6 +144,7 @@ describe('gatepool license', () => {
       ]),
       gatepool(['license', 'issue', '--key', key, '--plan', 'enterprise']),
       gatepool(['license', 'issue', '--key', key, '--plan', 'enterprise', '--org', 'acme']),
+      gatepool(['license', 'issue', '--key', key, '--plan', 'enterprise', '--days', '1e9', ...org]),
     ]);
     // A license for every organization is never issued by omission.
     expect(noOrg.code).toBe(1);
@@ -156,6 +157,8 @@ describe('gatepool license', () => {
     expect(plan.stdout).toBe('');
     expect(days.code).toBe(1);
     expect(days.stderr).toMatch(/positive number of days/);
+    expect(forever.code).toBe(1);
+    expect(forever.stderr).toMatch(/at most 36500 days; leave --days out/);
     expect(missing.code).toBe(1);
     expect(missing.stderr).toMatch(/cannot read/);
   });

@@ -86,6 +86,11 @@ describe.each(DRIVERS)('license on %s', (driver) => {
       () => issueTestLicense({ plan: 'enterprise', org: '7d4b8f0e-6a8e-4a57-9f57-2f1f5f4d9c11' }),
       'wrong_org',
     ],
+    [
+      'never-ending (1e9 days: no date holds its expiry)',
+      (org: string) => issueTestLicense({ plan: 'enterprise', org, days: 1e9 }),
+      'malformed',
+    ],
     ['not a license', async () => 'hello.world.license', 'malformed'],
     ['not even a JWS', async () => 'garbage', 'malformed'],
   ])('refuses a %s license with 422 and keeps the plan', async (_label, make, reason) => {

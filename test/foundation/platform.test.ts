@@ -6,6 +6,7 @@ import {
   addUser,
   api,
   bootstrap,
+  createSecondOrg,
   DRIVERS,
   startTestPlatform,
   type Account,
@@ -74,6 +75,20 @@ describe.each(DRIVERS)('organization settings, docs and probes on %s', (driver) 
       actor: { type: 'user', id: admin.id },
       metadata: { from: true, to: false },
     });
+  });
+
+  it("refuses a rename to another organization's name, ignoring case, and keeps its own", async () => {
+    const other = await createSecondOrg(tp, 'Beta Works');
+    const taken = await admin.client.patch('/api/v1/organization', { name: 'beta WORKS' });
+    expect(taken.status).toBe(409);
+    expect(taken.body.error.message).toMatch(/already named "Beta Works".*ignoring case/);
+    expect(taken.text).not.toContain(other.orgId);
+    expect((await admin.client.get('/api/v1/organization')).body.name).not.toMatch(/beta/i);
+    // Its own name in another case is no conflict.
+    const mine = (await other.client.get('/api/v1/organization')).body.name;
+    const recased = await other.client.patch('/api/v1/organization', { name: mine.toUpperCase() });
+    expect(recased.status).toBe(200);
+    expect(recased.body.name).toBe('BETA WORKS');
   });
 
   it('serves a valid OpenAPI 3 document listing every API route', async () => {

@@ -110,7 +110,14 @@ export class LicenseVerifier {
     } catch {
       return { ok: false, reason: 'malformed' };
     }
-    if (claims.v !== 1 || !isPlan(claims.plan) || typeof claims.org !== 'string') {
+    // An expiry no date can hold (a license issued for 1e9 days) is as unusable as no expiry field.
+    const expiry = claims.exp === null ? 0 : new Date(claims.exp * 1000).getTime();
+    if (
+      claims.v !== 1 ||
+      !isPlan(claims.plan) ||
+      typeof claims.org !== 'string' ||
+      (claims.exp !== null && (typeof claims.exp !== 'number' || !Number.isFinite(expiry)))
+    ) {
       return { ok: false, reason: 'malformed' };
     }
     if (claims.org !== '*' && claims.org !== orgId) return { ok: false, reason: 'wrong_org' };

@@ -3,7 +3,7 @@ import { eq } from 'drizzle-orm';
 import type { AuditActor, AuditLog, AuditWho } from '../audit/service.js';
 import { hashPassword } from '../auth/passwords.js';
 import type { Db } from '../db/client.js';
-import { notFound } from '../http/errors.js';
+import { conflict, notFound } from '../http/errors.js';
 import {
   findOrganization,
   findOrganizationByName,
@@ -98,6 +98,16 @@ export async function changeOrganization(
   return deps.db.transaction(async (tx) => {
     const before = await findOrganization(tx, orgId, true);
     if (!before) throw notFound('Organization');
+    if (change.name !== undefined) {
+      // The same rule as at creation: people pick their organization by name (`login --org`,
+      // the switcher), so two may not share one. Another org's id is not told.
+      await lockOrganizationNames(tx);
+      const namesake = await findOrganizationByName(tx, change.name.trim());
+      if (namesake && namesake.id !== orgId)
+        throw conflict(
+          `Another organization is already named "${namesake.name}": choose another name (names are compared ignoring case).`,
+        );
+    }
     const after = await updateOrganization(tx, orgId, change);
     if (!after) throw notFound('Organization');
     if (change.name !== undefined && change.name !== before.name) {
