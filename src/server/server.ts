@@ -22,6 +22,7 @@ import type { Config } from './config.js';
 import type { AppContext } from './context.js';
 import { loadRootKey, SecretBox } from './crypto/envelope.js';
 import { openDatabase, type Database } from './db/client.js';
+import { watchSingleNode } from './db/node-watch.js';
 import { migrate } from './db/migrate.js';
 import { rootKeyOf, snapshotBeforeMigrations } from './db/backup.js';
 import { openEmbeddedDatabase } from './db/embedded.js';
@@ -169,6 +170,14 @@ export async function startPlatform(config: Config, opts: StartOptions): Promise
     throw withHint(err, 'GATEPOOL_PORT');
   }
   const stopLocalAdmin = startLocalAdmin(database, config, log, () => ctx.credentials.clear());
+  const nodeWatch =
+    config.databaseUrl && database.driver === 'postgres'
+      ? watchSingleNode(
+          config.databaseUrl,
+          (message) => log.warn(message),
+          (message) => log.info(message),
+        )
+      : undefined;
   const address = app.server.address();
   const port = typeof address === 'object' && address ? address.port : config.port;
   const shownHost = config.host === '0.0.0.0' || config.host === '::' ? 'localhost' : config.host;
@@ -188,6 +197,7 @@ export async function startPlatform(config: Config, opts: StartOptions): Promise
         await stopLocalAdmin();
         // Connection events recorded off the request path are written before the database goes.
         await audit.drain();
+        await nodeWatch?.close();
         await database.close();
       })();
       return closing;

@@ -1,0 +1,132 @@
+/**
+ * One platform server per PostgreSQL database, for now: several nodes (DESIGN §10: gateways
+ * keeping a tunnel to every node, caches invalidated over LISTEN/NOTIFY) are not built. A second
+ * server on the same database still starts (migrations run under their own lock; restarts and
+ * rollouts briefly overlap), but gateways connect to one server only, so the other sees them as
+ * unreachable, and revocations reach its credential cache only within 30 s. Running two behind a
+ * load balancer fails about half of all connections, silently: this says so, loudly.
+ *
+ * How: each server holds a session advisory lock on a connection of its own. One that cannot take
+ * it warns, naming the holder, and tries again every 30 s (it takes over once the other stops). A
+ * server whose host vanished releases the lock within ~30 s: the connection asks PostgreSQL for
+ * TCP keepalives.
+ */
+import pg from 'pg';
+
+/**
+ * The lock's two-int key: gatepool's own space ("gpl") and 1 for "platform node". The two-int form
+ * keeps it apart from the migrations' bigint lock and readable in pg_locks (objsubid 2).
+ */
+const LOCK_SPACE = 0x67706c;
+const LOCK_NODE = 1;
+const RETRY_MS = 30_000;
+
+export interface NodeWatch {
+  close(): Promise<void>;
+}
+
+interface Holder {
+  client_addr: string | null;
+  backend_start: Date | null;
+  application_name: string | null;
+}
+
+/** The words of the warning: who holds the database, and what running two means. */
+export function secondNodeWarning(holder: Holder | undefined): string {
+  const who = holder
+    ? ` (${holder.application_name || 'a gatepool server'} connected from ${holder.client_addr ?? 'a local socket'}` +
+      `${holder.backend_start ? ` since ${holder.backend_start.toISOString()}` : ''})`
+    : '';
+  return (
+    `another gatepool server is running on this database${who}. gatepool runs one server per ` +
+    'database for now: gateways connect to one server only, so each server reaches only its own ' +
+    'gateways. Behind a load balancer about half of all connections would fail. Stop one of them ' +
+    '(a restart or rollout may overlap briefly; this server takes over once the other stops).'
+  );
+}
+
+export function watchSingleNode(
+  url: string,
+  warn: (message: string) => void,
+  info: (message: string) => void,
+  retryMs = RETRY_MS,
+): NodeWatch {
+  let client: pg.Client | undefined;
+  let held = false;
+  let warned = false;
+  let stopped = false;
+  let timer: NodeJS.Timeout | undefined;
+
+  const attempt = async (): Promise<void> => {
+    if (stopped || held) return;
+    try {
+      if (!client) {
+        const c = new pg.Client({
+          connectionString: url,
+          application_name: 'gatepool server',
+          keepAlive: true,
+          // A database that hangs (not refuses) must not hold this check, or shutdown, forever.
+          connectionTimeoutMillis: 5000,
+          query_timeout: 5000,
+        });
+        // A lost connection (a PostgreSQL restart) loses the lock: take it again next time.
+        c.on('error', () => undefined);
+        c.on('end', () => {
+          if (client === c) {
+            client = undefined;
+            held = false;
+          }
+        });
+        await c.connect();
+        client = c;
+        // PostgreSQL drops the session of a vanished host, and with it the lock, in ~30 s.
+        await c.query(
+          'set tcp_keepalives_idle = 10; set tcp_keepalives_interval = 5; set tcp_keepalives_count = 4',
+        );
+      }
+      const { rows } = await client.query<{ ok: boolean }>(
+        'select pg_try_advisory_lock($1::int, $2::int) as ok',
+        [LOCK_SPACE, LOCK_NODE],
+      );
+      held = rows[0]?.ok === true;
+      if (held) {
+        if (warned) info('the other gatepool server on this database has stopped');
+        warned = false;
+        return;
+      }
+      if (warned) return;
+      warned = true;
+      const { rows: holders } = await client.query<Holder>(
+        `select host(a.client_addr) as client_addr, a.backend_start, a.application_name
+           from pg_locks l join pg_stat_activity a on a.pid = l.pid
+          where l.locktype = 'advisory' and l.granted and l.objsubid = 2
+            and l.classid = $1::int::oid and l.objid = $2::int::oid
+            and l.database = (select oid from pg_database where datname = current_database())
+          limit 1`,
+        [LOCK_SPACE, LOCK_NODE],
+      );
+      warn(secondNodeWarning(holders[0]));
+    } catch {
+      // The database is away: the outage is reported elsewhere; try again later.
+      const c = client;
+      client = undefined;
+      held = false;
+      await c?.end().catch(() => undefined);
+    }
+  };
+
+  const loop = (): void => {
+    timer = setTimeout(() => void attempt().finally(loop), retryMs);
+    timer.unref();
+  };
+  void attempt().finally(loop);
+
+  return {
+    async close() {
+      stopped = true;
+      clearTimeout(timer);
+      // Ending the session releases the lock at once: the next server need not wait.
+      await client?.end().catch(() => undefined);
+    },
+  };
+}
