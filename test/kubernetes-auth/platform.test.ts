@@ -337,6 +337,13 @@ describe.each(DRIVERS)('kubernetes auth through gateways on %s', (driver) => {
     expect(res.body).toMatchObject({ gatewayId: soloId, gatewayPoolId: null });
     res = await s.k8s.patch(config(id), { gatewayId: null });
     expect(res.body).toMatchObject({ gatewayId: null, gatewayPoolId: null });
+    // By name, as everywhere a gateway or pool is accepted; the config stores ids.
+    res = await s.k8s.patch(config(id), { gatewayId: 'k8s-solo' });
+    expect(res.body).toMatchObject({ gatewayId: soloId, gatewayPoolId: null });
+    res = await s.k8s.patch(config(id), { gatewayPoolId: 'k8s-pool' });
+    expect(res.body).toMatchObject({ gatewayId: null, gatewayPoolId: poolId });
+    res = await s.k8s.patch(config(id), { gatewayPoolId: 'no-such-pool' });
+    expect(res.status).toBe(404);
     res = await s.k8s.patch(config(id), { gatewayId: soloId, gatewayPoolId: poolId });
     expect(res.status).toBe(400);
     expect(res.body.error.message).toMatch(/at most one of gatewayId and gatewayPoolId/);
@@ -362,7 +369,7 @@ describe.each(DRIVERS)('kubernetes auth through gateways on %s', (driver) => {
       [{ kubernetesHost: 'http://10.0.0.1:6443' }, /kubernetesHost must be an https URL/],
       [{ caCert: 'not a pem' }, /caCert must be one or more PEM certificates/],
       [{ allowedNamespaces: ['Bad_NS'] }, /allowedNamespaces/],
-      [{ gatewayPoolId: 'nope' }, /gatewayPoolId must be a UUID/],
+      [{ gatewayPoolId: '' }, /gatewayPoolId must be a gateway pool id or name/],
       [{ accessTokenTtl: 10 }, /accessTokenTtl must be at least 60/],
       [{ surprise: 1 }, /surprise/],
     ];

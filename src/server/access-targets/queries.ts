@@ -87,13 +87,3 @@ export async function deleteTarget(tx: Tx, orgId: string, id: string): Promise<b
     .returning({ id: accessTargets.id });
   return rows.length > 0;
 }
-
-/** Ids of the org's gateways with this name (names are meant to be unique; a list shows if not). */
-export async function gatewayIdsNamed(db: Db | Tx, orgId: string, name: string): Promise<string[]> {
-  const rows = await db
-    .select({ id: gateways.id })
-    .from(gateways)
-    .where(and(eq(gateways.orgId, orgId), eq(gateways.name, name)))
-    .limit(2);
-  return rows.map((r) => r.id);
-}

@@ -4,7 +4,7 @@ import { actorOf, auditActor, whoOf, type Actor } from '../auth/actor.js';
 import { authenticate } from '../auth/authenticate.js';
 import type { AppContext } from '../context.js';
 import { badRequest, permissionDenied, unauthorized } from '../http/errors.js';
-import { errorBody, pageQuery, slug, type Api } from '../http/schemas.js';
+import { errorBody, pageQuery, reference, slug, type Api } from '../http/schemas.js';
 import { AccessConnector, AccessMetrics } from './connector.js';
 import type { AccessTargetListing } from './queries.js';
 import { AccessTargetService, looksLikeId, PROTOCOLS } from './service.js';
@@ -42,13 +42,6 @@ const description = z
   .trim()
   .max(1000, 'description must be at most 1000 characters')
   .refine((s) => !s.includes('\u0000'), 'description must not contain NUL characters');
-// An id or a name (resolved in the caller's org by the service); names never look like ids.
-const reference = (field: string, what: string) =>
-  z
-    .string()
-    .trim()
-    .min(1, `${field} must be a ${what} id or name`)
-    .max(100, `${field} must be a ${what} id or name (at most 100 characters)`);
 const gatewayId = reference('gatewayId', 'gateway');
 const gatewayPoolId = reference('gatewayPoolId', 'gateway pool');
 

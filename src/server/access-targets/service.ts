@@ -5,17 +5,22 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { AuditLog, AuditWho } from '../audit/service.js';
-import { authorizeReference, refOf, type AttachDeps, type Attacher } from '../consumers/attach.js';
+import {
+  authorizeReference,
+  looksLikeId,
+  refOf,
+  resolveReferenceNames,
+  type AttachDeps,
+  type Attacher,
+} from '../consumers/attach.js';
 import type { Db } from '../db/client.js';
 import { isDatabaseUnavailable } from '../db/errors.js';
 import { CREDENTIAL_OUTAGE_MAX_AGE_MS } from '../auth/credential-cache.js';
-import { ConflictError, NotFoundError, permissionDenied } from '../errors.js';
+import { ConflictError, NotFoundError } from '../errors.js';
 import { isForeignKeyViolation, isUniqueViolation } from '../http/errors.js';
 import { pageOf } from '../http/schemas.js';
-import { findPool } from '../pools/queries.js';
 import {
   deleteTarget,
-  gatewayIdsNamed,
   insertTarget,
   selectTarget,
   selectTargetPage,
@@ -37,9 +42,8 @@ export interface TargetInput {
   gatewayPoolId?: string | null;
 }
 
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 /** Targets are addressed by id or by name in one path segment; names never look like ids. */
-export const looksLikeId = (s: string): boolean => UUID.test(s);
+export { looksLikeId };
 
 export interface AccessTargetDeps extends AttachDeps {
   db: Db;
@@ -117,7 +121,7 @@ export class AccessTargetService {
   }
 
   async create(actor: Attacher, who: AuditWho, given: TargetInput): Promise<AccessTargetListing> {
-    const input = await this.resolveRefs(actor, given);
+    const input = await resolveReferenceNames(this.deps.db, actor, given);
     const ref = refOf({
       gatewayId: input.gatewayId ?? null,
       gatewayPoolId: input.gatewayPoolId ?? null,
@@ -155,7 +159,7 @@ export class AccessTargetService {
     given: Partial<TargetInput>,
   ): Promise<AccessTargetListing> {
     const before = await this.find(actor.orgId, id);
-    const changes = await this.resolveRefs(actor, given);
+    const changes = await resolveReferenceNames(this.deps.db, actor, given);
     const next: Partial<NewAccessTarget> = { ...changes };
     // Giving one reference replaces the other: a target goes through exactly one path.
     if (changes.gatewayId) next.gatewayPoolId = null;
@@ -196,34 +200,6 @@ export class AccessTargetService {
         { targetId: target.id, name: target.name },
       )
       .finally(() => this.forgetLookups());
-  }
-
-  /**
-   * The gateway and pool may be named by id or by name (README: "wherever one is accepted");
-   * the row stores ids. The attach permission is checked before a name is looked up, so a
-   * caller who may not attach learns nothing about which names exist.
-   */
-  private async resolveRefs<T extends Partial<TargetInput>>(actor: Attacher, input: T): Promise<T> {
-    const out = { ...input };
-    const poolRef = input.gatewayPoolId;
-    if (poolRef && !looksLikeId(poolRef)) {
-      if (!actor.ability.can('attach', 'GatewayPool'))
-        throw permissionDenied(actor, 'attach', 'GatewayPool');
-      out.gatewayPoolId = (await findPool(this.deps.db, actor.orgId, poolRef)).id;
-    }
-    const gatewayRef = input.gatewayId;
-    if (gatewayRef && !looksLikeId(gatewayRef)) {
-      if (!actor.ability.can('attach', 'Gateway'))
-        throw permissionDenied(actor, 'attach', 'Gateway');
-      const ids = await gatewayIdsNamed(this.deps.db, actor.orgId, gatewayRef);
-      if (ids.length === 0) throw new NotFoundError(`Gateway "${gatewayRef}"`);
-      if (ids.length > 1)
-        throw new ConflictError(
-          `Several gateways are named "${gatewayRef}": give the gateway's id.`,
-        );
-      out.gatewayId = ids[0];
-    }
-    return out;
   }
 
   private async write<T>(name: string, op: () => Promise<T>): Promise<T> {

@@ -7,9 +7,9 @@
 import { eq } from 'drizzle-orm';
 import type { Db } from '../db/client.js';
 import { organizations } from '../db/schema.js';
-import { PolicyViolationError, permissionDenied } from '../errors.js';
+import { ConflictError, NotFoundError, PolicyViolationError, permissionDenied } from '../errors.js';
 import type { GatewayRef } from '../gateways/consumer-lookup.js';
-import { findGateway } from '../gateways/queries.js';
+import { findGateway, gatewayIdsNamed } from '../gateways/queries.js';
 import type { Feature } from '../license/plans.js';
 import { findPool } from '../pools/runtime.js';
 import type { AppAbility } from '../rbac/ability.js';
@@ -69,4 +69,35 @@ export async function authorizeReference(
     .where(eq(organizations.id, actor.orgId));
   if (org?.requireGatewayPools)
     throw new PolicyViolationError(REQUIRE_POOLS_MESSAGE, { policy: 'requireGatewayPools' });
+}
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+/** Names of gateways, pools and targets never look like ids, so either may be given. */
+export const looksLikeId = (s: string): boolean => UUID.test(s);
+
+/**
+ * A consumer's gateway and pool may be named by id or by name (README: "wherever one is
+ * accepted"); rows store ids. The attach permission is checked before a name is looked up, so a
+ * caller who may not attach learns nothing about which names exist.
+ */
+export async function resolveReferenceNames<
+  T extends { gatewayId?: string | null; gatewayPoolId?: string | null },
+>(db: Db, actor: Attacher, input: T): Promise<T> {
+  const out = { ...input };
+  const poolRef = input.gatewayPoolId;
+  if (poolRef && !looksLikeId(poolRef)) {
+    if (!actor.ability.can('attach', 'GatewayPool'))
+      throw permissionDenied(actor, 'attach', 'GatewayPool');
+    out.gatewayPoolId = (await findPool(db, actor.orgId, poolRef)).id;
+  }
+  const gatewayRef = input.gatewayId;
+  if (gatewayRef && !looksLikeId(gatewayRef)) {
+    if (!actor.ability.can('attach', 'Gateway')) throw permissionDenied(actor, 'attach', 'Gateway');
+    const ids = await gatewayIdsNamed(db, actor.orgId, gatewayRef);
+    if (ids.length === 0) throw new NotFoundError(`Gateway "${gatewayRef}"`);
+    if (ids.length > 1)
+      throw new ConflictError(`Several gateways are named "${gatewayRef}": give the gateway's id.`);
+    out.gatewayId = ids[0];
+  }
+  return out;
 }

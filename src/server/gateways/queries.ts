@@ -250,3 +250,13 @@ export async function insertGateway(tx: Tx, values: typeof gateways.$inferInsert
 export const GATEWAY_NAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
 export const GATEWAY_NAME_MESSAGE =
   'name must be 1-64 characters: letters, digits, dots, underscores and hyphens, starting with a letter or digit';
+
+/** Ids of the org's gateways with this name (names are meant to be unique; a list shows if not). */
+export async function gatewayIdsNamed(db: Conn, orgId: string, name: string): Promise<string[]> {
+  const rows = await db
+    .select({ id: gateways.id })
+    .from(gateways)
+    .where(and(eq(gateways.orgId, orgId), eq(gateways.name, name)))
+    .limit(2);
+  return rows.map((r) => r.id);
+}

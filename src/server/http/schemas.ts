@@ -22,6 +22,13 @@ export type Api = FastifyInstance<
 /** Shared request vocabulary: the same words get the same rules and messages everywhere. */
 export const uuidParam = (name: string) => z.object({ [name]: z.uuid(`${name} must be a UUID`) });
 export const idParams = z.object({ id: z.uuid('id must be a UUID') });
+/** A gateway or pool given by id or by name (resolved in the caller's org by the service). */
+export const reference = (field: string, what: string) =>
+  z
+    .string()
+    .trim()
+    .min(1, `${field} must be a ${what} id or name`)
+    .max(100, `${field} must be a ${what} id or name (at most 100 characters)`);
 
 export const email = z
   .string()

@@ -9,7 +9,7 @@ import { actorOf, whoOf } from '../auth/actor.js';
 import { RateLimiter } from '../auth/rate-limit.js';
 import { DirectTargets } from '../consumers/direct-targets.js';
 import type { AppContext } from '../context.js';
-import { noContent, type Api } from '../http/schemas.js';
+import { noContent, reference, type Api } from '../http/schemas.js';
 import {
   DEFAULT_MAX_TTL,
   DEFAULT_TTL,
@@ -99,8 +99,8 @@ const fields = {
   allowedAudience: allowedAudience.nullable().optional(),
   accessTokenTtl: ttl('accessTokenTtl').optional(),
   accessTokenMaxTtl: ttl('accessTokenMaxTtl').optional(),
-  gatewayId: z.uuid('gatewayId must be a UUID').nullable().optional(),
-  gatewayPoolId: z.uuid('gatewayPoolId must be a UUID').nullable().optional(),
+  gatewayId: reference('gatewayId', 'gateway').nullable().optional(),
+  gatewayPoolId: reference('gatewayPoolId', 'gateway pool').nullable().optional(),
 };
 const ONE_REF_MESSAGE = 'give at most one of gatewayId and gatewayPoolId';
 type RefFields = { gatewayId?: string | null; gatewayPoolId?: string | null };

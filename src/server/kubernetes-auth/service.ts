@@ -10,7 +10,12 @@ import type { AuditContext, AuditLog, AuditWho } from '../audit/service.js';
 import type { Actor } from '../auth/actor.js';
 import type { RateLimiter } from '../auth/rate-limit.js';
 import { newToken } from '../auth/tokens.js';
-import { authorizeReference, refOf, type AttachDeps } from '../consumers/attach.js';
+import {
+  authorizeReference,
+  refOf,
+  resolveReferenceNames,
+  type AttachDeps,
+} from '../consumers/attach.js';
 import { DIRECT_TARGETS_SETTING, type DirectTargets } from '../consumers/direct-targets.js';
 import type { SecretBox } from '../crypto/envelope.js';
 import {
@@ -152,11 +157,14 @@ export class KubernetesAuthService {
   ): Promise<SavedView> {
     const { db, box } = this.deps;
     const identity = await this.manageable(actor, identityId);
+    const refs = await resolveReferenceNames(db, actor, {
+      gatewayId: input.gatewayId ?? null,
+      gatewayPoolId: input.gatewayPoolId ?? null,
+    });
     const conn: Connection = {
       kubernetesHost: input.kubernetesHost,
       caCert: input.caCert ?? '',
-      gatewayId: input.gatewayId ?? null,
-      gatewayPoolId: input.gatewayPoolId ?? null,
+      ...refs,
     };
     await authorizeReference(this.deps, actor, null, refOf(conn));
     if (await q.configExists(db, actor.orgId, identity.id)) throw alreadyConfigured(identity.name);
@@ -203,11 +211,16 @@ export class KubernetesAuthService {
     const { db, box } = this.deps;
     const identity = await this.manageable(actor, identityId);
     const before = await q.findConfig(db, actor.orgId, identity.id);
+    const given = await resolveReferenceNames(db, actor, {
+      gatewayId: b.gatewayId,
+      gatewayPoolId: b.gatewayPoolId,
+    });
     // Setting one reference replaces the other (a config has at most one).
-    let gatewayId = b.gatewayId === undefined ? before.gatewayId : b.gatewayId;
-    let gatewayPoolId = b.gatewayPoolId === undefined ? before.gatewayPoolId : b.gatewayPoolId;
-    if (b.gatewayPoolId && b.gatewayId === undefined) gatewayId = null;
-    if (b.gatewayId && b.gatewayPoolId === undefined) gatewayPoolId = null;
+    let gatewayId = given.gatewayId === undefined ? before.gatewayId : given.gatewayId;
+    let gatewayPoolId =
+      given.gatewayPoolId === undefined ? before.gatewayPoolId : given.gatewayPoolId;
+    if (given.gatewayPoolId && given.gatewayId === undefined) gatewayId = null;
+    if (given.gatewayId && given.gatewayPoolId === undefined) gatewayPoolId = null;
     const conn: Connection = {
       kubernetesHost: b.kubernetesHost ?? before.kubernetesHost,
       caCert: b.caCert === undefined ? before.caCert : (b.caCert ?? ''),

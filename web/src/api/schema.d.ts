@@ -2867,9 +2867,7 @@ export interface operations {
           allowedAudience?: string | null;
           accessTokenTtl?: number;
           accessTokenMaxTtl?: number;
-          /** Format: uuid */
           gatewayId?: string | null;
-          /** Format: uuid */
           gatewayPoolId?: string | null;
         };
       };
@@ -2960,9 +2958,7 @@ export interface operations {
           allowedAudience?: string | null;
           accessTokenTtl?: number;
           accessTokenMaxTtl?: number;
-          /** Format: uuid */
           gatewayId?: string | null;
-          /** Format: uuid */
           gatewayPoolId?: string | null;
         };
       };
