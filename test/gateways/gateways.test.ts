@@ -336,6 +336,16 @@ describe.each(DRIVERS)('gateways (%s)', (driver) => {
       expect(refused.status).toBe(400);
       expect(refused.body.error.message).toContain('invalid Unicode');
     }
+    // A bad key: the map and the key are named, with the rule, not zod's "Invalid key in record".
+    for (const key of ['', '-lead', 'sp ace']) {
+      const refused = await admin.client.patch(`/api/v1/gateways/${id}`, {
+        labels: { [key]: 'v' },
+      });
+      expect(refused.status).toBe(400);
+      expect(refused.body.error.message).toBe(
+        `Invalid request: body.labels: key "${key}": label keys are 1-63 characters: letters, digits, . _ / -`,
+      );
+    }
     expect(patched.body).toMatchObject({
       name: 'gw-renamed',
       labels: { zone: 'b', team: 'ops' },

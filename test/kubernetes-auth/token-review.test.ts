@@ -1,3 +1,4 @@
+import http from 'node:http';
 import https from 'node:https';
 import net, { type AddressInfo } from 'node:net';
 import { Duplex } from 'node:stream';
@@ -211,6 +212,22 @@ describe('tokenReview over a direct TCP connection', () => {
         token: 't',
       });
       expect(r).toMatchObject({ ok: false, reason: 'tls' });
+    } finally {
+      srv.close();
+    }
+  });
+
+  it('says a plain-HTTP server is not speaking TLS, without OpenSSL internals', async () => {
+    const srv = http.createServer((_q, s) => s.end('{}'));
+    await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
+    try {
+      const port = (srv.address() as AddressInfo).port;
+      const r = await review({ server: { host: '127.0.0.1', port, basePath: '' }, token: 't' });
+      expect(r).toMatchObject({ ok: false, reason: 'tls' });
+      if (!r.ok) {
+        expect(r.message).toMatch(/TLS handshake .* failed .*plain HTTP/);
+        expect(r.message).not.toMatch(/SSL routines|\.c:\d+|0A0000/);
+      }
     } finally {
       srv.close();
     }

@@ -10,14 +10,32 @@ import {
 } from './errors.js';
 import { DATABASE_RETRY_AFTER_SECONDS, isDatabaseUnavailable, outageLogger } from '../db/errors.js';
 
-type Issue = { instancePath?: string; message?: string };
+type Issue = {
+  instancePath?: string;
+  message?: string;
+  keyword?: string;
+  params?: { issues?: { message?: string }[] };
+};
+
+/**
+ * A bad key in a map (labels) is reported by zod at the key's own path as "Invalid key in
+ * record", its real message one level down: name the map, quote the key, give that message.
+ */
+function keyIssue(i: Issue): Issue {
+  if (i.keyword !== 'invalid_key') return i;
+  const path = i.instancePath ?? '';
+  const at = path.lastIndexOf('/');
+  const key = path.slice(at + 1);
+  const why = i.params?.issues?.[0]?.message ?? 'not a valid key';
+  return { instancePath: path.slice(0, at), message: `key "${key}": ${why}` };
+}
 
 /** `body.email: Invalid email address; body.role: Required` — names each offending field. */
 function describeIssues(
   context: string,
   issues: Issue[],
 ): { message: string; fields: { field: string; message: string }[] } {
-  const fields = issues.map((i) => {
+  const fields = issues.map(keyIssue).map((i) => {
     const path = (i.instancePath ?? '').replace(/^\//, '').replaceAll('/', '.');
     return { field: path ? `${context}.${path}` : context, message: i.message ?? 'invalid' };
   });

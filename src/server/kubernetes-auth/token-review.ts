@@ -122,6 +122,14 @@ function classifyError(
   secured: boolean,
 ): { reason: TokenReviewFailure; message: string } {
   const code = err.code ?? '';
+  if (code === 'EPROTO') {
+    // OpenSSL's message is a dump of routine names and source lines; its reason alone is useful.
+    const ssl = /SSL routines:(?:[^:]*:)?([^:]+):/.exec(err.message)?.[1]?.trim();
+    return {
+      reason: 'tls',
+      message: `the TLS handshake with the API server failed${ssl ? ` (${ssl})` : ''}: is something other than an HTTPS server (plain HTTP?) listening at kubernetesHost?`,
+    };
+  }
   if (TLS_CODES.has(code) || (!secured && /^ERR_SSL_|^ERR_TLS_|^ERR_OSSL_/.test(code))) {
     return {
       reason: 'tls',

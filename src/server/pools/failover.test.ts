@@ -118,10 +118,23 @@ describe('runThroughPool', () => {
 
   it('runs a pinned gateway once, without failover', async () => {
     const { d, opens } = deps([member('a')], { a: 'unreachable' });
-    await expect(
-      runThroughPool(d, { gatewayId: 'a' }, target, async () => 'x'),
-    ).rejects.toBeInstanceOf(NoGatewayAvailableError);
+    const err = await runThroughPool(d, { gatewayId: 'a' }, target, async () => 'x').catch(
+      (e: unknown) => e,
+    );
+    expect(err).toBeInstanceOf(NoGatewayAvailableError);
+    // Said as of one gateway, not of a pool and its members.
+    expect((err as Error).message).toMatch(/: could not open a stream to [^ ]+ \(tried a: /);
+    expect((err as Error).message).not.toMatch(/member|attempt/);
     expect(opens).toEqual(['a']);
+  });
+
+  it('says a pinned gateway is not healthy, and why, without calling it a member', async () => {
+    const { d, opens } = deps([member('a', { healthy: false, unhealthyReason: 'draining' })], {});
+    const err = await runThroughPool(d, { gatewayId: 'a' }, target, async () => 'x').catch(
+      (e: unknown) => e,
+    );
+    expect((err as Error).message).toBe('pool "p": is not healthy (draining)');
+    expect(opens).toHaveLength(0);
   });
 
   it('lets a pool abandon an open on a member gone quiet, but not a pinned gateway, and retries the pool', async () => {

@@ -123,8 +123,14 @@ export async function runThroughPool<T>(
       now: deps.now(),
       random: deps.random,
     });
-    if (!selection.ok)
-      throw new NoGatewayAvailableError(describe(label, selection.message, attempts), attempts);
+    if (!selection.ok) {
+      // A single gateway is not a pool: "no healthy member" would send the reader to look for one.
+      const why =
+        pinned && selection.reason === 'none_healthy'
+          ? `is not healthy (${members[0]?.unhealthyReason ?? 'not connected'})`
+          : selection.message;
+      throw new NoGatewayAvailableError(describe(label, why, attempts), attempts);
+    }
     const member = selection.member;
     tried.add(member.gatewayId);
     deps.onSelected?.(ref, member.gatewayId);
@@ -178,12 +184,9 @@ export async function runThroughPool<T>(
     }
     return { value, gatewayId: member.gatewayId, gatewayName: member.name, attempts };
   }
-  throw new NoGatewayAvailableError(
-    describe(
-      label,
-      `no member could open a stream to ${target.host}:${target.port} within ${maxAttempts} attempt(s)`,
-      attempts,
-    ),
-    attempts,
-  );
+  const where = `${target.host}:${target.port}`;
+  const why = pinned
+    ? `could not open a stream to ${where}`
+    : `no member could open a stream to ${where} in ${maxAttempts} ${maxAttempts === 1 ? 'attempt' : 'attempts'}`;
+  throw new NoGatewayAvailableError(describe(label, why, attempts), attempts);
 }
