@@ -531,6 +531,29 @@ describe.each(DRIVERS)('pool failover with three real gateways (%s)', (driver) =
     expect(result.openFailures).toEqual([]);
   });
 
+  it('saving a health-check target the members cannot reach answers with a warning naming them', async () => {
+    await startPool();
+    // Outside every member's --allow rules (they allow only the echo server).
+    const bad = await admin.client.patch(`/api/v1/gateway-pools/${poolId}`, {
+      healthCheckTarget: '127.0.0.1:1',
+    });
+    expect(bad.status).toBe(200);
+    expect(bad.body.warnings).toHaveLength(1);
+    expect(bad.body.warnings[0]).toMatch(
+      /^No connected member can reach the health-check target 127\.0\.0\.1:1 \(ha\d+-m\d: .*allow.*\): pool "ha-\d+" has no healthy member now/,
+    );
+    for (const m of members) expect(bad.body.warnings[0]).toContain(m.name);
+    const good = await admin.client.patch(`/api/v1/gateway-pools/${poolId}`, {
+      healthCheckTarget: `127.0.0.1:${echo.port}`,
+    });
+    expect(good.body.warnings).toEqual([]);
+    // Other changes do not wait for checks, and warn of nothing.
+    const renamed = await admin.client.patch(`/api/v1/gateway-pools/${poolId}`, {
+      description: 'checked',
+    });
+    expect(renamed.body.warnings).toEqual([]);
+  });
+
   it('a pinned gateway reference runs once on that gateway, without failover', async () => {
     await startPool();
     const pinned = members[0] as Member;

@@ -156,7 +156,8 @@ export function poolRoutes(app: Api, ctx: AppContext): void {
             healthCheckTarget: healthCheckTarget.nullable().optional(),
           })
           .refine((b) => Object.keys(b).length > 0, 'give at least one field to change'),
-        response: { 200: poolDetailSchema },
+        // warnings: members that cannot reach a newly set health-check target (see the service).
+        response: { 200: poolDetailSchema.extend({ warnings: z.array(z.string()) }) },
       },
     },
     async (req) => pools.update(actorOf(req).orgId, whoOf(req), req.params.poolId, req.body),

@@ -67,6 +67,9 @@ export type MemberView = Omit<GatewayView, 'health' | 'lastResort'> & {
 
 export type PoolDetail = PoolView & { members: MemberView[] };
 
+/** How long saving a new health-check target waits for the members' first checks of it. */
+const TARGET_CHECK_WAIT_MS = 2500;
+
 const poolFields = (row: PoolRow) => ({
   id: row.id,
   name: row.name,
@@ -180,13 +183,21 @@ export class PoolService {
     return this.refreshed(orgId, id);
   }
 
+  /**
+   * Saves the changes. A new health-check target is checked by every connected member at once
+   * (the tunnel pushes it to them); the answer waits for those first checks, up to
+   * TARGET_CHECK_WAIT_MS, and warns when members cannot reach it: a typo there (or a target
+   * outside the members' --allow rules) takes them all out of the pool, and everything using it
+   * stops, so the person saving hears it now rather than from the people it broke.
+   */
   async update(
     orgId: string,
     who: AuditWho,
     ref: string,
     changes: PoolFields,
-  ): Promise<PoolDetail> {
+  ): Promise<PoolDetail & { warnings: string[] }> {
     const before = await findPool(this.deps.db, orgId, ref);
+    const since = Date.now();
     await this.deps.audit
       .audited(who, 'gateway-pool.update', (tx) => updatePool(tx, orgId, before.id, changes), {
         poolId: before.id,
@@ -194,7 +205,38 @@ export class PoolService {
         changes,
       })
       .catch(duplicateName(changes.name));
-    return this.refreshed(orgId, before.id);
+    const detail = await this.refreshed(orgId, before.id);
+    const target = changes.healthCheckTarget;
+    if (!target || target === before.healthCheckTarget) return { ...detail, warnings: [] };
+    return this.afterTargetChecks(orgId, detail, target, since);
+  }
+
+  private async afterTargetChecks(
+    orgId: string,
+    first: PoolDetail,
+    target: string,
+    since: number,
+  ): Promise<PoolDetail & { warnings: string[] }> {
+    const deadline = Date.now() + TARGET_CHECK_WAIT_MS;
+    const checked = (m: MemberView) =>
+      m.healthCheck?.target === target && Date.parse(m.healthCheck.checkedAt) >= since - 1000;
+    const connected = (m: MemberView) =>
+      m.health !== 'unreachable' && m.health !== 'never-connected';
+    let detail = first;
+    for (let i = 0; i < 100; i++) {
+      if (detail.members.filter(connected).every(checked) || Date.now() >= deadline) break;
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      detail = await this.get(orgId, first.id);
+    }
+    const live = detail.members.filter(connected);
+    const failing = live.filter((m) => checked(m) && !m.healthCheck?.ok);
+    if (failing.length === 0) return { ...detail, warnings: [] };
+    const why = failing.map((m) => `${m.name}: ${m.healthCheck?.error ?? 'failed'}`).join('; ');
+    const warning =
+      failing.length === live.length
+        ? `No connected member can reach the health-check target ${target} (${why}): pool "${detail.name}" has no healthy member now, and everything using it stops until it can.`
+        : `${failing.length} of ${live.length} connected members cannot reach the health-check target ${target} (${why}): they serve nothing until they can.`;
+    return { ...detail, warnings: [warning] };
   }
 
   /** Deletes a pool no consumer references (409 naming them otherwise). */

@@ -398,13 +398,13 @@ function PoolForm({
       healthCheckTarget: target.trim() || null,
     };
     return pool
-      ? unwrap(
+      ? unwrap<{ warnings?: string[] }>(
           api.PATCH('/api/v1/gateway-pools/{poolId}', {
             params: { path: { poolId: pool.id } },
             body,
           }),
         )
-      : unwrap(api.POST('/api/v1/gateway-pools', { body }));
+      : unwrap<{ warnings?: string[] }>(api.POST('/api/v1/gateway-pools', { body }));
   });
   const nameError = !name
     ? null
@@ -416,7 +416,15 @@ function PoolForm({
   return (
     <Form
       className="mt-3 flex flex-col gap-3"
-      onSubmit={() => save.mutate(undefined, { onSuccess: onDone })}
+      onSubmit={() =>
+        save.mutate(undefined, {
+          onSuccess: (saved) => {
+            // E.g. a health-check target no member can reach: the pool is down now, say so.
+            warningNotices.add(saved.warnings);
+            onDone();
+          },
+        })
+      }
       // Editing again makes the last refusal stale.
       onChange={() => save.reset()}
     >
