@@ -2592,6 +2592,7 @@ export interface operations {
               priority: number;
               joinedAt: string;
             }[];
+            warnings: string[];
           };
         };
       };
