@@ -73,7 +73,12 @@ export function registerAdminCommands(program: Command): void {
           result = await embeddedOrServer(config, offline, async (socketPath) => {
             const answer = await request(socketPath, { op: 'create-org', ...input }, 60_000).catch(
               (err: Error) =>
-                fail(`the server holding ${config.dataDir} did not answer: ${err.message}`),
+                // The request reached it: a frozen server still carries it out once it resumes.
+                fail(
+                  `the server holding ${config.dataDir} did not answer: ${err.message}. ` +
+                    `It may still create the organization once it answers: check with ` +
+                    `GET /api/v1/me or the audit log (organization.create) before trying again`,
+                ),
             );
             return answer.body as CreateOrgResult;
           });
