@@ -76,8 +76,8 @@ export function registerAdminCommands(program: Command): void {
                 // The request reached it: a frozen server still carries it out once it resumes.
                 fail(
                   `the server holding ${config.dataDir} did not answer: ${err.message}. ` +
-                    `It may still create the organization once it answers: check with ` +
-                    `GET /api/v1/me or the audit log (organization.create) before trying again`,
+                    'It may still create the organization once it resumes; running this again ' +
+                    'is safe (an organization of that name is refused as existing)',
                 ),
             );
             return answer.body as CreateOrgResult;
