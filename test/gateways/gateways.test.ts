@@ -96,8 +96,17 @@ describe.each(DRIVERS)('gateways (%s)', (driver) => {
     const payload = Buffer.from('hello through the tunnel');
     expect((await roundTrip(stream, payload)).toString()).toBe(payload.toString());
 
-    const audit = await admin.client.get('/api/v1/audit-logs?event=gateway.*&limit=50');
-    const events = audit.body.items.map((e: { event: string }) => e.event);
+    // The connection is recorded once the tunnel is up, not before health says so: wait for it.
+    const wanted = ['gateway.enroll', 'gateway.connected', 'gateway.enrollment-token-create'];
+    const events = await waitFor(
+      async () => {
+        const audit = await admin.client.get('/api/v1/audit-logs?event=gateway.*&limit=50');
+        const seen: string[] = audit.body.items.map((e: { event: string }) => e.event);
+        return wanted.every((w) => seen.includes(w)) ? seen : undefined;
+      },
+      5_000,
+      'the connection in the audit log',
+    );
     expect(events).toEqual(
       expect.arrayContaining([
         'gateway.enroll',
