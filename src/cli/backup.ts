@@ -1,8 +1,8 @@
-import { existsSync, readdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, renameSync, rmdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Command } from 'commander';
 import type { Config } from '../server/config.js';
-import { configFromFlags, fail } from './server.js';
+import { configFromFlags, errorText, fail } from './server.js';
 
 const PG_BACKUP_HINT =
   'DATABASE_URL is set: back up PostgreSQL with `pg_dump --format=custom --file=gatepool.dump "$DATABASE_URL"` ' +
@@ -11,12 +11,11 @@ const PG_RESTORE_HINT =
   'DATABASE_URL is set: restore PostgreSQL with `pg_restore --clean --if-exists --dbname="$DATABASE_URL" gatepool.dump` ' +
   'and start the platform with the same root key; see the README, "Backups".';
 
-/** Files of a data directory that do not make it "in use" for a restore. */
-const IGNORABLE = new Set(['gatepool.sock', 'gatepool.sock.takeover', 'backups']);
-
 /**
  * Runs fn with the embedded database when no server holds the data directory; otherwise asks
  * the server that holds it (online). Used by every command that reads or writes the database.
+ * A directory without a database is refused: opening it would create an empty one, and the
+ * command would then act on a database no platform uses.
  */
 export async function embeddedOrServer<T>(
   config: Config,
@@ -29,11 +28,11 @@ export async function embeddedOrServer<T>(
   ]);
   let database;
   try {
-    database = await openEmbeddedDatabase(config.dataDir);
+    database = await openEmbeddedDatabase(config.dataDir, { mustExist: true });
   } catch (err) {
     if (err instanceof DataDirInUseError)
       return online(join(config.dataDir, SOCKET_NAME), err.holderPid);
-    fail((err as Error).message);
+    fail(errorText(err));
   }
   try {
     return await offline(database);
@@ -42,13 +41,34 @@ export async function embeddedOrServer<T>(
   }
 }
 
-function rootKeyNote(included: boolean): string {
-  return included
-    ? 'The root key is INSIDE this file: whoever has it can decrypt every secret the platform ' +
-        'stores. It is written with mode 0600; keep it encrypted at rest (e.g. gpg --symmetric) ' +
-        'and never next to untrusted copies.'
-    : 'The root key is NOT inside (GATEPOOL_ENCRYPTION_KEY is set): store that key safely ' +
-        'elsewhere; without it this backup restores, but its secrets cannot be read.';
+/**
+ * What to tell about the root key. When it is not inside, the reason is read from this
+ * command's own environment and files: a running server does not say why it left it out.
+ */
+function rootKeyNote(included: boolean, config: Config): string {
+  if (included)
+    return (
+      'The root key is INSIDE this file: whoever has it can decrypt every secret the platform ' +
+      'stores. It is written with mode 0600; keep it encrypted at rest (e.g. gpg --symmetric) ' +
+      'and never next to untrusted copies.'
+    );
+  const keyFile = join(config.dataDir, 'root.key');
+  const [why, keep] = config.encryptionKey
+    ? ['GATEPOOL_ENCRYPTION_KEY is set', 'store GATEPOOL_ENCRYPTION_KEY safely elsewhere']
+    : existsSync(keyFile)
+      ? [
+          `the running server uses GATEPOOL_ENCRYPTION_KEY, not ${keyFile}`,
+          'store the GATEPOOL_ENCRYPTION_KEY the server runs with safely elsewhere',
+        ]
+      : [
+          `there is no ${keyFile}`,
+          'keep the key the platform stored its secrets with (its GATEPOOL_ENCRYPTION_KEY, or a ' +
+            'copy of its root.key) safely elsewhere',
+        ];
+  return (
+    `The root key is NOT inside (${why}): ${keep}; without it this backup restores, but its ` +
+    'secrets (CA keys, reviewer JWTs, …) cannot be read.'
+  );
 }
 
 export function registerBackupCommands(program: Command): void {
@@ -64,20 +84,26 @@ export function registerBackupCommands(program: Command): void {
       if (config.databaseUrl) fail(PG_BACKUP_HINT);
       if (existsSync(opts.out) && !opts.force)
         fail(`${opts.out} exists; choose another --out or add --force to overwrite it`);
-      const [{ backupForOperator }, { request }, { pgliteDir }, { writeBackupFile }] =
-        await Promise.all([
-          import('../server/local-admin/service.js'),
-          import('../server/db/datadir-lock.js'),
-          import('../server/db/embedded.js'),
-          import('../server/db/backup.js'),
-        ]);
-      if (!existsSync(pgliteDir(config.dataDir)))
-        fail(
-          `there is no embedded database in ${config.dataDir} (no ${pgliteDir(config.dataDir)})`,
-        );
+      const [
+        { backupForOperator },
+        { request },
+        { hasEmbeddedDatabase, NoEmbeddedDatabaseError },
+        { writeBackupFile },
+      ] = await Promise.all([
+        import('../server/local-admin/service.js'),
+        import('../server/db/datadir-lock.js'),
+        import('../server/db/embedded.js'),
+        import('../server/db/backup.js'),
+      ]);
+      // Before the lock, which would create a missing directory just to find nothing in it.
+      if (!hasEmbeddedDatabase(config.dataDir))
+        fail(new NoEmbeddedDatabaseError(config.dataDir).message);
       const result = await embeddedOrServer(
         config,
-        async (database) => ({ ...(await backupForOperator(database, config)), from: 'offline' }),
+        async (database) => ({
+          ...(await backupForOperator(database, config)),
+          from: 'offline (no server was running)',
+        }),
         async (socketPath, pid) => {
           const answer = await request(socketPath, { op: 'backup' }, 10 * 60_000).catch(
             (err: Error) =>
@@ -88,19 +114,26 @@ export function registerBackupCommands(program: Command): void {
             bytes: answer.data ?? Buffer.alloc(0),
             rootKeyIncluded: answer.body.rootKeyIncluded === true,
             migrations: Number(answer.body.migrations),
-            from: `the running server${pid ? ` (pid ${pid})` : ''}`,
+            from: `by the running server${pid ? ` (pid ${pid})` : ''}`,
           };
         },
       );
+      // A database nothing ever migrated is not a platform's: most likely the wrong directory.
+      if (!result.migrations)
+        fail(
+          `the database in ${config.dataDir} has no gatepool tables (0 migrations applied): it is ` +
+            `not a platform's database, so nothing was written. Point GATEPOOL_DATA_DIR (or ` +
+            `--data-dir) at the platform's data directory.`,
+        );
       try {
         if (opts.force && existsSync(opts.out)) renameSync(opts.out, `${opts.out}.old`);
         writeBackupFile(opts.out, result.bytes);
       } catch (err) {
-        fail(`cannot write ${opts.out}: ${(err as Error).message}`);
+        fail(`cannot write ${opts.out}: ${errorText(err)}`);
       }
       process.stdout.write(
         `wrote ${opts.out} (${(result.bytes.length / 1e6).toFixed(1)} MB, ${result.migrations} ` +
-          `migrations; taken by ${result.from}).\n${rootKeyNote(result.rootKeyIncluded)}\n` +
+          `migrations; taken ${result.from}).\n${rootKeyNote(result.rootKeyIncluded, config)}\n` +
           `Restore it with: gatepool restore --from ${opts.out} --data-dir <empty dir>\n`,
       );
     });
@@ -118,67 +151,52 @@ export function registerBackupCommands(program: Command): void {
     .action(async (opts: { from: string; force?: boolean } & Record<string, unknown>) => {
       const config = configFromFlags(opts);
       if (config.databaseUrl) fail(PG_RESTORE_HINT);
-      const [{ readBackup }, { lockDataDir }, { pgliteDir }, { openDatabase }] = await Promise.all([
+      const [{ readBackup, restoreBackup }, { lockDataDir }] = await Promise.all([
         import('../server/db/backup.js'),
         import('../server/db/datadir-lock.js'),
-        import('../server/db/embedded.js'),
-        import('../server/db/client.js'),
       ]);
       let file: Buffer;
       try {
         file = readFileSync(opts.from);
       } catch (err) {
-        fail(`cannot read ${opts.from}: ${(err as Error).message}`);
+        fail(`cannot read ${opts.from}: ${errorText(err)}`);
       }
       let backup;
       try {
         backup = readBackup(file, opts.from);
       } catch (err) {
-        fail((err as Error).message);
+        fail(errorText(err));
       }
-      const lock = await lockDataDir(config.dataDir).catch((err: Error) => fail(err.message));
+      const existed = existsSync(config.dataDir);
+      const lock = await lockDataDir(config.dataDir).catch((err: unknown) => fail(errorText(err)));
+      // Errors are carried past the lock's release: fail() exits on the spot.
+      let outcome: Awaited<ReturnType<typeof restoreBackup>> | { error: unknown };
       try {
-        const present = readdirSync(config.dataDir).filter((f) => !IGNORABLE.has(f));
-        const moved: string[] = [];
-        if (present.length) {
-          if (!opts.force)
-            fail(
-              `${config.dataDir} is not empty (${present.slice(0, 5).join(', ')}): restore into an ` +
-                `empty directory, or add --force to move what is there aside`,
-            );
-          const suffix = `before-restore-${new Date().toISOString().replaceAll(':', '-')}`;
-          for (const name of ['pglite', 'root.key'])
-            if (present.includes(name)) {
-              renameSync(join(config.dataDir, name), join(config.dataDir, `${name}.${suffix}`));
-              moved.push(`${name} → ${name}.${suffix}`);
-            }
-        }
-        const database = await openDatabase({
-          dataDir: pgliteDir(config.dataDir),
-          loadDataDir: new Blob([new Uint8Array(backup.dump)]),
-        });
-        try {
-          await database.ping();
-        } finally {
-          await database.close();
-        }
-        if (backup.rootKey)
-          writeFileSync(join(config.dataDir, 'root.key'), backup.rootKey, {
-            mode: 0o600,
-            flag: 'wx',
-          });
-        process.stdout.write(
-          `restored ${opts.from} (taken ${backup.manifest.createdAt}, ${backup.manifest.migrations.length} ` +
-            `migrations) into ${config.dataDir}.\n` +
-            (moved.length ? `Moved aside: ${moved.join(', ')}.\n` : '') +
-            (backup.rootKey
-              ? 'The root key was restored with it (root.key, 0600).\n'
-              : 'The backup has no root key: start the platform with the GATEPOOL_ENCRYPTION_KEY it ' +
-                'was taken with, or its secrets cannot be read.\n') +
-            `Start the platform with GATEPOOL_DATA_DIR=${config.dataDir}.\n`,
-        );
+        outcome = await restoreBackup(backup, opts.from, config.dataDir, { force: !!opts.force });
+      } catch (error) {
+        outcome = { error };
       } finally {
         await lock.release();
       }
+      if ('error' in outcome) {
+        // A directory made only to hold the lock goes again: a refused restore leaves nothing.
+        if (!existed)
+          try {
+            rmdirSync(config.dataDir);
+          } catch {
+            // not empty after all: leave it
+          }
+        fail(errorText(outcome.error));
+      }
+      process.stdout.write(
+        `restored ${opts.from} (taken ${backup.manifest.createdAt}, ${outcome.migrations} ` +
+          `migrations) into ${config.dataDir}.\n` +
+          (outcome.moved.length ? `Moved aside: ${outcome.moved.join(', ')}.\n` : '') +
+          (backup.rootKey
+            ? 'The root key was restored with it (root.key, 0600).\n'
+            : 'The backup has no root key: start the platform with the GATEPOOL_ENCRYPTION_KEY it ' +
+              'was taken with, or its secrets cannot be read.\n') +
+          `Start the platform with GATEPOOL_DATA_DIR=${config.dataDir}.\n`,
+      );
     });
 }

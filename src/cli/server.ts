@@ -1,3 +1,5 @@
+import { existsSync, readFileSync, statSync } from 'node:fs';
+import { join } from 'node:path';
 import type { Command } from 'commander';
 import { ConfigError, loadConfig, type Config } from '../server/config.js';
 
@@ -73,6 +75,105 @@ export function fail(message: string): never {
   process.exit(1);
 }
 
+const ERRNO_WORDS: Record<string, string> = {
+  EACCES: 'permission denied',
+  EPERM: 'operation not permitted',
+  ENOENT: 'no such file or directory',
+  ENOSPC: 'no space left on device',
+  EROFS: 'read-only file system',
+  EEXIST: 'file exists',
+  ENOTDIR: 'not a directory',
+  EISDIR: 'is a directory',
+};
+
+/**
+ * One line about any thrown value. Not everything thrown has a message (PGlite's file system
+ * errors carry only an errno), and a bare "undefined" tells the operator nothing.
+ */
+export function errorText(err: unknown): string {
+  const e = (typeof err === 'object' && err !== null ? err : {}) as {
+    message?: unknown;
+    code?: unknown;
+    errno?: unknown;
+    syscall?: unknown;
+    path?: unknown;
+    name?: unknown;
+  };
+  const path = typeof e.path === 'string' ? e.path : undefined;
+  const code = typeof e.code === 'string' ? e.code : undefined;
+  const owner = (code === 'EPERM' || code === 'EACCES') && path ? foreignOwnerNote(path) : '';
+  if (typeof e.message === 'string' && e.message) return e.message + owner;
+  if (typeof err === 'string' && err) return err;
+  const words =
+    (code && (ERRNO_WORDS[code] ?? code)) ??
+    (typeof e.errno === 'number' ? `error number ${e.errno}` : undefined);
+  const what = [
+    typeof e.name === 'string' && e.name !== 'Error' ? e.name : undefined,
+    words,
+    typeof e.syscall === 'string' ? e.syscall : undefined,
+    path,
+  ].filter(Boolean);
+  return what.length ? what.join(': ') + owner : `an error without a description (${String(err)})`;
+}
+
+/** Who to run as, when a file this process may not change belongs to another user. */
+function foreignOwnerNote(path: string): string {
+  try {
+    const { uid } = statSync(path);
+    const me = process.getuid?.();
+    if (me === undefined || uid === me) return '';
+    return ` — ${path} is owned by another user (uid ${uid}; this is uid ${me}): run gatepool as its owner, or chown it to uid ${me}`;
+  } catch {
+    return '';
+  }
+}
+
+/**
+ * The root key the platform would use, checked before it starts: a wrong one must be named
+ * (the file, not just "the key"), and a missing one must not be replaced by a new one when
+ * the database already holds secrets sealed with the old: the platform would refuse to start
+ * anyway, and leave behind a key that fits nothing.
+ */
+async function checkRootKey(
+  database: import('../server/db/client.js').Database,
+  config: Config,
+): Promise<string | undefined> {
+  if (config.encryptionKey) return undefined; // validated with the configuration
+  const file = join(config.dataDir, 'root.key');
+  if (existsSync(file)) {
+    const { parseKey } = await import('../server/crypto/envelope.js');
+    let text: string;
+    try {
+      text = readFileSync(file, 'utf8');
+    } catch (err) {
+      return `cannot read the root key ${file}: ${errorText(err)}`;
+    }
+    const length = parseKey(text).length;
+    return length === 32
+      ? undefined
+      : `${file} is not a valid root key (it decodes to ${length} bytes, 32 are needed: 64 hex ` +
+          `digits): put back the root.key this data was stored with, or start with the ` +
+          `GATEPOOL_ENCRYPTION_KEY it was stored with`;
+  }
+  const sealed = await database.withScriptTransaction(async (r) => {
+    const [t] = await r.query<{ settings: string | null; cas: string | null }>(
+      `SELECT to_regclass('platform_settings')::text AS settings, to_regclass('gateway_cas')::text AS cas`,
+    );
+    if (!t?.settings || !t.cas) return false;
+    const [row] = await r.query<{ n: number }>(
+      `SELECT (SELECT count(*) FROM platform_settings WHERE key = 'tunnel.server_ca.key_enc')::int +
+              (SELECT count(*) FROM gateway_cas)::int AS n`,
+    );
+    return (row?.n ?? 0) > 0;
+  });
+  return sealed
+    ? `${file} is missing, but the database already holds secrets sealed with a root key ` +
+        `(a different root key cannot read them): put back the root.key of this data (a backup ` +
+        `of it holds one unless GATEPOOL_ENCRYPTION_KEY was used), or start with the ` +
+        `GATEPOOL_ENCRYPTION_KEY it was stored with`
+    : undefined;
+}
+
 function withConfig(flags: Record<string, unknown>): Config {
   try {
     return configFromFlags(flags);
@@ -142,7 +243,8 @@ export function registerServerCommands(program: Command): void {
     program.command('server').description('run the platform (API and gateway tunnel)'),
   ).action(async (flags: Record<string, unknown>) => {
     const config = withConfig(flags);
-    const { createLogger, needsBootstrap, startPlatform } = await platformModules();
+    const { createLogger, needsBootstrap, openConfiguredDatabase, startPlatform } =
+      await platformModules();
     const log = createLogger(config.logLevel);
     const { isDatabaseUnavailable } = await import('../server/db/errors.js');
     // No database error may end the platform: a lost connection fails its request (503) or
@@ -155,11 +257,21 @@ export function registerServerCommands(program: Command): void {
       log.fatal({ err }, 'unhandled rejection');
       process.exit(1);
     });
+    // Opened here rather than by startPlatform, so that every refusal below closes it, and with
+    // it the data directory's lock, before exiting (startPlatform does not on all of its paths).
+    const opened = await openConfiguredDatabase(config).catch((err: unknown) =>
+      fail(errorText(err)),
+    );
+    let closing: Promise<void> | undefined;
+    const database = { ...opened, close: () => (closing ??= opened.close()) };
     let platform;
     try {
-      platform = await startPlatform(config, { logger: log });
+      const keyProblem = await checkRootKey(database, config);
+      if (keyProblem) throw new Error(keyProblem);
+      platform = await startPlatform(config, { logger: log, database });
     } catch (err) {
-      fail((err as Error).message);
+      await database.close().catch(() => undefined);
+      fail(errorText(err));
     }
     const db = config.databaseUrl ? 'PostgreSQL' : `embedded PGlite in ${config.dataDir}`;
     const open = config.publicUrl ?? platform.url;
@@ -208,7 +320,10 @@ export function registerServerCommands(program: Command): void {
   ).action(async (flags: Record<string, unknown>) => {
     const config = withConfig(flags);
     const { migrate, openConfiguredDatabase } = await platformModules();
-    const database = await openConfiguredDatabase(config).catch((err: Error) => fail(err.message));
+    const database = await openConfiguredDatabase(config).catch((err: unknown) =>
+      fail(errorText(err)),
+    );
+    let failed: unknown;
     try {
       await snapshotFirst(database, config);
       const { applied, alreadyApplied } = await migrate(database);
@@ -217,8 +332,11 @@ export function registerServerCommands(program: Command): void {
           ? `applied ${applied.length} migration(s): ${applied.join(', ')}\n`
           : `database is up to date (${alreadyApplied} migration(s) applied earlier)\n`,
       );
+    } catch (err) {
+      failed = err;
     } finally {
       await database.close();
     }
+    if (failed !== undefined) fail(errorText(failed));
   });
 }

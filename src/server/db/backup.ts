@@ -4,12 +4,16 @@ import {
   readdirSync,
   readFileSync,
   renameSync,
+  rmdirSync,
+  rmSync,
   unlinkSync,
   writeFileSync,
 } from 'node:fs';
 import { join } from 'node:path';
 import { gunzipSync, gzipSync } from 'node:zlib';
-import type { Database } from './client.js';
+import { parseKey } from '../crypto/envelope.js';
+import { openDatabase, type Database } from './client.js';
+import { explainOpenError, pgliteDir } from './embedded.js';
 import { isDatabaseUnavailable } from './errors.js';
 import { pendingMigrations } from './migrate.js';
 
@@ -93,6 +97,207 @@ export function readBackup(file: Buffer, name: string): Backup {
       `${name} has backup format version ${manifest.version}; this gatepool reads version 1`,
     );
   return { manifest, dump, rootKey: entries.get('root.key') };
+}
+
+/**
+ * Checks, without loading it, that the dump is what PGlite wrote: a complete gzip of a complete
+ * tar holding a PostgreSQL data directory. PGlite reports a damaged dump badly (a truncated one
+ * even ends the process from inside its decompression stream), so it never sees one.
+ */
+export function checkDump(dump: Buffer, name: string): void {
+  let entries: Map<string, Buffer>;
+  try {
+    entries = untar(gunzipSync(dump));
+  } catch (err) {
+    throw new BackupFileError(
+      `${name} is damaged: its database dump (pglite.tar.gz) cannot be read (${(err as Error).message})`,
+    );
+  }
+  if (!entries.has('/PG_VERSION') && !entries.has('PG_VERSION'))
+    throw new BackupFileError(
+      `${name} is damaged: its database dump (pglite.tar.gz) holds no PostgreSQL data directory`,
+    );
+}
+
+/** Checks the root key inside a backup: 32 bytes, written as the platform writes it. */
+export function checkRootKey(rootKey: Buffer, name: string): void {
+  const length = parseKey(rootKey.toString('utf8')).length;
+  if (length !== 32)
+    throw new BackupFileError(
+      `${name} is damaged: its root.key is not a 32-byte key (it decodes to ${length} bytes)`,
+    );
+}
+
+/** Files of a data directory that do not make it "in use" for a restore. */
+const IGNORABLE = new Set(['gatepool.sock', 'gatepool.sock.takeover', 'backups']);
+/** Where a restore builds the new database before it replaces anything (inside DATA_DIR). */
+const STAGING_PREFIX = 'pglite.restoring-';
+const KEY_STAGING_PREFIX = 'root.key.restoring-';
+
+export class RestoreRefusedError extends Error {}
+
+export interface RestoreResult {
+  /** What was moved aside, as "name → new name". */
+  moved: string[];
+  /** Migrations applied in the restored database. */
+  migrations: number;
+}
+
+/**
+ * Restores backup into dataDir, whose lock the caller holds. Everything that can fail happens
+ * before anything existing is touched: the dump is checked, loaded into a staging directory
+ * next to `pglite`, opened and its migrations read; the root key is checked and staged. Only
+ * then are the old `pglite` and `root.key` moved aside (with force) and the staged ones renamed
+ * into place; a failing rename puts everything back. On any failure the staging is removed and
+ * a RestoreRefusedError (or BackupFileError) says what was wrong; dataDir is as it was.
+ */
+export async function restoreBackup(
+  backup: Backup,
+  name: string,
+  dataDir: string,
+  opts: { force: boolean },
+): Promise<RestoreResult> {
+  // The lock is held: staging left by a restore that was killed belongs to nobody.
+  for (const f of readdirSync(dataDir))
+    if (f.startsWith(STAGING_PREFIX) || f.startsWith(KEY_STAGING_PREFIX))
+      rmSync(join(dataDir, f), { recursive: true, force: true });
+  const present = readdirSync(dataDir).filter(
+    (f) => !IGNORABLE.has(f) && !(f === 'pglite' && isEmptyDir(join(dataDir, f))),
+  );
+  if (present.length && !opts.force)
+    throw new RestoreRefusedError(
+      `${dataDir} is not empty (${present.slice(0, 5).join(', ')}): restore into an empty ` +
+        `directory, or add --force to move what is there aside`,
+    );
+  try {
+    if (backup.rootKey) checkRootKey(backup.rootKey, name);
+    checkDump(backup.dump, name);
+  } catch (err) {
+    throw new RestoreRefusedError(`${(err as Error).message}; ${dataDir} is untouched`);
+  }
+
+  const staging = join(dataDir, `${STAGING_PREFIX}${process.pid}`);
+  const keyStaging = join(dataDir, `${KEY_STAGING_PREFIX}${process.pid}`);
+  const unstage = () => {
+    rmSync(staging, { recursive: true, force: true });
+    rmSync(keyStaging, { force: true });
+  };
+  let migrations: string[];
+  try {
+    migrations = await loadAndVerify(backup, name, staging, dataDir);
+    if (backup.rootKey) writeFileSync(keyStaging, backup.rootKey, { mode: 0o600, flag: 'wx' });
+  } catch (err) {
+    unstage();
+    if (err instanceof RestoreRefusedError) throw err;
+    throw new RestoreRefusedError(
+      `cannot stage the restore in ${dataDir} (${(err as Error).message}); ${dataDir} is untouched`,
+    );
+  }
+
+  const suffix = `before-restore-${new Date().toISOString().replaceAll(':', '-')}`;
+  const done: { from: string; to: string }[] = [];
+  const move = (from: string, to: string) => {
+    renameSync(join(dataDir, from), join(dataDir, to));
+    done.push({ from, to });
+  };
+  try {
+    for (const f of ['pglite', 'root.key']) if (present.includes(f)) move(f, `${f}.${suffix}`);
+    // An empty pglite directory (not counted as present) is replaced, not kept aside.
+    if (existsSync(pgliteDir(dataDir))) rmdirSync(pgliteDir(dataDir));
+    move(`${STAGING_PREFIX}${process.pid}`, 'pglite');
+    if (backup.rootKey) move(`${KEY_STAGING_PREFIX}${process.pid}`, 'root.key');
+  } catch (err) {
+    // Reverse order: the restored files leave their places before the old ones come back.
+    const stuck: string[] = [];
+    for (const { from, to } of done.reverse()) {
+      try {
+        renameSync(join(dataDir, to), join(dataDir, from));
+      } catch {
+        stuck.push(`${to} (was ${from})`);
+      }
+    }
+    unstage();
+    throw new RestoreRefusedError(
+      `cannot put the restored database in place in ${dataDir} (${(err as Error).message})` +
+        (stuck.length
+          ? `; these could not be moved back, rename them by hand: ${stuck.join(', ')}`
+          : `; ${dataDir} is as it was`),
+    );
+  }
+  return {
+    moved: done
+      .filter(
+        ({ from }) => !from.startsWith(STAGING_PREFIX) && !from.startsWith(KEY_STAGING_PREFIX),
+      )
+      .map(({ from, to }) => `${from} → ${to}`),
+    migrations: migrations.length,
+  };
+}
+
+// Host errors, as Node codes and as the WASI errno numbers PGlite's file system throws.
+const HOST_CODES = new Set(['EACCES', 'EPERM', 'ENOSPC', 'EROFS', 'EIO', 'EMFILE', 'EDQUOT']);
+const HOST_WASI_ERRNOS = new Set([2, 29, 33, 48, 51, 63, 69]);
+
+function hostProblem(err: unknown): boolean {
+  const { code, errno } = (err ?? {}) as { code?: unknown; errno?: unknown };
+  if (typeof code === 'string') return HOST_CODES.has(code);
+  return typeof errno === 'number' && HOST_WASI_ERRNOS.has(errno);
+}
+
+function isEmptyDir(path: string): boolean {
+  try {
+    return readdirSync(path).length === 0;
+  } catch {
+    return false;
+  }
+}
+
+/** Loads the dump into dir, opens it and returns its migrations; refuses a database without. */
+async function loadAndVerify(
+  backup: Backup,
+  name: string,
+  dir: string,
+  dataDir: string,
+): Promise<string[]> {
+  // PGlite reports some damage from inside its own streams, as an uncaught error rather than a
+  // rejection of waitReady: caught here for the length of the load, as a refusal.
+  let onFatal: (err: unknown) => void = () => undefined;
+  const fatal = new Promise<never>((_, reject) => (onFatal = reject));
+  process.on('uncaughtException', onFatal);
+  process.on('unhandledRejection', onFatal);
+  let database: Database | undefined;
+  try {
+    database = await Promise.race([
+      openDatabase({ dataDir: dir, loadDataDir: new Blob([new Uint8Array(backup.dump)]) }),
+      fatal,
+    ]);
+    const migrations = await Promise.race([appliedMigrations(database), fatal]);
+    if (!migrations.length)
+      throw new RestoreRefusedError(
+        `${name} holds no gatepool database (no migrations in it); ${dataDir} is untouched`,
+      );
+    if ([...migrations].sort().join() !== [...backup.manifest.migrations].sort().join())
+      throw new RestoreRefusedError(
+        `${name} is damaged: its manifest lists ${backup.manifest.migrations.length} migrations, ` +
+          `its database has ${migrations.length}; ${dataDir} is untouched`,
+      );
+    return migrations;
+  } catch (err) {
+    if (err instanceof RestoreRefusedError) throw err;
+    const explained = explainOpenError(err, dir);
+    const why = explained instanceof Error ? explained.message : String(explained);
+    // A full disk or a permission is this host's problem, not the backup's: say which it is.
+    throw new RestoreRefusedError(
+      hostProblem(err)
+        ? `cannot load ${name} into ${dataDir} (${why}); ${dataDir} is untouched`
+        : `${name} is damaged: its database does not load (${why}); ${dataDir} is untouched`,
+    );
+  } finally {
+    await database?.close().catch(() => undefined);
+    process.off('uncaughtException', onFatal);
+    process.off('unhandledRejection', onFatal);
+    fatal.catch(() => undefined);
+  }
 }
 
 /** Writes a backup file 0600 (it may hold the root key) without ever leaving half a file. */
@@ -220,16 +425,25 @@ function tar(entries: { name: string; data: Buffer }[]): Buffer {
   return Buffer.concat(parts);
 }
 
+/** Entries of a tar; throws unless every header is intact and the end-of-archive block is there. */
 function untar(buf: Buffer): Map<string, Buffer> {
   const out = new Map<string, Buffer>();
   for (let off = 0; off + 512 <= buf.length;) {
     const h = buf.subarray(off, off + 512);
-    if (h.every((b) => b === 0)) break;
+    if (h.every((b) => b === 0)) return out;
+    if (!checksumOk(h)) throw new Error('not a tar archive (bad header checksum)');
     const name = h.subarray(0, 100).toString('utf8').replace(/\0.*$/s, '');
     const size = parseInt(h.subarray(124, 136).toString('ascii').replace(/\0.*$/s, '').trim(), 8);
     if (!Number.isFinite(size) || off + 512 + size > buf.length) throw new Error('truncated tar');
     if (h[156] === 0x30 || h[156] === 0) out.set(name, buf.subarray(off + 512, off + 512 + size));
     off += 512 + Math.ceil(size / 512) * 512;
   }
-  return out;
+  throw new Error('truncated tar (no end-of-archive block)');
+}
+
+function checksumOk(h: Buffer): boolean {
+  const stored = parseInt(h.subarray(148, 156).toString('ascii').replace(/\0.*$/s, '').trim(), 8);
+  let sum = 0;
+  for (let i = 0; i < 512; i++) sum += i >= 148 && i < 156 ? 0x20 : h[i]!;
+  return stored === sum;
 }

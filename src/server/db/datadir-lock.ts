@@ -42,6 +42,33 @@ export class DataDirInUseError extends Error {
   }
 }
 
+/**
+ * The socket exists but this user may not connect to it (left by a gatepool that ran as another
+ * user, typically root): whether its holder still lives cannot be told, so nothing is opened.
+ */
+export class DataDirLockUncheckableError extends Error {
+  constructor(
+    readonly dataDir: string,
+    readonly socketPath: string,
+  ) {
+    super(
+      `the lock socket ${socketPath} could not be checked (permission denied${ownerNote(socketPath)}): ` +
+        `if no gatepool is running on ${dataDir}, remove ${socketPath}; otherwise stop that ` +
+        `process first, or run this command as the user it runs as.`,
+    );
+  }
+}
+
+function ownerNote(path: string): string {
+  try {
+    const { uid } = statSync(path);
+    const me = process.getuid?.();
+    return me === undefined || uid === me ? '' : `: it belongs to uid ${uid}, this is uid ${me}`;
+  } catch {
+    return '';
+  }
+}
+
 /** A request to the holder: one JSON line. The answer: one JSON line, then `bytes` raw bytes. */
 export interface LocalRequest {
   op: string;
@@ -82,17 +109,22 @@ export async function lockDataDir(dataDir: string): Promise<DataDirLock> {
       throw err;
     }
     chmodSync(socketPath, 0o600);
+    heldUntilExit(socketPath);
     return {
       dataDir,
       socketPath,
       serve: (h) => void (handler = h),
-      release: () => closeServer(server, socketPath),
+      release: async () => {
+        await closeServer(server, socketPath);
+        held.delete(socketPath);
+      },
     };
   };
   for (let attempt = 0; attempt < 20; attempt++) {
     const lock = await tryListen();
     if (lock) return lock;
     const holder = await probe(socketPath);
+    if (holder.denied) throw new DataDirLockUncheckableError(dataDir, socketPath);
     if (holder.alive) throw new DataDirInUseError(dataDir, holder.pid);
     // A stale socket left by a killed process. Replace it under a short-lived O_EXCL mutex,
     // so two processes starting together do not both replace it (the second then finds the
@@ -103,6 +135,7 @@ export async function lockDataDir(dataDir: string): Promise<DataDirLock> {
     }
     try {
       const again = await probe(socketPath);
+      if (again.denied) throw new DataDirLockUncheckableError(dataDir, socketPath);
       if (again.alive) throw new DataDirInUseError(dataDir, again.pid);
       unlinkQuietly(socketPath);
       const taken = await tryListen();
@@ -112,6 +145,30 @@ export async function lockDataDir(dataDir: string): Promise<DataDirLock> {
     }
   }
   throw new Error(`could not take the lock of ${dataDir}: another process keeps replacing it`);
+}
+
+/**
+ * Sockets this process listens on. A command that ends with process.exit() while holding one
+ * (an error path that never reached release()) would leave the file behind: harmless to the
+ * next opener, which sees nobody answering, but it looks like a running server to a person.
+ * The process is gone a moment later, so removing it then is no different from a crash.
+ */
+const held = new Set<string>();
+let exitHookInstalled = false;
+
+function heldUntilExit(socketPath: string): void {
+  held.add(socketPath);
+  if (exitHookInstalled) return;
+  exitHookInstalled = true;
+  process.once('exit', () => {
+    for (const path of held) {
+      try {
+        unlinkSync(path);
+      } catch {
+        // already gone; nothing else can be done while exiting
+      }
+    }
+  });
 }
 
 function takeTakeover(dataDir: string): boolean {
@@ -165,7 +222,9 @@ function unlinkQuietly(path: string): void {
 }
 
 /** Is someone accepting on the socket, and which pid (if it says)? */
-async function probe(socketPath: string): Promise<{ alive: boolean; pid?: number }> {
+async function probe(
+  socketPath: string,
+): Promise<{ alive: boolean; pid?: number; denied?: boolean }> {
   try {
     const answer = await request(socketPath, { op: 'hello' }, PROBE_TIMEOUT_MS);
     return { alive: true, pid: typeof answer.body.pid === 'number' ? answer.body.pid : undefined };
@@ -174,6 +233,9 @@ async function probe(socketPath: string): Promise<{ alive: boolean; pid?: number
     // Refused or missing: nobody holds it. Anything else (a holder too busy to answer in
     // time, a full backlog) counts as held: wrongly refusing is safe, wrongly opening is not.
     if (code === 'ECONNREFUSED' || code === 'ENOENT') return { alive: false };
+    // Not ours to connect to: "in use" would send the operator looking for a process that
+    // may not exist, so the caller says what is known (and refuses all the same).
+    if (code === 'EACCES' || code === 'EPERM') return { alive: true, denied: true };
     return { alive: true };
   }
 }
