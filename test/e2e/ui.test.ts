@@ -14,6 +14,7 @@ import { afterAll, beforeAll, describe, expect, it, onTestFailed } from 'vitest'
 import { startKubeApi, type KubeApi } from '../fixtures/kube-api.js';
 import { AgentFleet, type RunningAgent } from '../helpers/gateway-agent.js';
 import { issueTestLicense, startTestPlatform, type TestPlatform } from '../helpers/platform.js';
+import { createOrganization } from '../../src/server/orgs/service.js';
 import {
   ARTIFACTS,
   ensureWebBuilt,
@@ -33,13 +34,14 @@ const LONG_IDENTITY = `ci-${'x'.repeat(125)}`; // the longest identity name (128
 // Expected browser errors: asking who we are before signing in answers 401, the bad license
 // the test pastes on purpose answers 422, and an identity without Kubernetes auth yet is 404.
 // Values the test enters on purpose to be refused answer 400: a pool's health-check target,
-// a member's weight, an access target's port.
+// a member's weight, an access target's port; and a link with a malformed gateway id.
 const expectedErrors = (text: string, url: string) =>
   (/status of 401/.test(text) && url.endsWith('/api/v1/me')) ||
   (/status of 422/.test(text) && url.endsWith('/api/v1/license')) ||
   (/status of 404/.test(text) && url.endsWith('/kubernetes-auth')) ||
   (/status of 400/.test(text) &&
     (url.endsWith('/api/v1/gateway-pools') ||
+      url.endsWith('/api/v1/gateways/not-a-uuid') ||
       /\/memberships\/[^/]+$/.test(url) ||
       /\/api\/v1\/access-targets\/[^/]+$/.test(url)));
 
@@ -129,8 +131,7 @@ describe('web UI in Chromium', () => {
     await page.getByRole('button', { name: 'Sign out' }).click();
     await heading('Sign in').waitFor();
     await check('02-sign-in');
-    // Keyboard only: Tab to Email, type, Tab to Password, type, Enter submits.
-    await page.keyboard.press('Tab');
+    // Keyboard only: Email has focus already; type, Tab to Password, type, Enter submits.
     expect((await focused(page)).type).toBe('email');
     await page.keyboard.type(ADMIN.email);
     await page.keyboard.press('Tab');
@@ -166,6 +167,10 @@ describe('web UI in Chromium', () => {
     const key = await issueTestLicense({ plan: 'enterprise', org: me.organization.id });
     await page.getByRole('link', { name: 'Organization' }).click();
     await heading('Organization').waitFor();
+    // Without pools, requiring them would leave nothing to attach: it cannot be turned on.
+    const requirePools = page.getByRole('switch', { name: /Require gateway pools/ });
+    expect(await requirePools.isDisabled()).toBe(true);
+    await page.getByText('Gateway pools are part of the Enterprise plan').waitFor();
     await page.getByLabel('License key').fill('not-a-license');
     await page.getByRole('button', { name: 'Install license' }).click();
     await page.getByRole('alert').first().waitFor();
@@ -176,6 +181,7 @@ describe('web UI in Chromium', () => {
       .filter({ hasText: /enterprise/i })
       .waitFor();
     await check('05-settings-enterprise');
+    expect(await requirePools.isDisabled()).toBe(false);
 
     await page.goto(`${tp.url}/gateways?view=pools`);
     await page.getByRole('button', { name: 'Create pool' }).click();
@@ -206,6 +212,12 @@ describe('web UI in Chromium', () => {
 
   it('enrollment tokens show a copyable command that enrolls real agents into the pool', async () => {
     onFailureShoot('enrollment-tokens-show-a-copyable-comman');
+    // A Gateways page left open while the first gateway enrolls shows it without navigating.
+    const open = await context.newPage();
+    open.setDefaultTimeout(T);
+    await open.goto(`${tp.url}/gateways`);
+    await open.getByText('No gateways yet').waitFor();
+    await open.getByText('● Live').waitFor();
     for (const name of ['gw-a', 'gw-b']) {
       await page.goto(`${tp.url}/enrollment-tokens`);
       await page.getByLabel('Token name').fill(`token for ${name}`);
@@ -237,6 +249,11 @@ describe('web UI in Chromium', () => {
           allow: [`${kube.host}:${kube.port}`, `127.0.0.1:${kube.port}`],
         }),
       );
+      if (name === 'gw-a') {
+        // Enrolling starts a process and opens a tunnel: slow on a loaded machine.
+        await open.locator('[data-gateway="gw-a"]').waitFor({ timeout: 30_000 });
+        await open.close();
+      }
     }
     await page.goto(`${tp.url}/gateways?view=pools`);
     await page.locator('[data-pool="dc1"]').getByText('2/2 healthy').waitFor({ timeout: 30_000 });
@@ -288,8 +305,8 @@ describe('web UI in Chromium', () => {
     await row.getByRole('button', { name: 'Undrain' }).click();
     await row.getByText('Healthy', { exact: true }).waitFor();
 
-    // A weight the platform refuses: sent once (Enter, then leaving the field), the field
-    // goes back to the saved value, the row says why; typing again clears the message.
+    // A weight the platform refuses: sent once (Enter, then leaving the field), the typed
+    // value stays to be corrected, the refusal shows under the field; typing clears it.
     const weight = row.getByLabel('Weight of gw-b');
     const saved = await weight.inputValue();
     let patches = 0;
@@ -297,14 +314,17 @@ describe('web UI in Chromium', () => {
       if (r.method() === 'PATCH' && r.url().includes('/memberships/')) patches++;
     };
     page.on('request', countPatches);
-    await weight.fill('0');
+    expect(await weight.getAttribute('min')).toBe('1');
+    expect(await weight.getAttribute('max')).toBe('10000');
+    await weight.fill('-5');
     await weight.press('Enter');
     await weight.press('Tab');
-    await row
+    const refusal = row
       .getByRole('alert')
-      .filter({ hasText: 'weight must be between 1 and 10000' })
-      .waitFor();
-    await expect.poll(() => weight.inputValue()).toBe(saved);
+      .filter({ hasText: 'weight must be between 1 and 10000' });
+    await refusal.waitFor();
+    expect(await weight.inputValue()).toBe('-5');
+    expect(await weight.getAttribute('aria-describedby')).toBe(await refusal.getAttribute('id'));
     await weight.press('Tab'); // leaving again changes nothing
     page.off('request', countPatches);
     expect(patches).toBe(1);
@@ -314,6 +334,7 @@ describe('web UI in Chromium', () => {
 
     // "Add gateway" with a search matching nothing says so.
     await sheet.getByRole('button', { name: 'Add gateway' }).click();
+    await check('10b-add-gateway-open');
     await page.getByLabel('Search gateways').fill('zzz');
     await page.getByText('No gateway outside this pool matches “zzz”.').waitFor();
     await page.keyboard.press('Escape');
@@ -363,6 +384,7 @@ describe('web UI in Chromium', () => {
     const drawer = page.getByRole('dialog');
     await drawer.getByRole('link', { name: 'ci-deployer' }).waitFor();
     await drawer.getByRole('link', { name: 'pg-main' }).waitFor();
+    await drawer.getByRole('heading', { name: 'Connected resources of pool “dc1”' }).waitFor();
     await check('12c-connected-resources');
     await page.keyboard.press('Escape');
     await drawer.waitFor({ state: 'detached' });
@@ -459,6 +481,15 @@ describe('web UI in Chromium', () => {
     await page.getByText('gateway.connected').waitFor();
     await page.getByRole('definition').filter({ hasText: /^dc1$/ }).waitFor();
     await check('16-gateway-detail');
+    // A bad link is a page saying so, with the way back.
+    await page.goto(`${tp.url}/gateways/not-a-uuid`);
+    await heading('Not a valid link').waitFor();
+    await page.getByRole('link', { name: 'All gateways' }).click();
+    await heading('Gateways').waitFor();
+    await page.goto(`${tp.url}/no-such-page`);
+    await heading('Page not found').waitFor();
+    await check('16b-not-found');
+    await page.getByRole('link', { name: 'Gateways' }).first().click();
     await page.getByRole('link', { name: 'Identities' }).click();
     await page.getByRole('link', { name: 'ci-deployer' }).waitFor();
     await check('17-identities');
@@ -526,14 +557,17 @@ describe('web UI in Chromium', () => {
     expect(await edit.getByLabel('Target name').inputValue()).toBe(LONG_TARGET);
     expect(await edit.getByLabel('Host').inputValue()).toBe('10.0.0.6');
     expect(await edit.getByRole('radio', { name: /dc2/ }).isChecked()).toBe(true);
+    // A port out of range is said as it is typed, and cannot be sent.
     await edit.getByLabel('Port').fill('70000');
-    await edit.getByRole('button', { name: 'Save access target' }).click();
     await edit.getByRole('alert').filter({ hasText: 'port must be between 1 and 65535' }).waitFor();
+    expect(await edit.getByRole('button', { name: 'Save access target' }).isDisabled()).toBe(true);
     await edit.getByLabel('Port').fill('5433');
     await edit.getByRole('alert').waitFor({ state: 'detached' });
     await edit.getByLabel('Description').fill('replica');
     await edit.getByRole('button', { name: 'Save access target' }).click();
     await edit.waitFor({ state: 'detached' });
+    // Focus goes back to what opened the dialog.
+    expect((await focused(page)).text).toBe('Edit');
     await row.getByText('postgres://10.0.0.6:5433').waitFor();
     await row.getByText('replica').waitFor();
   }, 60_000);
@@ -567,6 +601,10 @@ describe('web UI in Chromium', () => {
 
     await page.getByRole('button', { name: 'Delete', exact: true }).click();
     const confirm = page.getByRole('alertdialog');
+    // Typing the name is the first thing to do: focus starts there.
+    expect(await confirm.getByRole('textbox').evaluate((e) => e === document.activeElement)).toBe(
+      true,
+    );
     await confirm.getByRole('textbox').fill(LONG_IDENTITY);
     await confirm.getByRole('textbox').press('Enter');
     await heading('Identities').waitFor();
@@ -715,6 +753,104 @@ describe('web UI in Chromium', () => {
       await pctx.close();
     }
   }, 45_000);
+
+  it('a page whose code is not loaded yet, opened while the platform is away, comes when it is back (no reload)', async () => {
+    const pctx = await browser.newContext({
+      viewport: { width: 1400, height: 900 },
+      storageState: await context.storageState(),
+    });
+    // The pages' code cannot be fetched (not even in the background), then the platform goes.
+    let chunks = false;
+    let down = false;
+    await pctx.route('**/*', (route) => {
+      const url = route.request().url();
+      const chunk = /\/assets\/.*\.js$/.test(url) && !/\/assets\/index-/.test(url);
+      return down || (chunk && !chunks) ? route.abort('connectionrefused') : route.fallback();
+    });
+    const p = await pctx.newPage();
+    p.setDefaultTimeout(T);
+    try {
+      await p.goto(`${tp.url}/gateways`);
+      await heading('Gateways', p).waitFor();
+      // Gone if the document reloads (or is replaced by the browser's error page).
+      await p.evaluate(`window.stillTheSamePage = true`);
+      const samePage = () => p.evaluate(`window.stillTheSamePage === true`);
+      down = true;
+      await p.getByRole('link', { name: 'Organization' }).click();
+      await p
+        .getByRole('status')
+        .filter({ hasText: 'The platform is unreachable' })
+        .waitFor({ timeout: 5000 });
+      expect(await samePage()).toBe(true);
+      chunks = true;
+      down = false;
+      // Asked for again every 2 s: back within one retry, with room for a loaded machine.
+      await heading('Organization', p).waitFor({ timeout: 6000 });
+      expect(await samePage()).toBe(true);
+    } finally {
+      await pctx.close();
+    }
+  });
+
+  it('a session that ends says so on the sign-in form, which returns to the same page', async () => {
+    const sctx = await browser.newContext({ viewport: { width: 1400, height: 900 } });
+    const p = await sctx.newPage();
+    p.setDefaultTimeout(T);
+    try {
+      await p.goto(`${tp.url}/access-targets`);
+      // The form starts on Email.
+      await p.getByLabel('Email').waitFor();
+      expect((await focused(p)).type).toBe('email');
+      await p.keyboard.type(ADMIN.email);
+      await p.getByLabel('Password').fill(ADMIN.password);
+      await p.getByRole('button', { name: 'Sign in' }).click();
+      await heading('Access targets', p).waitFor();
+      const ended = p.getByText('Your session ended (signed out or expired): sign in again.');
+      expect(await ended.count()).toBe(0);
+      // Signed out elsewhere (another device, an admin revoking it); coming back to the tab.
+      await p.evaluate(
+        `fetch('/api/v1/auth/logout', { method: 'POST', headers: { 'x-gatepool-request': '1' } })
+          .then(() => window.dispatchEvent(new Event('visibilitychange')))`,
+      );
+      await ended.waitFor({ timeout: 5000 });
+      await p.getByLabel('Email').fill(ADMIN.email);
+      await p.getByLabel('Password').fill(ADMIN.password);
+      await p.getByRole('button', { name: 'Sign in' }).click();
+      await heading('Access targets', p).waitFor();
+      expect(new URL(p.url()).pathname).toBe('/access-targets');
+    } finally {
+      await sctx.close();
+    }
+  });
+
+  it('moving to another organization in one tab shows its data in the other tabs too', async () => {
+    onFailureShoot('organization-switch-other-tabs');
+    await createOrganization(tp.platform.ctx.db, tp.platform.ctx.audit, {
+      name: 'Beta',
+      adminEmail: ADMIN.email,
+    });
+    await page.goto(`${tp.url}/gateways`);
+    await page.locator('[data-gateway="gw-b"]').waitFor();
+    const other = await context.newPage();
+    other.setDefaultTimeout(T);
+    const org = (p: Page) => p.getByRole('combobox', { name: /^Organization/ });
+    try {
+      // A list the live stream does not carry: only following the organization refreshes it.
+      await other.goto(`${tp.url}/access-targets`);
+      await other.locator('[data-target="pg-main"]').waitFor();
+      await org(page).selectOption({ label: 'Beta' });
+      await page.getByText('No gateways yet').waitFor();
+      // The other tab follows within a moment, its list included (not just the org's name).
+      await other.getByText('No access targets yet').waitFor({ timeout: 5000 });
+      expect(await org(other).inputValue()).toBe(await org(page).inputValue());
+      // And back, from the other tab.
+      await org(other).selectOption({ label: 'Acme' });
+      await other.locator('[data-target="pg-main"]').waitFor({ timeout: 5000 });
+      await page.locator('[data-gateway="gw-b"]').waitFor({ timeout: 5000 });
+    } finally {
+      await other.close();
+    }
+  });
 
   it('no console errors and no serious accessibility violations on any page', () => {
     expect(errors).toEqual([]);

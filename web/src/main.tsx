@@ -4,7 +4,7 @@ import { setNonce } from 'get-nonce';
 import { StrictMode } from 'react';
 import { createRoot } from 'react-dom/client';
 import { makeQueryClient } from './lib/queryClient';
-import { router } from './router';
+import { prefetchPages, router } from './router';
 import './styles.css';
 
 // The CSP allows styles by nonce only; dialogs inject one <style> and take it from here.
@@ -22,4 +22,9 @@ if (root) {
       </QueryClientProvider>
     </StrictMode>,
   );
+  // Once the first page is up, the other pages' code loads in the background: opening them
+  // later needs no network for code, even while the platform is briefly away.
+  const prefetch = () => setTimeout(() => void prefetchPages(), 0);
+  if (document.readyState === 'complete') prefetch();
+  else window.addEventListener('load', prefetch, { once: true });
 }

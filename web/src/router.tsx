@@ -2,31 +2,82 @@ import {
   createRootRoute,
   createRoute,
   createRouter,
-  lazyRouteComponent,
   redirect,
+  type AsyncRouteComponent,
 } from '@tanstack/react-router';
+import { createElement, type ComponentType } from 'react';
+import { platformReachability } from './api/client';
 import { Root } from './components/Layout';
+import { Loading, NotFoundPage } from './components/ui';
 import { GatewaysPage, type GatewaysSearch } from './pages/Gateways';
 
 const rootRoute = createRootRoute({ component: Root });
 
+/** How long to wait before asking again for a page's code that did not load. */
+export const CHUNK_RETRY_MS = 2_000;
+
+const lazyPages: { prefetch: () => Promise<void> }[] = [];
+
+/**
+ * A page whose code loads when first opened. Not TanStack's lazyRouteComponent: that reloads
+ * the document when the import fails, and with the platform away the reload replaces the app
+ * with the browser's error page for good. Here a failed import is asked for again every 2 s
+ * while the shell says the platform is unreachable; the page appears once it loads.
+ */
+function lazyPage<M extends Record<K, ComponentType>, K extends keyof M & string>(
+  importer: () => Promise<M>,
+  name: K,
+): AsyncRouteComponent<object> {
+  let page: ComponentType | undefined;
+  let loading: Promise<void> | undefined;
+  const take = (m: M) => {
+    page = m[name];
+  };
+  const load = (): Promise<void> =>
+    (loading ??= (async () => {
+      for (let failed = false; ;) {
+        try {
+          take(await importer());
+          if (failed) platformReachability.report(true);
+          return;
+        } catch {
+          failed = true;
+          platformReachability.report(false);
+          await new Promise((r) => setTimeout(r, CHUNK_RETRY_MS));
+        }
+      }
+    })());
+  const Lazy = (props: object) => {
+    if (!page) throw load();
+    return createElement(page, props);
+  };
+  const component = Object.assign(Lazy, { preload: load });
+  // In the background nobody waits: one try, quietly; opening the page tries again.
+  lazyPages.push({
+    prefetch: () => (page || loading ? Promise.resolve() : importer().then(take, () => undefined)),
+  });
+  return component;
+}
+
+/**
+ * Loads every page's code in the background, one after another, so moving between pages
+ * needs no network for code (and works while the platform is briefly away).
+ */
+export async function prefetchPages(): Promise<void> {
+  for (const p of lazyPages) await p.prefetch();
+}
+
 // The landing page (Gateways) ships in the first bundle; the others load when opened.
-const AccessTargetsPage = lazyRouteComponent(
-  () => import('./pages/AccessTargets'),
-  'AccessTargetsPage',
-);
-const AuditLogPage = lazyRouteComponent(() => import('./pages/AuditLog'), 'AuditLogPage');
-const EnrollmentTokensPage = lazyRouteComponent(
+const AccessTargetsPage = lazyPage(() => import('./pages/AccessTargets'), 'AccessTargetsPage');
+const AuditLogPage = lazyPage(() => import('./pages/AuditLog'), 'AuditLogPage');
+const EnrollmentTokensPage = lazyPage(
   () => import('./pages/EnrollmentTokens'),
   'EnrollmentTokensPage',
 );
-const GatewayDetailPage = lazyRouteComponent(
-  () => import('./pages/GatewayDetail'),
-  'GatewayDetailPage',
-);
-const IdentitiesPage = lazyRouteComponent(() => import('./pages/Identities'), 'IdentitiesPage');
-const IdentityPage = lazyRouteComponent(() => import('./pages/Identities'), 'IdentityPage');
-const SettingsPage = lazyRouteComponent(() => import('./pages/Settings'), 'SettingsPage');
+const GatewayDetailPage = lazyPage(() => import('./pages/GatewayDetail'), 'GatewayDetailPage');
+const IdentitiesPage = lazyPage(() => import('./pages/Identities'), 'IdentitiesPage');
+const IdentityPage = lazyPage(() => import('./pages/Identities'), 'IdentityPage');
+const SettingsPage = lazyPage(() => import('./pages/Settings'), 'SettingsPage');
 
 const str = (v: unknown) => (typeof v === 'string' && v ? v : undefined);
 
@@ -75,7 +126,9 @@ const routes = [
 
 export const router = createRouter({
   routeTree: rootRoute.addChildren(routes),
-  defaultNotFoundComponent: () => <p className="p-6">This page does not exist.</p>,
+  defaultNotFoundComponent: NotFoundPage,
+  // Shown while a page's code is still on its way (e.g. asked for again after a failure).
+  defaultPendingComponent: () => <Loading what="page" />,
 });
 
 declare module '@tanstack/react-router' {

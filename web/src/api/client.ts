@@ -50,6 +50,8 @@ export const platformReachability = {
     reachListeners.add(l);
     return () => reachListeners.delete(l);
   },
+  /** What another way of asking the platform found (e.g. loading a page's code). */
+  report: (v: boolean) => setReachable(v),
   /** For tests: start from a known state. */
   reset: () => setReachable(true),
 };

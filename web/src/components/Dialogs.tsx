@@ -1,7 +1,30 @@
 import * as AlertDialog from '@radix-ui/react-alert-dialog';
 import * as Dialog from '@radix-ui/react-dialog';
-import { useState, type ReactNode } from 'react';
+import { useRef, useState, type ReactNode } from 'react';
 import { Button, ErrorText, Field, Input } from './ui';
+
+/**
+ * Where focus goes back to when a dialog opened without a Radix trigger (from state or the
+ * URL) closes: the element that had it when the dialog opened. Radix alone would focus its
+ * (absent) trigger, leaving keyboard users at the top of the page.
+ */
+function useReturnFocus() {
+  const opener = useRef<HTMLElement | null>(null);
+  return {
+    onOpenAutoFocus: () => {
+      // Called before focus moves into the dialog: this is still the opener.
+      const active = document.activeElement;
+      opener.current = active instanceof HTMLElement && active !== document.body ? active : null;
+    },
+    onCloseAutoFocus: (e: Event) => {
+      const el = opener.current;
+      opener.current = null;
+      if (!el?.isConnected) return;
+      e.preventDefault();
+      el.focus();
+    },
+  };
+}
 
 /** A side sheet (dialog): focus is trapped and Escape closes it. */
 export function Sheet({
@@ -17,11 +40,15 @@ export function Sheet({
   description?: string;
   children: ReactNode;
 }) {
+  const focus = useReturnFocus();
   return (
     <Dialog.Root open={open} onOpenChange={onOpenChange}>
       <Dialog.Portal>
         <Dialog.Overlay className="fixed inset-0 bg-slate-900/30" />
-        <Dialog.Content className="fixed inset-y-0 right-0 flex w-full max-w-3xl flex-col overflow-y-auto bg-white p-4 sm:p-6 shadow-xl focus:outline-none">
+        <Dialog.Content
+          {...focus}
+          className="fixed inset-y-0 right-0 flex w-full max-w-3xl flex-col overflow-y-auto bg-white p-4 sm:p-6 shadow-xl focus:outline-none"
+        >
           <div className="mb-4 flex items-start justify-between gap-4">
             <div>
               <Dialog.Title className="text-lg font-semibold">{title}</Dialog.Title>
@@ -54,11 +81,15 @@ export function FormDialog({
   title: string;
   children: ReactNode;
 }) {
+  const focus = useReturnFocus();
   return (
     <Dialog.Root open={open} onOpenChange={onOpenChange}>
       <Dialog.Portal>
         <Dialog.Overlay className="fixed inset-0 bg-slate-900/30" />
-        <Dialog.Content className="fixed top-1/2 left-1/2 max-h-[90vh] w-full max-w-lg -translate-x-1/2 -translate-y-1/2 overflow-y-auto rounded-lg bg-white p-4 sm:p-6 shadow-xl focus:outline-none">
+        <Dialog.Content
+          {...focus}
+          className="fixed top-1/2 left-1/2 max-h-[90vh] w-full max-w-lg -translate-x-1/2 -translate-y-1/2 overflow-y-auto rounded-lg bg-white p-4 sm:p-6 shadow-xl focus:outline-none"
+        >
           <Dialog.Title className="mb-1 text-lg font-semibold">{title}</Dialog.Title>
           <Dialog.Description className="sr-only">{title}</Dialog.Description>
           {children}
@@ -95,6 +126,7 @@ export function ConfirmButton({
   const [typed, setTyped] = useState('');
   const [error, setError] = useState<unknown>(null);
   const [busy, setBusy] = useState(false);
+  const field = useRef<HTMLInputElement>(null);
   const ready = !busy && (!typeToConfirm || typed === typeToConfirm);
   const confirm = () => {
     if (!ready) return;
@@ -127,7 +159,15 @@ export function ConfirmButton({
       </AlertDialog.Trigger>
       <AlertDialog.Portal>
         <AlertDialog.Overlay className="fixed inset-0 bg-slate-900/30" />
-        <AlertDialog.Content className="fixed top-1/2 left-1/2 w-full max-w-md -translate-x-1/2 -translate-y-1/2 rounded-lg bg-white p-4 [overflow-wrap:anywhere] sm:p-6 shadow-xl">
+        <AlertDialog.Content
+          // Typing the name is the first thing to do: start there, not on Cancel.
+          onOpenAutoFocus={(e) => {
+            if (!typeToConfirm) return;
+            e.preventDefault();
+            field.current?.focus();
+          }}
+          className="fixed top-1/2 left-1/2 w-full max-w-md -translate-x-1/2 -translate-y-1/2 rounded-lg bg-white p-4 [overflow-wrap:anywhere] sm:p-6 shadow-xl"
+        >
           <AlertDialog.Title className="text-lg font-semibold">{title}</AlertDialog.Title>
           <AlertDialog.Description asChild>
             <div className="mt-2 text-sm text-slate-700">{body}</div>
@@ -137,6 +177,7 @@ export function ConfirmButton({
               <Field label={`Type “${typeToConfirm}” to confirm`}>
                 {(id) => (
                   <Input
+                    ref={field}
                     id={id}
                     value={typed}
                     onChange={(e) => {

@@ -1,8 +1,11 @@
-import { useEffect, useRef, useState, type ReactNode } from 'react';
+import { useEffect, useId, useRef, useState, type ReactNode } from 'react';
 import { api, unwrap } from '../api/client';
 import type { HealthCheckResult } from '../api/types';
 import { useInfraMutation } from '../lib/queries';
 import { Button, ErrorText, Input } from './ui';
+
+/** How long a health check's result stays next to its gateway. */
+export const CHECK_RESULT_MS = 30_000;
 
 /**
  * The actions every gateway row has, in the gateways list as in a pool's members: a live
@@ -15,16 +18,28 @@ export function GatewayControls({
   drainDisabledReason,
   extra,
   error,
+  health,
 }: {
   gatewayId: string;
   draining: boolean;
+  /** The gateway's live health: a check's result says no more once it changes. */
+  health?: string;
   checkLabel?: string;
   drainDisabledReason?: string;
   extra?: ReactNode;
   /** An error of the row's own actions, shown with these. */
   error?: unknown;
 }) {
-  const [check, setCheck] = useState<string | null>(null);
+  // A result is about the health the platform saw when checking: once the live health moves
+  // on (e.g. the member recovered) or half a minute passed, it is stale and goes.
+  const [check, setCheck] = useState<{ text: string; health?: string } | null>(null);
+  const expire = useRef<ReturnType<typeof setTimeout>>(undefined);
+  useEffect(() => () => clearTimeout(expire.current), []);
+  const show = (text: string, seen?: string) => {
+    setCheck({ text, health: seen });
+    clearTimeout(expire.current);
+    expire.current = setTimeout(() => setCheck(null), CHECK_RESULT_MS);
+  };
   const path = { params: { path: { id: gatewayId } } };
   const healthCheck = useInfraMutation(() =>
     unwrap<HealthCheckResult>(api.POST('/api/v1/gateways/{id}/health-check', path)),
@@ -39,8 +54,8 @@ export function GatewayControls({
           small
           onClick={() =>
             healthCheck.mutate(undefined, {
-              onSuccess: (r) => setCheck(r.ok ? `RTT ${r.rttMs} ms` : (r.error ?? 'failed')),
-              onError: (e) => setCheck(e.message),
+              onSuccess: (r) => show(r.ok ? `RTT ${r.rttMs} ms` : (r.error ?? 'failed'), r.health),
+              onError: (e) => show(e.message, health),
             })
           }
         >
@@ -51,9 +66,9 @@ export function GatewayControls({
         </Button>
         {extra}
       </div>
-      {check && (
+      {check && (health === undefined || check.health === health) && (
         <p role="status" className="mt-1 text-xs text-slate-700">
-          {check}
+          {check.text}
         </p>
       )}
       <ErrorText error={error ?? drain.error} />
@@ -63,13 +78,14 @@ export function GatewayControls({
 
 /**
  * A number edited in place: saved on Enter or when focus leaves, only if it changed, once
- * (Enter then leaving does not send it again). When the platform refuses it, the field goes
- * back to the saved value (the row shows why).
+ * (Enter then leaving does not send it again). When the platform refuses it, the typed value
+ * stays for the user to correct, with the refusal under the field.
  */
 export function InlineNumber({
   label,
   value,
   min,
+  max,
   disabledReason,
   onCommit,
   onEdit,
@@ -77,14 +93,19 @@ export function InlineNumber({
   label: string;
   value: number;
   min: number;
+  max: number;
   disabledReason?: string;
   onCommit: (n: number) => Promise<unknown>;
   /** Called as the user types (e.g. to clear the last refusal). */
   onEdit?: () => void;
 }) {
   const [text, setText] = useState(String(value));
-  // The text being sent, so a second Enter or the blur after Enter does not send it again.
+  const [error, setError] = useState<unknown>(null);
+  const errId = useId();
+  // The text being sent, so a second Enter or the blur after Enter does not send it again;
+  // the text last refused, so leaving the field does not send it once more.
   const sending = useRef<string | null>(null);
+  const refused = useRef<string | null>(null);
   // The saved value changed (this save, a live update): show it.
   useEffect(() => setText(String(value)), [value]);
   const commit = () => {
@@ -92,33 +113,48 @@ export function InlineNumber({
       setText(String(value));
       return;
     }
-    if (Number(text) === value || sending.current === text) return;
+    if (Number(text) === value || sending.current === text || refused.current === text) return;
     sending.current = text;
+    const sent = text;
     onCommit(Number(text)).then(
       () => {
         sending.current = null;
       },
-      () => {
+      (err: unknown) => {
         sending.current = null;
-        setText(String(value));
+        refused.current = sent;
+        setError(err);
       },
     );
   };
   return (
-    <Input
-      aria-label={label}
-      className="w-20"
-      type="number"
-      min={min}
-      value={text}
-      disabled={!!disabledReason}
-      title={disabledReason}
-      onChange={(e) => {
-        setText(e.target.value);
-        onEdit?.();
-      }}
-      onBlur={commit}
-      onKeyDown={(e) => e.key === 'Enter' && commit()}
-    />
+    <div className="flex flex-col gap-1">
+      <Input
+        aria-label={label}
+        className="w-20"
+        type="number"
+        min={min}
+        max={max}
+        step={1}
+        value={text}
+        disabled={!!disabledReason}
+        title={disabledReason}
+        aria-invalid={!!error}
+        aria-describedby={error ? errId : undefined}
+        onChange={(e) => {
+          setText(e.target.value);
+          setError(null);
+          refused.current = null;
+          onEdit?.();
+        }}
+        onBlur={commit}
+        onKeyDown={(e) => e.key === 'Enter' && commit()}
+      />
+      {!!error && (
+        <p id={errId} role="alert" className="max-w-40 text-xs text-red-700">
+          {error instanceof Error ? error.message : String(error)}
+        </p>
+      )}
+    </div>
   );
 }

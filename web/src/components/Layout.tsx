@@ -1,11 +1,12 @@
 import * as Tooltip from '@radix-ui/react-tooltip';
-import { useMutation, useQuery, useQueryClient } from '@tanstack/react-query';
-import { Link, Outlet, useNavigate, useRouterState } from '@tanstack/react-router';
+import { useMutation, useQuery, useQueryClient, type Query } from '@tanstack/react-query';
+import { Link, Outlet, useRouter, useRouterState } from '@tanstack/react-router';
 import { useEffect, useRef, useState, useSyncExternalStore } from 'react';
 import { api, ApiError, platformReachability, unwrap } from '../api/client';
 import type { PendingInvitation } from '../api/types';
 import { useLiveConnected, useLiveHealth } from '../lib/live';
 import { permission, useLicense, useMe } from '../lib/session';
+import { announceSessionChange, useSessionChangesOfOtherTabs } from '../lib/tabs';
 import { Setup, SignIn } from '../pages/SignIn';
 import { Button, ErrorText, Form, Input, Loading, WarningNotices } from './ui';
 
@@ -26,11 +27,14 @@ export function Root() {
     staleTime: Infinity,
   });
   const me = useMe();
-  useLiveHealth(!!me.data);
   const reachable = useReachable();
-  const signedOut =
-    (bootstrap.data && !bootstrap.data.bootstrapped) ||
-    (me.error instanceof ApiError && me.error.status === 401);
+  const sessionEnded = me.error instanceof ApiError && me.error.status === 401;
+  const signedOut = (bootstrap.data && !bootstrap.data.bootstrapped) || sessionEnded;
+  // A failed refetch keeps the last answer: the organization is that of a session that ended.
+  const organizationId = sessionEnded ? undefined : me.data?.organization.id;
+  useLiveHealth(organizationId);
+  useFollowOrganization(organizationId);
+  useSessionChangesOfOtherTabs();
   useEffect(() => {
     if (signedOut)
       document.title = `${bootstrap.data?.bootstrapped === false ? 'Set up' : 'Sign in'} · gatepool`;
@@ -39,7 +43,8 @@ export function Root() {
   if (bootstrap.isPending) body = <Loading what="gatepool" />;
   else if (bootstrap.data && !bootstrap.data.bootstrapped) body = <Setup />;
   else if (me.isPending) body = <Loading what="your session" />;
-  else if (me.error instanceof ApiError && me.error.status === 401) body = <SignIn />;
+  // Data from before the 401 means this tab was signed in: say why it no longer is.
+  else if (sessionEnded) body = <SignIn sessionEnded={!!me.data} />;
   // A failed refetch keeps the page that was loaded; only a first load has nothing to show.
   else if (me.error && !me.data)
     body = (
@@ -67,6 +72,35 @@ export function Root() {
       {body}
     </>
   );
+}
+
+/**
+ * When the organization of the session changes (switched here or in another tab, signed in
+ * again elsewhere), nothing cached belongs to it: the page's IDs are the old organization's,
+ * so go to the section's list first, then drop everything but who we are and ask again.
+ */
+function useFollowOrganization(organizationId: string | undefined) {
+  const qc = useQueryClient();
+  const router = useRouter();
+  const seen = useRef<string | undefined>(undefined);
+  useEffect(() => {
+    if (!organizationId) return;
+    const was = seen.current;
+    seen.current = organizationId;
+    if (!was || was === organizationId) return;
+    const notMe = { predicate: (q: Query) => q.queryKey[0] !== 'me' };
+    void (async () => {
+      await router.navigate({ to: sectionOf(router.state.location.pathname) });
+      await qc.cancelQueries(notMe);
+      // Emptied first, asked again after the plan: which queries run (pools or not) depends on
+      // the new organization's plan, and asking with the old one's answer would be refused.
+      for (const q of qc.getQueryCache().findAll(notMe)) q.reset();
+      await qc.refetchQueries({ queryKey: ['license'] });
+      // The pages re-render with the new plan (notifications are batched on a timeout).
+      await new Promise((r) => setTimeout(r, 0));
+      await qc.refetchQueries({ ...notMe, type: 'active' });
+    })();
+  }, [organizationId, router, qc]);
 }
 
 /** Whether the platform answers; when it is back, everything shown is asked for again. */
@@ -102,22 +136,24 @@ function Shell() {
   // Most pages need the plan: ask now, alongside the page's own data, not after it.
   useLicense();
   const qc = useQueryClient();
-  const navigate = useNavigate();
   const pathname = useRouterState({ select: (r) => r.location.pathname });
   const live = useLiveConnected();
   const logout = useMutation({
     mutationFn: () => unwrap(api.POST('/api/v1/auth/logout')),
     // A fresh page: nothing of the old session stays in memory or keeps polling.
-    onSettled: () => window.location.assign('/'),
+    onSettled: () => {
+      announceSessionChange();
+      window.location.assign('/');
+    },
   });
   const switchOrg = useMutation({
     mutationFn: (organizationId: string) =>
       unwrap(api.POST('/api/v1/auth/switch-organization', { body: { organizationId } })),
-    // The page's IDs belong to the old organization: go to the section's list first, so
-    // nothing asks for them again, then drop everything cached for the old organization.
+    // Who we are now is asked at once, here and in the other tabs; the new organization
+    // then replaces whatever was cached for the old one (useFollowOrganization).
     onSuccess: async () => {
-      await navigate({ to: sectionOf(pathname) });
-      await qc.resetQueries();
+      announceSessionChange();
+      await qc.invalidateQueries({ queryKey: ['me'] });
     },
   });
   const [menuOpen, setMenuOpen] = useState(false);
@@ -142,7 +178,7 @@ function Shell() {
   return (
     <div className="min-h-screen md:flex">
       {/* Narrow screens: a bar with the menu button; the menu opens below it. */}
-      <div className="flex items-center justify-between border-b border-slate-200 bg-white px-3 py-2 md:hidden">
+      <header className="flex items-center justify-between border-b border-slate-200 bg-white px-3 py-2 md:hidden">
         <p className="text-lg font-semibold text-indigo-800">gatepool</p>
         <button
           ref={menuButton}
@@ -157,7 +193,7 @@ function Shell() {
           </span>
           Menu
         </button>
-      </div>
+      </header>
       <nav
         id="main-menu"
         aria-label="Main"

@@ -1,5 +1,6 @@
 import * as Label from '@radix-ui/react-label';
 import * as Tooltip from '@radix-ui/react-tooltip';
+import { Link } from '@tanstack/react-router';
 import {
   useEffect,
   useId,
@@ -7,8 +8,8 @@ import {
   useState,
   useSyncExternalStore,
   type ButtonHTMLAttributes,
+  type ComponentProps,
   type FormHTMLAttributes,
-  type InputHTMLAttributes,
   type ReactNode,
 } from 'react';
 import { ApiError, isUnreachable, platformReachability } from '../api/client';
@@ -86,7 +87,8 @@ export function Field({
   );
 }
 
-export function Input(props: InputHTMLAttributes<HTMLInputElement>) {
+// ComponentProps, not the HTML attributes alone: a ref passes through (React 19).
+export function Input(props: ComponentProps<'input'>) {
   return (
     <input
       {...props}
@@ -369,5 +371,54 @@ export function TableHead({ columns, cell = 'px-3 py-2' }: { columns: string[]; 
         ))}
       </tr>
     </thead>
+  );
+}
+
+/**
+ * A page that could not load what its link names: a bad or stale link says so as a page (a
+ * heading, the platform's words, the way back), not as a bare red box.
+ */
+export function LoadError({
+  error,
+  what,
+  back,
+}: {
+  error: unknown;
+  /** What the link names, e.g. "Gateway". */
+  what: string;
+  back: { to: '/gateways' | '/identities'; label: string };
+}) {
+  const status = error instanceof ApiError ? error.status : 0;
+  const title =
+    status === 404
+      ? `${what} not found`
+      : status === 400
+        ? 'Not a valid link'
+        : `${what} could not be loaded`;
+  return (
+    <div className="flex flex-col gap-3">
+      <h1 className="text-2xl font-semibold">{title}</h1>
+      <ErrorText error={error} />
+      <p className="text-sm">
+        <Link to={back.to} className="text-indigo-800 underline">
+          {back.label}
+        </Link>
+      </p>
+    </div>
+  );
+}
+
+/** The page for a path no route matches. */
+export function NotFoundPage() {
+  return (
+    <div className="flex flex-col gap-3">
+      <h1 className="text-2xl font-semibold">Page not found</h1>
+      <p className="text-sm">This page does not exist.</p>
+      <p className="text-sm">
+        <Link to="/gateways" className="text-indigo-800 underline">
+          Back to the gateways
+        </Link>
+      </p>
+    </div>
   );
 }

@@ -31,6 +31,9 @@ interface PoolEntry {
 interface Change {
   gateways: GatewayEntry[];
   pools: PoolEntry[];
+  /** Sent with `health` changes (a snapshot lists everything there is instead). */
+  removedGateways?: string[];
+  removedPools?: string[];
 }
 
 export const POLL_MS = 5_000;
@@ -63,6 +66,43 @@ export function useLiveConnected(): boolean {
 /** refetchInterval for health-bearing queries: none while live, 5 s while not. */
 export function pollUnlessLive(): number | false {
   return connected ? false : POLL_MS;
+}
+
+/**
+ * Refetches the lists a change makes incomplete: merging only updates rows already cached, so
+ * a gateway or pool the list does not hold yet (just enrolled or created, perhaps in another
+ * tab) or one that went away would otherwise stay missing or shown until the page is left.
+ * With `snapshot` the change is the whole org, so cached rows it lacks are gone too.
+ */
+export function refreshStaleLists(qc: QueryClient, change: Change, snapshot = false): void {
+  const stale = (
+    key: string,
+    named: { id: string }[],
+    removed: string[] | undefined,
+    listed: boolean,
+  ) => {
+    const page = qc.getQueryData<Page<{ id: string }>>([key]);
+    if (!page) return false;
+    const cached = new Set(page.items.map((i) => i.id));
+    if (named.some((e) => !cached.has(e.id))) return true;
+    if (removed?.some((id) => cached.has(id))) return true;
+    if (!snapshot || !listed) return false;
+    const now = new Set(named.map((e) => e.id));
+    return page.items.some((i) => !now.has(i.id));
+  };
+  if (stale('gateways', change.gateways, change.removedGateways, true))
+    void qc.invalidateQueries({ queryKey: ['gateways'], exact: true });
+  // A role that may not list pools gets none in the stream: an empty list says nothing then.
+  if (stale('pools', change.pools, change.removedPools, change.pools.length > 0))
+    void qc.invalidateQueries({ queryKey: ['pools'], exact: true });
+  // An open pool whose members changed (added or removed elsewhere) shows the new list.
+  for (const e of change.pools) {
+    const p = qc.getQueryData<PoolDetail>(['pool', e.id]);
+    if (!p || !Array.isArray(p.members)) continue;
+    const ids = new Set(e.members.map((m) => m.gatewayId));
+    if (p.members.length !== ids.size || p.members.some((m) => !ids.has(m.id)))
+      void qc.invalidateQueries({ queryKey: ['pool', e.id], exact: true });
+  }
 }
 
 export function applyChange(qc: QueryClient, change: Change): void {
@@ -163,13 +203,14 @@ export function auditRefresher(qc: QueryClient, waitMs = AUDIT_REFRESH_MS) {
 }
 
 /**
- * Keeps one EventSource open while signed in; reconnects with backoff, at most 5 s apart, so
- * the page is live again within seconds of a platform restart.
+ * Keeps one EventSource open while signed in to `organizationId` (none while signed out);
+ * reconnects with backoff, at most 5 s apart, so the page is live again within seconds of a
+ * platform restart. A stream serves one organization: moving to another opens a new one.
  */
-export function useLiveHealth(enabled: boolean): void {
+export function useLiveHealth(organizationId: string | undefined): void {
   const qc = useQueryClient();
   useEffect(() => {
-    if (!enabled || typeof EventSource === 'undefined') return;
+    if (!organizationId || typeof EventSource === 'undefined') return;
     let source: EventSource | undefined;
     let retry: ReturnType<typeof setTimeout> | undefined;
     let attempt = 0;
@@ -180,12 +221,15 @@ export function useLiveHealth(enabled: boolean): void {
       source.addEventListener('snapshot', (ev) => {
         attempt = 0;
         setConnected(true);
-        applyChange(qc, JSON.parse((ev as MessageEvent<string>).data) as Change);
+        const change = JSON.parse((ev as MessageEvent<string>).data) as Change;
+        refreshStaleLists(qc, change, true);
+        applyChange(qc, change);
         // Anything that changed while the stream was down (names, members) comes back too.
         void qc.invalidateQueries({ queryKey: ['pool'] });
       });
       source.addEventListener('health', (ev) => {
         const change = JSON.parse((ev as MessageEvent<string>).data) as Change;
+        refreshStaleLists(qc, change);
         applyChange(qc, change);
         audit.note(change);
       });
@@ -217,5 +261,5 @@ export function useLiveHealth(enabled: boolean): void {
       source?.close();
       setConnected(false);
     };
-  }, [enabled, qc]);
+  }, [organizationId, qc]);
 }

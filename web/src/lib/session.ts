@@ -1,5 +1,5 @@
 import { useQuery } from '@tanstack/react-query';
-import { api, isUnreachable, unwrap } from '../api/client';
+import { api, ApiError, isUnreachable, unwrap } from '../api/client';
 import type { LicenseView, Me } from '../api/types';
 import { POLL_MS } from './live';
 
@@ -10,6 +10,8 @@ export const meQuery = {
   retry: (_count: number, err: unknown) => isUnreachable(err),
   retryDelay: () => POLL_MS,
   staleTime: 30_000,
+  // Coming back to the tab shows the session as it is now (ended, another organization).
+  refetchOnWindowFocus: 'always',
 } as const;
 
 export function useMe() {
@@ -24,9 +26,14 @@ export function useLicense() {
   });
 }
 
-/** True when the org's plan includes gateway pools (what the server enforces). */
-export function hasPools(license: LicenseView | undefined): boolean {
-  return license?.features.gatewayPool === true;
+/**
+ * True when the org's plan includes gateway pools (what the server enforces), or when the plan
+ * is unknown: a role without License:read (403) may well be in an Enterprise org, so it gets
+ * the normal UI, not an upgrade prompt; the API says what it may not do.
+ */
+export function hasPools(license: { data?: LicenseView; error?: unknown }): boolean {
+  if (license.data) return license.data.features.gatewayPool === true;
+  return license.error instanceof ApiError && license.error.status === 403;
 }
 
 /**

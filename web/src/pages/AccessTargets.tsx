@@ -21,6 +21,9 @@ import {
 import { allPages, useGateways, usePools } from '../lib/queries';
 import { hasPools, permission, useLicense, useMe } from '../lib/session';
 
+const TARGET_NAME = /^(?=.{1,63}$)[a-z0-9]+(-[a-z0-9]+)*$/;
+const LOOKS_LIKE_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
 const PROTOCOLS: AccessTarget['protocol'][] = ['tcp', 'postgres', 'http', 'kubernetes'];
 
 interface TargetFields {
@@ -42,7 +45,7 @@ const choiceOf = (t: AccessTarget): GatewayChoice =>
 function usePickerProps() {
   const { data: me } = useMe();
   const license = useLicense();
-  const licensed = hasPools(license.data);
+  const licensed = hasPools(license);
   const pools = usePools(licensed);
   const gateways = useGateways();
   const org = useQuery({
@@ -136,6 +139,19 @@ function TargetForm({
     },
   });
   const set = (patch: Partial<TargetFields>) => setForm({ ...form, ...patch });
+  // The platform's rules, checked as the user types (it checks again).
+  const nameError = !form.name
+    ? null
+    : !TARGET_NAME.test(form.name)
+      ? 'Use up to 63 lowercase letters, digits and single hyphens (e.g. "pg-main").'
+      : LOOKS_LIKE_ID.test(form.name)
+        ? 'A name must not look like an ID (targets are addressed by ID or name).'
+        : null;
+  const portError =
+    form.port === '' ||
+    (/^\d+$/.test(form.port) && Number(form.port) >= 1 && Number(form.port) <= 65535)
+      ? null
+      : 'The port must be between 1 and 65535 (a whole number).';
   return (
     <Form
       className="flex flex-col gap-3"
@@ -144,12 +160,15 @@ function TargetForm({
       onChange={() => save.reset()}
     >
       <div className={`grid gap-3 ${target ? 'sm:grid-cols-2' : 'sm:grid-cols-2 lg:grid-cols-4'}`}>
-        <Field label="Target name">
-          {(id) => (
+        <Field label="Target name" error={nameError}>
+          {(id, d) => (
             <Input
               id={id}
               required
+              maxLength={63}
               value={form.name}
+              aria-invalid={!!nameError}
+              aria-describedby={d}
               onChange={(e) => set({ name: e.target.value })}
             />
           )}
@@ -164,12 +183,17 @@ function TargetForm({
             />
           )}
         </Field>
-        <Field label="Port">
-          {(id) => (
+        <Field label="Port" error={portError}>
+          {(id, d) => (
             <Input
               id={id}
               type="number"
               required
+              min={1}
+              max={65535}
+              step={1}
+              aria-invalid={!!portError}
+              aria-describedby={d}
               value={form.port}
               onChange={(e) => set({ port: e.target.value })}
             />
@@ -215,7 +239,7 @@ function TargetForm({
         <Button
           type="submit"
           tone="primary"
-          disabled={save.isPending || via.kind === 'direct'}
+          disabled={save.isPending || via.kind === 'direct' || !!nameError || !!portError}
           title={via.kind === 'direct' ? 'Choose a pool or a gateway.' : undefined}
         >
           {submitLabel}

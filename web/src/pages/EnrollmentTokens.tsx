@@ -25,7 +25,7 @@ export function EnrollmentTokensPage() {
   const qc = useQueryClient();
   const { data: me } = useMe();
   const license = useLicense();
-  const licensed = hasPools(license.data);
+  const licensed = hasPools(license);
   const pools = usePools(licensed);
   const tokens = useQuery({
     queryKey: ['enrollment-tokens'],

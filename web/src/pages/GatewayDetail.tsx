@@ -3,7 +3,7 @@ import { Link, useParams } from '@tanstack/react-router';
 import { api, unwrap } from '../api/client';
 import type { AuditEntry, Page } from '../api/types';
 import { HealthBadge } from '../components/HealthBadge';
-import { Card, ErrorText, Loading, relativeTime } from '../components/ui';
+import { Card, ErrorText, LoadError, Loading, relativeTime } from '../components/ui';
 import { useGateway, usePoolsOfGateways } from '../lib/queries';
 import { hasPools, permission, useLicense, useMe } from '../lib/session';
 
@@ -12,7 +12,7 @@ export function GatewayDetailPage() {
   const gw = useGateway(id);
   const { data: me } = useMe();
   const license = useLicense();
-  const poolsOf = usePoolsOfGateways(hasPools(license.data));
+  const poolsOf = usePoolsOfGateways(hasPools(license));
   const canAudit = permission(me, 'read', 'AuditLog');
   const history = useQuery({
     queryKey: ['audit', 'gateway', id],
@@ -23,7 +23,14 @@ export function GatewayDetailPage() {
     enabled: canAudit.allowed,
   });
   if (gw.isPending) return <Loading what="gateway" />;
-  if (gw.error) return <ErrorText error={gw.error} />;
+  if (gw.error)
+    return (
+      <LoadError
+        error={gw.error}
+        what="Gateway"
+        back={{ to: '/gateways', label: 'All gateways' }}
+      />
+    );
   const g = gw.data;
   const rows: [string, React.ReactNode][] = [
     ['Health', <HealthBadge key="h" health={g.health} />],

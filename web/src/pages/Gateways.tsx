@@ -72,7 +72,7 @@ function GatewaysTable({ onOpenPool }: { onOpenPool: (id: string) => void }) {
   const gateways = useGateways();
   const { data: me } = useMe();
   const license = useLicense();
-  const poolsOf = usePoolsOfGateways(hasPools(license.data));
+  const poolsOf = usePoolsOfGateways(hasPools(license));
   if (gateways.isPending) return <Loading what="gateways" />;
   if (gateways.error) return <ErrorText error={gateways.error} />;
   if (!gateways.data.items.length) {
@@ -177,6 +177,7 @@ function GatewayRow({
         <GatewayControls
           gatewayId={g.id}
           draining={g.draining}
+          health={g.health}
           drainDisabledReason={edit.allowed ? undefined : edit.reason}
           extra={
             <>
@@ -226,7 +227,7 @@ const POOL_NAME = /^[a-z0-9-]{1,32}$/;
 
 function PoolsView({ set }: { set: (s: GatewaysSearch) => void }) {
   const license = useLicense();
-  const licensed = hasPools(license.data);
+  const licensed = hasPools(license);
   const pools = usePools(licensed);
   const { data: me } = useMe();
   const [q, setQ] = useState('');

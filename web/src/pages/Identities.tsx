@@ -21,6 +21,7 @@ import {
   Field,
   Form,
   Input,
+  LoadError,
   Loading,
   Permitted,
   relativeTime,
@@ -186,7 +187,14 @@ export function IdentityPage() {
   });
   const navigate = useNavigate();
   if (identity.isPending) return <Loading what="identity" />;
-  if (identity.error) return <ErrorText error={identity.error} />;
+  if (identity.error)
+    return (
+      <LoadError
+        error={identity.error}
+        what="Identity"
+        back={{ to: '/identities', label: 'All identities' }}
+      />
+    );
   return (
     <div className="flex flex-col gap-4">
       <p className="text-sm [overflow-wrap:anywhere]">
@@ -343,7 +351,7 @@ export function KubernetesAuthForm({ identityId }: { identityId: string }) {
   const qc = useQueryClient();
   const { data: me } = useMe();
   const license = useLicense();
-  const licensed = hasPools(license.data);
+  const licensed = hasPools(license);
   const pools = usePools(licensed);
   const gateways = useGateways();
   const org = useQuery({

@@ -1,9 +1,9 @@
 import * as Popover from '@radix-ui/react-popover';
-import { useQuery } from '@tanstack/react-query';
+import { useQuery, useQueryClient } from '@tanstack/react-query';
 import { Link } from '@tanstack/react-router';
 import { useState } from 'react';
 import { api, unwrap } from '../api/client';
-import type { AuditEntry, Consumer, Page, PoolMember } from '../api/types';
+import type { AuditEntry, Consumer, Page, Pool, PoolDetail, PoolMember } from '../api/types';
 import { GatewayControls, InlineNumber } from '../components/GatewayControls';
 import { ConfirmButton, Sheet } from '../components/Dialogs';
 import { HealthBadge, PoolHealthBadge } from '../components/HealthBadge';
@@ -133,6 +133,7 @@ function MemberRow({
           label={`Weight of ${m.name}`}
           value={m.weight}
           min={1}
+          max={10_000}
           disabledReason={editReason}
           onCommit={(weight) => patch.mutateAsync({ weight })}
           onEdit={() => patch.reset()}
@@ -143,6 +144,7 @@ function MemberRow({
           label={`Priority of ${m.name}`}
           value={m.priority}
           min={0}
+          max={100}
           disabledReason={editReason}
           onCommit={(priority) => patch.mutateAsync({ priority })}
           onEdit={() => patch.reset()}
@@ -154,7 +156,7 @@ function MemberRow({
           draining={m.draining}
           checkLabel="Trigger health check"
           drainDisabledReason={editReason}
-          error={patch.error}
+          health={m.health}
           extra={
             <ConfirmButton
               label="Remove"
@@ -204,6 +206,7 @@ function AddGateway({
         </Popover.Trigger>
         <Popover.Portal>
           <Popover.Content
+            aria-label="Add a gateway to the pool"
             align="end"
             sideOffset={4}
             className="z-50 w-72 rounded-md border border-slate-200 bg-white p-2 shadow-lg"
@@ -304,6 +307,11 @@ function groupConsumers(list: Consumer[]): Map<string, Consumer[]> {
 }
 
 export function ResourcesDrawer({ poolId, onClose }: { poolId?: string; onClose: () => void }) {
+  // The pool's name, from the list or the sheet already loaded (no request of its own).
+  const qc = useQueryClient();
+  const name =
+    qc.getQueryData<Page<Pool>>(['pools'])?.items.find((p) => p.id === poolId)?.name ??
+    qc.getQueryData<PoolDetail>(['pool', poolId])?.name;
   const resources = useQuery({
     queryKey: ['pool', poolId, 'resources'],
     queryFn: () =>
@@ -319,7 +327,7 @@ export function ResourcesDrawer({ poolId, onClose }: { poolId?: string; onClose:
     <Sheet
       open={!!poolId}
       onOpenChange={(o) => !o && onClose()}
-      title="Connected resources"
+      title={name ? `Connected resources of pool “${name}”` : 'Connected resources'}
       description="What uses this pool, by kind."
     >
       {resources.isPending ? (

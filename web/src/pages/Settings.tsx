@@ -18,7 +18,7 @@ import {
   TableScroll,
 } from '../components/ui';
 import { allPages } from '../lib/queries';
-import { permission, useLicense, useMe } from '../lib/session';
+import { hasPools, permission, useLicense, useMe } from '../lib/session';
 import { useRoles } from './Identities';
 
 export function SettingsPage() {
@@ -71,7 +71,7 @@ function PlanCard() {
         </dl>
       )}
       <Permitted check={can}>
-        <Form className="flex flex-col gap-2" onSubmit={() => install.mutate()}>
+        <Form id="license-key" className="flex flex-col gap-2" onSubmit={() => install.mutate()}>
           <Field label="License key">
             {(id) => (
               <TextArea id={id} rows={3} value={key} onChange={(e) => setKey(e.target.value)} />
@@ -103,6 +103,10 @@ function PolicyCard() {
     onSettled: () => qc.invalidateQueries({ queryKey: ['organization'] }),
   });
   const can = permission(me, 'edit', 'Settings');
+  const license = useLicense();
+  // Requiring pools without having them would leave nothing to attach; turning it off stays
+  // possible (a plan that lapsed must not lock the setting on).
+  const noPools = !license.isPending && !hasPools(license);
   return (
     <Card title="Policy">
       {org.isPending ? (
@@ -114,7 +118,8 @@ function PolicyCard() {
           <Switch.Root
             id="require-pools"
             checked={org.data.requireGatewayPools}
-            disabled={!can.allowed || save.isPending}
+            disabled={!can.allowed || save.isPending || (noPools && !org.data.requireGatewayPools)}
+            aria-describedby={noPools ? 'require-pools-plan' : undefined}
             title={can.allowed ? undefined : can.reason}
             onCheckedChange={(v) => save.mutate(v)}
             className="relative h-6 w-11 rounded-full bg-slate-300 focus:outline-none focus-visible:ring-2 focus-visible:ring-indigo-600 disabled:opacity-50 data-[state=checked]:bg-indigo-700"
@@ -126,6 +131,21 @@ function PolicyCard() {
           </label>
           {!can.allowed && <span className="text-xs text-slate-600">{can.reason}</span>}
         </div>
+      )}
+      {noPools && (
+        <p id="require-pools-plan" className="mt-2 text-sm text-slate-700">
+          Gateway pools are part of the Enterprise plan: without them nothing could be attached.{' '}
+          {permission(me, 'edit', 'License').allowed ? (
+            <>
+              <a href="#license-key" className="font-medium text-indigo-800 underline">
+                Install a license key
+              </a>{' '}
+              to require pools.
+            </>
+          ) : (
+            'Installing a license key enables them.'
+          )}
+        </p>
       )}
       <ErrorText error={save.error} />
     </Card>
@@ -354,6 +374,8 @@ function MembersCard() {
   );
 }
 
+const ROLE_SLUG = /^(?=.{1,64}$)[a-z0-9]+(-[a-z0-9]+)*$/;
+
 function RolesCard() {
   const qc = useQueryClient();
   const { data: me } = useMe();
@@ -385,6 +407,11 @@ function RolesCard() {
     },
   });
   const can = permission(me, 'create', 'Role');
+  // The platform's rule, checked as the user types (it checks again, and for reserved names).
+  const slugError =
+    !slug || ROLE_SLUG.test(slug)
+      ? null
+      : 'Use up to 64 lowercase letters, digits and single hyphens (e.g. "deployer").';
   if (roles.isPending) return <Loading what="roles" />;
   if (roles.error) return <ErrorText error={roles.error} />;
   const vocab = roles.data.vocabulary ?? {};
@@ -396,18 +423,26 @@ function RolesCard() {
           <li key={r.slug} className="py-0.5">
             <span className="font-medium">{r.name}</span>{' '}
             <span className="text-slate-600">
-              — {r.description || `${r.permissions.length} permissions`}
+              —{' '}
+              {r.description ||
+                `${r.permissions.length} ${r.permissions.length === 1 ? 'permission' : 'permissions'}`}
             </span>
           </li>
         ))}
       </ul>
       <Permitted check={can}>
         <Form className="flex flex-col gap-2" onSubmit={() => create.mutate()}>
-          <Field label="New role slug" hint="Lowercase letters, digits and hyphens.">
+          <Field
+            label="New role slug"
+            hint="Lowercase letters, digits and hyphens."
+            error={slugError}
+          >
             {(id, d) => (
               <Input
                 id={id}
                 required
+                maxLength={64}
+                aria-invalid={!!slugError}
                 aria-describedby={d}
                 value={slug}
                 onChange={(e) => setSlug(e.target.value)}
@@ -465,7 +500,11 @@ function RolesCard() {
           </div>
           <ErrorText error={create.error} />
           <div>
-            <Button type="submit" tone="primary" disabled={create.isPending || !slug}>
+            <Button
+              type="submit"
+              tone="primary"
+              disabled={create.isPending || !slug || !!slugError}
+            >
               Create role
             </Button>
           </div>

@@ -15,7 +15,8 @@ export function AuthFrame({ title, children }: { title: string; children: React.
   );
 }
 
-export function SignIn() {
+/** `sessionEnded`: this tab was signed in until now (revoked, expired, signed out elsewhere). */
+export function SignIn({ sessionEnded = false }: { sessionEnded?: boolean }) {
   const qc = useQueryClient();
   const [email, setEmail] = useState('');
   const [password, setPassword] = useState('');
@@ -25,11 +26,21 @@ export function SignIn() {
   });
   return (
     <AuthFrame title="Sign in">
+      {sessionEnded && (
+        <p
+          role="status"
+          className="mb-4 rounded-md border border-amber-300 bg-amber-50 px-3 py-2 text-sm text-amber-950"
+        >
+          Your session ended (signed out or expired): sign in again.
+        </p>
+      )}
       <Form onSubmit={() => login.mutate()} className="flex flex-col gap-3">
         <Field label="Email">
           {(id) => (
             <Input
               id={id}
+              // The one thing to do on this page.
+              autoFocus
               type="email"
               autoComplete="username"
               required
@@ -78,6 +89,7 @@ export function Setup() {
             <Input
               id={id}
               required
+              maxLength={128}
               value={form.organizationName}
               onChange={(e) => setForm({ ...form, organizationName: e.target.value })}
             />
