@@ -602,9 +602,11 @@ describe('web UI in Chromium', () => {
     await page.getByRole('button', { name: 'Delete', exact: true }).click();
     const confirm = page.getByRole('alertdialog');
     // Typing the name is the first thing to do: focus starts there.
-    expect(await confirm.getByRole('textbox').evaluate((e) => e === document.activeElement)).toBe(
-      true,
-    );
+    expect(
+      await confirm
+        .getByRole('textbox')
+        .evaluate((e) => e === (e.ownerDocument as { activeElement: unknown }).activeElement),
+    ).toBe(true);
     await confirm.getByRole('textbox').fill(LONG_IDENTITY);
     await confirm.getByRole('textbox').press('Enter');
     await heading('Identities').waitFor();
