@@ -34,13 +34,18 @@ const LONG_IDENTITY = `ci-${'x'.repeat(125)}`; // the longest identity name (128
 // Expected browser errors: asking who we are before signing in answers 401, the bad license
 // the test pastes on purpose answers 422, and an identity without Kubernetes auth yet is 404.
 // Values the test enters on purpose to be refused answer 400: a pool's health-check target,
-// a member's weight, an access target's port; and a link with a malformed gateway id.
+// a member's weight, an access target's port, an invitation's short password, an audit range
+// from after to, a role name too long; and a link with a malformed gateway id. Deleting a role
+// still held is 409.
 const expectedErrors = (text: string, url: string) =>
   (/status of 401/.test(text) && url.endsWith('/api/v1/me')) ||
   (/status of 422/.test(text) && url.endsWith('/api/v1/license')) ||
   (/status of 404/.test(text) && url.endsWith('/kubernetes-auth')) ||
+  (/status of (400|409)/.test(text) && /\/api\/v1\/roles\/[^/]+$/.test(url)) ||
   (/status of 400/.test(text) &&
     (url.endsWith('/api/v1/gateway-pools') ||
+      url.endsWith('/api/v1/users') ||
+      /\/api\/v1\/audit-logs\?.*from=/.test(url) ||
       url.endsWith('/api/v1/gateways/not-a-uuid') ||
       /\/memberships\/[^/]+$/.test(url) ||
       /\/api\/v1\/access-targets\/[^/]+$/.test(url)));
@@ -190,7 +195,16 @@ describe('web UI in Chromium', () => {
     await dialog.getByLabel('Name').fill('dc1');
     await dialog.getByLabel('Health-check target').fill('nope');
     await dialog.getByRole('button', { name: 'Create pool' }).click();
-    await dialog.getByRole('alert').filter({ hasText: 'host:port' }).waitFor();
+    // The refusal is next to the field it is about, which says it is invalid; none at the top.
+    const refusal = dialog.getByRole('alert').filter({ hasText: 'host:port' });
+    await refusal.waitFor();
+    const target = dialog.getByLabel('Health-check target');
+    expect(await target.getAttribute('aria-invalid')).toBe('true');
+    expect((await target.getAttribute('aria-describedby'))?.split(' ')).toContain(
+      await refusal.getAttribute('id'),
+    );
+    expect(await dialog.getByRole('alert').count()).toBe(1);
+    await check('05b-pool-field-refused', page);
     await dialog.getByLabel('Health-check target').fill('nope2');
     await dialog.getByRole('alert').waitFor({ state: 'detached' });
     await dialog.getByRole('button', { name: 'Create pool' }).click();
@@ -300,10 +314,24 @@ describe('web UI in Chromium', () => {
     onFailureShoot('drains-and-undrains-a-member-from-the-sh');
     const sheet = page.getByRole('dialog');
     const row = sheet.locator('[data-member="gw-b"]');
+    // Draining asks first, saying what happens: gw-a is down, so dc1 would have no healthy
+    // member left. Cancel changes nothing.
     await row.getByRole('button', { name: 'Drain' }).click();
+    const ask = page.getByRole('alertdialog', { name: 'Drain gateway “gw-b”?' });
+    await ask.getByText('It takes no new connections or requests').waitFor();
+    await ask.getByText('Pool “dc1” loses its last healthy member: nothing uses it yet.').waitFor();
+    await check('10a-drain-confirm');
+    await ask.getByRole('button', { name: 'Cancel' }).click();
+    await ask.waitFor({ state: 'detached' });
+    await row.getByText('Healthy', { exact: true }).waitFor();
+    await row.getByRole('button', { name: 'Drain' }).click();
+    await ask.getByRole('button', { name: 'Drain' }).click();
+    await ask.waitFor({ state: 'detached' });
     await row.getByText('Draining', { exact: true }).waitFor();
+    // Undrain takes nothing away: no question.
     await row.getByRole('button', { name: 'Undrain' }).click();
     await row.getByText('Healthy', { exact: true }).waitFor();
+    expect(await page.getByRole('alertdialog').count()).toBe(0);
 
     // A weight the platform refuses: sent once (Enter, then leaving the field), the typed
     // value stays to be corrected, the refusal shows under the field; typing clears it.
@@ -446,6 +474,95 @@ describe('web UI in Chromium', () => {
     }
   }, 60_000);
 
+  it('roles: a built-in one viewed read-only, a custom one created, edited and deleted', async () => {
+    onFailureShoot('roles-view-edit-delete');
+    await page.getByRole('link', { name: 'Organization' }).click();
+    await heading('Organization').waitFor();
+    // An invitation the platform refuses says why next to the field it is about.
+    await page.getByLabel('Invite by email').fill('short@example.com');
+    await page.getByLabel('Initial password').fill('short');
+    await page.getByRole('button', { name: 'Invite member' }).click();
+    const password = page.getByLabel('Initial password');
+    const tooShort = page
+      .getByRole('alert')
+      .filter({ hasText: 'password must be at least 12 characters' });
+    await tooShort.waitFor();
+    expect(await password.getAttribute('aria-invalid')).toBe('true');
+    expect((await password.getAttribute('aria-describedby'))?.split(' ')).toContain(
+      await tooShort.getAttribute('id'),
+    );
+    expect(await page.getByLabel('Invite by email').getAttribute('aria-invalid')).toBe('false');
+    await password.fill('');
+    await page.getByLabel('Invite by email').fill('');
+    await tooShort.waitFor({ state: 'detached' });
+
+    // A built-in role: its permissions shown, nothing to change.
+    await page.locator('[data-role="viewer"]').getByRole('button', { name: /^View/ }).click();
+    const view = page.getByRole('dialog', { name: /^Role “/ });
+    await view.getByText('Built-in roles cannot be changed.').waitFor();
+    await view
+      .getByRole('term')
+      .filter({ hasText: /^Gateway$/ })
+      .waitFor();
+    expect(await view.getByRole('checkbox').count()).toBe(0);
+    expect(await view.getByRole('button', { name: /Save/ }).count()).toBe(0);
+    await check('27-role-builtin-view');
+    await view.getByRole('button', { name: 'Close' }).click();
+    await view.waitFor({ state: 'detached' });
+    expect(
+      await page.locator('[data-role="viewer"]').getByRole('button', { name: 'Delete' }).count(),
+    ).toBe(0);
+
+    // A custom role: created with two permissions...
+    const create = page.getByRole('form', { name: 'New custom role' });
+    await create.getByLabel('New role slug').fill('deployer');
+    await create.getByLabel('Role name').fill('Deployer');
+    await create.getByLabel('Gateway:read').check();
+    await create.getByLabel('GatewayPool:list').check();
+    await create.getByRole('button', { name: 'Create role' }).click();
+    const row = page.locator('[data-role="deployer"]');
+    await row.getByText('2 permissions').waitFor();
+    // ...edited: one more permission, a description (PATCH), the form filled with what it has.
+    await row.getByRole('button', { name: /^Edit/ }).click();
+    const edit = page.getByRole('dialog', { name: 'Edit role “Deployer”' });
+    expect(await edit.getByLabel('Gateway:read').isChecked()).toBe(true);
+    expect(await edit.getByLabel('Gateway:edit').isChecked()).toBe(false);
+    await edit.getByLabel('Gateway:edit').check();
+    await edit.getByLabel('Role description').fill('Drains gateways during deploys');
+    await check('28-role-edit');
+    await edit.getByRole('button', { name: 'Save role' }).click();
+    await edit.waitFor({ state: 'detached' });
+    await row.getByText('3 permissions').waitFor();
+    await row.getByText('Drains gateways during deploys').waitFor();
+    // A name the platform refuses: said next to the name field, the dialog stays.
+    await row.getByRole('button', { name: /^Edit/ }).click();
+    await edit.getByLabel('Role name').fill('x'.repeat(300));
+    await edit.getByRole('button', { name: 'Save role' }).click();
+    const nameRefused = edit.getByRole('alert').first();
+    await nameRefused.waitFor();
+    expect(await edit.getByLabel('Role name').getAttribute('aria-invalid')).toBe('true');
+    await page.keyboard.press('Escape');
+    await edit.waitFor({ state: 'detached' });
+
+    // Deleting a role someone holds is refused, naming who; once no one does, it goes.
+    const holder = (await page.evaluate(
+      `fetch('/api/v1/identities', { method: 'POST', headers: { 'content-type': 'application/json', 'x-gatepool-request': '1' }, body: JSON.stringify({ name: 'role-holder', role: 'deployer' }) }).then((r) => r.json())`,
+    )) as { id: string };
+    await row.getByRole('button', { name: 'Delete' }).click();
+    const confirm = page.getByRole('alertdialog', { name: 'Delete role “Deployer”?' });
+    await confirm.getByRole('button', { name: 'Delete' }).click();
+    const inUse = confirm.getByRole('alert').filter({ hasText: 'is still assigned' });
+    await inUse.waitFor();
+    await inUse.getByText('identity “role-holder”').waitFor();
+    await check('29-role-delete-in-use');
+    await page.evaluate(
+      `fetch('/api/v1/identities/${holder.id}', { method: 'DELETE', headers: { 'x-gatepool-request': '1' } })`,
+    );
+    await confirm.getByRole('button', { name: 'Delete' }).click();
+    await confirm.waitFor({ state: 'detached' });
+    await row.waitFor({ state: 'detached' });
+  });
+
   it('the audit log lists what was done, filterable', async () => {
     onFailureShoot('the-audit-log-lists-what-was-done-filter');
     await page.getByRole('link', { name: 'Audit log' }).click();
@@ -463,13 +580,41 @@ describe('web UI in Chromium', () => {
     await page.getByRole('cell', { name: 'platform.bootstrap' }).waitFor({ state: 'detached' });
     await page.getByRole('cell', { name: 'gateway-pool.create' }).first().waitFor();
     await page.getByLabel('Event').fill('');
-    await page.getByLabel('Actor').fill(VIEWER.email);
+    await page.getByLabel('Actor', { exact: true }).fill(VIEWER.email);
     await page.getByRole('button', { name: 'Filter' }).click();
     await page
       .getByRole('cell', { name: 'gateway-pool.create' })
       .first()
       .waitFor({ state: 'detached' });
     await page.getByRole('cell', { name: 'auth.login', exact: true }).first().waitFor();
+    // The actor is picked by e-mail or name: members, identities and gateways are offered.
+    const offered = await page
+      .locator(
+        `datalist[id="${await page.getByLabel('Actor', { exact: true }).getAttribute('list')}"] option`,
+      )
+      .evaluateAll((os) => os.map((o) => (o as unknown as { value: string }).value));
+    expect(offered).toEqual(
+      expect.arrayContaining([ADMIN.email, VIEWER.email, 'ci-deployer', 'gw-a']),
+    );
+    // Picked in another case than recorded, and narrowed to people.
+    await page.getByLabel('Actor', { exact: true }).fill(ADMIN.email.toUpperCase());
+    await page.getByLabel('Actor type').selectOption('user');
+    await page.getByRole('button', { name: 'Filter' }).click();
+    await page.getByRole('cell', { name: 'gateway-pool.create' }).first().waitFor();
+    expect(await page.getByRole('cell', { name: `${VIEWER.email} (user)` }).count()).toBe(0);
+    // A range the platform refuses: said next to the field.
+    await page.getByLabel('From').fill('2030-01-02T00:00');
+    await page.getByLabel('To', { exact: true }).fill('2030-01-01T00:00');
+    await page.getByRole('button', { name: 'Filter' }).click();
+    const range = page.getByRole('alert').filter({ hasText: 'from must not be later than to' });
+    await range.waitFor();
+    expect(await page.getByLabel('From').getAttribute('aria-invalid')).toBe('true');
+    await check('15b-audit-actor-range');
+    await page.getByLabel('From').fill('');
+    await page.getByLabel('To', { exact: true }).fill('');
+    await page.getByLabel('Actor type').selectOption('');
+    await page.getByRole('button', { name: 'Filter' }).click();
+    await range.waitFor({ state: 'detached' });
   });
 
   it('shows a gateway page with its connection history, and the identities list', async () => {
@@ -481,6 +626,31 @@ describe('web UI in Chromium', () => {
     await page.getByText('gateway.connected').waitFor();
     await page.getByRole('definition').filter({ hasText: /^dc1$/ }).waitFor();
     await check('16-gateway-detail');
+    // gw-b's page drains too, asking first: with gw-a down, dc1 (used by two resources) would
+    // be left with no healthy member.
+    await page.getByRole('link', { name: 'Gateways', exact: true }).first().click();
+    await page.getByRole('link', { name: 'gw-b' }).click();
+    await heading('gw-b').waitFor();
+    await page.getByRole('button', { name: 'Drain' }).click();
+    const ask = page.getByRole('alertdialog', { name: 'Drain gateway “gw-b”?' });
+    await ask
+      .getByText(
+        'Pool “dc1” loses its last healthy member: its 2 connected resources cannot connect',
+      )
+      .waitFor();
+    await ask.getByRole('button', { name: 'Cancel' }).click();
+    await ask.waitFor({ state: 'detached' });
+    expect(await page.getByRole('button', { name: 'Undrain' }).count()).toBe(0);
+    // From the gateways list: asked, drained; undrained without a question.
+    await page.getByRole('link', { name: 'Gateways', exact: true }).first().click();
+    const listRow = page.locator('[data-gateway="gw-b"]');
+    await listRow.getByRole('button', { name: 'Drain' }).click();
+    await ask.getByText('Pool “dc1” loses its last healthy member').waitFor();
+    await ask.getByRole('button', { name: 'Drain' }).click();
+    await listRow.getByText('Draining', { exact: true }).waitFor();
+    await listRow.getByRole('button', { name: 'Undrain' }).click();
+    await listRow.getByText('Healthy', { exact: true }).waitFor();
+    expect(await page.getByRole('alertdialog').count()).toBe(0);
     // A bad link is a page saying so, with the way back.
     await page.goto(`${tp.url}/gateways/not-a-uuid`);
     await heading('Not a valid link').waitFor();
@@ -494,6 +664,69 @@ describe('web UI in Chromium', () => {
     await page.getByRole('link', { name: 'ci-deployer' }).waitFor();
     await check('17-identities');
   });
+
+  it('the gateways table is readable at 1280×800 and usable at 1024: one line a row, long values cut with their title', async () => {
+    onFailureShoot('gateways-table-widths');
+    const list = (await page.evaluate(`fetch('/api/v1/gateways').then((r) => r.json())`)) as {
+      items: { id: string; name: string }[];
+    };
+    const gwB = list.items.find((g) => g.name === 'gw-b')!;
+    const longName = `gw-b-${'x'.repeat(59)}`; // the longest a gateway name may be (64)
+    const patch = (body: unknown) =>
+      page.evaluate(
+        `fetch('/api/v1/gateways/${gwB.id}', { method: 'PATCH', headers: { 'content-type': 'application/json', 'x-gatepool-request': '1' }, body: ${JSON.stringify(JSON.stringify(body))} }).then((r) => r.status)`,
+      );
+    expect(
+      await patch({
+        name: longName,
+        labels: { region: 'eu-west-1', rack: 'r42-upper', env: 'production', team: 'platform' },
+      }),
+    ).toBe(200);
+    try {
+      for (const [width, height] of [
+        [1280, 800],
+        [1024, 768],
+      ] as const) {
+        await page.setViewportSize({ width, height });
+        await page.goto(`${tp.url}/gateways`);
+        const row = page.locator(`[data-gateway="${longName}"]`);
+        await row.getByText('Healthy', { exact: true }).waitFor();
+        await page.locator('[data-gateway="gw-a"]').waitFor();
+        expect(await scrollsSideways(page), `gateways at ${width} px`).toBe(false);
+        // The table fits its box: nothing to scroll sideways to at these widths.
+        const box = page.getByTestId('gateways-table');
+        expect(
+          await box.evaluate((e) => e.scrollWidth <= e.clientWidth),
+          `table at ${width} px`,
+        ).toBe(true);
+        // Every row is one line high (no wrapped names, labels or buttons).
+        const heights = await page
+          .locator('tr[data-gateway]')
+          .evaluateAll((rows) => rows.map((r) => Math.round(r.getBoundingClientRect().height)));
+        expect(Math.max(...heights), `row heights at ${width} px: ${heights}`).toBeLessThan(48);
+        // The long name is cut, and whole in its title and on hover.
+        const name = row.getByRole('link', { name: longName });
+        expect(await name.getAttribute('title')).toBe(longName);
+        expect(await name.evaluate((e) => e.scrollWidth > e.clientWidth)).toBe(true);
+        if (width === 1280) {
+          const labels = row.getByText('region=eu-west-1', { exact: false });
+          expect(await labels.getAttribute('title')).toContain('team=platform');
+        } else {
+          // Lower-priority columns give way first; the gateway's page has them all.
+          expect(await page.getByRole('columnheader', { name: 'Labels' }).isVisible()).toBe(false);
+          expect(await page.getByRole('columnheader', { name: 'Pools' }).isVisible()).toBe(true);
+        }
+        for (const action of ['Health check', 'Drain', 'Copy ID', 'Delete'])
+          expect(await row.getByRole('button', { name: action }).isVisible()).toBe(true);
+        await check(`26-gateways-${width}`);
+      }
+    } finally {
+      await page.setViewportSize({ width: 1400, height: 900 });
+      expect(await patch({ name: 'gw-b', labels: {} })).toBe(200);
+    }
+    await page.goto(`${tp.url}/gateways`);
+    await page.locator('[data-gateway="gw-b"]').waitFor();
+  }, 40_000);
 
   it('a second pool with the default min healthy, a long-named target edited, copy without the Clipboard API', async () => {
     onFailureShoot('second-pool-long-target-copy-fallback');
@@ -589,10 +822,27 @@ describe('web UI in Chromium', () => {
     } finally {
       await page.setViewportSize({ width: 1400, height: 900 });
     }
-    await page.getByRole('button', { name: 'Create token' }).click();
+    // A token's name and lifetime: 30 days unless changed; out of bounds is said as typed.
+    const tokenForm = page.getByRole('form', { name: 'New access token' });
+    expect(await tokenForm.getByLabel('Valid for').inputValue()).toBe('30');
+    expect(await tokenForm.getByLabel('Unit of the validity').inputValue()).toBe('days');
+    await tokenForm.getByLabel('Valid for').fill('400');
+    await tokenForm.getByRole('alert').filter({ hasText: 'at most 365 days' }).waitFor();
+    expect(await tokenForm.getByRole('button', { name: 'Create token' }).isDisabled()).toBe(true);
+    await tokenForm.getByLabel('Token name').fill('ci-pipeline');
+    await tokenForm.getByLabel('Valid for').fill('2');
+    await tokenForm.getByLabel('Unit of the validity').selectOption('hours');
+    const t0 = Date.now();
+    await tokenForm.getByRole('button', { name: 'Create token' }).click();
     await page.getByText('Shown once: store it now.').waitFor();
+    await page.getByText('Token “ci-pipeline” created').waitFor();
     const token = page.locator('tr[data-token]');
     await token.getByRole('cell', { name: 'Active' }).waitFor();
+    await token.getByRole('cell', { name: 'ci-pipeline' }).waitFor();
+    const expires = Date.parse(
+      (await token.locator('td').nth(2).locator('time').getAttribute('datetime'))!,
+    );
+    expect(Math.abs(expires - (t0 + 2 * 3600_000))).toBeLessThan(120_000);
     await check('21-identity-tokens');
     await token.getByRole('button', { name: 'Revoke' }).click();
     await page.getByRole('alertdialog').getByRole('button', { name: 'Revoke' }).click();
@@ -740,17 +990,21 @@ describe('web UI in Chromium', () => {
       // No error in place of the page: what was loaded stays.
       expect(await p.getByRole('alert').allTextContents()).toEqual([]);
       await screenshot(p, '19-platform-unreachable');
-      // An action tried meanwhile says the platform could not be reached, under its row...
+      // An action tried meanwhile says the platform could not be reached, where it was asked...
       await row.getByRole('button', { name: 'Drain' }).click();
-      const stale = row.getByRole('alert').filter({ hasText: 'could not be reached' });
+      const ask = p.getByRole('alertdialog');
+      await ask.getByRole('button', { name: 'Drain' }).click();
+      const stale = ask.getByRole('alert').filter({ hasText: 'could not be reached' });
       await stale.waitFor();
       const t1 = Date.now();
       down = false;
       await banner.waitFor({ state: 'detached', timeout: 9000 });
       figures.unreachableToRecoveredMs = Date.now() - t1;
-      await row.getByText('Unreachable', { exact: true }).waitFor();
       // ...until a later request succeeds.
       await stale.waitFor({ state: 'detached' });
+      await ask.getByRole('button', { name: 'Cancel' }).click();
+      await ask.waitFor({ state: 'detached' });
+      await row.getByText('Unreachable', { exact: true }).waitFor();
     } finally {
       await pctx.close();
     }

@@ -110,3 +110,40 @@ describe('pool form', () => {
     );
   });
 });
+
+describe('per-field refusals', () => {
+  it('shows each field the platform refused next to that field, the rest at the top', async () => {
+    answer(400, {
+      error: {
+        code: 'validation_failed',
+        message: 'Invalid request: body.minHealthy: too big; body.labels: not allowed',
+        details: {
+          fields: [
+            { field: 'body.minHealthy', message: 'minHealthy must be at most 100' },
+            { field: 'body.labels', message: 'labels are not accepted here' },
+          ],
+        },
+      },
+    });
+    wrap(<PoolFormDialog open onOpenChange={() => undefined} pools={[]} />);
+    const user = userEvent.setup();
+    await user.type(screen.getByLabelText('Name'), 'dc4');
+    await user.click(screen.getByRole('button', { name: 'Create pool' }));
+    await screen.findByText('minHealthy must be at most 100');
+    const min = screen.getByLabelText('Min healthy');
+    expect(min.getAttribute('aria-invalid')).toBe('true');
+    const described = (min.getAttribute('aria-describedby') ?? '').split(' ');
+    const own = screen.getByText('minHealthy must be at most 100');
+    expect(described).toContain(own.id);
+    // The field not on the form stays at the top, without the one shown next to its field.
+    const alerts = screen.getAllByRole('alert').map((a) => a.textContent ?? '');
+    const top = alerts.find((t) => t.includes('labels are not accepted here'));
+    expect(top).toBeTruthy();
+    expect(top).not.toContain('minHealthy');
+    expect(screen.getByLabelText('Name').getAttribute('aria-invalid')).toBe('false');
+    // Editing again clears the refusal.
+    await user.type(min, '5');
+    expect(screen.queryByText('minHealthy must be at most 100')).toBeNull();
+    expect(min.getAttribute('aria-invalid')).toBe('false');
+  });
+});

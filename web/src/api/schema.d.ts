@@ -580,7 +580,7 @@ export interface paths {
     };
     get?: never;
     put?: never;
-    /** Add a gateway to a pool */
+    /** Add a gateway (by id or name) to a pool */
     post: operations['addGatewayPoolMember'];
     delete?: never;
     options?: never;
@@ -598,11 +598,11 @@ export interface paths {
     get?: never;
     put?: never;
     post?: never;
-    /** Remove a gateway from a pool */
+    /** Remove a gateway (by id or name) from a pool */
     delete: operations['removeGatewayPoolMember'];
     options?: never;
     head?: never;
-    /** Change a member's weight or priority tier */
+    /** Change a member's weight or priority tier (the gateway by id or name) */
     patch: operations['updateGatewayPoolMember'];
     trace?: never;
   };
@@ -2610,7 +2610,7 @@ export interface operations {
     requestBody: {
       content: {
         'application/json': {
-          /** Format: uuid */
+          /** @description the gateway's id or its name */
           gatewayId: string;
           weight?: number;
           priority?: number;
@@ -2681,6 +2681,7 @@ export interface operations {
       header?: never;
       path: {
         poolId: string;
+        /** @description the gateway's id or its name */
         gatewayId: string;
       };
       cookie?: never;
@@ -2704,6 +2705,7 @@ export interface operations {
       header?: never;
       path: {
         poolId: string;
+        /** @description the gateway's id or its name */
         gatewayId: string;
       };
       cookie?: never;

@@ -40,6 +40,7 @@ export type CreatedEnrollmentToken = Body<'createEnrollmentToken', 201>;
 export type AuditEntry = ItemOf<'listAuditLogs'>;
 export type Identity = ItemOf<'listIdentities'>;
 export type IdentityToken = ItemOf<'listIdentityTokens'>;
+export type CreatedIdentityToken = Body<'createIdentityToken', 201>;
 export type Member = ItemOf<'listUsers'>;
 export type Role = ItemOf<'listRoles'>;
 export type RolesAnswer = Body<'listRoles'>;

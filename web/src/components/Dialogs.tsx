@@ -74,11 +74,14 @@ export function FormDialog({
   open,
   onOpenChange,
   title,
+  wide,
   children,
 }: {
   open: boolean;
   onOpenChange: (open: boolean) => void;
   title: string;
+  /** Room for a table (e.g. a role's permission grid). */
+  wide?: boolean;
   children: ReactNode;
 }) {
   const focus = useReturnFocus();
@@ -88,7 +91,7 @@ export function FormDialog({
         <Dialog.Overlay className="fixed inset-0 bg-slate-900/30" />
         <Dialog.Content
           {...focus}
-          className="fixed top-1/2 left-1/2 max-h-[90vh] w-full max-w-lg -translate-x-1/2 -translate-y-1/2 overflow-y-auto rounded-lg bg-white p-4 sm:p-6 shadow-xl focus:outline-none"
+          className={`fixed top-1/2 left-1/2 max-h-[90vh] w-full ${wide ? 'max-w-3xl' : 'max-w-lg'} -translate-x-1/2 -translate-y-1/2 overflow-y-auto rounded-lg bg-white p-4 sm:p-6 shadow-xl focus:outline-none`}
         >
           <Dialog.Title className="mb-1 text-lg font-semibold">{title}</Dialog.Title>
           <Dialog.Description className="sr-only">{title}</Dialog.Description>
@@ -101,7 +104,8 @@ export function FormDialog({
 
 /**
  * Confirms a destructive action; with `typeToConfirm` the user types that text first. The
- * action's error (e.g. a 409 naming the consumers) is shown inside the dialog.
+ * action's error (e.g. a 409 naming the consumers) is shown inside the dialog. `tone` is the
+ * opening button's: an action that is undone easily (drain) does not look like a deletion.
  */
 export function ConfirmButton({
   label,
@@ -112,6 +116,7 @@ export function ConfirmButton({
   onConfirm,
   disabledReason,
   small = true,
+  tone = 'danger',
 }: {
   label: string;
   title: string;
@@ -121,6 +126,7 @@ export function ConfirmButton({
   onConfirm: () => Promise<unknown>;
   disabledReason?: string;
   small?: boolean;
+  tone?: 'danger' | 'secondary';
 }) {
   const [open, setOpen] = useState(false);
   const [typed, setTyped] = useState('');
@@ -153,7 +159,7 @@ export function ConfirmButton({
       }}
     >
       <AlertDialog.Trigger asChild>
-        <Button small={small} tone="danger" disabledReason={disabledReason}>
+        <Button small={small} tone={tone} disabledReason={disabledReason}>
           {label}
         </Button>
       </AlertDialog.Trigger>
@@ -203,7 +209,11 @@ export function ConfirmButton({
             <AlertDialog.Cancel asChild>
               <Button>Cancel</Button>
             </AlertDialog.Cancel>
-            <Button tone="danger" disabled={!ready} onClick={confirm}>
+            <Button
+              tone={tone === 'danger' ? 'danger' : 'primary'}
+              disabled={!ready}
+              onClick={confirm}
+            >
               {confirmLabel}
             </Button>
           </div>

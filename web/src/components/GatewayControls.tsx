@@ -1,7 +1,9 @@
 import { useEffect, useId, useRef, useState, type ReactNode } from 'react';
 import { api, unwrap } from '../api/client';
 import type { HealthCheckResult } from '../api/types';
-import { useInfraMutation } from '../lib/queries';
+import { useInfraMutation, usePoolDetails } from '../lib/queries';
+import { hasPools, useLicense } from '../lib/session';
+import { ConfirmButton } from './Dialogs';
 import { Button, ErrorText, Input } from './ui';
 
 /** How long a health check's result stays next to its gateway. */
@@ -13,14 +15,17 @@ export const CHECK_RESULT_MS = 30_000;
  */
 export function GatewayControls({
   gatewayId,
+  gatewayName,
   draining,
   checkLabel = 'Health check',
   drainDisabledReason,
   extra,
   error,
   health,
+  nowrap,
 }: {
   gatewayId: string;
+  gatewayName: string;
   draining: boolean;
   /** The gateway's live health: a check's result says no more once it changes. */
   health?: string;
@@ -29,6 +34,8 @@ export function GatewayControls({
   extra?: ReactNode;
   /** An error of the row's own actions, shown with these. */
   error?: unknown;
+  /** The buttons stay on one line (a table row whose height should not jump). */
+  nowrap?: boolean;
 }) {
   // A result is about the health the platform saw when checking: once the live health moves
   // on (e.g. the member recovered) or half a minute passed, it is stale and goes.
@@ -44,12 +51,11 @@ export function GatewayControls({
   const healthCheck = useInfraMutation(() =>
     unwrap<HealthCheckResult>(api.POST('/api/v1/gateways/{id}/health-check', path)),
   );
-  const drain = useInfraMutation((on: boolean) =>
-    unwrap(api.POST(on ? '/api/v1/gateways/{id}/drain' : '/api/v1/gateways/{id}/undrain', path)),
-  );
+  const drain = useInfraMutation(() => unwrap(api.POST('/api/v1/gateways/{id}/drain', path)));
+  const undrain = useInfraMutation(() => unwrap(api.POST('/api/v1/gateways/{id}/undrain', path)));
   return (
     <>
-      <div className="flex flex-wrap gap-1">
+      <div className={`flex gap-1 ${nowrap ? 'flex-nowrap' : 'flex-wrap'}`}>
         <Button
           small
           onClick={() =>
@@ -61,18 +67,97 @@ export function GatewayControls({
         >
           {checkLabel}
         </Button>
-        <Button small disabledReason={drainDisabledReason} onClick={() => drain.mutate(!draining)}>
-          {draining ? 'Undrain' : 'Drain'}
-        </Button>
+        {draining ? (
+          // Putting a gateway back into rotation takes nothing away: no question asked.
+          <Button
+            small
+            disabledReason={drainDisabledReason}
+            onClick={() => undrain.mutate(undefined)}
+          >
+            Undrain
+          </Button>
+        ) : (
+          <ConfirmButton
+            label="Drain"
+            confirmLabel="Drain"
+            tone="secondary"
+            title={`Drain gateway “${gatewayName}”?`}
+            body={<DrainImpact gatewayId={gatewayId} />}
+            disabledReason={drainDisabledReason}
+            onConfirm={() => drain.mutateAsync(undefined)}
+          />
+        )}
         {extra}
       </div>
-      {check && (health === undefined || check.health === health) && (
-        <p role="status" className="mt-1 text-xs text-slate-700">
-          {check.text}
-        </p>
-      )}
-      <ErrorText error={error ?? drain.error} />
+      {/* Text under the buttons wraps to their width, even in a row kept on one line. */}
+      <div className="max-w-xs whitespace-normal">
+        {check && (health === undefined || check.health === health) && (
+          <p role="status" className="mt-1 text-xs text-slate-700">
+            {check.text}
+          </p>
+        )}
+        {/* A refused drain is shown in its confirmation; an undrain has none. */}
+        <ErrorText error={error ?? undrain.error} />
+      </div>
     </>
+  );
+}
+
+/**
+ * What draining a gateway does, and to which of its pools: the pools' details (loaded for the
+ * lists and the pool sheet) say which would lose their last healthy member or fall below their
+ * min healthy, so the user knows before taking it out of rotation.
+ */
+function DrainImpact({ gatewayId }: { gatewayId: string }) {
+  const license = useLicense();
+  const { details, pending } = usePoolDetails(hasPools(license));
+  const pools = details.filter((p) => p.members.some((m) => m.id === gatewayId));
+  return (
+    <div className="flex flex-col gap-2">
+      <p>
+        It takes no new connections or requests:{' '}
+        {pools.length
+          ? 'they go to the other healthy members of its pools'
+          : 'whatever is attached to it directly gets no new connections'}
+        . Open connections continue until they end. Undrain puts it back at once.
+      </p>
+      {pending && !pools.length ? (
+        <p className="text-slate-600">Checking its pools…</p>
+      ) : (
+        pools.length > 0 && (
+          <ul className="list-disc pl-5" aria-label="Its pools after draining">
+            {pools.map((p) => {
+              const self = p.members.find((m) => m.id === gatewayId);
+              const others = p.members.filter((m) => m.id !== gatewayId && m.health === 'healthy');
+              const uses = !p.connectedResourcesCount
+                ? 'nothing uses it yet'
+                : p.connectedResourcesCount === 1
+                  ? 'its 1 connected resource cannot connect until a member is healthy again'
+                  : `its ${p.connectedResourcesCount} connected resources cannot connect until a member is healthy again`;
+              if (self?.health === 'healthy' && !others.length)
+                return (
+                  <li key={p.id} className="font-medium text-red-800" data-impact="last-healthy">
+                    Pool “{p.name}” loses its last healthy member: {uses}.
+                  </li>
+                );
+              if (self?.health === 'healthy' && others.length < p.minHealthy)
+                return (
+                  <li key={p.id} className="text-amber-900" data-impact="below-min">
+                    Pool “{p.name}” falls below its min healthy ({others.length} healthy left, min{' '}
+                    {p.minHealthy}).
+                  </li>
+                );
+              return (
+                <li key={p.id}>
+                  Pool “{p.name}”: {others.length} other healthy{' '}
+                  {others.length === 1 ? 'member takes' : 'members take'} over.
+                </li>
+              );
+            })}
+          </ul>
+        )
+      )}
+    </div>
   );
 }
 

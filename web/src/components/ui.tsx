@@ -9,7 +9,6 @@ import {
   useSyncExternalStore,
   type ButtonHTMLAttributes,
   type ComponentProps,
-  type FormHTMLAttributes,
   type ReactNode,
 } from 'react';
 import { ApiError, isUnreachable, platformReachability } from '../api/client';
@@ -59,8 +58,10 @@ export function Field({
 }: {
   label: string;
   hint?: ReactNode;
+  /** What is wrong with the value: checked as the user types, or the platform's refusal. */
   error?: string | null;
-  children: (id: string, describedBy: string | undefined) => ReactNode;
+  /** The control, given its id, what describes it, and whether its value is refused. */
+  children: (id: string, describedBy: string | undefined, invalid: boolean) => ReactNode;
 }) {
   const id = useId();
   const hintId = `${id}-hint`;
@@ -68,23 +69,78 @@ export function Field({
   const describedBy =
     [hint ? hintId : '', error ? errId : ''].filter(Boolean).join(' ') || undefined;
   return (
-    <div className="flex flex-col gap-1">
+    <div className="flex min-w-0 flex-col gap-1">
       <Label.Root htmlFor={id} className="text-sm font-medium text-slate-800">
         {label}
       </Label.Root>
-      {children(id, describedBy)}
+      {children(id, describedBy, !!error)}
       {hint && (
         <p id={hintId} className="text-xs text-slate-600">
           {hint}
         </p>
       )}
       {error && (
-        <p id={errId} role="alert" className="text-xs text-red-700">
+        <p id={errId} role="alert" className="text-xs [overflow-wrap:anywhere] text-red-700">
           {error}
         </p>
       )}
     </div>
   );
+}
+
+/** One field the platform refused: `body.name`, `querystring.from`, `body.permissions.3`. */
+export interface FieldIssue {
+  field: string;
+  message: string;
+}
+
+/** The per-field messages of a refusal (`details.fields` of a 400), if it has any. */
+export function fieldIssues(error: unknown): FieldIssue[] {
+  if (!(error instanceof ApiError)) return [];
+  const fields = (error.details as { fields?: unknown } | undefined)?.fields;
+  if (!Array.isArray(fields)) return [];
+  return fields.filter(
+    (f): f is FieldIssue =>
+      !!f && typeof f === 'object' && typeof f.field === 'string' && typeof f.message === 'string',
+  );
+}
+
+/**
+ * Splits a refusal between the form's fields and the rest. `names` are the body (or query)
+ * fields the form shows (`name`, `permissions`): each gets its message next to it through `of(name)`
+ * (a nested path such as `permissions.3` belongs to `permissions`). `rest` is what is left for
+ * the top of the form: the error itself when it names no field, a shorter one when only some
+ * fields are shown, nothing when every field is. One helper, so every form reads the same
+ * answer the same way.
+ */
+export function splitFieldErrors(
+  error: unknown,
+  names: readonly string[],
+): { of: (name: string) => string | undefined; rest: unknown } {
+  const issues = fieldIssues(error);
+  if (!issues.length) return { of: () => undefined, rest: error };
+  const local = (f: string) => f.replace(/^(body|querystring|params)(\.|$)/, '');
+  const owner = (f: string) =>
+    names.find((n) => local(f) === n || local(f).startsWith(`${n}.`)) ?? null;
+  const byName = new Map<string, string[]>();
+  const unclaimed: FieldIssue[] = [];
+  for (const i of issues) {
+    const n = owner(i.field);
+    if (n) byName.set(n, [...(byName.get(n) ?? []), i.message]);
+    else unclaimed.push(i);
+  }
+  const err = error as ApiError;
+  const rest = !unclaimed.length
+    ? null
+    : unclaimed.length === issues.length
+      ? error
+      : new ApiError(
+          err.status,
+          err.code,
+          `Invalid request: ${unclaimed.map((f) => `${f.field}: ${f.message}`).join('; ')}`,
+          { fields: unclaimed },
+        );
+  return { of: (name) => byName.get(name)?.join('; '), rest };
 }
 
 // ComponentProps, not the HTML attributes alone: a ref passes through (React 19).
@@ -135,7 +191,24 @@ export function ErrorText({ error }: { error: unknown }) {
 
 function ErrorDetails({ error }: { error: unknown }) {
   if (!(error instanceof ApiError)) return null;
-  const details = error.details as { consumers?: { kind: string; name: string }[] } | undefined;
+  const details = error.details as
+    | { consumers?: { kind: string; name: string }[]; users?: unknown; identities?: unknown }
+    | undefined;
+  const strings = (v: unknown) =>
+    Array.isArray(v) ? v.filter((x): x is string => typeof x === 'string') : [];
+  // Who still holds a role that cannot be deleted (a 409): what to reassign first.
+  const holders = [
+    ...strings(details?.users).map((u) => `member ${u}`),
+    ...strings(details?.identities).map((i) => `identity “${i}”`),
+  ];
+  if (holders.length)
+    return (
+      <ul className="mt-1 list-disc pl-5 text-xs">
+        {holders.map((h) => (
+          <li key={h}>{h}</li>
+        ))}
+      </ul>
+    );
   if (!details?.consumers?.length) return null;
   return (
     <ul className="mt-1 list-disc pl-5 text-xs">
@@ -336,7 +409,7 @@ export function relativeTime(iso: string | null | undefined, now = Date.now()): 
 export function Form({
   onSubmit,
   ...props
-}: Omit<FormHTMLAttributes<HTMLFormElement>, 'onSubmit'> & { onSubmit: () => void }) {
+}: Omit<ComponentProps<'form'>, 'onSubmit'> & { onSubmit: () => void }) {
   return (
     <form
       {...props}
@@ -359,16 +432,23 @@ export function Permitted({
   return check.allowed ? children : <p className="text-sm text-slate-600">{check.reason}</p>;
 }
 
+/** A column heading; `className` e.g. hides a low-priority column on narrower screens. */
+export type Column = string | { label: string; className: string };
+
 /** A table's header row; an empty title is an unlabelled actions column. */
-export function TableHead({ columns, cell = 'px-3 py-2' }: { columns: string[]; cell?: string }) {
+export function TableHead({ columns, cell = 'px-3 py-2' }: { columns: Column[]; cell?: string }) {
   return (
     <thead className="bg-slate-50 text-xs text-slate-700 uppercase">
       <tr>
-        {columns.map((h, i) => (
-          <th key={h || i} scope="col" className={`${cell} font-semibold`}>
-            {h || <span className="sr-only">Actions</span>}
-          </th>
-        ))}
+        {columns.map((c, i) => {
+          const h = typeof c === 'string' ? c : c.label;
+          const cls = typeof c === 'string' ? '' : c.className;
+          return (
+            <th key={h || i} scope="col" className={`${cell} font-semibold ${cls}`}>
+              {h || <span className="sr-only">Actions</span>}
+            </th>
+          );
+        })}
       </tr>
     </thead>
   );

@@ -76,10 +76,10 @@ export function useInfraMutation<V, R>(fn: (v: V) => Promise<R>) {
 }
 
 /**
- * Which pools each gateway belongs to, from the pools' details (the gateway list does not
- * carry it). The details share the pool sheet's cache and its live updates.
+ * Every pool's details (members and their health), as far as loaded. They share the pool
+ * sheet's cache and its live updates.
  */
-export function usePoolsOfGateways(enabled: boolean): Map<string, { id: string; name: string }[]> {
+export function usePoolDetails(enabled: boolean): { details: PoolDetail[]; pending: boolean } {
   const pools = usePools(enabled);
   const details = useQueries({
     queries: (pools.data?.items ?? []).map((p) => ({
@@ -91,10 +91,19 @@ export function usePoolsOfGateways(enabled: boolean): Map<string, { id: string; 
       enabled,
     })),
   });
+  return {
+    details: details.flatMap((d) => (d.data ? [d.data] : [])),
+    pending: enabled && (pools.isPending || details.some((d) => d.isPending)),
+  };
+}
+
+/** Which pools each gateway belongs to, from the pools' details (the gateway list lacks it). */
+export function usePoolsOfGateways(enabled: boolean): Map<string, { id: string; name: string }[]> {
+  const { details } = usePoolDetails(enabled);
   const byGateway = new Map<string, { id: string; name: string }[]>();
   for (const d of details) {
-    for (const m of d.data?.members ?? []) {
-      byGateway.set(m.id, [...(byGateway.get(m.id) ?? []), { id: d.data!.id, name: d.data!.name }]);
+    for (const m of d.members) {
+      byGateway.set(m.id, [...(byGateway.get(m.id) ?? []), { id: d.id, name: d.name }]);
     }
   }
   return byGateway;

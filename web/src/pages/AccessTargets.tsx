@@ -15,6 +15,7 @@ import {
   Input,
   Loading,
   Permitted,
+  splitFieldErrors,
   TableHead,
   TableScroll,
 } from '../components/ui';
@@ -140,17 +141,18 @@ function TargetForm({
   });
   const set = (patch: Partial<TargetFields>) => setForm({ ...form, ...patch });
   // The platform's rules, checked as the user types (it checks again).
+  const refused = splitFieldErrors(save.error, ['name', 'host', 'port', 'protocol', 'description']);
   const nameError = !form.name
-    ? null
+    ? refused.of('name')
     : !TARGET_NAME.test(form.name)
       ? 'Use up to 63 lowercase letters, digits and single hyphens (e.g. "pg-main").'
       : LOOKS_LIKE_ID.test(form.name)
         ? 'A name must not look like an ID (targets are addressed by ID or name).'
-        : null;
+        : refused.of('name');
   const portError =
     form.port === '' ||
     (/^\d+$/.test(form.port) && Number(form.port) >= 1 && Number(form.port) <= 65535)
-      ? null
+      ? refused.of('port')
       : 'The port must be between 1 and 65535 (a whole number).';
   return (
     <Form
@@ -161,30 +163,32 @@ function TargetForm({
     >
       <div className={`grid gap-3 ${target ? 'sm:grid-cols-2' : 'sm:grid-cols-2 lg:grid-cols-4'}`}>
         <Field label="Target name" error={nameError}>
-          {(id, d) => (
+          {(id, d, invalid) => (
             <Input
               id={id}
               required
               maxLength={63}
               value={form.name}
-              aria-invalid={!!nameError}
+              aria-invalid={invalid}
               aria-describedby={d}
               onChange={(e) => set({ name: e.target.value })}
             />
           )}
         </Field>
-        <Field label="Host">
-          {(id) => (
+        <Field label="Host" error={refused.of('host')}>
+          {(id, d, invalid) => (
             <Input
               id={id}
               required
+              aria-describedby={d}
+              aria-invalid={invalid}
               value={form.host}
               onChange={(e) => set({ host: e.target.value })}
             />
           )}
         </Field>
         <Field label="Port" error={portError}>
-          {(id, d) => (
+          {(id, d, invalid) => (
             <Input
               id={id}
               type="number"
@@ -192,17 +196,19 @@ function TargetForm({
               min={1}
               max={65535}
               step={1}
-              aria-invalid={!!portError}
+              aria-invalid={invalid}
               aria-describedby={d}
               value={form.port}
               onChange={(e) => set({ port: e.target.value })}
             />
           )}
         </Field>
-        <Field label="Protocol">
-          {(id) => (
+        <Field label="Protocol" error={refused.of('protocol')}>
+          {(id, d, invalid) => (
             <select
               id={id}
+              aria-describedby={d}
+              aria-invalid={invalid}
               className="rounded-md border border-slate-400 bg-white px-2 py-1.5 text-sm"
               value={form.protocol}
               onChange={(e) => set({ protocol: e.target.value as AccessTarget['protocol'] })}
@@ -214,10 +220,11 @@ function TargetForm({
           )}
         </Field>
       </div>
-      <Field label="Description" hint="Optional.">
-        {(id, d) => (
+      <Field label="Description" hint="Optional." error={refused.of('description')}>
+        {(id, d, invalid) => (
           <Input
             id={id}
+            aria-invalid={invalid}
             aria-describedby={d}
             value={form.description}
             onChange={(e) => set({ description: e.target.value })}
@@ -234,7 +241,7 @@ function TargetForm({
         allowDirect={false}
         legend="Reach the target through"
       />
-      <ErrorText error={save.error} />
+      <ErrorText error={refused.rest} />
       <div className="flex flex-wrap gap-2">
         <Button
           type="submit"

@@ -1,7 +1,7 @@
-import { useInfiniteQuery } from '@tanstack/react-query';
-import { useState } from 'react';
+import { useInfiniteQuery, useQuery } from '@tanstack/react-query';
+import { useId, useState } from 'react';
 import { api, unwrap } from '../api/client';
-import type { AuditEntry, Page } from '../api/types';
+import type { AuditEntry, Identity, Member, Page } from '../api/types';
 import {
   Button,
   Card,
@@ -11,15 +11,65 @@ import {
   Form,
   Input,
   Loading,
+  splitFieldErrors,
   TableHead,
 } from '../components/ui';
+import { allPages, useGateways } from '../lib/queries';
+import { permission, useMe } from '../lib/session';
+
+const ACTOR_TYPES = ['user', 'identity', 'gateway', 'system', 'anonymous'] as const;
+type ActorType = (typeof ACTOR_TYPES)[number];
+
+/**
+ * The people, identities and gateways the user may list, to pick an actor from by e-mail or
+ * name. The log is filtered by the name it recorded (what its Actor column shows), so entries
+ * of an actor deleted since, or of a failed sign-in, are found by typing the name too.
+ */
+function useActorChoices(): { value: string; kind: string }[] {
+  const { data: me } = useMe();
+  const members = useQuery({
+    queryKey: ['members'],
+    queryFn: () =>
+      allPages((cursor) =>
+        unwrap<Page<Member>>(
+          api.GET('/api/v1/users', { params: { query: { cursor, limit: 200 } } }),
+        ),
+      ),
+    enabled: permission(me, 'read', 'Member').allowed,
+  });
+  const identities = useQuery({
+    queryKey: ['identities'],
+    queryFn: () =>
+      allPages((cursor) =>
+        unwrap<Page<Identity>>(
+          api.GET('/api/v1/identities', { params: { query: { cursor, limit: 200 } } }),
+        ),
+      ),
+    enabled: permission(me, 'read', 'Identity').allowed,
+  });
+  const gateways = useGateways();
+  return [
+    ...(members.data?.items ?? []).map((m) => ({ value: m.email, kind: 'member' })),
+    ...(identities.data?.items ?? []).map((i) => ({ value: i.name, kind: 'identity' })),
+    ...(gateways.data?.items ?? []).map((g) => ({ value: g.name, kind: 'gateway' })),
+  ];
+}
 
 export function AuditLogPage() {
   const [event, setEvent] = useState('');
   const [actor, setActor] = useState('');
   const [from, setFrom] = useState('');
   const [to, setTo] = useState('');
-  const [applied, setApplied] = useState({ event: '', actor: '', from: '', to: '' });
+  const [actorType, setActorType] = useState<ActorType | ''>('');
+  const [applied, setApplied] = useState({
+    event: '',
+    actor: '',
+    actorType: '' as ActorType | '',
+    from: '',
+    to: '',
+  });
+  const actors = useActorChoices();
+  const listId = useId();
   const log = useInfiniteQuery({
     queryKey: ['audit', 'log', applied],
     initialPageParam: undefined as string | undefined,
@@ -31,7 +81,8 @@ export function AuditLogPage() {
               limit: 50,
               cursor: pageParam,
               event: applied.event || undefined,
-              actor: applied.actor || undefined,
+              actor: applied.actor.trim() || undefined,
+              actorType: applied.actorType || undefined,
               from: applied.from ? new Date(applied.from).toISOString() : undefined,
               to: applied.to ? new Date(applied.to).toISOString() : undefined,
             },
@@ -41,66 +92,109 @@ export function AuditLogPage() {
     getNextPageParam: (last) => last.nextCursor ?? undefined,
   });
   const items = log.data?.pages.flatMap((p) => p.items) ?? [];
+  const refused = splitFieldErrors(log.error, ['event', 'actor', 'actorType', 'from', 'to']);
   return (
     <div className="flex flex-col gap-4">
       <h1 className="text-2xl font-semibold">Audit log</h1>
       <Card>
         <Form
-          className="flex flex-wrap items-end gap-3"
-          onSubmit={() => setApplied({ event, actor, from, to })}
+          className="flex flex-wrap items-start gap-3"
+          onSubmit={() => setApplied({ event, actor, actorType, from, to })}
         >
-          <Field label="Event">
-            {(id) => (
+          <Field label="Event" error={refused.of('event')}>
+            {(id, d, invalid) => (
               <Input
                 id={id}
+                aria-describedby={d}
+                aria-invalid={invalid}
                 placeholder="gateway-pool.*"
                 value={event}
                 onChange={(e) => setEvent(e.target.value)}
               />
             )}
           </Field>
-          <Field label="Actor">
-            {(id) => (
-              <Input
-                id={id}
-                placeholder="email or name"
-                value={actor}
-                onChange={(e) => setActor(e.target.value)}
-              />
+          <Field label="Actor" error={refused.of('actor')}>
+            {(id, d, invalid) => (
+              <>
+                <Input
+                  id={id}
+                  list={listId}
+                  autoComplete="off"
+                  placeholder="email or name"
+                  aria-describedby={d}
+                  aria-invalid={invalid}
+                  value={actor}
+                  onChange={(e) => setActor(e.target.value)}
+                />
+                <datalist id={listId}>
+                  {actors.map((a) => (
+                    <option key={`${a.kind}:${a.value}`} value={a.value} label={a.kind} />
+                  ))}
+                </datalist>
+              </>
             )}
           </Field>
-          <Field label="From">
-            {(id) => (
+          <Field label="Actor type" error={refused.of('actorType')}>
+            {(id, d, invalid) => (
+              <select
+                id={id}
+                aria-describedby={d}
+                aria-invalid={invalid}
+                className="rounded-md border border-slate-400 bg-white px-2 py-1.5 text-sm"
+                value={actorType}
+                onChange={(e) => setActorType(e.target.value as ActorType | '')}
+              >
+                <option value="">any</option>
+                {ACTOR_TYPES.map((t) => (
+                  <option key={t}>{t}</option>
+                ))}
+              </select>
+            )}
+          </Field>
+          <Field label="From" error={refused.of('from')}>
+            {(id, d, invalid) => (
               <Input
                 id={id}
+                aria-describedby={d}
+                aria-invalid={invalid}
                 type="datetime-local"
                 value={from}
                 onChange={(e) => setFrom(e.target.value)}
               />
             )}
           </Field>
-          <Field label="To">
-            {(id) => (
+          <Field label="To" error={refused.of('to')}>
+            {(id, d, invalid) => (
               <Input
                 id={id}
+                aria-describedby={d}
+                aria-invalid={invalid}
                 type="datetime-local"
                 value={to}
                 onChange={(e) => setTo(e.target.value)}
               />
             )}
           </Field>
-          <Button type="submit" tone="primary">
-            Filter
-          </Button>
+          <div className="pt-6">
+            <Button type="submit" tone="primary">
+              Filter
+            </Button>
+          </div>
         </Form>
         <p className="mt-2 text-xs text-slate-600">
-          Event: exact, or a prefix ending in * (gateway-pool.*). Times are your local time.
+          Event: exact, or a prefix ending in * (gateway-pool.*). Actor: an e-mail or name as the
+          log recorded it (pick one of this organization's members, identities or gateways, or type
+          any). Times are your local time.
         </p>
       </Card>
       {log.isPending ? (
         <Loading what="audit log" />
       ) : log.error ? (
-        <ErrorText error={log.error} />
+        refused.rest ? (
+          <ErrorText error={refused.rest} />
+        ) : (
+          <Empty title="The filter was refused: correct the marked field above." />
+        )
       ) : !items.length ? (
         <Empty title="No audit entries match" />
       ) : (

@@ -15,6 +15,7 @@ import {
   Loading,
   Permitted,
   relativeTime,
+  splitFieldErrors,
   TableHead,
   TableScroll,
 } from '../components/ui';
@@ -52,6 +53,7 @@ export function EnrollmentTokensPage() {
       unwrap(api.DELETE('/api/v1/gateways/enrollment-tokens/{id}', { params: { path: { id } } })),
     onSettled: () => qc.invalidateQueries({ queryKey: ['enrollment-tokens'] }),
   });
+  const refused = splitFieldErrors(create.error, ['name', 'ttlSeconds', 'poolIds']);
   const canCreate = permission(me, 'create', 'EnrollmentToken');
   const canDelete = permission(me, 'delete', 'EnrollmentToken');
   const poolReason = !licensed
@@ -65,21 +67,29 @@ export function EnrollmentTokensPage() {
           <p className="mb-3 text-sm text-slate-700">
             Single-use: one token enrolls one gateway. Create one per gateway.
           </p>
-          <Form className="grid gap-3 md:grid-cols-3" onSubmit={() => create.mutate()}>
-            <Field label="Token name">
-              {(id) => (
+          <Form
+            className="grid gap-3 md:grid-cols-3"
+            onSubmit={() => create.mutate()}
+            // Editing again makes the last refusal stale.
+            onChange={() => create.reset()}
+          >
+            <Field label="Token name" error={refused.of('name')}>
+              {(id, d, invalid) => (
                 <Input
                   id={id}
+                  aria-describedby={d}
+                  aria-invalid={invalid}
                   value={name}
                   placeholder="gateway enrollment"
                   onChange={(e) => setName(e.target.value)}
                 />
               )}
             </Field>
-            <Field label="Valid for (seconds)" hint="60 to 86400.">
-              {(id, d) => (
+            <Field label="Valid for (seconds)" hint="60 to 86400." error={refused.of('ttlSeconds')}>
+              {(id, d, invalid) => (
                 <Input
                   id={id}
+                  aria-invalid={invalid}
                   type="number"
                   min={60}
                   max={86400}
@@ -89,7 +99,10 @@ export function EnrollmentTokensPage() {
                 />
               )}
             </Field>
-            <fieldset className="flex flex-col gap-1">
+            <fieldset
+              className="flex flex-col gap-1"
+              aria-describedby={refused.of('poolIds') ? 'enroll-pools-err' : undefined}
+            >
               <legend className="text-sm font-medium">Pools to join</legend>
               {poolReason ? (
                 <p className="text-xs text-slate-600">{poolReason}</p>
@@ -111,9 +124,14 @@ export function EnrollmentTokensPage() {
                   </label>
                 ))
               )}
+              {refused.of('poolIds') && (
+                <p id="enroll-pools-err" role="alert" className="text-xs text-red-700">
+                  {refused.of('poolIds')}
+                </p>
+              )}
             </fieldset>
             <div className="md:col-span-3">
-              <ErrorText error={create.error} />
+              <ErrorText error={refused.rest} />
               <Button type="submit" tone="primary" disabled={create.isPending}>
                 Create token
               </Button>

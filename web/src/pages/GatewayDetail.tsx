@@ -2,6 +2,7 @@ import { useQuery } from '@tanstack/react-query';
 import { Link, useParams } from '@tanstack/react-router';
 import { api, unwrap } from '../api/client';
 import type { AuditEntry, Page } from '../api/types';
+import { GatewayControls } from '../components/GatewayControls';
 import { HealthBadge } from '../components/HealthBadge';
 import { Card, ErrorText, LoadError, Loading, relativeTime } from '../components/ui';
 import { useGateway, usePoolsOfGateways } from '../lib/queries';
@@ -14,6 +15,7 @@ export function GatewayDetailPage() {
   const license = useLicense();
   const poolsOf = usePoolsOfGateways(hasPools(license));
   const canAudit = permission(me, 'read', 'AuditLog');
+  const edit = permission(me, 'edit', 'Gateway');
   const history = useQuery({
     queryKey: ['audit', 'gateway', id],
     queryFn: () =>
@@ -60,7 +62,18 @@ export function GatewayDetailPage() {
         </Link>{' '}
         / {g.name}
       </p>
-      <h1 className="text-2xl font-semibold">{g.name}</h1>
+      <div className="flex flex-wrap items-start justify-between gap-3">
+        <h1 className="min-w-0 text-2xl font-semibold [overflow-wrap:anywhere]">{g.name}</h1>
+        <div>
+          <GatewayControls
+            gatewayId={g.id}
+            gatewayName={g.name}
+            draining={g.draining}
+            health={g.health}
+            drainDisabledReason={edit.allowed ? undefined : edit.reason}
+          />
+        </div>
+      </div>
       <Card>
         <dl className="grid grid-cols-[minmax(0,8rem)_minmax(0,1fr)] gap-x-2 gap-y-2 text-sm sm:grid-cols-[12rem_minmax(0,1fr)]">
           {rows.map(([k, v]) => (

@@ -16,6 +16,7 @@ import {
   Input,
   Loading,
   relativeTime,
+  splitFieldErrors,
   TableHead,
 } from '../components/ui';
 import { useGateways, useInfraMutation, usePools, usePoolsOfGateways } from '../lib/queries';
@@ -87,22 +88,12 @@ function GatewaysTable({ onOpenPool }: { onOpenPool: (id: string) => void }) {
     );
   }
   return (
-    <div className="relative overflow-x-auto rounded-lg border border-slate-200 bg-white">
-      <table className="w-full min-w-[56rem] text-left text-sm">
-        <TableHead
-          columns={[
-            'Name',
-            'Health',
-            'Last seen',
-            'RTT',
-            'Streams',
-            'Version',
-            'Labels',
-            'Pools',
-            'Resources',
-            'Actions',
-          ]}
-        />
+    <div
+      className="relative overflow-x-auto rounded-lg border border-slate-200 bg-white"
+      data-testid="gateways-table"
+    >
+      <table className="w-full text-left text-sm">
+        <TableHead columns={GATEWAY_COLUMNS} cell="px-2 py-2 whitespace-nowrap" />
         <tbody>
           {gateways.data.items.map((g) => (
             <GatewayRow
@@ -117,6 +108,28 @@ function GatewaysTable({ onOpenPool }: { onOpenPool: (id: string) => void }) {
     </div>
   );
 }
+
+/**
+ * Which columns a width has room for, so a row stays on one line: name, health and the
+ * actions always; last seen and pools from 1024 px; RTT and labels from 1280 px; streams,
+ * version and resources from 1536 px (the gateway's page has them all). Long values are cut
+ * with an ellipsis and shown whole as the cell's title.
+ */
+const LG = 'hidden lg:table-cell';
+const XL = 'hidden xl:table-cell';
+const XXL = 'hidden 2xl:table-cell';
+const GATEWAY_COLUMNS = [
+  'Name',
+  'Health',
+  { label: 'Last seen', className: LG },
+  { label: 'RTT', className: XL },
+  { label: 'Streams', className: XXL },
+  { label: 'Version', className: XXL },
+  { label: 'Labels', className: XL },
+  { label: 'Pools', className: LG },
+  { label: 'Resources', className: XXL },
+  '',
+];
 
 function GatewayRow({
   g,
@@ -134,50 +147,82 @@ function GatewayRow({
       api.DELETE('/api/v1/gateways/{id}', { params: { path: { id: g.id } } }),
     ),
   );
+  const labels = Object.entries(g.labels ?? {}).map(([k, v]) => `${k}=${v}`);
+  const pools = g.pools ?? [];
+  const cell = 'px-2 py-2 whitespace-nowrap';
   return (
-    <tr className="border-t border-slate-100 align-top" data-gateway={g.name}>
-      <td className="max-w-56 px-3 py-2 font-medium break-all">
-        <Link to="/gateways/$id" params={{ id: g.id }} className="text-indigo-800 hover:underline">
+    <tr className="border-t border-slate-100 align-middle" data-gateway={g.name}>
+      <td className={`${cell} font-medium`}>
+        <Link
+          to="/gateways/$id"
+          params={{ id: g.id }}
+          title={g.name}
+          className="block max-w-[9rem] truncate text-indigo-800 hover:underline 2xl:max-w-[14rem]"
+        >
           {g.name}
         </Link>
       </td>
-      <td className="px-3 py-2">
+      <td className={cell}>
         <HealthBadge health={g.health} title={g.lastResort} />
-        {g.lastResort && <p className="mt-1 text-xs text-amber-800">Last resort: {g.lastResort}</p>}
+        {g.lastResort && (
+          <p className="mt-1 max-w-[10rem] truncate text-xs text-amber-800" title={g.lastResort}>
+            Last resort: {g.lastResort}
+          </p>
+        )}
       </td>
-      <td className="px-3 py-2 whitespace-nowrap">{relativeTime(g.lastSeenAt)}</td>
-      <td className="px-3 py-2">{g.rttMs !== null ? `${g.rttMs.toFixed(1)} ms` : '—'}</td>
-      <td className="px-3 py-2">{g.activeStreams}</td>
-      <td className="px-3 py-2">{g.version ?? '—'}</td>
-      <td className="px-3 py-2">
-        {Object.entries(g.labels ?? {}).map(([k, v]) => (
-          <span
-            key={k}
-            className="mr-1 inline-block rounded bg-slate-100 px-1.5 py-0.5 font-mono text-xs"
-          >
-            {k}={v}
+      <td className={`${cell} ${LG}`}>
+        {g.lastSeenAt ? (
+          <time dateTime={g.lastSeenAt} title={new Date(g.lastSeenAt).toLocaleString()}>
+            {relativeTime(g.lastSeenAt)}
+          </time>
+        ) : (
+          relativeTime(g.lastSeenAt)
+        )}
+      </td>
+      <td className={`${cell} ${XL}`}>{g.rttMs !== null ? `${g.rttMs.toFixed(1)} ms` : '—'}</td>
+      <td className={`${cell} ${XXL}`}>{g.activeStreams}</td>
+      <td className={`${cell} ${XXL}`}>
+        <span className="block max-w-[7rem] truncate" title={g.version ?? undefined}>
+          {g.version ?? '—'}
+        </span>
+      </td>
+      <td className={`${cell} ${XL}`}>
+        {labels.length ? (
+          <span className="block max-w-[9rem] truncate font-mono text-xs" title={labels.join(', ')}>
+            {labels.join(', ')}
           </span>
-        ))}
+        ) : (
+          '—'
+        )}
       </td>
-      <td className="px-3 py-2">
-        {(g.pools ?? []).map((p) => (
-          <button
-            key={p.id}
-            type="button"
-            className="mr-1 text-indigo-800 underline"
-            onClick={() => onOpenPool(p.id)}
-          >
-            {p.name}
-          </button>
-        ))}
-        {!g.pools?.length && '—'}
+      <td className={`${cell} ${LG}`}>
+        {pools.length ? (
+          <span className="block max-w-[8rem] truncate" title={pools.map((p) => p.name).join(', ')}>
+            {pools.map((p, i) => (
+              <span key={p.id}>
+                {i > 0 && ', '}
+                <button
+                  type="button"
+                  className="inline text-indigo-800 underline"
+                  onClick={() => onOpenPool(p.id)}
+                >
+                  {p.name}
+                </button>
+              </span>
+            ))}
+          </span>
+        ) : (
+          '—'
+        )}
       </td>
-      <td className="px-3 py-2">{g.connectedResourcesCount ?? '—'}</td>
-      <td className="px-3 py-2">
+      <td className={`${cell} ${XXL}`}>{g.connectedResourcesCount ?? '—'}</td>
+      <td className={cell}>
         <GatewayControls
           gatewayId={g.id}
+          gatewayName={g.name}
           draining={g.draining}
           health={g.health}
+          nowrap
           drainDisabledReason={edit.allowed ? undefined : edit.reason}
           extra={
             <>
@@ -407,13 +452,14 @@ function PoolForm({
         )
       : unwrap<{ warnings?: string[] }>(api.POST('/api/v1/gateway-pools', { body }));
   });
+  const refused = splitFieldErrors(save.error, ['name', 'minHealthy', 'healthCheckTarget']);
   const nameError = !name
-    ? null
+    ? refused.of('name')
     : !POOL_NAME.test(name)
       ? 'Use 1-32 lowercase letters, digits and hyphens (e.g. "dc1-pool").'
       : pools.some((p) => p.name === name && p.id !== pool?.id)
         ? `A pool named "${name}" already exists.`
-        : null;
+        : refused.of('name');
   return (
     <Form
       className="mt-3 flex flex-col gap-3"
@@ -430,12 +476,12 @@ function PoolForm({
       onChange={() => save.reset()}
     >
       <Field label="Name" error={nameError}>
-        {(id, d) => (
+        {(id, d, invalid) => (
           <Input
             id={id}
             required
             value={name}
-            aria-invalid={!!nameError}
+            aria-invalid={invalid}
             aria-describedby={d}
             onChange={(e) => setName(e.target.value)}
           />
@@ -448,13 +494,15 @@ function PoolForm({
             ? 'Below this many healthy members the pool is degraded (audited). Empty keeps it.'
             : 'Below this many healthy members the pool is degraded (audited). Empty means 1.'
         }
+        error={refused.of('minHealthy')}
       >
-        {(id, d) => (
+        {(id, d, invalid) => (
           <Input
             id={id}
             type="number"
             min={0}
             value={minHealthy}
+            aria-invalid={invalid}
             aria-describedby={d}
             onChange={(e) => setMinHealthy(e.target.value)}
           />
@@ -463,17 +511,19 @@ function PoolForm({
       <Field
         label="Health-check target"
         hint="host:port every member must reach, e.g. 10.0.0.5:5432 (optional)."
+        error={refused.of('healthCheckTarget')}
       >
-        {(id, d) => (
+        {(id, d, invalid) => (
           <Input
             id={id}
             value={target}
+            aria-invalid={invalid}
             aria-describedby={d}
             onChange={(e) => setTarget(e.target.value)}
           />
         )}
       </Field>
-      <ErrorText error={save.error} />
+      <ErrorText error={refused.rest} />
       <div className="flex justify-end gap-2">
         <Button onClick={onDone}>Cancel</Button>
         <Button type="submit" tone="primary" disabled={!name || !!nameError || save.isPending}>

@@ -3,6 +3,7 @@ import { Link, useNavigate, useParams } from '@tanstack/react-router';
 import { useState } from 'react';
 import { api, ApiError, unwrap } from '../api/client';
 import type {
+  CreatedIdentityToken,
   Identity,
   IdentityToken,
   KubernetesAuthConfig,
@@ -25,6 +26,7 @@ import {
   Loading,
   Permitted,
   relativeTime,
+  splitFieldErrors,
   TableHead,
   TableScroll,
   TextArea,
@@ -61,6 +63,7 @@ export function IdentitiesPage() {
       void qc.invalidateQueries({ queryKey: ['identities'] });
     },
   });
+  const refused = splitFieldErrors(create.error, ['name', 'role']);
   const can = permission(me, 'create', 'Identity');
   return (
     <div className="flex flex-col gap-4">
@@ -68,19 +71,28 @@ export function IdentitiesPage() {
       <Card title="New machine identity">
         <Permitted check={can}>
           <Form
-            className="flex flex-wrap items-end gap-3"
+            className="flex flex-wrap items-start gap-3"
             onSubmit={() => create.mutate()}
             onChange={() => create.reset()}
           >
-            <Field label="Identity name">
-              {(id) => (
-                <Input id={id} required value={name} onChange={(e) => setName(e.target.value)} />
+            <Field label="Identity name" error={refused.of('name')}>
+              {(id, d, invalid) => (
+                <Input
+                  id={id}
+                  required
+                  aria-describedby={d}
+                  aria-invalid={invalid}
+                  value={name}
+                  onChange={(e) => setName(e.target.value)}
+                />
               )}
             </Field>
-            <Field label="Role">
-              {(id) => (
+            <Field label="Role" error={refused.of('role')}>
+              {(id, d, invalid) => (
                 <select
                   id={id}
+                  aria-describedby={d}
+                  aria-invalid={invalid}
                   className="rounded-md border border-slate-400 bg-white px-2 py-1.5 text-sm"
                   value={role}
                   onChange={(e) => setRole(e.target.value)}
@@ -93,11 +105,13 @@ export function IdentitiesPage() {
                 </select>
               )}
             </Field>
-            <Button type="submit" tone="primary" disabled={create.isPending}>
-              Create identity
-            </Button>
+            <div className="pt-6">
+              <Button type="submit" tone="primary" disabled={create.isPending}>
+                Create identity
+              </Button>
+            </div>
             <div className="w-full">
-              <ErrorText error={create.error} />
+              <ErrorText error={refused.rest} />
             </div>
           </Form>
         </Permitted>
@@ -130,6 +144,10 @@ function useDeleteIdentity(id: string) {
     mutationFn: () => unwrap(api.DELETE('/api/v1/identities/{id}', { params: { path: { id } } })),
     onSuccess: () => {
       qc.removeQueries({ queryKey: ['identity', id] });
+      // Gone from the list at once: the page navigated to must not show it until the refetch.
+      qc.setQueryData<Page<Identity>>(['identities'], (list) =>
+        list ? { ...list, items: list.items.filter((i) => i.id !== id) } : list,
+      );
       void qc.invalidateQueries({ queryKey: ['identities'] });
     },
   });
@@ -219,10 +237,35 @@ export function IdentityPage() {
   );
 }
 
+/** Units a token's lifetime is typed in, in seconds. */
+const TTL_UNITS = { hours: 3600, days: 86400 } as const;
+type TtlUnit = keyof typeof TTL_UNITS;
+// The platform's bounds (createIdentityToken): at least a minute, at most a year.
+const TTL_MIN = 60;
+const TTL_MAX = 365 * 86400;
+
+/** A token's lifetime as typed: its seconds, or why it cannot be sent. */
+function tokenTtl(amount: string, unit: TtlUnit): { seconds?: number; error?: string } {
+  const n = Number(amount);
+  if (amount.trim() === '' || !Number.isFinite(n) || n <= 0)
+    return { error: 'Enter how long the token is valid (a positive number).' };
+  const seconds = Math.round(n * TTL_UNITS[unit]);
+  if (seconds < TTL_MIN || seconds > TTL_MAX)
+    return { error: 'A token is valid for at least a minute and at most 365 days.' };
+  return { seconds };
+}
+
 function IdentityTokens({ id }: { id: string }) {
   const qc = useQueryClient();
   const { data: me } = useMe();
-  const [shown, setShown] = useState<string | null>(null);
+  const [shown, setShown] = useState<{ token: string; name: string; expiresAt: string } | null>(
+    null,
+  );
+  const [name, setName] = useState('');
+  // The platform's default lifetime: 30 days.
+  const [amount, setAmount] = useState('30');
+  const [unit, setUnit] = useState<TtlUnit>('days');
+  const ttl = tokenTtl(amount, unit);
   const tokens = useQuery({
     queryKey: ['identity', id, 'tokens'],
     queryFn: () =>
@@ -237,13 +280,16 @@ function IdentityTokens({ id }: { id: string }) {
   const refresh = () => void qc.invalidateQueries({ queryKey: ['identity', id, 'tokens'] });
   const create = useMutation({
     mutationFn: () =>
-      unwrap<{ token: string }>(
+      unwrap<CreatedIdentityToken>(
         api.POST('/api/v1/identities/{id}/tokens', {
           params: { path: { id } },
-          body: { name: 'ui' },
+          body: { name: name.trim(), ttlSeconds: ttl.seconds ?? 0 },
         }),
       ),
-    onSuccess: (t) => setShown(t.token),
+    onSuccess: (t) => {
+      setShown({ token: t.token, name: t.name, expiresAt: t.expiresAt });
+      setName('');
+    },
     onSettled: refresh,
   });
   const revoke = useMutation({
@@ -255,33 +301,100 @@ function IdentityTokens({ id }: { id: string }) {
       ),
     onSettled: refresh,
   });
+  const refused = splitFieldErrors(create.error, ['name', 'ttlSeconds']);
   const can = permission(me, 'edit', 'Identity');
   const now = Date.now();
   return (
-    <Card
-      title="Access tokens"
-      actions={
-        <Button
-          small
-          tone="primary"
-          disabledReason={can.allowed ? undefined : can.reason}
-          onClick={() => create.mutate()}
+    <Card title="Access tokens">
+      <Permitted check={can}>
+        <Form
+          className="flex flex-wrap items-start gap-3"
+          aria-label="New access token"
+          onSubmit={() => {
+            setShown(null);
+            create.mutate();
+          }}
+          // Editing again makes the last refusal stale.
+          onChange={() => create.reset()}
         >
-          Create token
-        </Button>
-      }
-    >
-      <ErrorText error={create.error} />
+          <Field
+            label="Token name"
+            hint="Optional: what uses it, e.g. “ci-pipeline”."
+            error={refused.of('name')}
+          >
+            {(fid, d, invalid) => (
+              <Input
+                id={fid}
+                maxLength={128}
+                aria-describedby={d}
+                aria-invalid={invalid}
+                value={name}
+                onChange={(e) => setName(e.target.value)}
+              />
+            )}
+          </Field>
+          <Field
+            label="Valid for"
+            hint={
+              ttl.seconds
+                ? `Expires ${new Date(now + ttl.seconds * 1000).toLocaleString()}.`
+                : '1 minute to 365 days.'
+            }
+            error={ttl.error ?? refused.of('ttlSeconds')}
+          >
+            {(fid, d, invalid) => (
+              <span className="flex gap-1">
+                <Input
+                  id={fid}
+                  type="number"
+                  min={0}
+                  step="any"
+                  className="w-24"
+                  aria-describedby={d}
+                  aria-invalid={invalid}
+                  value={amount}
+                  onChange={(e) => setAmount(e.target.value)}
+                />
+                <select
+                  aria-label="Unit of the validity"
+                  className="rounded-md border border-slate-400 bg-white px-2 py-1.5 text-sm"
+                  value={unit}
+                  onChange={(e) => setUnit(e.target.value as TtlUnit)}
+                >
+                  <option value="hours">hours</option>
+                  <option value="days">days</option>
+                </select>
+              </span>
+            )}
+          </Field>
+          <div className="pt-6">
+            <Button type="submit" tone="primary" disabled={create.isPending || !!ttl.error}>
+              Create token
+            </Button>
+          </div>
+          <div className="w-full">
+            <ErrorText error={refused.rest} />
+          </div>
+        </Form>
+      </Permitted>
       {shown ? (
-        <div className="flex flex-wrap items-center gap-2">
-          <code className="max-w-full overflow-x-auto rounded bg-slate-100 px-2 py-1 text-xs">
-            {shown}
-          </code>
-          <CopyButton text={shown} label="Copy token" />
-          <span className="text-xs text-slate-600">Shown once: store it now.</span>
+        <div
+          role="status"
+          className="mt-3 flex flex-col gap-2 rounded-md border border-green-300 bg-green-50 p-3 text-sm"
+        >
+          <p>
+            Token “{shown.name || 'unnamed'}” created; it expires{' '}
+            {new Date(shown.expiresAt).toLocaleString()}. Shown once: store it now.
+          </p>
+          <div className="flex flex-wrap items-center gap-2">
+            <code className="max-w-full overflow-x-auto rounded bg-white px-2 py-1 text-xs">
+              {shown.token}
+            </code>
+            <CopyButton text={shown.token} label="Copy token" />
+          </div>
         </div>
       ) : (
-        <p className="text-sm text-slate-600">Tokens are shown once, when created.</p>
+        <p className="mt-3 text-sm text-slate-600">Tokens are shown once, when created.</p>
       )}
       <div className="mt-3">
         {tokens.isPending ? (
@@ -302,10 +415,22 @@ function IdentityTokens({ id }: { id: string }) {
                   const expired = !!t.expiresAt && new Date(t.expiresAt).getTime() <= now;
                   return (
                     <tr key={t.id} className="border-t border-slate-100" data-token={t.id}>
-                      <td className="py-2 pr-2 [overflow-wrap:anywhere]">{t.name || '—'}</td>
-                      <td className="py-2 pr-2 whitespace-nowrap">{relativeTime(t.createdAt)}</td>
+                      <td className="py-2 pr-2 [overflow-wrap:anywhere]">
+                        {t.name || <span className="text-slate-600">unnamed</span>}
+                      </td>
                       <td className="py-2 pr-2 whitespace-nowrap">
-                        {t.expiresAt ? new Date(t.expiresAt).toLocaleDateString() : 'never'}
+                        <time dateTime={t.createdAt} title={new Date(t.createdAt).toLocaleString()}>
+                          {relativeTime(t.createdAt)}
+                        </time>
+                      </td>
+                      <td className="py-2 pr-2 whitespace-nowrap">
+                        {t.expiresAt ? (
+                          <time dateTime={t.expiresAt}>
+                            {new Date(t.expiresAt).toLocaleString()}
+                          </time>
+                        ) : (
+                          'never'
+                        )}
                       </td>
                       <td className="py-2 pr-2 whitespace-nowrap">{relativeTime(t.lastUsedAt)}</td>
                       <td className="py-2 pr-2">
@@ -453,6 +578,17 @@ function KubernetesAuthEditor(p: EditorProps) {
     },
   });
   const ro = !p.canEdit.allowed;
+  const refused = splitFieldErrors(save.error, [
+    'kubernetesHost',
+    'caCert',
+    // Shown next to its field only while that field is there (not when it is kept as "set").
+    ...(replacingJwt ? ['tokenReviewerJwt'] : []),
+    'allowedNamespaces',
+    'allowedNames',
+    'allowedAudience',
+    'accessTokenTtl',
+    'accessTokenMaxTtl',
+  ]);
   return (
     <Card title="Kubernetes auth">
       {ro && <p className="mb-2 text-sm text-slate-600">{p.canEdit.reason}</p>}
@@ -462,12 +598,19 @@ function KubernetesAuthEditor(p: EditorProps) {
           setResult(null);
           save.mutate();
         }}
+        // Editing again makes the last refusal stale.
+        onChange={() => save.reset()}
       >
         <fieldset disabled={ro} className="flex flex-col gap-3">
-          <Field label="Kubernetes host" hint='The API server URL, e.g. "https://10.0.0.1:6443".'>
-            {(id, d) => (
+          <Field
+            label="Kubernetes host"
+            error={refused.of('kubernetesHost')}
+            hint='The API server URL, e.g. "https://10.0.0.1:6443".'
+          >
+            {(id, d, invalid) => (
               <Input
                 id={id}
+                aria-invalid={invalid}
                 required
                 aria-describedby={d}
                 value={host}
@@ -475,10 +618,15 @@ function KubernetesAuthEditor(p: EditorProps) {
               />
             )}
           </Field>
-          <Field label="CA certificate" hint="PEM; empty to use the system CAs.">
-            {(id, d) => (
+          <Field
+            label="CA certificate"
+            error={refused.of('caCert')}
+            hint="PEM; empty to use the system CAs."
+          >
+            {(id, d, invalid) => (
               <TextArea
                 id={id}
+                aria-invalid={invalid}
                 rows={4}
                 aria-describedby={d}
                 value={caCert}
@@ -489,11 +637,13 @@ function KubernetesAuthEditor(p: EditorProps) {
           {replacingJwt ? (
             <Field
               label="Token reviewer JWT"
+              error={refused.of('tokenReviewerJwt')}
               hint="Write-only: it is stored encrypted and never shown again."
             >
-              {(id, d) => (
+              {(id, d, invalid) => (
                 <TextArea
                   id={id}
+                  aria-invalid={invalid}
                   rows={3}
                   aria-describedby={d}
                   value={jwt}
@@ -511,45 +661,65 @@ function KubernetesAuthEditor(p: EditorProps) {
             </div>
           )}
           <div className="grid gap-3 md:grid-cols-3">
-            <Field label="Allowed namespaces" hint="Comma-separated.">
-              {(id, d) => (
+            <Field
+              label="Allowed namespaces"
+              error={refused.of('allowedNamespaces')}
+              hint="Comma-separated."
+            >
+              {(id, d, invalid) => (
                 <Input
                   id={id}
+                  aria-invalid={invalid}
                   aria-describedby={d}
                   value={namespaces}
                   onChange={(x) => setNamespaces(x.target.value)}
                 />
               )}
             </Field>
-            <Field label="Allowed service accounts" hint="Comma-separated names.">
-              {(id, d) => (
+            <Field
+              label="Allowed service accounts"
+              error={refused.of('allowedNames')}
+              hint="Comma-separated names."
+            >
+              {(id, d, invalid) => (
                 <Input
                   id={id}
+                  aria-invalid={invalid}
                   aria-describedby={d}
                   value={names}
                   onChange={(x) => setNames(x.target.value)}
                 />
               )}
             </Field>
-            <Field label="Allowed audience" hint="Optional.">
-              {(id, d) => (
+            <Field label="Allowed audience" error={refused.of('allowedAudience')} hint="Optional.">
+              {(id, d, invalid) => (
                 <Input
                   id={id}
+                  aria-invalid={invalid}
                   aria-describedby={d}
                   value={audience}
                   onChange={(x) => setAudience(x.target.value)}
                 />
               )}
             </Field>
-            <Field label="Access token TTL (seconds)">
-              {(id) => (
-                <Input id={id} type="number" value={ttl} onChange={(x) => setTtl(x.target.value)} />
-              )}
-            </Field>
-            <Field label="Access token max TTL (seconds)">
-              {(id) => (
+            <Field label="Access token TTL (seconds)" error={refused.of('accessTokenTtl')}>
+              {(id, d, invalid) => (
                 <Input
                   id={id}
+                  aria-invalid={invalid}
+                  aria-describedby={d}
+                  type="number"
+                  value={ttl}
+                  onChange={(x) => setTtl(x.target.value)}
+                />
+              )}
+            </Field>
+            <Field label="Access token max TTL (seconds)" error={refused.of('accessTokenMaxTtl')}>
+              {(id, d, invalid) => (
+                <Input
+                  id={id}
+                  aria-invalid={invalid}
+                  aria-describedby={d}
                   type="number"
                   value={maxTtl}
                   onChange={(x) => setMaxTtl(x.target.value)}
@@ -571,7 +741,7 @@ function KubernetesAuthEditor(p: EditorProps) {
             legend="Reach the Kubernetes API through"
           />
         </fieldset>
-        <ErrorText error={save.error} />
+        <ErrorText error={refused.rest} />
         {result?.validation && (
           <div role="status" className="rounded-md border border-slate-300 bg-slate-50 p-3 text-sm">
             <p>

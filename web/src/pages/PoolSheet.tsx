@@ -153,6 +153,7 @@ function MemberRow({
       <td className="py-2">
         <GatewayControls
           gatewayId={m.id}
+          gatewayName={m.name}
           draining={m.draining}
           checkLabel="Trigger health check"
           drainDisabledReason={editReason}

@@ -1,9 +1,9 @@
 import * as Switch from '@radix-ui/react-switch';
 import { useMutation, useQuery, useQueryClient } from '@tanstack/react-query';
-import { useState } from 'react';
+import { useId, useState } from 'react';
 import { api, unwrap } from '../api/client';
-import type { Invitation, InvitedUser, Member, Page, RolesAnswer } from '../api/types';
-import { ConfirmButton } from '../components/Dialogs';
+import type { Invitation, InvitedUser, Member, Page, Role, RolesAnswer } from '../api/types';
+import { ConfirmButton, FormDialog } from '../components/Dialogs';
 import {
   Button,
   Card,
@@ -14,8 +14,10 @@ import {
   Input,
   Loading,
   Permitted,
-  TextArea,
+  splitFieldErrors,
+  TableHead,
   TableScroll,
+  TextArea,
 } from '../components/ui';
 import { allPages } from '../lib/queries';
 import { hasPools, permission, useLicense, useMe } from '../lib/session';
@@ -46,6 +48,7 @@ function PlanCard() {
     },
   });
   const can = permission(me, 'edit', 'License');
+  const refused = splitFieldErrors(install.error, ['key']);
   return (
     <Card title="Plan and license">
       {license.isPending ? (
@@ -71,13 +74,25 @@ function PlanCard() {
         </dl>
       )}
       <Permitted check={can}>
-        <Form id="license-key" className="flex flex-col gap-2" onSubmit={() => install.mutate()}>
-          <Field label="License key">
-            {(id) => (
-              <TextArea id={id} rows={3} value={key} onChange={(e) => setKey(e.target.value)} />
+        <Form
+          id="license-key"
+          className="flex flex-col gap-2"
+          onSubmit={() => install.mutate()}
+          onChange={() => install.reset()}
+        >
+          <Field label="License key" error={refused.of('key')}>
+            {(id, d, invalid) => (
+              <TextArea
+                id={id}
+                rows={3}
+                aria-describedby={d}
+                aria-invalid={invalid}
+                value={key}
+                onChange={(e) => setKey(e.target.value)}
+              />
             )}
           </Field>
-          <ErrorText error={install.error} />
+          <ErrorText error={refused.rest} />
           <div>
             <Button type="submit" tone="primary" disabled={!key.trim() || install.isPending}>
               Install license
@@ -201,6 +216,7 @@ function MembersCard() {
       unwrap(api.DELETE('/api/v1/users/{id}', { params: { path: { id } } })),
     onSettled: () => qc.invalidateQueries({ queryKey: ['members'] }),
   });
+  const refused = splitFieldErrors(add.error, ['email', 'password', 'role']);
   const canCreate = permission(me, 'create', 'Member');
   const canEdit = permission(me, 'edit', 'Member');
   const canDelete = permission(me, 'delete', 'Member');
@@ -308,11 +324,18 @@ function MembersCard() {
       )}
       <ErrorText error={invitations.error} />
       <Permitted check={canCreate}>
-        <Form className="flex flex-wrap items-end gap-2" onSubmit={() => add.mutate()}>
-          <Field label="Invite by email">
-            {(id) => (
+        <Form
+          className="flex flex-wrap items-start gap-2"
+          onSubmit={() => add.mutate()}
+          // Editing again makes the last refusal stale.
+          onChange={() => add.reset()}
+        >
+          <Field label="Invite by email" error={refused.of('email')}>
+            {(id, d, invalid) => (
               <Input
                 id={id}
+                aria-describedby={d}
+                aria-invalid={invalid}
                 type="email"
                 required
                 value={form.email}
@@ -323,10 +346,13 @@ function MembersCard() {
           <Field
             label="Initial password"
             hint="Used only if the email has no account yet; signing in accepts."
+            error={refused.of('password')}
           >
-            {(id) => (
+            {(id, d, invalid) => (
               <Input
                 id={id}
+                aria-describedby={d}
+                aria-invalid={invalid}
                 type="password"
                 autoComplete="new-password"
                 required
@@ -335,10 +361,12 @@ function MembersCard() {
               />
             )}
           </Field>
-          <Field label="Member role">
-            {(id) => (
+          <Field label="Member role" error={refused.of('role')}>
+            {(id, d, invalid) => (
               <select
                 id={id}
+                aria-describedby={d}
+                aria-invalid={invalid}
                 className="rounded-md border border-slate-400 bg-white px-2 py-1.5 text-sm"
                 value={form.role}
                 onChange={(e) => setForm({ ...form, role: e.target.value })}
@@ -347,11 +375,13 @@ function MembersCard() {
               </select>
             )}
           </Field>
-          <Button type="submit" tone="primary" disabled={add.isPending}>
-            Invite member
-          </Button>
+          <div className="pt-6">
+            <Button type="submit" tone="primary" disabled={add.isPending}>
+              Invite member
+            </Button>
+          </div>
           <div className="w-full">
-            <ErrorText error={add.error} />
+            <ErrorText error={refused.rest} />
           </div>
         </Form>
         {invited && (
@@ -376,140 +406,335 @@ function MembersCard() {
 
 const ROLE_SLUG = /^(?=.{1,64}$)[a-z0-9]+(-[a-z0-9]+)*$/;
 
+type Vocabulary = RolesAnswer['vocabulary'];
+const grantKey = (p: { subject: string; action: string }) => `${p.subject}:${p.action}`;
+
 function RolesCard() {
-  const qc = useQueryClient();
   const { data: me } = useMe();
   const roles = useQuery({
     queryKey: ['roles'],
     queryFn: () => unwrap<RolesAnswer>(api.GET('/api/v1/roles')),
   });
-  const [slug, setSlug] = useState('');
-  const [grants, setGrants] = useState<Set<string>>(new Set());
-  const create = useMutation({
-    mutationFn: () =>
-      unwrap(
-        api.POST('/api/v1/roles', {
-          body: {
-            slug,
-            name: slug,
-            description: '',
-            permissions: [...grants].map((g) => {
-              const [subject = '', action = ''] = g.split(':');
-              return { subject, action };
-            }),
-          },
-        }),
-      ),
-    onSuccess: () => {
-      setSlug('');
-      setGrants(new Set());
-      void qc.invalidateQueries({ queryKey: ['roles'] });
-    },
-  });
+  const [open, setOpen] = useState<string | null>(null);
   const can = permission(me, 'create', 'Role');
-  // The platform's rule, checked as the user types (it checks again, and for reserved names).
-  const slugError =
-    !slug || ROLE_SLUG.test(slug)
-      ? null
-      : 'Use up to 64 lowercase letters, digits and single hyphens (e.g. "deployer").';
+  const canEdit = permission(me, 'edit', 'Role');
+  const canDelete = permission(me, 'delete', 'Role');
   if (roles.isPending) return <Loading what="roles" />;
   if (roles.error) return <ErrorText error={roles.error} />;
   const vocab = roles.data.vocabulary ?? {};
-  const actions = [...new Set(Object.values(vocab).flat())];
+  const shown = roles.data.items.find((r) => r.slug === open);
   return (
     <Card title="Roles">
-      <ul className="mb-3 text-sm">
-        {roles.data.items.map((r) => (
-          <li key={r.slug} className="py-0.5">
-            <span className="font-medium">{r.name}</span>{' '}
-            <span className="text-slate-600">
-              —{' '}
-              {r.description ||
-                `${r.permissions.length} ${r.permissions.length === 1 ? 'permission' : 'permissions'}`}
-            </span>
-          </li>
-        ))}
-      </ul>
+      <TableScroll>
+        <table className="mb-3 w-full text-left text-sm">
+          <caption className="sr-only">Roles of this organization</caption>
+          <TableHead columns={['Role', 'Kind', 'Permissions', '']} cell="py-1 pr-2" />
+          <tbody>
+            {roles.data.items.map((r) => (
+              <tr key={r.slug} className="border-t border-slate-100" data-role={r.slug}>
+                <td className="py-1.5 pr-2 [overflow-wrap:anywhere]">
+                  <span className="font-medium">{r.name}</span>
+                  {r.name !== r.slug && (
+                    <span className="ml-1 font-mono text-xs text-slate-600">{r.slug}</span>
+                  )}
+                  {r.description && <p className="text-xs text-slate-600">{r.description}</p>}
+                </td>
+                <td className="py-1.5 pr-2">{r.builtIn ? 'Built-in' : 'Custom'}</td>
+                <td className="py-1.5 pr-2 whitespace-nowrap">
+                  {r.permissions.length} {r.permissions.length === 1 ? 'permission' : 'permissions'}
+                </td>
+                <td className="py-1.5">
+                  <div className="flex justify-end gap-1">
+                    <Button small onClick={() => setOpen(r.slug)}>
+                      {r.builtIn || !canEdit.allowed ? 'View' : 'Edit'}
+                      <span className="sr-only"> role {r.name}</span>
+                    </Button>
+                    {!r.builtIn && <DeleteRoleButton role={r} disabledReason={canDelete.reason} />}
+                  </div>
+                </td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      </TableScroll>
+      <FormDialog
+        open={!!shown}
+        onOpenChange={(o) => !o && setOpen(null)}
+        title={
+          !shown
+            ? 'Role'
+            : shown.builtIn || !canEdit.allowed
+              ? `Role “${shown.name}”`
+              : `Edit role “${shown.name}”`
+        }
+        wide
+      >
+        {shown &&
+          (shown.builtIn || !canEdit.allowed ? (
+            <RoleView
+              role={shown}
+              vocab={vocab}
+              why={shown.builtIn ? 'Built-in roles cannot be changed.' : canEdit.reason}
+              onClose={() => setOpen(null)}
+            />
+          ) : (
+            <RoleForm key={shown.slug} role={shown} vocab={vocab} onDone={() => setOpen(null)} />
+          ))}
+      </FormDialog>
+      <h3 className="mb-2 font-semibold">New custom role</h3>
       <Permitted check={can}>
-        <Form className="flex flex-col gap-2" onSubmit={() => create.mutate()}>
-          <Field
-            label="New role slug"
-            hint="Lowercase letters, digits and hyphens."
-            error={slugError}
-          >
-            {(id, d) => (
-              <Input
-                id={id}
-                required
-                maxLength={64}
-                aria-invalid={!!slugError}
-                aria-describedby={d}
-                value={slug}
-                onChange={(e) => setSlug(e.target.value)}
-              />
-            )}
-          </Field>
-          <div className="relative overflow-x-auto">
-            <table className="text-xs">
-              <caption className="sr-only">Permissions by subject and action</caption>
-              <thead>
-                <tr>
-                  <th scope="col" className="pr-2 text-left">
-                    Subject
-                  </th>
-                  {actions.map((a) => (
-                    <th key={a} scope="col" className="px-1">
-                      {a}
-                    </th>
-                  ))}
-                </tr>
-              </thead>
-              <tbody>
-                {Object.entries(vocab).map(([subject, acts]) => (
-                  <tr key={subject}>
-                    <th scope="row" className="pr-2 text-left font-medium">
-                      {subject}
-                    </th>
-                    {actions.map((a) => {
-                      if (!acts.includes(a)) return <td key={a} />;
-                      const held = permission(me, a, subject);
-                      const k = `${subject}:${a}`;
-                      return (
-                        <td key={a} className="px-1 text-center">
-                          <input
-                            type="checkbox"
-                            aria-label={k}
-                            // Granting only what you hold: the server refuses the rest anyway.
-                            disabled={!held.allowed}
-                            title={held.allowed ? undefined : held.reason}
-                            checked={grants.has(k)}
-                            onChange={(e) => {
-                              const next = new Set(grants);
-                              if (e.target.checked) next.add(k);
-                              else next.delete(k);
-                              setGrants(next);
-                            }}
-                          />
-                        </td>
-                      );
-                    })}
-                  </tr>
-                ))}
-              </tbody>
-            </table>
-          </div>
-          <ErrorText error={create.error} />
-          <div>
-            <Button
-              type="submit"
-              tone="primary"
-              disabled={create.isPending || !slug || !!slugError}
-            >
-              Create role
-            </Button>
-          </div>
-        </Form>
+        <RoleForm vocab={vocab} />
       </Permitted>
     </Card>
+  );
+}
+
+function DeleteRoleButton({ role, disabledReason }: { role: Role; disabledReason: string }) {
+  const qc = useQueryClient();
+  const remove = useMutation({
+    mutationFn: () =>
+      unwrap(api.DELETE('/api/v1/roles/{slug}', { params: { path: { slug: role.slug } } })),
+    onSuccess: () => void qc.invalidateQueries({ queryKey: ['roles'] }),
+  });
+  return (
+    <ConfirmButton
+      label="Delete"
+      title={`Delete role “${role.name}”?`}
+      body="Only a role no member or identity holds can be deleted; the answer names who holds it."
+      disabledReason={disabledReason || undefined}
+      onConfirm={() => remove.mutateAsync()}
+    />
+  );
+}
+
+/** A role's permissions, read-only, by subject. */
+function RoleView({
+  role,
+  vocab,
+  why,
+  onClose,
+}: {
+  role: Role;
+  vocab: Vocabulary;
+  why: string;
+  onClose: () => void;
+}) {
+  const held = new Set(role.permissions.map(grantKey));
+  const subjects = Object.keys(vocab).filter((s) => vocab[s]?.some((a) => held.has(`${s}:${a}`)));
+  return (
+    <div className="mt-3 flex flex-col gap-3 text-sm">
+      {role.description && <p>{role.description}</p>}
+      <p className="text-slate-600">{why}</p>
+      {subjects.length ? (
+        <dl
+          aria-label={`Permissions of ${role.name}`}
+          className="grid grid-cols-[minmax(0,10rem)_minmax(0,1fr)] gap-x-3 gap-y-1"
+        >
+          {subjects.map((s) => (
+            <div key={s} className="contents">
+              <dt className="font-medium">{s}</dt>
+              <dd>{(vocab[s] ?? []).filter((a) => held.has(`${s}:${a}`)).join(', ')}</dd>
+            </div>
+          ))}
+        </dl>
+      ) : (
+        <p>No permissions.</p>
+      )}
+      <div className="flex justify-end">
+        <Button onClick={onClose}>Close</Button>
+      </div>
+    </div>
+  );
+}
+
+/**
+ * Creates a custom role (no `role`) or edits one: its name, description and permissions. Only
+ * what the user holds can be granted (the platform refuses the rest); its refusals show next
+ * to the field they are about.
+ */
+function RoleForm({
+  role,
+  vocab,
+  onDone,
+}: {
+  role?: Role;
+  vocab: Vocabulary;
+  onDone?: () => void;
+}) {
+  const qc = useQueryClient();
+  const { data: me } = useMe();
+  const [slug, setSlug] = useState('');
+  const [name, setName] = useState(role?.name ?? '');
+  const [description, setDescription] = useState(role?.description ?? '');
+  const [grants, setGrants] = useState<Set<string>>(
+    new Set((role?.permissions ?? []).map(grantKey)),
+  );
+  const permissions = () =>
+    [...grants].map((g) => {
+      const [subject = '', action = ''] = g.split(':');
+      return { subject, action };
+    });
+  const save = useMutation({
+    mutationFn: () =>
+      role
+        ? unwrap<Role>(
+            api.PATCH('/api/v1/roles/{slug}', {
+              params: { path: { slug: role.slug } },
+              body: { name: name.trim(), description, permissions: permissions() },
+            }),
+          )
+        : unwrap<Role>(
+            api.POST('/api/v1/roles', {
+              body: {
+                slug,
+                name: name.trim() || slug,
+                description,
+                permissions: permissions(),
+              },
+            }),
+          ),
+    onSuccess: () => {
+      if (!role) {
+        setSlug('');
+        setName('');
+        setDescription('');
+        setGrants(new Set());
+      }
+      void qc.invalidateQueries({ queryKey: ['roles'] });
+      onDone?.();
+    },
+  });
+  const refused = splitFieldErrors(save.error, ['slug', 'name', 'description', 'permissions']);
+  // The platform's rule, checked as the user types (it checks again, and for reserved names).
+  const slugError =
+    !slug || ROLE_SLUG.test(slug)
+      ? refused.of('slug')
+      : 'Use up to 64 lowercase letters, digits and single hyphens (e.g. "deployer").';
+  const actions = [...new Set(Object.values(vocab).flat())];
+  const permsErrorId = useId();
+  const permsError = refused.of('permissions');
+  return (
+    <Form
+      className="mt-3 flex flex-col gap-2"
+      aria-label={role ? `Edit role ${role.name}` : 'New custom role'}
+      onSubmit={() => save.mutate()}
+      // Editing again makes the last refusal stale.
+      onChange={() => save.reset()}
+    >
+      {!role && (
+        <Field
+          label="New role slug"
+          hint="Lowercase letters, digits and hyphens; it cannot be changed later."
+          error={slugError}
+        >
+          {(id, d, invalid) => (
+            <Input
+              id={id}
+              required
+              maxLength={64}
+              aria-invalid={invalid}
+              aria-describedby={d}
+              value={slug}
+              onChange={(e) => setSlug(e.target.value)}
+            />
+          )}
+        </Field>
+      )}
+      <div className="grid gap-2 sm:grid-cols-2">
+        <Field
+          label="Role name"
+          hint={role ? undefined : 'Optional: the slug when empty.'}
+          error={refused.of('name')}
+        >
+          {(id, d, invalid) => (
+            <Input
+              id={id}
+              required={!!role}
+              aria-invalid={invalid}
+              aria-describedby={d}
+              value={name}
+              onChange={(e) => setName(e.target.value)}
+            />
+          )}
+        </Field>
+        <Field label="Role description" hint="Optional." error={refused.of('description')}>
+          {(id, d, invalid) => (
+            <Input
+              id={id}
+              maxLength={500}
+              aria-invalid={invalid}
+              aria-describedby={d}
+              value={description}
+              onChange={(e) => setDescription(e.target.value)}
+            />
+          )}
+        </Field>
+      </div>
+      <div className="relative overflow-x-auto">
+        <table className="text-xs" aria-describedby={permsError ? permsErrorId : undefined}>
+          <caption className="sr-only">Permissions by subject and action</caption>
+          <thead>
+            <tr>
+              <th scope="col" className="pr-2 text-left">
+                Subject
+              </th>
+              {actions.map((a) => (
+                <th key={a} scope="col" className="px-1">
+                  {a}
+                </th>
+              ))}
+            </tr>
+          </thead>
+          <tbody>
+            {Object.entries(vocab).map(([subject, acts]) => (
+              <tr key={subject}>
+                <th scope="row" className="pr-2 text-left font-medium">
+                  {subject}
+                </th>
+                {actions.map((a) => {
+                  if (!acts.includes(a)) return <td key={a} />;
+                  const held = permission(me, a, subject);
+                  const k = `${subject}:${a}`;
+                  return (
+                    <td key={a} className="px-1 text-center">
+                      <input
+                        type="checkbox"
+                        aria-label={k}
+                        // Granting only what you hold: the server refuses the rest anyway.
+                        disabled={!held.allowed}
+                        title={held.allowed ? undefined : held.reason}
+                        checked={grants.has(k)}
+                        onChange={(e) => {
+                          const next = new Set(grants);
+                          if (e.target.checked) next.add(k);
+                          else next.delete(k);
+                          setGrants(next);
+                        }}
+                      />
+                    </td>
+                  );
+                })}
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      </div>
+      {permsError && (
+        <p id={permsErrorId} role="alert" className="text-xs text-red-700">
+          {permsError}
+        </p>
+      )}
+      <ErrorText error={refused.rest} />
+      <div className="flex justify-end gap-2">
+        {onDone && <Button onClick={onDone}>Cancel</Button>}
+        <Button
+          type="submit"
+          tone="primary"
+          disabled={save.isPending || (!role && (!slug || !!slugError))}
+        >
+          {role ? 'Save role' : 'Create role'}
+        </Button>
+      </div>
+    </Form>
   );
 }
