@@ -23,6 +23,7 @@ import { API_PREFIX, installAuth } from './http/auth-hook.js';
 import { installJsonBodyParser } from './http/json-body.js';
 import { installErrorHandling } from './http/error-handler.js';
 import { DATABASE_UNAVAILABLE } from './http/errors.js';
+import { pendingMigrations } from './db/migrate.js';
 import type { Api } from './http/schemas.js';
 import { identityRoutes } from './identities/routes.js';
 import { licenseRoutes } from './license/routes.js';
@@ -136,6 +137,16 @@ export async function buildApp(ctx: AppContext, opts: BuildAppOptions): Promise<
   app.get('/readyz', { schema: { hide: true } }, async (_req, reply) => {
     try {
       await ctx.database.ping();
+      // Reachable is not enough: a database dropped and recreated under a running platform
+      // answers `select 1` while every request fails on its missing tables.
+      const { pending } = await pendingMigrations(ctx.database);
+      if (pending.length)
+        return reply.code(503).send({
+          error: {
+            code: 'not_ready',
+            message: `The platform's database lacks ${pending.length} of gatepool's migrations (it was dropped and recreated, or an older copy restored): restart the platform to bring it up to date.`,
+          },
+        });
       return { status: 'ready', database: ctx.database.driver };
     } catch (err) {
       ctx.log.warn({ err: (err as Error).message }, 'readiness check failed: database unreachable');

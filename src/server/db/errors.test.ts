@@ -29,6 +29,27 @@ describe('isDatabaseUnavailable', () => {
     ).toBe(true);
   });
 
+  it('recognises a new connection refused by the server: dropped, closed to connections, full, login refused', () => {
+    const pgError = (code: string, message: string) =>
+      drizzle(Object.assign(new Error(message), { code }));
+    expect(isDatabaseUnavailable(pgError('3D000', 'database "gp" does not exist'))).toBe(true);
+    expect(
+      isDatabaseUnavailable(
+        pgError('55000', 'database "gp" is not currently accepting connections'),
+      ),
+    ).toBe(true);
+    expect(isDatabaseUnavailable(pgError('53300', 'sorry, too many clients already'))).toBe(true);
+    expect(
+      isDatabaseUnavailable(pgError('28P01', 'password authentication failed for user "gp"')),
+    ).toBe(true);
+    // The same class for a query's own mistake is not an outage.
+    expect(
+      isDatabaseUnavailable(
+        pgError('55000', 'currval of sequence "s" is not yet defined in this session'),
+      ),
+    ).toBe(false);
+  });
+
   it('leaves other failures alone: SQL errors, and socket errors that are not the database', () => {
     expect(isDatabaseUnavailable(Object.assign(new Error('dup'), { code: '23505' }))).toBe(false);
     expect(isDatabaseUnavailable(drizzle(Object.assign(new Error('bad'), { code: '42P01' })))).toBe(

@@ -7,8 +7,19 @@ import { DrizzleQueryError } from 'drizzle-orm/errors';
  */
 
 // SQLSTATE classes 08 (connection exception) and 57P (operator intervention: shutdown,
-// crash shutdown, cannot connect now while starting up or stopping).
-const UNAVAILABLE_SQLSTATE = /^(08\d{3}|57P0[1-4])$/;
+// crash shutdown, cannot connect now while starting up or stopping); and what a new connection
+// is refused with: 3D000 (the database does not exist: dropped, or being restored), 53xxx
+// (too many connections, out of memory or disk), 28xxx (login refused: a password rotated or
+// pg_hba changed). None of these is the client's doing, and each may pass; a 500 would say
+// the platform is broken. Only PostgreSQL sets a SQLSTATE, so none of these is a target's.
+const UNAVAILABLE_SQLSTATE = /^(08\d{3}|57P0[1-4]|3D000|53\d{3}|28(000|P01))$/;
+/**
+ * 55000 (object not in prerequisite state) also covers query mistakes (currval before
+ * nextval); only its "not accepting connections" (ALTER DATABASE … ALLOW_CONNECTIONS false,
+ * as during maintenance) means the database is away.
+ */
+const NOT_ACCEPTING_CONNECTIONS =
+  /is not accepting connections|is not currently accepting connections/i;
 const UNAVAILABLE_ERRNO = new Set([
   'ECONNREFUSED',
   'ECONNRESET',
@@ -40,10 +51,25 @@ export function isDatabaseUnavailable(err: unknown, fromQuery = false): boolean 
     const { code, message, name } = e as { code?: unknown; message?: unknown; name?: unknown };
     if (e instanceof DrizzleQueryError || name === 'DrizzleQueryError') inQuery = true;
     if (typeof code === 'string' && UNAVAILABLE_SQLSTATE.test(code)) return true;
+    if (code === '55000' && typeof message === 'string' && NOT_ACCEPTING_CONNECTIONS.test(message))
+      return true;
     if (typeof code === 'string' && inQuery && UNAVAILABLE_ERRNO.has(code)) return true;
     if (typeof message === 'string' && UNAVAILABLE_MESSAGE.test(message)) return true;
     if (e instanceof AggregateError && e.errors.some((x) => isDatabaseUnavailable(x, inQuery)))
       return true;
+    e = (e as { cause?: unknown }).cause;
+  }
+  return false;
+}
+
+/**
+ * True when a query met a missing table (42P01): the platform's database was replaced by one
+ * without gatepool's schema (dropped and recreated, or the wrong one restored) while it ran.
+ * Only an operator can fix that, and no request can succeed until then.
+ */
+export function isSchemaMissing(err: unknown): boolean {
+  for (let e = err, depth = 0; e && typeof e === 'object' && depth < 8; depth++) {
+    if ((e as { code?: unknown }).code === '42P01') return true;
     e = (e as { cause?: unknown }).cause;
   }
   return false;

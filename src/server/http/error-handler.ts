@@ -1,6 +1,7 @@
 import type { FastifyError, FastifyInstance } from 'fastify';
 import { hasZodFastifySchemaValidationErrors } from 'fastify-type-provider-zod';
 import {
+  DATABASE_SCHEMA_MISSING,
   DATABASE_UNAVAILABLE,
   DomainError,
   errorBodyOf,
@@ -8,7 +9,12 @@ import {
   RateLimitedError,
   statusOf,
 } from './errors.js';
-import { DATABASE_RETRY_AFTER_SECONDS, isDatabaseUnavailable, outageLogger } from '../db/errors.js';
+import {
+  DATABASE_RETRY_AFTER_SECONDS,
+  isDatabaseUnavailable,
+  isSchemaMissing,
+  outageLogger,
+} from '../db/errors.js';
 
 type Issue = {
   instancePath?: string;
@@ -101,6 +107,10 @@ export function installErrorHandling(app: FastifyInstance): void {
         .code(503)
         .header('retry-after', String(DATABASE_RETRY_AFTER_SECONDS))
         .send(DATABASE_UNAVAILABLE);
+    }
+    if (isSchemaMissing(err)) {
+      dbOutage(`${req.method} ${req.routeOptions.url ?? req.url}: tables missing`, err);
+      return reply.code(503).send(DATABASE_SCHEMA_MISSING);
     }
     if (isUnstorableText(err)) {
       // Input that passed validation but cannot be stored, e.g. a NUL byte inside a string.

@@ -53,6 +53,15 @@ export const DATABASE_UNAVAILABLE: ErrorBody = {
   },
 };
 
+/** The body of a 503 when the database lacks gatepool's tables (see db/errors isSchemaMissing). */
+export const DATABASE_SCHEMA_MISSING: ErrorBody = {
+  error: {
+    code: 'database_not_ready',
+    message:
+      "The platform's database has no gatepool tables (was it dropped and recreated, or another restored?). Restart the platform to set it up, or restore a backup.",
+  },
+};
+
 /** The HTTP status of a domain error: the one place the API's statuses are decided. */
 export function statusOf(err: DomainError): number {
   if (err instanceof AppError) return err.statusCode;
