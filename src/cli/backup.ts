@@ -30,7 +30,8 @@ export async function embeddedOrServer<T>(
   try {
     database = await openEmbeddedDatabase(config.dataDir, { mustExist: true });
   } catch (err) {
-    if (err instanceof DataDirInUseError)
+    // A holder whose socket was deleted cannot be asked: the refusal names it instead.
+    if (err instanceof DataDirInUseError && !err.socketGone)
       return online(join(config.dataDir, SOCKET_NAME), err.holderPid);
     fail(errorText(err));
   }

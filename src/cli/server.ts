@@ -1,5 +1,4 @@
-import { existsSync, readFileSync, statSync } from 'node:fs';
-import { join } from 'node:path';
+import { statSync } from 'node:fs';
 import type { Command } from 'commander';
 import { ConfigError, loadConfig, type Config } from '../server/config.js';
 
@@ -128,52 +127,6 @@ function foreignOwnerNote(path: string): string {
   }
 }
 
-/**
- * The root key the platform would use, checked before it starts: a wrong one must be named
- * (the file, not just "the key"), and a missing one must not be replaced by a new one when
- * the database already holds secrets sealed with the old: the platform would refuse to start
- * anyway, and leave behind a key that fits nothing.
- */
-async function checkRootKey(
-  database: import('../server/db/client.js').Database,
-  config: Config,
-): Promise<string | undefined> {
-  if (config.encryptionKey) return undefined; // validated with the configuration
-  const file = join(config.dataDir, 'root.key');
-  if (existsSync(file)) {
-    const { parseKey } = await import('../server/crypto/envelope.js');
-    let text: string;
-    try {
-      text = readFileSync(file, 'utf8');
-    } catch (err) {
-      return `cannot read the root key ${file}: ${errorText(err)}`;
-    }
-    const length = parseKey(text).length;
-    return length === 32
-      ? undefined
-      : `${file} is not a valid root key (it decodes to ${length} bytes, 32 are needed: 64 hex ` +
-          `digits): put back the root.key this data was stored with, or start with the ` +
-          `GATEPOOL_ENCRYPTION_KEY it was stored with`;
-  }
-  const sealed = await database.withScriptTransaction(async (r) => {
-    const [t] = await r.query<{ settings: string | null; cas: string | null }>(
-      `SELECT to_regclass('platform_settings')::text AS settings, to_regclass('gateway_cas')::text AS cas`,
-    );
-    if (!t?.settings || !t.cas) return false;
-    const [row] = await r.query<{ n: number }>(
-      `SELECT (SELECT count(*) FROM platform_settings WHERE key = 'tunnel.server_ca.key_enc')::int +
-              (SELECT count(*) FROM gateway_cas)::int AS n`,
-    );
-    return (row?.n ?? 0) > 0;
-  });
-  return sealed
-    ? `${file} is missing, but the database already holds secrets sealed with a root key ` +
-        `(a different root key cannot read them): put back the root.key of this data (a backup ` +
-        `of it holds one unless GATEPOOL_ENCRYPTION_KEY was used), or start with the ` +
-        `GATEPOOL_ENCRYPTION_KEY it was stored with`
-    : undefined;
-}
-
 function withConfig(flags: Record<string, unknown>): Config {
   try {
     return configFromFlags(flags);
@@ -266,7 +219,11 @@ export function registerServerCommands(program: Command): void {
     const database = { ...opened, close: () => (closing ??= opened.close()) };
     let platform;
     try {
-      const keyProblem = await checkRootKey(database, config);
+      const { rootKeyProblem } = await import('../server/crypto/root-key.js');
+      const keyProblem = await rootKeyProblem(database, {
+        key: config.encryptionKey,
+        dataDir: config.dataDir,
+      });
       if (keyProblem) throw new Error(keyProblem);
       platform = await startPlatform(config, { logger: log, database });
     } catch (err) {

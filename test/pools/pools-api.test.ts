@@ -193,7 +193,8 @@ describe.each(DRIVERS)('gateway pools API (%s)', (driver) => {
     for (const body of [
       { gatewayId: gw.body.gatewayId, weight: 0 },
       { gatewayId: gw.body.gatewayId, priority: 101 },
-      { gatewayId: 'x' },
+      { gatewayId: 'has space' },
+      { gatewayId: '' },
     ]) {
       expect(
         (await admin.client.post(`/api/v1/gateway-pools/${pool.id}/memberships`, body)).status,
@@ -293,6 +294,64 @@ describe.each(DRIVERS)('gateway pools API (%s)', (driver) => {
     expect((await admin.client.get(`/api/v1/gateways/${myGw}/resources`)).body).toEqual({
       items: [],
     });
+  });
+
+  it("memberships name the gateway by id or name, in the caller's org only", async () => {
+    const pool = (await admin.client.post('/api/v1/gateway-pools', { name: 'by-name' })).body;
+    const gw = (await enrollGateway(tp, admin, 'named-gw')).body.gatewayId as string;
+    const base = `/api/v1/gateway-pools/by-name/memberships`;
+    const added = await admin.client.post(base, { gatewayId: 'named-gw', weight: 7 });
+    expect(added.status, added.text).toBe(201);
+    expect(added.body.members).toEqual([
+      expect.objectContaining({ id: gw, name: 'named-gw', weight: 7 }),
+    ]);
+    const again = await admin.client.post(base, { gatewayId: 'named-gw' });
+    expect(again.status).toBe(409);
+    expect(again.body.error.message).toContain('"named-gw" is already a member of pool "by-name"');
+    const changed = await admin.client.patch(`${base}/named-gw`, { priority: 3 });
+    expect(changed.status, changed.text).toBe(200);
+    expect(changed.body.members[0]).toMatchObject({ id: gw, weight: 7, priority: 3 });
+
+    // Another org's gateway, by name or id, is not found, and the answer says which.
+    const theirs = (await enrollGateway(tp, other, 'their-named-gw')).body.gatewayId as string;
+    for (const [method, path, body] of [
+      ['POST', base, { gatewayId: 'their-named-gw' }],
+      ['PATCH', `${base}/their-named-gw`, { weight: 2 }],
+      ['DELETE', `${base}/their-named-gw`, undefined],
+      ['POST', base, { gatewayId: theirs }],
+      ['POST', base, { gatewayId: 'no-such-gw' }],
+    ] as const) {
+      const res = await admin.client.send(method, path, body);
+      expect(res.status, `${method} ${path} ${JSON.stringify(body)}`).toBe(404);
+      const named = body && 'gatewayId' in body ? body.gatewayId : 'their-named-gw';
+      expect(res.body.error.message).toContain(named);
+    }
+    // Neither found: the pool is named first, every time.
+    const neither = await admin.client.post('/api/v1/gateway-pools/no-such-pool/memberships', {
+      gatewayId: 'no-such-gw',
+    });
+    expect(neither.status).toBe(404);
+    expect(neither.body.error.message).toBe('Gateway pool no-such-pool not found.');
+    const bad = await admin.client.patch(`${base}/has%20space`, { weight: 2 });
+    expect(bad.status).toBe(400);
+    expect(bad.body.error.message).toContain(
+      'gatewayId must be a gateway id (UUID) or a gateway name',
+    );
+
+    expect((await admin.client.delete(`${base}/named-gw`)).status).toBe(204);
+    expect((await admin.client.get('/api/v1/gateway-pools/by-name')).body.members).toEqual([]);
+    const audit = await admin.client.get('/api/v1/audit-logs?event=gateway-pool.member-*&limit=50');
+    const mine = audit.body.items.filter(
+      (e: { metadata: { pool: string } }) => e.metadata.pool === pool.name,
+    );
+    expect(mine.map((e: { event: string }) => e.event).sort()).toEqual([
+      'gateway-pool.member-add',
+      'gateway-pool.member-remove',
+      'gateway-pool.member-update',
+    ]);
+    expect(
+      mine.every((e: { metadata: { gatewayId: string } }) => e.metadata.gatewayId === gw),
+    ).toBe(true);
   });
 
   it('built-in roles: viewer lists, member cannot change pools, admin can', async () => {

@@ -7,9 +7,9 @@
 import { eq } from 'drizzle-orm';
 import type { Db } from '../db/client.js';
 import { organizations } from '../db/schema.js';
-import { ConflictError, NotFoundError, PolicyViolationError, permissionDenied } from '../errors.js';
+import { PolicyViolationError, permissionDenied } from '../errors.js';
 import type { GatewayRef } from '../gateways/consumer-lookup.js';
-import { findGateway, gatewayIdsNamed } from '../gateways/queries.js';
+import { findGateway, findGatewayByRef, isUuid } from '../gateways/queries.js';
 import type { Feature } from '../license/plans.js';
 import { findPool } from '../pools/runtime.js';
 import type { AppAbility } from '../rbac/ability.js';
@@ -71,9 +71,8 @@ export async function authorizeReference(
     throw new PolicyViolationError(REQUIRE_POOLS_MESSAGE, { policy: 'requireGatewayPools' });
 }
 
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 /** Names of gateways, pools and targets never look like ids, so either may be given. */
-export const looksLikeId = (s: string): boolean => UUID.test(s);
+export const looksLikeId = isUuid;
 
 /**
  * A consumer's gateway and pool may be named by id or by name (README: "wherever one is
@@ -93,11 +92,7 @@ export async function resolveReferenceNames<
   const gatewayRef = input.gatewayId;
   if (gatewayRef && !looksLikeId(gatewayRef)) {
     if (!actor.ability.can('attach', 'Gateway')) throw permissionDenied(actor, 'attach', 'Gateway');
-    const ids = await gatewayIdsNamed(db, actor.orgId, gatewayRef);
-    if (ids.length === 0) throw new NotFoundError(`Gateway "${gatewayRef}"`);
-    if (ids.length > 1)
-      throw new ConflictError(`Several gateways are named "${gatewayRef}": give the gateway's id.`);
-    out.gatewayId = ids[0];
+    out.gatewayId = (await findGatewayByRef(db, actor.orgId, gatewayRef)).id;
   }
   return out;
 }

@@ -33,17 +33,21 @@ export function parseKey(text: string): Buffer {
   return /^[0-9a-fA-F]{64}$/.test(t) ? Buffer.from(t, 'hex') : Buffer.from(t, 'base64');
 }
 
+/** Where the root key lives when GATEPOOL_ENCRYPTION_KEY is not set. */
+export const rootKeyFile = (dataDir: string): string => join(dataDir, 'root.key');
+
 /**
  * The root key: GATEPOOL_ENCRYPTION_KEY when given, otherwise `root.key` in the data dir,
  * generated on first start with mode 0600. Losing that file loses every secret, so it is
- * never regenerated over an existing one.
+ * never regenerated over an existing one. Before the platform starts, rootKeyProblem
+ * (root-key.ts) refuses a key file that is not a key, or a missing one the database needs.
  */
 export function loadRootKey(opts: { key?: string; dataDir: string }): {
   key: Buffer;
   source: string;
 } {
   if (opts.key) return { key: parseKey(opts.key), source: 'GATEPOOL_ENCRYPTION_KEY' };
-  const file = join(opts.dataDir, 'root.key');
+  const file = rootKeyFile(opts.dataDir);
   if (!existsSync(file)) {
     mkdirSync(opts.dataDir, { recursive: true, mode: 0o700 });
     writeFileSync(file, randomBytes(32).toString('hex') + '\n', { mode: 0o600, flag: 'wx' });

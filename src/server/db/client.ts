@@ -7,8 +7,10 @@ import { drizzle as drizzlePg } from 'drizzle-orm/node-postgres';
 import { drizzle as drizzlePglite } from 'drizzle-orm/pglite';
 import pg from 'pg';
 import type { DataDirLock } from './datadir-lock.js';
+import { readDataDir } from './data-dir-dump.js';
 import { DatabaseUnavailableError, isDatabaseUnavailable } from './errors.js';
 import * as schema from './schema.js';
+import { gzipChunks, tarChunks, TarNameTooLongError } from './tar.js';
 
 /** The one query interface every feature uses, whichever driver is underneath. */
 export type Db = PgDatabase<PgQueryResultHKT, typeof schema>;
@@ -191,11 +193,27 @@ async function openPglite(
     ping: async () => void (await db.execute(sql`select 1`)),
     async snapshot() {
       // A checkpoint first, so the copy needs no WAL replay to open; then the copy itself while
-      // no transaction is open (transaction() holds this mutex for its whole life).
+      // no query or transaction can run (query() takes both mutexes, in this order;
+      // transaction() holds the first for its whole life), so no file changes under it.
       await client.query('CHECKPOINT');
-      const blob = await client._runExclusiveTransaction(() => client.dumpDataDir('gzip'));
-      if (dataDir) makePrivate(dataDir);
-      return blob;
+      if (!dataDir) return client._runExclusiveTransaction(() => client.dumpDataDir('gzip'));
+      // PGlite's own dumpDataDir reads and tars every file synchronously, stalling the whole
+      // platform (API, tunnels, keepalives) for the length of the copy. The same files, read
+      // asynchronously and compressed on the thread pool, hold up only the database, and
+      // only for the reads (the compression runs after the mutexes are released).
+      const files = await client._runExclusiveTransaction(() =>
+        client._runExclusiveQuery(() => readDataDir(dataDir)),
+      );
+      makePrivate(dataDir);
+      let tarball: Buffer[];
+      try {
+        tarball = tarChunks(files);
+      } catch (err) {
+        // A name ustar cannot hold (PostgreSQL's are short): PGlite's own dump, stall and all.
+        if (!(err instanceof TarNameTooLongError)) throw err;
+        return client._runExclusiveTransaction(() => client.dumpDataDir('gzip'));
+      }
+      return new Blob([new Uint8Array(await gzipChunks(tarball))], { type: 'application/x-gzip' });
     },
     async close() {
       clearInterval(sweep);

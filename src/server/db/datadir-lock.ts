@@ -2,6 +2,7 @@ import {
   closeSync,
   mkdirSync,
   openSync,
+  readFileSync,
   statSync,
   unlinkSync,
   writeSync,
@@ -12,19 +13,25 @@ import { join } from 'node:path';
 
 /**
  * One process at a time opens the embedded database: two PGlite instances on one directory
- * corrupt it (each believes it is PostgreSQL's only backend). The lock is a unix socket,
- * `DATA_DIR/gatepool.sock`, listened on by the holder for its whole life:
+ * corrupt it (each believes it is PostgreSQL's only backend). The holder holds two locks for
+ * its whole life, and a second opener must get past both:
  *
- * - it dies with the process: after a SIGKILL the file remains but nobody accepts on it, and
- *   the next start sees that (connection refused) and replaces it;
- * - it is also the way in: commands that need the database while the server runs (create-org,
- *   backup) ask the holder over it instead of opening the files themselves;
- * - it works across containers sharing the volume (same kernel), where pids mean nothing.
+ * - a lock file, `DATA_DIR/gatepool.lock`, created with O_EXCL and holding the holder's pid,
+ *   its start time (/proc/PID/stat) and the boot id. It survives a person deleting the socket
+ *   (which alone let a second server open the same files). It is stale when that pid is gone,
+ *   a zombie, or now another process (a different start time), or after a reboot: then it is
+ *   replaced, so a SIGKILLed holder never blocks the next start;
+ * - a unix socket, `DATA_DIR/gatepool.sock`, listened on by the holder. It dies with the
+ *   process (after a SIGKILL nobody accepts on it, and the next start replaces it), and it works
+ *   across containers sharing the volume (same kernel), where pids mean nothing. It is also
+ *   the way in: commands that need the database while the server runs (create-org, backup) ask
+ *   the holder over it instead of opening the files themselves.
  *
- * The socket is 0600 in the 0700 data directory: only the platform's user (and root) connects.
+ * Both are 0600 in the 0700 data directory: only the platform's user (and root) reads them.
  */
 export const SOCKET_NAME = 'gatepool.sock';
-const TAKEOVER_NAME = 'gatepool.sock.takeover';
+export const LOCK_FILE_NAME = 'gatepool.lock';
+export const TAKEOVER_NAME = 'gatepool.sock.takeover';
 const PROBE_TIMEOUT_MS = 2_000;
 // Linux limits socket paths to 107 bytes.
 const MAX_SOCKET_PATH = 107;
@@ -33,27 +40,36 @@ export class DataDirInUseError extends Error {
   constructor(
     readonly dataDir: string,
     readonly holderPid: number | undefined,
+    /** The holder lives (its lock file says so) but its socket is gone: nothing can reach it. */
+    readonly socketGone = false,
   ) {
     super(
       `the data directory ${dataDir} is in use by another gatepool process` +
-        `${holderPid ? ` (pid ${holderPid})` : ''}: stop it first, or use the commands that ` +
-        `work while it runs (gatepool admin create-org, gatepool backup).`,
+        `${holderPid ? ` (pid ${holderPid})` : ''}` +
+        (socketGone
+          ? `, whose lock socket ${join(dataDir, SOCKET_NAME)} was removed, so commands cannot ` +
+            `reach it: stop it first (restarted, it makes the socket again).`
+          : `: stop it first, or use the commands that work while it runs (gatepool admin ` +
+            `create-org, gatepool backup).`),
     );
   }
 }
 
 /**
- * The socket exists but this user may not connect to it (left by a gatepool that ran as another
- * user, typically root): whether its holder still lives cannot be told, so nothing is opened.
+ * The socket exists but this user may not connect to it, or the lock file exists but this user
+ * may not read it (left by a gatepool that ran as another user, typically root): whether its
+ * holder still lives cannot be told, so nothing is opened.
  */
 export class DataDirLockUncheckableError extends Error {
   constructor(
     readonly dataDir: string,
-    readonly socketPath: string,
+    /** The lock socket or lock file. */
+    readonly lockPath: string,
+    what: 'socket' | 'file' = 'socket',
   ) {
     super(
-      `the lock socket ${socketPath} could not be checked (permission denied${ownerNote(socketPath)}): ` +
-        `if no gatepool is running on ${dataDir}, remove ${socketPath}; otherwise stop that ` +
+      `the lock ${what} ${lockPath} could not be checked (permission denied${ownerNote(lockPath)}): ` +
+        `if no gatepool is running on ${dataDir}, remove ${lockPath}; otherwise stop that ` +
         `process first, or run this command as the user it runs as.`,
     );
   }
@@ -98,6 +114,20 @@ export async function lockDataDir(dataDir: string): Promise<DataDirLock> {
         `${MAX_SOCKET_PATH - SOCKET_NAME.length - 1} bytes): choose a shorter GATEPOOL_DATA_DIR`,
     );
   }
+  const lockFile = await takeLockFile(dataDir, socketPath);
+  try {
+    return await takeSocket(dataDir, socketPath, lockFile);
+  } catch (err) {
+    lockFile.release();
+    throw err;
+  }
+}
+
+async function takeSocket(
+  dataDir: string,
+  socketPath: string,
+  lockFile: { release(): void },
+): Promise<DataDirLock> {
   let handler: LocalHandler | undefined;
   const server = createServer((socket) => serveConnection(socket, () => handler, dataDir));
   /** The lock, or undefined when the socket file exists (held, or left by a dead holder). */
@@ -117,6 +147,7 @@ export async function lockDataDir(dataDir: string): Promise<DataDirLock> {
       release: async () => {
         await closeServer(server, socketPath);
         held.delete(socketPath);
+        lockFile.release();
       },
     };
   };
@@ -130,7 +161,7 @@ export async function lockDataDir(dataDir: string): Promise<DataDirLock> {
     // so two processes starting together do not both replace it (the second then finds the
     // first alive on its re-probe; one that binds meanwhile makes ours fail and re-probe).
     if (!takeTakeover(dataDir)) {
-      await new Promise((r) => setTimeout(r, 100));
+      await sleep(100);
       continue;
     }
     try {
@@ -148,16 +179,22 @@ export async function lockDataDir(dataDir: string): Promise<DataDirLock> {
 }
 
 /**
- * Sockets this process listens on. A command that ends with process.exit() while holding one
- * (an error path that never reached release()) would leave the file behind: harmless to the
- * next opener, which sees nobody answering, but it looks like a running server to a person.
- * The process is gone a moment later, so removing it then is no different from a crash.
+ * Sockets and lock files this process holds. A command that ends with process.exit() while
+ * holding one (an error path that never reached release()) would leave the file behind:
+ * harmless to the next opener, which sees nobody answering, but it looks like a running server
+ * to a person. The process is gone a moment later, so removing it then is no different from a
+ * crash.
  */
 const held = new Set<string>();
+const heldLockFiles = new Map<string, string>();
 let exitHookInstalled = false;
 
 function heldUntilExit(socketPath: string): void {
   held.add(socketPath);
+  installExitHook();
+}
+
+function installExitHook(): void {
   if (exitHookInstalled) return;
   exitHookInstalled = true;
   process.once('exit', () => {
@@ -168,8 +205,195 @@ function heldUntilExit(socketPath: string): void {
         // already gone; nothing else can be done while exiting
       }
     }
+    for (const [path, content] of heldLockFiles) removeIfOurs(path, content);
   });
 }
+
+// --- the lock file -----------------------------------------------------------------------------
+
+/** Who holds a lock file: enough to tell that very process from one that reused its pid. */
+interface LockOwner {
+  pid: number;
+  /** Field 22 of /proc/PID/stat (clock ticks since boot); null where there is no /proc. */
+  start: string | null;
+  /** /proc/sys/kernel/random/boot_id: start times only compare within one boot. */
+  boot: string | null;
+}
+
+function readProc(path: string): string | null | undefined {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT' || code === 'ESRCH') return undefined;
+    return null;
+  }
+}
+
+const hasProc = (): boolean => readProc('/proc/self/stat') != null;
+
+/**
+ * A process's start time and state from /proc/PID/stat: undefined when there is no such
+ * process, null when it cannot be read (e.g. /proc mounted with hidepid). The command name
+ * (field 2) may hold spaces and parentheses, so fields are counted from its closing
+ * parenthesis: state is field 3, start time field 22.
+ */
+function procStat(pid: number): { state: string; start: string } | null | undefined {
+  const stat = readProc(`/proc/${pid}/stat`);
+  if (stat == null) return stat;
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  const [state, start] = [fields[0], fields[19]];
+  return state && start ? { state, start } : null;
+}
+
+function bootId(): string | null {
+  return readProc('/proc/sys/kernel/random/boot_id')?.trim() || null;
+}
+
+function ownerOfThisProcess(): LockOwner {
+  return { pid: process.pid, start: procStat(process.pid)?.start ?? null, boot: bootId() };
+}
+
+/** Whether the process that wrote the lock file still runs (a pid reused since does not count). */
+function ownerAlive(owner: LockOwner): boolean {
+  const boot = bootId();
+  if (owner.boot && boot && owner.boot !== boot) return false;
+  const now = hasProc() ? procStat(owner.pid) : null;
+  // No /proc (macOS, BSD) or not readable: only whether some process has that pid is known.
+  if (now === null) return pidExists(owner.pid);
+  // A zombie (Z) or dead (X) holder was killed and is only waiting to be reaped.
+  if (!now || now.state === 'Z' || now.state === 'X') return false;
+  return owner.start === null || now.start === owner.start;
+}
+
+function pidExists(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+function parseOwner(text: string): LockOwner | undefined {
+  try {
+    const o = JSON.parse(text) as Partial<LockOwner>;
+    if (typeof o.pid !== 'number' || !Number.isInteger(o.pid) || o.pid <= 0) return undefined;
+    return {
+      pid: o.pid,
+      start: typeof o.start === 'string' ? o.start : null,
+      boot: typeof o.boot === 'string' ? o.boot : null,
+    };
+  } catch {
+    return undefined;
+  }
+}
+
+/** The lock file's text, or undefined when it is gone; EACCES means it cannot be checked. */
+function readLockFile(path: string, dataDir: string): string | undefined {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') return undefined;
+    if (code === 'EACCES' || code === 'EPERM')
+      throw new DataDirLockUncheckableError(dataDir, path, 'file');
+    throw err;
+  }
+}
+
+function removeIfOurs(path: string, content: string): void {
+  try {
+    if (readFileSync(path, 'utf8') === content) unlinkSync(path);
+  } catch {
+    // already gone, or unreadable: not ours to remove then
+  }
+}
+
+/** O_EXCL: of two processes creating it at once, exactly one succeeds. */
+function createExclusive(path: string, content: string): boolean {
+  let fd: number;
+  try {
+    fd = openSync(path, 'wx', 0o600);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'EEXIST') return false;
+    throw err;
+  }
+  try {
+    writeSync(fd, content);
+  } finally {
+    closeSync(fd);
+  }
+  return true;
+}
+
+/** A lock file whose writer was killed between creating and writing it is this old at most. */
+const UNWRITTEN_LOCK_MS = 10_000;
+
+/**
+ * Takes DATA_DIR/gatepool.lock, replacing a stale one, or throws DataDirInUseError naming its
+ * holder. A stale file is removed only under the takeover mutex and only if it still holds
+ * what was judged stale, so two openers never both replace it (the second finds the first).
+ */
+async function takeLockFile(dataDir: string, socketPath: string): Promise<{ release(): void }> {
+  const path = join(dataDir, LOCK_FILE_NAME);
+  const content = `${JSON.stringify(ownerOfThisProcess())}\n`;
+  for (let attempt = 0; attempt < 40; attempt++) {
+    if (createExclusive(path, content)) {
+      heldLockFiles.set(path, content);
+      installExitHook();
+      return {
+        release: () => {
+          if (!heldLockFiles.delete(path)) return;
+          removeIfOurs(path, content);
+        },
+      };
+    }
+    const text = readLockFile(path, dataDir);
+    if (text === undefined) continue; // removed meanwhile: try again at once
+    const owner = parseOwner(text);
+    if (owner && ownerAlive(owner)) throw await inUse(dataDir, socketPath, owner.pid);
+    if (!owner && !olderThan(path, UNWRITTEN_LOCK_MS)) {
+      // Being written this very moment (created, not yet filled).
+      await sleep(50);
+      continue;
+    }
+    if (!takeTakeover(dataDir)) {
+      await sleep(100);
+      continue;
+    }
+    try {
+      if (readLockFile(path, dataDir) === text) unlinkQuietly(path);
+    } finally {
+      unlinkQuietly(join(dataDir, TAKEOVER_NAME));
+    }
+  }
+  throw new Error(`could not take the lock of ${dataDir}: another process keeps replacing it`);
+}
+
+/**
+ * The error for a lock file whose holder lives. Its socket is probed to tell a running server
+ * (reachable: commands go to it) from one whose socket a person deleted (unreachable). A holder
+ * that has just taken the file is listening within moments, hence the short wait.
+ */
+async function inUse(dataDir: string, socketPath: string, pid: number): Promise<Error> {
+  for (let i = 0; i < 10; i++) {
+    const holder = await probe(socketPath);
+    if (holder.alive) return new DataDirInUseError(dataDir, pid);
+    await sleep(100);
+  }
+  return new DataDirInUseError(dataDir, pid, true);
+}
+
+function olderThan(path: string, ms: number): boolean {
+  try {
+    return Date.now() - statSync(path).mtimeMs > ms;
+  } catch {
+    return false;
+  }
+}
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 function takeTakeover(dataDir: string): boolean {
   const path = join(dataDir, TAKEOVER_NAME);

@@ -10,7 +10,8 @@ import {
 } from './pki.js';
 
 const SERVER_CA_CERT = 'tunnel.server_ca.cert';
-const SERVER_CA_KEY = 'tunnel.server_ca.key_enc';
+/** Sealed with the root key: a database holding it cannot take a new key (crypto/root-key). */
+export const SERVER_CA_KEY = 'tunnel.server_ca.key_enc';
 
 /**
  * Certificate authorities, created on first use. Creation is race-safe: two requests (or two

@@ -122,7 +122,10 @@ export async function insertMembership(
 }
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
-/** A pool reference is its id or its name (names are slugs, never UUID-shaped). */
+/**
+ * A reference is an id or a name; a UUID-shaped one is taken as an id (pool names are slugs,
+ * never UUID-shaped; a gateway whose name looks like one is named by its id).
+ */
 export const isUuid = (ref: string): boolean => UUID.test(ref);
 
 /**
@@ -251,12 +254,16 @@ export const GATEWAY_NAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
 export const GATEWAY_NAME_MESSAGE =
   'name must be 1-64 characters: letters, digits, dots, underscores and hyphens, starting with a letter or digit';
 
-/** Ids of the org's gateways with this name (names are meant to be unique; a list shows if not). */
-export async function gatewayIdsNamed(db: Conn, orgId: string, name: string): Promise<string[]> {
-  const rows = await db
-    .select({ id: gateways.id })
+/**
+ * A gateway of the org by id or by name (unique in an org), wherever a request names one
+ * (README: "takes a gateway's name too"). Another org's gateway is simply not found.
+ */
+export async function findGatewayByRef(db: Conn, orgId: string, ref: string): Promise<GatewayRow> {
+  if (isUuid(ref)) return findGateway(db, orgId, ref.toLowerCase());
+  const [row] = await db
+    .select()
     .from(gateways)
-    .where(and(eq(gateways.orgId, orgId), eq(gateways.name, name)))
-    .limit(2);
-  return rows.map((r) => r.id);
+    .where(and(eq(gateways.orgId, orgId), eq(gateways.name, ref)));
+  if (!row) throw notFound(`Gateway "${ref}"`);
+  return row;
 }

@@ -3,6 +3,7 @@ import { z } from 'zod';
 import { parseAuthority } from '../../protocol/tunnel.js';
 import { actorOf, whoOf } from '../auth/actor.js';
 import type { AppContext } from '../context.js';
+import { GATEWAY_NAME_PATTERN } from '../gateways/queries.js';
 import { consumerRefSchema, gatewaySchema, poolRef } from '../gateways/schemas.js';
 import { MEMBER_HEALTH_VALUES } from '../gateways/health.js';
 import { noContent, pageQuery, pageSchema, type Api } from '../http/schemas.js';
@@ -36,10 +37,15 @@ const priority = z
   .max(100, 'priority must be between 0 and 100');
 const poolParamRef = poolRef('poolId');
 const poolParams = z.object({ poolId: poolParamRef });
-const memberParams = z.object({
-  poolId: poolParamRef,
-  gatewayId: z.uuid('gatewayId must be a UUID'),
-});
+// A gateway's id or its name: anything else could name no gateway (UUIDs fit the name pattern).
+const gatewayRef = z
+  .string()
+  .regex(
+    GATEWAY_NAME_PATTERN,
+    'gatewayId must be a gateway id (UUID) or a gateway name (e.g. "dc1-b")',
+  )
+  .describe("the gateway's id or its name");
+const memberParams = z.object({ poolId: poolParamRef, gatewayId: gatewayRef });
 
 const poolSchema = z.object({
   id: z.string(),
@@ -188,10 +194,10 @@ export function poolRoutes(app: Api, ctx: AppContext): void {
       schema: {
         tags,
         operationId: 'addGatewayPoolMember',
-        summary: 'Add a gateway to a pool',
+        summary: 'Add a gateway (by id or name) to a pool',
         params: poolParams,
         body: z.strictObject({
-          gatewayId: z.uuid('gatewayId must be a UUID'),
+          gatewayId: gatewayRef,
           weight: weight.optional(),
           priority: priority.optional(),
         }),
@@ -211,7 +217,7 @@ export function poolRoutes(app: Api, ctx: AppContext): void {
       schema: {
         tags,
         operationId: 'updateGatewayPoolMember',
-        summary: "Change a member's weight or priority tier",
+        summary: "Change a member's weight or priority tier (the gateway by id or name)",
         params: memberParams,
         body: z
           .strictObject({ weight: weight.optional(), priority: priority.optional() })
@@ -236,7 +242,7 @@ export function poolRoutes(app: Api, ctx: AppContext): void {
       schema: {
         tags,
         operationId: 'removeGatewayPoolMember',
-        summary: 'Remove a gateway from a pool',
+        summary: 'Remove a gateway (by id or name) from a pool',
         params: memberParams,
         response: { 204: noContent },
       },

@@ -7,7 +7,7 @@ import type { Db } from '../db/client.js';
 import type { ConsumerLookup, ConsumerRef } from '../gateways/consumer-lookup.js';
 import type { GatewayDirectory, GatewayView } from '../gateways/directory.js';
 import type { MemberHealth } from '../gateways/health.js';
-import { findGateway } from '../gateways/queries.js';
+import { findGatewayByRef } from '../gateways/queries.js';
 import { conflict, isUniqueViolation, notFound } from '../http/errors.js';
 import { poolHealth, type PoolHealth } from './pool-health.js';
 import {
@@ -263,19 +263,25 @@ export class PoolService {
     this.deps.runtime.invalidate();
   }
 
-  /** A membership request names this org's pool and this org's gateway, or it is a 404. */
-  private async poolAndGateway(orgId: string, ref: string, gatewayId: string) {
-    const [pool, gw] = await Promise.all([
+  /**
+   * A membership request names this org's pool and this org's gateway (by id or name), or it
+   * is a 404 naming what was not found; the pool is reported first when neither is.
+   */
+  private async poolAndGateway(orgId: string, ref: string, gatewayRef: string) {
+    const [pool, gw] = await Promise.allSettled([
       findPool(this.deps.db, orgId, ref),
-      findGateway(this.deps.db, orgId, gatewayId),
+      findGatewayByRef(this.deps.db, orgId, gatewayRef),
     ]);
-    return { pool, gw };
+    if (pool.status === 'rejected') throw pool.reason;
+    if (gw.status === 'rejected') throw gw.reason;
+    return { pool: pool.value, gw: gw.value };
   }
 
   async addMember(
     orgId: string,
     who: AuditWho,
     ref: string,
+    /** gatewayId: the gateway's id or name. */
     input: { gatewayId: string; weight?: number; priority?: number },
   ): Promise<PoolDetail> {
     const { pool, gw } = await this.poolAndGateway(orgId, ref, input.gatewayId);
