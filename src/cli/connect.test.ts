@@ -43,6 +43,12 @@ describe('gatepool connect on a non-loopback address', () => {
     );
     expect(connectHost('192.168.1.20')).toBe('192.168.1.20');
   });
+
+  it('brackets an IPv6 target, so its port is not read as part of the address', () => {
+    expect(
+      readyLine({ ...target('tcp'), host: '::1' }, { host: '127.0.0.1', port: 15432 }),
+    ).toContain('(tcp [::1]:5432 via gateway pool "dc1")');
+  });
 });
 
 describe('the exit code of a command killed by a signal', () => {

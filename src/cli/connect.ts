@@ -7,6 +7,7 @@ import { loadCredentials } from '../client/config.js';
 import { ClientError } from '../client/errors.js';
 import { Forwarder, parseListen, type ListenAddress } from '../client/forwarder.js';
 import { runClientCommand } from './client-command.js';
+import { formatAuthority } from '../protocol/tunnel.js';
 
 interface ConnectOptions {
   listen?: string;
@@ -50,7 +51,7 @@ export function exposureWarning(local: ListenAddress, target: string): string | 
 export function readyLine(target: AccessTarget, local: ListenAddress): string {
   const address = `${bracketed(local.host)}:${local.port}`;
   const host = connectHost(local.host);
-  const what = `${target.name} (${target.protocol} ${target.host}:${target.port} via ${via(target)})`;
+  const what = `${target.name} (${target.protocol} ${formatAuthority(target.host, target.port)} via ${via(target)})`;
   const hint =
     target.protocol === 'postgres'
       ? `; connect with: psql "host=${host} port=${local.port}"`
@@ -129,11 +130,11 @@ export function registerConnectCommand(program: Command, argv: string[]): void {
           const child = spawn(file, args, { stdio: 'inherit', env });
           child.once('error', (err: NodeJS.ErrnoException) =>
             reject(
-              new ClientError(
-                err.code === 'ENOENT'
-                  ? `command not found: ${file}`
-                  : `cannot run ${file}: ${err.message}`,
-              ),
+              // 127 and 126, as a shell answers, so a script tells "no such client" (or "not
+              // executable") apart from the client's own failure.
+              err.code === 'ENOENT'
+                ? new ClientError(`command not found: ${file}`, 127)
+                : new ClientError(`cannot run ${file}: ${err.message}`, 126),
             ),
           );
           // The child owns the terminal: Ctrl-C reaches it directly; we wait for it to exit.

@@ -2,6 +2,7 @@ import type { Command } from 'commander';
 import { isAccessTarget, isObject, PlatformClient, via, type AccessTarget } from '../client/api.js';
 import { loadCredentials } from '../client/config.js';
 import { runClientCommand } from './client-command.js';
+import { formatAuthority } from '../protocol/tunnel.js';
 
 /** `gatepool targets`: the access targets the caller may connect to. */
 export function registerTargetsCommand(program: Command): void {
@@ -52,7 +53,7 @@ export function registerTargetsCommand(program: Command): void {
         }
         const rows = [
           ['NAME', 'PROTOCOL', 'ADDRESS', 'VIA'],
-          ...usable.map((t) => [t.name, t.protocol, `${t.host}:${t.port}`, via(t)]),
+          ...usable.map((t) => [t.name, t.protocol, formatAuthority(t.host, t.port), via(t)]),
         ];
         const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
         for (const r of rows)

@@ -114,7 +114,7 @@ export function dialTarget(opts: DialOptions): Promise<WsStream> {
       if (done) return;
       done = true;
       ws.removeAllListeners('error');
-      resolve(new WsStream(ws));
+      resolve(new WsStream(ws, 'the platform'));
     });
     ws.once('unexpected-response', (req, res: IncomingMessage) => {
       const chunks: Buffer[] = [];

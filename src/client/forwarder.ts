@@ -15,6 +15,7 @@ import { spliceCounted, type WsStream } from '../protocol/access-stream.js';
 import { dialTarget, requestOpen } from './dialer.js';
 import type { TokenSource } from './api.js';
 import { ClientError } from './errors.js';
+import { formatAuthority } from '../protocol/tunnel.js';
 
 const MAX_STANDBYS = 8;
 /** Standbys are pinged this often (proxies cut idle connections) and their number reviewed. */
@@ -31,6 +32,17 @@ const MAX_EARLY_BYTES = 256 * 1024;
  */
 const CLOSE_GRACE_MS = 2000;
 const STOPPED = 'gatepool connect stopped';
+/** On close, how long local connections get for a FIN already on its way (see close). */
+const LOCAL_END_WAIT_MS = 250;
+
+/** Resolves once a local socket's client has ended its side (or the socket is gone). */
+function localEnd(socket: net.Socket): Promise<void> {
+  if (socket.readableEnded || socket.destroyed) return Promise.resolve();
+  return new Promise((resolve) => {
+    socket.once('end', () => resolve());
+    socket.once('close', () => resolve());
+  });
+}
 
 export interface ListenAddress {
   host: string;
@@ -227,7 +239,7 @@ export class Forwarder {
     this.server = server;
     await new Promise<void>((resolve, reject) => {
       server.once('error', (err: NodeJS.ErrnoException) => {
-        const where = `${this.opts.listen.host}:${this.opts.listen.port}`;
+        const where = formatAuthority(this.opts.listen.host, this.opts.listen.port);
         if (err.code === 'EADDRINUSE')
           reject(new ClientError(`local port ${where} is in use: choose another with --listen`));
         else reject(new ClientError(`cannot listen on ${where}: ${err.message}`));
@@ -307,9 +319,13 @@ export class Forwarder {
       stream.closeUnused(STOPPED);
       closing.push(stream.whenClosed(CLOSE_GRACE_MS));
     }
-    // The rest of this turn's I/O first: a command that just exited closed its connections
-    // before it did, and their FINs may be waiting in the same turn as its exit.
-    await new Promise<void>((resolve) => setImmediate(resolve));
+    // A command that just exited closed its connections as it did, but their FINs may be read
+    // a turn or two after its exit is (measured: one turn was not always enough, and a clean
+    // `pg_isready` was cut and audited as broken). A client still connected is cut after that.
+    await bounded(
+      Promise.all([...this.connections].map((conn) => localEnd(conn.socket))),
+      LOCAL_END_WAIT_MS,
+    );
     for (const conn of [...this.connections]) {
       if (!conn.socket.readableEnded) this.abort(conn);
       closing.push(

@@ -25,6 +25,7 @@ import {
   decodeGoaway,
   encodeGoaway,
   GATEPOOL_VERSION,
+  formatAuthority,
   H2_TUNING,
   parseAuthority,
   PROTOCOL_VERSION,
@@ -493,7 +494,7 @@ export class GatewayAgent {
     if (!this.options.allowlist.allows(host, port)) {
       return Promise.resolve({
         ok: false,
-        error: `${host}:${port} is not allowed by this gateway's --allow rules`,
+        error: `${formatAuthority(host, port)} is not allowed by this gateway's --allow rules`,
       });
     }
     const started = performance.now();

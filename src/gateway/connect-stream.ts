@@ -19,7 +19,13 @@
 import net from 'node:net';
 import http2, { type IncomingHttpHeaders, type ServerHttp2Stream } from 'node:http2';
 import { forwardBatched } from '../protocol/forward.js';
-import { ABORT_TRAILER, REASON_HEADER, StreamStatus, type HostPort } from '../protocol/tunnel.js';
+import {
+  ABORT_TRAILER,
+  formatAuthority,
+  REASON_HEADER,
+  StreamStatus,
+  type HostPort,
+} from '../protocol/tunnel.js';
 
 type State = 'dialing' | 'open' | 'closed';
 
@@ -44,7 +50,7 @@ export function refuseStream(stream: ServerHttp2Stream, status: number, reason: 
 
 export function describeSocketError(error: Error, target: HostPort): string {
   const code = (error as NodeJS.ErrnoException).code;
-  const where = `${target.host}:${target.port}`;
+  const where = formatAuthority(target.host, target.port);
   if (code && error.message.includes(code))
     return error.message.includes(where) ? error.message : `${error.message} (${where})`;
   return code ? `${code} ${where}: ${error.message}` : `${where}: ${error.message}`;

@@ -60,7 +60,11 @@ export class WsStream extends Duplex {
   /** Why the peer ended abnormally, once it did. */
   remoteAbort: string | undefined;
 
-  constructor(private readonly ws: WebSocket) {
+  /** `peer`: who is at the other end, in words for a lost connection ("the platform"). */
+  constructor(
+    private readonly ws: WebSocket,
+    private readonly peer = 'the peer',
+  ) {
     super({
       allowHalfOpen: true,
       readableHighWaterMark: HIGH_WATER_MARK,
@@ -89,9 +93,17 @@ export class WsStream extends Duplex {
     ws.on('close', (code: number, reason: Buffer) => {
       if (this.destroyed) return;
       if (code === 1000 && this.gotEnd && this.sentEnd) return;
-      this.remoteAbort = reason.toString() || `connection closed (code ${code})`;
+      this.remoteAbort = reason.toString() || this.closedWithout(code);
       this.destroy(new Error(this.remoteAbort));
     });
+  }
+
+  /** Why the stream ended, when the peer's close gave no reason. */
+  private closedWithout(code: number): string {
+    // 1006: no close frame at all — the peer's process died or the network dropped.
+    if (code === 1006)
+      return `lost the connection to ${this.peer} (it stopped, or the network dropped)`;
+    return `${this.peer} closed the connection (WebSocket close code ${code})`;
   }
 
   override _read(): void {

@@ -239,10 +239,6 @@ describe.each(DRIVERS)('access targets API on %s', (driver) => {
         { name: 'x', ...base, protocol: 'ftp', gatewayPoolId: poolId },
         /protocol must be one of tcp, postgres, http, kubernetes/,
       ],
-      [
-        { name: 'x', ...base, protocol: undefined, gatewayPoolId: poolId },
-        /protocol is required: one of tcp, postgres, http, kubernetes/,
-      ],
       [{ name: 'x', ...base }, /exactly one of gatewayId and gatewayPoolId/],
       [
         { name: 'x', ...base, gatewayId, gatewayPoolId: poolId },
@@ -255,6 +251,15 @@ describe.each(DRIVERS)('access targets API on %s', (driver) => {
       expect(res.status, JSON.stringify(body)).toBe(400);
       expect(res.body.error.message).toMatch(message);
     }
+    // Without a protocol a target is plain TCP: the protocol is a hint for clients.
+    const plain = await admin.client.post('/api/v1/access-targets', {
+      name: 'no-protocol',
+      ...base,
+      protocol: undefined,
+      gatewayPoolId: poolId,
+    });
+    expect(plain.status, plain.text).toBe(201);
+    expect(plain.body.protocol).toBe('tcp');
     const ok = await admin.client.post('/api/v1/access-targets', {
       name: 'dup',
       ...base,

@@ -193,6 +193,37 @@ describe('gatepool connect through a pool of three real gateways', () => {
     );
     expect(env3.stdout).toMatch(/^127\.0\.0\.1:(\d+) \1\n$/);
     expect(env3.code).toBe(3);
+    // As a shell answers: a script tells "no such client" apart from the client failing.
+    const missing = await gatepool(['connect', 'pg', '--', 'no-such-client-xyz'], pgEnv);
+    expect(missing.stderr).toMatch(/command not found: no-such-client-xyz/);
+    expect(missing.code).toBe(127);
+  });
+
+  it('a client that checks and leaves (pg_isready) is audited as closed, not broken (QA pass 3)', async () => {
+    const checker = await addUser(s.tp, s.admin, 'member');
+    const since = new Date(Date.now() - 1).toISOString();
+    for (let i = 0; i < 5; i++) {
+      const run = await gatepool(['connect', 'pg', '--', 'pg_isready'], {
+        ...env,
+        GATEPOOL_TOKEN: checker.token,
+      });
+      expect(run.stdout).toMatch(/accepting connections/);
+      expect(run.code).toBe(0);
+    }
+    const entries = await waitFor(
+      async () => {
+        const items = (
+          await s.admin.client.get(`/api/v1/audit-logs?event=access.disconnect&from=${since}`)
+        ).body.items?.filter((e: { actor: { id: string } }) => e.actor.id === checker.id);
+        return items?.length === 5 ? items : undefined;
+      },
+      10_000,
+      'five access.disconnect entries',
+    );
+    for (const e of entries) {
+      expect(e.metadata.result, JSON.stringify(e.metadata)).toBe('closed');
+      expect(e.metadata.error).toBeUndefined();
+    }
   });
 
   it('refuses with one clear line: viewer (names the permission), unknown target, another org, not logged in, platform down, port in use', async () => {

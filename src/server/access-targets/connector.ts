@@ -24,6 +24,7 @@ import type { PoolRuntime } from '../pools/runtime.js';
 import type { AccessTargetListing } from './queries.js';
 import { postgresFirstPacket } from './replay-safe.js';
 import { refusalOf } from './upgrade.js';
+import { formatAuthority } from '../../protocol/tunnel.js';
 
 export class AccessMetrics {
   readonly open: Gauge;
@@ -184,7 +185,7 @@ export class AccessConnector {
         // Repointed: the connection still reaches the old address, which the target no longer
         // names (an admin moving it off a host means to stop traffic there).
         if (target.host !== conn.target.host || target.port !== conn.target.port) {
-          conn.revoked = `access target ${target.name} now points at ${target.host}:${target.port}: connect again to reach it`;
+          conn.revoked = `access target ${target.name} now points at ${formatAuthority(target.host, target.port)}: connect again to reach it`;
           client.abort(conn.revoked);
         }
       } catch (err) {
@@ -267,7 +268,7 @@ export class AccessConnector {
     const base = {
       targetId: target.id,
       target: target.name,
-      address: `${target.host}:${target.port}`,
+      address: formatAuthority(target.host, target.port),
       gatewayPoolId: target.gatewayPoolId,
       gatewayPool: target.gatewayPoolName,
       clientAddress: who.ip ?? null,
@@ -304,7 +305,7 @@ export class AccessConnector {
         who,
       );
       throw new UnavailableError(
-        `Cannot open access target "${target.name}" (${target.host}:${target.port}): ${err.message}.`,
+        `Cannot open access target "${target.name}" (${formatAuthority(target.host, target.port)}): ${err.message}.`,
         { attempts: err.attempts },
         'gateway_unavailable',
       );

@@ -31,12 +31,7 @@ const port = z
   .int('port must be a whole number')
   .min(1, 'port must be between 1 and 65535')
   .max(65535, 'port must be between 1 and 65535');
-const protocol = z.enum(PROTOCOLS, {
-  error: (issue) =>
-    issue.input === undefined
-      ? `protocol is required: one of ${PROTOCOLS.join(', ')}`
-      : `protocol must be one of ${PROTOCOLS.join(', ')}`,
-});
+const protocol = z.enum(PROTOCOLS, { error: `protocol must be one of ${PROTOCOLS.join(', ')}` });
 const description = z
   .string()
   .trim()
@@ -50,7 +45,8 @@ const createBody = z
     name,
     host,
     port,
-    protocol,
+    // A hint for clients (`gatepool connect` prints a psql line for postgres); bytes are bytes.
+    protocol: protocol.default('tcp'),
     description: description.optional(),
     gatewayId: gatewayId.optional(),
     gatewayPoolId: gatewayPoolId.optional(),

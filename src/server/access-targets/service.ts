@@ -28,6 +28,7 @@ import {
   type AccessTargetListing,
   type NewAccessTarget,
 } from './queries.js';
+import { formatAuthority } from '../../protocol/tunnel.js';
 
 export const PROTOCOLS = ['tcp', 'postgres', 'http', 'kubernetes'] as const;
 export type Protocol = (typeof PROTOCOLS)[number];
@@ -143,7 +144,7 @@ export class AccessTargetService {
       this.deps.audit.audited(who, 'access-target.create', (tx) => insertTarget(tx, row), {
         targetId: id,
         name: row.name,
-        address: `${row.host}:${row.port}`,
+        address: formatAuthority(row.host, row.port),
         protocol: row.protocol,
         gatewayId: row.gatewayId,
         gatewayPoolId: row.gatewayPoolId,

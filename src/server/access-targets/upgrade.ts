@@ -71,7 +71,7 @@ export class ClientStreams {
             upgrade.socket.off('close', gone);
             if (settled) return void ws.terminate();
             settled = true;
-            resolve(new WsStream(ws));
+            resolve(new WsStream(ws, 'the client'));
           });
         }),
       refuse: (err) => {

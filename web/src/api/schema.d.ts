@@ -3123,8 +3123,11 @@ export interface operations {
           name: string;
           host: string;
           port: number;
-          /** @enum {string} */
-          protocol: 'tcp' | 'postgres' | 'http' | 'kubernetes';
+          /**
+           * @default tcp
+           * @enum {string}
+           */
+          protocol?: 'tcp' | 'postgres' | 'http' | 'kubernetes';
           description?: string;
           gatewayId?: string;
           gatewayPoolId?: string;
