@@ -353,6 +353,38 @@ describe('gatepool connect through a pool of three real gateways', () => {
     }
   });
 
+  it('saving a target its gateways cannot reach answers with warnings naming each gateway (QA pass 3)', async () => {
+    const made = await s.admin.client.post('/api/v1/access-targets', {
+      name: 'walled-2',
+      host: '127.0.0.1',
+      port: s.deniedPort,
+      gatewayPoolId: s.poolId,
+    });
+    expect(made.status, made.text).toBe(201);
+    expect(made.body.warnings).toHaveLength(1);
+    expect(made.body.warnings[0]).toMatch(
+      /^No connected gateway of gateway pool "dc1" can reach 127\.0\.0\.1:\d+ \(/,
+    );
+    for (const m of s.members)
+      expect(made.body.warnings[0]).toContain(
+        `${m.name}: 127.0.0.1:${s.deniedPort} is not allowed by this gateway's --allow rules`,
+      );
+    expect(made.body.warnings[0]).toMatch(/`gatepool connect walled-2` fails until one can\.$/);
+    // A description changes nothing the gateways reach: no check, no warning.
+    const described = await s.admin.client.patch(`/api/v1/access-targets/walled-2`, {
+      description: 'kept',
+    });
+    expect(described.status).toBe(200);
+    expect(described.body.warnings).toEqual([]);
+    // Re-pointed at what the gateways may reach: all clear.
+    const fixed = await s.admin.client.patch(`/api/v1/access-targets/walled-2`, {
+      port: PG.port,
+    });
+    expect(fixed.status, fixed.text).toBe(200);
+    expect(fixed.body.warnings).toEqual([]);
+    expect((await s.admin.client.delete('/api/v1/access-targets/walled-2')).status).toBe(204);
+  });
+
   it("a target the gateways' --allow rules do not cover fails with the gateways' reason", async () => {
     const err = await dialTarget({
       platform: s.tp.url,

@@ -122,12 +122,35 @@ function view(t: AccessTargetListing, actor: Actor): z.infer<typeof targetView> 
   };
 }
 
+/** How long a save waits for its gateways' connect tests (see service reachWarnings). */
+const REACH_TIMEOUT_MS = 2000;
+
+/**
+ * Create and change answer the target with `warnings`: what its gateways said when asked to
+ * reach it (empty when they all can).
+ */
+const withWarnings = targetView.extend({ warnings: z.array(z.string()) });
+
 export function accessTargetRoutes(app: Api, ctx: AppContext): void {
   const tags = ['access targets'];
   const service = new AccessTargetService({
     db: ctx.db,
     audit: ctx.audit,
     licenses: ctx.licenses,
+    reach: async (orgId, ref, host, port) => {
+      await ctx.poolRuntime.ensureLoaded();
+      const { label, members } = ctx.poolRuntime.candidatesFor(orgId, ref);
+      const connected = members.filter((m) => ctx.directory.liveOf(orgId, m.gatewayId));
+      const answers = await Promise.all(
+        connected.map(async (m) => {
+          const outcome = await ctx.directory.hub.probe(m.gatewayId, host, port, REACH_TIMEOUT_MS);
+          return outcome.ok
+            ? { gateway: m.name, ok: true }
+            : { gateway: m.name, ok: false, error: outcome.error };
+        }),
+      );
+      return { label, total: members.length, answers };
+    },
   });
   const connector = new AccessConnector({
     run: (...args) => ctx.poolRuntime.run(...args),
@@ -168,13 +191,14 @@ export function accessTargetRoutes(app: Api, ctx: AppContext): void {
         operationId: 'createAccessTarget',
         summary: 'Create an access target behind a gateway or gateway pool',
         body: createBody,
-        response: { 201: targetView, ...errors, 409: errorBody },
+        response: { 201: withWarnings, ...errors, 409: errorBody },
       },
     },
     async (req, reply) => {
       const actor = actorOf(req);
       const created = await service.create(actor, whoOf(req), req.body);
-      return reply.code(201).send(view(created, actor));
+      const warnings = await service.reachWarnings(actor.orgId, created);
+      return reply.code(201).send({ ...view(created, actor), warnings });
     },
   );
 
@@ -206,12 +230,16 @@ export function accessTargetRoutes(app: Api, ctx: AppContext): void {
         summary: 'Change an access target (giving gatewayId or gatewayPoolId replaces the other)',
         params,
         body: patchBody,
-        response: { 200: targetView },
+        response: { 200: withWarnings },
       },
     },
     async (req) => {
       const actor = actorOf(req);
-      return view(await service.update(actor, whoOf(req), req.params.target, req.body), actor);
+      const updated = await service.update(actor, whoOf(req), req.params.target, req.body);
+      const { host, port, gatewayId, gatewayPoolId } = req.body;
+      const repointed = [host, port, gatewayId, gatewayPoolId].some((v) => v !== undefined);
+      const warnings = repointed ? await service.reachWarnings(actor.orgId, updated) : [];
+      return { ...view(updated, actor), warnings };
     },
   );
 

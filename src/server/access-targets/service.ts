@@ -14,6 +14,7 @@ import {
   type Attacher,
 } from '../consumers/attach.js';
 import type { Db } from '../db/client.js';
+import type { GatewayRef } from '../gateways/consumer-lookup.js';
 import { isDatabaseUnavailable } from '../db/errors.js';
 import { CREDENTIAL_OUTAGE_MAX_AGE_MS } from '../auth/credential-cache.js';
 import { ConflictError, NotFoundError } from '../errors.js';
@@ -31,6 +32,8 @@ import {
 import { formatAuthority } from '../../protocol/tunnel.js';
 
 export const PROTOCOLS = ['tcp', 'postgres', 'http', 'kubernetes'] as const;
+
+const capitalize = (text: string) => text.charAt(0).toUpperCase() + text.slice(1);
 export type Protocol = (typeof PROTOCOLS)[number];
 
 export interface TargetInput {
@@ -46,9 +49,26 @@ export interface TargetInput {
 /** Targets are addressed by id or by name in one path segment; names never look like ids. */
 export { looksLikeId };
 
+/** What one gateway said when asked to connect to a target (a TCP connect test). */
+export interface ReachAnswer {
+  gateway: string;
+  ok: boolean;
+  error?: string;
+}
+
 export interface AccessTargetDeps extends AttachDeps {
   db: Db;
   audit: AuditLog;
+  /**
+   * Asks each connected gateway of `ref` to connect to host:port (subject to its --allow
+   * rules); what the ones that answered said, and how many gateways `ref` has.
+   */
+  reach?: (
+    orgId: string,
+    ref: GatewayRef,
+    host: string,
+    port: number,
+  ) => Promise<{ label: string; total: number; answers: ReachAnswer[] }>;
 }
 
 /** How long `lookup` serves a target without asking the database (see there). */
@@ -186,6 +206,43 @@ export class AccessTargetService {
       ),
     ).finally(() => this.forgetLookups());
     return this.find(actor.orgId, before.id);
+  }
+
+  /**
+   * After a target is created or re-pointed: warnings when its gateways cannot reach it (outside
+   * their --allow rules, a typo, a closed port). Saving is not refused — a gateway may be down
+   * now or its rules changed later — but the person saving hears it now, not from the first
+   * `gatepool connect` that fails (QA pass 3).
+   */
+  async reachWarnings(orgId: string, target: AccessTargetListing): Promise<string[]> {
+    const ref = refOf(target);
+    if (!ref || !this.deps.reach) return [];
+    const where = formatAuthority(target.host, target.port);
+    let reached;
+    try {
+      reached = await this.deps.reach(orgId, ref, target.host, target.port);
+    } catch {
+      // Advice, not a rule: the target is saved either way, and a check that could not run
+      // (the pool cache reloading, the database away) must not turn the save into an error.
+      return [];
+    }
+    const { label, total, answers } = reached;
+    if (total === 0)
+      return [`${capitalize(label)} has no members: nothing can reach ${where} yet.`];
+    if (answers.length === 0)
+      return [
+        `No gateway of ${label} is connected, so whether it can reach ${where} is not known yet.`,
+      ];
+    const failing = answers.filter((a) => !a.ok);
+    if (failing.length === 0) return [];
+    const why = failing.map((a) => `${a.gateway}: ${a.error ?? 'failed'}`).join('; ');
+    if (failing.length === answers.length)
+      return [
+        `No connected gateway of ${label} can reach ${where} (${why}): \`gatepool connect ${target.name}\` fails until one can.`,
+      ];
+    return [
+      `${failing.length} of ${answers.length} connected gateways of ${label} cannot reach ${where} (${why}): connections go to the others.`,
+    ];
   }
 
   async remove(orgId: string, who: AuditWho, id: string): Promise<void> {

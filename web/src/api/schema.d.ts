@@ -69,6 +69,23 @@ export interface paths {
     patch?: never;
     trace?: never;
   };
+  '/api/v1/auth/password': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    get?: never;
+    put?: never;
+    /** Change your own password (the current one required); your other sessions end, this one stays */
+    post: operations['changePassword'];
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
   '/api/v1/me': {
     parameters: {
       query?: never;
@@ -933,6 +950,35 @@ export interface operations {
       };
     };
   };
+  changePassword: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    requestBody: {
+      content: {
+        'application/json': {
+          currentPassword: string;
+          newPassword: string;
+        };
+      };
+    };
+    responses: {
+      /** @description Default Response */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            otherSessionsEnded: number;
+          };
+        };
+      };
+    };
+  };
   getMe: {
     parameters: {
       query?: never;
@@ -1319,6 +1365,12 @@ export interface operations {
               role: string;
               createdAt: string;
               updatedAt: string;
+              /** @description Who created the identity (a user by id and e-mail, or an identity); null if unknown */
+              createdBy: {
+                type: string;
+                id: string | null;
+                name: string | null;
+              } | null;
             }[];
             nextCursor: string | null;
           };
@@ -1354,6 +1406,12 @@ export interface operations {
             role: string;
             createdAt: string;
             updatedAt: string;
+            /** @description Who created the identity (a user by id and e-mail, or an identity); null if unknown */
+            createdBy: {
+              type: string;
+              id: string | null;
+              name: string | null;
+            } | null;
           };
         };
       };
@@ -1382,6 +1440,12 @@ export interface operations {
             role: string;
             createdAt: string;
             updatedAt: string;
+            /** @description Who created the identity (a user by id and e-mail, or an identity); null if unknown */
+            createdBy: {
+              type: string;
+              id: string | null;
+              name: string | null;
+            } | null;
           };
         };
       };
@@ -1439,6 +1503,12 @@ export interface operations {
             role: string;
             createdAt: string;
             updatedAt: string;
+            /** @description Who created the identity (a user by id and e-mail, or an identity); null if unknown */
+            createdBy: {
+              type: string;
+              id: string | null;
+              name: string | null;
+            } | null;
           };
         };
       };
@@ -3162,6 +3232,7 @@ export interface operations {
             canConnect: boolean;
             createdAt: string;
             updatedAt: string;
+            warnings: string[];
           };
         };
       };
@@ -3358,6 +3429,7 @@ export interface operations {
             canConnect: boolean;
             createdAt: string;
             updatedAt: string;
+            warnings: string[];
           };
         };
       };
