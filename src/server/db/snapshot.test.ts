@@ -2,7 +2,7 @@
  * The embedded database's snapshot (what backups hold): a copy that loads with every committed
  * row, holding the database only while it reads the files (PGlite's own dump held it through
  * the compression too). How long the event loop stalls meanwhile depends on the machine's load
- * too much for a test: test/operator/backup-stall.ts measures it (README, "Backups").
+ * too much for a test: bench/backup.ts measures it (README, "Backups").
  */
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
