@@ -323,6 +323,9 @@ describe.each(DRIVERS)('kubernetes auth through gateways on %s', (driver) => {
     const login503 = await login(id, await saToken());
     expect(login503.status, brief(login503)).toBe(503);
     expect(login503.body.error.code).toBe('gateway_unavailable');
+    // No member could even be tried: a retry does not help, so the message does not suggest one.
+    expect(login503.body.error.message).toMatch(/k8s-dead.*no healthy member \(k8s-doomed: /);
+    expect(login503.body.error.message).not.toMatch(/Try again/);
   });
 
   it('PATCH: null clears a reference, omitted keeps it, setting one replaces the other; at most one', async () => {

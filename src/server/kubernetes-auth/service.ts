@@ -375,7 +375,9 @@ export class KubernetesAuthService {
         `kubernetes login failed: ${err.message}`,
       );
       throw new UnavailableError(
-        `Kubernetes login could not reach the cluster: ${err.message}. Try again shortly.`,
+        // "Try again" only after members were tried and failed: a pool with no members or
+        // none healthy needs a person, not a retry, and the message says what each one lacks.
+        `Kubernetes login could not reach the cluster: ${err.message}.${err.attempts.length ? ' Try again shortly.' : ''}`,
         { reason: 'gateway_unavailable', attempts: err.attempts },
         'gateway_unavailable',
       );

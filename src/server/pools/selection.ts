@@ -78,7 +78,7 @@ export function selectMember(members: readonly Candidate[], opts: SelectOptions)
   const random = opts.random ?? Math.random;
   const now = opts.now;
   if (members.length === 0)
-    return { ok: false, reason: 'empty', message: 'the pool has no members' };
+    return { ok: false, reason: 'empty', message: 'the pool has no members: add gateways to it' };
   // Exclusions are the few members already tried: scanning a short array beats hashing.
   const excluded = opts.exclude && opts.exclude.size > 0 ? [...opts.exclude] : undefined;
   const filter = opts.filter?.labels ? opts.filter : undefined;
