@@ -153,7 +153,7 @@ describe('revocation and open access connections', () => {
     const { t, c, cut } = await openTo('doomed');
     try {
       expect((await s.admin.client.delete(`/api/v1/access-targets/${t.id}`)).status).toBe(204);
-      await cut(/access to doomed revoked/);
+      await cut(/closed: access target doomed was deleted$/m);
     } finally {
       await c.stop();
     }

@@ -191,7 +191,11 @@ export class AccessConnector {
       } catch (err) {
         const { status, body } = refusalOf(err);
         if (status !== 401 && status !== 403 && status !== 404) continue;
-        conn.revoked = `access to ${conn.target.name} revoked: ${body.error.message}`;
+        // The target is looked up by id: its 404 would name a UUID the user never saw.
+        conn.revoked =
+          status === 404
+            ? `access target ${conn.target.name} was deleted`
+            : `access to ${conn.target.name} revoked: ${body.error.message}`;
         client.abort(conn.revoked);
       }
     }
