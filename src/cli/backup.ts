@@ -1,5 +1,13 @@
-import { existsSync, readFileSync, renameSync, rmdirSync } from 'node:fs';
-import { join } from 'node:path';
+import {
+  accessSync,
+  constants,
+  existsSync,
+  readFileSync,
+  renameSync,
+  rmdirSync,
+  statSync,
+} from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
 import type { Command } from 'commander';
 import type { Config } from '../server/config.js';
 import { configFromFlags, errorText, fail } from './server.js';
@@ -72,6 +80,25 @@ function rootKeyNote(included: boolean, config: Config): string {
   );
 }
 
+/** Why a file cannot be written into dir, or undefined when it can. */
+function directoryProblem(dir: string): string | undefined {
+  let isDir: boolean;
+  try {
+    isDir = statSync(dir).isDirectory();
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT')
+      return `the directory ${dir} does not exist (create it first: mkdir -p ${dir})`;
+    return `cannot use the directory ${dir}: ${errorText(err)}`;
+  }
+  if (!isDir) return `${dir} is not a directory`;
+  try {
+    accessSync(dir, constants.W_OK);
+  } catch {
+    return `this user may not write into ${dir}`;
+  }
+  return undefined;
+}
+
 export function registerBackupCommands(program: Command): void {
   program
     .command('backup')
@@ -85,6 +112,10 @@ export function registerBackupCommands(program: Command): void {
       if (config.databaseUrl) fail(PG_BACKUP_HINT);
       if (existsSync(opts.out) && !opts.force)
         fail(`${opts.out} exists; choose another --out or add --force to overwrite it`);
+      // Before the snapshot: finding out only when writing wastes its seconds and says less.
+      const outDir = dirname(resolve(opts.out));
+      const dirProblem = directoryProblem(outDir);
+      if (dirProblem) fail(`cannot write ${opts.out}: ${dirProblem}; nothing was backed up`);
       const [
         { backupForOperator },
         { request },
@@ -166,7 +197,7 @@ export function registerBackupCommands(program: Command): void {
       try {
         backup = readBackup(file, opts.from);
       } catch (err) {
-        fail(errorText(err));
+        fail(`${errorText(err)}; ${config.dataDir} is untouched`);
       }
       const existed = existsSync(config.dataDir);
       const lock = await lockDataDir(config.dataDir).catch((err: unknown) => fail(errorText(err)));

@@ -36,7 +36,12 @@ export function registerGatewayCommand(program: Command): void {
         '(allow, label(s), pool(s), platform, token, name, state-dir, drain-timeout); flags win',
     )
     .option('--platform <url>', 'platform base URL, e.g. https://gatepool.example.com (first run)')
-    .option('--token <token>', 'single-use enrollment token (first run; ignored later)')
+    .option(
+      '--token <token>',
+      'single-use enrollment token (first run; ignored later). It shows in the process list: ' +
+        'prefer GATEPOOL_ENROLL_TOKEN or --token-file',
+    )
+    .option('--token-file <file>', 'read the enrollment token from this file (first run)')
     .option('--name <name>', 'gateway name (first run)')
     .addOption(
       repeatable(

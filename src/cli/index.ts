@@ -6,6 +6,7 @@ import { registerGatewayCommand } from './gateway.js';
 import { registerLicenseCommands } from './license.js';
 import { registerLoginCommand } from './login.js';
 import { registerServerCommands } from './server.js';
+import { registerSessionCommands } from './session.js';
 import { registerTargetsCommand } from './targets.js';
 
 export async function main(argv: string[]): Promise<void> {
@@ -19,6 +20,7 @@ export async function main(argv: string[]): Promise<void> {
   registerBackupCommands(program);
   registerGatewayCommand(program);
   registerLoginCommand(program);
+  registerSessionCommands(program);
   registerConnectCommand(program, argv);
   registerTargetsCommand(program);
   await program.parseAsync(argv);

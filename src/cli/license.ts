@@ -85,6 +85,17 @@ export function registerLicenseCommands(program: Command): void {
       } catch (err) {
         fail(`cannot read ${opts.key}: ${(err as Error).message}`);
       }
+      // The key pair sits side by side: taking the wrong file is the likely mistake, so say it.
+      if (/-----BEGIN PUBLIC KEY-----/.test(privateKeyPem))
+        fail(
+          `${opts.key} is a public key: licenses are signed with the private key of the pair ` +
+            `(${join(dirname(opts.key), 'private.pem')} when made by \`gatepool license keygen\`); ` +
+            `the public one goes to the platform's GATEPOOL_LICENSE_PUBLIC_KEY`,
+        );
+      if (!/-----BEGIN PRIVATE KEY-----/.test(privateKeyPem))
+        fail(
+          `${opts.key} is not a PEM private key (PKCS#8, "-----BEGIN PRIVATE KEY-----"): give the private.pem written by \`gatepool license keygen\``,
+        );
       const { issueLicense } = await import('../server/license/license.js');
       try {
         const token = await issueLicense({

@@ -24,6 +24,17 @@ interface Me {
   organizations?: (OrgRef & { role: string })[];
 }
 
+/** What a password login and an organization switch answer. */
+interface SignedIn {
+  token: string;
+  expiresAt?: string;
+}
+
+const expiryOf = (s: SignedIn): string | undefined =>
+  typeof s.expiresAt === 'string' && !Number.isNaN(Date.parse(s.expiresAt))
+    ? s.expiresAt
+    : undefined;
+
 type Writer = { _writeToOutput: (s: string) => void };
 
 /**
@@ -110,12 +121,14 @@ export function registerLoginCommand(program: Command): void {
             );
           });
         let token = opts.token?.trim() ?? '';
+        // Known for a password login's session; an access token's expiry is not told to it.
+        let expiresAt: string | undefined;
         if (!token) {
           const { email, password } = await askCredentials(opts.email);
           const res = await refusedAs(
             401,
             'email or password is incorrect; nothing was saved',
-            new PlatformClient(platform, undefined).request<{ token: string }>(
+            new PlatformClient(platform, undefined).request<SignedIn>(
               'POST',
               '/api/v1/auth/login',
               {
@@ -125,6 +138,7 @@ export function registerLoginCommand(program: Command): void {
             ),
           );
           token = res.token;
+          expiresAt = expiryOf(res);
         }
         const whoAmI = (t: string) =>
           new PlatformClient(platform, t).request<Me>('GET', '/api/v1/me', {
@@ -154,7 +168,7 @@ export function registerLoginCommand(program: Command): void {
                 `this token belongs to organization "${me.organization?.name ?? '?'}": a machine identity's token works in its own organization only; nothing was saved`,
               );
             // A session of its own in that organization (the first one ends).
-            const switched = await new PlatformClient(platform, token).request<{ token: string }>(
+            const switched = await new PlatformClient(platform, token).request<SignedIn>(
               'POST',
               '/api/v1/auth/switch-organization',
               {
@@ -163,11 +177,12 @@ export function registerLoginCommand(program: Command): void {
               },
             );
             token = switched.token;
+            expiresAt = expiryOf(switched);
             me = await whoAmI(token);
           }
         }
         // Saved only now: the platform accepted the credential and answered as a platform.
-        const path = saveCredentials({ platform, token });
+        const path = saveCredentials({ platform, token, expiresAt });
         const others = orgs.filter((o) => o.id !== me.organization?.id).map((o) => o.name);
         process.stdout.write(
           `Logged in to ${platform} as ${me.name} (${me.organization?.name ?? 'organization'}, role ${me.role}); saved to ${path}\n` +

@@ -1,6 +1,10 @@
 import { statSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { resolve } from 'node:path';
 import type { Command } from 'commander';
 import { ConfigError, loadConfig, type Config } from '../server/config.js';
+import { generatedRootKeyNotice, rootKeyFile } from '../server/crypto/envelope.js';
+import { listenError } from '../server/listen-error.js';
 
 /**
  * The platform's modules (Fastify, database drivers, …) are imported by the commands that use
@@ -127,6 +131,16 @@ function foreignOwnerNote(path: string): string {
   }
 }
 
+/** Why host:port cannot be listened on now, or undefined (port 0: any free port will do). */
+function listenProblem(host: string, port: number): Promise<Error | undefined> {
+  if (port === 0) return Promise.resolve(undefined);
+  return new Promise((resolve) => {
+    const probe = createServer();
+    probe.once('error', resolve);
+    probe.listen({ host, port, exclusive: true }, () => probe.close(() => resolve(undefined)));
+  });
+}
+
 function withConfig(flags: Record<string, unknown>): Config {
   try {
     return configFromFlags(flags);
@@ -134,6 +148,17 @@ function withConfig(flags: Record<string, unknown>): Config {
     if (err instanceof ConfigError) fail(err.message);
     throw err;
   }
+}
+
+/** What `migrate` uses: the database, and where a pre-migration snapshot goes. */
+function addDatabaseFlags(cmd: Command): Command {
+  return cmd
+    .option(
+      '--data-dir <dir>',
+      'embedded database and root key (GATEPOOL_DATA_DIR, default ./data)',
+    )
+    .option('--database-url <url>', 'PostgreSQL instead of the embedded database (DATABASE_URL)')
+    .option('--backup-keep <n>', 'snapshots kept in DATA_DIR/backups (GATEPOOL_BACKUP_KEEP, 7)');
 }
 
 function addConfigFlags(cmd: Command): Command {
@@ -210,6 +235,19 @@ export function registerServerCommands(program: Command): void {
       log.fatal({ err }, 'unhandled rejection');
       process.exit(1);
     });
+    // A port in use is found before a new data directory is opened: opening it creates it, its
+    // database and a root key, which a refused start must not leave behind. An existing one is
+    // opened first, so that a second server on it is told so (the more useful line).
+    const { hasEmbeddedDatabase } = await import('../server/db/embedded.js');
+    if (config.databaseUrl || !hasEmbeddedDatabase(config.dataDir)) {
+      for (const [port, setting] of [
+        [config.port, 'GATEPOOL_PORT'],
+        [config.tunnelPort, 'GATEPOOL_TUNNEL_PORT'],
+      ] as const) {
+        const problem = await listenProblem(config.host, port);
+        if (problem) fail(listenError(problem, setting).message);
+      }
+    }
     // Opened here rather than by startPlatform, so that every refusal below closes it, and with
     // it the data directory's lock, before exiting (startPlatform does not on all of its paths).
     const opened = await openConfiguredDatabase(config).catch((err: unknown) =>
@@ -232,15 +270,19 @@ export function registerServerCommands(program: Command): void {
     }
     const db = config.databaseUrl ? 'PostgreSQL' : `embedded PGlite in ${config.dataDir}`;
     const open = config.publicUrl ?? platform.url;
-    process.stdout.write(
+    let banner =
       `\ngatepool is running (${db}).\n  Open      ${open}\n  API docs  ${open}/api/docs\n` +
-        `  Tunnel    gateways dial ${platform.ctx.directory.tunnelAddress}\n`,
-    );
+      `  Tunnel    gateways dial ${platform.ctx.directory.tunnelAddress}\n`;
     if (config.tunnelHostname === 'localhost')
-      process.stdout.write(
+      banner +=
         `            (only gateways on this host can: set GATEPOOL_TUNNEL_HOSTNAME, or GATEPOOL_PUBLIC_URL,\n` +
-          `            to the name gateways reach this platform by)\n`,
-      );
+        `            to the name gateways reach this platform by)\n`;
+    if (platform.rootKeyGenerated)
+      banner += `  Root key  ${generatedRootKeyNotice(platform.rootKeyGenerated)}\n`;
+    else if (config.databaseUrl && !config.encryptionKey)
+      // The database and its key live apart: say where the key is on every start.
+      banner += `  Root key  ${resolve(rootKeyFile(config.dataDir))} (keep it with the database's backups, or set GATEPOOL_ENCRYPTION_KEY)\n`;
+    process.stdout.write(banner);
     if (await needsBootstrap(platform.ctx)) {
       process.stdout.write(
         `\nFirst start: open ${open} in a browser to create the first admin and organization,\n` +
@@ -272,7 +314,7 @@ export function registerServerCommands(program: Command): void {
     process.on('SIGINT', () => stop('SIGINT'));
   });
 
-  addConfigFlags(
+  addDatabaseFlags(
     program.command('migrate').description('apply pending database migrations and exit'),
   ).action(async (flags: Record<string, unknown>) => {
     const config = withConfig(flags);

@@ -66,6 +66,8 @@ export interface RequestOptions {
   body?: unknown;
   /** Whether a 2xx answer has what the caller reads from it (a web page at a wrong URL has not). */
   valid?: (value: unknown) => boolean;
+  /** The route answers 204 with no body: that is success, not "no platform here". */
+  noContent?: boolean;
 }
 
 /** A JSON object (not an array or null): what every API answer is. */
@@ -114,6 +116,7 @@ export class PlatformClient {
         describeRefusal(res.status, parsed, this.platform, this.tokenFrom),
         res.status,
       );
+    if (opts.noContent && res.status === 204) return undefined as T;
     // A web server that answers every path (e.g. the platform's UI under a wrong base path)
     // says 200 with a page: reading fields from it would fail far from the cause.
     if (!isObject(parsed) || (opts.valid && !opts.valid(parsed))) {

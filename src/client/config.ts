@@ -4,7 +4,7 @@
  * is a credential. GATEPOOL_PLATFORM / GATEPOOL_TOKEN override what is saved; a saved token
  * only ever goes to the platform it was saved for.
  */
-import { chmodSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { ClientError } from './errors.js';
@@ -12,6 +12,8 @@ import { ClientError } from './errors.js';
 export interface Credentials {
   platform: string;
   token: string;
+  /** When the token expires, if the platform said so at login (ISO 8601). */
+  expiresAt?: string;
 }
 
 /** Credentials to use, and where the token came from (what to tell the user when it is refused). */
@@ -39,6 +41,7 @@ function readSaved(path: string): Partial<Credentials> {
     return {
       ...(typeof parsed.platform === 'string' ? { platform: parsed.platform } : {}),
       ...(typeof parsed.token === 'string' ? { token: parsed.token } : {}),
+      ...(typeof parsed.expiresAt === 'string' ? { expiresAt: parsed.expiresAt } : {}),
     };
   } catch {
     throw new ClientError(`${path} is not valid JSON: run \`gatepool login\` again`);
@@ -92,7 +95,48 @@ export function loadCredentials(env: Env = process.env): LoadedCredentials {
     throw new ClientError(
       `not logged in to ${envPlatform} (the saved login is for ${savedPlatform}): run \`gatepool login --platform ${envPlatform}\`, or set GATEPOOL_TOKEN`,
     );
-  return { platform: savedPlatform, token: saved.token, tokenFrom: 'saved' };
+  return {
+    platform: savedPlatform,
+    token: saved.token,
+    tokenFrom: 'saved',
+    ...(saved.expiresAt ? { expiresAt: saved.expiresAt } : {}),
+  };
+}
+
+/**
+ * The saved login as it is, for `gatepool logout`: the platform (normalized when valid) and
+ * token, or none. A file that cannot be parsed counts as a login to forget, not an error.
+ */
+export function savedLogin(
+  env: Env = process.env,
+): { path: string; platform?: string; token?: string; expiresAt?: string } | undefined {
+  const path = configPath(env);
+  let saved: Partial<Credentials>;
+  try {
+    saved = readSaved(path);
+  } catch {
+    return { path };
+  }
+  if (!saved.platform && !saved.token) return undefined;
+  let platform: string | undefined;
+  try {
+    platform = saved.platform ? normalizePlatformUrl(saved.platform) : undefined;
+  } catch {
+    platform = undefined;
+  }
+  return { path, platform, token: saved.token, expiresAt: saved.expiresAt };
+}
+
+/** Removes the saved login; true when there was a file to remove. */
+export function forgetCredentials(env: Env = process.env): boolean {
+  const path = configPath(env);
+  try {
+    rmSync(path);
+    return true;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return false;
+    throw new ClientError(`cannot remove ${path}: ${(err as Error).message}`);
+  }
 }
 
 /** The saved platform URL, normalized like a given one so the two compare. */
@@ -111,8 +155,12 @@ export function saveCredentials(creds: Credentials, env: Env = process.env): str
   mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
   const tmp = `${path}.${process.pid}.tmp`;
   // Written aside and renamed, so a crash never leaves a half-written credential file.
-  // Only these two fields: a caller's extra fields (e.g. tokenFrom) are not configuration.
-  const saved: Credentials = { platform: creds.platform, token: creds.token };
+  // Only these fields: a caller's extra fields (e.g. tokenFrom) are not configuration.
+  const saved: Credentials = {
+    platform: creds.platform,
+    token: creds.token,
+    ...(creds.expiresAt ? { expiresAt: creds.expiresAt } : {}),
+  };
   writeFileSync(tmp, JSON.stringify(saved, null, 2) + '\n', { mode: 0o600 });
   chmodSync(tmp, 0o600);
   renameSync(tmp, path);

@@ -7,6 +7,7 @@
  * `--state-dir` serves the same targets.
  */
 import { createPrivateKey, X509Certificate } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { Allowlist, AllowlistError } from './allowlist.js';
 import { GatewayAgent, type AgentLog } from './agent.js';
@@ -26,6 +27,8 @@ export interface GatewayStartOptions {
   config?: string;
   platform?: string;
   token?: string;
+  /** A file holding the enrollment token (so it never shows in the process list). */
+  tokenFile?: string;
   name?: string;
   /** Repeatable flags: empty means not given on the command line. */
   allow: string[];
@@ -73,6 +76,18 @@ export function stderrLog(): AgentLog {
   return { info: line, warn: line };
 }
 
+async function readTokenFile(path: string): Promise<string> {
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (error) {
+    throw new UsageError(`cannot read --token-file ${path}: ${(error as Error).message}`);
+  }
+  const token = text.trim();
+  if (!token) throw new UsageError(`--token-file ${path} is empty: put the enrollment token in it`);
+  return token;
+}
+
 /** A repeatable flag given on the command line, else the config file's, else undefined. */
 function given(flag: string[], file: string[] | undefined): string[] | undefined {
   return flag.length ? flag : file;
@@ -91,7 +106,11 @@ function parseAllowlist(rules: string[], where: string): Allowlist {
  * Runs until drained by a signal (exit 0) or revoked by the platform (EXIT_REVOKED). Throws
  * UsageError / EnrollError / StateError / ConfigFileError for exit 1.
  */
-export async function runGateway(options: GatewayStartOptions, log = stderrLog()): Promise<number> {
+export async function runGateway(
+  options: GatewayStartOptions,
+  log = stderrLog(),
+  env: Record<string, string | undefined> = process.env,
+): Promise<number> {
   const file: AgentConfigFile = options.config ? await loadConfigFile(options.config) : {};
   const allowGiven = given(options.allow, file.allow);
   const labelGiven = given(options.label, file.label);
@@ -105,7 +124,12 @@ export async function runGateway(options: GatewayStartOptions, log = stderrLog()
     throw new UsageError(`--drain-timeout must be a number of seconds, got "${drainTimeout}"`);
   }
   const platform = options.platform ?? file.platform;
-  const token = options.token ?? file.token;
+  // A flag shows in `ps`; the variable and the file do not (README: secrets get no flag).
+  const token =
+    options.token ??
+    (options.tokenFile ? await readTokenFile(options.tokenFile) : undefined) ??
+    (env.GATEPOOL_ENROLL_TOKEN?.trim() || undefined) ??
+    file.token;
   const name = options.name ?? file.name;
   const stateDir = resolve(options.stateDir ?? file.stateDir ?? DEFAULT_STATE_DIR);
 
@@ -129,7 +153,10 @@ export async function runGateway(options: GatewayStartOptions, log = stderrLog()
     if (missing.length) {
       throw new UsageError(
         `not enrolled yet (no ${statePath(stateDir)}): the first run needs ` +
-          missing.map(([key]) => `--${key}`).join(', '),
+          missing.map(([key]) => `--${key}`).join(', ') +
+          (token
+            ? ''
+            : ' (the token may come from GATEPOOL_ENROLL_TOKEN or --token-file FILE instead)'),
       );
     }
     state = await enroll({

@@ -20,7 +20,7 @@ import { RateLimiter } from './auth/rate-limit.js';
 import { buildApp } from './app.js';
 import type { Config } from './config.js';
 import type { AppContext } from './context.js';
-import { loadRootKey, SecretBox } from './crypto/envelope.js';
+import { generatedRootKeyNotice, loadRootKey, SecretBox } from './crypto/envelope.js';
 import { openDatabase, type Database } from './db/client.js';
 import { watchSingleNode } from './db/node-watch.js';
 import { migrate } from './db/migrate.js';
@@ -33,6 +33,7 @@ import type { Api } from './http/schemas.js';
 import { LicenseVerifier, readPublicKeyPem } from './license/license.js';
 import { LicenseService } from './license/service.js';
 import { serveWeb } from './web/static.js';
+import { listenError } from './listen-error.js';
 
 export interface Platform {
   app: Api;
@@ -40,6 +41,8 @@ export interface Platform {
   /** Base URL of the HTTP API, e.g. http://127.0.0.1:8080 */
   url: string;
   tunnelPort: number;
+  /** Where the root key is when this start generated it (absolute), for the start banner. */
+  rootKeyGenerated?: string;
   close(): Promise<void>;
 }
 
@@ -72,8 +75,15 @@ export async function startPlatform(config: Config, opts: StartOptions): Promise
   // The data directory's lock first: a second process on it stops here, having touched nothing.
   const database = opts.database ?? (await openConfiguredDatabase(config));
   let box: SecretBox;
+  let rootKeyGenerated: string | undefined;
   try {
-    box = new SecretBox(loadRootKey({ key: config.encryptionKey, dataDir: config.dataDir }).key);
+    const loaded = loadRootKey({ key: config.encryptionKey, dataDir: config.dataDir });
+    box = new SecretBox(loaded.key);
+    rootKeyGenerated = loaded.generated;
+    // Said loudly: on PostgreSQL the key is the one thing of the platform's state that is not in
+    // the database, and a data directory that does not survive a restart (a pod's) loses it.
+    if (rootKeyGenerated)
+      log.warn({ path: rootKeyGenerated }, generatedRootKeyNotice(rootKeyGenerated));
     const rootKey = rootKeyOf(config.dataDir, !!config.encryptionKey);
     await snapshotBeforeMigrations(database, config.dataDir, rootKey, config.backupKeep, log);
     const { applied } = await migrate(database);
@@ -159,7 +169,7 @@ export async function startPlatform(config: Config, opts: StartOptions): Promise
     ({ port: tunnelPort } = await hub.listen());
   } catch (err) {
     await database.close();
-    throw withHint(err, 'GATEPOOL_TUNNEL_PORT');
+    throw listenError(err, 'GATEPOOL_TUNNEL_PORT');
   }
   registry.tunnelAddress = `${config.tunnelHostname}:${tunnelPort}`;
   try {
@@ -167,7 +177,7 @@ export async function startPlatform(config: Config, opts: StartOptions): Promise
   } catch (err) {
     await hub.close();
     await database.close();
-    throw withHint(err, 'GATEPOOL_PORT');
+    throw listenError(err, 'GATEPOOL_PORT');
   }
   const stopLocalAdmin = startLocalAdmin(database, config, log, () => ctx.credentials.clear());
   const nodeWatch =
@@ -188,6 +198,7 @@ export async function startPlatform(config: Config, opts: StartOptions): Promise
     ctx,
     url,
     tunnelPort,
+    rootKeyGenerated,
     close() {
       // app.close() stops accepting, lets in-flight requests finish, then the DB goes.
       closing ??= (async () => {
@@ -209,13 +220,6 @@ export async function startPlatform(config: Config, opts: StartOptions): Promise
 export async function needsBootstrap(ctx: AppContext): Promise<boolean> {
   const [row] = await ctx.db.select({ n: count() }).from(users);
   return Number(row?.n ?? 0) === 0;
-}
-
-function withHint(err: unknown, setting: string): Error {
-  const e = err as NodeJS.ErrnoException;
-  if (e.code === 'EADDRINUSE')
-    return new Error(`${e.message}: the port is in use; choose another with ${setting}.`);
-  return e;
 }
 
 function metricsRoute(

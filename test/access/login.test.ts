@@ -286,4 +286,88 @@ describe.each(DRIVERS)('gatepool login on %s', (driver) => {
       await rm(dir, { recursive: true, force: true });
     }
   }, 60_000);
+
+  it('whoami says who the saved login is; logout revokes it on the platform and forgets it (QA3 F16)', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'gatepool-logout-'));
+    const env = { XDG_CONFIG_HOME: dir };
+    const config = join(dir, 'gatepool', 'config.json');
+    try {
+      const signedIn = await login(
+        ['--platform', tp.url],
+        env,
+        `${admin.email}\n${admin.password}\n`,
+      );
+      tp.platform.ctx.limits.loginPerIp.reset('127.0.0.1');
+      expect(signedIn.code, signedIn.stderr).toBe(0);
+      const { token } = JSON.parse(readFileSync(config, 'utf8'));
+
+      const who = await cli(['whoami'], env, null);
+      expect(who.code, who.stderr).toBe(0);
+      const org = (await admin.client.get('/api/v1/me')).body.organization;
+      expect(who.stdout).toContain(`Platform      ${tp.url}\n`);
+      expect(who.stdout).toContain(`Logged in as  ${admin.email}\n`);
+      expect(who.stdout).toContain(`Organization  ${org.name} (${org.id})\n`);
+      expect(who.stdout).toContain('Role          admin\n');
+      // A session's expiry is known from the login (12 h by default).
+      expect(who.stdout).toMatch(/Token {9}saved; expires \S+ \(in 12 h\)\n/);
+
+      const out = await cli(['logout'], env, null);
+      expect(out.code, out.stderr).toBe(0);
+      expect(out.stdout).toBe(
+        `Logged out of ${tp.url}: the platform revoked the token; removed ${config}.\n`,
+      );
+      expect(existsSync(config)).toBe(false);
+      expect((await api(tp, token).get('/api/v1/me')).status).toBe(401);
+
+      const [whoNow, again] = await Promise.all([
+        cli(['whoami'], env, null),
+        cli(['logout'], env, null),
+      ]);
+      expect(whoNow.code).toBe(1);
+      expect(whoNow.stderr).toBe(
+        'gatepool whoami: not logged in: run `gatepool login --platform URL` (or set GATEPOOL_PLATFORM and GATEPOOL_TOKEN)\n',
+      );
+      expect(again.code).toBe(0);
+      expect(again.stdout).toBe('Not logged in: nothing saved in the gatepool config.\n');
+
+      // A machine identity's token: named as one; its expiry is not told at login.
+      const bot = await admin.client.post('/api/v1/identities', {
+        name: 'whoami-bot',
+        role: 'viewer',
+      });
+      const botToken = (await admin.client.post(`/api/v1/identities/${bot.body.id}/tokens`, {}))
+        .body.token as string;
+      expect((await login(['--platform', tp.url, '--token', botToken], env, null)).code).toBe(0);
+      const botWho = await cli(['whoami'], env, null);
+      expect(botWho.stdout).toContain('Logged in as  whoami-bot (machine identity)\n');
+      expect(botWho.stdout).toContain('Role          viewer\n');
+      expect(botWho.stdout).toContain('Token         saved; expiry not known here');
+      // Revoked meanwhile: logout still forgets it, and says the platform no longer took it.
+      expect((await api(tp, botToken).post('/api/v1/auth/logout')).status).toBe(204);
+      const stale = await cli(['logout'], { ...env, GATEPOOL_TOKEN: 'gpi_from-the-env' }, null);
+      expect(stale.code).toBe(0);
+      expect(stale.stdout).toBe(
+        `Logged out of ${tp.url}: the platform no longer accepted the token (expired or already revoked); removed ${config}.\n` +
+          'GATEPOOL_TOKEN is still set: commands keep using it until you unset it.\n',
+      );
+      expect(existsSync(config)).toBe(false);
+
+      // The platform unreachable: the token is still forgotten here, and that it lives on is said.
+      const nobody = `http://127.0.0.1:${await freePort()}`;
+      mkdirSync(join(dir, 'gatepool'), { recursive: true });
+      writeFileSync(
+        config,
+        JSON.stringify({ platform: nobody, token: 'gps_x', expiresAt: '2099-01-01T00:00:00.000Z' }),
+      );
+      const offline = await cli(['logout'], env, null);
+      expect(offline.code).toBe(0);
+      expect(offline.stdout).toBe(
+        `Logged out of ${nobody}: cannot reach the platform at ${nobody} (ECONNREFUSED), so the token was not revoked: ` +
+          `it stays valid on the platform until it expires, 2099-01-01T00:00:00.000Z (in ${Math.round((Date.parse('2099-01-01') - Date.now()) / 86400_000)} days); removed ${config}.\n`,
+      );
+      expect(existsSync(config)).toBe(false);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  }, 90_000);
 });

@@ -46,7 +46,7 @@ const expectedErrors = (text: string, url: string) =>
     (url.endsWith('/api/v1/gateway-pools') ||
       url.endsWith('/api/v1/users') ||
       /\/api\/v1\/audit-logs\?.*from=/.test(url) ||
-      url.endsWith('/api/v1/gateways/not-a-uuid') ||
+      url.endsWith('/api/v1/gateways/-bad-link') ||
       /\/memberships\/[^/]+$/.test(url) ||
       /\/api\/v1\/access-targets\/[^/]+$/.test(url)));
 
@@ -384,10 +384,18 @@ describe('web UI in Chromium', () => {
     await page.getByLabel('Token reviewer JWT').fill(kube.reviewerToken);
     await page.getByLabel('Allowed namespaces').fill('apps');
     await page.getByLabel('Allowed service accounts').fill('deployer');
-    // Keyboard: focus the checked choice ("No gateway (direct)"), arrow to the first (the pool).
-    await page.getByRole('radio', { name: 'No gateway (direct)' }).focus();
+    // The only pool is chosen to start with, never "No gateway (direct)" (refused unless
+    // the operator allows it). Keyboard: arrows move the choice and back.
+    const pool = page.getByRole('radio', { name: /dc1/ });
+    expect(await pool.isChecked()).toBe(true);
+    expect(await page.getByRole('radio', { name: /^No gateway \(direct\)/ }).isChecked()).toBe(
+      false,
+    );
+    await pool.focus();
     await page.keyboard.press('ArrowDown');
-    expect(await page.getByRole('radio', { name: /dc1/ }).isChecked()).toBe(true);
+    expect(await pool.isChecked()).toBe(false);
+    await page.keyboard.press('ArrowUp');
+    expect(await pool.isChecked()).toBe(true);
     await check('11-kubernetes-auth-form');
     await page.getByRole('button', { name: 'Save Kubernetes auth' }).click();
     await page.getByText(/Saved\. Validation:/).waitFor({ timeout: 20_000 });
@@ -400,13 +408,26 @@ describe('web UI in Chromium', () => {
     await page.getByRole('link', { name: 'Access targets' }).click();
     await heading('Access targets').waitFor();
     expect(await page.title()).toBe('Access targets · gatepool');
-    await page.getByLabel('Target name').fill('pg-main');
-    await page.getByLabel('Host').fill('10.0.0.5');
-    await page.getByLabel('Port').fill('5432');
-    await page.getByRole('radio', { name: /dc1/ }).check();
-    await page.getByRole('button', { name: 'Create access target' }).click();
+    // The list comes first; the form is a dialog.
+    await page.getByRole('button', { name: 'New access target' }).click();
+    const form = page.getByRole('dialog', { name: 'New access target' });
+    await form.getByLabel('Target name').fill('pg-main');
+    await form.getByLabel('Host').fill('10.0.0.5');
+    await form.getByLabel('Port').fill('5432');
+    await form.getByRole('radio', { name: /dc1/ }).check();
+    await check('12a-access-target-dialog');
+    await form.getByRole('button', { name: 'Create access target' }).click();
+    await form.waitFor({ state: 'detached' });
     await page.locator('[data-target="pg-main"]').getByText('gatepool connect pg-main').waitFor();
+    // The platform asked the pool's gateways: none may reach 10.0.0.5 (--allow), said at once.
+    const unreachable = page
+      .getByRole('alert')
+      .filter({ hasText: 'No connected gateway of gateway pool "dc1" can reach 10.0.0.5:5432' });
+    await unreachable.waitFor();
+    await page.getByText('1 target', { exact: true }).waitFor();
     await check('12b-access-targets');
+    await unreachable.getByRole('button', { name: 'Dismiss' }).click();
+    await unreachable.waitFor({ state: 'detached' });
     await page.goto(`${tp.url}/gateways?view=pools`);
     await page.locator('[data-pool="dc1"]').getByRole('button', { name: '2 connected' }).click();
     const drawer = page.getByRole('dialog');
@@ -467,7 +488,19 @@ describe('web UI in Chromium', () => {
         expect(await enabledMutating(), path).toEqual([]);
       }
       await check('14-viewer-settings', v);
+      // Kubernetes auth: the fields of a form a viewer cannot send cannot be typed into.
+      await v.goto(`${tp.url}/identities`);
+      await v.getByRole('link', { name: 'ci-deployer' }).click();
+      await heading('ci-deployer', v).waitFor();
+      expect(await v.getByLabel('Kubernetes host').isDisabled()).toBe(true);
+      expect(await v.getByLabel('CA certificate').isDisabled()).toBe(true);
+      expect(await v.getByRole('radio', { name: /dc1/ }).isDisabled()).toBe(true);
       expect(await v.getByRole('link', { name: 'Audit log' }).count()).toBe(0);
+      // A deep link says it in the app's words; no form to fill that could never be sent.
+      await v.goto(`${tp.url}/audit`);
+      await v.getByText("You don't have access to the audit log").waitFor();
+      await v.getByText(/lacks AuditLog:read/).waitFor();
+      expect(await v.getByRole('button', { name: 'Filter' }).count()).toBe(0);
       expect(verrors).toEqual([]);
     } finally {
       await vctx.close();
@@ -579,6 +612,20 @@ describe('web UI in Chromium', () => {
     await page.getByRole('button', { name: 'Filter' }).click();
     await page.getByRole('cell', { name: 'platform.bootstrap' }).waitFor({ state: 'detached' });
     await page.getByRole('cell', { name: 'gateway-pool.create' }).first().waitFor();
+    // The filter is in the URL: a reload keeps it, in the field and in the list.
+    expect(new URL(page.url()).searchParams.get('event')).toBe('gateway-pool.*');
+    await page.reload();
+    await page.getByRole('cell', { name: 'gateway-pool.create' }).first().waitFor();
+    expect(await page.getByLabel('Event').inputValue()).toBe('gateway-pool.*');
+    expect(await page.getByRole('cell', { name: 'platform.bootstrap' }).count()).toBe(0);
+    // A row's details open in full, pretty-printed.
+    const entry = page.locator('[data-audit="gateway-pool.create"]').first();
+    await entry.getByRole('button', { name: 'Show details' }).click();
+    expect(await entry.getByTestId('audit-details').textContent()).toMatch(/\n {2}"/);
+    expect(
+      await entry.getByRole('button', { name: 'Hide details' }).getAttribute('aria-expanded'),
+    ).toBe('true');
+    await check('15a-audit-details');
     await page.getByLabel('Event').fill('');
     await page.getByLabel('Actor', { exact: true }).fill(VIEWER.email);
     await page.getByRole('button', { name: 'Filter' }).click();
@@ -652,7 +699,8 @@ describe('web UI in Chromium', () => {
     await listRow.getByText('Healthy', { exact: true }).waitFor();
     expect(await page.getByRole('alertdialog').count()).toBe(0);
     // A bad link is a page saying so, with the way back.
-    await page.goto(`${tp.url}/gateways/not-a-uuid`);
+    // Neither an id nor a gateway name (a name starts with a letter or digit).
+    await page.goto(`${tp.url}/gateways/-bad-link`);
     await heading('Not a valid link').waitFor();
     await page.getByRole('link', { name: 'All gateways' }).click();
     await heading('Gateways').waitFor();
@@ -778,11 +826,19 @@ describe('web UI in Chromium', () => {
     // A 63-character target through dc2, then edited: the form comes prefilled, the
     // platform's refusal shows next to it and goes when the field is edited again.
     await page.getByRole('link', { name: 'Access targets' }).click();
-    await page.getByLabel('Target name').fill(LONG_TARGET);
-    await page.getByLabel('Host').fill('10.0.0.6');
-    await page.getByLabel('Port').fill('5432');
-    await page.getByRole('radio', { name: /dc2/ }).check();
-    await page.getByRole('button', { name: 'Create access target' }).click();
+    await page.getByRole('button', { name: 'New access target' }).click();
+    const form = page.getByRole('dialog', { name: 'New access target' });
+    // Two pools: nothing is chosen for the user, and nothing can be sent until they choose.
+    expect(await form.getByRole('radio', { checked: true }).count()).toBe(0);
+    await form.getByText('Choose a pool or a gateway.').waitFor();
+    await form.getByLabel('Target name').fill(LONG_TARGET);
+    await form.getByLabel('Host').fill('10.0.0.6');
+    await form.getByLabel('Port').fill('5432');
+    expect(await form.getByRole('button', { name: 'Create access target' }).isDisabled()).toBe(
+      true,
+    );
+    await form.getByRole('radio', { name: /dc2/ }).check();
+    await form.getByRole('button', { name: 'Create access target' }).click();
     const row = page.locator(`[data-target="${LONG_TARGET}"]`);
     await row.waitFor();
     await row.getByRole('button', { name: 'Edit' }).click();

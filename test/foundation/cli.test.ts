@@ -10,6 +10,7 @@ import {
   statSync,
 } from 'node:fs';
 import { createRequire } from 'node:module';
+import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -163,6 +164,27 @@ describe('gatepool license', () => {
     expect(missing.stderr).toMatch(/cannot read/);
   });
 
+  it('says so when given the public key instead of the private one (QA3 F5)', async () => {
+    const publicKey = join(dir, 'keys', 'public.pem');
+    const run = await gatepool([
+      'license',
+      'issue',
+      '--key',
+      publicKey,
+      '--plan',
+      'enterprise',
+      '--org',
+      '*',
+    ]);
+    expect(run.code).toBe(1);
+    expect(run.stdout).toBe('');
+    expect(run.stderr).toBe(
+      `gatepool: ${publicKey} is a public key: licenses are signed with the private key of the pair ` +
+        `(${join(dir, 'keys', 'private.pem')} when made by \`gatepool license keygen\`); ` +
+        `the public one goes to the platform's GATEPOOL_LICENSE_PUBLIC_KEY\n`,
+    );
+  });
+
   it('keygen writes outside any project by default and warns inside a git working tree', async () => {
     const config = join(dir, 'xdg');
     const gen = await gatepool(['license', 'keygen'], { XDG_CONFIG_HOME: config });
@@ -197,9 +219,13 @@ describe('gatepool migrate and admin create-org', () => {
     expect(second.code, second.stderr).toBe(0);
     expect(second.stdout).toMatch(/database is up to date/);
 
-    const bad = await gatepool(['migrate', '--data-dir', data, '--port', 'eighty']);
+    const bad = await gatepool(['migrate', '--data-dir', data, '--backup-keep', 'many']);
     expect(bad.code).toBe(1);
-    expect(bad.stderr).toMatch(/GATEPOOL_PORT="eighty": must be a number/);
+    expect(bad.stderr).toMatch(/GATEPOOL_BACKUP_KEEP="many"/);
+    // The server's listening flags are no migrate flags (QA3 F18).
+    const port = await gatepool(['migrate', '--data-dir', data, '--port', '80']);
+    expect(port.code).toBe(1);
+    expect(port.stderr).toMatch(/unknown option '--port'/);
 
     const createOrg = (name: string, env: Record<string, string>, extra: string[] = []) =>
       gatepool(
@@ -258,6 +284,50 @@ describe('gatepool migrate and admin create-org', () => {
     expect(organizations.map((o) => o.name).sort()).toEqual(['Beta', 'Gamma']);
     // Eight CLI processes (each loads the sources through tsx) and a platform: slow on a busy host.
   }, 120_000);
+});
+
+describe('gatepool migrate --help', () => {
+  it("lists only what migrate uses, not the server's listening flags (QA3 F18)", async () => {
+    const help = await gatepool(['migrate', '--help']);
+    expect(help.code, help.stderr).toBe(0);
+    for (const flag of ['--data-dir', '--database-url', '--backup-keep'])
+      expect(help.stdout).toContain(flag);
+    for (const flag of ['--host', '--port', '--tunnel-port', '--tunnel-hostname', '--public-url'])
+      expect(help.stdout).not.toContain(`${flag} `);
+  });
+});
+
+describe('gatepool server on a port in use', () => {
+  let dir: string;
+  beforeAll(() => void (dir = mkdtempSync(join(tmpdir(), 'gatepool-cli-port-'))));
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('refuses before creating the data directory or a root key (QA3 F18)', async () => {
+    const taken = createServer();
+    await new Promise<void>((resolve) => taken.listen(0, '127.0.0.1', resolve));
+    const port = String((taken.address() as AddressInfo).port);
+    try {
+      for (const [env, setting] of [
+        [{ GATEPOOL_PORT: port, GATEPOOL_TUNNEL_PORT: '0' }, 'GATEPOOL_PORT'],
+        [{ GATEPOOL_PORT: '0', GATEPOOL_TUNNEL_PORT: port }, 'GATEPOOL_TUNNEL_PORT'],
+      ] as const) {
+        const data = join(dir, `data-${setting}`);
+        const run = await gatepool(['server'], {
+          ...env,
+          GATEPOOL_HOST: '127.0.0.1',
+          GATEPOOL_DATA_DIR: data,
+          DATABASE_URL: '',
+        });
+        expect(run.code).toBe(1);
+        expect(run.stderr).toBe(
+          `gatepool: listen EADDRINUSE: address already in use 127.0.0.1:${port}: the port is in use; choose another with ${setting}.\n`,
+        );
+        expect(existsSync(data)).toBe(false);
+      }
+    } finally {
+      taken.close();
+    }
+  });
 });
 
 describe('gatepool connect --help', () => {

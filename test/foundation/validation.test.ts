@@ -343,12 +343,16 @@ describe.each(DRIVERS)('input validation on %s', (driver) => {
     const nulActor = await c.get(`/api/v1/audit-logs?actorId=${encodeURIComponent('\u0000')}`);
     expect(nulActor.status, brief(nulActor)).toBeLessThan(500);
     const fancy = await c.post('/api/v1/identities', {
-      name: 'ボット 🤖 \u202Eevil',
+      name: 'ボット 🤖 مرحبا',
       role: 'viewer',
     });
     expect(fancy.status, brief(fancy)).toBe(201);
-    expect((await c.get(`/api/v1/identities/${fancy.body.id}`)).body.name).toBe(
-      'ボット 🤖 \u202Eevil',
+    expect((await c.get(`/api/v1/identities/${fancy.body.id}`)).body.name).toBe('ボット 🤖 مرحبا');
+    // A text-direction override would let a name display as another (QA3 F14): refused.
+    expectFieldError(
+      await c.post('/api/v1/identities', { name: 'ボット \u202Eevil', role: 'viewer' }),
+      'body.name',
+      /text-direction/,
     );
     const lone = await c.post('/api/v1/identities', undefined, {
       raw: '{"name":"lone \\ud800","role":"viewer"}',

@@ -3,7 +3,9 @@
  * API, keep a tunnel to the in-process platform, and carry streams to a loopback echo target.
  */
 import { once } from 'node:events';
+import { readFileSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
+import { join } from 'node:path';
 import { eq } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { gatewayEnrollmentTokens } from '../../src/server/db/schema.js';
@@ -402,6 +404,109 @@ describe.each(DRIVERS)('gateways (%s)', (driver) => {
     }
     expect((await other.client.get('/api/v1/gateways')).body.items).toEqual([]);
     expect(await health(id)).toBe('healthy');
+  });
+
+  it('takes the enrollment token from GATEPOOL_ENROLL_TOKEN or --token-file, out of the process list (QA3 F17)', async () => {
+    const viaEnv = await enrollmentToken();
+    const viaFile = await enrollmentToken();
+    const file = join(await fleet.stateDir(), 'token');
+    writeFileSync(file, `${viaFile}\n`, { mode: 0o600 });
+    const agents = await Promise.all([
+      fleet.start({
+        platformUrl: tp.url,
+        name: 'gw-env-token',
+        allow: [`127.0.0.1:${echo.port}`],
+        env: { GATEPOOL_ENROLL_TOKEN: viaEnv },
+      }),
+      fleet.start({
+        platformUrl: tp.url,
+        name: 'gw-file-token',
+        allow: [`127.0.0.1:${echo.port}`],
+        extraArgs: ['--token-file', file],
+      }),
+    ]);
+    for (const agent of agents) {
+      await agent.waitForOutput(/enrolled as gateway/, 15_000);
+      const args = readFileSync(`/proc/${agent.child.pid}/cmdline`, 'utf8');
+      expect(args).not.toContain(viaEnv);
+      expect(args).not.toContain(viaFile);
+    }
+    await waitFor(
+      async () => {
+        const items = (await admin.client.get('/api/v1/gateways?limit=200')).body.items as {
+          name: string;
+          health: string;
+        }[];
+        return ['gw-env-token', 'gw-file-token'].every(
+          (n) => items.find((g) => g.name === n)?.health === 'healthy',
+        );
+      },
+      15_000,
+      'both gateways healthy',
+    );
+    // An empty file is said as such, before anything is sent.
+    const empty = join(await fleet.stateDir(), 'empty');
+    writeFileSync(empty, '\n');
+    const refused = await fleet.start({
+      platformUrl: tp.url,
+      name: 'gw-empty-token',
+      extraArgs: ['--token-file', empty],
+    });
+    expect((await within(refused.exited, 15_000, 'refused exit')).code).toBe(1);
+    expect(refused.output()).toContain(`--token-file ${empty} is empty`);
+  });
+
+  it('names a gateway by its name as well as its id, within the org (QA3 F9)', async () => {
+    const { csrPem } = await createGatewayKeyAndCsr('by-name');
+    const enrolled = await api(tp).post('/api/v1/gateways/enroll', {
+      token: await enrollmentToken(),
+      name: 'gw-by-name',
+      csr: csrPem,
+    });
+    expect(enrolled.status).toBe(201);
+    const id = (enrolled.body as unknown as { gatewayId: string }).gatewayId;
+
+    const got = await admin.client.get('/api/v1/gateways/gw-by-name');
+    expect(got.status).toBe(200);
+    expect(got.body).toMatchObject({ id, name: 'gw-by-name' });
+    expect((await admin.client.get('/api/v1/gateways/gw-by-name/resources')).body).toEqual({
+      items: [],
+    });
+    const check = await admin.client.post('/api/v1/gateways/gw-by-name/health-check');
+    expect(check.status).toBe(200);
+    expect(check.body.ok).toBe(false);
+    expect((await admin.client.post('/api/v1/gateways/gw-by-name/drain')).body).toMatchObject({
+      id,
+      draining: true,
+    });
+    expect((await admin.client.post('/api/v1/gateways/gw-by-name/undrain')).body).toMatchObject({
+      id,
+      draining: false,
+    });
+    const renamed = await admin.client.patch('/api/v1/gateways/gw-by-name', {
+      name: 'gw-by-name-2',
+    });
+    expect(renamed.status).toBe(200);
+    expect(renamed.body).toMatchObject({ id, name: 'gw-by-name-2' });
+    expect((await admin.client.get('/api/v1/gateways/gw-by-name')).status).toBe(404);
+
+    // Something that can name no gateway is a 400 saying what is accepted.
+    const bad = await admin.client.get(`/api/v1/gateways/${encodeURIComponent('no such gw!')}`);
+    expect(bad.status).toBe(400);
+    expect(bad.body.error.message).toContain('id must be a gateway id (UUID) or a gateway name');
+    // Another organization's gateway name is nothing to it.
+    const other = await createSecondOrg(tp);
+    for (const [method, path] of [
+      ['GET', '/api/v1/gateways/gw-by-name-2'],
+      ['POST', '/api/v1/gateways/gw-by-name-2/drain'],
+      ['DELETE', '/api/v1/gateways/gw-by-name-2'],
+    ] as const) {
+      expect((await other.client.send(method, path)).status, `${method} ${path}`).toBe(404);
+    }
+
+    const deleted = await admin.client.delete('/api/v1/gateways/gw-by-name-2');
+    expect(deleted.status).toBe(200);
+    expect((await admin.client.get(`/api/v1/gateways/${id}`)).status).toBe(404);
   });
 });
 

@@ -29,6 +29,8 @@ export interface AgentOptions {
   pools?: string[];
   stateDir?: string;
   extraArgs?: string[];
+  /** Added to the agent's environment (e.g. GATEPOOL_ENROLL_TOKEN). */
+  env?: Record<string, string>;
 }
 
 /** Tracks agents and their state directories so a test file cleans up after itself. */
@@ -52,6 +54,7 @@ export class AgentFleet {
     args.push(...(opts.extraArgs ?? []));
     const child = spawn(process.execPath, [...agentNodeArgs(), 'gateway', 'start', ...args], {
       cwd: ROOT,
+      env: { ...process.env, ...opts.env },
       stdio: ['ignore', 'ignore', 'pipe'],
     });
     let stderr = '';

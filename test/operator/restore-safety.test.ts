@@ -182,6 +182,37 @@ describe('embedded database refusals, with real processes', () => {
     expect(readdirSync(target).sort()).toEqual(['pglite', 'root.key']);
   }, 240_000);
 
+  it('a backup file cut short is damaged, and --out into a missing directory is refused at once (QA3 F18)', async () => {
+    // What `head -c 5000 gp.tar.gz > trunc.tar.gz` makes: a gzip that stops mid-way.
+    const cut = join(dir, 'cut-short.tar.gz');
+    writeFileSync(cut, readFileSync(good).subarray(0, 5000));
+    const fresh = join(dir, 'cut-target');
+    const r = await run(['restore', '--from', cut, '--data-dir', fresh], env);
+    expect(r.code).toBe(1);
+    const line = oneLine(r);
+    expect(line).toContain(`${cut} is damaged: it cannot be read to its end as a .tar.gz`);
+    expect(line).toContain(`${fresh} is untouched`);
+    expect(existsSync(fresh)).toBe(false);
+    // A file that is no .tar.gz at all is still told apart.
+    const text = join(dir, 'notes.txt');
+    writeFileSync(text, 'not a backup\n');
+    expect(oneLine(await run(['restore', '--from', text, '--data-dir', fresh], env))).toContain(
+      `${text} is not a gatepool backup (not a .tar.gz)`,
+    );
+
+    const missing = join(dir, 'no-such-dir');
+    const out = join(missing, 'gp.tar.gz');
+    const b = await run(['backup', '--out', out], env);
+    expect(b.code).toBe(1);
+    expect(oneLine(b)).toBe(
+      `gatepool: cannot write ${out}: the directory ${missing} does not exist (create it first: ` +
+        `mkdir -p ${missing}); nothing was backed up`,
+    );
+    // Refused before the snapshot: quickly, and nothing written.
+    expect(b.ms).toBeLessThan(10_000);
+    expect(existsSync(missing)).toBe(false);
+  }, 60_000);
+
   it('backup and create-org refuse a directory without a database instead of creating one', async () => {
     const empty = join(dir, 'empty');
     mkdirSync(join(empty, 'pglite'), { recursive: true });

@@ -64,22 +64,31 @@ describe.each(DRIVERS)('gateway pools API (%s)', (driver) => {
     await tp?.close();
   });
 
-  it('free plan: every pool endpoint answers 403 plan_upgrade_required with the upgrade message', async () => {
+  it('free plan: making or changing pools answers 403 plan_upgrade_required; reading and deleting do not', async () => {
     const id = '00000000-0000-4000-8000-000000000000';
     for (const [method, path, body] of [
-      ['GET', '/api/v1/gateway-pools', undefined],
       ['POST', '/api/v1/gateway-pools', { name: 'p' }],
-      ['GET', `/api/v1/gateway-pools/${id}`, undefined],
       ['PATCH', `/api/v1/gateway-pools/${id}`, { description: 'x' }],
-      ['DELETE', `/api/v1/gateway-pools/${id}`, undefined],
       ['POST', `/api/v1/gateway-pools/${id}/memberships`, { gatewayId: id }],
       ['PATCH', `/api/v1/gateway-pools/${id}/memberships/${id}`, { weight: 5 }],
       ['DELETE', `/api/v1/gateway-pools/${id}/memberships/${id}`, undefined],
-      ['GET', `/api/v1/gateway-pools/${id}/resources`, undefined],
     ] as const) {
       const res = await other.client.send(method, path, body);
       expect(res.status, `${method} ${path}`).toBe(403);
       expect(res.body.error).toMatchObject({ code: 'plan_upgrade_required', message: UPGRADE });
+    }
+    // Pools made before a downgrade keep serving: they must stay visible and removable (QA3 F8).
+    expect((await other.client.get('/api/v1/gateway-pools')).body).toEqual({
+      items: [],
+      nextCursor: null,
+    });
+    for (const [method, path] of [
+      ['GET', `/api/v1/gateway-pools/${id}`],
+      ['GET', `/api/v1/gateway-pools/${id}/resources`],
+      ['DELETE', `/api/v1/gateway-pools/${id}`],
+    ] as const) {
+      const res = await other.client.send(method, path);
+      expect(res.status, `${method} ${path}`).toBe(404);
     }
   });
 
@@ -514,10 +523,16 @@ describe.each(DRIVERS)('gateway pools API (%s)', (driver) => {
     expect(twelve.n).toBe(one.n);
   });
 
-  it('after a downgrade, pools keep existing but changes are refused', async () => {
+  it('after a downgrade, pools keep existing, can be read and deleted, but not changed', async () => {
     const org = await createSecondOrg(tp);
     await enterprise(org);
     const pool = (await org.client.post('/api/v1/gateway-pools', { name: 'kept' })).body;
+    const gone = (await org.client.post('/api/v1/gateway-pools', { name: 'gone' })).body;
+    const gw = (await enrollGateway(tp, org, 'downgraded-gw')).body.gatewayId as string;
+    expect(
+      (await org.client.post(`/api/v1/gateway-pools/${pool.id}/memberships`, { gatewayId: gw }))
+        .status,
+    ).toBe(201);
     // Install a license that is valid but for the free plan (a downgrade).
     const free = await issueTestLicense({ plan: 'free', org: org.orgId });
     expect((await org.client.put('/api/v1/license', { key: free })).status).toBe(200);
@@ -528,5 +543,18 @@ describe.each(DRIVERS)('gateway pools API (%s)', (driver) => {
       .ensureLoaded()
       .then(() => tp.platform.ctx.poolRuntime.pool(org.orgId, pool.id));
     expect(rows?.name).toBe('kept');
+
+    // Still visible, by id and by name, with its members and what uses it (QA3 F8).
+    const list = await org.client.get('/api/v1/gateway-pools');
+    expect(list.status).toBe(200);
+    expect(list.body.items.map((p: { name: string }) => p.name).sort()).toEqual(['gone', 'kept']);
+    const detail = await org.client.get('/api/v1/gateway-pools/kept');
+    expect(detail.status).toBe(200);
+    expect(detail.body.members.map((m: { id: string }) => m.id)).toEqual([gw]);
+    expect((await org.client.get(`/api/v1/gateway-pools/${pool.id}/resources`)).status).toBe(200);
+    // And removable, to clean up.
+    expect((await org.client.delete(`/api/v1/gateway-pools/${gone.id}`)).status).toBe(204);
+    expect((await org.client.get(`/api/v1/gateway-pools/${gone.id}`)).status).toBe(404);
+    expect((await org.client.delete('/api/v1/gateway-pools/kept')).status).toBe(204);
   });
 });

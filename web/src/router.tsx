@@ -11,6 +11,15 @@ import { Root } from './components/Layout';
 import { Loading, NotFoundPage } from './components/ui';
 import { GatewaysPage, type GatewaysSearch } from './pages/Gateways';
 
+/** The audit log's filters, as its URL carries them. */
+export interface AuditSearch {
+  event?: string;
+  actor?: string;
+  actorType?: string;
+  from?: string;
+  to?: string;
+}
+
 const rootRoute = createRootRoute({ component: Root });
 
 /** How long to wait before asking again for a page's code that did not load. */
@@ -68,6 +77,7 @@ export async function prefetchPages(): Promise<void> {
 }
 
 // The landing page (Gateways) ships in the first bundle; the others load when opened.
+const AccountPage = lazyPage(() => import('./pages/Account'), 'AccountPage');
 const AccessTargetsPage = lazyPage(() => import('./pages/AccessTargets'), 'AccessTargetsPage');
 const AuditLogPage = lazyPage(() => import('./pages/AuditLog'), 'AuditLogPage');
 const EnrollmentTokensPage = lazyPage(
@@ -121,7 +131,20 @@ const routes = [
     path: '/access-targets',
     component: AccessTargetsPage,
   }),
-  createRoute({ getParentRoute: () => rootRoute, path: '/audit', component: AuditLogPage }),
+  createRoute({
+    getParentRoute: () => rootRoute,
+    path: '/audit',
+    component: AuditLogPage,
+    // The filters live in the URL: a reload, Back or a shared link keeps them.
+    validateSearch: (s: Record<string, unknown>): AuditSearch => ({
+      event: str(s.event),
+      actor: str(s.actor),
+      actorType: str(s.actorType),
+      from: str(s.from),
+      to: str(s.to),
+    }),
+  }),
+  createRoute({ getParentRoute: () => rootRoute, path: '/account', component: AccountPage }),
 ];
 
 export const router = createRouter({

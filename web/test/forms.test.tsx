@@ -4,6 +4,7 @@ import { cleanup, render, screen, waitFor } from '@testing-library/react';
 import userEvent from '@testing-library/user-event';
 import type { ReactNode } from 'react';
 import { afterEach, describe, expect, it, vi } from 'vitest';
+import { Button, Form } from '../src/components/ui';
 import { PoolFormDialog } from '../src/pages/Gateways';
 import { SignIn } from '../src/pages/SignIn';
 
@@ -145,5 +146,65 @@ describe('per-field refusals', () => {
     await user.type(min, '5');
     expect(screen.queryByText('minHealthy must be at most 100')).toBeNull();
     expect(min.getAttribute('aria-invalid')).toBe('false');
+  });
+});
+
+describe('double submit', () => {
+  it('a double-click on a create button sends one request, the button disabled meanwhile', async () => {
+    let release: () => void = () => undefined;
+    const seen: Request[] = [];
+    vi.stubGlobal(
+      'fetch',
+      vi.fn(async (req: Request) => {
+        seen.push(req);
+        // Held until released: the second click lands while the first is in flight.
+        await new Promise<void>((r) => (release = r));
+        return new Response(JSON.stringify({ id: 'p9', name: 'dc9', warnings: [] }), {
+          status: 201,
+          headers: { 'content-type': 'application/json' },
+        });
+      }),
+    );
+    wrap(<PoolFormDialog open onOpenChange={() => undefined} pools={[]} />);
+    const user = userEvent.setup();
+    await user.type(screen.getByLabelText('Name'), 'dc9');
+    const submit = screen.getByRole('button', { name: 'Create pool' }) as HTMLButtonElement;
+    await user.dblClick(submit);
+    await waitFor(() => expect(seen).toHaveLength(1));
+    expect(submit.disabled).toBe(true);
+    release();
+    await waitFor(() => expect(submit.disabled).toBe(false));
+    expect(seen).toHaveLength(1);
+  });
+
+  it('a form submitted twice (in the same tick, or just after the first answer) sends once', async () => {
+    const calls: number[] = [];
+    let release: () => void = () => undefined;
+    render(
+      <Form
+        onSubmit={() => {
+          calls.push(1);
+          return new Promise<void>((r) => (release = r));
+        }}
+      >
+        <Button type="submit">Send</Button>
+      </Form>,
+    );
+    const form = screen.getByRole('button', { name: 'Send' }).closest('form')!;
+    form.requestSubmit();
+    form.requestSubmit();
+    expect(calls).toHaveLength(1);
+    release();
+    await waitFor(() =>
+      expect((screen.getByRole('button', { name: 'Send' }) as HTMLButtonElement).disabled).toBe(
+        false,
+      ),
+    );
+    // Right after, still the same double-click; a moment later, a new submit.
+    form.requestSubmit();
+    expect(calls).toHaveLength(1);
+    await new Promise((r) => setTimeout(r, 600));
+    form.requestSubmit();
+    expect(calls).toHaveLength(2);
   });
 });

@@ -178,6 +178,31 @@ export function authRoutes(app: Api, ctx: AppContext): void {
     },
   );
 
+  app.post(
+    '/api/v1/auth/password',
+    {
+      config: { auth: 'authenticated' },
+      schema: {
+        tags,
+        operationId: 'changePassword',
+        summary:
+          'Change your own password (the current one required); your other sessions end, this one stays',
+        body: z.strictObject({
+          currentPassword: z
+            .string({ error: 'currentPassword is required' })
+            .min(1, 'currentPassword is required')
+            .max(256),
+          newPassword: z
+            .string({ error: 'newPassword is required' })
+            .min(12, 'newPassword must be at least 12 characters')
+            .max(256, 'newPassword must be at most 256 characters'),
+        }),
+        response: { 200: z.object({ otherSessionsEnded: z.number() }) },
+      },
+    },
+    async (req) => auth.changePassword(actorOf(req), whoOf(req), req.body),
+  );
+
   app.get(
     '/api/v1/me',
     {

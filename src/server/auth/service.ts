@@ -3,11 +3,19 @@ import { and, count, eq, sql } from 'drizzle-orm';
 import type { AuditLog, AuditWho } from '../audit/service.js';
 import type { Db } from '../db/client.js';
 import { identityAccessTokens, organizations, orgMemberships, users } from '../db/schema.js';
-import { AppError, forbidden, notFound, tooManyRequests, unauthorized } from '../http/errors.js';
+import {
+  AppError,
+  badRequest,
+  forbidden,
+  notFound,
+  tooManyRequests,
+  unauthorized,
+} from '../http/errors.js';
 import { BUILT_IN_ROLES, isBuiltInRole, type Permission } from '../rbac/permissions.js';
 import { permissionsForRole } from '../rbac/roles-resolver.js';
 import type { Actor } from './actor.js';
 import { DUMMY_HASH_PROMISE, hashPassword, verifyPassword } from './passwords.js';
+import { findCredentials, revokeOtherSessions, setPasswordHash } from './queries.js';
 import type { RateLimiter } from './rate-limit.js';
 import { revokeSession, startSession, type StartedSession } from './sessions.js';
 
@@ -234,6 +242,63 @@ export class AuthService {
       role: membership.role,
       pendingInvitations: await this.deps.people.pendingFor(user.id),
     };
+  }
+
+  /**
+   * A person changes their own password, proving the current one. A wrong current password
+   * counts toward the same sign-in limits as a failed login (it is as good as a guess), and is
+   * refused as a field error, not a 401: the session itself is fine. Success ends the person's
+   * other sessions (a stolen one among them), keeps the one making the change, and is audited
+   * without either password.
+   */
+  async changePassword(
+    actor: Actor,
+    who: AuditWho,
+    input: { currentPassword: string; newPassword: string },
+  ): Promise<{ otherSessionsEnded: number }> {
+    if (actor.type !== 'user' || !actor.sessionId)
+      throw forbidden(
+        'Only a signed-in person can change their password; a machine identity has none.',
+      );
+    const account = await findCredentials(this.deps.db, actor.id);
+    if (!account) throw unauthorized();
+    const ip = who.ip ?? 'unknown';
+    const { perIp, perIpAccount } = this.deps.limits;
+    const accountKey = `${ip} ${account.email}`;
+    const wait = Math.max(perIp.hit(ip), perIpAccount.hit(accountKey));
+    if (wait) throw tooManyRequests(`Too many password attempts; try again in ${wait} s.`, wait);
+    if (!(await verifyPassword(input.currentPassword, account.passwordHash))) {
+      await this.deps.audit.record(
+        who.actor,
+        'user.password-change-failed',
+        { reason: 'wrong_current_password' },
+        who,
+      );
+      throw badRequest('The current password is incorrect.', {
+        fields: [{ field: 'body.currentPassword', message: 'The current password is incorrect.' }],
+      });
+    }
+    if (input.newPassword === input.currentPassword)
+      throw badRequest('The new password is the same as the current one.', {
+        fields: [
+          {
+            field: 'body.newPassword',
+            message: 'Choose a password different from the current one.',
+          },
+        ],
+      });
+    perIpAccount.reset(accountKey);
+    const hash = await hashPassword(input.newPassword);
+    const sessionId = actor.sessionId;
+    return this.deps.audit.audited(
+      who,
+      'user.password-changed',
+      async (tx) => {
+        await setPasswordHash(tx, actor.id, hash);
+        return { otherSessionsEnded: await revokeOtherSessions(tx, actor.id, sessionId) };
+      },
+      (r) => ({ otherSessionsEnded: r.otherSessionsEnded }),
+    );
   }
 
   async logout(actor: Actor, who: AuditWho): Promise<void> {

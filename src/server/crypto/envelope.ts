@@ -1,6 +1,6 @@
 import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 
 /**
  * AES-256-GCM envelope for secrets at rest (CA keys, reviewer JWTs, passwords).
@@ -45,13 +45,22 @@ export const rootKeyFile = (dataDir: string): string => join(dataDir, 'root.key'
 export function loadRootKey(opts: { key?: string; dataDir: string }): {
   key: Buffer;
   source: string;
+  /** The absolute path of the key file when this call created it (it must be backed up). */
+  generated?: string;
 } {
   if (opts.key) return { key: parseKey(opts.key), source: 'GATEPOOL_ENCRYPTION_KEY' };
-  const file = rootKeyFile(opts.dataDir);
+  const file = resolve(rootKeyFile(opts.dataDir));
+  let generated: string | undefined;
   if (!existsSync(file)) {
     mkdirSync(opts.dataDir, { recursive: true, mode: 0o700 });
     writeFileSync(file, randomBytes(32).toString('hex') + '\n', { mode: 0o600, flag: 'wx' });
+    generated = file;
   }
   chmodSync(file, 0o600);
-  return { key: parseKey(readFileSync(file, 'utf8')), source: file };
+  return { key: parseKey(readFileSync(file, 'utf8')), source: file, generated };
 }
+
+/** What to tell the operator about a root key just generated, naming where it is. */
+export const generatedRootKeyNotice = (file: string): string =>
+  `generated a new root key at ${file} — back it up, or set GATEPOOL_ENCRYPTION_KEY; ` +
+  `without it the database's secrets cannot be read`;

@@ -80,7 +80,14 @@ export function readBackup(file: Buffer, name: string): Backup {
   let entries: Map<string, Buffer>;
   try {
     entries = untar(gunzipSync(file));
-  } catch {
+  } catch (err) {
+    // gzip's magic bytes: it was meant to be one, so the file is damaged (most often a copy cut
+    // short), not something else given by mistake.
+    if (file[0] === 0x1f && file[1] === 0x8b)
+      throw new BackupFileError(
+        `${name} is damaged: it cannot be read to its end as a .tar.gz (${(err as Error).message}); ` +
+          `a copy cut short? Compare its size with the original`,
+      );
     throw new BackupFileError(`${name} is not a gatepool backup (not a .tar.gz)`);
   }
   const manifestText = entries.get('manifest.json');

@@ -74,6 +74,10 @@ export const identities = pgTable('identities', {
   role: text('role').notNull(),
   createdAt: ts('created_at').notNull().defaultNow(),
   updatedAt: ts('updated_at').notNull().defaultNow(),
+  // Who made it (migration 0007); null for identities made before.
+  createdByType: text('created_by_type'),
+  createdById: text('created_by_id'),
+  createdByName: text('created_by_name'),
 });
 
 export const identityAccessTokens = pgTable('identity_access_tokens', {

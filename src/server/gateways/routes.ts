@@ -1,10 +1,21 @@
 import { z } from 'zod';
 import { actorOf, whoOf } from '../auth/actor.js';
 import type { AppContext } from '../context.js';
-import { idParams, pageQuery, pageSchema, type Api } from '../http/schemas.js';
+import { pageQuery, pageSchema, type Api } from '../http/schemas.js';
 import { GATEWAY_NAME_MESSAGE, GATEWAY_NAME_PATTERN } from './queries.js';
 import { consumerRefSchema, gatewaySchema, health, labels } from './schemas.js';
 import { GatewayService } from './service.js';
+
+/**
+ * A gateway by its id or its name, as pools and access targets take it (a UUID-shaped value
+ * is an id). Anything else could name no gateway: refused before a query.
+ */
+const gatewayParams = z.object({
+  id: z
+    .string()
+    .regex(GATEWAY_NAME_PATTERN, 'id must be a gateway id (UUID) or a gateway name (e.g. "dc1-b")')
+    .describe("the gateway's id or its name"),
+});
 
 export function gatewayRoutes(app: Api, ctx: AppContext): void {
   const tags = ['gateways'];
@@ -39,7 +50,7 @@ export function gatewayRoutes(app: Api, ctx: AppContext): void {
         tags,
         operationId: 'getGateway',
         summary: 'One gateway with its live health',
-        params: idParams,
+        params: gatewayParams,
         response: { 200: gatewaySchema },
       },
     },
@@ -54,7 +65,7 @@ export function gatewayRoutes(app: Api, ctx: AppContext): void {
         tags,
         operationId: 'listGatewayResources',
         summary: 'Everything that uses this gateway directly (pinned, not through a pool)',
-        params: idParams,
+        params: gatewayParams,
         response: { 200: z.object({ items: z.array(consumerRefSchema) }) },
       },
     },
@@ -69,7 +80,7 @@ export function gatewayRoutes(app: Api, ctx: AppContext): void {
         tags,
         operationId: 'updateGateway',
         summary: 'Rename a gateway or set its labels (these override labels the agent reports)',
-        params: idParams,
+        params: gatewayParams,
         body: z
           .strictObject({
             name: z.string().regex(GATEWAY_NAME_PATTERN, GATEWAY_NAME_MESSAGE).optional(),
@@ -96,7 +107,7 @@ export function gatewayRoutes(app: Api, ctx: AppContext): void {
         description:
           'Refused (409, naming them) while consumers pin the gateway. The answer names the pools it left ' +
           'and warns when it was the last healthy member of a pool that serves consumers.',
-        params: idParams,
+        params: gatewayParams,
         response: {
           200: z.object({
             deleted: z.literal(true),
@@ -117,7 +128,7 @@ export function gatewayRoutes(app: Api, ctx: AppContext): void {
         tags,
         operationId: 'checkGatewayHealth',
         summary: 'Live round trip through the tunnel: the RTT, or why it failed',
-        params: idParams,
+        params: gatewayParams,
         response: {
           200: z.object({
             ok: z.boolean(),
@@ -142,7 +153,7 @@ export function gatewayRoutes(app: Api, ctx: AppContext): void {
           summary: draining
             ? 'Drain: the gateway takes no new streams; open ones continue'
             : 'Undrain: the gateway takes new streams again',
-          params: idParams,
+          params: gatewayParams,
           response: { 200: gatewaySchema },
         },
       },

@@ -11,7 +11,7 @@ import { recordOf, type GatewayDirectory, type GatewayView } from './directory.j
 import { emptyVerdict } from './health.js';
 import {
   deleteGateway,
-  findGateway,
+  findGatewayByRef,
   listGateways,
   lockGateway,
   membersOfPools,
@@ -66,25 +66,26 @@ export class GatewayService {
     return { items: await this.detailed(orgId, page.items), nextCursor: page.nextCursor };
   }
 
-  async get(orgId: string, id: string): Promise<GatewayDetail> {
-    const [view] = await this.detailed(orgId, [await findGateway(this.deps.db, orgId, id)]);
+  /** `ref` here and below: a gateway's id or its name, within the org (as pools take them). */
+  async get(orgId: string, ref: string): Promise<GatewayDetail> {
+    const [view] = await this.detailed(orgId, [await findGatewayByRef(this.deps.db, orgId, ref)]);
     return view as GatewayDetail;
   }
 
-  resources(orgId: string, id: string): Promise<ConsumerRef[]> {
+  resources(orgId: string, ref: string): Promise<ConsumerRef[]> {
     return this.deps.db.transaction(async (tx) => {
-      await findGateway(tx, orgId, id);
-      return this.deps.consumers.of(tx, orgId, { gatewayId: id });
+      const gw = await findGatewayByRef(tx, orgId, ref);
+      return this.deps.consumers.of(tx, orgId, { gatewayId: gw.id });
     });
   }
 
   async update(
     orgId: string,
     who: AuditWho,
-    id: string,
+    ref: string,
     changes: { name?: string; labels?: Record<string, string> },
   ): Promise<GatewayDetail> {
-    const before = await findGateway(this.deps.db, orgId, id);
+    const before = await findGatewayByRef(this.deps.db, orgId, ref);
     try {
       await this.deps.audit.audited(
         who,
@@ -106,8 +107,8 @@ export class GatewayService {
    * entry) names the pools it left and warns when it was the last healthy member of a pool that
    * serves consumers.
    */
-  async remove(orgId: string, who: AuditWho, id: string): Promise<GatewayDeletion> {
-    const gw = await findGateway(this.deps.db, orgId, id);
+  async remove(orgId: string, who: AuditWho, ref: string): Promise<GatewayDeletion> {
+    const gw = await findGatewayByRef(this.deps.db, orgId, ref);
     const result = await this.deps.audit
       .audited(
         who,
@@ -186,8 +187,8 @@ export class GatewayService {
     return warnings;
   }
 
-  async healthCheck(orgId: string, id: string): Promise<HealthCheckAnswer> {
-    const gw = await findGateway(this.deps.db, orgId, id);
+  async healthCheck(orgId: string, ref: string): Promise<HealthCheckAnswer> {
+    const gw = await findGatewayByRef(this.deps.db, orgId, ref);
     const { directory } = this.deps;
     const health = directory.view(gw).health;
     if (!directory.liveOf(orgId, gw.id)) {
@@ -212,10 +213,10 @@ export class GatewayService {
   async setDraining(
     orgId: string,
     who: AuditWho,
-    id: string,
+    ref: string,
     draining: boolean,
   ): Promise<GatewayDetail> {
-    const gw = await findGateway(this.deps.db, orgId, id);
+    const gw = await findGatewayByRef(this.deps.db, orgId, ref);
     await this.deps.audit.audited(
       who,
       draining ? 'gateway.drain' : 'gateway.undrain',

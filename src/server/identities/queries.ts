@@ -12,6 +12,9 @@ const identityColumns = {
   role: identities.role,
   createdAt: identities.createdAt,
   updatedAt: identities.updatedAt,
+  createdByType: identities.createdByType,
+  createdById: identities.createdById,
+  createdByName: identities.createdByName,
 };
 const tokenColumns = {
   id: identityAccessTokens.id,
@@ -28,6 +31,9 @@ export interface IdentityRow {
   role: string;
   createdAt: Date;
   updatedAt: Date;
+  createdByType: string | null;
+  createdById: string | null;
+  createdByName: string | null;
 }
 
 export interface TokenRow {
@@ -65,7 +71,15 @@ export function listIdentities(db: Q, orgId: string, cursor: string | undefined,
 
 export async function insertIdentity(
   tx: Tx,
-  row: { id: string; orgId: string; name: string; role: string },
+  row: {
+    id: string;
+    orgId: string;
+    name: string;
+    role: string;
+    createdByType: string;
+    createdById: string | null;
+    createdByName: string | null;
+  },
 ): Promise<void> {
   await tx.insert(identities).values(row);
 }

@@ -1,19 +1,40 @@
 import { z } from 'zod';
 import { actorOf, whoOf } from '../auth/actor.js';
 import type { AppContext } from '../context.js';
-import {
-  displayName,
-  idParams,
-  noContent,
-  pageQuery,
-  pageSchema,
-  slug,
-  type Api,
-} from '../http/schemas.js';
+import { idParams, noContent, pageQuery, pageSchema, slug, type Api } from '../http/schemas.js';
 import type { IdentityRow, TokenRow } from './queries.js';
 import { IdentityService } from './service.js';
 
 const MAX_TOKEN_TTL = 365 * 86400;
+
+/**
+ * An identity's name is what the audit log shows as its actor, next to people's e-mails: it
+ * must not pass for a person (no "@", nor its full-width look-alikes) nor hide or reorder text
+ * (control, invisible and bidirectional-override characters, spaces at either end). Checked on
+ * create and rename only, so identities named before this rule keep working.
+ */
+const identityName = z
+  .string()
+  .max(128, 'name must be at most 128 characters')
+  .refine((s) => s.trim() !== '', 'name must not be empty')
+  .refine((s) => s.trim() === '' || s.trim() === s, 'name must not start or end with spaces')
+  .refine(
+    (s) => !/[@\uFF20\uFE6B]/.test(s),
+    'name must not contain "@": identity names must not look like an e-mail (the audit log shows them next to people\'s)',
+  )
+  .refine(
+    (s) => !/\p{Cc}/u.test(s),
+    'name must not contain control characters (NUL, tab, newline, …)',
+  )
+  .refine(
+    (s) => !/[\p{Cf}\p{Zl}\p{Zp}]/u.test(s),
+    'name must not contain invisible, text-direction or line-break characters',
+  )
+  // PostgreSQL cannot store a lone UTF-16 surrogate inside JSON (audit metadata).
+  .refine(
+    (s) => !/[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/.test(s),
+    'name must not contain invalid Unicode',
+  );
 
 const identitySchema = z.object({
   id: z.string(),
@@ -21,11 +42,22 @@ const identitySchema = z.object({
   role: z.string(),
   createdAt: z.string(),
   updatedAt: z.string(),
+  createdBy: z
+    .object({ type: z.string(), id: z.string().nullable(), name: z.string().nullable() })
+    .nullable()
+    .describe(
+      'Who created the identity (a user by id and e-mail, or an identity); null if unknown',
+    ),
 });
 const identityView = (i: IdentityRow) => ({
-  ...i,
+  id: i.id,
+  name: i.name,
+  role: i.role,
   createdAt: i.createdAt.toISOString(),
   updatedAt: i.updatedAt.toISOString(),
+  createdBy: i.createdByType
+    ? { type: i.createdByType, id: i.createdById, name: i.createdByName }
+    : null,
 });
 const tokenSchema = z.object({
   id: z.string(),
@@ -56,7 +88,7 @@ export function identityRoutes(app: Api, ctx: AppContext): void {
         tags,
         operationId: 'createIdentity',
         summary: 'Create a machine identity',
-        body: z.strictObject({ name: displayName('name'), role: slug('role', 64) }),
+        body: z.strictObject({ name: identityName, role: slug('role', 64) }),
         response: { 201: identitySchema },
       },
     },
@@ -109,7 +141,7 @@ export function identityRoutes(app: Api, ctx: AppContext): void {
         summary: 'Rename an identity or change its role',
         params: idParams,
         body: z.strictObject({
-          name: displayName('name').optional(),
+          name: identityName.optional(),
           role: slug('role', 64).optional(),
         }),
         response: { 200: identitySchema },

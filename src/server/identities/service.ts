@@ -3,7 +3,7 @@ import type { AuditLog, AuditWho } from '../audit/service.js';
 import type { Actor } from '../auth/actor.js';
 import { newToken } from '../auth/tokens.js';
 import type { Db } from '../db/client.js';
-import { conflict, isUniqueViolation, notFound } from '../http/errors.js';
+import { conflict, forbidden, isUniqueViolation, notFound } from '../http/errors.js';
 import { pageOf } from '../http/schemas.js';
 import { assertCanGrantRole, assertCanManageHolder } from '../rbac/grant.js';
 import {
@@ -52,11 +52,17 @@ export class IdentityService {
   ): Promise<IdentityRow> {
     await assertCanGrantRole(this.deps.db, actor, input.role);
     const id = randomUUID();
+    const createdBy = {
+      createdByType: who.actor.type,
+      createdById: who.actor.id ?? null,
+      createdByName: who.actor.name ?? null,
+    };
     try {
       await this.deps.audit.audited(
         who,
         'identity.create',
-        (tx) => insertIdentity(tx, { id, orgId: actor.orgId, ...input }),
+        (tx) => insertIdentity(tx, { id, orgId: actor.orgId, ...input, ...createdBy }),
+        // The entry's actor is the createdBy the identity keeps.
         { identityId: id, name: input.name, role: input.role },
       );
     } catch (err) {
@@ -108,6 +114,14 @@ export class IdentityService {
     input: { name: string; ttlSeconds: number },
   ): Promise<IssuedToken> {
     const identity = await this.get(actor.orgId, identityId);
+    // A credential that can renew itself never ends: a leaked or forgotten token would outlive
+    // every expiry. Someone else (a person, or another identity allowed to) must mint the next.
+    if (actor.type === 'identity' && actor.id === identity.id) {
+      throw forbidden(
+        'An identity cannot mint access tokens for itself: ask an admin (or another identity allowed to edit identities) to issue the new token.',
+        { reason: 'self_renewal' },
+      );
+    }
     await assertCanManageHolder(this.deps.db, actor, identity, 'identity');
     const { token, hash } = newToken('identity');
     const id = randomUUID();

@@ -115,7 +115,12 @@ export async function installLicense(
 ): Promise<OrgPlan> {
   const plan = await deps.licenses.evaluate(orgId, key);
   if (plan.licenseProblem) {
-    throw unprocessable(LICENSE_PROBLEMS[plan.licenseProblem], { reason: plan.licenseProblem });
+    // Which organization it should have been issued for: the id the issuer needs (--org).
+    const message =
+      plan.licenseProblem === 'wrong_org'
+        ? `${LICENSE_PROBLEMS.wrong_org} This organization's id is ${orgId}: issue its license with --org ${orgId}.`
+        : LICENSE_PROBLEMS[plan.licenseProblem];
+    throw unprocessable(message, { reason: plan.licenseProblem });
   }
   await deps.audit.audited(
     who,

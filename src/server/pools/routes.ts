@@ -89,7 +89,9 @@ export function poolRoutes(app: Api, ctx: AppContext): void {
     runtime: ctx.poolRuntime,
     consumers: ctx.consumers,
   });
-  // Every pool endpoint is an Enterprise feature; the auth hook checks it after the permission.
+  // Making and changing pools is an Enterprise feature; the auth hook checks it after the
+  // permission. Reading and deleting are not: after a downgrade, pools made before keep serving
+  // their consumers, and an admin must still see them and be able to clean them up.
   const license = 'gatewayPool' as const;
 
   app.post(
@@ -118,7 +120,7 @@ export function poolRoutes(app: Api, ctx: AppContext): void {
   app.get(
     '/api/v1/gateway-pools',
     {
-      config: { permission: ['list', 'GatewayPool'], license },
+      config: { permission: ['list', 'GatewayPool'] },
       schema: {
         tags,
         operationId: 'listGatewayPools',
@@ -133,7 +135,7 @@ export function poolRoutes(app: Api, ctx: AppContext): void {
   app.get(
     '/api/v1/gateway-pools/:poolId',
     {
-      config: { permission: ['list', 'GatewayPool'], license },
+      config: { permission: ['list', 'GatewayPool'] },
       schema: {
         tags,
         operationId: 'getGatewayPool',
@@ -172,7 +174,7 @@ export function poolRoutes(app: Api, ctx: AppContext): void {
   app.delete(
     '/api/v1/gateway-pools/:poolId',
     {
-      config: { permission: ['delete', 'GatewayPool'], license },
+      config: { permission: ['delete', 'GatewayPool'] },
       schema: {
         tags,
         operationId: 'deleteGatewayPool',
@@ -261,7 +263,7 @@ export function poolRoutes(app: Api, ctx: AppContext): void {
   app.get(
     '/api/v1/gateway-pools/:poolId/resources',
     {
-      config: { permission: ['list', 'GatewayPool'], license },
+      config: { permission: ['list', 'GatewayPool'] },
       schema: {
         tags,
         operationId: 'listGatewayPoolResources',

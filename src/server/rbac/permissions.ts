@@ -54,10 +54,13 @@ const VIEWER: Permission[] = [
   ...some('AccessTarget', 'list'),
 ];
 
-/** Builds and uses things; does not administer people, roles, policy, license or infrastructure. */
+/**
+ * Builds and uses things; does not administer people, roles, policy, license or infrastructure.
+ * Nor machine identities: their tokens are credentials that outlive a person's membership, so
+ * minting them is an admin matter (a custom role may still grant Identity:create/edit/delete).
+ */
 const MEMBER: Permission[] = [
   ...VIEWER,
-  ...some('Identity', 'create', 'edit', 'delete'),
   ...some('Gateway', 'attach'),
   ...some('GatewayPool', 'attach'),
   ...all('KubernetesAuth').filter((p) => p.action !== 'read'),
@@ -71,7 +74,8 @@ export const BUILT_IN_ROLES = {
   admin: { name: 'Admin', description: 'Full access to the organization.', permissions: ADMIN },
   member: {
     name: 'Member',
-    description: 'Uses gateways and pools, manages identities and their auth; no administration.',
+    description:
+      'Uses gateways, pools and access targets, manages Kubernetes auth; no administration (people, identities, roles, settings).',
     permissions: MEMBER,
   },
   viewer: { name: 'Viewer', description: 'Read-only access (no audit log).', permissions: VIEWER },

@@ -2116,6 +2116,7 @@ export interface operations {
       query?: never;
       header?: never;
       path: {
+        /** @description the gateway's id or its name */
         id: string;
       };
       cookie?: never;
@@ -2161,6 +2162,7 @@ export interface operations {
       query?: never;
       header?: never;
       path: {
+        /** @description the gateway's id or its name */
         id: string;
       };
       cookie?: never;
@@ -2191,6 +2193,7 @@ export interface operations {
       query?: never;
       header?: never;
       path: {
+        /** @description the gateway's id or its name */
         id: string;
       };
       cookie?: never;
@@ -2245,6 +2248,7 @@ export interface operations {
       query?: never;
       header?: never;
       path: {
+        /** @description the gateway's id or its name */
         id: string;
       };
       cookie?: never;
@@ -2273,6 +2277,7 @@ export interface operations {
       query?: never;
       header?: never;
       path: {
+        /** @description the gateway's id or its name */
         id: string;
       };
       cookie?: never;
@@ -2301,6 +2306,7 @@ export interface operations {
       query?: never;
       header?: never;
       path: {
+        /** @description the gateway's id or its name */
         id: string;
       };
       cookie?: never;
@@ -2346,6 +2352,7 @@ export interface operations {
       query?: never;
       header?: never;
       path: {
+        /** @description the gateway's id or its name */
         id: string;
       };
       cookie?: never;

@@ -172,40 +172,44 @@ export function ConfirmButton({
             e.preventDefault();
             field.current?.focus();
           }}
-          className="fixed top-1/2 left-1/2 w-full max-w-md -translate-x-1/2 -translate-y-1/2 rounded-lg bg-white p-4 [overflow-wrap:anywhere] sm:p-6 shadow-xl"
+          // Never taller than the window: the title and the buttons stay in view, what is
+          // between them (a long refusal listing what uses a pool) scrolls.
+          className="fixed top-1/2 left-1/2 flex max-h-[90vh] w-full max-w-md -translate-x-1/2 -translate-y-1/2 flex-col rounded-lg bg-white p-4 [overflow-wrap:anywhere] sm:p-6 shadow-xl"
         >
           <AlertDialog.Title className="text-lg font-semibold">{title}</AlertDialog.Title>
-          <AlertDialog.Description asChild>
-            <div className="mt-2 text-sm text-slate-700">{body}</div>
-          </AlertDialog.Description>
-          {typeToConfirm && (
+          <div className="-mx-1 min-h-0 overflow-y-auto px-1" data-testid="dialog-body">
+            <AlertDialog.Description asChild>
+              <div className="mt-2 text-sm text-slate-700">{body}</div>
+            </AlertDialog.Description>
+            {typeToConfirm && (
+              <div className="mt-3">
+                <Field label={`Type “${typeToConfirm}” to confirm`}>
+                  {(id) => (
+                    <Input
+                      ref={field}
+                      id={id}
+                      value={typed}
+                      onChange={(e) => {
+                        setTyped(e.target.value);
+                        setError(null);
+                      }}
+                      // Enter confirms once the name matches, as the button would.
+                      onKeyDown={(e) => {
+                        if (e.key !== 'Enter') return;
+                        e.preventDefault();
+                        confirm();
+                      }}
+                      autoComplete="off"
+                    />
+                  )}
+                </Field>
+              </div>
+            )}
             <div className="mt-3">
-              <Field label={`Type “${typeToConfirm}” to confirm`}>
-                {(id) => (
-                  <Input
-                    ref={field}
-                    id={id}
-                    value={typed}
-                    onChange={(e) => {
-                      setTyped(e.target.value);
-                      setError(null);
-                    }}
-                    // Enter confirms once the name matches, as the button would.
-                    onKeyDown={(e) => {
-                      if (e.key !== 'Enter') return;
-                      e.preventDefault();
-                      confirm();
-                    }}
-                    autoComplete="off"
-                  />
-                )}
-              </Field>
+              <ErrorText error={error} />
             </div>
-          )}
-          <div className="mt-3">
-            <ErrorText error={error} />
           </div>
-          <div className="mt-4 flex justify-end gap-2">
+          <div className="mt-4 flex shrink-0 justify-end gap-2">
             <AlertDialog.Cancel asChild>
               <Button>Cancel</Button>
             </AlertDialog.Cancel>

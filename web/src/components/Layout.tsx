@@ -122,6 +122,7 @@ function useReachable(): boolean {
 export function titleOf(pathname: string): string {
   const first = '/' + (pathname.split('/').filter(Boolean)[0] ?? '');
   const section = NAV.find((n) => n.to === first);
+  if (first === '/account') return 'Your account · gatepool';
   return section ? `${section.label} · gatepool` : 'gatepool';
 }
 
@@ -239,6 +240,13 @@ function Shell() {
           <span className="[overflow-wrap:anywhere]">
             {me.name} · {me.roleName}
           </span>
+          <Link
+            to="/account"
+            className="self-start rounded px-2 py-1 text-sm text-slate-800 hover:bg-slate-100"
+            activeProps={{ className: 'bg-indigo-50 font-semibold text-indigo-900' }}
+          >
+            Your account
+          </Link>
           <span aria-live="polite">{live ? '● Live' : '○ Polling every 5 s'}</span>
           <button
             type="button"
@@ -290,7 +298,7 @@ function InvitationRow({ invitation: i }: { invitation: PendingInvitation }) {
   });
   return (
     <div className="rounded-md border border-indigo-200 bg-indigo-50 px-3 py-2 text-sm">
-      <Form onSubmit={() => answer.mutate(true)} className="flex flex-wrap items-center gap-2">
+      <Form onSubmit={() => answer.mutateAsync(true)} className="flex flex-wrap items-center gap-2">
         <span className="mr-auto">
           You are invited to <strong>{i.organization.name}</strong> as {i.role}
           {i.invitedBy ? ` by ${i.invitedBy}` : ''}.

@@ -2,6 +2,8 @@ import * as Label from '@radix-ui/react-label';
 import * as Tooltip from '@radix-ui/react-tooltip';
 import { Link } from '@tanstack/react-router';
 import {
+  createContext,
+  useContext,
   useEffect,
   useId,
   useRef,
@@ -30,6 +32,9 @@ export interface ButtonProps extends ButtonHTMLAttributes<HTMLButtonElement> {
   small?: boolean;
 }
 
+/** Whether the enclosing Form's submit is in flight (its submit buttons are then disabled). */
+const FormPending = createContext(false);
+
 export function Button({
   tone = 'secondary',
   disabledReason,
@@ -37,13 +42,15 @@ export function Button({
   className,
   ...props
 }: ButtonProps) {
+  const pending = useContext(FormPending);
   const cls = `inline-flex items-center gap-1 rounded-md font-medium focus:outline-none focus-visible:ring-2 focus-visible:ring-indigo-600 focus-visible:ring-offset-1 disabled:cursor-not-allowed ${small ? 'px-2 py-1 text-xs' : 'px-3 py-1.5 text-sm'} ${TONES[tone]} ${className ?? ''}`;
   const button = (
     <button
       type="button"
       className={cls}
       {...props}
-      disabled={props.disabled || !!disabledReason}
+      disabled={props.disabled || !!disabledReason || (pending && props.type === 'submit')}
+      aria-busy={pending && props.type === 'submit' ? true : undefined}
       title={disabledReason ?? props.title}
     />
   );
@@ -170,7 +177,7 @@ export function ErrorText({ error }: { error: unknown }) {
   if (reachable && isUnreachable(error)) return null;
   const message =
     error instanceof ApiError
-      ? error.message
+      ? shortened(error)
       : error instanceof Error
         ? error.message
         : String(error);
@@ -189,6 +196,34 @@ export function ErrorText({ error }: { error: unknown }) {
   );
 }
 
+/** How many names a refusal lists before "and N more". */
+const LISTED = 8;
+
+/**
+ * A "used by …" refusal names every consumer in its sentence, and the details list them
+ * again: with fifty, the sentence alone fills the screen. The sentence then says how many,
+ * and the (capped) list below names them.
+ */
+function shortened(error: ApiError): string {
+  const consumers = (error.details as { consumers?: unknown[] } | undefined)?.consumers;
+  const at = error.message.indexOf(' is used by ');
+  if (!Array.isArray(consumers) || consumers.length <= 1 || at < 0) return error.message;
+  return `${error.message.slice(0, at)} is used by ${consumers.length} resources; detach them first:`;
+}
+
+/** At most LISTED items, then "and N more". */
+function CappedList({ items }: { items: string[] }) {
+  const rest = items.length - LISTED;
+  return (
+    <ul className="mt-1 list-disc pl-5 text-xs">
+      {items.slice(0, rest > 1 ? LISTED : items.length).map((h) => (
+        <li key={h}>{h}</li>
+      ))}
+      {rest > 1 && <li className="list-none">…and {rest} more</li>}
+    </ul>
+  );
+}
+
 function ErrorDetails({ error }: { error: unknown }) {
   if (!(error instanceof ApiError)) return null;
   const details = error.details as
@@ -201,24 +236,9 @@ function ErrorDetails({ error }: { error: unknown }) {
     ...strings(details?.users).map((u) => `member ${u}`),
     ...strings(details?.identities).map((i) => `identity “${i}”`),
   ];
-  if (holders.length)
-    return (
-      <ul className="mt-1 list-disc pl-5 text-xs">
-        {holders.map((h) => (
-          <li key={h}>{h}</li>
-        ))}
-      </ul>
-    );
+  if (holders.length) return <CappedList items={holders} />;
   if (!details?.consumers?.length) return null;
-  return (
-    <ul className="mt-1 list-disc pl-5 text-xs">
-      {details.consumers.map((c) => (
-        <li key={`${c.kind}:${c.name}`}>
-          {c.kind} “{c.name}”
-        </li>
-      ))}
-    </ul>
-  );
+  return <CappedList items={details.consumers.map((c) => `${c.kind} “${c.name}”`)} />;
 }
 
 export function Loading({ what }: { what: string }) {
@@ -405,19 +425,114 @@ export function relativeTime(iso: string | null | undefined, now = Date.now()): 
   return `${Math.floor(s / 86400)} d ago`;
 }
 
-/** A form whose submit runs `onSubmit` (the page does not reload). */
+/**
+ * A form whose submit runs `onSubmit` (the page does not reload). When `onSubmit` returns a
+ * promise (a `mutateAsync()`), further submits are ignored until it settles (and for
+ * DOUBLE_SUBMIT_MS after it started) and the submit buttons are disabled meanwhile: a
+ * double-click sends one request, not two. The guard is a
+ * ref, not state, because a mutation's pending state reaches React a tick later, after the
+ * second click of a double-click. A refusal is the mutation's to show (its `error`), so the
+ * promise's rejection is dropped here.
+ */
+/** A second submit this soon after the first is the same click twice (a double-click). */
+const DOUBLE_SUBMIT_MS = 500;
+
 export function Form({
   onSubmit,
   ...props
-}: Omit<ComponentProps<'form'>, 'onSubmit'> & { onSubmit: () => void }) {
+}: Omit<ComponentProps<'form'>, 'onSubmit'> & { onSubmit: () => unknown }) {
+  const inFlight = useRef(false);
+  const lastSubmit = useRef(0);
+  const [pending, setPending] = useState(false);
   return (
-    <form
-      {...props}
-      onSubmit={(e) => {
-        e.preventDefault();
-        onSubmit();
-      }}
-    />
+    <FormPending.Provider value={pending}>
+      <form
+        {...props}
+        aria-busy={pending || undefined}
+        onChange={(e) => {
+          // An edit between two submits: the second is meant, not a double-click.
+          lastSubmit.current = 0;
+          props.onChange?.(e);
+        }}
+        onSubmit={(e) => {
+          e.preventDefault();
+          // A local platform can answer before a double-click's second click lands: that
+          // click is dropped too, not taken as a new submit.
+          const now = Date.now();
+          if (inFlight.current || now - lastSubmit.current < DOUBLE_SUBMIT_MS) return;
+          lastSubmit.current = now;
+          const result = onSubmit();
+          if (!(result instanceof Promise)) return;
+          inFlight.current = true;
+          setPending(true);
+          void result
+            .catch(() => undefined)
+            .finally(() => {
+              inFlight.current = false;
+              setPending(false);
+            });
+        }}
+      />
+    </FormPending.Provider>
+  );
+}
+
+/** A list's search box: filters what is loaded (every page of it, see allPages). */
+export function SearchField({
+  label,
+  value,
+  onChange,
+}: {
+  label: string;
+  value: string;
+  onChange: (v: string) => void;
+}) {
+  return (
+    <Field label={label}>
+      {(id) => (
+        <Input
+          id={id}
+          type="search"
+          value={value}
+          autoComplete="off"
+          onChange={(e) => onChange(e.target.value)}
+        />
+      )}
+    </Field>
+  );
+}
+
+/** Whether any of `fields` contains what was typed (case-insensitive, trimmed). */
+export function matches(query: string, ...fields: (string | null | undefined)[]): boolean {
+  const q = query.trim().toLowerCase();
+  return !q || fields.some((f) => !!f && f.toLowerCase().includes(q));
+}
+
+/**
+ * How many rows a list shows of how many loaded, and, when the bounded loading stopped before
+ * the end (`more`), that there are more than these: never a silent cut.
+ */
+export function ListCount({
+  shown,
+  total,
+  more,
+  noun,
+  plural = `${noun}s`,
+}: {
+  shown: number;
+  total: number;
+  more: boolean;
+  /** One of the items ("pool"); `plural` when adding an s is wrong. */
+  noun: string;
+  plural?: string;
+}) {
+  const of = total === 1 ? noun : plural;
+  return (
+    <p role="status" className="text-xs text-slate-600">
+      {shown === total ? `${total} ${of}` : `${shown} of ${total} ${of}`}
+      {more &&
+        ` — only the first ${total} are loaded here; the API lists the rest (GET with ?cursor=).`}
+    </p>
   );
 }
 

@@ -3,19 +3,26 @@ import { api, unwrap } from '../api/client';
 import type { Gateway, Page, Pool, PoolDetail } from '../api/types';
 import { pollUnlessLive } from './live';
 
-/** Every page of a cursor-paged list (nothing silently cut). */
+/** How many pages `allPages` follows before it stops (200 items each: 10,000 items). */
+export const MAX_PAGES = 50;
+
+/**
+ * Every page of a cursor-paged list, so tables, searches and pickers see everything. Bounded:
+ * past MAX_PAGES it stops and keeps the cursor of what is left in `nextCursor`, which the page
+ * shows as "more not loaded" (see MoreNotLoaded) rather than cutting silently.
+ */
 export async function allPages<T>(
   fetchPage: (cursor?: string) => Promise<Page<T>>,
 ): Promise<Page<T>> {
   const items: T[] = [];
   let cursor: string | undefined;
-  for (let i = 0; i < 50; i++) {
+  for (let i = 0; i < MAX_PAGES; i++) {
     const page = await fetchPage(cursor);
     items.push(...page.items);
-    if (!page.nextCursor) break;
+    if (!page.nextCursor) return { items, nextCursor: null };
     cursor = page.nextCursor;
   }
-  return { items, nextCursor: null };
+  return { items, nextCursor: cursor ?? null };
 }
 
 export function useGateways() {
@@ -42,7 +49,13 @@ export function useGateway(id: string) {
 export function usePools(enabled = true) {
   return useQuery({
     queryKey: ['pools'],
-    queryFn: () => unwrap<Page<Pool>>(api.GET('/api/v1/gateway-pools')),
+    // All of them: the pools view's search and every pool picker must reach the 51st pool too.
+    queryFn: () =>
+      allPages((cursor) =>
+        unwrap<Page<Pool>>(
+          api.GET('/api/v1/gateway-pools', { params: { query: { cursor, limit: 200 } } }),
+        ),
+      ),
     refetchInterval: pollUnlessLive,
     enabled,
   });

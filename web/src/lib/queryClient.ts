@@ -1,4 +1,4 @@
-import { QueryCache, QueryClient } from '@tanstack/react-query';
+import { MutationCache, QueryCache, QueryClient } from '@tanstack/react-query';
 import { ApiError, isUnreachable } from '../api/client';
 import { POLL_MS } from './live';
 
@@ -17,15 +17,23 @@ export function retryDelay(count: number, err: unknown): number {
 }
 
 export function makeQueryClient(): QueryClient {
+  /**
+   * A 401 anywhere means the session ended: asking who we are again shows the sign-in form.
+   * A 403 may mean an admin changed this person's role since the page loaded: asking again
+   * brings the sidebar's role and every control's enabled state up to date, so a demoted
+   * person no longer sees enabled forms that will be refused.
+   */
+  const recheckWho = (err: unknown) => {
+    if (err instanceof ApiError && (err.status === 401 || err.status === 403))
+      void queryClient.invalidateQueries({ queryKey: ['me'] });
+  };
   const queryClient: QueryClient = new QueryClient({
-    // A 401 anywhere means the session ended: asking who we are again shows the sign-in form.
     queryCache: new QueryCache({
       onError: (err, query) => {
-        if (err instanceof ApiError && err.status === 401 && query.queryKey[0] !== 'me') {
-          void queryClient.invalidateQueries({ queryKey: ['me'] });
-        }
+        if (query.queryKey[0] !== 'me') recheckWho(err);
       },
     }),
+    mutationCache: new MutationCache({ onError: recheckWho }),
     defaultOptions: {
       queries: { retry: retryUnlessAnswered, retryDelay, refetchOnWindowFocus: false },
     },

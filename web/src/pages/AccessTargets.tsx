@@ -3,7 +3,7 @@ import { useState } from 'react';
 import { api, unwrap } from '../api/client';
 import type { AccessTarget, Page } from '../api/types';
 import { ConfirmButton, FormDialog } from '../components/Dialogs';
-import { GatewayPicker, type GatewayChoice } from '../components/GatewayPicker';
+import { defaultChoice, GatewayPicker, type GatewayChoice } from '../components/GatewayPicker';
 import {
   Button,
   Card,
@@ -13,13 +13,16 @@ import {
   Field,
   Form,
   Input,
+  ListCount,
   Loading,
-  Permitted,
+  matches,
+  SearchField,
   splitFieldErrors,
   TableHead,
   TableScroll,
 } from '../components/ui';
 import { allPages, useGateways, usePools } from '../lib/queries';
+import { warningNotices } from '../lib/notices';
 import { hasPools, permission, useLicense, useMe } from '../lib/session';
 
 const TARGET_NAME = /^(?=.{1,63}$)[a-z0-9]+(-[a-z0-9]+)*$/;
@@ -91,7 +94,14 @@ function TargetForm({
     description: target?.description ?? '',
   };
   const [form, setForm] = useState<TargetFields>(initial);
-  const [via, setVia] = useState<GatewayChoice>(target ? choiceOf(target) : { kind: 'direct' });
+  // Until the user picks: the target's own, or for a new one the default (the pools may load
+  // after the form opens, so it is derived, not kept).
+  const [picked, setVia] = useState<GatewayChoice | null>(null);
+  const via =
+    picked ??
+    (target
+      ? choiceOf(target)
+      : defaultChoice(picker.pools, picker.poolsLicensed && !picker.poolsDisabledReason));
   const save = useMutation({
     mutationFn: () => {
       const through = {
@@ -99,7 +109,7 @@ function TargetForm({
         ...(via.kind === 'gateway' ? { gatewayId: via.id } : {}),
       };
       if (!target) {
-        return unwrap(
+        return unwrap<{ warnings?: string[] }>(
           api.POST('/api/v1/access-targets', {
             body: {
               name: form.name,
@@ -116,8 +126,10 @@ function TargetForm({
       const was = choiceOf(target);
       const moved =
         was.kind !== via.kind ||
-        (was.kind !== 'direct' && via.kind !== 'direct' && was.id !== via.id);
-      return unwrap(
+        ((was.kind === 'pool' || was.kind === 'gateway') &&
+          (via.kind === 'pool' || via.kind === 'gateway') &&
+          was.id !== via.id);
+      return unwrap<{ warnings?: string[] }>(
         api.PATCH('/api/v1/access-targets/{target}', {
           params: { path: { target: target.id } },
           body: {
@@ -131,7 +143,9 @@ function TargetForm({
         }),
       );
     },
-    onSuccess: () => {
+    onSuccess: (saved) => {
+      // E.g. a gateway that may not reach the host (--allow): saved, and said until dismissed.
+      warningNotices.add(saved.warnings);
       if (!target) setForm({ ...form, name: '', description: '' });
       void qc.invalidateQueries({ queryKey: ['access-targets'] });
       void qc.invalidateQueries({ queryKey: ['pool'] });
@@ -141,7 +155,15 @@ function TargetForm({
   });
   const set = (patch: Partial<TargetFields>) => setForm({ ...form, ...patch });
   // The platform's rules, checked as the user types (it checks again).
-  const refused = splitFieldErrors(save.error, ['name', 'host', 'port', 'protocol', 'description']);
+  const refused = splitFieldErrors(save.error, [
+    'name',
+    'host',
+    'port',
+    'protocol',
+    'description',
+    'gatewayId',
+    'gatewayPoolId',
+  ]);
   const nameError = !form.name
     ? refused.of('name')
     : !TARGET_NAME.test(form.name)
@@ -157,11 +179,11 @@ function TargetForm({
   return (
     <Form
       className="flex flex-col gap-3"
-      onSubmit={() => save.mutate()}
+      onSubmit={() => save.mutateAsync()}
       // Editing again makes the last refusal stale.
       onChange={() => save.reset()}
     >
-      <div className={`grid gap-3 ${target ? 'sm:grid-cols-2' : 'sm:grid-cols-2 lg:grid-cols-4'}`}>
+      <div className="grid gap-3 sm:grid-cols-2">
         <Field label="Target name" error={nameError}>
           {(id, d, invalid) => (
             <Input
@@ -240,14 +262,26 @@ function TargetForm({
         }}
         allowDirect={false}
         legend="Reach the target through"
+        error={
+          [refused.of('gatewayId'), refused.of('gatewayPoolId')].filter(Boolean).join('; ') ||
+          undefined
+        }
       />
       <ErrorText error={refused.rest} />
       <div className="flex flex-wrap gap-2">
         <Button
           type="submit"
           tone="primary"
-          disabled={save.isPending || via.kind === 'direct' || !!nameError || !!portError}
-          title={via.kind === 'direct' ? 'Choose a pool or a gateway.' : undefined}
+          disabled={
+            save.isPending ||
+            via.kind === 'direct' ||
+            via.kind === 'none' ||
+            !!nameError ||
+            !!portError
+          }
+          title={
+            via.kind === 'direct' || via.kind === 'none' ? 'Choose a pool or a gateway.' : undefined
+          }
         >
           {submitLabel}
         </Button>
@@ -275,89 +309,141 @@ export function AccessTargetsPage() {
     onSettled: () => qc.invalidateQueries({ queryKey: ['access-targets'] }),
   });
   const [editing, setEditing] = useState<AccessTarget | null>(null);
+  const [creating, setCreating] = useState(false);
+  const [q, setQ] = useState('');
   const canCreate = permission(me, 'create', 'AccessTarget');
   const canEdit = permission(me, 'edit', 'AccessTarget');
   const canDelete = permission(me, 'delete', 'AccessTarget');
+  const all = targets.data?.items ?? [];
+  const shown = all.filter((t) =>
+    matches(
+      q,
+      t.name,
+      t.description,
+      t.host,
+      `${t.host}:${t.port}`,
+      t.protocol,
+      t.gatewayPool?.name,
+      t.gateway?.name,
+    ),
+  );
   return (
     <div className="flex flex-col gap-4">
-      <h1 className="text-2xl font-semibold">Access targets</h1>
-      <Card title="New access target">
-        <Permitted check={canCreate}>
-          <TargetForm submitLabel="Create access target" onSaved={() => undefined} />
-        </Permitted>
-      </Card>
+      <div className="flex flex-wrap items-center justify-between gap-4">
+        <h1 className="text-2xl font-semibold">Access targets</h1>
+        <Button
+          tone="primary"
+          disabledReason={canCreate.allowed ? undefined : canCreate.reason}
+          onClick={() => setCreating(true)}
+        >
+          New access target
+        </Button>
+      </div>
       <Card title="Targets">
         {targets.isPending ? (
           <Loading what="access targets" />
         ) : targets.error ? (
           <ErrorText error={targets.error} />
-        ) : !targets.data.items.length ? (
+        ) : !all.length ? (
           <Empty title="No access targets yet">
             A target names a host:port inside your network, reached through a pool or gateway.
           </Empty>
         ) : (
-          <TableScroll>
-            <table className="w-full min-w-[40rem] text-left text-sm">
-              <TableHead columns={['Name', 'Target', 'Through', 'Connect', '']} cell="py-1 pr-2" />
-              <tbody>
-                {targets.data.items.map((t) => (
-                  <tr
-                    key={t.id}
-                    className="border-t border-slate-100 align-top"
-                    data-target={t.name}
-                  >
-                    <td className="max-w-56 py-2 pr-2 font-medium break-all">
-                      {t.name}
-                      {t.description && (
-                        <p className="text-xs font-normal text-slate-600">{t.description}</p>
-                      )}
-                    </td>
-                    <td className="max-w-56 py-2 pr-2 font-mono text-xs break-all">
-                      {t.protocol}://{t.host}:{t.port}
-                    </td>
-                    <td className="py-2 pr-2 [overflow-wrap:anywhere]">
-                      {t.gatewayPool
-                        ? `pool ${t.gatewayPool.name}`
-                        : t.gateway
-                          ? `gateway ${t.gateway.name}`
-                          : '—'}
-                    </td>
-                    <td className="max-w-72 py-2 pr-2">
-                      <code className="mr-2 inline-block rounded bg-slate-100 px-1.5 py-0.5 text-xs break-all">
-                        gatepool connect {t.name}
-                      </code>
-                      <CopyButton text={`gatepool connect ${t.name}`} />
-                    </td>
-                    <td className="py-2">
-                      <div className="flex gap-1">
-                        <Button
-                          small
-                          disabledReason={canEdit.allowed ? undefined : canEdit.reason}
-                          onClick={() => setEditing(t)}
-                        >
-                          Edit
-                        </Button>
-                        <ConfirmButton
-                          label="Delete"
-                          title={`Delete access target “${t.name}”?`}
-                          body="Open connections end; new ones are refused."
-                          typeToConfirm={t.name}
-                          disabledReason={canDelete.allowed ? undefined : canDelete.reason}
-                          onConfirm={() => remove.mutateAsync(t.id)}
-                        />
-                      </div>
-                    </td>
-                  </tr>
-                ))}
-              </tbody>
-            </table>
-          </TableScroll>
+          <div className="flex flex-col gap-2">
+            <div className="flex flex-wrap items-end gap-3">
+              <SearchField label="Search targets" value={q} onChange={setQ} />
+              <ListCount
+                shown={shown.length}
+                total={all.length}
+                more={!!targets.data.nextCursor}
+                noun="target"
+              />
+            </div>
+            {!shown.length ? (
+              <Empty title={`No target matches “${q}”`}>
+                Search looks at names, descriptions, hosts, protocols and what a target goes
+                through.
+              </Empty>
+            ) : (
+              <TableScroll>
+                <table className="w-full min-w-[40rem] text-left text-sm">
+                  <TableHead
+                    columns={['Name', 'Target', 'Through', 'Connect', '']}
+                    cell="py-1 pr-2"
+                  />
+                  <tbody>
+                    {shown.map((t) => (
+                      <tr
+                        key={t.id}
+                        className="border-t border-slate-100 align-top"
+                        data-target={t.name}
+                      >
+                        <td className="max-w-56 py-2 pr-2 font-medium break-all">
+                          {t.name}
+                          {t.description && (
+                            <p className="text-xs font-normal text-slate-600">{t.description}</p>
+                          )}
+                        </td>
+                        <td className="max-w-56 py-2 pr-2 font-mono text-xs break-all">
+                          {t.protocol}://{t.host}:{t.port}
+                        </td>
+                        <td className="py-2 pr-2 [overflow-wrap:anywhere]">
+                          {t.gatewayPool
+                            ? `pool ${t.gatewayPool.name}`
+                            : t.gateway
+                              ? `gateway ${t.gateway.name}`
+                              : '—'}
+                        </td>
+                        <td className="max-w-72 py-2 pr-2">
+                          <code className="mr-2 inline-block rounded bg-slate-100 px-1.5 py-0.5 text-xs break-all">
+                            gatepool connect {t.name}
+                          </code>
+                          <CopyButton text={`gatepool connect ${t.name}`} />
+                        </td>
+                        <td className="py-2">
+                          <div className="flex gap-1">
+                            <Button
+                              small
+                              disabledReason={canEdit.allowed ? undefined : canEdit.reason}
+                              onClick={() => setEditing(t)}
+                            >
+                              Edit
+                            </Button>
+                            <ConfirmButton
+                              label="Delete"
+                              title={`Delete access target “${t.name}”?`}
+                              body="Open connections end; new ones are refused."
+                              typeToConfirm={t.name}
+                              disabledReason={canDelete.allowed ? undefined : canDelete.reason}
+                              onConfirm={() => remove.mutateAsync(t.id)}
+                            />
+                          </div>
+                        </td>
+                      </tr>
+                    ))}
+                  </tbody>
+                </table>
+              </TableScroll>
+            )}
+          </div>
         )}
       </Card>
+      <FormDialog open={creating} onOpenChange={setCreating} title="New access target" wide>
+        {creating && (
+          <div className="mt-3">
+            <TargetForm
+              submitLabel="Create access target"
+              onSaved={() => setCreating(false)}
+              onCancel={() => setCreating(false)}
+            />
+          </div>
+        )}
+      </FormDialog>
       <FormDialog
         open={!!editing}
         onOpenChange={(o) => !o && setEditing(null)}
         title={editing ? `Edit access target “${editing.name}”` : 'Edit access target'}
+        wide
       >
         {editing && (
           <div className="mt-3">

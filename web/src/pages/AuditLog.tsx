@@ -1,4 +1,5 @@
 import { useInfiniteQuery, useQuery } from '@tanstack/react-query';
+import { useNavigate, useSearch } from '@tanstack/react-router';
 import { useId, useState } from 'react';
 import { api, unwrap } from '../api/client';
 import type { AuditEntry, Identity, Member, Page } from '../api/types';
@@ -16,6 +17,7 @@ import {
 } from '../components/ui';
 import { allPages, useGateways } from '../lib/queries';
 import { permission, useMe } from '../lib/session';
+import type { AuditSearch } from '../router';
 
 const ACTOR_TYPES = ['user', 'identity', 'gateway', 'system', 'anonymous'] as const;
 type ActorType = (typeof ACTOR_TYPES)[number];
@@ -55,19 +57,59 @@ function useActorChoices(): { value: string; kind: string }[] {
   ];
 }
 
+const isActorType = (v: string | undefined): v is ActorType =>
+  (ACTOR_TYPES as readonly string[]).includes(v ?? '');
+
 export function AuditLogPage() {
-  const [event, setEvent] = useState('');
-  const [actor, setActor] = useState('');
-  const [from, setFrom] = useState('');
-  const [to, setTo] = useState('');
-  const [actorType, setActorType] = useState<ActorType | ''>('');
-  const [applied, setApplied] = useState({
-    event: '',
-    actor: '',
-    actorType: '' as ActorType | '',
-    from: '',
-    to: '',
-  });
+  const { data: me } = useMe();
+  const search: AuditSearch = useSearch({ strict: false });
+  const can = permission(me, 'read', 'AuditLog');
+  if (!me) return null;
+  // A deep link without the permission: the app's own words, not the API's raw 403.
+  if (!can.allowed)
+    return (
+      <div className="flex flex-col gap-3">
+        <h1 className="text-2xl font-semibold">Audit log</h1>
+        <Empty title="You don't have access to the audit log">{can.reason}</Empty>
+      </div>
+    );
+  // Anew for each URL: Back/Forward to other filters shows them in the fields too.
+  return <AuditLogView key={JSON.stringify(search)} search={search} />;
+}
+
+function AuditLogView({ search }: { search: AuditSearch }) {
+  const navigate = useNavigate();
+  const applied = {
+    event: search.event ?? '',
+    actor: search.actor ?? '',
+    actorType: isActorType(search.actorType) ? search.actorType : ('' as const),
+    from: search.from ?? '',
+    to: search.to ?? '',
+  };
+  const [event, setEvent] = useState(applied.event);
+  const [actor, setActor] = useState(applied.actor);
+  const [from, setFrom] = useState(applied.from);
+  const [to, setTo] = useState(applied.to);
+  const [actorType, setActorType] = useState<ActorType | ''>(applied.actorType);
+  const [open, setOpen] = useState<Set<string>>(new Set());
+  const toggle = (id: string) =>
+    setOpen((o) => {
+      const n = new Set(o);
+      if (n.has(id)) n.delete(id);
+      else n.add(id);
+      return n;
+    });
+  const setApplied = (f: typeof applied) =>
+    void navigate({
+      to: '/audit',
+      search: {
+        event: f.event || undefined,
+        actor: f.actor || undefined,
+        actorType: f.actorType || undefined,
+        from: f.from || undefined,
+        to: f.to || undefined,
+      },
+    });
   const actors = useActorChoices();
   const listId = useId();
   const log = useInfiniteQuery({
@@ -203,7 +245,7 @@ export function AuditLogPage() {
             <TableHead columns={['Time', 'Event', 'Actor', 'Details']} />
             <tbody>
               {items.map((e) => (
-                <tr key={e.id} className="border-t border-slate-100 align-top">
+                <tr key={e.id} className="border-t border-slate-100 align-top" data-audit={e.event}>
                   <td className="px-3 py-1.5 whitespace-nowrap">
                     {new Date(e.createdAt).toLocaleString()}
                   </td>
@@ -212,11 +254,29 @@ export function AuditLogPage() {
                     {e.actor.name ?? '—'}{' '}
                     <span className="text-xs text-slate-600">({e.actor.type})</span>
                   </td>
-                  <td
-                    className="max-w-md truncate px-3 py-1.5 font-mono text-xs text-slate-700"
-                    title={JSON.stringify(e.metadata)}
-                  >
-                    {JSON.stringify(e.metadata)}
+                  <td className="max-w-md px-3 py-1.5 text-xs text-slate-700">
+                    {open.has(e.id) ? (
+                      <pre
+                        data-testid="audit-details"
+                        className="max-h-80 overflow-auto rounded bg-slate-50 p-2 font-mono whitespace-pre-wrap [overflow-wrap:anywhere]"
+                      >
+                        {JSON.stringify(e.metadata, null, 2)}
+                      </pre>
+                    ) : (
+                      <p className="truncate font-mono" title={JSON.stringify(e.metadata)}>
+                        {JSON.stringify(e.metadata)}
+                      </p>
+                    )}
+                    {Object.keys(e.metadata ?? {}).length > 0 && (
+                      <Button
+                        small
+                        tone="ghost"
+                        aria-expanded={open.has(e.id)}
+                        onClick={() => toggle(e.id)}
+                      >
+                        {open.has(e.id) ? 'Hide details' : 'Show details'}
+                      </Button>
+                    )}
                   </td>
                 </tr>
               ))}

@@ -12,14 +12,17 @@ import {
   Field,
   Form,
   Input,
+  ListCount,
   Loading,
+  matches,
   Permitted,
   relativeTime,
+  SearchField,
   splitFieldErrors,
   TableHead,
   TableScroll,
 } from '../components/ui';
-import { usePools } from '../lib/queries';
+import { allPages, usePools } from '../lib/queries';
 import { hasPools, permission, useLicense, useMe } from '../lib/session';
 
 export function EnrollmentTokensPage() {
@@ -30,8 +33,19 @@ export function EnrollmentTokensPage() {
   const pools = usePools(licensed);
   const tokens = useQuery({
     queryKey: ['enrollment-tokens'],
-    queryFn: () => unwrap<Page<EnrollmentToken>>(api.GET('/api/v1/gateways/enrollment-tokens')),
+    // Every page: an older token still active must be findable and revocable.
+    queryFn: () =>
+      allPages((cursor) =>
+        unwrap<Page<EnrollmentToken>>(
+          api.GET('/api/v1/gateways/enrollment-tokens', {
+            params: { query: { cursor, limit: 200 } },
+          }),
+        ),
+      ),
   });
+  const [q, setQ] = useState('');
+  const [activeOnly, setActiveOnly] = useState(false);
+  const [poolQ, setPoolQ] = useState('');
   const [name, setName] = useState('');
   const [ttl, setTtl] = useState('3600');
   const [poolIds, setPoolIds] = useState<string[]>([]);
@@ -53,6 +67,15 @@ export function EnrollmentTokensPage() {
       unwrap(api.DELETE('/api/v1/gateways/enrollment-tokens/{id}', { params: { path: { id } } })),
     onSettled: () => qc.invalidateQueries({ queryKey: ['enrollment-tokens'] }),
   });
+  const stateOf = (t: EnrollmentToken) =>
+    t.state ?? (t.revokedAt ? 'revoked' : t.usedAt ? 'used' : 'active');
+  const poolName = (id: string) =>
+    pools.data?.items.find((p) => p.id === id)?.name ?? id.slice(0, 8);
+  const shownTokens = (tokens.data?.items ?? []).filter(
+    (t) =>
+      (!activeOnly || stateOf(t) === 'active') &&
+      matches(q, t.name, stateOf(t), ...t.poolIds.map(poolName)),
+  );
   const refused = splitFieldErrors(create.error, ['name', 'ttlSeconds', 'poolIds']);
   const canCreate = permission(me, 'create', 'EnrollmentToken');
   const canDelete = permission(me, 'delete', 'EnrollmentToken');
@@ -69,7 +92,7 @@ export function EnrollmentTokensPage() {
           </p>
           <Form
             className="grid gap-3 md:grid-cols-3"
-            onSubmit={() => create.mutate()}
+            onSubmit={() => create.mutateAsync()}
             // Editing again makes the last refusal stale.
             onChange={() => create.reset()}
           >
@@ -109,20 +132,45 @@ export function EnrollmentTokensPage() {
               ) : !pools.data?.items.length ? (
                 <p className="text-xs text-slate-600">No pools yet.</p>
               ) : (
-                pools.data.items.map((p) => (
-                  <label key={p.id} className="flex items-center gap-2 text-sm">
-                    <input
-                      type="checkbox"
-                      checked={poolIds.includes(p.id)}
-                      onChange={(e) =>
-                        setPoolIds(
-                          e.target.checked ? [...poolIds, p.id] : poolIds.filter((x) => x !== p.id),
-                        )
-                      }
+                <>
+                  {pools.data.items.length > 8 && (
+                    <Input
+                      type="search"
+                      aria-label="Search pools to join"
+                      placeholder="Search pools"
+                      value={poolQ}
+                      autoComplete="off"
+                      onChange={(e) => setPoolQ(e.target.value)}
+                      // Inside the form: Enter narrows the list, it does not submit the form.
+                      onKeyDown={(e) => e.key === 'Enter' && e.preventDefault()}
                     />
-                    {p.name}
-                  </label>
-                ))
+                  )}
+                  {/* Bounded: a hundred pools scroll inside the box, not down the page. */}
+                  <div className="flex max-h-48 flex-col overflow-y-auto" data-testid="join-pools">
+                    {pools.data.items
+                      // A chosen pool stays visible whatever is typed.
+                      .filter((p) => poolIds.includes(p.id) || matches(poolQ, p.name))
+                      .map((p) => (
+                        <label key={p.id} className="flex items-center gap-2 py-0.5 text-sm">
+                          <input
+                            type="checkbox"
+                            checked={poolIds.includes(p.id)}
+                            onChange={(e) =>
+                              setPoolIds(
+                                e.target.checked
+                                  ? [...poolIds, p.id]
+                                  : poolIds.filter((x) => x !== p.id),
+                              )
+                            }
+                          />
+                          {p.name}
+                        </label>
+                      ))}
+                  </div>
+                  {poolIds.length > 0 && (
+                    <p className="text-xs text-slate-600">{poolIds.length} chosen</p>
+                  )}
+                </>
               )}
               {refused.of('poolIds') && (
                 <p id="enroll-pools-err" role="alert" className="text-xs text-red-700">
@@ -177,45 +225,62 @@ export function EnrollmentTokensPage() {
         ) : !tokens.data.items.length ? (
           <Empty title="No enrollment tokens" />
         ) : (
-          <TableScroll>
-            <table className="w-full text-left text-sm">
-              <TableHead columns={['Name', 'Status', 'Expires', 'Pools', '']} cell="py-1 pr-2" />
-              <tbody>
-                {tokens.data.items.map((t) => (
-                  <tr key={t.id} className="border-t border-slate-100">
-                    <td className="py-2 pr-2">{t.name}</td>
-                    <td className="py-2 pr-2">
-                      {t.state ?? (t.revokedAt ? 'revoked' : t.usedAt ? 'used' : 'active')}
-                    </td>
-                    <td className="py-2 pr-2">{new Date(t.expiresAt).toLocaleString()}</td>
-                    <td className="py-2 pr-2">
-                      {t.poolIds
-                        .map(
-                          (id) =>
-                            pools.data?.items.find((p) => p.id === id)?.name ?? id.slice(0, 8),
-                        )
-                        .join(', ') || '—'}
-                    </td>
-                    <td className="py-2">
-                      {!t.revokedAt && !t.usedAt && (
-                        <ConfirmButton
-                          label="Revoke"
-                          confirmLabel="Revoke"
-                          title={`Revoke “${t.name}”?`}
-                          body="A gateway that has not enrolled with it yet will be refused."
-                          disabledReason={canDelete.allowed ? undefined : canDelete.reason}
-                          onConfirm={() => revoke.mutateAsync(t.id)}
-                        />
-                      )}
-                      {t.createdAt && (
-                        <span className="sr-only">created {relativeTime(t.createdAt)}</span>
-                      )}
-                    </td>
-                  </tr>
-                ))}
-              </tbody>
-            </table>
-          </TableScroll>
+          <div className="flex flex-col gap-2">
+            <div className="flex flex-wrap items-end gap-3">
+              <SearchField label="Search tokens" value={q} onChange={setQ} />
+              <label className="flex items-center gap-2 pb-1.5 text-sm">
+                <input
+                  type="checkbox"
+                  checked={activeOnly}
+                  onChange={(e) => setActiveOnly(e.target.checked)}
+                />
+                Active only
+              </label>
+              <ListCount
+                shown={shownTokens.length}
+                total={tokens.data.items.length}
+                more={!!tokens.data.nextCursor}
+                noun="token"
+              />
+            </div>
+            {!shownTokens.length ? (
+              <Empty title="No token matches" />
+            ) : (
+              <TableScroll>
+                <table className="w-full text-left text-sm">
+                  <TableHead
+                    columns={['Name', 'Status', 'Expires', 'Pools', '']}
+                    cell="py-1 pr-2"
+                  />
+                  <tbody>
+                    {shownTokens.map((t) => (
+                      <tr key={t.id} className="border-t border-slate-100">
+                        <td className="py-2 pr-2">{t.name}</td>
+                        <td className="py-2 pr-2">{stateOf(t)}</td>
+                        <td className="py-2 pr-2">{new Date(t.expiresAt).toLocaleString()}</td>
+                        <td className="py-2 pr-2">{t.poolIds.map(poolName).join(', ') || '—'}</td>
+                        <td className="py-2">
+                          {!t.revokedAt && !t.usedAt && (
+                            <ConfirmButton
+                              label="Revoke"
+                              confirmLabel="Revoke"
+                              title={`Revoke “${t.name}”?`}
+                              body="A gateway that has not enrolled with it yet will be refused."
+                              disabledReason={canDelete.allowed ? undefined : canDelete.reason}
+                              onConfirm={() => revoke.mutateAsync(t.id)}
+                            />
+                          )}
+                          {t.createdAt && (
+                            <span className="sr-only">created {relativeTime(t.createdAt)}</span>
+                          )}
+                        </td>
+                      </tr>
+                    ))}
+                  </tbody>
+                </table>
+              </TableScroll>
+            )}
+          </div>
         )}
       </Card>
     </div>

@@ -106,6 +106,16 @@ export function GatewayDetailPage() {
             ))}
           </ul>
         )}
+        {history.data?.nextCursor && (
+          // The log has no per-gateway filter: this is picked from the latest gateway events.
+          <p className="mt-2 text-xs text-slate-600">
+            From the latest 200 gateway events; older ones are in the{' '}
+            <Link to="/audit" search={{ event: 'gateway.*' }} className="text-indigo-800 underline">
+              audit log
+            </Link>
+            .
+          </p>
+        )}
       </Card>
     </div>
   );

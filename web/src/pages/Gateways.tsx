@@ -14,8 +14,11 @@ import {
   Field,
   Form,
   Input,
+  ListCount,
   Loading,
+  matches,
   relativeTime,
+  SearchField,
   splitFieldErrors,
   TableHead,
 } from '../components/ui';
@@ -74,6 +77,7 @@ function GatewaysTable({ onOpenPool }: { onOpenPool: (id: string) => void }) {
   const { data: me } = useMe();
   const license = useLicense();
   const poolsOf = usePoolsOfGateways(hasPools(license));
+  const [q, setQ] = useState('');
   if (gateways.isPending) return <Loading what="gateways" />;
   if (gateways.error) return <ErrorText error={gateways.error} />;
   if (!gateways.data.items.length) {
@@ -87,24 +91,47 @@ function GatewaysTable({ onOpenPool }: { onOpenPool: (id: string) => void }) {
       </Empty>
     );
   }
+  const all = gateways.data.items.map((g) => ({ ...g, pools: g.pools ?? poolsOf.get(g.id) }));
+  // Name, health ("unreachable"), a label's key or value, or a pool the gateway is in.
+  const items = all.filter((g) =>
+    matches(
+      q,
+      g.name,
+      g.health,
+      ...Object.entries(g.labels ?? {}).map(([k, v]) => `${k}=${v}`),
+      ...(g.pools ?? []).map((p) => p.name),
+    ),
+  );
   return (
-    <div
-      className="relative overflow-x-auto rounded-lg border border-slate-200 bg-white"
-      data-testid="gateways-table"
-    >
-      <table className="w-full text-left text-sm">
-        <TableHead columns={GATEWAY_COLUMNS} cell="px-2 py-2 whitespace-nowrap" />
-        <tbody>
-          {gateways.data.items.map((g) => (
-            <GatewayRow
-              key={g.id}
-              g={{ ...g, pools: g.pools ?? poolsOf.get(g.id) }}
-              me={me}
-              onOpenPool={onOpenPool}
-            />
-          ))}
-        </tbody>
-      </table>
+    <div className="flex flex-col gap-2">
+      <div className="flex flex-wrap items-end justify-between gap-2">
+        <SearchField label="Search gateways" value={q} onChange={setQ} />
+        <ListCount
+          shown={items.length}
+          total={all.length}
+          more={!!gateways.data.nextCursor}
+          noun="gateway"
+        />
+      </div>
+      {!items.length ? (
+        <Empty title={`No gateway matches “${q}”`}>
+          Search looks at names, health, labels (key=value) and pools.
+        </Empty>
+      ) : (
+        <div
+          className="relative overflow-x-auto rounded-lg border border-slate-200 bg-white"
+          data-testid="gateways-table"
+        >
+          <table className="w-full text-left text-sm">
+            <TableHead columns={GATEWAY_COLUMNS} cell="px-2 py-2 whitespace-nowrap" />
+            <tbody>
+              {items.map((g) => (
+                <GatewayRow key={g.id} g={g} me={me} onOpenPool={onOpenPool} />
+              ))}
+            </tbody>
+          </table>
+        </div>
+      )}
     </div>
   );
 }
@@ -282,13 +309,19 @@ function PoolsView({ set }: { set: (s: GatewaysSearch) => void }) {
   if (pools.isPending) return <Loading what="pools" />;
   if (pools.error) return <ErrorText error={pools.error} />;
   const create = permission(me, 'create', 'GatewayPool');
-  const items = pools.data.items.filter((p) => p.name.includes(q.trim().toLowerCase()));
+  const items = pools.data.items.filter((p) => matches(q, p.name));
   return (
     <div className="flex flex-col gap-3">
       <div className="flex flex-wrap items-end justify-between gap-2">
-        <Field label="Search pools">
-          {(id) => <Input id={id} type="search" value={q} onChange={(e) => setQ(e.target.value)} />}
-        </Field>
+        <div className="flex flex-wrap items-end gap-3">
+          <SearchField label="Search pools" value={q} onChange={setQ} />
+          <ListCount
+            shown={items.length}
+            total={pools.data.items.length}
+            more={!!pools.data.nextCursor}
+            noun="pool"
+          />
+        </div>
         <Button
           tone="primary"
           disabledReason={create.allowed ? undefined : create.reason}
@@ -464,7 +497,7 @@ function PoolForm({
     <Form
       className="mt-3 flex flex-col gap-3"
       onSubmit={() =>
-        save.mutate(undefined, {
+        save.mutateAsync(undefined, {
           onSuccess: (saved) => {
             // E.g. a health-check target no member can reach: the pool is down now, say so.
             warningNotices.add(saved.warnings);

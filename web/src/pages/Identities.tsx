@@ -12,7 +12,7 @@ import type {
   Role,
 } from '../api/types';
 import { ConfirmButton } from '../components/Dialogs';
-import { GatewayPicker, type GatewayChoice } from '../components/GatewayPicker';
+import { defaultChoice, GatewayPicker, type GatewayChoice } from '../components/GatewayPicker';
 import {
   Button,
   Card,
@@ -23,7 +23,10 @@ import {
   Form,
   Input,
   LoadError,
+  ListCount,
   Loading,
+  matches,
+  SearchField,
   Permitted,
   relativeTime,
   splitFieldErrors,
@@ -65,6 +68,9 @@ export function IdentitiesPage() {
   });
   const refused = splitFieldErrors(create.error, ['name', 'role']);
   const can = permission(me, 'create', 'Identity');
+  const [q, setQ] = useState('');
+  const all = identities.data?.items ?? [];
+  const shown = all.filter((i) => matches(q, i.name, i.role));
   return (
     <div className="flex flex-col gap-4">
       <h1 className="text-2xl font-semibold">Identities</h1>
@@ -72,7 +78,7 @@ export function IdentitiesPage() {
         <Permitted check={can}>
           <Form
             className="flex flex-wrap items-start gap-3"
-            onSubmit={() => create.mutate()}
+            onSubmit={() => create.mutateAsync()}
             onChange={() => create.reset()}
           >
             <Field label="Identity name" error={refused.of('name')}>
@@ -126,11 +132,27 @@ export function IdentitiesPage() {
             Machine identities let workloads call gatepool with tokens or Kubernetes auth.
           </Empty>
         ) : (
-          <ul className="divide-y divide-slate-100">
-            {identities.data.items.map((i) => (
-              <IdentityRow key={i.id} identity={i} />
-            ))}
-          </ul>
+          <div className="flex flex-col gap-2">
+            <div className="flex flex-wrap items-end gap-3">
+              <SearchField label="Search identities" value={q} onChange={setQ} />
+              <ListCount
+                shown={shown.length}
+                total={all.length}
+                more={!!identities.data.nextCursor}
+                noun="identity"
+                plural="identities"
+              />
+            </div>
+            {!shown.length ? (
+              <Empty title={`No identity matches “${q}”`}>Search looks at names and roles.</Empty>
+            ) : (
+              <ul className="divide-y divide-slate-100">
+                {shown.map((i) => (
+                  <IdentityRow key={i.id} identity={i} />
+                ))}
+              </ul>
+            )}
+          </div>
         )}
       </Card>
     </div>
@@ -312,7 +334,7 @@ function IdentityTokens({ id }: { id: string }) {
           aria-label="New access token"
           onSubmit={() => {
             setShown(null);
-            create.mutate();
+            return create.mutateAsync();
           }}
           // Editing again makes the last refusal stale.
           onChange={() => create.reset()}
@@ -466,9 +488,9 @@ const lines = (s: string) =>
     .map((x) => x.trim())
     .filter(Boolean);
 
-function choiceOf(c: KubernetesAuthConfig | undefined): GatewayChoice {
-  if (c?.gatewayPoolId) return { kind: 'pool', id: c.gatewayPoolId };
-  if (c?.gatewayId) return { kind: 'gateway', id: c.gatewayId };
+function choiceOf(c: KubernetesAuthConfig): GatewayChoice {
+  if (c.gatewayPoolId) return { kind: 'pool', id: c.gatewayPoolId };
+  if (c.gatewayId) return { kind: 'gateway', id: c.gatewayId };
   return { kind: 'direct' };
 }
 
@@ -547,7 +569,11 @@ function KubernetesAuthEditor(p: EditorProps) {
   const [audience, setAudience] = useState(e?.allowedAudience ?? '');
   const [ttl, setTtl] = useState(String(e?.accessTokenTtl ?? 3600));
   const [maxTtl, setMaxTtl] = useState(String(e?.accessTokenMaxTtl ?? 86400));
-  const [choice, setChoice] = useState<GatewayChoice>(choiceOf(e));
+  // Until the user picks: what is saved, or for a new config the default (the pools may load
+  // after the form opens, so it is derived, not kept).
+  const [picked, setChoice] = useState<GatewayChoice | null>(null);
+  const choice =
+    picked ?? (e ? choiceOf(e) : defaultChoice(p.pools, p.licensed && p.canAttachPool.allowed));
   const { result, setResult } = p;
   const save = useMutation({
     mutationFn: () => {
@@ -588,6 +614,8 @@ function KubernetesAuthEditor(p: EditorProps) {
     'allowedAudience',
     'accessTokenTtl',
     'accessTokenMaxTtl',
+    'gatewayId',
+    'gatewayPoolId',
   ]);
   return (
     <Card title="Kubernetes auth">
@@ -596,7 +624,7 @@ function KubernetesAuthEditor(p: EditorProps) {
         className="flex flex-col gap-3"
         onSubmit={() => {
           setResult(null);
-          save.mutate();
+          return save.mutateAsync();
         }}
         // Editing again makes the last refusal stale.
         onChange={() => save.reset()}
@@ -739,6 +767,10 @@ function KubernetesAuthEditor(p: EditorProps) {
               p.canAttachGateway.allowed ? undefined : p.canAttachGateway.reason
             }
             legend="Reach the Kubernetes API through"
+            error={
+              [refused.of('gatewayId'), refused.of('gatewayPoolId')].filter(Boolean).join('; ') ||
+              undefined
+            }
           />
         </fieldset>
         <ErrorText error={refused.rest} />
@@ -757,7 +789,16 @@ function KubernetesAuthEditor(p: EditorProps) {
         )}
         {!ro && (
           <div>
-            <Button type="submit" tone="primary" disabled={save.isPending}>
+            <Button
+              type="submit"
+              tone="primary"
+              disabled={save.isPending || choice.kind === 'none'}
+              title={
+                choice.kind === 'none'
+                  ? 'Choose how to reach the Kubernetes API (a pool or a gateway).'
+                  : undefined
+              }
+            >
               {save.isPending ? 'Saving and checking…' : 'Save Kubernetes auth'}
             </Button>
           </div>

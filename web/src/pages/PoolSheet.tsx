@@ -292,6 +292,20 @@ function PoolAudit({ poolId }: { poolId: string }) {
           ))}
         </ul>
       )}
+      {audit.data?.nextCursor && (
+        // The log has no per-pool filter: this is picked from the latest pool events.
+        <p className="mt-2 text-xs text-slate-600">
+          From the latest 200 pool events; older ones are in the{' '}
+          <Link
+            to="/audit"
+            search={{ event: 'gateway-pool.*' }}
+            className="text-indigo-800 underline"
+          >
+            audit log
+          </Link>
+          .
+        </p>
+      )}
     </section>
   );
 }

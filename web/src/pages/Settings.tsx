@@ -51,6 +51,24 @@ function PlanCard() {
   const refused = splitFieldErrors(install.error, ['key']);
   return (
     <Card title="Plan and license">
+      {me && (
+        <dl className="mb-1 grid grid-cols-[10rem_1fr] gap-y-1 text-sm">
+          <dt className="text-slate-600">Organization ID</dt>
+          <dd className="flex flex-wrap items-center gap-2">
+            <code
+              data-testid="org-id"
+              className="rounded bg-slate-100 px-1.5 py-0.5 font-mono text-xs [overflow-wrap:anywhere]"
+            >
+              {me.organization.id}
+            </code>
+            <CopyButton text={me.organization.id} label="Copy ID" />
+            <span className="w-full text-xs text-slate-600">
+              Licenses are issued for it:{' '}
+              <code>gatepool license issue --org {me.organization.id}</code>
+            </span>
+          </dd>
+        </dl>
+      )}
       {license.isPending ? (
         <Loading what="plan" />
       ) : license.error ? (
@@ -77,7 +95,7 @@ function PlanCard() {
         <Form
           id="license-key"
           className="flex flex-col gap-2"
-          onSubmit={() => install.mutate()}
+          onSubmit={() => install.mutateAsync()}
           onChange={() => install.reset()}
         >
           <Field label="License key" error={refused.of('key')}>
@@ -326,7 +344,7 @@ function MembersCard() {
       <Permitted check={canCreate}>
         <Form
           className="flex flex-wrap items-start gap-2"
-          onSubmit={() => add.mutate()}
+          onSubmit={() => add.mutateAsync()}
           // Editing again makes the last refusal stale.
           onChange={() => add.reset()}
         >
@@ -617,7 +635,7 @@ function RoleForm({
     <Form
       className="mt-3 flex flex-col gap-2"
       aria-label={role ? `Edit role ${role.name}` : 'New custom role'}
-      onSubmit={() => save.mutate()}
+      onSubmit={() => save.mutateAsync()}
       // Editing again makes the last refusal stale.
       onChange={() => save.reset()}
     >

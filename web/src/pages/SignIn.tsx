@@ -34,7 +34,7 @@ export function SignIn({ sessionEnded = false }: { sessionEnded?: boolean }) {
           Your session ended (signed out or expired): sign in again.
         </p>
       )}
-      <Form onSubmit={() => login.mutate()} className="flex flex-col gap-3">
+      <Form onSubmit={() => login.mutateAsync()} className="flex flex-col gap-3">
         <Field label="Email">
           {(id) => (
             <Input
@@ -83,7 +83,7 @@ export function Setup() {
       <p className="mb-4 text-sm text-slate-600">
         No administrator exists yet. Create the first one and your organization.
       </p>
-      <Form className="flex flex-col gap-3" onSubmit={() => setup.mutate()}>
+      <Form className="flex flex-col gap-3" onSubmit={() => setup.mutateAsync()}>
         <Field label="Organization name">
           {(id) => (
             <Input
