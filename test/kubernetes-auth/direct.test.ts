@@ -49,7 +49,22 @@ describe.each(DRIVERS)('kubernetes auth direct connections on %s', (driver) => {
       },
     });
     admin = await bootstrap(tp);
-    member = await addUser(tp, admin, 'member');
+    // Not an admin, but allowed to configure Kubernetes auth (built-in members are not).
+    const roles = await admin.client.get('/api/v1/roles');
+    const viewer = (
+      roles.body.items as { slug: string; permissions: { subject: string; action: string }[] }[]
+    ).find((r) => r.slug === 'viewer');
+    const role = await admin.client.post('/api/v1/roles', {
+      slug: 'k8s-operator',
+      name: 'Kubernetes operator',
+      permissions: [
+        ...(viewer?.permissions ?? []),
+        { subject: 'KubernetesAuth', action: 'create' },
+        { subject: 'KubernetesAuth', action: 'edit' },
+      ],
+    });
+    expect(role.status, brief(role)).toBe(201);
+    member = await addUser(tp, admin, 'k8s-operator');
   }, 60_000);
   afterAll(async () => {
     await tp?.close();
@@ -127,7 +142,7 @@ describe.each(DRIVERS)('kubernetes auth direct connections on %s', (driver) => {
     });
   });
 
-  it('tells only admins how a direct target failed (no port states for members)', async () => {
+  it('tells only admins how a direct target failed (no port states for other roles)', async () => {
     const id = await newIdentity();
     const body = direct({ kubernetesHost: `https://127.0.0.1:${closed}` });
     const asMember = await member.client.post(config(id), body);

@@ -427,12 +427,44 @@ describe.each(DRIVERS)('kubernetes auth through gateways on %s', (driver) => {
     });
 
     it('refuses configuring a login for an identity stronger than the caller (no escalation)', async () => {
-      const member = await addUser(s.tp, s.admin, 'member');
+      // Everything a viewer holds plus Kubernetes auth: may configure viewer identities only.
+      const roles = await s.plat.get('/api/v1/roles');
+      const viewer = (
+        roles.body.items as { slug: string; permissions: { subject: string; action: string }[] }[]
+      ).find((r) => r.slug === 'viewer');
+      const role = await s.plat.post('/api/v1/roles', {
+        slug: 'k8s-operator',
+        name: 'Kubernetes operator',
+        permissions: [
+          ...(viewer?.permissions ?? []),
+          { subject: 'KubernetesAuth', action: 'create' },
+          { subject: 'KubernetesAuth', action: 'edit' },
+        ],
+      });
+      expect(role.status, brief(role)).toBe(201);
+      const operator = await addUser(s.tp, s.admin, 'k8s-operator');
       const strong = await newIdentity('admin');
-      const res = await as(member).post(config(strong), baseConfig());
+      const res = await as(operator).post(config(strong), baseConfig());
       expect(res.status, brief(res)).toBe(403);
       expect(res.body.error.message).toContain('You cannot manage this identity');
       expect((await s.k8s.get(config(strong))).status).toBe(404);
+      const weak = await newIdentity('viewer');
+      const ok = await as(operator).post(config(weak), baseConfig());
+      expect(ok.status, brief(ok)).toBe(201);
+    });
+
+    it('leaves Kubernetes auth to admins: a member reads it but cannot configure it', async () => {
+      const member = await addUser(s.tp, s.admin, 'member');
+      const id = await newIdentity('viewer');
+      const res = await as(member).post(config(id), baseConfig());
+      expect(res.status, brief(res)).toBe(403);
+      expect(res.body.error.message).toMatch(/KubernetesAuth/);
+      expect((await s.k8s.post(config(id), baseConfig())).status).toBe(201);
+      expect((await as(member).get(config(id))).status).toBe(200);
+      const edit = await as(member).patch(config(id), { allowedNamespaces: ['apps'] });
+      expect(edit.status, brief(edit)).toBe(403);
+      expect((await as(member).delete(config(id))).status).toBe(403);
+      expect((await s.k8s.get(config(id))).status).toBe(200);
     });
 
     it('needs KubernetesAuth permissions, and attach on what is newly referenced', async () => {
@@ -468,9 +500,8 @@ describe.each(DRIVERS)('kubernetes auth through gateways on %s', (driver) => {
       ).toBe(201);
       const edit = await as(limited).patch(config(own), { allowedNamespaces: ['apps'] });
       expect(edit.status, brief(edit)).toBe(200);
-      const member = await addUser(s.tp, s.admin, 'member');
-      const byMember = await as(member).patch(config(own), { gatewayId: soloId });
-      expect(byMember.status, brief(byMember)).toBe(200);
+      const byAdmin = await s.k8s.patch(config(own), { gatewayId: soloId });
+      expect(byAdmin.status, brief(byAdmin)).toBe(200);
     });
 
     it('policy requireGatewayPools refuses a newly attached gateway but keeps an existing one', async () => {

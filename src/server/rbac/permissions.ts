@@ -58,12 +58,14 @@ const VIEWER: Permission[] = [
  * Builds and uses things; does not administer people, roles, policy, license or infrastructure.
  * Nor machine identities: their tokens are credentials that outlive a person's membership, so
  * minting them is an admin matter (a custom role may still grant Identity:create/edit/delete).
+ * Kubernetes auth is the same matter: a login configuration lets whoever holds a service
+ * account token of the named cluster (one the configurer may run) mint tokens for the
+ * identity, after the configurer has left (a custom role may grant KubernetesAuth:create/…).
  */
 const MEMBER: Permission[] = [
   ...VIEWER,
   ...some('Gateway', 'attach'),
   ...some('GatewayPool', 'attach'),
-  ...all('KubernetesAuth').filter((p) => p.action !== 'read'),
   ...all('DynamicSecret').filter((p) => p.action !== 'read'),
   ...some('AccessTarget', 'connect'),
 ];
@@ -75,7 +77,7 @@ export const BUILT_IN_ROLES = {
   member: {
     name: 'Member',
     description:
-      'Uses gateways, pools and access targets, manages Kubernetes auth; no administration (people, identities, roles, settings).',
+      'Uses gateways, pools and access targets, manages dynamic secrets; no administration (people, identities, Kubernetes auth, roles, settings).',
     permissions: MEMBER,
   },
   viewer: { name: 'Viewer', description: 'Read-only access (no audit log).', permissions: VIEWER },
