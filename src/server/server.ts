@@ -1,6 +1,5 @@
-import { createHash, timingSafeEqual } from 'node:crypto';
 import { count } from 'drizzle-orm';
-import type { FastifyBaseLogger, FastifyInstance } from 'fastify';
+import type { FastifyBaseLogger } from 'fastify';
 import { accessTargetRoutes } from './access-targets/routes.js';
 import { CaStore } from './gateways/ca-store.js';
 import { CONSUMER_KINDS } from './consumer-kinds.js';
@@ -34,6 +33,7 @@ import { LicenseVerifier, readPublicKeyPem } from './license/license.js';
 import { LicenseService } from './license/service.js';
 import { serveWeb } from './web/static.js';
 import { listenError } from './listen-error.js';
+import { metricsRoute } from './http/metrics-route.js';
 
 export interface Platform {
   app: Api;
@@ -160,7 +160,7 @@ export async function startPlatform(config: Config, opts: StartOptions): Promise
       accessTargetRoutes,
     ],
     extra: (a) => {
-      metricsRoute(a, metrics, config.metricsToken);
+      metricsRoute(a, metrics.registry, config.metricsToken);
       serveWeb(a);
     },
   });
@@ -222,29 +222,3 @@ export async function needsBootstrap(ctx: AppContext): Promise<boolean> {
   return Number(row?.n ?? 0) === 0;
 }
 
-function metricsRoute(
-  app: FastifyInstance,
-  metrics: PlatformMetrics,
-  token: string | undefined,
-): void {
-  const expected = token ? createHash('sha256').update(`Bearer ${token}`).digest() : undefined;
-  app.get('/metrics', { schema: { hide: true } }, async (req, reply) => {
-    // Pool names and gateway counts of every org are in here: guard them when asked to.
-    if (expected) {
-      const given = createHash('sha256')
-        .update(req.headers.authorization ?? '')
-        .digest();
-      if (!timingSafeEqual(given, expected)) {
-        return reply.code(401).send({
-          error: {
-            code: 'unauthorized',
-            message: 'Send Authorization: Bearer <GATEPOOL_METRICS_TOKEN>.',
-          },
-        });
-      }
-    }
-    return reply
-      .header('content-type', metrics.registry.contentType)
-      .send(await metrics.registry.metrics());
-  });
-}

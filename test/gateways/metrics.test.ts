@@ -1,4 +1,7 @@
-/** GET /metrics: Prometheus text, guarded by a bearer token when GATEPOOL_METRICS_TOKEN is set. */
+/**
+ * GET /metrics: Prometheus text, guarded by a bearer token when GATEPOOL_METRICS_TOKEN is set,
+ * else served to this host only.
+ */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DRIVERS, startTestPlatform, type TestPlatform } from '../helpers/platform.js';
 
@@ -17,7 +20,21 @@ describe.each(DRIVERS)('metrics endpoint (%s)', (driver) => {
     await guarded?.close();
   });
 
-  it('serves Prometheus text without a token by default', async () => {
+  it('refuses a scrape forwarded by a proxy when no token is set, saying how to allow it', async () => {
+    const res = await fetch(`${open.url}/metrics`, {
+      headers: { 'x-forwarded-for': '203.0.113.9' },
+    });
+    expect(res.status).toBe(403);
+    const body = (await res.json()) as { error: { message: string } };
+    expect(body.error.message).toMatch(/GATEPOOL_METRICS_TOKEN/);
+    // With the token, where the scrape comes from does not matter.
+    const withToken = await fetch(`${guarded.url}/metrics`, {
+      headers: { authorization: `Bearer ${token}`, 'x-forwarded-for': '203.0.113.9' },
+    });
+    expect(withToken.status).toBe(200);
+  });
+
+  it('serves Prometheus text without a token on this host', async () => {
     const res = await fetch(`${open.url}/metrics`);
     expect(res.status).toBe(200);
     expect(res.headers.get('content-type')).toContain('text/plain');
