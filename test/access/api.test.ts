@@ -411,8 +411,20 @@ describe.each(DRIVERS)('access targets API on %s', (driver) => {
     });
     expect(viaFreePool.status).toBe(403);
     expect(viaFreePool.body.error.code).toBe('plan_upgrade_required');
+    // Turning the policy on names what it leaves pinned, in this organization only.
+    const freePolicy = await free.client.patch('/api/v1/organization', {
+      requireGatewayPools: true,
+    });
+    expect(freePolicy.status).toBe(200);
+    expect(freePolicy.body.warnings).toHaveLength(1);
+    expect(freePolicy.body.warnings[0]).toContain(
+      'requireGatewayPools is on, but 1 consumer still uses a single gateway',
+    );
+    expect(freePolicy.body.warnings[0]).toContain('access-target "pinned" (gateway "free-gw")');
+    await free.client.patch('/api/v1/organization', { requireGatewayPools: false });
     const policy = await admin.client.patch('/api/v1/organization', { requireGatewayPools: true });
     expect(policy.status).toBe(200);
+    expect(JSON.stringify(policy.body.warnings)).not.toContain('free-gw');
     try {
       const refused = await admin.client.post('/api/v1/access-targets', {
         name: 'pin',

@@ -56,6 +56,7 @@ describe.each(DRIVERS)('organization settings, docs and probes on %s', (driver) 
     expect(renamed.body).toMatchObject({ name: 'Acme Corp', requireGatewayPools: false });
     const policy = await c.patch('/api/v1/organization', { requireGatewayPools: true });
     expect(policy.body).toMatchObject({ name: 'Acme Corp', requireGatewayPools: true });
+    expect(policy.body.warnings).toEqual([]); // nothing is pinned to a single gateway
     expect(Date.parse(policy.body.updatedAt)).toBeGreaterThanOrEqual(
       Date.parse(renamed.body.updatedAt),
     );

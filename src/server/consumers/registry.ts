@@ -7,7 +7,13 @@
 import { sql, type SQL } from 'drizzle-orm';
 import type { PgColumn, PgTable } from 'drizzle-orm/pg-core';
 import type { Db, Tx } from '../db/client.js';
-import type { ConsumerLookup, ConsumerRef, GatewayRef } from '../gateways/consumer-lookup.js';
+import { gateways } from '../db/schema.js';
+import type {
+  ConsumerLookup,
+  ConsumerRef,
+  GatewayRef,
+  PinnedConsumer,
+} from '../gateways/consumer-lookup.js';
 
 /** How one consumer kind stores its reference and how it is named in 409s and listings. */
 export interface ConsumerKind {
@@ -93,6 +99,28 @@ export class ConsumerRegistry implements ConsumerLookup {
       sql`select kind, id, name from (${union}) c order by kind, name, id`,
     );
     return rows.map((r) => ({ kind: String(r.kind), id: String(r.id), name: String(r.name) }));
+  }
+
+  async pinned(db: Db | Tx, orgId: string): Promise<PinnedConsumer[]> {
+    const union = this.union(
+      orgId,
+      (k) =>
+        sql`${k.kind}::text as kind, ${k.id}::text as id, ${k.name}::text as name, ${k.gatewayId}::text as gateway_id`,
+      (k) => sql`${k.gatewayId} is not null`,
+    );
+    if (!union) return [];
+    const rows = await rowsOf(
+      db,
+      sql`select c.kind, c.id, c.name, g.name as gateway_name from (${union}) c
+          inner join ${gateways} g on g.id::text = c.gateway_id
+          order by c.kind, c.name, c.id`,
+    );
+    return rows.map((r) => ({
+      kind: String(r.kind),
+      id: String(r.id),
+      name: String(r.name),
+      gatewayName: String(r.gateway_name),
+    }));
   }
 
   countsByPool(db: Db | Tx, orgId: string, poolIds: string[]): Promise<Map<string, number>> {

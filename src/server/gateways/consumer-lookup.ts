@@ -23,4 +23,10 @@ export interface ConsumerLookup {
   countsByPool(db: Db | Tx, orgId: string, poolIds: string[]): Promise<Map<string, number>>;
   /** Consumer counts per gateway (pinned references only) for many gateways, one query. */
   countsByGateway(db: Db | Tx, orgId: string, gatewayIds: string[]): Promise<Map<string, number>>;
+  /** Every consumer pinned to a single gateway, with that gateway's name, all kinds, one query. */
+  pinned(db: Db | Tx, orgId: string): Promise<PinnedConsumer[]>;
+}
+
+export interface PinnedConsumer extends ConsumerRef {
+  gatewayName: string;
 }

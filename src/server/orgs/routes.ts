@@ -53,17 +53,29 @@ export function organizationRoutes(app: Api, ctx: AppContext): void {
           .refine((b) => b.name !== undefined || b.requireGatewayPools !== undefined, {
             message: 'give at least one of name, requireGatewayPools',
           }),
-        response: { 200: orgSchema },
+        response: {
+          200: orgSchema.extend({
+            warnings: z
+              .array(z.string())
+              .describe(
+                'What the change left as it was, e.g. consumers still pinned to a single gateway when requireGatewayPools is turned on',
+              ),
+          }),
+        },
       },
     },
-    async (req) =>
-      orgView(
-        await changeOrganization(
-          { db: ctx.db, audit: ctx.audit },
-          whoOf(req),
-          actorOf(req).orgId,
-          req.body,
-        ),
-      ),
+    async (req) => {
+      const { org, warnings } = await changeOrganization(
+        {
+          db: ctx.db,
+          audit: ctx.audit,
+          pinned: (db, orgId) => ctx.consumers.pinned(db, orgId),
+        },
+        whoOf(req),
+        actorOf(req).orgId,
+        req.body,
+      );
+      return { ...orgView(org), warnings };
+    },
   );
 }

@@ -3,6 +3,7 @@ import { eq } from 'drizzle-orm';
 import type { AuditActor, AuditLog, AuditWho } from '../audit/service.js';
 import { hashPassword } from '../auth/passwords.js';
 import type { Db } from '../db/client.js';
+import type { PinnedConsumer } from '../gateways/consumer-lookup.js';
 import { conflict, notFound } from '../http/errors.js';
 import {
   findOrganization,
@@ -88,8 +89,43 @@ export async function getOrganization(db: Db, orgId: string): Promise<Organizati
   return org;
 }
 
+/** Consumers named in a warning; the rest are counted. */
+const PINNED_NAMED = 20;
+
+/**
+ * What turning requireGatewayPools on leaves as it was: consumers already pinned to a single
+ * gateway keep it (the policy refuses new pins only), and an admin who turned it on to get
+ * failover everywhere must hear which ones still have none.
+ */
+export function pinnedWarning(pinned: PinnedConsumer[]): string | undefined {
+  if (!pinned.length) return undefined;
+  const named = pinned
+    .slice(0, PINNED_NAMED)
+    .map((c) => `${c.kind} "${c.name}" (gateway "${c.gatewayName}")`);
+  const more = pinned.length > PINNED_NAMED ? `, and ${pinned.length - PINNED_NAMED} more` : '';
+  const n = pinned.length;
+  return (
+    `requireGatewayPools is on, but ${n} ${n === 1 ? 'consumer still uses' : 'consumers still use'} ` +
+    `a single gateway and ${n === 1 ? 'keeps' : 'keep'} it until changed (no failover): ${named.join(', ')}${more}. ` +
+    'Move them to a pool; pointing them at a single gateway again is now refused.'
+  );
+}
+
 /** Renames the org or changes its policies; each actual change gets its own audit entry. */
 export async function changeOrganization(
+  deps: { db: Db; audit: AuditLog; pinned: (db: Db, orgId: string) => Promise<PinnedConsumer[]> },
+  who: AuditWho,
+  orgId: string,
+  change: OrganizationChange,
+): Promise<{ org: OrganizationRow; warnings: string[] }> {
+  const org = await applyChange(deps, who, orgId, change);
+  const warning = change.requireGatewayPools
+    ? pinnedWarning(await deps.pinned(deps.db, orgId))
+    : undefined;
+  return { org, warnings: warning ? [warning] : [] };
+}
+
+function applyChange(
   deps: { db: Db; audit: AuditLog },
   who: AuditWho,
   orgId: string,

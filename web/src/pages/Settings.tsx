@@ -20,6 +20,7 @@ import {
   TextArea,
 } from '../components/ui';
 import { allPages } from '../lib/queries';
+import { warningNotices } from '../lib/notices';
 import { hasPools, permission, useLicense, useMe } from '../lib/session';
 import { useRoles } from './Identities';
 
@@ -132,7 +133,11 @@ function PolicyCard() {
   });
   const save = useMutation({
     mutationFn: (requireGatewayPools: boolean) =>
-      unwrap(api.PATCH('/api/v1/organization', { body: { requireGatewayPools } })),
+      unwrap<{ warnings?: string[] }>(
+        api.PATCH('/api/v1/organization', { body: { requireGatewayPools } }),
+      ),
+    // Consumers already pinned to one gateway keep it: the platform names them.
+    onSuccess: (saved) => warningNotices.add(saved.warnings),
     onSettled: () => qc.invalidateQueries({ queryKey: ['organization'] }),
   });
   const can = permission(me, 'edit', 'Settings');
