@@ -416,7 +416,9 @@ describe('web UI with more than one page of everything', () => {
       await page.locator('[data-gateway="gw-01"]').waitFor();
       await other.evaluate(`window.dispatchEvent(new Event('visibilitychange'))`);
       await other
-        .getByText('Your session ended (signed out or expired): sign in again.')
+        .getByText(
+          'Your password was changed in another session, which ended this one: log in again with the new password.',
+        )
         .waitFor({ timeout: 5000 });
       await other.getByLabel('Email').fill(admin.email);
       await other.getByLabel('Password').fill(NEW_PASSWORD);

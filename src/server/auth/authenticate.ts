@@ -3,6 +3,7 @@ import type { FastifyRequest } from 'fastify';
 import type { Db } from '../db/client.js';
 import { isDatabaseUnavailable } from '../db/errors.js';
 import { identities, identityAccessTokens, orgMemberships, sessions, users } from '../db/schema.js';
+import { UnauthenticatedError } from '../errors.js';
 import { unauthorized } from '../http/errors.js';
 import { buildAbility } from '../rbac/ability.js';
 import { permissionsForRole } from '../rbac/roles-resolver.js';
@@ -10,11 +11,19 @@ import type { Actor } from './actor.js';
 import type { CachedCredential, CredentialCache } from './credential-cache.js';
 import { assertCookieRequestSafe } from './csrf.js';
 import { SESSION_COOKIE } from './sessions.js';
+import { whySessionRefused, whyTokenRefused, type Refusal } from './session-endings.js';
 import { hashToken, TOKEN_PREFIX } from './tokens.js';
 
 export { SESSION_COOKIE } from './sessions.js';
 
 const INVALID = 'Invalid or expired token: log in again or create a new access token.';
+
+/** The 401 for a credential no row accepts: why, when it once worked (session-endings.ts). */
+function refused(why: Refusal | undefined): UnauthenticatedError {
+  return why
+    ? new UnauthenticatedError(why.message, { reason: why.reason })
+    : unauthorized(INVALID);
+}
 
 export function credentialOf(req: FastifyRequest): string | null {
   const header = req.headers.authorization;
@@ -99,7 +108,7 @@ async function fromDatabase(
           gt(sessions.expiresAt, now),
         ),
       );
-    if (!row) throw unauthorized(INVALID);
+    if (!row) throw refused(await whySessionRefused(ctx.db, tokenHash));
     assertCookieSafe(ctx, req);
     const actor: Actor = {
       type: 'user',
@@ -132,7 +141,7 @@ async function fromDatabase(
         or(isNull(identityAccessTokens.expiresAt), gt(identityAccessTokens.expiresAt, now)),
       ),
     );
-  if (!row) throw unauthorized(INVALID);
+  if (!row) throw refused(await whyTokenRefused(ctx.db, tokenHash));
   let lastUsedAt = row.lastUsedAt;
   if (!lastUsedAt || now.getTime() - lastUsedAt.getTime() > LAST_USED_PRECISION_MS) {
     await ctx.db

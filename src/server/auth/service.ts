@@ -17,6 +17,7 @@ import type { Actor } from './actor.js';
 import { DUMMY_HASH_PROMISE, hashPassword, verifyPassword } from './passwords.js';
 import { findCredentials, revokeOtherSessions, setPasswordHash } from './queries.js';
 import type { RateLimiter } from './rate-limit.js';
+import { recordSessionEndings } from './session-endings.js';
 import { revokeSession, startSession, type StartedSession } from './sessions.js';
 
 const BOOTSTRAP_LOCK_KEY = 4_711_2027;
@@ -295,6 +296,7 @@ export class AuthService {
       'user.password-changed',
       async (tx) => {
         await setPasswordHash(tx, actor.id, hash);
+        await recordSessionEndings(tx, 'password', { userId: actor.id, keepSessionId: sessionId });
         return { otherSessionsEnded: await revokeOtherSessions(tx, actor.id, sessionId) };
       },
       (r) => ({ otherSessionsEnded: r.otherSessionsEnded }),

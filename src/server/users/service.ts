@@ -31,6 +31,7 @@ import {
   type MemberRow,
 } from './queries.js';
 import { deleteSessionsOf } from '../auth/sessions.js';
+import { recordSessionEndings } from '../auth/session-endings.js';
 
 /** How long an invitation stays open. */
 export const INVITATION_TTL_MS = 7 * 86400_000;
@@ -211,6 +212,7 @@ export class MemberService {
       async (tx) => {
         if (member.role === 'admin') await assertAnotherAdmin(tx, actor.orgId, member.id);
         await deleteMembership(tx, actor.orgId, member.id);
+        await recordSessionEndings(tx, 'removed', { userId: member.id, orgId: actor.orgId });
         await deleteSessionsOf(tx, actor.orgId, member.id);
         await deleteUserIfUnattached(tx, member.id);
       },

@@ -19,6 +19,12 @@ const NAV = [
   { to: '/audit', label: 'Audit log', needs: ['read', 'AuditLog'] },
 ] as const;
 
+/** The platform's words for a session that once worked (removed, password changed, …). */
+function explained(error: ApiError): string | undefined {
+  const reason = (error.details as { reason?: unknown } | undefined)?.reason;
+  return typeof reason === 'string' ? error.message : undefined;
+}
+
 /** Setup when the platform has no admin, sign-in without a session, else the app. */
 export function Root() {
   const bootstrap = useQuery({
@@ -44,7 +50,8 @@ export function Root() {
   else if (bootstrap.data && !bootstrap.data.bootstrapped) body = <Setup />;
   else if (me.isPending) body = <Loading what="your session" />;
   // Data from before the 401 means this tab was signed in: say why it no longer is.
-  else if (sessionEnded) body = <SignIn sessionEnded={!!me.data} />;
+  else if (sessionEnded)
+    body = <SignIn sessionEnded={!!me.data} why={explained(me.error as ApiError)} />;
   // A failed refetch keeps the page that was loaded; only a first load has nothing to show.
   else if (me.error && !me.data)
     body = (

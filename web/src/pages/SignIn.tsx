@@ -15,8 +15,11 @@ export function AuthFrame({ title, children }: { title: string; children: React.
   );
 }
 
-/** `sessionEnded`: this tab was signed in until now (revoked, expired, signed out elsewhere). */
-export function SignIn({ sessionEnded = false }: { sessionEnded?: boolean }) {
+/**
+ * `sessionEnded`: this tab was signed in until now (revoked, expired, signed out elsewhere);
+ * `why`: the platform's own words for it, when it knows (removed from the organization, …).
+ */
+export function SignIn({ sessionEnded = false, why }: { sessionEnded?: boolean; why?: string }) {
   const qc = useQueryClient();
   const [email, setEmail] = useState('');
   const [password, setPassword] = useState('');
@@ -26,12 +29,12 @@ export function SignIn({ sessionEnded = false }: { sessionEnded?: boolean }) {
   });
   return (
     <AuthFrame title="Sign in">
-      {sessionEnded && (
+      {(sessionEnded || why) && (
         <p
           role="status"
           className="mb-4 rounded-md border border-amber-300 bg-amber-50 px-3 py-2 text-sm text-amber-950"
         >
-          Your session ended (signed out or expired): sign in again.
+          {why ?? 'Your session ended (signed out or expired): sign in again.'}
         </p>
       )}
       <Form onSubmit={() => login.mutateAsync()} className="flex flex-col gap-3">
