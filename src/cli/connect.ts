@@ -11,6 +11,7 @@ import { formatAuthority } from '../protocol/tunnel.js';
 
 interface ConnectOptions {
   listen?: string;
+  verbose?: boolean;
 }
 
 const DEFAULT_LISTEN = '127.0.0.1:0';
@@ -81,6 +82,10 @@ export function registerConnectCommand(program: Command, argv: string[]): void {
       '--listen <address>',
       'local address, HOST:PORT or PORT (default: a free port on 127.0.0.1)',
     )
+    .option(
+      '-v, --verbose',
+      'print a line on stderr for every connection opened and closed (set-up time, bytes, duration)',
+    )
     .action((name: string, command: string[], opts: ConnectOptions) =>
       runClientCommand('connect', async () => {
         if (command.length && !argv.includes('--'))
@@ -103,6 +108,7 @@ export function registerConnectCommand(program: Command, argv: string[]): void {
           tokenFrom,
           target: target.id,
           listen,
+          verbose: opts.verbose,
           report: (line) => process.stderr.write(`gatepool connect: ${line}\n`),
         });
         const local = await forwarder.start();

@@ -85,6 +85,29 @@ export interface ForwarderOptions {
   listen: ListenAddress;
   /** One line per event worth telling the user (a failed or broken connection). */
   report: (line: string) => void;
+  /** Also a line per connection opened and closed, with set-up time, bytes and duration. */
+  verbose?: boolean;
+}
+
+/** Bytes as a person reads them: 512 B, 1.2 kB, 3.4 MB (powers of 1000, as `ls -h --si`). */
+export function formatBytes(n: number): string {
+  if (n < 1000) return `${n} B`;
+  const units = ['kB', 'MB', 'GB', 'TB'];
+  let value = n;
+  let unit = -1;
+  while (value >= 1000 && unit < units.length - 1) {
+    value /= 1000;
+    unit += 1;
+  }
+  return `${value < 10 ? value.toFixed(1) : Math.round(value)} ${units[unit]}`;
+}
+
+/** A duration as a person reads it: 35 ms, 2.1 s, 4 min 05 s. */
+export function formatDuration(ms: number): string {
+  if (ms < 1000) return `${Math.round(ms)} ms`;
+  if (ms < 60_000) return `${(ms / 1000).toFixed(1)} s`;
+  const s = Math.round(ms / 1000);
+  return `${Math.floor(s / 60)} min ${String(s % 60).padStart(2, '0')} s`;
 }
 
 export class Forwarder {
@@ -257,7 +280,8 @@ export class Forwarder {
     const conn: Connection = { socket, stream: undefined, finished: Promise.resolve() };
     this.connections.add(conn);
     socket.setNoDelay(true);
-    const from = `${socket.remoteAddress}:${socket.remotePort}`;
+    const from = formatAuthority(socket.remoteAddress ?? '?', socket.remotePort ?? 0);
+    const accepted = performance.now();
     // A local client that gives up while the stream opens must not crash the CLI.
     socket.on('error', () => undefined);
     conn.finished = this.open(socket)
@@ -267,6 +291,11 @@ export class Forwarder {
           return;
         }
         conn.stream = stream;
+        const opened = performance.now();
+        if (this.opts.verbose)
+          this.opts.report(
+            `connection from ${from} opened in ${formatDuration(opened - accepted)}`,
+          );
         const spliced = spliceCounted(socket, stream, (error, side) => {
           if (side === stream) {
             // Reset rather than FIN: the local client must see a failure, not a clean end.
@@ -279,6 +308,12 @@ export class Forwarder {
         if (!result.clean && stream.remoteAbort) {
           this.broken += 1;
           this.opts.report(`connection from ${from} closed: ${stream.remoteAbort}`);
+        } else if (this.opts.verbose) {
+          this.opts.report(
+            `connection from ${from} ${result.clean ? 'closed' : 'cut'} after ` +
+              `${formatDuration(performance.now() - opened)}: ${formatBytes(result.bytesFromA)} sent, ` +
+              `${formatBytes(result.bytesFromB)} received`,
+          );
         }
       })
       .catch((err: unknown) => {

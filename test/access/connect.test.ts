@@ -125,6 +125,27 @@ describe('gatepool connect through a pool of three real gateways', () => {
     }
   });
 
+  it('with --verbose prints a line per connection opened and closed, with bytes and duration', async () => {
+    const c = await startConnect('pg', env, ['--verbose']);
+    try {
+      const q = await psql(c.port, 'select 6 * 7');
+      expect(q.stdout.trim()).toBe('42');
+      const lines = await waitFor(
+        () => (/closed after/.test(c.stderr()) ? c.stderr() : undefined),
+        10_000,
+        'the closed line',
+      );
+      expect(lines).toMatch(
+        /^gatepool connect: connection from 127\.0\.0\.1:\d+ opened in \d+ ms$/m,
+      );
+      expect(lines).toMatch(
+        /^gatepool connect: connection from 127\.0\.0\.1:\d+ closed after [\d.]+ m?s: \d+(\.\d)? k?B sent, \d+(\.\d)? k?B received$/m,
+      );
+    } finally {
+      await c.stop();
+    }
+  });
+
   it('audits each connection with who, target, serving gateway, client address, bytes and duration; counts it in metrics', async () => {
     // A person of its own: connections other tests close late are not this one's entries.
     const auditee = await addUser(s.tp, s.admin, 'member');
