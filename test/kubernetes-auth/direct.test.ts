@@ -8,9 +8,9 @@ import net, { type AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { identityKubernetesAuths } from '../../src/server/db/schema.js';
 import { startKubeApi, type KubeApi } from '../fixtures/kube-api.js';
+import { addKubernetesOperator } from './setup.js';
 import {
   addIdentity,
-  addUser,
   api,
   bootstrap,
   DRIVERS,
@@ -50,21 +50,7 @@ describe.each(DRIVERS)('kubernetes auth direct connections on %s', (driver) => {
     });
     admin = await bootstrap(tp);
     // Not an admin, but allowed to configure Kubernetes auth (built-in members are not).
-    const roles = await admin.client.get('/api/v1/roles');
-    const viewer = (
-      roles.body.items as { slug: string; permissions: { subject: string; action: string }[] }[]
-    ).find((r) => r.slug === 'viewer');
-    const role = await admin.client.post('/api/v1/roles', {
-      slug: 'k8s-operator',
-      name: 'Kubernetes operator',
-      permissions: [
-        ...(viewer?.permissions ?? []),
-        { subject: 'KubernetesAuth', action: 'create' },
-        { subject: 'KubernetesAuth', action: 'edit' },
-      ],
-    });
-    expect(role.status, brief(role)).toBe(201);
-    member = await addUser(tp, admin, 'k8s-operator');
+    member = await addKubernetesOperator(tp, admin);
   }, 60_000);
   afterAll(async () => {
     await tp?.close();

@@ -24,6 +24,7 @@ import {
   type ApiResponse,
 } from '../helpers/platform.js';
 import {
+  addKubernetesOperator,
   createPool,
   startGateways,
   startScenario,
@@ -427,22 +428,8 @@ describe.each(DRIVERS)('kubernetes auth through gateways on %s', (driver) => {
     });
 
     it('refuses configuring a login for an identity stronger than the caller (no escalation)', async () => {
-      // Everything a viewer holds plus Kubernetes auth: may configure viewer identities only.
-      const roles = await s.plat.get('/api/v1/roles');
-      const viewer = (
-        roles.body.items as { slug: string; permissions: { subject: string; action: string }[] }[]
-      ).find((r) => r.slug === 'viewer');
-      const role = await s.plat.post('/api/v1/roles', {
-        slug: 'k8s-operator',
-        name: 'Kubernetes operator',
-        permissions: [
-          ...(viewer?.permissions ?? []),
-          { subject: 'KubernetesAuth', action: 'create' },
-          { subject: 'KubernetesAuth', action: 'edit' },
-        ],
-      });
-      expect(role.status, brief(role)).toBe(201);
-      const operator = await addUser(s.tp, s.admin, 'k8s-operator');
+      // May configure Kubernetes auth for identities no stronger than a viewer only.
+      const operator = await addKubernetesOperator(s.tp, s.admin);
       const strong = await newIdentity('admin');
       const res = await as(operator).post(config(strong), baseConfig());
       expect(res.status, brief(res)).toBe(403);

@@ -13,6 +13,7 @@ import { kubernetesAuthRoutes } from '../../src/server/kubernetes-auth/routes.js
 import type { RateLimiter } from '../../src/server/auth/rate-limit.js';
 import { AgentFleet, type RunningAgent } from '../helpers/gateway-agent.js';
 import {
+  addUser,
   api,
   bootstrap,
   issueTestLicense,
@@ -182,4 +183,27 @@ export async function waitForHealthyMembers(
     ms,
     `pool ${poolId} with ${healthy} healthy member(s)`,
   );
+}
+
+/**
+ * A person who is no admin but may configure Kubernetes auth (the built-in member may not):
+ * everything a viewer holds plus KubernetesAuth:create/edit, as a custom role `k8s-operator`.
+ */
+export async function addKubernetesOperator(tp: TestPlatform, admin: Account): Promise<Account> {
+  const roles = await admin.client.get('/api/v1/roles');
+  const viewer = (
+    roles.body.items as { slug: string; permissions: { subject: string; action: string }[] }[]
+  ).find((r) => r.slug === 'viewer');
+  const role = await admin.client.post('/api/v1/roles', {
+    slug: 'k8s-operator',
+    name: 'Kubernetes operator',
+    permissions: [
+      ...(viewer?.permissions ?? []),
+      { subject: 'KubernetesAuth', action: 'create' },
+      { subject: 'KubernetesAuth', action: 'edit' },
+    ],
+  });
+  if (role.status !== 201)
+    throw new Error(`POST /api/v1/roles answered ${role.status}: ${role.text}`);
+  return addUser(tp, admin, 'k8s-operator');
 }
