@@ -38,6 +38,8 @@ function fakeDb() {
         return state.rows;
       });
     },
+    // Why a refused credential was refused (session-endings.ts): nothing known here.
+    execute: async () => ({ rows: [] }),
     update: () => {
       state.updates++;
       return chain(async () => {
