@@ -596,6 +596,49 @@ describe('web UI in Chromium', () => {
     await row.waitFor({ state: 'detached' });
   });
 
+  it('roles: a custom role limited to some access targets', async () => {
+    onFailureShoot('roles-target-limit');
+    await page.getByRole('link', { name: 'Organization' }).click();
+    await heading('Organization').waitFor();
+    const create = page.getByRole('form', { name: 'New custom role' });
+    await create.getByLabel('New role slug').fill('orders-bot');
+    await create.getByLabel('AccessTarget:connect').check();
+    const limit = create.getByLabel('Limit to access targets');
+    // Checked as typed, said at the field; the role cannot be saved meanwhile.
+    await limit.fill('orders-*, Billing_DB');
+    await create
+      .getByRole('alert')
+      .filter({ hasText: '"Billing_DB" is not a target name' })
+      .waitFor();
+    expect(await limit.getAttribute('aria-invalid')).toBe('true');
+    expect(await create.getByRole('button', { name: 'Create role' }).isDisabled()).toBe(true);
+    await limit.fill('orders-*,\nbilling-db');
+    await create.getByRole('button', { name: 'Create role' }).click();
+    const row = page.locator('[data-role="orders-bot"]');
+    await row.getByText('Access targets: orders-*, billing-db').waitFor();
+    const saved = (await page.evaluate(`fetch('/api/v1/roles').then((r) => r.json())`)) as {
+      items: { slug: string; permissions: unknown[] }[];
+    };
+    expect(saved.items.find((r) => r.slug === 'orders-bot')?.permissions).toEqual([
+      { subject: 'AccessTarget', action: 'connect', targets: ['orders-*', 'billing-db'] },
+    ]);
+    // The editor shows the limit it has; clearing it makes the role reach every target.
+    await row.getByRole('button', { name: /^Edit/ }).click();
+    const edit = page.getByRole('dialog', { name: 'Edit role “orders-bot”' });
+    expect(await edit.getByLabel('Limit to access targets').inputValue()).toBe(
+      'orders-*, billing-db',
+    );
+    await check('30-role-target-limit');
+    await edit.getByLabel('Limit to access targets').fill('');
+    await edit.getByRole('button', { name: 'Save role' }).click();
+    await edit.waitFor({ state: 'detached' });
+    await row.getByText('Access targets:').waitFor({ state: 'detached' });
+    await row.getByRole('button', { name: 'Delete' }).click();
+    const confirm = page.getByRole('alertdialog', { name: 'Delete role “orders-bot”?' });
+    await confirm.getByRole('button', { name: 'Delete' }).click();
+    await row.waitFor({ state: 'detached' });
+  });
+
   it('the audit log lists what was done, filterable', async () => {
     onFailureShoot('the-audit-log-lists-what-was-done-filter');
     await page.getByRole('link', { name: 'Audit log' }).click();

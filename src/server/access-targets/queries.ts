@@ -1,7 +1,8 @@
-import { and, asc, eq, getTableColumns } from 'drizzle-orm';
+import { and, asc, eq, getTableColumns, like, or, sql } from 'drizzle-orm';
 import type { Db, Tx } from '../db/client.js';
 import { accessTargets, gatewayPools, gateways } from '../db/schema.js';
 import { afterCursor } from '../http/schemas.js';
+import { likePattern } from '../rbac/targets.js';
 
 export type AccessTargetRow = typeof accessTargets.$inferSelect;
 export type NewAccessTarget = typeof accessTargets.$inferInsert;
@@ -44,18 +45,30 @@ export async function selectTarget(
   return row;
 }
 
-/** One page in creation order; fetches `limit + 1` so the caller knows whether more follow. */
+/** `'all'`, or the name patterns (rbac/targets.ts) a caller's `list` is limited to. */
+export type TargetNames = 'all' | readonly string[];
+
+/**
+ * One page in creation order; fetches `limit + 1` so the caller knows whether more follow.
+ * A limit is applied in the query, so pages stay full and cursors stay valid.
+ */
 export function selectTargetPage(
   db: Db,
   orgId: string,
   cursor: string | undefined,
   limit: number,
+  names: TargetNames = 'all',
 ): Promise<AccessTargetListing[]> {
   return withNames(db)
     .where(
       and(
         eq(accessTargets.orgId, orgId),
         afterCursor(accessTargets.createdAt, accessTargets.id, cursor),
+        names === 'all'
+          ? undefined
+          : names.length
+            ? or(...names.map((p) => like(accessTargets.name, likePattern(p))))
+            : sql`false`,
       ),
     )
     .orderBy(asc(accessTargets.createdAt), asc(accessTargets.id))

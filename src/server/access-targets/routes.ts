@@ -7,7 +7,13 @@ import { badRequest, permissionDenied, unauthorized } from '../http/errors.js';
 import { errorBody, pageQuery, reference, slug, type Api } from '../http/schemas.js';
 import { AccessConnector, AccessMetrics } from './connector.js';
 import type { AccessTargetListing } from './queries.js';
-import { AccessTargetService, looksLikeId, PROTOCOLS } from './service.js';
+import {
+  AccessTargetService,
+  assertMayConnect,
+  looksLikeId,
+  mayConnect,
+  PROTOCOLS,
+} from './service.js';
 import { ClientStreams, refusalOf } from './upgrade.js';
 
 const HOSTNAME =
@@ -98,7 +104,7 @@ const targetView = z.object({
   gatewayPoolId: z.string().nullable(),
   gateway: named,
   gatewayPool: named,
-  /** Whether the caller may open connections to it (AccessTarget:connect). */
+  /** Whether the caller may open connections to it (AccessTarget:connect, on this target). */
   canConnect: z.boolean(),
   createdAt: z.string(),
   updatedAt: z.string(),
@@ -116,7 +122,7 @@ function view(t: AccessTargetListing, actor: Actor): z.infer<typeof targetView> 
     gatewayPoolId: t.gatewayPoolId,
     gateway: t.gatewayId ? { id: t.gatewayId, name: t.gatewayName ?? '' } : null,
     gatewayPool: t.gatewayPoolId ? { id: t.gatewayPoolId, name: t.gatewayPoolName ?? '' } : null,
-    canConnect: actor.ability.can('connect', 'AccessTarget'),
+    canConnect: mayConnect(actor, t),
     createdAt: t.createdAt.toISOString(),
     updatedAt: t.updatedAt.toISOString(),
   };
@@ -168,7 +174,8 @@ export function accessTargetRoutes(app: Api, ctx: AppContext): void {
       schema: {
         tags,
         operationId: 'listAccessTargets',
-        summary: 'List access targets (host:port reached with `gatepool connect`)',
+        summary:
+          'List access targets (host:port reached with `gatepool connect`); a role whose AccessTarget:list is limited to some targets sees only those',
         querystring: pageQuery,
         response: {
           200: z.object({ items: z.array(targetView), nextCursor: z.string().nullable() }),
@@ -177,7 +184,7 @@ export function accessTargetRoutes(app: Api, ctx: AppContext): void {
     },
     async (req) => {
       const actor = actorOf(req);
-      const page = await service.list(actor.orgId, req.query);
+      const page = await service.listSeen(actor, req.query);
       return { items: page.items.map((t) => view(t, actor)), nextCursor: page.nextCursor };
     },
   );
@@ -209,14 +216,15 @@ export function accessTargetRoutes(app: Api, ctx: AppContext): void {
       schema: {
         tags,
         operationId: 'getAccessTarget',
-        summary: 'One access target, by id or name',
+        summary:
+          'One access target, by id or name (404 for one outside a limited AccessTarget:list)',
         params,
         response: { 200: targetView },
       },
     },
     async (req) => {
       const actor = actorOf(req);
-      return view(await service.find(actor.orgId, req.params.target), actor);
+      return view(await service.findSeen(actor, req.params.target), actor);
     },
   );
 
@@ -273,7 +281,7 @@ export function accessTargetRoutes(app: Api, ctx: AppContext): void {
         tags,
         operationId: 'connectAccessTarget',
         summary:
-          'Open a connection to the target: a WebSocket upgrade (binary messages carry the bytes; a text "end" is a half-close). Without an upgrade, returns the target as the caller may use it.',
+          'Open a connection to the target: a WebSocket upgrade (binary messages carry the bytes; a text "end" is a half-close). Without an upgrade, returns the target as the caller may use it. A target outside a limited AccessTarget:connect is a 403 naming it, or a 404 when the caller cannot list it either.',
         params,
         querystring: connectQuery,
         response: { 200: targetView, ...errors, 503: errorBody },
@@ -282,6 +290,7 @@ export function accessTargetRoutes(app: Api, ctx: AppContext): void {
     async (req, reply) => {
       const actor = actorOf(req);
       const target = await service.lookup(actor.orgId, req.params.target);
+      assertMayConnect(actor, target, req.params.target);
       const upgrade = streams.pending(req.raw, reply.raw);
       if (!upgrade) return view(target, actor);
       // A browser can open a WebSocket with the user's cookie from any site: streams take
@@ -301,6 +310,9 @@ export function accessTargetRoutes(app: Api, ctx: AppContext): void {
         if (!now.ability.can('connect', 'AccessTarget'))
           throw permissionDenied(now, 'connect', 'AccessTarget');
         const fresh = await service.lookup(now.orgId, req.params.target);
+        // The caller reached this target before: a limit that no longer allows it is a 403
+        // (reverify's "access to NAME revoked"), never a 404 that reads as "deleted".
+        assertMayConnect(now, fresh, req.params.target, false);
         return {
           orgId: now.orgId,
           who: { ...whoOf(req), actor: auditActor(now) },

@@ -17,7 +17,8 @@ import type { Db } from '../db/client.js';
 import type { GatewayRef } from '../gateways/consumer-lookup.js';
 import { isDatabaseUnavailable } from '../db/errors.js';
 import { CREDENTIAL_OUTAGE_MAX_AGE_MS } from '../auth/credential-cache.js';
-import { ConflictError, NotFoundError } from '../errors.js';
+import { ConflictError, ForbiddenError, NotFoundError } from '../errors.js';
+import { targetScope, targetSubject, type AppAbility } from '../rbac/ability.js';
 import { isForeignKeyViolation, isUniqueViolation } from '../http/errors.js';
 import { pageOf } from '../http/schemas.js';
 import {
@@ -28,6 +29,7 @@ import {
   updateTarget,
   type AccessTargetListing,
   type NewAccessTarget,
+  type TargetNames,
 } from './queries.js';
 import { formatAuthority } from '../../protocol/tunnel.js';
 
@@ -48,6 +50,43 @@ export interface TargetInput {
 
 /** Targets are addressed by id or by name in one path segment; names never look like ids. */
 export { looksLikeId };
+
+/** A caller as per-target rules see it (a role's `targets` limits, rbac/targets.ts). */
+export interface TargetCaller {
+  role: string;
+  ability: AppAbility;
+}
+
+/** Whether the caller may see this target (list and get): a limited `list` hides the others. */
+export const maySee = (caller: TargetCaller, target: { name: string }): boolean =>
+  caller.ability.can('list', targetSubject(target));
+
+export const mayConnect = (caller: TargetCaller, target: { name: string }): boolean =>
+  caller.ability.can('connect', targetSubject(target));
+
+/**
+ * Refuses a connection the caller's role does not allow to this target. The refusal must not
+ * tell a caller about a target it cannot see: then it is the 404 an unknown name gets
+ * (`asked`: the id or name it was asked by). A target it can see, or one it reached before (a
+ * re-check, `hideUnseen` false), is a 403 naming the permission, the target and the limit.
+ */
+export function assertMayConnect(
+  caller: TargetCaller,
+  target: AccessTargetListing,
+  asked: string,
+  hideUnseen = true,
+): void {
+  if (mayConnect(caller, target)) return;
+  if (hideUnseen && !maySee(caller, target)) throw new NotFoundError(`Access target "${asked}"`);
+  const scope = targetScope(caller.ability, 'connect');
+  const allowed = scope === 'all' ? 'every target' : scope.join(', ') || 'no target';
+  // Short, permission and target first: a connection cut for it carries the message in a
+  // WebSocket close reason (120 characters, behind "access to NAME revoked: ").
+  throw new ForbiddenError(
+    `Permission denied: AccessTarget:connect on ${target.name} (role "${caller.role}" allows ${allowed}).`,
+    { action: 'connect', subject: 'AccessTarget', target: target.name },
+  );
+}
 
 /** What one gateway said when asked to connect to a target (a TCP connect test). */
 export interface ReachAnswer {
@@ -124,6 +163,13 @@ export class AccessTargetService {
   }
 
   /** By id or by name, in the caller's org only: another org's target is not found. */
+  /** `find` for a caller whose `list` may be limited: a target it cannot see is not found. */
+  async findSeen(caller: TargetCaller & { orgId: string }, idOrName: string) {
+    const target = await this.find(caller.orgId, idOrName);
+    if (!maySee(caller, target)) throw new NotFoundError(`Access target "${idOrName}"`);
+    return target;
+  }
+
   async find(orgId: string, idOrName: string): Promise<AccessTargetListing> {
     const row = await selectTarget(
       this.deps.db,
@@ -137,8 +183,20 @@ export class AccessTargetService {
   async list(
     orgId: string,
     page: { cursor?: string; limit: number },
+    names: TargetNames = 'all',
   ): Promise<{ items: AccessTargetListing[]; nextCursor: string | null }> {
-    return pageOf(await selectTargetPage(this.deps.db, orgId, page.cursor, page.limit), page.limit);
+    return pageOf(
+      await selectTargetPage(this.deps.db, orgId, page.cursor, page.limit, names),
+      page.limit,
+    );
+  }
+
+  /** The targets `caller` may see (a limited `list` shows only the targets it matches). */
+  listSeen(
+    caller: TargetCaller & { orgId: string },
+    page: { cursor?: string; limit: number },
+  ): Promise<{ items: AccessTargetListing[]; nextCursor: string | null }> {
+    return this.list(caller.orgId, page, targetScope(caller.ability, 'list'));
   }
 
   async create(actor: Attacher, who: AuditWho, given: TargetInput): Promise<AccessTargetListing> {

@@ -31,7 +31,7 @@ export const users = pgTable('users', {
   createdAt: ts('created_at').notNull().defaultNow(),
 });
 
-export type PermissionRow = { subject: string; action: string };
+export type PermissionRow = { subject: string; action: string; targets?: string[] };
 
 export const roles = pgTable('roles', {
   id: uuid('id').primaryKey(),

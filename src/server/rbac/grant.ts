@@ -1,7 +1,32 @@
 import type { Actor } from '../auth/actor.js';
 import type { Db } from '../db/client.js';
 import { forbidden, unprocessable } from '../http/errors.js';
+import { targetScope, type AppAbility } from './ability.js';
+import type { Permission } from './permissions.js';
 import { permissionsForRole, roleExists } from './roles-resolver.js';
+import { uncovered } from './targets.js';
+
+/** `AccessTarget:connect`, or `AccessTarget:connect [orders-*, billing-db]` for a limited one. */
+export const permissionName = (p: Permission): string =>
+  `${p.subject}:${p.action}${p.targets ? ` [${p.targets.join(', ')}]` : ''}`;
+
+/**
+ * What of `wanted` the ability does not give: each such permission, a limited one narrowed to
+ * the targets not covered. A limit is weaker than none: a holder of `AccessTarget:connect` on
+ * `orders-*` gives neither the unlimited permission nor `*`, only what targets.ts `coversAll`
+ * proves it holds.
+ */
+export function notHeld(ability: AppAbility, wanted: readonly Permission[]): Permission[] {
+  return wanted.flatMap((p): Permission[] => {
+    if (!ability.can(p.action, p.subject)) return [p];
+    if (p.subject !== 'AccessTarget') return [];
+    const scope = targetScope(ability, p.action);
+    if (scope === 'all') return [];
+    if (!p.targets) return [p];
+    const missing = uncovered(scope, p.targets);
+    return missing.length ? [{ ...p, targets: missing }] : [];
+  });
+}
 
 /**
  * A caller may hand out only a role whose permissions it holds itself; otherwise anyone able
@@ -13,12 +38,10 @@ export async function assertCanGrantRole(db: Db, actor: Actor, role: string): Pr
       `Role "${role}" does not exist: use admin, member, viewer or a custom role's slug.`,
     );
   }
-  const missing = (await permissionsForRole(db, actor.orgId, role)).filter(
-    (p) => !actor.ability.can(p.action, p.subject),
-  );
+  const missing = notHeld(actor.ability, await permissionsForRole(db, actor.orgId, role));
   if (missing.length > 0) {
     throw forbidden(`You cannot grant role "${role}": it has permissions you do not hold.`, {
-      missing: missing.map((p) => `${p.subject}:${p.action}`),
+      missing: missing.map(permissionName),
     });
   }
 }
@@ -34,14 +57,12 @@ export async function assertCanManageHolder(
   holder: { role: string },
   what: 'user' | 'identity',
 ): Promise<void> {
-  const missing = (await permissionsForRole(db, actor.orgId, holder.role)).filter(
-    (p) => !actor.ability.can(p.action, p.subject),
-  );
+  const missing = notHeld(actor.ability, await permissionsForRole(db, actor.orgId, holder.role));
   if (missing.length > 0) {
     throw forbidden(
       `You cannot manage this ${what}: its role "${holder.role}" has permissions you do not hold.`,
       {
-        missing: missing.map((p) => `${p.subject}:${p.action}`),
+        missing: missing.map(permissionName),
       },
     );
   }

@@ -19,7 +19,8 @@ export const SUBJECT_ACTIONS = {
 
 export type Subject = keyof typeof SUBJECT_ACTIONS;
 export type Action = (typeof SUBJECT_ACTIONS)[Subject][number];
-export type Permission = { subject: Subject; action: Action };
+/** `targets`: only on AccessTarget list/connect of custom roles, names or globs (rbac/targets.ts). */
+export type Permission = { subject: Subject; action: Action; targets?: string[] };
 
 export const SUBJECTS = Object.keys(SUBJECT_ACTIONS) as Subject[];
 

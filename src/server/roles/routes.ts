@@ -11,8 +11,18 @@ import {
 } from '../rbac/permissions.js';
 import { RoleService } from './service.js';
 
+const TARGETS_HELP =
+  'AccessTarget list and connect only: the access targets it is limited to, names or globs with "*" (e.g. "orders-*"), 1-50 entries; omit for every target. Other subjects, actions or entries are refused with 422 naming the entry.';
+
 const permissionList = z
-  .array(z.strictObject({ subject: z.string().max(64), action: z.string().max(64) }))
+  .array(
+    z.strictObject({
+      subject: z.string().max(64),
+      action: z.string().max(64),
+      // Shape only: the rules are the service's (a 422 naming the entry, see normalizePermissions).
+      targets: z.array(z.string().max(200)).max(200).optional().describe(TARGETS_HELP),
+    }),
+  )
   .max(200, 'at most 200 permissions')
   .superRefine((list, c) => {
     list.forEach((p, i) => {
@@ -28,12 +38,7 @@ const permissionList = z
       }
     });
   })
-  .transform((l) => dedupe(l as Permission[]));
-
-function dedupe(list: Permission[]): Permission[] {
-  const seen = new Map(list.map((p) => [`${p.subject}:${p.action}`, p]));
-  return [...seen.values()];
-}
+  .transform((l) => l as Permission[]);
 
 const roleSlug = slug('slug', 64).refine(
   (s) => !isBuiltInRole(s),
@@ -41,7 +46,14 @@ const roleSlug = slug('slug', 64).refine(
 );
 const slugParams = z.object({ slug: z.string().max(64) });
 
-const permissionView = z.object({ subject: z.string(), action: z.string() });
+const permissionView = z.object({
+  subject: z.string(),
+  action: z.string(),
+  targets: z
+    .array(z.string())
+    .optional()
+    .describe('The access targets (names or globs) it is limited to; absent for every target'),
+});
 const roleView = z.object({
   slug: z.string(),
   name: z.string(),

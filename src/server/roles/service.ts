@@ -1,14 +1,16 @@
 import { randomUUID } from 'node:crypto';
 import type { AuditLog, AuditWho } from '../audit/service.js';
 import type { Db, Tx } from '../db/client.js';
-import { conflict, forbidden, isUniqueViolation, notFound } from '../http/errors.js';
+import { conflict, forbidden, isUniqueViolation, notFound, unprocessable } from '../http/errors.js';
 import type { AppAbility } from '../rbac/ability.js';
+import { notHeld, permissionName } from '../rbac/grant.js';
 import {
   BUILT_IN_ROLES,
   isBuiltInRole,
   isValidPermission,
   type Permission,
 } from '../rbac/permissions.js';
+import { LIMITABLE_ACTIONS, MAX_TARGET_PATTERNS, patternProblem } from '../rbac/targets.js';
 import {
   deleteRole,
   findCustomRoleRow,
@@ -49,7 +51,66 @@ export interface NewRole {
 
 export type RoleChange = Partial<Omit<NewRole, 'slug'>>;
 
-const permissionName = (p: Permission) => `${p.subject}:${p.action}`;
+/** A 422 about one field, in the shape of the API's validation errors (forms show it there). */
+function fieldRefusal(path: (string | number)[], message: string, extra: object = {}) {
+  return unprocessable(message, {
+    ...extra,
+    fields: [{ field: ['body', ...path].join('.'), message }],
+  });
+}
+
+/**
+ * Checks `targets` limits (a 422 naming the offending entry) and folds rows of one action into
+ * one: CASL grants the union of a subject's rules, so an unlimited row makes the action
+ * unlimited and limited rows add up.
+ */
+export function normalizePermissions(list: readonly Permission[]): Permission[] {
+  list.forEach((p, i) => {
+    if (p.targets === undefined) return;
+    const field = `permissions[${i}].targets`;
+    const refuse = (message: string) => fieldRefusal(['permissions', i, 'targets'], message);
+    if (p.subject !== 'AccessTarget')
+      throw refuse(
+        `${field}: only AccessTarget permissions can be limited to targets, not ${p.subject}:${p.action}.`,
+      );
+    if (!LIMITABLE_ACTIONS.includes(p.action))
+      throw refuse(
+        `${field}: targets limits AccessTarget:list and AccessTarget:connect only, not AccessTarget:${p.action}.`,
+      );
+    if (p.targets.length === 0)
+      throw refuse(`${field} is empty: omit targets to allow every target.`);
+    if (p.targets.length > MAX_TARGET_PATTERNS)
+      throw refuse(`${field}: at most ${MAX_TARGET_PATTERNS} entries (${p.targets.length} given).`);
+    p.targets.forEach((entry, j) => {
+      const problem = patternProblem(entry);
+      if (problem)
+        throw fieldRefusal(
+          ['permissions', i, 'targets', j],
+          `${field}[${j}] "${entry}" ${problem}.`,
+          { entry },
+        );
+    });
+  });
+  const merged = new Map<string, Permission>();
+  for (const p of list) {
+    const key = `${p.subject}:${p.action}`;
+    const before = merged.get(key);
+    if (!p.targets || (before && !before.targets)) {
+      merged.set(key, { subject: p.subject, action: p.action });
+    } else {
+      const targets = [...new Set([...(before?.targets ?? []), ...p.targets])];
+      merged.set(key, { subject: p.subject, action: p.action, targets });
+    }
+  }
+  for (const p of merged.values()) {
+    if (p.targets && p.targets.length > MAX_TARGET_PATTERNS)
+      throw fieldRefusal(
+        ['permissions'],
+        `${permissionName({ subject: p.subject, action: p.action })}: at most ${MAX_TARGET_PATTERNS} targets in all (${p.targets.length} given across its rows).`,
+      );
+  }
+  return [...merged.values()];
+}
 
 function customView(r: RoleRow): RoleView {
   return {
@@ -57,7 +118,13 @@ function customView(r: RoleRow): RoleView {
     name: r.name,
     description: r.description,
     builtIn: false,
-    permissions: r.permissions.filter(isValidPermission),
+    permissions: r.permissions
+      .filter(isValidPermission)
+      .map((p): Permission =>
+        p.targets
+          ? { subject: p.subject, action: p.action, targets: p.targets }
+          : { subject: p.subject, action: p.action },
+      ),
     id: r.id,
   };
 }
@@ -68,7 +135,7 @@ function customView(r: RoleRow): RoleView {
  * then managed — tokens minted — by that weaker someone).
  */
 function assertHoldsAll(ability: AppAbility, perms: Permission[], why: string): void {
-  const missing = perms.filter((p) => !ability.can(p.action, p.subject));
+  const missing = notHeld(ability, perms);
   if (missing.length) {
     throw forbidden(
       `${why}: it has permissions you do not hold (${missing.map(permissionName).join(', ')}).`,
@@ -105,7 +172,8 @@ export class RoleService {
     ];
   }
 
-  async create(editor: RoleEditor, who: AuditWho, input: NewRole): Promise<RoleView> {
+  async create(editor: RoleEditor, who: AuditWho, given: NewRole): Promise<RoleView> {
+    const input = { ...given, permissions: normalizePermissions(given.permissions) };
     assertHoldsAll(editor.ability, input.permissions, 'You cannot create this role');
     const id = randomUUID();
     try {
@@ -127,8 +195,11 @@ export class RoleService {
     editor: RoleEditor,
     who: AuditWho,
     slug: string,
-    change: RoleChange,
+    given: RoleChange,
   ): Promise<RoleView> {
+    const change: RoleChange = given.permissions
+      ? { ...given, permissions: normalizePermissions(given.permissions) }
+      : given;
     const role = await this.find(editor.orgId, slug);
     await this.deps.audit.audited(
       who,

@@ -701,7 +701,7 @@ export interface paths {
       path?: never;
       cookie?: never;
     };
-    /** List access targets (host:port reached with `gatepool connect`) */
+    /** List access targets (host:port reached with `gatepool connect`); a role whose AccessTarget:list is limited to some targets sees only those */
     get: operations['listAccessTargets'];
     put?: never;
     /** Create an access target behind a gateway or gateway pool */
@@ -719,7 +719,7 @@ export interface paths {
       path?: never;
       cookie?: never;
     };
-    /** One access target, by id or name */
+    /** One access target, by id or name (404 for one outside a limited AccessTarget:list) */
     get: operations['getAccessTarget'];
     put?: never;
     post?: never;
@@ -738,7 +738,7 @@ export interface paths {
       path?: never;
       cookie?: never;
     };
-    /** Open a connection to the target: a WebSocket upgrade (binary messages carry the bytes; a text "end" is a half-close). Without an upgrade, returns the target as the caller may use it. */
+    /** Open a connection to the target: a WebSocket upgrade (binary messages carry the bytes; a text "end" is a half-close). Without an upgrade, returns the target as the caller may use it. A target outside a limited AccessTarget:connect is a 403 naming it, or a 404 when the caller cannot list it either. */
     get: operations['connectAccessTarget'];
     put?: never;
     post?: never;
@@ -1634,6 +1634,8 @@ export interface operations {
               permissions: {
                 subject: string;
                 action: string;
+                /** @description The access targets (names or globs) it is limited to; absent for every target */
+                targets?: string[];
               }[];
               /** @description null for built-in roles */
               id: string | null;
@@ -1663,6 +1665,8 @@ export interface operations {
           permissions: {
             subject: string;
             action: string;
+            /** @description AccessTarget list and connect only: the access targets it is limited to, names or globs with "*" (e.g. "orders-*"), 1-50 entries; omit for every target. Other subjects, actions or entries are refused with 422 naming the entry. */
+            targets?: string[];
           }[];
         };
       };
@@ -1682,6 +1686,8 @@ export interface operations {
             permissions: {
               subject: string;
               action: string;
+              /** @description The access targets (names or globs) it is limited to; absent for every target */
+              targets?: string[];
             }[];
             /** @description null for built-in roles */
             id: string | null;
@@ -1729,6 +1735,8 @@ export interface operations {
           permissions?: {
             subject: string;
             action: string;
+            /** @description AccessTarget list and connect only: the access targets it is limited to, names or globs with "*" (e.g. "orders-*"), 1-50 entries; omit for every target. Other subjects, actions or entries are refused with 422 naming the entry. */
+            targets?: string[];
           }[];
         };
       };
@@ -1748,6 +1756,8 @@ export interface operations {
             permissions: {
               subject: string;
               action: string;
+              /** @description The access targets (names or globs) it is limited to; absent for every target */
+              targets?: string[];
             }[];
             /** @description null for built-in roles */
             id: string | null;
@@ -1810,6 +1820,8 @@ export interface operations {
             requireGatewayPools: boolean;
             createdAt: string;
             updatedAt: string;
+            /** @description What the change left as it was, e.g. consumers still pinned to a single gateway when requireGatewayPools is turned on */
+            warnings: string[];
           };
         };
       };

@@ -10,6 +10,7 @@ import {
   CopyButton,
   ErrorText,
   Field,
+  fieldIssues,
   Form,
   Input,
   Loading,
@@ -23,6 +24,14 @@ import { allPages } from '../lib/queries';
 import { warningNotices } from '../lib/notices';
 import { hasPools, permission, useLicense, useMe } from '../lib/session';
 import { useRoles } from './Identities';
+import {
+  LIMITABLE,
+  limitOf,
+  limitsDiffer,
+  limitText,
+  parseTargets,
+  targetsProblem,
+} from './roleTargets';
 
 export function SettingsPage() {
   return (
@@ -463,8 +472,16 @@ function RolesCard() {
                   {r.description && <p className="text-xs text-slate-600">{r.description}</p>}
                 </td>
                 <td className="py-1.5 pr-2">{r.builtIn ? 'Built-in' : 'Custom'}</td>
-                <td className="py-1.5 pr-2 whitespace-nowrap">
-                  {r.permissions.length} {r.permissions.length === 1 ? 'permission' : 'permissions'}
+                <td className="py-1.5 pr-2">
+                  <span className="whitespace-nowrap">
+                    {r.permissions.length}{' '}
+                    {r.permissions.length === 1 ? 'permission' : 'permissions'}
+                  </span>
+                  {limitText(r) && (
+                    <p className="text-xs text-slate-600 [overflow-wrap:anywhere]">
+                      Access targets: {limitText(r)}
+                    </p>
+                  )}
                 </td>
                 <td className="py-1.5">
                   <div className="flex justify-end gap-1">
@@ -556,7 +573,15 @@ function RoleView({
           {subjects.map((s) => (
             <div key={s} className="contents">
               <dt className="font-medium">{s}</dt>
-              <dd>{(vocab[s] ?? []).filter((a) => held.has(`${s}:${a}`)).join(', ')}</dd>
+              <dd>
+                {(vocab[s] ?? [])
+                  .filter((a) => held.has(`${s}:${a}`))
+                  .map((a) => {
+                    const limit = limitOf(role, s, a);
+                    return limit ? `${a} (only ${limit})` : a;
+                  })
+                  .join(', ')}
+              </dd>
             </div>
           ))}
         </dl>
@@ -592,10 +617,14 @@ function RoleForm({
   const [grants, setGrants] = useState<Set<string>>(
     new Set((role?.permissions ?? []).map(grantKey)),
   );
+  const [limit, setLimit] = useState(limitText(role));
+  const targets = parseTargets(limit);
   const permissions = () =>
     [...grants].map((g) => {
       const [subject = '', action = ''] = g.split(':');
-      return { subject, action };
+      return subject === 'AccessTarget' && LIMITABLE.includes(action) && targets.length
+        ? { subject, action, targets }
+        : { subject, action };
     });
   const save = useMutation({
     mutationFn: () =>
@@ -622,6 +651,7 @@ function RoleForm({
         setName('');
         setDescription('');
         setGrants(new Set());
+        setLimit('');
       }
       void qc.invalidateQueries({ queryKey: ['roles'] });
       onDone?.();
@@ -635,7 +665,14 @@ function RoleForm({
       : 'Use up to 64 lowercase letters, digits and single hyphens (e.g. "deployer").';
   const actions = [...new Set(Object.values(vocab).flat())];
   const permsErrorId = useId();
-  const permsError = refused.of('permissions');
+  // A refused limit names its entry (body.permissions.N.targets…): shown at the limit field.
+  const limitRefusal = fieldIssues(save.error)
+    .filter((f) => /^body\.permissions\.\d+\.targets(\.|$)/.test(f.field))
+    .map((f) => f.message)
+    .join('; ');
+  const limitError = targetsProblem(limit) ?? (limitRefusal || undefined);
+  const permsError = limitRefusal ? undefined : refused.of('permissions');
+  const limitable = LIMITABLE.some((a) => grants.has(`AccessTarget:${a}`));
   return (
     <Form
       className="mt-3 flex flex-col gap-2"
@@ -747,13 +784,38 @@ function RoleForm({
           {permsError}
         </p>
       )}
+      {(limitable || limit) && (
+        <Field
+          label="Limit to access targets"
+          hint={
+            <>
+              For AccessTarget list and connect: target names or patterns with *, separated by
+              commas or new lines (e.g. orders-*, billing-db). Empty: every target.
+              {limitsDiffer(role) &&
+                ' This role limits list and connect differently; saving applies this limit to both.'}
+            </>
+          }
+          error={limitError}
+        >
+          {(id, d, invalid) => (
+            <TextArea
+              id={id}
+              rows={2}
+              aria-invalid={invalid}
+              aria-describedby={d}
+              value={limit}
+              onChange={(e) => setLimit(e.target.value)}
+            />
+          )}
+        </Field>
+      )}
       <ErrorText error={refused.rest} />
       <div className="flex justify-end gap-2">
         {onDone && <Button onClick={onDone}>Cancel</Button>}
         <Button
           type="submit"
           tone="primary"
-          disabled={save.isPending || (!role && (!slug || !!slugError))}
+          disabled={save.isPending || !!targetsProblem(limit) || (!role && (!slug || !!slugError))}
         >
           {role ? 'Save role' : 'Create role'}
         </Button>
