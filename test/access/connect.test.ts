@@ -631,7 +631,7 @@ describe('gatepool connect through a pool of three real gateways', () => {
     const exchange = (parts: Buffer[], gapMs = 0) => hashExchange(local.port, parts, gapMs);
     const failovers = async () =>
       Number(
-        /gatepool_pool_failovers_total\{pool="ahead"\} (\d+)/.exec(
+        /gatepool_pool_failovers_total\{pool="ahead",pool_id="[^"]+"\} (\d+)/.exec(
           await (await fetch(`${s.tp.url}/metrics`)).text(),
         )?.[1] ?? 0,
       );

@@ -185,7 +185,9 @@ describe.each(DRIVERS)('pool failover with three real gateways (%s)', (driver) =
     expect(result.openFailures).toEqual([]);
     const metrics = await (await fetch(`${tp.url}/metrics`)).text();
     expect(metrics).toMatch(
-      new RegExp(`gatepool_pool_selections_total\\{pool="ha-${round}"\\} [1-9]`),
+      new RegExp(
+        `gatepool_pool_selections_total\\{pool="ha-${round}",pool_id="${poolId}"\\} [1-9]`,
+      ),
     );
     expect(metrics).toMatch(
       new RegExp(`gatepool_pool_healthy_members\\{pool="ha-${round}",pool_id="${poolId}"\\} 2`),

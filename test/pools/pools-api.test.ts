@@ -273,6 +273,34 @@ describe.each(DRIVERS)('gateway pools API (%s)', (driver) => {
     );
   });
 
+  it('exports pool metrics per pool id (two orgs may share a name) and drops a deleted pool', async () => {
+    await enterprise(admin);
+    await enterprise(other);
+    const mine = await admin.client.post('/api/v1/gateway-pools', { name: 'metrics-same' });
+    const theirs = await other.client.post('/api/v1/gateway-pools', { name: 'metrics-same' });
+    expect([mine.status, theirs.status]).toEqual([201, 201]);
+    const series = (id: string) =>
+      `gatepool_pool_healthy_members{pool="metrics-same",pool_id="${id}"} 0`;
+    const scrape = async () => (await fetch(`${tp.url}/metrics`)).text();
+    await waitFor(
+      async () => {
+        const text = await scrape();
+        return text.includes(series(mine.body.id)) && text.includes(series(theirs.body.id));
+      },
+      5000,
+      'both pools exported',
+    );
+    expect((await admin.client.delete('/api/v1/gateway-pools/metrics-same')).status).toBe(204);
+    // Gone within an evaluation (250 ms), not left at 0 to fire "pool down" alerts forever.
+    await waitFor(
+      async () => !(await scrape()).includes(series(mine.body.id)),
+      5000,
+      'the deleted pool dropped',
+    );
+    expect(await scrape()).toContain(series(theirs.body.id));
+    await other.client.delete('/api/v1/gateway-pools/metrics-same');
+  });
+
   it("answers 404 for another org's pool or gateway, including mixed pairs", async () => {
     await enterprise(other);
     const mine = (await admin.client.post('/api/v1/gateway-pools', { name: 'mine' })).body;

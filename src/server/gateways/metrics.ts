@@ -14,8 +14,8 @@ export class PlatformMetrics {
   readonly tunnelConnects: Counter<'kind'>;
   readonly tunnelQuiet: Counter;
   readonly poolHealthyMembers: Gauge<'pool' | 'pool_id'>;
-  readonly poolSelections: Counter<'pool'>;
-  readonly poolFailovers: Counter<'pool'>;
+  readonly poolSelections: Counter<'pool' | 'pool_id'>;
+  readonly poolFailovers: Counter<'pool' | 'pool_id'>;
 
   constructor(gatewayHealthCounts: () => Promise<Record<string, number>>) {
     // Default metric names already start with process_/nodejs_: one prefix, not two.
@@ -70,15 +70,22 @@ export class PlatformMetrics {
     this.poolSelections = new Counter({
       name: 'gatepool_pool_selections_total',
       help: 'Members selected to serve an operation, per pool',
-      labelNames: ['pool'],
+      labelNames: ['pool', 'pool_id'],
       registers: [this.registry],
     });
     this.poolFailovers = new Counter({
       name: 'gatepool_pool_failovers_total',
       help: 'Operations moved to another member after a failed stream open, per pool',
-      labelNames: ['pool'],
+      labelNames: ['pool', 'pool_id'],
       registers: [this.registry],
     });
+  }
+
+  /** Drops every series of a pool that was deleted or renamed. */
+  forgetPool(labels: { pool: string; pool_id: string }): void {
+    this.poolHealthyMembers.remove(labels);
+    this.poolSelections.remove(labels);
+    this.poolFailovers.remove(labels);
   }
 }
 

@@ -118,6 +118,8 @@ export class PoolRuntime {
   private generation = 1;
   private loadedGeneration = 0;
   private readonly degraded = new Map<string, boolean>();
+  /** Pool id → name of the series last exported, so a deleted or renamed pool's go (evaluate). */
+  private exported = new Map<string, string>();
   private readonly timer: NodeJS.Timeout;
   /** Scratch verdict for counting (summary, evaluate): never escapes. */
   private readonly scratch = emptyVerdict();
@@ -485,19 +487,25 @@ export class PoolRuntime {
     opts: FailoverOptions = {},
   ): Promise<Served<T>> {
     await this.ensureLoaded();
+    // By id as well as name: names are unique per organization only.
     const poolLabel = (r: GatewayRef) =>
-      'gatewayPoolId' in r ? (this.pools.get(r.gatewayPoolId)?.name ?? r.gatewayPoolId) : '';
+      'gatewayPoolId' in r
+        ? {
+            pool: this.pools.get(r.gatewayPoolId)?.name ?? r.gatewayPoolId,
+            pool_id: r.gatewayPoolId,
+          }
+        : { pool: '', pool_id: '' };
     const deps: FailoverDeps = {
       candidates: (r) => this.candidatesFor(orgId, r),
       openStream: (id, host, port, o) => this.directory.hub.openStream(id, host, port, o),
       markSuspect: (id, reason) => this.directory.markSuspect(id, reason),
       onSelected: (r) => {
-        if ('gatewayPoolId' in r) this.metrics.poolSelections.inc({ pool: poolLabel(r) });
+        if ('gatewayPoolId' in r) this.metrics.poolSelections.inc(poolLabel(r));
       },
       onFailover: (r, attempt) => {
-        this.metrics.poolFailovers.inc({ pool: poolLabel(r) });
+        this.metrics.poolFailovers.inc(poolLabel(r));
         this.log.warn(
-          { pool: poolLabel(r), gateway: attempt.gatewayName, reason: attempt.message },
+          { pool: poolLabel(r).pool, gateway: attempt.gatewayName, reason: attempt.message },
           'failing over to another pool member',
         );
       },
@@ -510,6 +518,12 @@ export class PoolRuntime {
   async evaluate(now = Date.now()): Promise<void> {
     await this.ensureLoaded();
     this.directory.expireSuspects(now);
+    const exported = new Map<string, string>();
+    for (const pool of this.pools.values()) exported.set(pool.id, pool.name);
+    // A deleted pool left at 0 healthy members would fire "pool down" alerts forever.
+    for (const [id, name] of this.exported)
+      if (exported.get(id) !== name) this.metrics.forgetPool({ pool: name, pool_id: id });
+    this.exported = exported;
     for (const pool of this.pools.values()) {
       const s = this.summary(pool, now);
       this.metrics.poolHealthyMembers.set(
