@@ -67,6 +67,16 @@ export const sessions = pgTable('sessions', {
   revokedAt: ts('revoked_at'),
 });
 
+/** Why a session ended where its row cannot say (removed member, changed password), 0009. */
+export const sessionEndings = pgTable('session_endings', {
+  tokenHash: text('token_hash').primaryKey(),
+  orgId: uuid('org_id').notNull(),
+  orgName: text('org_name').notNull(),
+  reason: text('reason').notNull(),
+  endedAt: ts('ended_at').notNull().defaultNow(),
+  expiresAt: ts('expires_at').notNull(),
+});
+
 export const identities = pgTable('identities', {
   id: uuid('id').primaryKey(),
   orgId: uuid('org_id').notNull(),
