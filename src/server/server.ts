@@ -14,6 +14,8 @@ import { poolRoutes } from './pools/routes.js';
 import { PoolRuntime } from './pools/runtime.js';
 import { TunnelHub } from './tunnel/hub.js';
 import { AuditLog } from './audit/service.js';
+import { LostConnectionSweeper } from './audit/lost-connections.js';
+import { countLostConnections } from './access-targets/connector.js';
 import { CredentialCache } from './auth/credential-cache.js';
 import { RateLimiter } from './auth/rate-limit.js';
 import { buildApp } from './app.js';
@@ -180,14 +182,22 @@ export async function startPlatform(config: Config, opts: StartOptions): Promise
     throw listenError(err, 'GATEPOOL_PORT');
   }
   const stopLocalAdmin = startLocalAdmin(database, config, log, () => ctx.credentials.clear());
+  const lost = new LostConnectionSweeper(database.db, audit.serverId, log, (n) =>
+    countLostConnections(metrics.registry, n),
+  );
+  // Connections a crash left open are recorded once this server is the server of its database:
+  // now when it holds the data directory, else when it takes the single-node lock.
   const nodeWatch =
     config.databaseUrl && database.driver === 'postgres'
       ? watchSingleNode(
           config.databaseUrl,
           (message) => log.warn(message),
           (message) => log.info(message),
+          undefined,
+          { serverId: audit.serverId, onHeld: () => lost.run() },
         )
       : undefined;
+  if (!nodeWatch) lost.run();
   const address = app.server.address();
   const port = typeof address === 'object' && address ? address.port : config.port;
   const shownHost = config.host === '0.0.0.0' || config.host === '::' ? 'localhost' : config.host;
@@ -208,6 +218,7 @@ export async function startPlatform(config: Config, opts: StartOptions): Promise
         await stopLocalAdmin();
         // Connection events recorded off the request path are written before the database goes.
         await audit.drain();
+        await lost.close();
         await nodeWatch?.close();
         await database.close();
       })();
@@ -221,4 +232,3 @@ export async function needsBootstrap(ctx: AppContext): Promise<boolean> {
   const [row] = await ctx.db.select({ n: count() }).from(users);
   return Number(row?.n ?? 0) === 0;
 }
-

@@ -7,6 +7,7 @@
  * opens fail over between members (nothing reached the target yet). After the gateway's 200 the
  * connection is never re-run: bytes may have reached the target.
  */
+import { randomUUID } from 'node:crypto';
 import type { Duplex } from 'node:stream';
 import type { FastifyBaseLogger } from 'fastify';
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
@@ -26,6 +27,17 @@ import { postgresFirstPacket } from './replay-safe.js';
 import { refusalOf } from './upgrade.js';
 import { formatAuthority } from '../../protocol/tunnel.js';
 
+const CONNECTIONS_METRIC = 'gatepool_access_connections_total';
+
+/**
+ * Counts connections recorded as lost after a crash (audit/lost-connections.ts) in the
+ * connections counter an AccessMetrics made on `registry`.
+ */
+export function countLostConnections(registry: Registry, n: number): void {
+  const counter = registry.getSingleMetric(CONNECTIONS_METRIC);
+  if (counter instanceof Counter) counter.inc({ result: 'lost' }, n);
+}
+
 export class AccessMetrics {
   readonly open: Gauge;
   readonly connections: Counter<'result'>;
@@ -40,8 +52,11 @@ export class AccessMetrics {
       registers,
     });
     this.connections = new Counter({
-      name: 'gatepool_access_connections_total',
-      help: 'Client connections to access targets by result (closed, broken, revoked, no_gateway, client_gone)',
+      name: CONNECTIONS_METRIC,
+      help:
+        'Client connections to access targets by result (closed, broken, revoked, no_gateway, ' +
+        'client_gone; lost: open when the platform stopped without closing them, such as a ' +
+        'crash or kill, counted when the next server starts)',
       labelNames: ['result'],
       registers,
     });
@@ -292,9 +307,26 @@ export class AccessConnector {
           }
           metrics.setupSeconds.observe((performance.now() - started) / 1000);
           const served = { gatewayId: member.gatewayId, gateway: member.gatewayName };
+          // Pairs the connect with its disconnect, also one written after a crash
+          // (audit/lost-connections.ts, which reads serverId to tell a dead process's connections).
+          const connection = { ...base, connectionId: randomUUID() };
           // Off the connection's path: the client's first bytes must not wait for a write.
-          audit.recordSoon(who.actor, 'access.connect', { ...base, ...served }, who);
-          await this.relay(client, tunnel, { target, recheck }, who, base, served, started, ahead);
+          audit.recordSoon(
+            who.actor,
+            'access.connect',
+            { ...connection, ...served, serverId: audit.serverId },
+            who,
+          );
+          await this.relay(
+            client,
+            tunnel,
+            { target, recheck },
+            who,
+            connection,
+            served,
+            started,
+            ahead,
+          );
           return { accepted: true };
         },
         { sendAhead: ahead },

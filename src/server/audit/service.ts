@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { and, desc, eq, gte, like, lt, lte, sql, type SQL } from 'drizzle-orm';
 import type { Db, Tx } from '../db/client.js';
 import { auditLogs } from '../db/schema.js';
@@ -73,6 +74,8 @@ export interface AuditQueueOptions {
   gatherMs?: number;
   /** Told when a batch fails or entries had to be dropped. */
   onError?: (err: unknown, dropped: number) => void;
+  /** This server process's id (random by default); see `serverId`. */
+  serverId?: string;
 }
 
 /** The one way state changes are recorded. */
@@ -85,6 +88,12 @@ export class AuditLog {
   private readonly retryMs: number;
   private readonly gatherMs: number;
   private readonly onError: (err: unknown, dropped: number) => void;
+  /**
+   * Which server process writes: stamped on entries whose end this process records later
+   * (`access.connect`), so that after a crash the next server can tell the connections of a dead
+   * process from those of a live one (lost-connections.ts).
+   */
+  readonly serverId: string;
 
   constructor(
     private readonly db: Db,
@@ -95,6 +104,7 @@ export class AuditLog {
     this.retryMs = opts.retryMs ?? 1000;
     this.gatherMs = opts.gatherMs ?? 100;
     this.onError = opts.onError ?? (() => undefined);
+    this.serverId = opts.serverId ?? randomUUID();
   }
 
   async record(

@@ -10,6 +10,10 @@
  * it warns, naming the holder, and tries again every 30 s (it takes over once the other stops). A
  * server whose host vanished releases the lock within ~30 s: the connection asks PostgreSQL for
  * TCP keepalives.
+ *
+ * The session also says which server it is (`application_name` "gatepool server <serverId>"), so
+ * that the holder can tell connections of a live server from those of a dead one
+ * (audit/lost-connections.ts).
  */
 import pg from 'pg';
 
@@ -20,6 +24,8 @@ import pg from 'pg';
 const LOCK_SPACE = 0x67706c;
 const LOCK_NODE = 1;
 const RETRY_MS = 30_000;
+/** Followed by the server's id in `application_name` (audit/queries.ts reads it back). */
+export const SERVER_APPLICATION_NAME = 'gatepool server';
 
 export interface NodeWatch {
   close(): Promise<void>;
@@ -33,8 +39,12 @@ interface Holder {
 
 /** The words of the warning: who holds the database, and what running two means. */
 export function secondNodeWarning(holder: Holder | undefined): string {
+  // The server's id in the name means nothing to an operator.
+  const name = holder?.application_name?.startsWith(SERVER_APPLICATION_NAME)
+    ? SERVER_APPLICATION_NAME
+    : holder?.application_name;
   const who = holder
-    ? ` (${holder.application_name || 'a gatepool server'} connected from ${holder.client_addr ?? 'a local socket'}` +
+    ? ` (${name || 'a gatepool server'} connected from ${holder.client_addr ?? 'a local socket'}` +
       `${holder.backend_start ? ` since ${holder.backend_start.toISOString()}` : ''})`
     : '';
   return (
@@ -45,14 +55,28 @@ export function secondNodeWarning(holder: Holder | undefined): string {
   );
 }
 
+export interface NodeWatchOptions {
+  /** This server's id, in `application_name`. */
+  serverId?: string;
+  /**
+   * Called when this server becomes the server of the database: it takes the lock for the first
+   * time, or after another server held it. Not when it takes back a lock it lost with its own
+   * session (a PostgreSQL restart): other servers' sessions may not be back yet, and their
+   * connections would look like a dead server's.
+   */
+  onHeld?: () => void;
+}
+
 export function watchSingleNode(
   url: string,
   warn: (message: string) => void,
   info: (message: string) => void,
   retryMs = RETRY_MS,
+  opts: NodeWatchOptions = {},
 ): NodeWatch {
   let client: pg.Client | undefined;
   let held = false;
+  let everHeld = false;
   let warned = false;
   let stopped = false;
   let timer: NodeJS.Timeout | undefined;
@@ -63,7 +87,9 @@ export function watchSingleNode(
       if (!client) {
         const c = new pg.Client({
           connectionString: url,
-          application_name: 'gatepool server',
+          application_name: opts.serverId
+            ? `${SERVER_APPLICATION_NAME} ${opts.serverId}`
+            : SERVER_APPLICATION_NAME,
           keepAlive: true,
           // A database that hangs (not refuses) must not hold this check, or shutdown, forever.
           connectionTimeoutMillis: 5000,
@@ -91,7 +117,10 @@ export function watchSingleNode(
       held = rows[0]?.ok === true;
       if (held) {
         if (warned) info('the other gatepool server on this database has stopped');
+        const becameServer = warned || !everHeld;
         warned = false;
+        everHeld = true;
+        if (becameServer) opts.onHeld?.();
         return;
       }
       if (warned) return;
