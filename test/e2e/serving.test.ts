@@ -210,4 +210,61 @@ describe.each(DRIVERS)('web serving and live events on %s', (driver) => {
       await stream.close();
     }
   }, 20_000);
+
+  it('ends the stream at once when the role loses Gateway:read, and hides pools when it loses GatewayPool:list', async () => {
+    const slug = 'sse-watch';
+    const perms = (list: [string, string][]) =>
+      list.map(([subject, action]) => ({ subject, action }));
+    const made = await admin.client.post('/api/v1/roles', {
+      slug,
+      name: 'SSE watcher',
+      permissions: perms([
+        ['Gateway', 'read'],
+        ['GatewayPool', 'list'],
+      ]),
+    });
+    expect(made.status).toBe(201);
+    const watcher = await addUser(tp, admin, slug);
+    const stream = await openStream(tp.url, { authorization: `Bearer ${watcher.token}` });
+    try {
+      await stream.next((e) => e.event === 'snapshot', 5000);
+      const changed = await admin.client.patch(`/api/v1/roles/${slug}`, {
+        permissions: perms([['AccessTarget', 'list']]),
+      });
+      expect(changed.status).toBe(200);
+      // Well within the 5 s periodic recheck: the change itself triggers it.
+      const end = await stream.next((e) => e.event === 'end', 2500);
+      expect((end.data as { reason: string }).reason).toBe(
+        'Your role no longer allows reading gateways.',
+      );
+    } finally {
+      await stream.close();
+    }
+  }, 20_000);
+
+  it('lets one caller hold at most 10 streams, leaving room for the rest of the organization', async () => {
+    const hog = await addUser(tp, admin, 'viewer');
+    const held: Awaited<ReturnType<typeof openStream>>[] = [];
+    try {
+      for (let i = 0; i < 10; i++) {
+        const s = await openStream(tp.url, { authorization: `Bearer ${hog.token}` });
+        held.push(s);
+        await s.next((e) => e.event === 'snapshot', 5000);
+      }
+      const refused = await api(tp, hog.token).get('/api/v1/events');
+      expect(refused.status).toBe(503);
+      expect(refused.body.error.code).toBe('too_many_streams');
+      expect(refused.body.error.message).toMatch(/You have 10 live event streams open/);
+      const colleague = await openStream(tp.url, { authorization: `Bearer ${admin.token}` });
+      held.push(colleague);
+      await colleague.next((e) => e.event === 'snapshot', 5000);
+      // A closed stream gives its slot back.
+      await held.shift()!.close();
+      const again = await openStream(tp.url, { authorization: `Bearer ${hog.token}` });
+      held.push(again);
+      await again.next((e) => e.event === 'snapshot', 5000);
+    } finally {
+      for (const s of held) await s.close();
+    }
+  }, 30_000);
 });

@@ -241,6 +241,13 @@ describe.each(DRIVERS)('audit log on %s', (driver) => {
       all.filter((e) => e.event.startsWith('identity.')).map((e) => e.event),
     );
     expect(prefix.length).toBe(7);
+    // `*` anywhere, in any case: "what was created?"
+    const created = await allEntries(admin.client, 'event=*.CREATE');
+    expect(created.map((e) => e.event)).toEqual(
+      all.filter((e) => e.event.endsWith('.create')).map((e) => e.event),
+    );
+    expect(created.length).toBeGreaterThan(1);
+    expect(await allEntries(admin.client, 'event=IDENTITY.*')).toEqual(prefix);
     // `_` and `%` are literal, not LIKE wildcards.
     expect(await allEntries(admin.client, 'event=identity_*')).toEqual([]);
     expect(await allEntries(admin.client, 'event=%25')).toEqual([]);
@@ -292,7 +299,14 @@ describe.each(DRIVERS)('audit log on %s', (driver) => {
     );
     expect(broken.status).toBe(400);
     expect(broken.body.error.message).toMatch(/from must be an ISO 8601 date-time/);
-    for (const bad of ['limit=1&limit=2', 'limit=x', 'limit=0']) {
+    for (const bad of [
+      'limit=1&limit=2',
+      'limit=x',
+      'limit=0',
+      'limit=0x10',
+      'limit=1e2',
+      'limit=%20%205',
+    ]) {
       const res = await admin.client.get(`/api/v1/audit-logs?${bad}`);
       expect(res.status, bad).toBe(400);
       expect(res.body.error.message, bad).toMatch(/limit must be one whole number from 1 to 200/);

@@ -301,6 +301,48 @@ describe.each(DRIVERS)('gateway pools API (%s)', (driver) => {
     await other.client.delete('/api/v1/gateway-pools/metrics-same');
   });
 
+  it("tells a pool's and a gateway's history from the audit log by id, however busy the log", async () => {
+    await enterprise(admin);
+    const pool = await admin.client.post('/api/v1/gateway-pools', { name: 'history' });
+    expect(pool.status, pool.text).toBe(201);
+    const gw = await enrollGateway(tp, admin, 'history-gw');
+    expect(gw.status, gw.text).toBe(201);
+    const gwId = gw.body.gatewayId as string;
+    const add = await admin.client.post(`/api/v1/gateway-pools/history/memberships`, {
+      gatewayId: gwId,
+    });
+    expect(add.status, add.text).toBe(201);
+    // Busy: other pools' events after it, more than a page of them.
+    for (let i = 0; i < 5; i++)
+      await admin.client.post('/api/v1/gateway-pools', { name: `history-noise-${i}` });
+    expect((await admin.client.delete(`/api/v1/gateways/${gwId}`)).status).toBe(200);
+    const events = async (query: string) => {
+      const res = await admin.client.get(`/api/v1/audit-logs?${query}&limit=200`);
+      expect(res.status, res.text).toBe(200);
+      return (res.body.items as { event: string }[]).map((e) => e.event);
+    };
+    // The runtime's own degraded/recovered entries belong to the history too; timing decides.
+    const ofPool = (await events(`poolId=${pool.body.id}`)).filter(
+      (e) => e !== 'gateway-pool.degraded' && e !== 'gateway-pool.recovered',
+    );
+    expect(ofPool).toEqual([
+      'gateway.delete', // it left the pool with it
+      'gateway-pool.member-add',
+      'gateway-pool.create',
+    ]);
+    const ofGateway = await events(`gatewayId=${gwId}`);
+    expect(ofGateway[0]).toBe('gateway.delete');
+    expect(ofGateway).toContain('gateway-pool.member-add');
+    expect(ofGateway).toContain('gateway.enroll');
+    expect(ofGateway).not.toContain('gateway-pool.create');
+    // Another organization's admin finds nothing of it.
+    const theirs = await other.client.get(`/api/v1/audit-logs?poolId=${pool.body.id}`);
+    expect(theirs.body.items).toEqual([]);
+    const bad = await admin.client.get('/api/v1/audit-logs?poolId=history');
+    expect(bad.status).toBe(400);
+    expect(bad.body.error.message).toMatch(/poolId must be a gateway pool id/);
+  });
+
   it("answers 404 for another org's pool or gateway, including mixed pairs", async () => {
     await enterprise(other);
     const mine = (await admin.client.post('/api/v1/gateway-pools', { name: 'mine' })).body;

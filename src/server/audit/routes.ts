@@ -18,7 +18,9 @@ export function auditRoutes(app: Api, ctx: AppContext): void {
               .string()
               .max(100)
               .optional()
-              .describe('exact event, or a prefix ending in * (e.g. gateway-pool.*)'),
+              .describe(
+                'an event, where * stands for any characters (e.g. gateway-pool.*, *.delete)',
+              ),
             actorId: z
               .uuid('actorId must be a UUID; to filter by e-mail or name use actor= instead')
               .optional()
@@ -33,6 +35,18 @@ export function auditRoutes(app: Api, ctx: AppContext): void {
                 "the actor's e-mail (users) or name (identities, gateways); exact, case-insensitive",
               ),
             actorType: z.enum(['user', 'identity', 'gateway', 'system', 'anonymous']).optional(),
+            poolId: z
+              .uuid('poolId must be a gateway pool id (UUID)')
+              .optional()
+              .describe(
+                "a gateway pool's history: entries about it (metadata.poolId) and gateways deleted out of it",
+              ),
+            gatewayId: z
+              .uuid('gatewayId must be a gateway id (UUID)')
+              .optional()
+              .describe(
+                "a gateway's history: entries about it (metadata.gatewayId) and those it made itself",
+              ),
             from: dateTimeParam('from').optional(),
             to: dateTimeParam('to').optional(),
             limit: limitParam,

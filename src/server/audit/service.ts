@@ -223,6 +223,10 @@ export class AuditLog {
       /** The actor's recorded name (a user's e-mail), matched case-insensitively. */
       actor?: string;
       actorType?: string;
+      /** Entries about this pool (see routes). */
+      poolId?: string;
+      /** Entries about this gateway or made by it. */
+      gatewayId?: string;
       from?: Date;
       to?: Date;
       cursor?: number;
@@ -230,11 +234,22 @@ export class AuditLog {
     },
   ): Promise<{ items: AuditEntry[]; nextCursor: string | null }> {
     const where: SQL[] = [eq(auditLogs.orgId, orgId)];
-    if (q.event?.endsWith('*')) {
+    // Events are lowercase; `*` anywhere stands for any characters (`*.delete`, `gateway*`).
+    const event = q.event?.toLowerCase();
+    if (event?.includes('*')) {
       where.push(
-        like(auditLogs.event, q.event.slice(0, -1).replace(/[\\%_]/g, (c) => '\\' + c) + '%'),
+        like(auditLogs.event, event.replace(/[\\%_]/g, (c) => '\\' + c).replaceAll('*', '%')),
       );
-    } else if (q.event) where.push(eq(auditLogs.event, q.event));
+    } else if (event) where.push(eq(auditLogs.event, event));
+    if (q.poolId)
+      where.push(
+        sql`(${auditLogs.metadata} ->> 'poolId' = ${q.poolId}
+          or ${auditLogs.metadata} -> 'leftPools' @> ${JSON.stringify([{ id: q.poolId }])}::jsonb)`,
+      );
+    if (q.gatewayId)
+      where.push(
+        sql`(${auditLogs.metadata} ->> 'gatewayId' = ${q.gatewayId} or ${auditLogs.actorId} = ${q.gatewayId})`,
+      );
     if (q.actorId) where.push(eq(auditLogs.actorId, q.actorId));
     if (q.actor) where.push(sql`lower(${auditLogs.actorName}) = lower(${q.actor})`);
     if (q.actorType) where.push(eq(auditLogs.actorType, q.actorType));

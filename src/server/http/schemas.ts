@@ -66,13 +66,19 @@ export const slug = (what: string, max = 32) =>
     );
 
 const LIMIT_RULE = 'limit must be one whole number from 1 to 200';
-/** `?limit=`: 1–200, default 50; anything else (`x`, given twice) says so, not "received NaN". */
-export const limitParam = z.coerce
-  .number({ error: LIMIT_RULE })
-  .int(LIMIT_RULE)
-  .min(1, LIMIT_RULE)
-  .max(200, LIMIT_RULE)
-  .default(50);
+/**
+ * `?limit=`: 1–200, default 50; anything else (`x`, given twice) says so, not "received NaN".
+ * Digits only: Number() alone would take `0x10`, `1e2` or ` 5` for numbers.
+ */
+export const limitParam = z.preprocess(
+  (v) => (typeof v === 'string' && !/^\d{1,4}$/.test(v) ? Number.NaN : v),
+  z.coerce
+    .number({ error: LIMIT_RULE })
+    .int(LIMIT_RULE)
+    .min(1, LIMIT_RULE)
+    .max(200, LIMIT_RULE)
+    .default(50),
+);
 
 export const pageQuery = z.strictObject({
   limit: limitParam,
