@@ -27,6 +27,12 @@ const END_MESSAGE = 'end';
 export const OPEN_MESSAGE = 'open';
 export const OPENED_MESSAGE = 'opened';
 export const REFUSED_PREFIX = 'refused ';
+/**
+ * Text message right before an abnormal close whose reason does not fit a close frame (123
+ * bytes, ASCII here): the whole reason, which the receiver then reports instead of the cut one.
+ * A peer that does not know it hears an unknown control message and ignores it.
+ */
+const ABORTED_PREFIX = 'aborted ';
 /** Close code for an abnormal end; the close reason says why. */
 export const ABORT_CLOSE_CODE = 4000;
 /** Close code after a `refused` message: the target was never opened. */
@@ -59,6 +65,8 @@ export class WsStream extends Duplex {
   private sentEnd = false;
   /** Why the peer ended abnormally, once it did. */
   remoteAbort: string | undefined;
+  /** The peer's whole reason, sent ahead of a close frame too small for it. */
+  private abortText: string | undefined;
 
   /** `peer`: who is at the other end, in words for a lost connection ("the platform"). */
   constructor(
@@ -81,6 +89,8 @@ export class WsStream extends Duplex {
           this.push(null);
           this.waitingBytes?.done(false);
           this.closeWhenDone();
+        } else if (text.startsWith(ABORTED_PREFIX)) {
+          this.abortText = text.slice(ABORTED_PREFIX.length);
         } else this.emit('control', text);
         return;
       }
@@ -93,7 +103,9 @@ export class WsStream extends Duplex {
     ws.on('close', (code: number, reason: Buffer) => {
       if (this.destroyed) return;
       if (code === 1000 && this.gotEnd && this.sentEnd) return;
-      this.remoteAbort = reason.toString() || this.closedWithout(code);
+      this.remoteAbort =
+        (code === ABORT_CLOSE_CODE ? this.abortText : undefined) ??
+        (reason.toString() || this.closedWithout(code));
       this.destroy(new Error(this.remoteAbort));
     });
   }
@@ -180,7 +192,12 @@ export class WsStream extends Duplex {
     if (ws.readyState === ws.CONNECTING) ws.terminate();
     else if (ws.readyState === ws.OPEN) {
       if (this.gotEnd && this.sentEnd) ws.close(1000);
-      else ws.close(ABORT_CLOSE_CODE, closeReason(error?.message ?? 'connection aborted'));
+      else {
+        const why = error?.message ?? 'connection aborted';
+        const short = closeReason(why);
+        if (short !== why) ws.send(ABORTED_PREFIX + why, { binary: false });
+        ws.close(ABORT_CLOSE_CODE, short);
+      }
       // A peer that never answers the close (dead host) must not hold the socket for ws's 30 s.
       setTimeout(() => ws.terminate(), CLOSE_GRACE_MS).unref();
     }

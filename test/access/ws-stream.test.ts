@@ -99,6 +99,20 @@ describe('WsStream', () => {
     expect(a.remoteAbort).toBe('connection to pg broken: tunnel to gateway lost');
   });
 
+  it('a reason longer than a close frame holds arrives whole, non-ASCII included', async () => {
+    const [a, b] = await pair();
+    const atA = collect(a);
+    b.on('error', () => undefined);
+    const why =
+      'access to orders-db revoked: Permission denied: your role "connector" may not connect ' +
+      'AccessTarget (needs AccessTarget:connect on orders-db; ask an admin) — “quoted”';
+    expect(why.length).toBeGreaterThan(123);
+    b.abort(why);
+    const got = await within(atA, 5000, 'a error');
+    expect(got.error?.message).toBe(why);
+    expect(a.remoteAbort).toBe(why);
+  });
+
   it('a peer whose socket just drops is an error too', async () => {
     const [a, b] = await pair();
     const atA = collect(a);
