@@ -160,7 +160,10 @@ describe.each(DRIVERS)('license on %s', (driver) => {
       features: { gatewayPool: false },
       installed: true,
     });
-    expect(res.body.problem).toMatch(/expired/);
+    // When it expired is kept: what the operator acts on.
+    expect(res.body.expiresAt).toMatch(/^\d{4}-\d\d-\d\dT/);
+    expect(Date.parse(res.body.expiresAt)).toBeLessThan(Date.now());
+    expect(res.body.problem).toBe(`The license expired on ${res.body.expiresAt.slice(0, 10)}.`);
     await expect(
       tp.platform.ctx.licenses.requireFeature(other.orgId, 'gatewayPool'),
     ).rejects.toMatchObject({

@@ -30,6 +30,8 @@ export type LicenseCheck =
   | {
       ok: false;
       reason: 'malformed' | 'bad_signature' | 'expired' | 'wrong_org' | 'no_public_key';
+      /** When an expired license expired: what an operator needs to know next. */
+      expiredAt?: Date;
     };
 
 export async function writeKeyPair(
@@ -122,7 +124,7 @@ export class LicenseVerifier {
     }
     if (claims.org !== '*' && claims.org !== orgId) return { ok: false, reason: 'wrong_org' };
     if (claims.exp !== null && claims.exp * 1000 <= now.getTime())
-      return { ok: false, reason: 'expired' };
+      return { ok: false, reason: 'expired', expiredAt: new Date(claims.exp * 1000) };
     return { ok: true, claims };
   }
 }

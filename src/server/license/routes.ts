@@ -16,7 +16,12 @@ const view = (p: OrgPlan) => ({
   features: p.features,
   expiresAt: p.expiresAt?.toISOString() ?? null,
   installed: p.installed,
-  problem: p.licenseProblem ? LICENSE_PROBLEMS[p.licenseProblem] : null,
+  problem:
+    p.licenseProblem === 'expired' && p.expiresAt
+      ? `The license expired on ${p.expiresAt.toISOString().slice(0, 10)}.`
+      : p.licenseProblem
+        ? LICENSE_PROBLEMS[p.licenseProblem]
+        : null,
 });
 
 export function licenseRoutes(app: Api, ctx: AppContext): void {

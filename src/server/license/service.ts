@@ -40,7 +40,9 @@ export class LicenseService {
     if (
       hit &&
       Date.now() - hit.at < this.ttlMs &&
-      (!hit.plan.expiresAt || hit.plan.expiresAt.getTime() > Date.now())
+      (hit.plan.licenseProblem !== null ||
+        !hit.plan.expiresAt ||
+        hit.plan.expiresAt.getTime() > Date.now())
     ) {
       return hit.plan;
     }
@@ -63,7 +65,9 @@ export class LicenseService {
     };
     if (!licenseKey) return free;
     const check = await this.verifier.verify(licenseKey, orgId);
-    if (!check.ok) return { ...free, licenseProblem: check.reason };
+    // An expired license keeps its date: "expired on …" is what the operator acts on.
+    if (!check.ok)
+      return { ...free, licenseProblem: check.reason, expiresAt: check.expiredAt ?? null };
     const { plan, exp } = check.claims;
     return {
       plan,
