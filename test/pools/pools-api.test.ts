@@ -64,14 +64,13 @@ describe.each(DRIVERS)('gateway pools API (%s)', (driver) => {
     await tp?.close();
   });
 
-  it('free plan: making or changing pools answers 403 plan_upgrade_required; reading and deleting do not', async () => {
+  it('free plan: making or changing pools answers 403 plan_upgrade_required; reading, deleting and removing members do not', async () => {
     const id = '00000000-0000-4000-8000-000000000000';
     for (const [method, path, body] of [
       ['POST', '/api/v1/gateway-pools', { name: 'p' }],
       ['PATCH', `/api/v1/gateway-pools/${id}`, { description: 'x' }],
       ['POST', `/api/v1/gateway-pools/${id}/memberships`, { gatewayId: id }],
       ['PATCH', `/api/v1/gateway-pools/${id}/memberships/${id}`, { weight: 5 }],
-      ['DELETE', `/api/v1/gateway-pools/${id}/memberships/${id}`, undefined],
     ] as const) {
       const res = await other.client.send(method, path, body);
       expect(res.status, `${method} ${path}`).toBe(403);
@@ -86,6 +85,7 @@ describe.each(DRIVERS)('gateway pools API (%s)', (driver) => {
       ['GET', `/api/v1/gateway-pools/${id}`],
       ['GET', `/api/v1/gateway-pools/${id}/resources`],
       ['DELETE', `/api/v1/gateway-pools/${id}`],
+      ['DELETE', `/api/v1/gateway-pools/${id}/memberships/${id}`],
     ] as const) {
       const res = await other.client.send(method, path);
       expect(res.status, `${method} ${path}`).toBe(404);
@@ -593,7 +593,7 @@ describe.each(DRIVERS)('gateway pools API (%s)', (driver) => {
     expect(twelve.n).toBe(one.n);
   });
 
-  it('after a downgrade, pools keep existing, can be read and deleted, but not changed', async () => {
+  it('after a downgrade, pools keep existing, can be read, emptied and deleted, but not changed', async () => {
     const org = await createSecondOrg(tp);
     await enterprise(org);
     const pool = (await org.client.post('/api/v1/gateway-pools', { name: 'kept' })).body;
@@ -622,6 +622,14 @@ describe.each(DRIVERS)('gateway pools API (%s)', (driver) => {
     expect(detail.status).toBe(200);
     expect(detail.body.members.map((m: { id: string }) => m.id)).toEqual([gw]);
     expect((await org.client.get(`/api/v1/gateway-pools/${pool.id}/resources`)).status).toBe(200);
+    // Its members can be removed (a dead one out of a pool still in use), not added back.
+    const removed = await org.client.delete(`/api/v1/gateway-pools/kept/memberships/downgraded-gw`);
+    expect(removed.status, removed.text).toBe(204);
+    expect((await org.client.get('/api/v1/gateway-pools/kept')).body.members).toEqual([]);
+    const readd = await org.client.post(`/api/v1/gateway-pools/kept/memberships`, {
+      gatewayId: gw,
+    });
+    expect(readd.status).toBe(403);
     // And removable, to clean up.
     expect((await org.client.delete(`/api/v1/gateway-pools/${gone.id}`)).status).toBe(204);
     expect((await org.client.get(`/api/v1/gateway-pools/${gone.id}`)).status).toBe(404);

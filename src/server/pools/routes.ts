@@ -240,7 +240,9 @@ export function poolRoutes(app: Api, ctx: AppContext): void {
   app.delete(
     '/api/v1/gateway-pools/:poolId/memberships/:gatewayId',
     {
-      config: { permission: ['edit', 'GatewayPool'], license },
+      // No plan check: after a downgrade, removing a dead member is cleanup, as deleting the
+      // whole pool is (which a pool still used by consumers cannot be).
+      config: { permission: ['edit', 'GatewayPool'] },
       schema: {
         tags,
         operationId: 'removeGatewayPoolMember',
