@@ -162,6 +162,17 @@ describe.each(DRIVERS)('machine identities are an admin matter on %s', (driver) 
       );
     }
 
+    // Token names are shown beside them: no hidden or reordered text there either.
+    const bot = (await admin.client.post('/api/v1/identities', { name: 'tok-bot', role: 'viewer' }))
+      .body;
+    for (const name of ['n\u202Eevil', 'a\u200Bb', 'a\nb']) {
+      const res = await admin.client.post(`/api/v1/identities/${bot.id}/tokens`, { name });
+      expect(res.status, JSON.stringify(name)).toBe(400);
+      expect(res.body.error.message).toMatch(/control, invisible, text-direction or line-break/);
+    }
+    const ok = await admin.client.post(`/api/v1/identities/${bot.id}/tokens`, { name: 'ci token' });
+    expect(ok.status).toBe(201);
+
     // Renaming follows the same rule; an identity named before it keeps working.
     const legacyId = randomUUID();
     await tp.db

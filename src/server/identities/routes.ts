@@ -179,7 +179,21 @@ export function identityRoutes(app: Api, ctx: AppContext): void {
         summary: 'Create an access token for an identity (shown once)',
         params: idParams,
         body: z.strictObject({
-          name: z.string().trim().max(128, 'name must be at most 128 characters').default(''),
+          // Shown in token lists and audit entries: nothing hidden or reordered, as for names.
+          name: z
+            .string()
+            .trim()
+            .max(128, 'name must be at most 128 characters')
+            .refine(
+              (s) => !/[\p{Cc}\p{Cf}\p{Zl}\p{Zp}]/u.test(s),
+              'name must not contain control, invisible, text-direction or line-break characters',
+            )
+            .refine(
+              (s) =>
+                !/[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/.test(s),
+              'name must not contain invalid Unicode',
+            )
+            .default(''),
           ttlSeconds: z
             .number()
             .int('ttlSeconds must be a whole number')
