@@ -6,6 +6,7 @@ import type { Db } from '../db/client.js';
 import { conflict, forbidden, isUniqueViolation, notFound } from '../http/errors.js';
 import { pageOf } from '../http/schemas.js';
 import { assertCanGrantRole, assertCanManageHolder } from '../rbac/grant.js';
+import { holdRole } from '../rbac/roles-resolver.js';
 import {
   deleteIdentity,
   findIdentity,
@@ -61,7 +62,10 @@ export class IdentityService {
       await this.deps.audit.audited(
         who,
         'identity.create',
-        (tx) => insertIdentity(tx, { id, orgId: actor.orgId, ...input, ...createdBy }),
+        async (tx) => {
+          await holdRole(tx, actor.orgId, input.role);
+          await insertIdentity(tx, { id, orgId: actor.orgId, ...input, ...createdBy });
+        },
         // The entry's actor is the createdBy the identity keeps.
         { identityId: id, name: input.name, role: input.role },
       );
@@ -85,7 +89,10 @@ export class IdentityService {
       await this.deps.audit.audited(
         who,
         'identity.update',
-        (tx) => updateIdentity(tx, actor.orgId, before.id, change),
+        async (tx) => {
+          if (change.role) await holdRole(tx, actor.orgId, change.role);
+          await updateIdentity(tx, actor.orgId, before.id, change);
+        },
         { identityId: before.id, name: before.name, changes: change },
       );
     } catch (err) {

@@ -1,5 +1,6 @@
 import { and, eq } from 'drizzle-orm';
-import type { Db } from '../db/client.js';
+import type { Db, Tx } from '../db/client.js';
+import { unprocessable } from '../http/errors.js';
 import { roles } from '../db/schema.js';
 import {
   BUILT_IN_ROLES,
@@ -29,4 +30,22 @@ export async function roleExists(db: Db, orgId: string, slug: string): Promise<b
     .from(roles)
     .where(and(eq(roles.orgId, orgId), eq(roles.slug, slug)));
   return !!row;
+}
+
+/**
+ * Inside the transaction that assigns `slug`: holds the role row until commit (FOR SHARE), so a
+ * concurrent delete waits and then sees the new holder (and refuses), or has already deleted it
+ * and this assignment is refused here — never a holder of a role that no longer exists.
+ */
+export async function holdRole(tx: Tx, orgId: string, slug: string): Promise<void> {
+  if (isBuiltInRole(slug)) return;
+  const [row] = await tx
+    .select({ id: roles.id })
+    .from(roles)
+    .where(and(eq(roles.orgId, orgId), eq(roles.slug, slug)))
+    .for('share');
+  if (!row)
+    throw unprocessable(
+      `Role "${slug}" does not exist: use admin, member, viewer or a custom role's slug.`,
+    );
 }

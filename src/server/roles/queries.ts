@@ -1,6 +1,6 @@
 import { and, asc, eq } from 'drizzle-orm';
 import type { Db, Tx } from '../db/client.js';
-import { identities, orgMemberships, roles, users } from '../db/schema.js';
+import { identities, invitations, orgMemberships, roles, users } from '../db/schema.js';
 
 export type RoleRow = typeof roles.$inferSelect;
 
@@ -54,12 +54,15 @@ export async function deleteRole(tx: Tx, orgId: string, id: string): Promise<voi
   await tx.delete(roles).where(and(eq(roles.orgId, orgId), eq(roles.id, id)));
 }
 
-/** Up to 20 users and 20 identities holding a role: enough to tell the caller whom to move. */
+/**
+ * Up to 20 users, 20 identities and 20 pending invitations holding a role: enough to tell the
+ * caller whom to move (an invitation to a deleted role could never be accepted).
+ */
 export async function roleHolders(
   tx: Tx,
   orgId: string,
   slug: string,
-): Promise<{ users: string[]; identities: string[] }> {
+): Promise<{ users: string[]; identities: string[]; invitations: string[] }> {
   const people = await tx
     .select({ email: users.email })
     .from(orgMemberships)
@@ -71,5 +74,20 @@ export async function roleHolders(
     .from(identities)
     .where(and(eq(identities.orgId, orgId), eq(identities.role, slug)))
     .limit(20);
-  return { users: people.map((h) => h.email), identities: machines.map((i) => i.name) };
+  const invited = await tx
+    .select({ email: invitations.email })
+    .from(invitations)
+    .where(
+      and(
+        eq(invitations.orgId, orgId),
+        eq(invitations.role, slug),
+        eq(invitations.status, 'pending'),
+      ),
+    )
+    .limit(20);
+  return {
+    users: people.map((h) => h.email),
+    identities: machines.map((i) => i.name),
+    invitations: invited.map((i) => i.email),
+  };
 }

@@ -231,8 +231,12 @@ export class RoleService {
       async (tx) => {
         await lockHeld(tx, editor, role.id, `You cannot delete role "${slug}"`);
         const holders = await roleHolders(tx, editor.orgId, role.slug);
-        if (holders.users.length || holders.identities.length) {
-          throw conflict(`Role "${role.slug}" is still assigned; reassign these first.`, holders);
+        if (holders.users.length || holders.identities.length || holders.invitations.length) {
+          throw conflict(
+            `Role "${role.slug}" is still assigned; reassign these first` +
+              (holders.invitations.length ? ' (or revoke the pending invitations).' : '.'),
+            holders,
+          );
         }
         await deleteRole(tx, editor.orgId, role.id);
       },
