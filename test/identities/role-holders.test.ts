@@ -4,9 +4,12 @@
  * (QA pass 4: both used to succeed, leaving holders of a role that no longer existed, who
  * silently got the permissions of the next role made with that slug).
  */
+import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { roles } from '../../src/server/db/schema.js';
 import {
   bootstrap,
+  createSecondOrg,
   DRIVERS,
   startTestPlatform,
   TEST_PASSWORD,
@@ -22,6 +25,7 @@ describe.each(DRIVERS)('role holders (%s)', (driver) => {
     admin = await bootstrap(tp);
   });
   afterAll(() => tp?.close());
+  const bootstrapOther = () => createSecondOrg(tp);
 
   const makeRole = async (slug: string) => {
     const res = await admin.client.post('/api/v1/roles', {
@@ -44,6 +48,39 @@ describe.each(DRIVERS)('role holders (%s)', (driver) => {
     expect(del.status).toBe(409);
     expect(del.body.error.message).toMatch(/still assigned.*revoke the pending invitations/);
     expect(del.body.error.details.invitations).toEqual(['pending-role@example.com']);
+  });
+
+  it('lists roles whole: paging parameters are refused, custom roles are capped at 200', async () => {
+    const paged = await admin.client.get('/api/v1/roles?limit=1');
+    expect(paged.status).toBe(400);
+    expect(paged.body.error.message).toMatch(/takes no query parameters: it lists every role/);
+    const other = await bootstrapOther();
+    const have = (await other.client.get('/api/v1/roles')).body.items.filter(
+      (r: { builtIn: boolean }) => !r.builtIn,
+    ).length;
+    await tp.db.insert(roles).values(
+      Array.from({ length: 200 - have - 1 }, (_, i) => ({
+        id: randomUUID(),
+        orgId: other.orgId,
+        slug: `filler-${i}`,
+        name: `filler ${i}`,
+        permissions: [],
+      })),
+    );
+    const last = await other.client.post('/api/v1/roles', {
+      slug: 'the-200th',
+      name: 'the 200th',
+      permissions: [],
+    });
+    expect(last.status, last.text).toBe(201);
+    const over = await other.client.post('/api/v1/roles', {
+      slug: 'one-too-many',
+      name: 'one too many',
+      permissions: [],
+    });
+    expect(over.status).toBe(409);
+    expect(over.body.error.message).toMatch(/at most 200 custom roles/);
+    expect((await other.client.get('/api/v1/roles')).body.items).toHaveLength(203);
   });
 
   it('a delete racing an assignment never leaves a holder of a missing role', async () => {

@@ -1,8 +1,13 @@
-import { and, asc, eq } from 'drizzle-orm';
+import { and, asc, count, eq } from 'drizzle-orm';
 import type { Db, Tx } from '../db/client.js';
 import { identities, invitations, orgMemberships, roles, users } from '../db/schema.js';
 
 export type RoleRow = typeof roles.$inferSelect;
+
+export async function countCustomRoles(tx: Tx, orgId: string): Promise<number> {
+  const [row] = await tx.select({ n: count() }).from(roles).where(eq(roles.orgId, orgId));
+  return Number(row?.n ?? 0);
+}
 
 export function listCustomRoles(db: Db, orgId: string): Promise<RoleRow[]> {
   return db.select().from(roles).where(eq(roles.orgId, orgId)).orderBy(asc(roles.slug));

@@ -63,6 +63,9 @@ const roleView = z.object({
   id: z.string().nullable().describe('null for built-in roles'),
 });
 
+const ROLES_WHOLE =
+  'GET /api/v1/roles takes no query parameters: it lists every role at once (at most 200 custom roles), with no limit or cursor.';
+
 export function roleRoutes(app: Api, ctx: AppContext): void {
   const tags = ['roles'];
   const roles = new RoleService({ db: ctx.db, audit: ctx.audit });
@@ -74,7 +77,9 @@ export function roleRoutes(app: Api, ctx: AppContext): void {
       schema: {
         tags,
         operationId: 'listRoles',
-        summary: 'Built-in and custom roles with their permissions',
+        summary:
+          'Built-in and custom roles with their permissions, all of them (at most 200 custom roles; no paging)',
+        querystring: z.strictObject({}, { error: ROLES_WHOLE }),
         response: {
           200: z.object({
             items: z.array(roleView),

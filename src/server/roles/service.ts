@@ -15,6 +15,7 @@ import {
   deleteRole,
   findCustomRoleRow,
   insertRole,
+  countCustomRoles,
   listCustomRoles,
   lockCustomRole,
   roleHolders,
@@ -27,6 +28,8 @@ export interface RoleDeps {
   audit: AuditLog;
 }
 
+/** Custom roles per organization; GET /api/v1/roles lists them whole, with no paging. */
+export const MAX_CUSTOM_ROLES = 200;
 /** The caller as role rules see it: its org and what it may do. */
 export interface RoleEditor {
   orgId: string;
@@ -180,7 +183,14 @@ export class RoleService {
       await this.deps.audit.audited(
         who,
         'role.create',
-        (tx) => insertRole(tx, { id, orgId: editor.orgId, ...input }),
+        async (tx) => {
+          // Roles are listed whole (the editor and every role picker need them all): bounded.
+          if ((await countCustomRoles(tx, editor.orgId)) >= MAX_CUSTOM_ROLES)
+            throw conflict(
+              `An organization has at most ${MAX_CUSTOM_ROLES} custom roles: delete one you no longer use first.`,
+            );
+          await insertRole(tx, { id, orgId: editor.orgId, ...input });
+        },
         { slug: input.slug, permissions: input.permissions.map(permissionName) },
       );
     } catch (err) {
