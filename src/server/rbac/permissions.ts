@@ -78,7 +78,7 @@ export const BUILT_IN_ROLES = {
   member: {
     name: 'Member',
     description:
-      'Uses gateways, pools and access targets, manages dynamic secrets; no administration (people, identities, Kubernetes auth, roles, settings).',
+      'Uses gateways, pools and access targets; no administration (people, identities, Kubernetes auth, roles, settings).',
     permissions: MEMBER,
   },
   viewer: { name: 'Viewer', description: 'Read-only access (no audit log).', permissions: VIEWER },
