@@ -3,11 +3,12 @@ import {
   constants,
   existsSync,
   readFileSync,
+  realpathSync,
   renameSync,
   rmdirSync,
   statSync,
 } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
+import { basename, dirname, isAbsolute, join, relative, resolve, sep } from 'node:path';
 import type { Command } from 'commander';
 import type { Config } from '../server/config.js';
 import { configFromFlags, errorText, fail } from './server.js';
@@ -80,6 +81,23 @@ function rootKeyNote(included: boolean, config: Config): string {
   );
 }
 
+/** The real path of p, or of its nearest existing ancestor joined with the rest. */
+function realOrResolved(p: string): string {
+  const abs = resolve(p);
+  try {
+    return realpathSync(abs);
+  } catch {
+    const parent = dirname(abs);
+    return parent === abs ? abs : join(realOrResolved(parent), basename(abs));
+  }
+}
+
+/** Whether path is dir or below it, after symbolic links (./data and a link to it are one). */
+function isInside(dir: string, path: string): boolean {
+  const rel = relative(realOrResolved(dir), realOrResolved(path));
+  return rel === '' || (rel !== '..' && !rel.startsWith(`..${sep}`) && !isAbsolute(rel));
+}
+
 /** Why a file cannot be written into dir, or undefined when it can. */
 function directoryProblem(dir: string): string | undefined {
   let isDir: boolean;
@@ -110,17 +128,24 @@ export function registerBackupCommands(program: Command): void {
     .action(async (opts: { out: string; force?: boolean } & Record<string, unknown>) => {
       const config = configFromFlags(opts);
       if (config.databaseUrl) fail(PG_BACKUP_HINT);
-      if (existsSync(opts.out) && !opts.force)
-        fail(`${opts.out} exists; choose another --out or add --force to overwrite it`);
-      // Before the snapshot: finding out only when writing wastes its seconds and says less.
       const outDir = dirname(resolve(opts.out));
+      // A file in the data directory is swept into the next backup (PGlite dumps its whole
+      // directory) and restored with it, each backup nesting the one before.
+      if (isInside(config.dataDir, resolve(opts.out)))
+        fail(
+          `--out ${opts.out} is inside the data directory ${config.dataDir}: write backups ` +
+            `elsewhere (e.g. /backups/gatepool.tar.gz); nothing was backed up`,
+        );
+      // Before the snapshot: finding out only when writing wastes its seconds and says less.
       const dirProblem = directoryProblem(outDir);
       if (dirProblem) fail(`cannot write ${opts.out}: ${dirProblem}; nothing was backed up`);
+      if (existsSync(opts.out) && !opts.force)
+        fail(`${opts.out} exists; choose another --out or add --force to overwrite it`);
       const [
         { backupForOperator },
         { request },
         { hasEmbeddedDatabase, NoEmbeddedDatabaseError },
-        { writeBackupFile },
+        { BackupExistsError, writeBackupFile },
       ] = await Promise.all([
         import('../server/local-admin/service.js'),
         import('../server/db/datadir-lock.js'),
@@ -159,8 +184,13 @@ export function registerBackupCommands(program: Command): void {
         );
       try {
         if (opts.force && existsSync(opts.out)) renameSync(opts.out, `${opts.out}.old`);
-        writeBackupFile(opts.out, result.bytes);
+        writeBackupFile(opts.out, result.bytes, { exclusive: !opts.force });
       } catch (err) {
+        if (err instanceof BackupExistsError)
+          fail(
+            `${opts.out} exists (written meanwhile by another backup); this backup was not ` +
+              `written: choose another --out or add --force to overwrite it`,
+          );
         fail(`cannot write ${opts.out}: ${errorText(err)}`);
       }
       process.stdout.write(

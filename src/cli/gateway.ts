@@ -35,7 +35,11 @@ export function registerGatewayCommand(program: Command): void {
       "settings file, JSON or YAML (.yaml/.yml), keyed by these flags' long names " +
         '(allow, label(s), pool(s), platform, token, name, state-dir, drain-timeout); flags win',
     )
-    .option('--platform <url>', 'platform base URL, e.g. https://gatepool.example.com (first run)')
+    .option(
+      '--platform <url>',
+      'platform base URL, e.g. https://gatepool.example.com (first run; a new one later asks ' +
+        'that platform for its tunnel address: moving the platform)',
+    )
     .option(
       '--token <token>',
       'single-use enrollment token (first run; ignored later). It shows in the process list: ' +

@@ -1,6 +1,6 @@
-import { statSync } from 'node:fs';
+import { readFileSync, rmSync, statSync } from 'node:fs';
 import { createServer } from 'node:net';
-import { resolve } from 'node:path';
+import { join, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { ConfigError, loadConfig, type Config } from '../server/config.js';
 import { generatedRootKeyNotice, rootKeyFile } from '../server/crypto/envelope.js';
@@ -131,6 +131,25 @@ function foreignOwnerNote(path: string): string {
   }
 }
 
+/**
+ * Removes DATA_DIR/pglite when a first start was interrupted before the platform served: it
+ * holds at most a half-initialised database (nothing anyone wrote), which the next start could
+ * mistake for a real one. The root key, if already generated, stays: it encrypts nothing yet.
+ */
+function removeUnfinishedDatabase(dataDir: string): void {
+  try {
+    // Only while this process holds the directory: before it took the lock, the files may be
+    // another server's, in the middle of its own first start.
+    const holder = JSON.parse(readFileSync(join(dataDir, 'gatepool.lock'), 'utf8')) as {
+      pid?: unknown;
+    };
+    if (holder.pid !== process.pid) return;
+    rmSync(join(dataDir, 'pglite'), { recursive: true, force: true });
+  } catch {
+    // exiting anyway; the next start reports what it finds
+  }
+}
+
 /** Why host:port cannot be listened on now, or undefined (port 0: any free port will do). */
 function listenProblem(host: string, port: number): Promise<Error | undefined> {
   if (port === 0) return Promise.resolve(undefined);
@@ -248,6 +267,23 @@ export function registerServerCommands(program: Command): void {
         if (problem) fail(listenError(problem, setting).message);
       }
     }
+    // A new embedded database takes PGlite's initdb and every migration: many seconds of
+    // silence that look like a hung terminal, so say what is happening first.
+    const firstStart = !config.databaseUrl && !hasEmbeddedDatabase(config.dataDir);
+    if (firstStart)
+      process.stdout.write(
+        `Preparing the embedded database in ${config.dataDir} (first start; this takes a few seconds)…\n`,
+      );
+    // Until the platform is up, a signal's default action would end the process without its
+    // 'exit' hooks, leaving the lock file and socket behind; exiting runs them. A database this
+    // start was still creating is removed too: the next start creates it again from nothing.
+    const interrupted = (signal: NodeJS.Signals) => {
+      process.stderr.write(`gatepool: ${signal} during start; stopped before serving\n`);
+      if (firstStart && !config.databaseUrl) removeUnfinishedDatabase(config.dataDir);
+      process.exit(signal === 'SIGINT' ? 130 : 143);
+    };
+    process.on('SIGINT', interrupted);
+    process.on('SIGTERM', interrupted);
     // Opened here rather than by startPlatform, so that every refusal below closes it, and with
     // it the data directory's lock, before exiting (startPlatform does not on all of its paths).
     const opened = await openConfiguredDatabase(config).catch((err: unknown) =>
@@ -268,6 +304,29 @@ export function registerServerCommands(program: Command): void {
       await database.close().catch(() => undefined);
       fail(errorText(err));
     }
+    let stopping = false;
+    const stop = (signal: string) => {
+      if (stopping) {
+        process.stderr.write('gatepool: forced exit\n');
+        process.exit(1);
+      }
+      stopping = true;
+      log.info({ signal }, 'shutting down: finishing in-flight requests');
+      platform.close().then(
+        () => {
+          log.info('stopped');
+          process.exit(0);
+        },
+        (err: unknown) => {
+          log.error({ err }, 'error during shutdown');
+          process.exit(1);
+        },
+      );
+    };
+    process.off('SIGINT', interrupted);
+    process.off('SIGTERM', interrupted);
+    process.on('SIGTERM', () => stop('SIGTERM'));
+    process.on('SIGINT', () => stop('SIGINT'));
     const db = config.databaseUrl ? 'PostgreSQL' : `embedded PGlite in ${config.dataDir}`;
     const open = config.publicUrl ?? platform.url;
     let banner =
@@ -291,27 +350,6 @@ export function registerServerCommands(program: Command): void {
           `    -d '{"email":"you@example.com","password":"at-least-12-chars","organizationName":"Acme"}'\n\n`,
       );
     }
-    let stopping = false;
-    const stop = (signal: string) => {
-      if (stopping) {
-        process.stderr.write('gatepool: forced exit\n');
-        process.exit(1);
-      }
-      stopping = true;
-      log.info({ signal }, 'shutting down: finishing in-flight requests');
-      platform.close().then(
-        () => {
-          log.info('stopped');
-          process.exit(0);
-        },
-        (err: unknown) => {
-          log.error({ err }, 'error during shutdown');
-          process.exit(1);
-        },
-      );
-    };
-    process.on('SIGTERM', () => stop('SIGTERM'));
-    process.on('SIGINT', () => stop('SIGINT'));
   });
 
   addDatabaseFlags(

@@ -5,6 +5,8 @@
  */
 import http from 'node:http';
 import https from 'node:https';
+import { z } from 'zod';
+import { sign } from 'node:crypto';
 import {
   ApiErrorSchema,
   ENROLL_PATH,
@@ -12,6 +14,12 @@ import {
   type EnrollRequest,
   type EnrollResponse,
 } from '../protocol/enrollment.js';
+import {
+  TUNNEL_LOOKUP_PATH,
+  TunnelLookupResponseSchema,
+  tunnelLookupMessage,
+  type TunnelLookupRequest,
+} from '../protocol/tunnel-lookup.js';
 import { NO_SETTINGS, STATE_FORMAT, type GatewayState } from './state.js';
 
 export class EnrollError extends Error {
@@ -32,7 +40,12 @@ export interface EnrollOptions {
   rateLimitPatienceMs?: number;
   /** Told before each wait, so the agent can say why it is not up yet. */
   onRateLimited?: (retryAfterSeconds: number) => void;
+  /** What the platform warns about an enrollment that succeeded (e.g. a token's deleted pool). */
+  onWarning?: (message: string) => void;
 }
+
+/** Older platforms send no warnings; the field is read apart from the shared contract. */
+const EnrollWarningsSchema = z.object({ warnings: z.array(z.string()).optional() });
 
 const DEFAULT_RATE_LIMIT_PATIENCE_MS = 10 * 60_000;
 
@@ -89,7 +102,84 @@ export async function enroll(options: EnrollOptions): Promise<GatewayState> {
       'enrollment failed: unexpected answer from the platform (version mismatch?)',
     );
   }
+  for (const warning of EnrollWarningsSchema.safeParse(json).data?.warnings ?? [])
+    options.onWarning?.(warning);
   return stateFromResponse(parsed.data, keyPem, options);
+}
+
+export type TunnelLookup =
+  | { kind: 'found'; tunnelAddress: string }
+  /** The platform answered that it has no such gateway: only a new enrollment helps. */
+  | { kind: 'unknown'; message: string }
+  /** No answer to act on (unreachable, an older platform, …): keep the saved address. */
+  | { kind: 'failed'; message: string };
+
+/**
+ * Asks the platform at `platform` where its tunnel is now, proving this gateway's identity with
+ * a signature by its key (protocol/tunnel-lookup.ts). Never throws.
+ */
+export async function lookupTunnel(
+  platform: string,
+  state: GatewayState,
+  options: { insecureTls?: boolean; timeoutMs?: number } = {},
+): Promise<TunnelLookup> {
+  let url: URL;
+  try {
+    const base = platform.endsWith('/') ? platform : `${platform}/`;
+    url = new URL(TUNNEL_LOOKUP_PATH.replace(/^\//, ''), base);
+    if (url.protocol !== 'https:' && url.protocol !== 'http:') throw new Error('not http(s)');
+  } catch {
+    return { kind: 'failed', message: `--platform must be an http(s) URL, got "${platform}"` };
+  }
+  const timestamp = new Date().toISOString();
+  const request: TunnelLookupRequest = {
+    certificate: state.certificatePem,
+    timestamp,
+    signature: sign(
+      'sha256',
+      tunnelLookupMessage(state.orgId, state.gatewayId, timestamp),
+      state.keyPem,
+    ).toString('base64'),
+  };
+  let answer: { status: number; body: string };
+  try {
+    answer = await postJson(url, request, {
+      platform,
+      token: '',
+      name: state.name,
+      insecureTls: options.insecureTls,
+      timeoutMs: options.timeoutMs ?? 15_000,
+    });
+  } catch (error) {
+    return {
+      kind: 'failed',
+      message: (error as Error).message.replace(/^enrollment failed: /, ''),
+    };
+  }
+  let json: unknown;
+  try {
+    json = JSON.parse(answer.body);
+  } catch {
+    return {
+      kind: 'failed',
+      message: `the platform answered ${answer.status} with a non-JSON body`,
+    };
+  }
+  if (answer.status === 200) {
+    const parsed = TunnelLookupResponseSchema.safeParse(json);
+    return parsed.success
+      ? { kind: 'found', tunnelAddress: parsed.data.tunnelAddress }
+      : { kind: 'failed', message: 'unexpected answer from the platform (version mismatch?)' };
+  }
+  const apiError = ApiErrorSchema.safeParse(json);
+  if (answer.status === 404 && apiError.success && apiError.data.error.code === 'gateway_unknown')
+    return { kind: 'unknown', message: apiError.data.error.message };
+  return {
+    kind: 'failed',
+    message: apiError.success
+      ? `${apiError.data.error.message} (HTTP ${answer.status})`
+      : `HTTP ${answer.status}`,
+  };
 }
 
 function stateFromResponse(

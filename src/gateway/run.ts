@@ -12,7 +12,7 @@ import { resolve } from 'node:path';
 import { Allowlist, AllowlistError } from './allowlist.js';
 import { GatewayAgent, type AgentLog } from './agent.js';
 import { ConfigFileError, loadConfigFile, type AgentConfigFile } from './config-file.js';
-import { enroll, EnrollError } from './enroll.js';
+import { enroll, EnrollError, lookupTunnel } from './enroll.js';
 import {
   loadStateFile,
   saveState,
@@ -169,8 +169,44 @@ export async function runGateway(
         log.warn(
           `the platform is limiting enrollments from this address; retrying in ${seconds} s`,
         ),
+      onWarning: (message) => log.warn(message),
     });
     log.info(`enrolled as gateway "${state.name}" (${state.gatewayId})`);
+  }
+
+  // The tunnel address came with the enrollment; a platform restored on another host or with
+  // other ports has a new one, which only that platform can tell (asked with this gateway's key).
+  const tunnelFrom = state.tunnelFrom ?? state.platform;
+  const current = loaded && platform ? platform : state.platform;
+  let tunnelAddress = state.tunnelAddress;
+  let tunnelAsked = tunnelFrom;
+  if (loaded && current !== tunnelFrom) {
+    const found = await lookupTunnel(current, state, {
+      insecureTls: options.insecurePlatformTls ?? file.insecurePlatformTls ?? false,
+      timeoutMs: 5000,
+    });
+    if (found.kind === 'unknown') {
+      log.warn(
+        `the platform at ${current} does not know gateway "${state.name}" (${state.gatewayId}): ` +
+          `enroll this host again with a new token from it and a fresh --state-dir ` +
+          `(${statePath(stateDir)} belongs to ${tunnelFrom})`,
+      );
+      return EXIT_REVOKED;
+    }
+    if (found.kind === 'failed') {
+      // tunnelFrom stays the old platform, so the next start asks again.
+      log.warn(
+        `the platform is now ${current}, but it could not be asked for its tunnel address ` +
+          `(${found.message}): still dialing ${state.tunnelAddress}, the tunnel of ` +
+          `${tunnelFrom}. If the platform moved, make ${current} reachable and restart, ` +
+          'or enroll this host again with a new token',
+      );
+    } else {
+      tunnelAsked = current;
+      tunnelAddress = found.tunnelAddress;
+      if (found.tunnelAddress !== state.tunnelAddress)
+        log.info(`platform moved: tunnel now ${found.tunnelAddress} (was ${state.tunnelAddress})`);
+    }
   }
 
   const settings: AgentSettings = {
@@ -184,9 +220,13 @@ export async function runGateway(
         'pools on the platform (gateway pool memberships), not through --pool',
     );
   }
+  const { tunnelFrom: _previous, ...rest } = state;
   const updated: GatewayState = {
-    ...state,
-    platform: loaded && platform ? platform : state.platform,
+    ...rest,
+    platform: current,
+    tunnelAddress,
+    // Written only while it differs from `platform`: state files stay as they were otherwise.
+    ...(tunnelAsked !== current ? { tunnelFrom: tunnelAsked } : {}),
     settings,
   };
   if (

@@ -49,6 +49,12 @@ const StateV1Schema = z.object({
 export const GatewayStateSchema = StateV1Schema.extend({
   format: z.literal(STATE_FORMAT),
   settings: AgentSettingsSchema,
+  /**
+   * The platform URL tunnelAddress was learnt from (enrollment, or asking it after a move).
+   * Unset in older files: then it is `platform` as saved. When `platform` differs, the agent asks
+   * that platform for its tunnel address; until one answers, the old address is kept.
+   */
+  tunnelFrom: z.string().optional(),
 });
 export type GatewayState = z.infer<typeof GatewayStateSchema>;
 

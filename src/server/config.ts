@@ -176,6 +176,13 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       `GATEPOOL_DEAD_AFTER_MS (${c.GATEPOOL_DEAD_AFTER_MS}) must be greater than GATEPOOL_KEEPALIVE_MS (${c.GATEPOOL_KEEPALIVE_MS})`,
     ]);
   }
+  // Both listen on GATEPOOL_HOST, so the second listen would fail only after the data directory,
+  // database and root key were created, blaming "a port in use". Port 0 picks a free port each.
+  if (c.GATEPOOL_PORT !== 0 && c.GATEPOOL_PORT === c.GATEPOOL_TUNNEL_PORT) {
+    throw new ConfigError([
+      `GATEPOOL_PORT and GATEPOOL_TUNNEL_PORT must differ (both ${c.GATEPOOL_PORT})`,
+    ]);
+  }
   return {
     host: c.GATEPOOL_HOST,
     port: c.GATEPOOL_PORT,

@@ -38,6 +38,8 @@ const PUBLIC_ALLOWED = [
   /^\/api\/v1\/bootstrap$/,
   /^\/api\/v1\/auth\/login$/,
   /^\/api\/v1\/gateways\/enroll$/,
+  // A gateway proves itself with a signature by its own key (protocol/tunnel-lookup.ts).
+  /^\/api\/v1\/gateways\/tunnel$/,
   /^\/api\/v1\/.*kubernetes.*\/login$/,
 ];
 

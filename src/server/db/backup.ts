@@ -1,5 +1,6 @@
 import {
   existsSync,
+  linkSync,
   mkdirSync,
   readdirSync,
   readFileSync,
@@ -310,11 +311,37 @@ async function loadAndVerify(
   }
 }
 
-/** Writes a backup file 0600 (it may hold the root key) without ever leaving half a file. */
-export function writeBackupFile(path: string, bytes: Buffer): void {
+export class BackupExistsError extends Error {
+  constructor(readonly path: string) {
+    super(`${path} exists`);
+  }
+}
+
+/**
+ * Writes a backup file 0600 (it may hold the root key) without ever leaving half a file. With
+ * `exclusive`, the final name is claimed with link(), which fails if it exists (unlike rename):
+ * of several backups to one path only one succeeds, and the others throw BackupExistsError
+ * instead of reporting a file that another one replaced.
+ */
+export function writeBackupFile(
+  path: string,
+  bytes: Buffer,
+  opts: { exclusive?: boolean } = {},
+): void {
   const tmp = `${path}.partial-${process.pid}`;
   writeFileSync(tmp, bytes, { mode: 0o600, flag: 'wx' });
-  renameSync(tmp, path);
+  if (!opts.exclusive) {
+    renameSync(tmp, path);
+    return;
+  }
+  try {
+    linkSync(tmp, path);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'EEXIST') throw new BackupExistsError(path);
+    throw err;
+  } finally {
+    rmSync(tmp, { force: true });
+  }
 }
 
 async function appliedMigrations(database: Database): Promise<string[]> {

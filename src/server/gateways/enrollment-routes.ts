@@ -1,4 +1,9 @@
 import { z } from 'zod';
+import {
+  TUNNEL_LOOKUP_PATH,
+  TunnelLookupRequestSchema,
+  TunnelLookupResponseSchema,
+} from '../../protocol/tunnel-lookup.js';
 import { actorOf, whoOf } from '../auth/actor.js';
 import type { AppContext } from '../context.js';
 import {
@@ -17,6 +22,8 @@ const tokenSchema = z.object({
   id: z.string(),
   name: z.string(),
   poolIds: z.array(z.string()),
+  /** Pools of poolIds deleted since: a gateway enrolling with this token will not join them. */
+  missingPoolIds: z.array(z.string()),
   state: z.enum(['active', 'used', 'revoked', 'expired']),
   expiresAt: z.string(),
   usedAt: z.string().nullable(),
@@ -35,6 +42,7 @@ export function enrollmentRoutes(app: Api, ctx: AppContext): void {
     enrollLimit: (key) => ctx.limits.enrollPerIp.hit(key),
     tunnelAddress: () => ctx.directory.tunnelAddress,
     changed: () => ctx.poolRuntime.invalidate(),
+    identify: (info) => ctx.directory.identify(info),
   });
 
   app.post(
@@ -142,6 +150,7 @@ export function enrollmentRoutes(app: Api, ctx: AppContext): void {
             tunnelAddress: z.string(),
             certificateExpiresAt: z.string(),
             pools: z.array(z.string()),
+            warnings: z.array(z.string()),
           }),
         },
       },
@@ -153,5 +162,26 @@ export function enrollmentRoutes(app: Api, ctx: AppContext): void {
       });
       return reply.code(201).send(enrolled);
     },
+  );
+
+  app.post(
+    TUNNEL_LOOKUP_PATH,
+    {
+      // The gateway authenticates itself: certificate plus a signature by its key (no session).
+      config: { auth: 'public' },
+      schema: {
+        tags,
+        operationId: 'gatewayTunnelAddress',
+        summary: "An enrolled gateway's current tunnel address (after the platform moved)",
+        description:
+          "Signed by the gateway: `signature` is its key's ECDSA/SHA-256 signature (base64 DER) of " +
+          '"gatepool-tunnel-lookup\\n<orgId>\\n<gatewayId>\\n<timestamp>", ids as in its certificate. ' +
+          '404 `gateway_unknown` when this platform has no such gateway.',
+        security: [],
+        body: TunnelLookupRequestSchema,
+        response: { 200: TunnelLookupResponseSchema },
+      },
+    },
+    async (req) => enrollment.tunnelFor(req.body),
   );
 }

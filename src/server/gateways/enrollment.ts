@@ -2,7 +2,14 @@
  * Enrollment rules: single-use tokens (stored hashed, shown once, optionally naming pools to
  * join) exchanged with a CSR for a gateway client certificate.
  */
-import { randomUUID } from 'node:crypto';
+import { randomUUID, verify, X509Certificate } from 'node:crypto';
+import { parseGatewayCert, type GatewayCertInfo } from '../../protocol/identity.js';
+import {
+  TUNNEL_LOOKUP_SKEW_MS,
+  tunnelLookupMessage,
+  type TunnelLookupRequest,
+  type TunnelLookupResponse,
+} from '../../protocol/tunnel-lookup.js';
 import type { AuditLog, AuditWho } from '../audit/service.js';
 import type { Actor } from '../auth/actor.js';
 import { hashToken, newToken } from '../auth/tokens.js';
@@ -46,10 +53,12 @@ function tokenState(t: TokenRow, now = Date.now()): TokenState {
   return t.expiresAt.getTime() <= now ? 'expired' : 'active';
 }
 
-export const tokenView = (t: TokenRow) => ({
+/** `existing`: the ids of the token's pools that still exist (a pool may be deleted after). */
+export const tokenView = (t: TokenRow, existing: ReadonlySet<string>) => ({
   id: t.id,
   name: t.name,
   poolIds: t.poolIds,
+  missingPoolIds: t.poolIds.filter((id) => !existing.has(id)),
   state: tokenState(t),
   expiresAt: t.expiresAt.toISOString(),
   usedAt: t.usedAt?.toISOString() ?? null,
@@ -69,6 +78,8 @@ export interface EnrollmentDeps {
   tunnelAddress(): string;
   /** A new gateway must appear in the pools' cache (pinned references and memberships). */
   changed(): void;
+  /** The live gateway a certificate belongs to (same check as the tunnel's), or null. */
+  identify(info: GatewayCertInfo): Promise<{ gatewayId: string; name: string } | null>;
 }
 
 export class EnrollmentService {
@@ -120,7 +131,9 @@ export class EnrollmentService {
 
   async listTokens(orgId: string, cursor: string | undefined, limit: number) {
     const page = await listTokens(this.deps.db, orgId, cursor, limit);
-    return { items: page.items.map((t) => tokenView(t)), nextCursor: page.nextCursor };
+    const ids = [...new Set(page.items.flatMap((t) => t.poolIds))];
+    const existing = new Set((await existingPools(this.deps.db, orgId, ids)).map((p) => p.id));
+    return { items: page.items.map((t) => tokenView(t, existing)), nextCursor: page.nextCursor };
   }
 
   async revokeToken(orgId: string, who: AuditWho, id: string): Promise<void> {
@@ -146,7 +159,11 @@ export class EnrollmentService {
     if (!token || tokenState(token) !== 'active')
       throw new AppError(401, 'invalid_enrollment_token', INVALID_TOKEN);
     const orgId = token.orgId;
-    const joinPools = await this.poolsToJoin(orgId, token.poolIds, input.pools);
+    const { chosen: joinPools, missing } = await this.poolsToJoin(
+      orgId,
+      token.poolIds,
+      input.pools,
+    );
     const gatewayId = randomUUID();
     const ca = await this.deps.cas.forOrg(orgId);
     let signed;
@@ -222,6 +239,57 @@ export class EnrollmentService {
       tunnelAddress: this.deps.tunnelAddress(),
       certificateExpiresAt: signed.notAfter.toISOString(),
       pools: joinPools.map((p) => p.name),
+      // The agent prints these: a gateway that silently joined no pool looks enrolled and
+      // healthy, while nothing routes to it.
+      warnings: missing.map(
+        (id) => `pool ${id} of this token no longer exists; enrolled without it`,
+      ),
+    };
+  }
+
+  /**
+   * The current tunnel address, for an enrolled gateway that proves it holds its key (see
+   * protocol/tunnel-lookup.ts). Scoped by the certificate: org and gateway id as issued, and its
+   * fingerprint must be the one stored for that gateway, as the tunnel itself checks.
+   */
+  async tunnelFor(input: TunnelLookupRequest): Promise<TunnelLookupResponse> {
+    const info = parseGatewayCert(input.certificate);
+    if (!info) throw badRequest('certificate: not a gatepool gateway certificate');
+    const at = Date.parse(input.timestamp);
+    if (!Number.isFinite(at) || Math.abs(Date.now() - at) > TUNNEL_LOOKUP_SKEW_MS)
+      throw badRequest(
+        "timestamp: more than 10 minutes from the platform's clock; check this host's clock",
+      );
+    let signed: boolean;
+    try {
+      signed = verify(
+        'sha256',
+        tunnelLookupMessage(info.orgId, info.gatewayId, input.timestamp),
+        new X509Certificate(input.certificate).publicKey,
+        Buffer.from(input.signature, 'base64'),
+      );
+    } catch {
+      signed = false;
+    }
+    if (!signed)
+      throw new AppError(
+        401,
+        'invalid_signature',
+        "The signature does not match the certificate's key.",
+      );
+    const record = await this.deps.identify(info);
+    if (!record)
+      throw new AppError(
+        404,
+        'gateway_unknown',
+        `This platform does not know gateway ${info.gatewayId}: it was deleted here, or its ` +
+          `certificate was replaced, or this is not the platform (or a restore of the one) it ` +
+          'enrolled with. Enroll it again with a new token and a fresh --state-dir.',
+      );
+    return {
+      gatewayId: record.gatewayId,
+      name: record.name,
+      tunnelAddress: this.deps.tunnelAddress(),
     };
   }
 
@@ -233,9 +301,10 @@ export class EnrollmentService {
     orgId: string,
     tokenPoolIds: string[],
     requested: string[] | undefined,
-  ): Promise<PoolRow[]> {
-    // A pool deleted since the token was made is simply no longer joined.
+  ): Promise<{ chosen: PoolRow[]; missing: string[] }> {
+    // A pool deleted since the token was made is no longer joined (`missing` says which).
     const allowed = await existingPools(this.deps.db, orgId, tokenPoolIds);
+    const missing = tokenPoolIds.filter((id) => !allowed.some((p) => p.id === id));
     let chosen = allowed;
     if (requested?.length) {
       const unknown = requested.filter((name) => !allowed.some((p) => p.name === name));
@@ -251,6 +320,6 @@ export class EnrollmentService {
       chosen = allowed.filter((p) => requested.includes(p.name));
     }
     if (chosen.length) await this.deps.licenses.requireFeature(orgId, 'gatewayPool');
-    return chosen;
+    return { chosen, missing };
   }
 }

@@ -162,7 +162,13 @@ export class TunnelHub extends EventEmitter<TunnelHubEvents> {
     server.on('secureConnection', (socket: TLSSocket) => {
       this.handshaking.get(`${socket.remoteAddress}:${socket.remotePort}`)?.release();
       this.accept(socket).catch((error: unknown) => {
-        this.log.warn({ err: error }, 'gateway tunnel setup failed');
+        const gatewayId = peerGatewayId(socket);
+        if (isNetworkError(error))
+          this.log.warn(
+            { gatewayId, remoteAddress: socket.remoteAddress },
+            `gateway tunnel setup failed: ${error.message}`,
+          );
+        else this.log.warn({ gatewayId, err: error }, 'gateway tunnel setup failed');
         socket.destroy();
       });
     });
@@ -482,9 +488,11 @@ export class TunnelHub extends EventEmitter<TunnelHubEvents> {
     try {
       await session.start();
     } catch (error) {
+      // start() fails only with the reason the session closed (the agent went away, its hello
+      // never came): a network event like any disconnect, so one line, not a stack.
       this.log.warn(
-        { gatewayId: record.gatewayId, err: error },
-        'gateway connected but its tunnel did not come up',
+        { gatewayId: record.gatewayId, name: record.name, orgId: record.orgId },
+        `gateway connected but its tunnel did not come up: ${errorMessage(error)}`,
       );
       return;
     } finally {
@@ -550,6 +558,31 @@ export class TunnelHub extends EventEmitter<TunnelHubEvents> {
       'gateway tunnel up',
     );
     this.emit('connected', session.live);
+  }
+}
+
+function errorMessage(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
+
+/**
+ * Errors a peer going away mid-handshake produces (resets, closed streams, TLS/HTTP/2 teardown):
+ * expected on any network, so logged as one line. Anything else may be a bug and keeps its stack.
+ */
+const NETWORK_CODE =
+  /^(ECONNRESET|EPIPE|ETIMEDOUT|ECONNABORTED|ECONNREFUSED|EHOSTUNREACH|ENETUNREACH|ENETDOWN|ERR_HTTP2_|ERR_SSL_|ERR_TLS_|ERR_STREAM_|ERR_SOCKET_)/;
+export function isNetworkError(error: unknown): error is Error {
+  if (!(error instanceof Error)) return false;
+  const code = (error as { code?: unknown }).code;
+  return typeof code === 'string' && NETWORK_CODE.test(code);
+}
+
+/** The gateway id a connection's certificate claims, for a log line; undefined if unreadable. */
+function peerGatewayId(socket: TLSSocket): string | undefined {
+  try {
+    return parseGatewayCert(socket.getPeerCertificate(true))?.gatewayId;
+  } catch {
+    return undefined;
   }
 }
 
