@@ -370,6 +370,31 @@ describe.each(DRIVERS)('gateways (%s)', (driver) => {
     });
     expect(dup.status).toBe(409);
     expect(dup.body.error.message).toContain('"gw-renamed" already exists');
+    // Names that differ only in case would be told apart by nobody (logs, pools, audit filter).
+    const { csrPem: upperCsr } = await createGatewayKeyAndCsr('dup-upper');
+    const upper = await api(tp).post('/api/v1/gateways/enroll', {
+      token: await enrollmentToken(),
+      name: 'GW-Renamed',
+      csr: upperCsr,
+    });
+    expect(upper.status).toBe(409);
+    expect(upper.body.error.message).toContain(
+      '"gw-renamed" already exists in this organization (names are compared ignoring case)',
+    );
+    const { csrPem: otherCsr } = await createGatewayKeyAndCsr('case-other');
+    const other = await api(tp).post('/api/v1/gateways/enroll', {
+      token: await enrollmentToken(),
+      name: 'case-other',
+      csr: otherCsr,
+    });
+    expect(other.status).toBe(201);
+    const renamed = await admin.client.patch(`/api/v1/gateways/case-other`, { name: 'GW-RENAMED' });
+    expect(renamed.status).toBe(409);
+    expect(renamed.body.error.message).toMatch(/"gw-renamed" already exists .*ignoring case/);
+    // Its own name in another case is fine.
+    const recased = await admin.client.patch(`/api/v1/gateways/case-other`, { name: 'Case-Other' });
+    expect(recased.status, recased.text).toBe(200);
+    expect((await admin.client.delete('/api/v1/gateways/Case-Other')).status).toBe(200);
 
     const hub = tp.platform.ctx.directory.hub;
     expect(hub.live(id)).toBeDefined();

@@ -162,6 +162,16 @@ describe.each(DRIVERS)('machine identities are an admin matter on %s', (driver) 
       );
     }
 
+    // Names differing only in case would read as one actor (the audit filter ignores case).
+    const upper = await admin.client.post('/api/v1/identities', { name: 'CI-BOT', role: 'viewer' });
+    expect(upper.status).toBe(409);
+    expect(upper.body.error.message).toBe(
+      'An identity named "ci-bot" already exists (names are compared ignoring case).',
+    );
+    const same = await admin.client.post('/api/v1/identities', { name: 'ci-bot', role: 'viewer' });
+    expect(same.status).toBe(409);
+    expect(same.body.error.message).toBe('An identity named "ci-bot" already exists.');
+
     // Token names are shown beside them: no hidden or reordered text there either.
     const bot = (await admin.client.post('/api/v1/identities', { name: 'tok-bot', role: 'viewer' }))
       .body;

@@ -31,6 +31,7 @@ import {
   existingPools,
   findToken,
   findTokenByHash,
+  gatewayNameTaken,
   insertGateway,
   insertMembership,
   insertToken,
@@ -184,6 +185,11 @@ export class EnrollmentService {
         who,
         'gateway.enroll',
         async (tx) => {
+          const taken = await gatewayNameTaken(tx, orgId, input.name);
+          if (taken)
+            throw conflict(
+              `A gateway named "${taken}" already exists in this organization (names are compared ignoring case); choose another --name or delete the old gateway.`,
+            );
           if (!(await claimToken(tx, token.id, gatewayId)))
             throw new AppError(401, 'invalid_enrollment_token', INVALID_TOKEN);
           await insertGateway(tx, {

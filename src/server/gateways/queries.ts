@@ -1,4 +1,4 @@
-import { and, asc, desc, eq, inArray, isNull, or } from 'drizzle-orm';
+import { and, asc, desc, eq, inArray, isNull, ne, or, sql } from 'drizzle-orm';
 import type { Db, Tx } from '../db/client.js';
 import {
   gatewayEnrollmentTokens,
@@ -243,6 +243,31 @@ export async function claimToken(tx: Tx, id: string, gatewayId: string): Promise
     )
     .returning({ id: gatewayEnrollmentTokens.id });
   return claimed.length > 0;
+}
+
+/**
+ * The name of another gateway of the org that `name` equals ignoring case, if any: "dc1-a" and
+ * "DC1-A" would be told apart by nobody reading logs, pools or the audit log (whose actor filter
+ * ignores case). The unique index stays case-sensitive: older orgs may hold such pairs.
+ */
+export async function gatewayNameTaken(
+  db: Conn,
+  orgId: string,
+  name: string,
+  exceptId?: string,
+): Promise<string | undefined> {
+  const [row] = await db
+    .select({ id: gateways.id, name: gateways.name })
+    .from(gateways)
+    .where(
+      and(
+        eq(gateways.orgId, orgId),
+        sql`lower(${gateways.name}) = lower(${name})`,
+        exceptId ? ne(gateways.id, exceptId) : undefined,
+      ),
+    )
+    .limit(1);
+  return row?.name;
 }
 
 export async function insertGateway(tx: Tx, values: typeof gateways.$inferInsert): Promise<void> {

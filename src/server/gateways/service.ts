@@ -12,6 +12,7 @@ import { emptyVerdict } from './health.js';
 import {
   deleteGateway,
   findGatewayByRef,
+  gatewayNameTaken,
   listGateways,
   lockGateway,
   membersOfPools,
@@ -90,7 +91,16 @@ export class GatewayService {
       await this.deps.audit.audited(
         who,
         'gateway.update',
-        (tx) => updateGateway(tx, orgId, before.id, changes),
+        async (tx) => {
+          const taken = changes.name
+            ? await gatewayNameTaken(tx, orgId, changes.name, before.id)
+            : undefined;
+          if (taken)
+            throw conflict(
+              `A gateway named "${taken}" already exists (names are compared ignoring case).`,
+            );
+          return updateGateway(tx, orgId, before.id, changes);
+        },
         { gatewayId: before.id, name: before.name, changes },
       );
     } catch (err) {

@@ -1,4 +1,4 @@
-import { and, asc, desc, eq, isNull } from 'drizzle-orm';
+import { and, asc, desc, eq, isNull, ne, sql } from 'drizzle-orm';
 import type { Db, Tx } from '../db/client.js';
 import { identities, identityAccessTokens } from '../db/schema.js';
 import { notFound } from '../http/errors.js';
@@ -67,6 +67,30 @@ export function listIdentities(db: Q, orgId: string, cursor: string | undefined,
     )
     .orderBy(asc(identities.createdAt), asc(identities.id))
     .limit(limit);
+}
+
+/**
+ * Another identity of the org whose name equals `name` ignoring case: the audit log's actor
+ * filter ignores case, so "CI-BOT" and "ci-bot" would read as one actor.
+ */
+export async function identityNameTaken(
+  db: Db | Tx,
+  orgId: string,
+  name: string,
+  exceptId?: string,
+): Promise<string | undefined> {
+  const [row] = await db
+    .select({ name: identities.name })
+    .from(identities)
+    .where(
+      and(
+        eq(identities.orgId, orgId),
+        sql`lower(${identities.name}) = lower(${name})`,
+        exceptId ? ne(identities.id, exceptId) : undefined,
+      ),
+    )
+    .limit(1);
+  return row?.name;
 }
 
 export async function insertIdentity(

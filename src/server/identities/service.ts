@@ -10,6 +10,7 @@ import { holdRole } from '../rbac/roles-resolver.js';
 import {
   deleteIdentity,
   findIdentity,
+  identityNameTaken,
   insertIdentity,
   insertToken,
   listIdentities,
@@ -33,6 +34,8 @@ export interface IssuedToken {
 
 const duplicate = (name: string | undefined) =>
   conflict(`An identity named "${name ?? ''}" already exists.`);
+const sameIgnoringCase = (name: string) =>
+  conflict(`An identity named "${name}" already exists (names are compared ignoring case).`);
 
 /** Machine identities of an organization and their access tokens. */
 export class IdentityService {
@@ -64,6 +67,8 @@ export class IdentityService {
         'identity.create',
         async (tx) => {
           await holdRole(tx, actor.orgId, input.role);
+          const taken = await identityNameTaken(tx, actor.orgId, input.name);
+          if (taken) throw taken === input.name ? duplicate(taken) : sameIgnoringCase(taken);
           await insertIdentity(tx, { id, orgId: actor.orgId, ...input, ...createdBy });
         },
         // The entry's actor is the createdBy the identity keeps.
@@ -91,6 +96,10 @@ export class IdentityService {
         'identity.update',
         async (tx) => {
           if (change.role) await holdRole(tx, actor.orgId, change.role);
+          const taken = change.name
+            ? await identityNameTaken(tx, actor.orgId, change.name, before.id)
+            : undefined;
+          if (taken) throw taken === change.name ? duplicate(taken) : sameIgnoringCase(taken);
           await updateIdentity(tx, actor.orgId, before.id, change);
         },
         { identityId: before.id, name: before.name, changes: change },
