@@ -13,6 +13,7 @@ import {
   DRIVERS,
   login,
   startTestPlatform,
+  waitFor,
   type Account,
   type TestPlatform,
 } from '../helpers/platform.js';
@@ -258,11 +259,18 @@ describe.each(DRIVERS)('web serving and live events on %s', (driver) => {
       const colleague = await openStream(tp.url, { authorization: `Bearer ${admin.token}` });
       held.push(colleague);
       await colleague.next((e) => e.event === 'snapshot', 5000);
-      // A closed stream gives its slot back.
+      // A closed stream gives its slot back, once the platform has seen it close.
       await held.shift()!.close();
-      const again = await openStream(tp.url, { authorization: `Bearer ${hog.token}` });
-      held.push(again);
-      await again.next((e) => e.event === 'snapshot', 5000);
+      await waitFor(
+        async () => {
+          const again = await openStream(tp.url, { authorization: `Bearer ${hog.token}` });
+          held.push(again);
+          return again.res.status === 200;
+        },
+        5000,
+        'a slot back after a close',
+      );
+      await held.at(-1)!.next((e) => e.event === 'snapshot', 5000);
     } finally {
       for (const s of held) await s.close();
     }
