@@ -28,7 +28,13 @@ interface Me {
 interface SignedIn {
   token: string;
   expiresAt?: string;
+  passwordChangeRequired?: boolean;
 }
+
+/** The platform's rule for a new password (POST /api/v1/auth/password checks it again). */
+const MIN_PASSWORD = 12;
+const MAX_PASSWORD = 256;
+const NEW_PASSWORD_TRIES = 3;
 
 const expiryOf = (s: SignedIn): string | undefined =>
   typeof s.expiresAt === 'string' && !Number.isNaN(Date.parse(s.expiresAt))
@@ -37,13 +43,16 @@ const expiryOf = (s: SignedIn): string | undefined =>
 
 type Writer = { _writeToOutput: (s: string) => void };
 
+interface Prompter {
+  ask(question: string, hidden: boolean): Promise<string>;
+  close(): void;
+}
+
 /**
- * Asks for email (unless given) and password on one readline interface (piped stdin works:
- * one line each). On a terminal the password is not echoed.
+ * Questions on one readline interface for the whole login (piped stdin works: one line each).
+ * On a terminal hidden answers are not echoed.
  */
-async function askCredentials(
-  email: string | undefined,
-): Promise<{ email: string; password: string }> {
+function prompter(): Prompter {
   const rl = createInterface({
     input: process.stdin,
     output: process.stderr,
@@ -65,11 +74,57 @@ async function askCredentials(
     if (next.done) throw new ClientError('login cancelled: no answer was given');
     return String(next.value).trim();
   };
-  try {
-    const mail = email ?? (await ask('Email: ', false));
-    return { email: mail, password: await ask('Password: ', true) };
-  } finally {
-    rl.close();
+  return { ask, close: () => rl.close() };
+}
+
+/**
+ * The password the person signed in with was chosen by someone else (the admin who invited
+ * them): the session can do nothing else until they choose their own. On a terminal it is
+ * asked for here (twice); elsewhere (a script, a pipe) there is nobody to choose one, so the
+ * session is ended and nothing saved: a saved login that every command would refuse helps no
+ * one, and the one line says what to do.
+ */
+async function chooseOwnPassword(
+  platform: string,
+  token: string,
+  current: string,
+  prompt: Prompter,
+): Promise<void> {
+  const session = new PlatformClient(platform, token);
+  if (!process.stdin.isTTY) {
+    await session.request('POST', '/api/v1/auth/logout', { noContent: true }).catch(() => {});
+    throw new ClientError(
+      'your password was set by the admin who invited you: change it first, in the web UI or ' +
+        'with `gatepool login` on a terminal; nothing was saved',
+    );
+  }
+  process.stderr.write(
+    'Your password was set by the admin who invited you: choose your own before going on.\n',
+  );
+  for (let tries = 1; ; tries++) {
+    const next = await prompt.ask(`New password (at least ${MIN_PASSWORD} characters): `, true);
+    const again = await prompt.ask('New password again: ', true);
+    const problem =
+      next.length < MIN_PASSWORD
+        ? `the new password is shorter than ${MIN_PASSWORD} characters`
+        : next.length > MAX_PASSWORD
+          ? `the new password is longer than ${MAX_PASSWORD} characters`
+          : next !== again
+            ? 'the two new passwords differ'
+            : next === current
+              ? 'the new password is the one the admin set: choose another'
+              : undefined;
+    if (!problem) {
+      await session.request('POST', '/api/v1/auth/password', {
+        body: { currentPassword: current, newPassword: next },
+        valid: (v) => isObject(v),
+      });
+      process.stderr.write('Password changed.\n');
+      return;
+    }
+    if (tries >= NEW_PASSWORD_TRIES)
+      throw new ClientError(`${problem}; the password was not changed and nothing was saved`);
+    process.stderr.write(`${problem}; try again.\n`);
   }
 }
 
@@ -124,21 +179,29 @@ export function registerLoginCommand(program: Command): void {
         // Known for a password login's session; an access token's expiry is not told to it.
         let expiresAt: string | undefined;
         if (!token) {
-          const { email, password } = await askCredentials(opts.email);
-          const res = await refusedAs(
-            401,
-            'email or password is incorrect; nothing was saved',
-            new PlatformClient(platform, undefined).request<SignedIn>(
-              'POST',
-              '/api/v1/auth/login',
-              {
-                body: { email, password },
-                valid: (v) => isObject(v) && typeof v.token === 'string' && v.token !== '',
-              },
-            ),
-          );
-          token = res.token;
-          expiresAt = expiryOf(res);
+          const prompt = prompter();
+          try {
+            const email = opts.email ?? (await prompt.ask('Email: ', false));
+            const password = await prompt.ask('Password: ', true);
+            const res = await refusedAs(
+              401,
+              'email or password is incorrect; nothing was saved',
+              new PlatformClient(platform, undefined).request<SignedIn>(
+                'POST',
+                '/api/v1/auth/login',
+                {
+                  body: { email, password },
+                  valid: (v) => isObject(v) && typeof v.token === 'string' && v.token !== '',
+                },
+              ),
+            );
+            token = res.token;
+            expiresAt = expiryOf(res);
+            if (res.passwordChangeRequired === true)
+              await chooseOwnPassword(platform, token, password, prompt);
+          } finally {
+            prompt.close();
+          }
         }
         const whoAmI = (t: string) =>
           new PlatformClient(platform, t).request<Me>('GET', '/api/v1/me', {

@@ -10,6 +10,7 @@ interface Me {
   role: string;
   roleName?: string;
   organization?: { id: string; name: string };
+  passwordChangeRequired?: boolean;
 }
 
 /** "2026-12-01T11:00:00.000Z (in 11 h)", or "(expired)" once past. */
@@ -115,7 +116,11 @@ export function registerSessionCommands(program: Command): void {
             `Logged in as  ${who}\n` +
             `Organization  ${org}\n` +
             `Role          ${role}\n` +
-            `Token         ${token}\n`,
+            `Token         ${token}\n` +
+            (me.passwordChangeRequired
+              ? 'Password      must be changed first: it was set by the admin who invited you, and ' +
+                'nothing else works until you choose your own (web UI, or `gatepool login` on a terminal)\n'
+              : ''),
         );
         return 0;
       }),

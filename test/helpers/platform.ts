@@ -277,6 +277,11 @@ export function api(base: string | { url: string }, token?: string): ApiClient {
 // Accounts
 
 export const TEST_PASSWORD = 'correct-horse-battery';
+/**
+ * What an inviting admin (or the operator) sets for a new account; its first sign-in must
+ * replace it (with TEST_PASSWORD in the helpers) before anything else works.
+ */
+export const INITIAL_PASSWORD = 'admin-chosen-initial';
 const uniq = () => randomBytes(5).toString('hex');
 
 export interface Account {
@@ -335,13 +340,44 @@ export async function login(
   return { token: res.body.token as string, body: res.body };
 }
 
-/** Invites a new user with `role` into the admin's org (POST /api/v1/users) and logs them in. */
+/**
+ * A new account's first sign-in, as its person does it: log in with the password someone else
+ * chose (`initial`), then replace it with TEST_PASSWORD (the session stays, now unrestricted).
+ */
+export async function firstSignIn(
+  tp: TestPlatform,
+  email: string,
+  initial: string,
+  organizationId?: string,
+): Promise<{ token: string; body: Json }> {
+  const first = await login(tp, email, initial, organizationId);
+  if (first.body.passwordChangeRequired !== true)
+    throw new Error(`the first sign-in of ${email} did not require a password change`);
+  const changed = await api(tp, first.token).post('/api/v1/auth/password', {
+    currentPassword: initial,
+    newPassword: TEST_PASSWORD,
+  });
+  for (const ip of ['127.0.0.1', '::ffff:127.0.0.1', '::1'])
+    tp.platform.ctx.limits.loginPerIp.reset(ip);
+  if (changed.status !== 200)
+    throw new Error(`POST /api/v1/auth/password answered ${changed.status}: ${changed.text}`);
+  return { token: first.token, body: { ...first.body, passwordChangeRequired: false } };
+}
+
+/**
+ * Invites a new user with `role` into the admin's org (POST /api/v1/users) and signs them in
+ * for the first time, password changed to TEST_PASSWORD.
+ */
 export async function addUser(tp: TestPlatform, admin: Account, role: string): Promise<Account> {
   const email = `${role}-${uniq()}@example.com`;
-  const res = await admin.client.post('/api/v1/users', { email, password: TEST_PASSWORD, role });
+  const res = await admin.client.post('/api/v1/users', {
+    email,
+    password: INITIAL_PASSWORD,
+    role,
+  });
   if (res.status !== 201) throw new Error(`POST /api/v1/users answered ${res.status}: ${res.text}`);
   // A new account's first sign-in accepts its invitation (users/service.ts).
-  const { token, body } = await login(tp, email, TEST_PASSWORD, admin.orgId);
+  const { token, body } = await firstSignIn(tp, email, INITIAL_PASSWORD, admin.orgId);
   return {
     id: body.user.id,
     email,
@@ -387,9 +423,9 @@ export async function createSecondOrg(
   const { orgId, userId } = await createOrganization(tp.platform.ctx.db, tp.platform.ctx.audit, {
     name,
     adminEmail: email,
-    adminPassword: TEST_PASSWORD,
+    adminPassword: INITIAL_PASSWORD,
   });
-  const { token } = await login(tp, email, TEST_PASSWORD, orgId);
+  const { token } = await firstSignIn(tp, email, INITIAL_PASSWORD, orgId);
   return {
     id: userId,
     email,

@@ -15,6 +15,8 @@ export interface Actor {
   ability: AppAbility;
   sessionId?: string;
   tokenId?: string;
+  /** A person whose password someone else chose: only routes marked `beforePasswordChange`. */
+  passwordChangeRequired?: boolean;
 }
 
 declare module 'fastify' {
@@ -27,6 +29,8 @@ declare module 'fastify' {
     permission?: [Action, Subject];
     /** A plan feature the route needs (403 plan_upgrade_required without it), checked after the permission. */
     license?: Feature;
+    /** Open to a person who must still choose their own password (who am I, change it, sign out). */
+    beforePasswordChange?: boolean;
   }
 }
 

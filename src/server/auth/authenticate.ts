@@ -93,6 +93,7 @@ async function fromDatabase(
         email: users.email,
         role: orgMemberships.role,
         expiresAt: sessions.expiresAt,
+        passwordChangeRequired: users.passwordChangeRequired,
       })
       .from(sessions)
       .innerJoin(users, eq(users.id, sessions.userId))
@@ -116,8 +117,12 @@ async function fromDatabase(
       name: row.email,
       orgId: row.orgId,
       role: row.role,
-      ability: buildAbility(await permissionsForRole(ctx.db, row.orgId, row.role)),
+      // Nothing allowed yet, also for callers that check the ability without the auth hook.
+      ability: buildAbility(
+        row.passwordChangeRequired ? [] : await permissionsForRole(ctx.db, row.orgId, row.role),
+      ),
       sessionId: row.sessionId,
+      ...(row.passwordChangeRequired ? { passwordChangeRequired: true } : {}),
     };
     ctx.credentials?.set(tokenHash, generation, { actor, expiresAt: row.expiresAt });
     return actor;

@@ -16,8 +16,12 @@ export async function findCredentials(
   return row;
 }
 
+/** The person's own new password: no longer one someone else chose. */
 export async function setPasswordHash(db: Q, userId: string, passwordHash: string): Promise<void> {
-  await db.update(users).set({ passwordHash }).where(eq(users.id, userId));
+  await db
+    .update(users)
+    .set({ passwordHash, passwordChangeRequired: false })
+    .where(eq(users.id, userId));
 }
 
 /**

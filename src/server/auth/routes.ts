@@ -17,6 +17,11 @@ const signedInSchema = z.object({
   organization: orgRef,
   role: z.string(),
   pendingInvitations: z.array(pendingInvitationSchema),
+  passwordChangeRequired: z
+    .boolean()
+    .describe(
+      'The password was chosen by someone else (the inviting admin): this session may only read /me, change the password and log out until it is changed',
+    ),
 });
 const meSchema = z.object({
   type: z.enum(['user', 'identity']),
@@ -28,6 +33,11 @@ const meSchema = z.object({
   permissions: z.array(z.object({ subject: z.string(), action: z.string() })),
   organizations: z.array(orgRef.extend({ role: z.string() })),
   pendingInvitations: z.array(pendingInvitationSchema),
+  passwordChangeRequired: z
+    .boolean()
+    .describe(
+      'Change your password first (POST /api/v1/auth/password): every other route answers 403 password_change_required until then',
+    ),
 });
 
 const clientOf = (req: FastifyRequest): Client => ({
@@ -48,6 +58,7 @@ const signedIn = (s: SignedIn) => ({
   organization: s.organization,
   role: s.role,
   pendingInvitations: s.pendingInvitations.map(pendingInvitation),
+  passwordChangeRequired: s.passwordChangeRequired,
 });
 
 export function authRoutes(app: Api, ctx: AppContext): void {
@@ -163,7 +174,7 @@ export function authRoutes(app: Api, ctx: AppContext): void {
   app.post(
     '/api/v1/auth/logout',
     {
-      config: { auth: 'authenticated' },
+      config: { auth: 'authenticated', beforePasswordChange: true },
       schema: {
         tags,
         operationId: 'logout',
@@ -181,7 +192,7 @@ export function authRoutes(app: Api, ctx: AppContext): void {
   app.post(
     '/api/v1/auth/password',
     {
-      config: { auth: 'authenticated' },
+      config: { auth: 'authenticated', beforePasswordChange: true },
       schema: {
         tags,
         operationId: 'changePassword',
@@ -206,7 +217,7 @@ export function authRoutes(app: Api, ctx: AppContext): void {
   app.get(
     '/api/v1/me',
     {
-      config: { auth: 'authenticated' },
+      config: { auth: 'authenticated', beforePasswordChange: true },
       schema: {
         tags,
         operationId: 'getMe',

@@ -66,6 +66,8 @@ export interface SignedIn {
   organization: { id: string; name: string };
   role: string;
   pendingInvitations: PendingInvite[];
+  /** Someone else chose the password: the session may only change it (auth-hook.ts). */
+  passwordChangeRequired: boolean;
 }
 
 export interface Me {
@@ -78,6 +80,7 @@ export interface Me {
   permissions: Permission[];
   organizations: { id: string; name: string; role: string }[];
   pendingInvitations: PendingInvite[];
+  passwordChangeRequired: boolean;
 }
 
 export class AuthService {
@@ -203,6 +206,7 @@ export class AuthService {
       organization: { id: membership.id, name: membership.name },
       role: membership.role,
       pendingInvitations: await this.deps.people.pendingFor(user.id),
+      passwordChangeRequired: user.passwordChangeRequired,
     };
   }
 
@@ -242,6 +246,7 @@ export class AuthService {
       organization: { id: membership.id, name: membership.name },
       role: membership.role,
       pendingInvitations: await this.deps.people.pendingFor(user.id),
+      passwordChangeRequired: user.passwordChangeRequired,
     };
   }
 
@@ -344,6 +349,7 @@ export class AuthService {
         ? await this.deps.people.organizationsOf(actor.id)
         : [{ ...org, role: actor.role }],
       pendingInvitations: isUser ? await this.deps.people.pendingFor(actor.id) : [],
+      passwordChangeRequired: actor.passwordChangeRequired === true,
     };
   }
 }

@@ -28,6 +28,8 @@ export const users = pgTable('users', {
   email: text('email').notNull().unique(),
   name: text('name').notNull(),
   passwordHash: text('password_hash').notNull(),
+  /** Set by someone else (an inviting admin, the operator): only changing it is allowed (0010). */
+  passwordChangeRequired: boolean('password_change_required').notNull().default(false),
   createdAt: ts('created_at').notNull().defaultNow(),
 });
 

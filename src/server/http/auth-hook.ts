@@ -1,9 +1,24 @@
 import type { FastifyContextConfig, FastifyInstance, FastifyRequest } from 'fastify';
-import { permissionDenied } from './errors.js';
+import { AppError, permissionDenied } from './errors.js';
 
 export const API_PREFIX = '/api/v1';
 
 export { permissionDenied };
+
+export const PASSWORD_CHANGE_REQUIRED_CODE = 'password_change_required';
+
+/**
+ * Whoever chose a person's password (the admin who invited them) could otherwise go on acting
+ * as them, in every organization they later join: until the person picks their own, their
+ * sessions reach only the routes marked `beforePasswordChange`.
+ */
+export const passwordChangeRequired = () =>
+  new AppError(
+    403,
+    PASSWORD_CHANGE_REQUIRED_CODE,
+    'Choose your own password first: the one you signed in with was set by the admin who ' +
+      'invited you. POST /api/v1/auth/password, or sign in to the web UI.',
+  );
 
 /**
  * What the hook needs, handed down by the app: resolving a request's credential to its caller
@@ -40,6 +55,7 @@ export function installAuth(app: FastifyInstance, deps: AuthHookDeps): void {
     if (!req.routeOptions.url?.startsWith(API_PREFIX) || cfg.auth === 'public') return;
     const actor = await deps.authenticate(req);
     req.actor = actor;
+    if (actor.passwordChangeRequired && !cfg.beforePasswordChange) throw passwordChangeRequired();
     if (cfg.permission) {
       const [action, subject] = cfg.permission;
       if (!actor.ability.can(action, subject)) throw permissionDenied(actor, action, subject);

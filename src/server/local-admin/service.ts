@@ -1,10 +1,16 @@
+import { randomUUID } from 'node:crypto';
+import { and, eq } from 'drizzle-orm';
 import { AuditLog } from '../audit/service.js';
+import { hashPassword } from '../auth/passwords.js';
 import type { Config } from '../config.js';
 import { readBackup, rootKeyOf, scheduleSnapshots, takeBackup } from '../db/backup.js';
 import type { Database } from '../db/client.js';
 import type { LocalAnswer, LocalRequest } from '../db/datadir-lock.js';
+import { orgMemberships, users } from '../db/schema.js';
 import { isUniqueViolation } from '../http/errors.js';
+import { findOrganization, findOrganizationByName } from '../orgs/queries.js';
 import { createOrganization, OrganizationSetupError } from '../orgs/service.js';
+import { lockMemberships } from '../users/queries.js';
 
 /**
  * Operator commands that need the embedded database while the server holds it: the server
@@ -49,6 +55,105 @@ export async function createOrgForOperator(
   }
 }
 
+export interface AddAdminInput {
+  /** The organization's name (any case) or id. */
+  org: string;
+  email: string;
+  /** Only for a new e-mail: the operator's choice, which its person must replace at sign-in. */
+  password?: string;
+}
+
+export type AddAdminResult =
+  | {
+      ok: true;
+      orgId: string;
+      orgName: string;
+      outcome: 'added' | 'promoted' | 'already-admin';
+      createdUser: boolean;
+      passwordIgnored: boolean;
+      previousRole?: string;
+    }
+  | { ok: false; error: string };
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+/**
+ * The operator's way back into an organization no admin can administer any more (its last
+ * admin left, or lost the role): makes a person its admin — an existing member promoted, an
+ * existing account added, or a new account with the operator's password, to be replaced at
+ * first sign-in. Audited in that organization as `organization.admin-add`.
+ */
+export async function addAdminForOperator(
+  database: Database,
+  input: AddAdminInput,
+): Promise<AddAdminResult> {
+  const email = input.email.trim().toLowerCase();
+  const ref = input.org.trim();
+  if (!email || !ref) return { ok: false, error: 'the organization and the e-mail are required' };
+  const audit = new AuditLog(database.db);
+  const passwordHash =
+    input.password && input.password.length >= 12 ? await hashPassword(input.password) : undefined;
+  return database.db.transaction(async (tx): Promise<AddAdminResult> => {
+    const org =
+      (UUID.test(ref) ? await findOrganization(tx, ref) : undefined) ??
+      (await findOrganizationByName(tx, ref));
+    if (!org) return { ok: false, error: `there is no organization "${ref}"` };
+    // The same serialization as the API's member changes: no removal runs meanwhile.
+    await lockMemberships(tx, org.id);
+    const [user] = await tx.select().from(users).where(eq(users.email, email));
+    let userId = user?.id;
+    let outcome: 'added' | 'promoted' | 'already-admin' = 'added';
+    let previousRole: string | undefined;
+    if (!userId) {
+      if (!passwordHash)
+        return {
+          ok: false,
+          error: `${email} is a new user: set GATEPOOL_ADMIN_PASSWORD to a password of at least 12 characters`,
+        };
+      userId = randomUUID();
+      await tx.insert(users).values({
+        id: userId,
+        email,
+        name: email,
+        passwordHash,
+        passwordChangeRequired: true,
+      });
+    } else {
+      const [membership] = await tx
+        .select({ role: orgMemberships.role })
+        .from(orgMemberships)
+        .where(and(eq(orgMemberships.orgId, org.id), eq(orgMemberships.userId, userId)));
+      previousRole = membership?.role;
+      if (previousRole === 'admin') outcome = 'already-admin';
+      else if (previousRole) outcome = 'promoted';
+    }
+    if (outcome === 'promoted')
+      await tx
+        .update(orgMemberships)
+        .set({ role: 'admin' })
+        .where(and(eq(orgMemberships.orgId, org.id), eq(orgMemberships.userId, userId)));
+    else if (outcome === 'added')
+      await tx.insert(orgMemberships).values({ orgId: org.id, userId, role: 'admin' });
+    if (outcome !== 'already-admin')
+      await audit.record(
+        { type: 'system', name: 'gatepool admin' },
+        'organization.admin-add',
+        { email, userId, createdUser: !user, ...(previousRole ? { previousRole } : {}) },
+        { orgId: org.id, ip: null, userAgent: null },
+        tx,
+      );
+    return {
+      ok: true,
+      orgId: org.id,
+      orgName: org.name,
+      outcome,
+      createdUser: !user,
+      passwordIgnored: !!user && !!input.password,
+      ...(previousRole ? { previousRole } : {}),
+    };
+  });
+}
+
 /** A backup file's bytes and what to tell the operator about it. */
 export async function backupForOperator(
   database: Database,
@@ -89,6 +194,18 @@ async function handle(
         };
       } finally {
         // Users and memberships changed: the API's cached callers go, as after any API change.
+        forgetCredentials();
+      }
+    }
+    case 'add-admin': {
+      const org = str(req.org);
+      const email = str(req.email);
+      if (!org || !email) return { body: { ok: false, error: 'org and email are required' } };
+      try {
+        return {
+          body: await addAdminForOperator(database, { org, email, password: str(req.password) }),
+        };
+      } finally {
         forgetCredentials();
       }
     }

@@ -62,6 +62,8 @@ export async function createOrganization(
         email,
         name: input.adminName ?? email,
         passwordHash: await hashPassword(input.adminPassword),
+        // The operator chose it: the new admin must replace it before doing anything else.
+        passwordChangeRequired: true,
       });
     }
     await tx.insert(organizations).values({ id: orgId, name });

@@ -53,11 +53,12 @@ export async function findUserByEmail(db: Q, email: string) {
   return row;
 }
 
+/** A new account for an invitation: its password is the inviting admin's choice, not the person's. */
 export async function insertUser(
   tx: Tx,
   row: { id: string; email: string; name: string; passwordHash: string },
 ): Promise<void> {
-  await tx.insert(users).values(row);
+  await tx.insert(users).values({ ...row, passwordChangeRequired: true });
 }
 
 export async function renameUser(tx: Tx, userId: string, name: string): Promise<void> {
@@ -79,6 +80,21 @@ export async function deleteMembership(tx: Tx, orgId: string, userId: string): P
   await tx
     .delete(orgMemberships)
     .where(and(eq(orgMemberships.orgId, orgId), eq(orgMemberships.userId, userId)));
+}
+
+/**
+ * Serialises changes to an organization's memberships: taken before reading who is admin, so
+ * two removals or demotions at once cannot each count the other as the admin that remains
+ * (write skew under READ COMMITTED). `NO KEY UPDATE`: rows merely referencing the organization
+ * (sessions, audit entries) take KEY SHARE on it and are not held up.
+ */
+export async function lockMemberships(tx: Tx, orgId: string): Promise<boolean> {
+  const [row] = await tx
+    .select({ id: organizations.id })
+    .from(organizations)
+    .where(eq(organizations.id, orgId))
+    .for('no key update');
+  return !!row;
 }
 
 /** Admins of the org other than this user. */

@@ -60,6 +60,7 @@ export function userRoutes(app: Api, ctx: AppContext): void {
         description:
           'Always answers 201 with a pending invitation, whether or not the e-mail already has an account. ' +
           'A new e-mail gets an account with `password`, and signing in with it accepts the invitation; ' +
+          'since you chose that password, the person must replace it first (passwordChangeRequired: every other route answers 403 password_change_required until then); ' +
           'a person who already has an account keeps their password and accepts with `acceptCode` (shown once), which you pass on. ' +
           '409 when the e-mail is already a member of, or invited to, this organization.',
         body: z.strictObject({

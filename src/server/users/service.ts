@@ -20,6 +20,7 @@ import {
   listMembers,
   listOrgInvitations,
   lockInvitation,
+  lockMemberships,
   membershipsOf,
   orgName,
   otherAdminCount,
@@ -85,6 +86,18 @@ function invitationView(r: InvitationRow): InvitationView {
 async function assertAnotherAdmin(tx: Tx, orgId: string, leavingUserId: string): Promise<void> {
   if ((await otherAdminCount(tx, orgId, leavingUserId)) === 0)
     throw conflict('This is the last admin of the organization: make someone else admin first.');
+}
+
+/**
+ * The member as it is once the organization's memberships are locked: what was read before
+ * the lock may have changed meanwhile (removed, or demoted by a concurrent request), and the
+ * last-admin rule must judge the current role, not that earlier one.
+ */
+async function lockedMember(tx: Tx, orgId: string, userId: string): Promise<MemberRow> {
+  if (!(await lockMemberships(tx, orgId))) throw notFound('Organization');
+  const now = await findMember(tx, orgId, userId);
+  if (!now) throw notFound('User');
+  return now;
 }
 
 /**
@@ -187,18 +200,24 @@ export class MemberService {
       who,
       'member.update',
       async (tx) => {
-        if (role && role !== before.role) {
-          if (before.role === 'admin') await assertAnotherAdmin(tx, actor.orgId, before.id);
-          await setMemberRole(tx, actor.orgId, before.id, role);
+        let previousRole = before.role;
+        if (role) {
+          const current = await lockedMember(tx, actor.orgId, before.id);
+          previousRole = current.role;
+          if (role !== current.role) {
+            if (current.role === 'admin') await assertAnotherAdmin(tx, actor.orgId, current.id);
+            await setMemberRole(tx, actor.orgId, current.id, role);
+          }
         }
         if (name) await renameUser(tx, before.id, name);
+        return previousRole;
       },
-      {
+      (previousRole) => ({
         userId: before.id,
         email: before.email,
-        ...(role ? { role, previousRole: before.role } : {}),
+        ...(role ? { role, previousRole } : {}),
         ...(name ? { name } : {}),
-      },
+      }),
     );
     return this.get(actor.orgId, before.id);
   }
@@ -210,7 +229,8 @@ export class MemberService {
       who,
       'member.remove',
       async (tx) => {
-        if (member.role === 'admin') await assertAnotherAdmin(tx, actor.orgId, member.id);
+        const current = await lockedMember(tx, actor.orgId, member.id);
+        if (current.role === 'admin') await assertAnotherAdmin(tx, actor.orgId, member.id);
         await deleteMembership(tx, actor.orgId, member.id);
         await recordSessionEndings(tx, 'removed', { userId: member.id, orgId: actor.orgId });
         await deleteSessionsOf(tx, actor.orgId, member.id);
