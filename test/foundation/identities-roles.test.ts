@@ -455,7 +455,11 @@ describe.each(DRIVERS)('members, identities and roles on %s', (driver) => {
       const bot = await addIdentity(tp, admin, 'auditor');
       const inUse = await admin.client.delete('/api/v1/roles/auditor');
       expect(inUse.status).toBe(409);
-      expect(inUse.body.error.details).toEqual({ users: [user.email], identities: [bot.name] });
+      expect(inUse.body.error.details).toEqual({
+        users: [user.email],
+        identities: [bot.name],
+        invitations: [],
+      });
 
       expect((await admin.client.delete(`/api/v1/users/${user.id}`)).status).toBe(204);
       expect((await admin.client.delete('/api/v1/roles/auditor')).status).toBe(409);
