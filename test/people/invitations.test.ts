@@ -8,6 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { invitations, users } from '../../src/server/db/schema.js';
 import {
   addIdentity,
+  addUser,
   api,
   bootstrap,
   createSecondOrg,
@@ -349,5 +350,43 @@ describe.each(DRIVERS)('invitations on %s', (driver) => {
     const revoke = await member.delete(`/api/v1/invitations/${crypto.randomUUID()}`);
     expect(revoke.status).toBe(403);
     expect(revoke.body.error.message).toContain('Member:create');
+  });
+
+  it('revoking an invitation needs the standing to grant its role, as managing a member does', async () => {
+    // A people manager who holds less than a member: may invite viewers, not touch the rest.
+    const made = await a.client.post('/api/v1/roles', {
+      slug: 'inviter',
+      name: 'Inviter',
+      permissions: [
+        { subject: 'Member', action: 'read' },
+        { subject: 'Member', action: 'create' },
+        { subject: 'Member', action: 'edit' },
+        { subject: 'Member', action: 'delete' },
+      ],
+    });
+    expect(made.status, brief(made)).toBe(201);
+    const inviter = await addUser(tp, a, 'inviter');
+    const forMember = await a.client.post('/api/v1/users', {
+      email: 'scope-member@a.example',
+      password: TEST_PASSWORD,
+      role: 'member',
+    });
+    expect(forMember.status, brief(forMember)).toBe(201);
+    const refused = await inviter.client.delete(`/api/v1/invitations/${forMember.body.id}`);
+    expect(refused.status, brief(refused)).toBe(403);
+    expect(refused.body.error.message).toBe(
+      'You cannot manage this invitation: its role "member" has permissions you do not hold.',
+    );
+    const still = await a.client.get('/api/v1/invitations');
+    expect(still.body.items.some((i: { id: string }) => i.id === forMember.body.id)).toBe(true);
+    // One for a role the inviter fully holds is theirs to take back.
+    const forOwn = await a.client.post('/api/v1/users', {
+      email: 'scope-inviter@a.example',
+      password: TEST_PASSWORD,
+      role: 'inviter',
+    });
+    expect(forOwn.status).toBe(201);
+    const own = await inviter.client.delete(`/api/v1/invitations/${forOwn.body.id}`);
+    expect(own.status, brief(own)).toBe(204);
   });
 });

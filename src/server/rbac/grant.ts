@@ -1,5 +1,5 @@
 import type { Actor } from '../auth/actor.js';
-import type { Db } from '../db/client.js';
+import type { Db, Tx } from '../db/client.js';
 import { forbidden, unprocessable } from '../http/errors.js';
 import { targetScope, type AppAbility } from './ability.js';
 import type { Permission } from './permissions.js';
@@ -52,10 +52,10 @@ export async function assertCanGrantRole(db: Db, actor: Actor, role: string): Pr
  * an admin identity and act as admin, or a people manager could demote the admins.
  */
 export async function assertCanManageHolder(
-  db: Db,
+  db: Db | Tx,
   actor: Actor,
   holder: { role: string },
-  what: 'user' | 'identity',
+  what: 'user' | 'identity' | 'invitation',
 ): Promise<void> {
   const missing = notHeld(actor.ability, await permissionsForRole(db, actor.orgId, holder.role));
   if (missing.length > 0) {

@@ -11,7 +11,7 @@ import {
 
 /** The permissions a role slug grants in an org; unknown slugs grant nothing. */
 export async function permissionsForRole(
-  db: Db,
+  db: Db | Tx,
   orgId: string,
   slug: string,
 ): Promise<Permission[]> {

@@ -188,7 +188,7 @@ export function userRoutes(app: Api, ctx: AppContext): void {
       },
     },
     async (req, reply) => {
-      await members.revokeInvitation(whoOf(req), actorOf(req).orgId, req.params.id);
+      await members.revokeInvitation(actorOf(req), whoOf(req), req.params.id);
       return reply.code(204).send(null);
     },
   );

@@ -7,6 +7,7 @@ import type { Db, Tx } from '../db/client.js';
 import { conflict, forbidden, isUniqueViolation, notFound } from '../http/errors.js';
 import { pageOf } from '../http/schemas.js';
 import { assertCanGrantRole, assertCanManageHolder } from '../rbac/grant.js';
+import { holdRole } from '../rbac/roles-resolver.js';
 import { roleExists } from '../rbac/roles-resolver.js';
 import {
   closeInvitation,
@@ -172,6 +173,7 @@ export class MemberService {
             expiresAt: new Date(now + INVITATION_TTL_MS),
             respondedAt: null,
           };
+          await holdRole(tx, actor.orgId, input.role);
           await insertInvitation(tx, inv);
           return inv;
         },
@@ -205,6 +207,7 @@ export class MemberService {
           const current = await lockedMember(tx, actor.orgId, before.id);
           previousRole = current.role;
           if (role !== current.role) {
+            await holdRole(tx, actor.orgId, role);
             if (current.role === 'admin') await assertAnotherAdmin(tx, actor.orgId, current.id);
             await setMemberRole(tx, actor.orgId, current.id, role);
           }
@@ -245,13 +248,16 @@ export class MemberService {
     return { items: page.items.map(invitationView), nextCursor: page.nextCursor };
   }
 
-  async revokeInvitation(who: AuditWho, orgId: string, id: string): Promise<void> {
+  async revokeInvitation(actor: Actor, who: AuditWho, id: string): Promise<void> {
+    const orgId = actor.orgId;
     await this.deps.audit.audited(
       who,
       'member.invitation-revoke',
       async (tx) => {
         const inv = await lockInvitation(tx, { id, orgId });
         if (!inv || inv.status !== 'pending') throw notFound('Pending invitation');
+        // As for members: only whoever could have granted its role may take it back.
+        await assertCanManageHolder(tx, actor, inv, 'invitation');
         await closeInvitation(tx, inv.id, 'revoked');
         // An account made only for this invitation and never used goes with it.
         if (inv.createdUser) await deleteUserIfUnattached(tx, inv.userId);
