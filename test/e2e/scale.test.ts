@@ -303,7 +303,24 @@ describe('web UI with more than one page of everything', () => {
     onFailureShoot('pool-delete');
     await page.goto(`${tp.url}/gateways?view=pools`);
     await page.getByLabel('Search pools').fill('pool-01');
+    // The list knows it is in use: Delete is disabled, saying why (QA4 F-POOL-1).
+    const del = page.locator('[data-pool="pool-01"]').getByRole('button', { name: 'Delete' });
+    expect(await del.isDisabled()).toBe(true);
+    expect(await del.getAttribute('title')).toMatch(`In use by ${TARGETS} resources`);
+    // A list that has not caught up yet (targets attached elsewhere a moment ago): the
+    // platform's refusal then says it all.
+    await page.route('**/api/v1/gateway-pools?*', async (route) => {
+      const res = await route.fetch();
+      const body = (await res.json()) as {
+        items: { name: string; connectedResourcesCount: number }[];
+      };
+      for (const p of body.items) if (p.name === 'pool-01') p.connectedResourcesCount = 0;
+      await route.fulfill({ response: res, json: body });
+    });
+    await page.reload();
+    await page.getByLabel('Search pools').fill('pool-01');
     await page.locator('[data-pool="pool-01"]').getByRole('button', { name: 'Delete' }).click();
+    await page.unroute('**/api/v1/gateway-pools?*');
     const dialog = page.getByRole('alertdialog');
     await dialog.getByRole('button', { name: 'Delete' }).click();
     const refusal = dialog.getByRole('alert');
@@ -315,8 +332,48 @@ describe('web UI with more than one page of everything', () => {
     expect(box.y + box.height).toBeLessThanOrEqual(800);
     expect(await dialog.getByRole('button', { name: 'Cancel' }).isVisible()).toBe(true);
     await check('pool-delete-refused');
+    // Refused as in use: the red button does not invite the same refusal again.
+    expect(await dialog.getByRole('button', { name: 'Delete' }).isDisabled()).toBe(true);
     await dialog.getByRole('button', { name: 'Cancel' }).click();
     await dialog.waitFor({ state: 'detached' });
+  });
+
+  it("the gateways page knows each gateway's pools without one request per pool (N+1), also after a row action", async () => {
+    onFailureShoot('gateways-no-n-plus-1');
+    // gw-03 in pool-60 (the last page of pools, and last by name).
+    const gws = (await admin.client.get('/api/v1/gateways?limit=200')).body as {
+      items: { id: string; name: string }[];
+    };
+    const gw3 = gws.items.find((g) => g.name === 'gw-03')!;
+    const joined = await admin.client.post(
+      `/api/v1/gateway-pools/${poolIds.get('pool-60')}/memberships`,
+      { gatewayId: gw3.id },
+    );
+    expect(joined.status).toBeLessThan(300);
+    const perPool: string[] = [];
+    const onRequest = (r: { url: () => string }) => {
+      if (/\/api\/v1\/gateway-pools\/[0-9a-f-]{36}$/.test(new URL(r.url()).pathname))
+        perPool.push(r.url());
+    };
+    page.on('request', onRequest);
+    try {
+      await page.goto(`${tp.url}/gateways`);
+      await page.getByText('● Live').waitFor();
+      const row = page.locator('[data-gateway="gw-03"]');
+      await row.getByRole('button', { name: 'pool-60' }).waitFor();
+      // A row action: drain and undrain gw-03; the confirm's impact comes from the same data.
+      await row.getByRole('button', { name: 'Drain' }).click();
+      const ask = page.getByRole('alertdialog');
+      await ask.getByText(/Pool “pool-60”/).waitFor();
+      await ask.getByRole('button', { name: 'Drain' }).click();
+      // Never connected, it stays "Pending"; the button says it is drained.
+      await row.getByRole('button', { name: 'Undrain' }).click();
+      await row.getByRole('button', { name: 'Drain' }).waitFor();
+      await page.waitForTimeout(1500);
+      expect(perPool).toEqual([]);
+    } finally {
+      page.off('request', onRequest);
+    }
   });
 
   it('the organization id is shown and copyable; a license for another org names it', async () => {
@@ -367,6 +424,68 @@ describe('web UI with more than one page of everything', () => {
       await m.keyboard.press('Escape');
       await form.waitFor({ state: 'detached' });
       expect(await m.getByRole('button', { name: 'New access target' }).isDisabled()).toBe(true);
+    } finally {
+      await mctx.close();
+    }
+  }, 40_000);
+
+  it('a people manager without Gateway:read: clean no-access pages, no event stream, only grantable roles offered', async () => {
+    onFailureShoot('people-manager');
+    const role = await admin.client.post('/api/v1/roles', {
+      slug: 'people-mgr',
+      name: 'People manager',
+      permissions: [
+        { subject: 'Member', action: 'read' },
+        { subject: 'Member', action: 'edit' },
+        { subject: 'Role', action: 'read' },
+      ],
+    });
+    expect(role.status, role.text).toBe(201);
+    const viewer = await addUser(tp, admin, 'viewer');
+    const mgr = await addUser(tp, admin, 'people-mgr');
+    const mctx = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+    const m = await mctx.newPage();
+    m.setDefaultTimeout(T);
+    const streams: string[] = [];
+    m.on('request', (r) => {
+      if (new URL(r.url()).pathname === '/api/v1/events') streams.push(r.url());
+    });
+    try {
+      // A bookmark to a page the role may not read: one neutral notice, no raw 403.
+      await m.goto(`${tp.url}/enrollment-tokens`);
+      await m.getByLabel('Email').fill(mgr.email);
+      await m.getByLabel('Password').fill(mgr.password);
+      await m.getByRole('button', { name: 'Sign in' }).click();
+      await m.getByText("You don't have access to enrollment tokens").waitFor();
+      await m.getByText(/lacks EnrollmentToken:read/).waitFor();
+      expect(await m.getByRole('alert').count()).toBe(0);
+      expect(await m.getByLabel('Token name').count()).toBe(0);
+      // No stream it cannot read, and the footer does not promise polling.
+      await m.getByText('Live health needs Gateway:read').waitFor();
+      await m.goto(`${tp.url}/identities`);
+      await m.getByText("You don't have access to machine identities").waitFor();
+      await m.goto(`${tp.url}/settings`);
+      await m.getByText(/The plan is unknown here/).waitFor();
+      const members = m
+        .locator('section, div')
+        .filter({ has: m.getByRole('heading', { name: 'Members' }) });
+      await members.first().getByLabel(`Role of ${viewer.email}`).waitFor();
+      expect(await m.getByRole('alert').count()).toBe(0);
+      // Rows whose role it cannot manage are disabled with the reason; roles it cannot grant
+      // are disabled options.
+      const adminRole = m.getByLabel(`Role of ${admin.email}`);
+      expect(await adminRole.isDisabled()).toBe(true);
+      expect(await adminRole.getAttribute('title')).toMatch(/permissions you don't hold/);
+      const options = await m
+        .getByLabel(`Role of ${mgr.email}`)
+        .locator('option')
+        .evaluateAll((os) =>
+          os.map((o) => [o.textContent, (o as unknown as { disabled: boolean }).disabled] as const),
+        );
+      expect(options).toContainEqual(['People manager', false]);
+      expect(options.find(([t]) => t?.startsWith('Admin'))?.[1]).toBe(true);
+      await check('people-manager-settings', m);
+      expect(streams).toEqual([]);
     } finally {
       await mctx.close();
     }

@@ -13,7 +13,12 @@ import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it, onTestFailed } from 'vitest';
 import { startKubeApi, type KubeApi } from '../fixtures/kube-api.js';
 import { AgentFleet, type RunningAgent } from '../helpers/gateway-agent.js';
-import { issueTestLicense, startTestPlatform, type TestPlatform } from '../helpers/platform.js';
+import {
+  api,
+  issueTestLicense,
+  startTestPlatform,
+  type TestPlatform,
+} from '../helpers/platform.js';
 import { createOrganization } from '../../src/server/orgs/service.js';
 import {
   ARTIFACTS,
@@ -27,6 +32,8 @@ import {
 
 const ADMIN = { email: 'admin@example.com', password: 'correct-horse-battery' };
 const VIEWER = { email: 'viewer@example.com', password: 'viewer-password-1' };
+/** What the viewer chooses at first sign-in, replacing the one the admin set. */
+const VIEWER_OWN_PASSWORD = 'viewers-own-password';
 const T = 15_000;
 const LONG_TARGET = `pg-${'a'.repeat(60)}`; // the longest name a target may have (63)
 const LONG_IDENTITY = `ci-${'x'.repeat(125)}`; // the longest identity name (128)
@@ -157,7 +164,11 @@ describe('web UI in Chromium', () => {
     await page.getByRole('radio', { name: 'Gateways' }).focus();
     await page.keyboard.press('ArrowRight');
     // Radix moves roving focus on the next tick.
-    await page.waitForFunction(`document.activeElement?.textContent === 'Pools'`);
+    // Polled from here: a string waitForFunction that must poll evaluates in the page, which
+    // the platform's CSP (no unsafe-eval) refuses.
+    await expect
+      .poll(() => page.evaluate(`document.activeElement?.textContent ?? null`))
+      .toBe('Pools');
     await page.keyboard.press('Space');
     await page.getByRole('heading', { name: 'Upgrade to Enterprise' }).waitFor();
     expect(page.url()).toContain('view=pools');
@@ -457,12 +468,42 @@ describe('web UI in Chromium', () => {
     const v = await vctx.newPage();
     v.setDefaultTimeout(T);
     const verrors = watchConsole(v, expectedErrors);
+    onTestFailed(() => screenshot(v, 'FAILED-viewer-own-page'));
     try {
       await v.goto(tp.url);
       await v.getByLabel('Email').fill(VIEWER.email);
       await v.getByLabel('Password').fill(VIEWER.password);
       await v.getByRole('button', { name: 'Sign in' }).click();
+      // The admin chose that password (QA4 F-invite-pw): choosing one's own comes first, on a
+      // page of its own that starts on the current password.
+      await heading('Choose your password', v).waitFor();
+      expect(await v.getByRole('link', { name: 'Gateways' }).count()).toBe(0);
+      const current = v.getByLabel('Current password (the one the admin gave you)');
+      // Focus on the first field, named by its label.
+      await expect
+        .poll(() => v.evaluate(`document.activeElement?.getAttribute('type') ?? null`))
+        .toBe('password');
+      expect(await v.evaluate(`document.activeElement?.labels?.[0]?.textContent ?? null`)).toBe(
+        'Current password (the one the admin gave you)',
+      );
+      await check('13a-choose-password', v);
+      await current.fill(VIEWER.password);
+      await v.getByLabel('New password', { exact: true }).fill(VIEWER_OWN_PASSWORD);
+      await v.getByLabel('New password again').fill(`${VIEWER_OWN_PASSWORD}x`);
+      await v.getByText('This is not the same as the new password.').waitFor();
+      expect(await v.getByRole('button', { name: 'Save and continue' }).isDisabled()).toBe(true);
+      await v.getByLabel('New password again').fill(VIEWER_OWN_PASSWORD);
+      await v.getByRole('button', { name: 'Save and continue' }).click();
       await heading('Gateways', v).waitFor();
+      // The admin's password signs in no more.
+      expect(
+        (
+          await api(tp).post('/api/v1/auth/login', {
+            email: VIEWER.email,
+            password: VIEWER.password,
+          })
+        ).status,
+      ).toBe(401);
       await v.locator('[data-gateway="gw-b"]').waitFor();
       const mutating = /^(Delete|Drain|Undrain|Create|Add|Remove|Revoke|Install|Edit|Save)/;
       const enabledMutating = async () =>
@@ -506,6 +547,68 @@ describe('web UI in Chromium', () => {
       await vctx.close();
     }
   }, 60_000);
+
+  it("a member's role changes only when confirmed: arrow keys on the select send nothing", async () => {
+    onFailureShoot('member-role-confirm');
+    await page.getByRole('link', { name: 'Organization' }).click();
+    await heading('Organization').waitFor();
+    // The viewer accepted in another browser since this page last asked.
+    await page.reload();
+    const roleOf = async () =>
+      (
+        (await page.evaluate(`fetch('/api/v1/users').then((r) => r.json())`)) as {
+          items: { email: string; role: string }[];
+        }
+      ).items.find((u) => u.email === VIEWER.email)?.role;
+    const patches: string[] = [];
+    const onRequest = (r: { method: () => string; url: () => string }) => {
+      if (r.method() === 'PATCH' && /\/api\/v1\/users\//.test(r.url())) patches.push(r.url());
+    };
+    page.on('request', onRequest);
+    try {
+      const select = page.getByLabel(`Role of ${VIEWER.email}`);
+      await select.focus();
+      // What a keyboard user does to look at the options (QA4 F-MEM-1: this made an Admin).
+      await page.keyboard.press('ArrowUp');
+      await page.keyboard.press('ArrowUp');
+      const save = page.getByRole('button', { name: 'Save', exact: true });
+      await save.waitFor();
+      expect(patches).toEqual([]);
+      expect(await roleOf()).toBe('viewer');
+      // Undo puts the select back; nothing was sent.
+      await page.getByRole('button', { name: 'Undo', exact: true }).click();
+      await save.waitFor({ state: 'detached' });
+      expect(await select.inputValue()).toBe('viewer');
+      // Picking a role, then Save asks, naming the person and both roles; Cancel sends nothing.
+      await select.selectOption('member');
+      await save.click();
+      const ask = page.getByRole('alertdialog', { name: `Change the role of ${VIEWER.email}?` });
+      await ask.getByText(`Change ${VIEWER.email} from Viewer to Member?`).waitFor();
+      await check('13c-member-role-confirm');
+      await ask.getByRole('button', { name: 'Cancel' }).click();
+      await ask.waitFor({ state: 'detached' });
+      expect(patches).toEqual([]);
+      expect(await roleOf()).toBe('viewer');
+      // Confirmed: one PATCH, and the select shows the saved role with no pending Save.
+      await save.click();
+      await ask.getByRole('button', { name: 'Change role' }).click();
+      await ask.waitFor({ state: 'detached' });
+      await save.waitFor({ state: 'detached' });
+      expect(patches).toHaveLength(1);
+      expect(await roleOf()).toBe('member');
+      // And back, for the tests after this one.
+      await select.selectOption('viewer');
+      await save.click();
+      await ask.getByText(`Change ${VIEWER.email} from Member to Viewer?`).waitFor();
+      await ask.getByRole('button', { name: 'Change role' }).click();
+      await ask.waitFor({ state: 'detached' });
+      expect(await roleOf()).toBe('viewer');
+      // The admin's own row says it is theirs.
+      await page.getByText('(you)').waitFor();
+    } finally {
+      page.off('request', onRequest);
+    }
+  });
 
   it('roles: a built-in one viewed read-only, a custom one created, edited and deleted', async () => {
     onFailureShoot('roles-view-edit-delete');
@@ -588,9 +691,13 @@ describe('web UI in Chromium', () => {
     await inUse.waitFor();
     await inUse.getByText('identity “role-holder”').waitFor();
     await check('29-role-delete-in-use');
+    // Refused as in use, the red button does not invite the same refusal again.
+    expect(await confirm.getByRole('button', { name: 'Delete' }).isDisabled()).toBe(true);
     await page.evaluate(
       `fetch('/api/v1/identities/${holder.id}', { method: 'DELETE', headers: { 'x-gatepool-request': '1' } })`,
     );
+    await confirm.getByRole('button', { name: 'Cancel' }).click();
+    await row.getByRole('button', { name: 'Delete' }).click();
     await confirm.getByRole('button', { name: 'Delete' }).click();
     await confirm.waitFor({ state: 'detached' });
     await row.waitFor({ state: 'detached' });
@@ -665,6 +772,10 @@ describe('web UI in Chromium', () => {
     const entry = page.locator('[data-audit="gateway-pool.create"]').first();
     await entry.getByRole('button', { name: 'Show details' }).click();
     expect(await entry.getByTestId('audit-details').textContent()).toMatch(/\n {2}"/);
+    // Where it came from: the source IP and user agent the platform records (QA4 F-AUD-1).
+    expect(await entry.getByTestId('audit-source').textContent()).toMatch(
+      /Source IP.*127\.0\.0\.1.*User agent.*Mozilla/,
+    );
     expect(
       await entry.getByRole('button', { name: 'Hide details' }).getAttribute('aria-expanded'),
     ).toBe('true');
@@ -721,6 +832,9 @@ describe('web UI in Chromium', () => {
     await page.getByRole('link', { name: 'Gateways', exact: true }).first().click();
     await page.getByRole('link', { name: 'gw-b' }).click();
     await heading('gw-b').waitFor();
+    // What depends on it through its pool counts (QA4 F-GW-1: "Connected resources 0").
+    await page.getByTestId('connected-resources').getByText('2 via pool').waitFor();
+    await page.getByTestId('connected-resources').getByRole('link', { name: 'dc1' }).waitFor();
     await page.getByRole('button', { name: 'Drain' }).click();
     const ask = page.getByRole('alertdialog', { name: 'Drain gateway “gw-b”?' });
     await ask
@@ -826,10 +940,29 @@ describe('web UI in Chromium', () => {
     await page.getByRole('button', { name: 'Create pool' }).click();
     const dialog = page.getByRole('dialog');
     await dialog.getByLabel('Name').fill('dc2');
+    await dialog.getByLabel('Description').fill('Second site — for the failover drill');
     await dialog.getByLabel('Min healthy').fill('');
     await dialog.getByRole('button', { name: 'Create pool' }).click();
     await dialog.waitFor({ state: 'detached' });
     await expect.poll(() => page.locator('[data-pool="dc2"] td').nth(2).textContent()).toBe('1');
+    // The description is shown in the list and the sheet, and edited in the pool form.
+    const dc2Row = page.locator('[data-pool="dc2"]');
+    await dc2Row.getByText('Second site — for the failover drill').waitFor();
+    await dc2Row.getByRole('button', { name: 'Edit' }).click();
+    expect(await dialog.getByLabel('Description').inputValue()).toBe(
+      'Second site — for the failover drill',
+    );
+    await dialog.getByLabel('Description').fill('Second site');
+    await dialog.getByRole('button', { name: 'Save' }).click();
+    await dialog.waitFor({ state: 'detached' });
+    await dc2Row.getByRole('button', { name: 'dc2', exact: true }).click();
+    await page
+      .getByRole('dialog')
+      .getByTestId('pool-description')
+      .getByText('Second site')
+      .waitFor();
+    await page.keyboard.press('Escape');
+    await page.getByRole('dialog').waitFor({ state: 'detached' });
 
     // Copy buttons where navigator.clipboard is missing (plain HTTP to a remote host).
     await page.goto(`${tp.url}/enrollment-tokens`);
@@ -911,6 +1044,17 @@ describe('web UI in Chromium', () => {
     await page.getByRole('button', { name: 'Create identity' }).click();
     await page.getByRole('link', { name: LONG_IDENTITY }).click();
     await heading(LONG_IDENTITY).waitFor();
+    // The role it acts with, by name, changed only when confirmed (QA4 F-ID-1).
+    const idRole = page.getByLabel(`Role of ${LONG_IDENTITY}`);
+    expect(await idRole.inputValue()).toBe('member');
+    await idRole.selectOption('viewer');
+    await page.getByRole('button', { name: 'Save', exact: true }).click();
+    const askRole = page.getByRole('alertdialog');
+    await askRole.getByText(`Change ${LONG_IDENTITY} from Member to Viewer?`).waitFor();
+    await askRole.getByRole('button', { name: 'Change role' }).click();
+    await askRole.waitFor({ state: 'detached' });
+    await page.getByRole('button', { name: 'Save', exact: true }).waitFor({ state: 'detached' });
+    expect(await idRole.inputValue()).toBe('viewer');
     try {
       for (const width of [1280, 400]) {
         await page.setViewportSize({ width, height: 900 });
@@ -970,6 +1114,13 @@ describe('web UI in Chromium', () => {
     await row.getByText('Healthy', { exact: true }).waitFor();
     await row.getByRole('button', { name: 'Delete' }).click();
     const confirm = page.getByRole('alertdialog');
+    // Before the name is typed, the confirm says what the delete takes down, as Drain's does.
+    await confirm
+      .getByText(
+        'Pool “dc2” loses its last healthy member: its 1 connected resource cannot connect',
+      )
+      .waitFor();
+    await check('22a-gateway-delete-confirm');
     await confirm.getByRole('textbox').fill('gw-c');
     await confirm.getByRole('textbox').press('Enter');
     await row.waitFor({ state: 'detached' });
@@ -984,6 +1135,18 @@ describe('web UI in Chromium', () => {
     await warning.waitFor();
     await warning.getByRole('button', { name: 'Dismiss' }).click();
     await warning.waitFor({ state: 'detached' });
+    // The pool's own history (the audit log's poolId filter) records the member leaving.
+    const pools = (await page.evaluate(`fetch('/api/v1/gateway-pools').then((r) => r.json())`)) as {
+      items: { id: string; name: string }[];
+    };
+    const dc2 = pools.items.find((p) => p.name === 'dc2')!;
+    await page.goto(`${tp.url}/gateways?view=pools&pool=${dc2.id}`);
+    const trail = page.getByRole('dialog').getByTestId('audit-trail');
+    await trail.getByText('gateway.delete', { exact: true }).waitFor();
+    await trail.getByText('left pool dc2', { exact: false }).waitFor();
+    await trail.getByText('gateway-pool.create', { exact: true }).waitFor();
+    expect(await page.getByText(/latest 200/).count()).toBe(0);
+    await page.keyboard.press('Escape');
   });
 
   it('fits narrow and wide screens: no sideways scroll, the menu behind a button', async () => {

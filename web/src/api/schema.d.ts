@@ -115,7 +115,7 @@ export interface paths {
     put?: never;
     /**
      * Invite a person into the organization with a role
-     * @description Always answers 201 with a pending invitation, whether or not the e-mail already has an account. A new e-mail gets an account with `password`, and signing in with it accepts the invitation; a person who already has an account keeps their password and accepts with `acceptCode` (shown once), which you pass on. 409 when the e-mail is already a member of, or invited to, this organization.
+     * @description Always answers 201 with a pending invitation, whether or not the e-mail already has an account. A new e-mail gets an account with `password`, and signing in with it accepts the invitation; since you chose that password, the person must replace it first (passwordChangeRequired: every other route answers 403 password_change_required until then); a person who already has an account keeps their password and accepts with `acceptCode` (shown once), which you pass on. 409 when the e-mail is already a member of, or invited to, this organization.
      */
     post: operations['inviteUser'];
     delete?: never;
@@ -307,7 +307,7 @@ export interface paths {
       path?: never;
       cookie?: never;
     };
-    /** Built-in and custom roles with their permissions */
+    /** Built-in and custom roles with their permissions, all of them (at most 200 custom roles; no paging) */
     get: operations['listRoles'];
     put?: never;
     /** Create a custom role (only of permissions you hold) */
@@ -438,6 +438,26 @@ export interface paths {
     put?: never;
     /** Enroll a gateway: exchange a single-use token and a CSR for a client certificate */
     post: operations['enrollGateway'];
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  '/api/v1/gateways/tunnel': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    get?: never;
+    put?: never;
+    /**
+     * An enrolled gateway's current tunnel address (after the platform moved)
+     * @description Signed by the gateway: `signature` is its key's ECDSA/SHA-256 signature (base64 DER) of "gatepool-tunnel-lookup\n<orgId>\n<gatewayId>\n<timestamp>", ids as in its certificate. 404 `gateway_unknown` when this platform has no such gateway.
+     */
+    post: operations['gatewayTunnelAddress'];
     delete?: never;
     options?: never;
     head?: never;
@@ -872,6 +892,8 @@ export interface operations {
               createdAt: string;
               expiresAt: string;
             }[];
+            /** @description The password was chosen by someone else (the inviting admin): this session may only read /me, change the password and log out until it is changed */
+            passwordChangeRequired: boolean;
           };
         };
       };
@@ -925,6 +947,8 @@ export interface operations {
               createdAt: string;
               expiresAt: string;
             }[];
+            /** @description The password was chosen by someone else (the inviting admin): this session may only read /me, change the password and log out until it is changed */
+            passwordChangeRequired: boolean;
           };
         };
       };
@@ -1025,6 +1049,8 @@ export interface operations {
               createdAt: string;
               expiresAt: string;
             }[];
+            /** @description Change your password first (POST /api/v1/auth/password): every other route answers 403 password_change_required until then */
+            passwordChangeRequired: boolean;
           };
         };
       };
@@ -1892,13 +1918,17 @@ export interface operations {
   listAuditLogs: {
     parameters: {
       query?: {
-        /** @description exact event, or a prefix ending in * (e.g. gateway-pool.*) */
+        /** @description an event, where * stands for any characters (e.g. gateway-pool.*, *.delete) */
         event?: string;
         /** @description the acting user, identity or gateway by ID */
         actorId?: string;
         /** @description the actor's e-mail (users) or name (identities, gateways); exact, case-insensitive */
         actor?: string;
         actorType?: 'user' | 'identity' | 'gateway' | 'system' | 'anonymous';
+        /** @description a gateway pool's history: entries about it (metadata.poolId) and gateways deleted out of it */
+        poolId?: string;
+        /** @description a gateway's history: entries about it (metadata.gatewayId) and those it made itself */
+        gatewayId?: string;
         from?: string;
         to?: string;
         limit?: number;
@@ -1961,6 +1991,7 @@ export interface operations {
               id: string;
               name: string;
               poolIds: string[];
+              missingPoolIds: string[];
               /** @enum {string} */
               state: 'active' | 'used' | 'revoked' | 'expired';
               expiresAt: string;
@@ -2069,6 +2100,39 @@ export interface operations {
             tunnelAddress: string;
             certificateExpiresAt: string;
             pools: string[];
+            warnings: string[];
+          };
+        };
+      };
+    };
+  };
+  gatewayTunnelAddress: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    requestBody: {
+      content: {
+        'application/json': {
+          certificate: string;
+          timestamp: string;
+          signature: string;
+        };
+      };
+    };
+    responses: {
+      /** @description Default Response */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': {
+            gatewayId: string;
+            name: string;
+            tunnelAddress: string;
           };
         };
       };

@@ -1,6 +1,7 @@
 import * as AlertDialog from '@radix-ui/react-alert-dialog';
 import * as Dialog from '@radix-ui/react-dialog';
 import { useRef, useState, type ReactNode } from 'react';
+import { ApiError } from '../api/client';
 import { Button, ErrorText, Field, Input } from './ui';
 
 /**
@@ -133,7 +134,9 @@ export function ConfirmButton({
   const [error, setError] = useState<unknown>(null);
   const [busy, setBusy] = useState(false);
   const field = useRef<HTMLInputElement>(null);
-  const ready = !busy && (!typeToConfirm || typed === typeToConfirm);
+  // Refused as in use (409): asking again fails again until something changes elsewhere.
+  const conflict = error instanceof ApiError && error.status === 409;
+  const ready = !busy && !conflict && (!typeToConfirm || typed === typeToConfirm);
   const confirm = () => {
     if (!ready) return;
     setBusy(true);

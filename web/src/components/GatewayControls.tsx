@@ -1,7 +1,7 @@
 import { useEffect, useId, useRef, useState, type ReactNode } from 'react';
 import { api, unwrap } from '../api/client';
 import type { HealthCheckResult } from '../api/types';
-import { useInfraMutation, usePoolDetails } from '../lib/queries';
+import { byName, useInfraMutation, usePoolMembership } from '../lib/queries';
 import { hasPools, useLicense } from '../lib/session';
 import { ConfirmButton } from './Dialogs';
 import { Button, ErrorText, Input } from './ui';
@@ -58,6 +58,8 @@ export function GatewayControls({
       <div className={`flex gap-1 ${nowrap ? 'flex-nowrap' : 'flex-wrap'}`}>
         <Button
           small
+          // Never letter by letter in a narrow column (QA4 F-NARROW-1): the table scrolls instead.
+          className="whitespace-nowrap"
           onClick={() =>
             healthCheck.mutate(undefined, {
               onSuccess: (r) => show(r.ok ? `RTT ${r.rttMs} ms` : (r.error ?? 'failed'), r.health),
@@ -104,14 +106,14 @@ export function GatewayControls({
 }
 
 /**
- * What draining a gateway does, and to which of its pools: the pools' details (loaded for the
- * lists and the pool sheet) say which would lose their last healthy member or fall below their
- * min healthy, so the user knows before taking it out of rotation.
+ * What draining a gateway does, and to which of its pools: the pools' live members say which
+ * would lose their last healthy member or fall below their min healthy, so the user knows
+ * before taking it out of rotation.
  */
 function DrainImpact({ gatewayId }: { gatewayId: string }) {
   const license = useLicense();
-  const { details, pending } = usePoolDetails(hasPools(license));
-  const pools = details.filter((p) => p.members.some((m) => m.id === gatewayId));
+  const { pools: all, pending } = usePoolMembership(hasPools(license));
+  const pools = all.filter((p) => p.members.some((m) => m.id === gatewayId));
   return (
     <div className="flex flex-col gap-2">
       <p>
@@ -121,43 +123,65 @@ function DrainImpact({ gatewayId }: { gatewayId: string }) {
           : 'whatever is attached to it directly gets no new connections'}
         . Open connections continue until they end. Undrain puts it back at once.
       </p>
-      {pending && !pools.length ? (
-        <p className="text-slate-600">Checking its pools…</p>
-      ) : (
-        pools.length > 0 && (
-          <ul className="list-disc pl-5" aria-label="Its pools after draining">
-            {pools.map((p) => {
-              const self = p.members.find((m) => m.id === gatewayId);
-              const others = p.members.filter((m) => m.id !== gatewayId && m.health === 'healthy');
-              const uses = !p.connectedResourcesCount
-                ? 'nothing uses it yet'
-                : p.connectedResourcesCount === 1
-                  ? 'its 1 connected resource cannot connect until a member is healthy again'
-                  : `its ${p.connectedResourcesCount} connected resources cannot connect until a member is healthy again`;
-              if (self?.health === 'healthy' && !others.length)
-                return (
-                  <li key={p.id} className="font-medium text-red-800" data-impact="last-healthy">
-                    Pool “{p.name}” loses its last healthy member: {uses}.
-                  </li>
-                );
-              if (self?.health === 'healthy' && others.length < p.minHealthy)
-                return (
-                  <li key={p.id} className="text-amber-900" data-impact="below-min">
-                    Pool “{p.name}” falls below its min healthy ({others.length} healthy left, min{' '}
-                    {p.minHealthy}).
-                  </li>
-                );
-              return (
-                <li key={p.id}>
-                  Pool “{p.name}”: {others.length} other healthy{' '}
-                  {others.length === 1 ? 'member takes' : 'members take'} over.
-                </li>
-              );
-            })}
-          </ul>
-        )
-      )}
+      <PoolImpact gatewayId={gatewayId} verb="draining" />
+      {pending && !pools.length && <p className="text-slate-600">Checking its pools…</p>}
     </div>
+  );
+}
+
+/**
+ * What taking `gatewayId` out (drain or delete) does to each of its pools: which lose their
+ * last healthy member (and how many resources go dark), which fall below their min healthy,
+ * and which have other healthy members to take over. Nothing when it is in no pool.
+ */
+export function PoolImpact({
+  gatewayId,
+  verb,
+}: {
+  gatewayId: string;
+  verb: 'draining' | 'deleting';
+}) {
+  const license = useLicense();
+  const { pools: all, pending } = usePoolMembership(hasPools(license));
+  const pools = all
+    .filter((p) => p.members.some((m) => m.id === gatewayId))
+    .sort((a, b) => byName(a.name, b.name));
+  if (!pools.length) {
+    return pending && verb === 'deleting' ? (
+      <p className="text-slate-600">Checking its pools…</p>
+    ) : null;
+  }
+  return (
+    <ul className="list-disc pl-5" aria-label={`Its pools after ${verb}`}>
+      {pools.map((p) => {
+        const self = p.members.find((m) => m.id === gatewayId);
+        const others = p.members.filter((m) => m.id !== gatewayId && m.health === 'healthy');
+        const uses = !p.connectedResourcesCount
+          ? 'nothing uses it yet'
+          : p.connectedResourcesCount === 1
+            ? 'its 1 connected resource cannot connect until a member is healthy again'
+            : `its ${p.connectedResourcesCount} connected resources cannot connect until a member is healthy again`;
+        if (self?.health === 'healthy' && !others.length)
+          return (
+            <li key={p.id} className="font-medium text-red-800" data-impact="last-healthy">
+              Pool “{p.name}” loses its last healthy member: {uses}.
+            </li>
+          );
+        if (self?.health === 'healthy' && others.length < p.minHealthy)
+          return (
+            <li key={p.id} className="text-amber-900" data-impact="below-min">
+              Pool “{p.name}” falls below its min healthy ({others.length} healthy left, min{' '}
+              {p.minHealthy}).
+            </li>
+          );
+        return (
+          <li key={p.id}>
+            Pool “{p.name}”{verb === 'deleting' ? ' loses a member' : ''}: {others.length} other
+            healthy {others.length === 1 ? 'member takes' : 'members take'} over.
+          </li>
+        );
+      })}
+    </ul>
   );
 }
 

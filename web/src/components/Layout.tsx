@@ -4,10 +4,10 @@ import { Link, Outlet, useRouter, useRouterState } from '@tanstack/react-router'
 import { useEffect, useRef, useState, useSyncExternalStore } from 'react';
 import { api, ApiError, platformReachability, unwrap } from '../api/client';
 import type { PendingInvitation } from '../api/types';
-import { useLiveConnected, useLiveHealth } from '../lib/live';
-import { permission, useLicense, useMe } from '../lib/session';
+import { liveLabel, useLiveConnected, useLiveHealth } from '../lib/live';
+import { mustChangePassword, permission, useLicense, useMe } from '../lib/session';
 import { announceSessionChange, useSessionChangesOfOtherTabs } from '../lib/tabs';
-import { Setup, SignIn } from '../pages/SignIn';
+import { ChoosePassword, Setup, SignIn } from '../pages/SignIn';
 import { Button, ErrorText, Form, Input, Loading, WarningNotices } from './ui';
 
 const NAV = [
@@ -36,15 +36,18 @@ export function Root() {
   const reachable = useReachable();
   const sessionEnded = me.error instanceof ApiError && me.error.status === 401;
   const signedOut = (bootstrap.data && !bootstrap.data.bootstrapped) || sessionEnded;
+  // The platform refuses everything but the change itself until the person chose a password.
+  const choosePassword = !sessionEnded && mustChangePassword(me.data);
   // A failed refetch keeps the last answer: the organization is that of a session that ended.
-  const organizationId = sessionEnded ? undefined : me.data?.organization.id;
+  const organizationId = sessionEnded || choosePassword ? undefined : me.data?.organization.id;
   useLiveHealth(organizationId);
   useFollowOrganization(organizationId);
   useSessionChangesOfOtherTabs();
   useEffect(() => {
     if (signedOut)
       document.title = `${bootstrap.data?.bootstrapped === false ? 'Set up' : 'Sign in'} · gatepool`;
-  }, [signedOut, bootstrap.data?.bootstrapped]);
+    else if (choosePassword) document.title = 'Choose your password · gatepool';
+  }, [signedOut, choosePassword, bootstrap.data?.bootstrapped]);
   let body;
   if (bootstrap.isPending) body = <Loading what="gatepool" />;
   else if (bootstrap.data && !bootstrap.data.bootstrapped) body = <Setup />;
@@ -59,6 +62,7 @@ export function Root() {
         <ErrorText error={me.error} />
       </div>
     );
+  else if (choosePassword && me.data) body = <ChoosePassword me={me.data} />;
   else
     body = (
       <Tooltip.Provider delayDuration={200}>
@@ -185,6 +189,13 @@ function Shell() {
   const orgs = me.organizations ?? [];
   return (
     <div className="min-h-screen md:flex">
+      {/* The first tab stop: past the menu to the page (QA4 F-A11Y-1). */}
+      <a
+        href="#main-content"
+        className="sr-only z-50 rounded bg-white px-3 py-2 text-sm font-medium text-indigo-800 focus:not-sr-only focus:absolute focus:top-2 focus:left-2 focus:ring-2 focus:ring-indigo-600"
+      >
+        Skip to content
+      </a>
       {/* Narrow screens: a bar with the menu button; the menu opens below it. */}
       <header className="flex items-center justify-between border-b border-slate-200 bg-white px-3 py-2 md:hidden">
         <p className="text-lg font-semibold text-indigo-800">gatepool</p>
@@ -254,7 +265,7 @@ function Shell() {
           >
             Your account
           </Link>
-          <span aria-live="polite">{live ? '● Live' : '○ Polling every 5 s'}</span>
+          <span aria-live="polite">{liveLabel(live, me)}</span>
           <button
             type="button"
             className="mt-1 self-start rounded px-2 py-1 text-sm text-slate-800 hover:bg-slate-100"
@@ -264,7 +275,7 @@ function Shell() {
           </button>
         </div>
       </nav>
-      <main className="min-w-0 flex-1 p-3 sm:p-6">
+      <main id="main-content" tabIndex={-1} className="min-w-0 flex-1 p-3 outline-none sm:p-6">
         <Invitations />
         <WarningNotices />
         <Outlet />

@@ -6,6 +6,8 @@
 import { useQueryClient, type QueryClient } from '@tanstack/react-query';
 import { useEffect, useSyncExternalStore } from 'react';
 import type { Gateway, Page, Pool, PoolDetail } from '../api/types';
+// session.ts imports POLL_MS from here: both are used only at call time, so the cycle is safe.
+import { permission, useMe } from './session';
 
 interface GatewayEntry {
   id: string;
@@ -15,7 +17,7 @@ interface GatewayEntry {
   activeStreams: number;
   lastSeenAt: string | null;
 }
-interface PoolEntry {
+export interface PoolEntry {
   id: string;
   health: Pool['health'];
   memberCount: number;
@@ -45,22 +47,93 @@ type LiveGateway = Pick<
 >;
 
 let connected = false;
+/** Whether the stream failed (or was not opened) since the page loaded: callers then fetch. */
+let failed = false;
+/**
+ * Every pool's members and their health in it, as the stream last said (the snapshot names
+ * every pool the caller may list; changes name the pools that changed). Lets the gateway list
+ * know each gateway's pools without asking for every pool (one GET per pool does not scale).
+ */
+let livePools: ReadonlyMap<string, PoolEntry> | null = null;
 const listeners = new Set<() => void>();
+function notify() {
+  for (const l of listeners) l();
+}
 function setConnected(v: boolean) {
   if (connected === v) return;
   connected = v;
-  for (const l of listeners) l();
+  notify();
+}
+/**
+ * How long the stream may be away before pages fall back to asking for what it carried: a
+ * reconnect (a platform restart, a network blip) usually takes less, and must not set off
+ * one request per pool.
+ */
+export const LIVE_GRACE_MS = 6_000;
+let graceTimer: ReturnType<typeof setTimeout> | undefined;
+function streamLost() {
+  if (failed || graceTimer) return;
+  graceTimer = setTimeout(() => {
+    graceTimer = undefined;
+    if (!connected) markLiveUnavailable();
+  }, LIVE_GRACE_MS);
+}
+function streamBack() {
+  clearTimeout(graceTimer);
+  graceTimer = undefined;
+  if (!failed) return;
+  failed = false;
+  notify();
+}
+function setLivePools(next: ReadonlyMap<string, PoolEntry> | null) {
+  livePools = next;
+  notify();
+}
+/** Merges a change (or replaces everything with a snapshot) into the live pools. */
+export function mergeLivePools(
+  before: ReadonlyMap<string, PoolEntry> | null,
+  change: Change,
+  snapshot: boolean,
+): Map<string, PoolEntry> {
+  const next = new Map(snapshot ? [] : (before ?? []));
+  for (const id of change.removedPools ?? []) next.delete(id);
+  for (const p of change.pools) next.set(p.id, p);
+  return next;
+}
+
+export type LiveState = 'connecting' | 'live' | 'down';
+/** `down`: the stream failed or cannot be opened (no Gateway:read); lists are polled. */
+export function useLiveState(): LiveState {
+  return useSyncExternalStore(subscribe, () =>
+    connected ? 'live' : failed ? 'down' : 'connecting',
+  );
+}
+function subscribe(l: () => void) {
+  listeners.add(l);
+  return () => {
+    listeners.delete(l);
+  };
+}
+/** The pools' live members, while the stream is up (null otherwise). */
+export function useLivePools(): ReadonlyMap<string, PoolEntry> | null {
+  return useSyncExternalStore(subscribe, () => (connected ? livePools : null));
+}
+/** For a page whose user may not open the stream: say so to the rest of the UI. */
+export function markLiveUnavailable(): void {
+  if (failed) return;
+  failed = true;
+  notify();
 }
 
 /** Whether the live stream is up (queries poll while it is not). */
 export function useLiveConnected(): boolean {
-  return useSyncExternalStore(
-    (l) => {
-      listeners.add(l);
-      return () => listeners.delete(l);
-    },
-    () => connected,
-  );
+  return useSyncExternalStore(subscribe, () => connected);
+}
+
+/** The footer's word on live updates: none promised to a role that cannot read gateways. */
+export function liveLabel(live: boolean, me: Parameters<typeof permission>[0]): string {
+  if (me && !permission(me, 'read', 'Gateway').allowed) return 'Live health needs Gateway:read';
+  return live ? '● Live' : '○ Polling every 5 s';
 }
 
 /** refetchInterval for health-bearing queries: none while live, 5 s while not. */
@@ -209,8 +282,15 @@ export function auditRefresher(qc: QueryClient, waitMs = AUDIT_REFRESH_MS) {
  */
 export function useLiveHealth(organizationId: string | undefined): void {
   const qc = useQueryClient();
+  const { data: me } = useMe();
+  // The stream is health of gateways: a role that may not read them gets a 403 every time, so
+  // it is not opened (the footer says why), rather than retried every 5 s forever.
+  const mayRead = !me || permission(me, 'read', 'Gateway').allowed;
   useEffect(() => {
-    if (!organizationId || typeof EventSource === 'undefined') return;
+    if (!mayRead) markLiveUnavailable();
+  }, [mayRead]);
+  useEffect(() => {
+    if (!organizationId || !mayRead || typeof EventSource === 'undefined') return;
     let source: EventSource | undefined;
     let retry: ReturnType<typeof setTimeout> | undefined;
     let attempt = 0;
@@ -220,8 +300,10 @@ export function useLiveHealth(organizationId: string | undefined): void {
       source = new EventSource('/api/v1/events');
       source.addEventListener('snapshot', (ev) => {
         attempt = 0;
+        streamBack();
         setConnected(true);
         const change = JSON.parse((ev as MessageEvent<string>).data) as Change;
+        setLivePools(mergeLivePools(livePools, change, true));
         refreshStaleLists(qc, change, true);
         applyChange(qc, change);
         // Anything that changed while the stream was down (names, members) comes back too.
@@ -229,6 +311,7 @@ export function useLiveHealth(organizationId: string | undefined): void {
       });
       source.addEventListener('health', (ev) => {
         const change = JSON.parse((ev as MessageEvent<string>).data) as Change;
+        setLivePools(mergeLivePools(livePools, change, false));
         refreshStaleLists(qc, change);
         applyChange(qc, change);
         audit.note(change);
@@ -249,6 +332,7 @@ export function useLiveHealth(organizationId: string | undefined): void {
     const drop = () => {
       source?.close();
       setConnected(false);
+      streamLost();
       if (stopped) return;
       const wait = Math.min(POLL_MS, 1000 * 2 ** attempt++);
       retry = setTimeout(open, wait);
@@ -261,5 +345,5 @@ export function useLiveHealth(organizationId: string | undefined): void {
       source?.close();
       setConnected(false);
     };
-  }, [organizationId, qc]);
+  }, [organizationId, mayRead, qc]);
 }

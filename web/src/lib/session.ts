@@ -18,6 +18,17 @@ export function useMe() {
   return useQuery(meQuery);
 }
 
+/**
+ * Whether the signed-in person must first replace a password someone else chose (the admin
+ * who invited them): until then the platform answers nothing but /me, the change and sign-out.
+ * Read through a widened type so the UI builds before schema.d.ts is regenerated.
+ */
+export function mustChangePassword(me: Me | undefined): boolean {
+  return (
+    (me as (Me & { passwordChangeRequired?: boolean }) | undefined)?.passwordChangeRequired === true
+  );
+}
+
 export function useLicense() {
   return useQuery({
     queryKey: ['license'],

@@ -21,7 +21,8 @@ import {
   TableHead,
   TableScroll,
 } from '../components/ui';
-import { allPages, useGateways, usePools } from '../lib/queries';
+import { PageGate } from '../components/PageGate';
+import { allPages, LIST_REFRESH_MS, useGateways, usePools } from '../lib/queries';
 import { warningNotices } from '../lib/notices';
 import { hasPools, permission, useLicense, useMe } from '../lib/session';
 
@@ -292,10 +293,39 @@ function TargetForm({
 }
 
 export function AccessTargetsPage() {
+  return (
+    <PageGate title="Access targets" what="access targets" subject="AccessTarget" action="list">
+      <AccessTargetsPageView />
+    </PageGate>
+  );
+}
+
+/**
+ * A hint under "Through" when the target's pool has no healthy member (live health from the
+ * pools list already loaded): `gatepool connect` would fail until one is healthy again.
+ */
+function ThroughHealth({ poolId }: { poolId: string | null }) {
+  const license = useLicense();
+  const { data: me } = useMe();
+  const pools = usePools(hasPools(license) && permission(me, 'list', 'GatewayPool').allowed);
+  const pool = poolId ? pools.data?.items.find((p) => p.id === poolId) : undefined;
+  if (!pool || pool.healthyMemberCount > 0) return null;
+  return (
+    <p className="text-xs font-medium text-red-800" data-testid="through-health">
+      {pool.memberCount ? 'No healthy member' : 'No members'}: connections fail until one is
+      healthy.
+    </p>
+  );
+}
+
+function AccessTargetsPageView() {
   const qc = useQueryClient();
   const { data: me } = useMe();
   const targets = useQuery({
     queryKey: ['access-targets'],
+    // Created elsewhere (a teammate, Terraform): shown within half a minute, and on return to the tab.
+    refetchInterval: LIST_REFRESH_MS,
+    refetchOnWindowFocus: true,
     queryFn: () =>
       allPages((cursor) =>
         unwrap<Page<AccessTarget>>(
@@ -381,11 +411,16 @@ export function AccessTargetsPage() {
                         <td className="max-w-56 py-2 pr-2 font-medium break-all">
                           {t.name}
                           {t.description && (
-                            <p className="text-xs font-normal text-slate-600">{t.description}</p>
+                            <p
+                              className="line-clamp-2 text-xs font-normal break-normal text-slate-600"
+                              title={t.description}
+                            >
+                              {t.description}
+                            </p>
                           )}
                         </td>
                         <td className="max-w-56 py-2 pr-2 font-mono text-xs break-all">
-                          {t.protocol}://{t.host}:{t.port}
+                          {t.protocol}://{t.host.includes(':') ? `[${t.host}]` : t.host}:{t.port}
                         </td>
                         <td className="py-2 pr-2 [overflow-wrap:anywhere]">
                           {t.gatewayPool
@@ -393,12 +428,21 @@ export function AccessTargetsPage() {
                             : t.gateway
                               ? `gateway ${t.gateway.name}`
                               : '—'}
+                          <ThroughHealth poolId={t.gatewayPoolId} />
                         </td>
                         <td className="max-w-72 py-2 pr-2">
-                          <code className="mr-2 inline-block rounded bg-slate-100 px-1.5 py-0.5 text-xs break-all">
-                            gatepool connect {t.name}
-                          </code>
-                          <CopyButton text={`gatepool connect ${t.name}`} />
+                          {t.canConnect ? (
+                            <>
+                              <code className="mr-2 inline-block rounded bg-slate-100 px-1.5 py-0.5 text-xs break-all">
+                                gatepool connect {t.name}
+                              </code>
+                              <CopyButton text={`gatepool connect ${t.name}`} />
+                            </>
+                          ) : (
+                            <span className="text-xs text-slate-600" data-testid="no-connect">
+                              Your role may not connect to it.
+                            </span>
+                          )}
                         </td>
                         <td className="py-2">
                           <div className="flex gap-1">

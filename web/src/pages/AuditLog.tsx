@@ -242,7 +242,15 @@ function AuditLogView({ search }: { search: AuditSearch }) {
       ) : (
         <div className="relative overflow-x-auto rounded-lg border border-slate-200 bg-white">
           <table className="w-full text-left text-sm">
-            <TableHead columns={['Time', 'Event', 'Actor', 'Details']} />
+            <TableHead
+              columns={[
+                'Time',
+                'Event',
+                'Actor',
+                { label: 'Source IP', className: 'hidden xl:table-cell' },
+                'Details',
+              ]}
+            />
             <tbody>
               {items.map((e) => (
                 <tr key={e.id} className="border-t border-slate-100 align-top" data-audit={e.event}>
@@ -254,7 +262,24 @@ function AuditLogView({ search }: { search: AuditSearch }) {
                     {e.actor.name ?? '—'}{' '}
                     <span className="text-xs text-slate-600">({e.actor.type})</span>
                   </td>
+                  <td
+                    className="hidden px-3 py-1.5 font-mono text-xs whitespace-nowrap xl:table-cell"
+                    title={e.userAgent ?? undefined}
+                  >
+                    {e.ip ?? '—'}
+                  </td>
                   <td className="max-w-md px-3 py-1.5 text-xs text-slate-700">
+                    {open.has(e.id) && (e.ip || e.userAgent) && (
+                      <dl
+                        className="mb-1 grid grid-cols-[6rem_minmax(0,1fr)] gap-x-2"
+                        data-testid="audit-source"
+                      >
+                        <dt className="text-slate-600">Source IP</dt>
+                        <dd className="font-mono">{e.ip ?? '—'}</dd>
+                        <dt className="text-slate-600">User agent</dt>
+                        <dd className="[overflow-wrap:anywhere]">{e.userAgent ?? '—'}</dd>
+                      </dl>
+                    )}
                     {open.has(e.id) ? (
                       <pre
                         data-testid="audit-details"
@@ -267,7 +292,7 @@ function AuditLogView({ search }: { search: AuditSearch }) {
                         {JSON.stringify(e.metadata)}
                       </p>
                     )}
-                    {Object.keys(e.metadata ?? {}).length > 0 && (
+                    {(Object.keys(e.metadata ?? {}).length > 0 || !!e.ip || !!e.userAgent) && (
                       <Button
                         small
                         tone="ghost"

@@ -22,10 +22,24 @@ import {
   TableHead,
   TableScroll,
 } from '../components/ui';
-import { allPages, usePools } from '../lib/queries';
+import { PageGate } from '../components/PageGate';
+import { allPages, LIST_REFRESH_MS, usePools } from '../lib/queries';
 import { hasPools, permission, useLicense, useMe } from '../lib/session';
 
 export function EnrollmentTokensPage() {
+  return (
+    <PageGate
+      title="Enrollment tokens"
+      what="enrollment tokens"
+      subject="EnrollmentToken"
+      action="read"
+    >
+      <EnrollmentTokensPageView />
+    </PageGate>
+  );
+}
+
+function EnrollmentTokensPageView() {
   const qc = useQueryClient();
   const { data: me } = useMe();
   const license = useLicense();
@@ -33,6 +47,9 @@ export function EnrollmentTokensPage() {
   const pools = usePools(licensed);
   const tokens = useQuery({
     queryKey: ['enrollment-tokens'],
+    // Created elsewhere (a teammate, Terraform): shown within half a minute, and on return to the tab.
+    refetchInterval: LIST_REFRESH_MS,
+    refetchOnWindowFocus: true,
     // Every page: an older token still active must be findable and revocable.
     queryFn: () =>
       allPages((cursor) =>

@@ -3,7 +3,7 @@ import { Link, useNavigate, useSearch } from '@tanstack/react-router';
 import { useState } from 'react';
 import { api, unwrap } from '../api/client';
 import type { Gateway, Pool } from '../api/types';
-import { GatewayControls } from '../components/GatewayControls';
+import { GatewayControls, PoolImpact } from '../components/GatewayControls';
 import { ConfirmButton, FormDialog } from '../components/Dialogs';
 import { HealthBadge, PoolHealthBadge } from '../components/HealthBadge';
 import {
@@ -21,6 +21,7 @@ import {
   SearchField,
   splitFieldErrors,
   TableHead,
+  TextArea,
 } from '../components/ui';
 import { useGateways, useInfraMutation, usePools, usePoolsOfGateways } from '../lib/queries';
 import { warningNotices } from '../lib/notices';
@@ -78,6 +79,9 @@ function GatewaysTable({ onOpenPool }: { onOpenPool: (id: string) => void }) {
   const license = useLicense();
   const poolsOf = usePoolsOfGateways(hasPools(license));
   const [q, setQ] = useState('');
+  const read = permission(me, 'read', 'Gateway');
+  if (me && !read.allowed)
+    return <Empty title="You don't have access to gateways">{read.reason}</Empty>;
   if (gateways.isPending) return <Loading what="gateways" />;
   if (gateways.error) return <ErrorText error={gateways.error} />;
   if (!gateways.data.items.length) {
@@ -257,7 +261,20 @@ function GatewayRow({
               <ConfirmButton
                 label="Delete"
                 title={`Delete gateway “${g.name}”?`}
-                body="Its tunnel drops at once and its certificate is refused from then on."
+                body={
+                  <div className="flex flex-col gap-2">
+                    <p>Its tunnel drops at once and its certificate is refused from then on.</p>
+                    {g.connectedResourcesCount > 0 && (
+                      <p className="font-medium text-red-800" data-impact="direct">
+                        {g.connectedResourcesCount === 1
+                          ? '1 resource is attached to it directly'
+                          : `${g.connectedResourcesCount} resources are attached to it directly`}
+                        : detach them first, the platform refuses to delete a gateway in use.
+                      </p>
+                    )}
+                    <PoolImpact gatewayId={g.id} verb="deleting" />
+                  </div>
+                }
                 typeToConfirm={g.name}
                 disabledReason={del.allowed ? undefined : del.reason}
                 // The platform's warnings (e.g. a pool left with no healthy member) outlive the row.
@@ -304,6 +321,9 @@ function PoolsView({ set }: { set: (s: GatewaysSearch) => void }) {
   const { data: me } = useMe();
   const [q, setQ] = useState('');
   const [creating, setCreating] = useState(false);
+  const list = permission(me, 'list', 'GatewayPool');
+  if (me && !list.allowed)
+    return <Empty title="You don't have access to gateway pools">{list.reason}</Empty>;
   if (license.isPending) return <Loading what="plan" />;
   if (!licensed) return <UpgradeCard />;
   if (pools.isPending) return <Loading what="pools" />;
@@ -390,6 +410,14 @@ function PoolRow({
         >
           {p.name}
         </button>
+        {p.description && (
+          <p
+            className="line-clamp-2 text-xs font-normal break-normal text-slate-600"
+            title={p.description}
+          >
+            {p.description}
+          </p>
+        )}
       </td>
       <td className="px-3 py-2">
         <PoolHealthBadge
@@ -422,8 +450,19 @@ function PoolRow({
           <ConfirmButton
             label="Delete"
             title={`Delete pool “${p.name}”?`}
-            body="Pools that something uses cannot be deleted; the answer names what uses it."
-            disabledReason={del.allowed ? undefined : del.reason}
+            body={
+              p.memberCount
+                ? `Its ${p.memberCount === 1 ? 'member leaves' : `${p.memberCount} members leave`} the pool (the gateways stay). This cannot be undone.`
+                : 'Nothing uses it and it has no members.'
+            }
+            // In use: say so up front (the platform refuses it) rather than offer, confirm, 409.
+            disabledReason={
+              !del.allowed
+                ? del.reason
+                : p.connectedResourcesCount
+                  ? `In use by ${p.connectedResourcesCount} ${p.connectedResourcesCount === 1 ? 'resource' : 'resources'}: detach ${p.connectedResourcesCount === 1 ? 'it' : 'them'} first (see “${p.connectedResourcesCount} connected”).`
+                  : undefined
+            }
             onConfirm={() => remove.mutateAsync()}
           />
         </div>
@@ -463,16 +502,23 @@ function PoolForm({
   onDone,
 }: {
   pools: Pick<Pool, 'id' | 'name'>[];
-  pool?: Pick<Pool, 'id' | 'name' | 'minHealthy' | 'healthCheckTarget'>;
+  pool?: Pick<Pool, 'id' | 'name' | 'minHealthy' | 'healthCheckTarget'> & {
+    description?: string;
+  };
   onDone: () => void;
 }) {
   const [name, setName] = useState(pool?.name ?? '');
+  const [description, setDescription] = useState(pool?.description ?? '');
   const [minHealthy, setMinHealthy] = useState(String(pool?.minHealthy ?? 1));
   const [target, setTarget] = useState(pool?.healthCheckTarget ?? '');
   const save = useInfraMutation(() => {
     // An empty "Min healthy" means the platform's default (creating) or unchanged (editing).
     const body = {
       name,
+      // Sent when typed or changed: an untouched empty one is the platform's default.
+      ...(description.trim() !== (pool?.description ?? '').trim()
+        ? { description: description.trim() }
+        : {}),
       ...(minHealthy.trim() === '' ? {} : { minHealthy: Number(minHealthy) }),
       healthCheckTarget: target.trim() || null,
     };
@@ -485,7 +531,12 @@ function PoolForm({
         )
       : unwrap<{ warnings?: string[] }>(api.POST('/api/v1/gateway-pools', { body }));
   });
-  const refused = splitFieldErrors(save.error, ['name', 'minHealthy', 'healthCheckTarget']);
+  const refused = splitFieldErrors(save.error, [
+    'name',
+    'description',
+    'minHealthy',
+    'healthCheckTarget',
+  ]);
   const nameError = !name
     ? refused.of('name')
     : !POOL_NAME.test(name)
@@ -517,6 +568,23 @@ function PoolForm({
             aria-invalid={invalid}
             aria-describedby={d}
             onChange={(e) => setName(e.target.value)}
+          />
+        )}
+      </Field>
+      <Field
+        label="Description"
+        hint="What this pool is for (optional, up to 1000 characters)."
+        error={refused.of('description')}
+      >
+        {(id, d, invalid) => (
+          <TextArea
+            id={id}
+            rows={2}
+            maxLength={1000}
+            value={description}
+            aria-invalid={invalid}
+            aria-describedby={d}
+            onChange={(e) => setDescription(e.target.value)}
           />
         )}
       </Field>

@@ -34,7 +34,9 @@ import {
   TableScroll,
   TextArea,
 } from '../components/ui';
-import { allPages, useGateways, usePools } from '../lib/queries';
+import { PageGate } from '../components/PageGate';
+import { RoleChange } from '../components/RoleChange';
+import { allPages, LIST_REFRESH_MS, useGateways, usePools } from '../lib/queries';
 import { hasPools, permission, useLicense, useMe } from '../lib/session';
 
 export function useRoles() {
@@ -45,11 +47,22 @@ export function useRoles() {
 }
 
 export function IdentitiesPage() {
+  return (
+    <PageGate title="Identities" what="machine identities" subject="Identity" action="read">
+      <IdentitiesPageView />
+    </PageGate>
+  );
+}
+
+function IdentitiesPageView() {
   const qc = useQueryClient();
   const { data: me } = useMe();
   const roles = useRoles();
   const identities = useQuery({
     queryKey: ['identities'],
+    // Created elsewhere (a teammate, Terraform): shown within half a minute, and on return to the tab.
+    refetchInterval: LIST_REFRESH_MS,
+    refetchOnWindowFocus: true,
     queryFn: () =>
       allPages((cursor) =>
         unwrap<Page<Identity>>(
@@ -200,7 +213,52 @@ function DeleteIdentityButton({
   );
 }
 
+/** The role an identity acts with, by its name; changed with a confirmation (Identity:edit). */
+function IdentityRoleCard({ identity }: { identity: Identity }) {
+  const qc = useQueryClient();
+  const { data: me } = useMe();
+  const roles = useRoles();
+  const save = useMutation({
+    mutationFn: (role: string) =>
+      unwrap<Identity>(
+        api.PATCH('/api/v1/identities/{id}', {
+          params: { path: { id: identity.id } },
+          body: { role },
+        }),
+      ),
+    onSettled: () => {
+      void qc.invalidateQueries({ queryKey: ['identity', identity.id] });
+      void qc.invalidateQueries({ queryKey: ['identities'] });
+    },
+  });
+  return (
+    <Card title="Role">
+      <div className="flex flex-wrap items-center gap-3 text-sm" data-testid="identity-role">
+        {roles.data ? (
+          <RoleChange
+            who={identity.name}
+            current={identity.role}
+            roles={roles.data.items}
+            canEdit={permission(me, 'edit', 'Identity')}
+            onSave={(role) => save.mutateAsync(role)}
+          />
+        ) : (
+          // Without Role:read the list of roles is unknown: the slug is all there is.
+          <span>{identity.role}</span>
+        )}
+      </div>
+    </Card>
+  );
+}
+
+/** A role's display name from the roles list, or its slug while that is unknown. */
+function useRoleName(slug: string): string {
+  const roles = useRoles();
+  return roles.data?.items.find((r) => r.slug === slug)?.name ?? slug;
+}
+
 function IdentityRow({ identity: i }: { identity: Identity }) {
+  const roleName = useRoleName(i.role);
   return (
     <li className="flex items-center justify-between gap-3 py-2 text-sm" data-identity={i.name}>
       <Link
@@ -211,7 +269,7 @@ function IdentityRow({ identity: i }: { identity: Identity }) {
         {i.name}
       </Link>
       <span className="flex shrink-0 items-center gap-3">
-        <span className="text-slate-600">{i.role}</span>
+        <span className="text-slate-600">{roleName}</span>
         <DeleteIdentityButton identity={i} small />
       </span>
     </li>
@@ -219,6 +277,14 @@ function IdentityRow({ identity: i }: { identity: Identity }) {
 }
 
 export function IdentityPage() {
+  return (
+    <PageGate title="Identity" what="machine identities" subject="Identity" action="read">
+      <IdentityPageView />
+    </PageGate>
+  );
+}
+
+function IdentityPageView() {
   const { id } = useParams({ strict: false }) as { id: string };
   const identity = useQuery({
     queryKey: ['identity', id],
@@ -253,6 +319,7 @@ export function IdentityPage() {
           onDeleted={() => void navigate({ to: '/identities' })}
         />
       </div>
+      <IdentityRoleCard identity={identity.data} />
       <IdentityTokens id={id} />
       <KubernetesAuthForm identityId={id} />
     </div>

@@ -17,6 +17,7 @@ import {
   TableHead,
   TableScroll,
 } from '../components/ui';
+import { useResourceAudit } from '../lib/audit';
 import { useGateways, useInfraMutation, usePool } from '../lib/queries';
 import { permission, useMe } from '../lib/session';
 
@@ -38,6 +39,14 @@ export function PoolSheet({ poolId, onClose }: { poolId?: string; onClose: () =>
       ) : (
         p && (
           <div className="flex flex-col gap-5">
+            {p.description && (
+              <p
+                className="text-sm whitespace-pre-line text-slate-700 [overflow-wrap:anywhere]"
+                data-testid="pool-description"
+              >
+                {p.description}
+              </p>
+            )}
             <dl className="grid grid-cols-2 gap-x-6 gap-y-2 text-sm">
               <dt className="text-slate-600">Health</dt>
               <dd>
@@ -258,17 +267,8 @@ function AddGateway({
 function PoolAudit({ poolId }: { poolId: string }) {
   const { data: me } = useMe();
   const can = permission(me, 'read', 'AuditLog');
-  const audit = useQuery({
-    queryKey: ['audit', 'pool', poolId],
-    queryFn: () =>
-      unwrap<Page<AuditEntry>>(
-        api.GET('/api/v1/audit-logs', {
-          params: { query: { event: 'gateway-pool.*', limit: 200 } },
-        }),
-      ),
-    enabled: can.allowed,
-  });
-  const items = (audit.data?.items ?? []).filter((e) => e.metadata.poolId === poolId);
+  const audit = useResourceAudit(['audit', 'pool', poolId], { poolId }, can.allowed);
+  const items = audit.data?.pages.flatMap((p) => p.items) ?? [];
   return (
     <section aria-labelledby="pool-audit-title">
       <h3 id="pool-audit-title" className="mb-2 font-semibold">
@@ -283,30 +283,50 @@ function PoolAudit({ poolId }: { poolId: string }) {
       ) : !items.length ? (
         <p className="text-sm text-slate-600">Nothing recorded for this pool yet.</p>
       ) : (
-        <ul className="flex flex-col gap-1 text-sm">
-          {items.map((e) => (
-            <li key={e.id}>
-              <span className="font-mono text-xs">{e.event}</span> by {e.actor.name ?? e.actor.type}{' '}
-              · <time dateTime={e.createdAt}>{relativeTime(e.createdAt)}</time>
-            </li>
-          ))}
-        </ul>
+        <AuditTrail items={items} />
       )}
-      {audit.data?.nextCursor && (
-        // The log has no per-pool filter: this is picked from the latest pool events.
-        <p className="mt-2 text-xs text-slate-600">
-          From the latest 200 pool events; older ones are in the{' '}
-          <Link
-            to="/audit"
-            search={{ event: 'gateway-pool.*' }}
-            className="text-indigo-800 underline"
-          >
-            audit log
-          </Link>
-          .
-        </p>
+      {audit.hasNextPage && (
+        <Button
+          small
+          className="mt-2"
+          disabled={audit.isFetchingNextPage}
+          onClick={() => void audit.fetchNextPage()}
+        >
+          {audit.isFetchingNextPage ? 'Loading…' : 'Show older'}
+        </Button>
       )}
     </section>
+  );
+}
+
+/** Entries of a resource's history: event, who, when, and the reason or pools left if any. */
+export function AuditTrail({ items }: { items: AuditEntry[] }) {
+  return (
+    <ul className="flex flex-col gap-1 text-sm" data-testid="audit-trail">
+      {items.map((e) => {
+        const left = Array.isArray(e.metadata.leftPools)
+          ? (e.metadata.leftPools as { name?: string }[]).flatMap((p) => (p.name ? [p.name] : []))
+          : [];
+        return (
+          <li key={e.id}>
+            <span className="font-mono text-xs">{e.event}</span> by {e.actor.name ?? e.actor.type}
+            {typeof e.metadata.name === 'string' && e.event.startsWith('gateway.delete')
+              ? ` (gateway “${e.metadata.name}”)`
+              : ''}
+            {typeof e.metadata.reason === 'string' && (
+              <span className="text-slate-600"> ({e.metadata.reason})</span>
+            )}
+            {left.length > 0 && (
+              <span className="text-slate-600"> · left pool {left.join(', ')}</span>
+            )}{' '}
+            ·{' '}
+            <time dateTime={e.createdAt} title={new Date(e.createdAt).toLocaleString()}>
+              {relativeTime(e.createdAt)}
+            </time>
+          </li>
+        );
+      })}
+    </ul>
   );
 }
 

@@ -4,6 +4,8 @@ import { useId, useState } from 'react';
 import { api, unwrap } from '../api/client';
 import type { Invitation, InvitedUser, Member, Page, Role, RolesAnswer } from '../api/types';
 import { ConfirmButton, FormDialog } from '../components/Dialogs';
+import { NoAccessNote } from '../components/PageGate';
+import { RoleChange, rolePermissionsHeld } from '../components/RoleChange';
 import {
   Button,
   Card,
@@ -20,7 +22,7 @@ import {
   TableScroll,
   TextArea,
 } from '../components/ui';
-import { allPages } from '../lib/queries';
+import { allPages, LIST_REFRESH_MS } from '../lib/queries';
 import { warningNotices } from '../lib/notices';
 import { hasPools, permission, useLicense, useMe } from '../lib/session';
 import { useRoles } from './Identities';
@@ -79,7 +81,11 @@ function PlanCard() {
           </dd>
         </dl>
       )}
-      {license.isPending ? (
+      {!permission(me, 'read', 'License').allowed ? (
+        <NoAccessNote
+          reason={`The plan is unknown here: ${permission(me, 'read', 'License').reason}`}
+        />
+      ) : license.isPending ? (
         <Loading what="plan" />
       ) : license.error ? (
         <ErrorText error={license.error} />
@@ -199,11 +205,8 @@ function PolicyCard() {
   );
 }
 
-function MembersCard() {
-  const qc = useQueryClient();
-  const { data: me } = useMe();
-  const roles = useRoles();
-  const members = useQuery({
+function useMembers(enabled: boolean) {
+  return useQuery({
     queryKey: ['members'],
     queryFn: () =>
       allPages((cursor) =>
@@ -211,7 +214,18 @@ function MembersCard() {
           api.GET('/api/v1/users', { params: { query: { cursor, limit: 200 } } }),
         ),
       ),
+    enabled,
+    // Someone who accepted an invitation elsewhere shows up without a reload.
+    refetchInterval: LIST_REFRESH_MS,
+    refetchOnWindowFocus: true,
   });
+}
+
+function MembersCard() {
+  const qc = useQueryClient();
+  const { data: me } = useMe();
+  const roles = useRoles();
+  const members = useMembers(true);
   const invitations = useQuery({
     queryKey: ['invitations'],
     queryFn: () =>
@@ -252,11 +266,13 @@ function MembersCard() {
   const canCreate = permission(me, 'create', 'Member');
   const canEdit = permission(me, 'edit', 'Member');
   const canDelete = permission(me, 'delete', 'Member');
-  const roleOptions = (roles.data?.items ?? []).map((r) => (
-    <option key={r.slug} value={r.slug}>
-      {r.name}
-    </option>
-  ));
+  const read = permission(me, 'read', 'Member');
+  if (me && !read.allowed)
+    return (
+      <Card title="Members">
+        <NoAccessNote reason={read.reason} />
+      </Card>
+    );
   return (
     <Card title="Members">
       {members.isPending ? (
@@ -284,16 +300,14 @@ function MembersCard() {
                 <tr key={m.id} className="border-t border-slate-100">
                   <td className="py-1.5">{m.email}</td>
                   <td className="py-1.5">
-                    <select
-                      aria-label={`Role of ${m.email}`}
-                      className="rounded border border-slate-300 bg-white p-1 text-sm"
-                      value={m.role}
-                      disabled={!canEdit.allowed}
-                      title={canEdit.allowed ? undefined : canEdit.reason}
-                      onChange={(e) => setRole.mutate({ id: m.id, role: e.target.value })}
-                    >
-                      {roleOptions}
-                    </select>
+                    <RoleChange
+                      who={m.email}
+                      current={m.role}
+                      self={m.id === me?.id}
+                      roles={roles.data?.items ?? []}
+                      canEdit={canEdit}
+                      onSave={(role) => setRole.mutateAsync({ id: m.id, role })}
+                    />
                   </td>
                   <td className="py-1.5 text-right">
                     <ConfirmButton
@@ -311,7 +325,6 @@ function MembersCard() {
           </table>
         </TableScroll>
       )}
-      <ErrorText error={setRole.error} />
       {!!invitations.data?.items.length && (
         <TableScroll>
           <table className="mb-3 w-full text-left text-sm">
@@ -336,7 +349,9 @@ function MembersCard() {
               {invitations.data.items.map((i) => (
                 <tr key={i.id} className="border-t border-slate-100" data-invitation={i.email}>
                   <td className="py-1.5">{i.email}</td>
-                  <td className="py-1.5">{i.role}</td>
+                  <td className="py-1.5">
+                    {roles.data?.items.find((r) => r.slug === i.role)?.name ?? i.role}
+                  </td>
                   <td className="py-1.5">{new Date(i.expiresAt).toLocaleDateString()}</td>
                   <td className="py-1.5 text-right">
                     <ConfirmButton
@@ -354,7 +369,8 @@ function MembersCard() {
           </table>
         </TableScroll>
       )}
-      <ErrorText error={invitations.error} />
+      {/* The same refusal as the members' list says nothing new. */}
+      {!members.error && <ErrorText error={invitations.error} />}
       <Permitted check={canCreate}>
         <Form
           className="flex flex-wrap items-start gap-2"
@@ -403,7 +419,14 @@ function MembersCard() {
                 value={form.role}
                 onChange={(e) => setForm({ ...form, role: e.target.value })}
               >
-                {roleOptions}
+                {(roles.data?.items ?? []).map((r) => {
+                  const held = rolePermissionsHeld(me, r);
+                  return (
+                    <option key={r.slug} value={r.slug} disabled={!held}>
+                      {held ? r.name : `${r.name} (has permissions you don't hold)`}
+                    </option>
+                  );
+                })}
               </select>
             )}
           </Field>
@@ -451,10 +474,27 @@ function RolesCard() {
   const can = permission(me, 'create', 'Role');
   const canEdit = permission(me, 'edit', 'Role');
   const canDelete = permission(me, 'delete', 'Role');
+  const members = useMembers(permission(me, 'read', 'Member').allowed);
+  const read = permission(me, 'read', 'Role');
+  if (me && !read.allowed)
+    return (
+      <Card title="Roles">
+        <NoAccessNote reason={read.reason} />
+      </Card>
+    );
   if (roles.isPending) return <Loading what="roles" />;
-  if (roles.error) return <ErrorText error={roles.error} />;
+  if (roles.error)
+    return (
+      <Card title="Roles">
+        <ErrorText error={roles.error} />
+      </Card>
+    );
   const vocab = roles.data.vocabulary ?? {};
   const shown = roles.data.items.find((r) => r.slug === open);
+  // Who holds each role, as the members list already says: a held role's Delete says so up
+  // front. (Identities may hold one too: the platform's refusal names them.)
+  const holders = (slug: string) =>
+    (members.data?.items ?? []).filter((m) => m.role === slug).map((m) => m.email);
   return (
     <Card title="Roles">
       <TableScroll>
@@ -489,7 +529,17 @@ function RolesCard() {
                       {r.builtIn || !canEdit.allowed ? 'View' : 'Edit'}
                       <span className="sr-only"> role {r.name}</span>
                     </Button>
-                    {!r.builtIn && <DeleteRoleButton role={r} disabledReason={canDelete.reason} />}
+                    {!r.builtIn && (
+                      <DeleteRoleButton
+                        role={r}
+                        disabledReason={
+                          canDelete.reason ||
+                          (holders(r.slug).length
+                            ? `Held by ${holders(r.slug).slice(0, 3).join(', ')}${holders(r.slug).length > 3 ? ` and ${holders(r.slug).length - 3} more` : ''}: give them another role first.`
+                            : '')
+                        }
+                      />
+                    )}
                   </div>
                 </td>
               </tr>

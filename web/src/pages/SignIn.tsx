@@ -1,7 +1,10 @@
 import { useMutation, useQueryClient } from '@tanstack/react-query';
 import { useState } from 'react';
 import { api, unwrap } from '../api/client';
+import type { Me } from '../api/types';
 import { Button, ErrorText, Field, Form, Input } from '../components/ui';
+import { announceSessionChange } from '../lib/tabs';
+import { ChangePasswordForm } from '../components/ChangePasswordForm';
 
 export function AuthFrame({ title, children }: { title: string; children: React.ReactNode }) {
   return (
@@ -69,6 +72,45 @@ export function SignIn({ sessionEnded = false, why }: { sessionEnded?: boolean; 
           {login.isPending ? 'Signing in…' : 'Sign in'}
         </Button>
       </Form>
+    </AuthFrame>
+  );
+}
+
+/**
+ * Shown instead of everything else to a person whose password the admin who invited them set:
+ * until they choose their own the platform refuses every other request, and whoever set it
+ * could go on signing in as them. Then the page they came for shows.
+ */
+export function ChoosePassword({ me }: { me: Me }) {
+  const qc = useQueryClient();
+  const logout = useMutation({
+    mutationFn: () => unwrap(api.POST('/api/v1/auth/logout')),
+    onSettled: () => {
+      announceSessionChange();
+      window.location.assign('/');
+    },
+  });
+  return (
+    <AuthFrame title="Choose your password">
+      <p className="mb-4 text-sm text-slate-600">
+        You are signed in as <strong className="[overflow-wrap:anywhere]">{me.name}</strong>. The
+        password you signed in with was set by the admin who invited you: choose your own before
+        going on (12 characters at least).
+      </p>
+      <ChangePasswordForm
+        firstSignIn
+        submitLabel="Save and continue"
+        // Who we are is asked again: the platform now answers everything the role allows.
+        onChanged={async () => {
+          announceSessionChange();
+          await qc.resetQueries();
+        }}
+        extra={
+          <Button onClick={() => logout.mutate()} disabled={logout.isPending}>
+            Sign out
+          </Button>
+        }
+      />
     </AuthFrame>
   );
 }
