@@ -8,6 +8,7 @@ import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { roles } from '../../src/server/db/schema.js';
 import {
+  addIdentity,
   bootstrap,
   createSecondOrg,
   DRIVERS,
@@ -48,6 +49,18 @@ describe.each(DRIVERS)('role holders (%s)', (driver) => {
     expect(del.status).toBe(409);
     expect(del.body.error.message).toMatch(/still assigned.*revoke the pending invitations/);
     expect(del.body.error.details.invitations).toEqual(['pending-role@example.com']);
+  });
+
+  it('/me names a custom role by the name people gave it, not its slug', async () => {
+    const made = await admin.client.post('/api/v1/roles', {
+      slug: 'people-mgr',
+      name: 'People manager',
+      permissions: [{ subject: 'Member', action: 'read' }],
+    });
+    expect(made.status, made.text).toBe(201);
+    const bot = await addIdentity(tp, admin, 'people-mgr');
+    const me = await bot.client.get('/api/v1/me');
+    expect(me.body).toMatchObject({ role: 'people-mgr', roleName: 'People manager' });
   });
 
   it('lists roles whole: paging parameters are refused, custom roles are capped at 200', async () => {

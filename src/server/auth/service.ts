@@ -12,7 +12,7 @@ import {
   unauthorized,
 } from '../http/errors.js';
 import { BUILT_IN_ROLES, isBuiltInRole, type Permission } from '../rbac/permissions.js';
-import { permissionsForRole } from '../rbac/roles-resolver.js';
+import { permissionsForRole, roleDisplayName } from '../rbac/roles-resolver.js';
 import type { Actor } from './actor.js';
 import { DUMMY_HASH_PROMISE, hashPassword, verifyPassword } from './passwords.js';
 import { findCredentials, revokeOtherSessions, setPasswordHash } from './queries.js';
@@ -343,7 +343,9 @@ export class AuthService {
       name: actor.name,
       organization: org,
       role: actor.role,
-      roleName: isBuiltInRole(actor.role) ? BUILT_IN_ROLES[actor.role].name : actor.role,
+      roleName: isBuiltInRole(actor.role)
+        ? BUILT_IN_ROLES[actor.role].name
+        : ((await roleDisplayName(this.deps.db, actor.orgId, actor.role)) ?? actor.role),
       permissions: await permissionsForRole(this.deps.db, actor.orgId, actor.role),
       organizations: isUser
         ? await this.deps.people.organizationsOf(actor.id)

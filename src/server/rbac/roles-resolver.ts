@@ -23,6 +23,19 @@ export async function permissionsForRole(
   return (row?.permissions ?? []).filter(isValidPermission);
 }
 
+/** A custom role's display name (what people chose to call it), or undefined. */
+export async function roleDisplayName(
+  db: Db,
+  orgId: string,
+  slug: string,
+): Promise<string | undefined> {
+  const [row] = await db
+    .select({ name: roles.name })
+    .from(roles)
+    .where(and(eq(roles.orgId, orgId), eq(roles.slug, slug)));
+  return row?.name;
+}
+
 export async function roleExists(db: Db, orgId: string, slug: string): Promise<boolean> {
   if (isBuiltInRole(slug)) return true;
   const [row] = await db
