@@ -1,5 +1,4 @@
 import { spawn } from 'node:child_process';
-import { BlockList, isIP } from 'node:net';
 import { constants } from 'node:os';
 import type { Command } from 'commander';
 import { isAccessTarget, PlatformClient, via, type AccessTarget } from '../client/api.js';
@@ -7,6 +6,7 @@ import { loadCredentials } from '../client/config.js';
 import { ClientError } from '../client/errors.js';
 import { Forwarder, parseListen, type ListenAddress } from '../client/forwarder.js';
 import { runClientCommand } from './client-command.js';
+import { isLoopback } from '../protocol/loopback.js';
 import { formatAuthority } from '../protocol/tunnel.js';
 
 interface ConnectOptions {
@@ -30,18 +30,12 @@ export function connectHost(host: string): string {
   return host;
 }
 
-const LOOPBACK = new BlockList();
-LOOPBACK.addSubnet('127.0.0.0', 8, 'ipv4');
-LOOPBACK.addAddress('::1', 'ipv6');
-LOOPBACK.addSubnet('::ffff:127.0.0.0', 104, 'ipv6');
-
 /**
  * The warning for a listener others can reach, or undefined on a loopback address: whoever
  * connects to it is let through with the user's credential.
  */
 export function exposureWarning(local: ListenAddress, target: string): string | undefined {
-  const family = isIP(local.host);
-  if (family && LOOPBACK.check(local.host, family === 6 ? 'ipv6' : 'ipv4')) return undefined;
+  if (isLoopback(local.host)) return undefined;
   return (
     `warning: listening on ${bracketed(local.host)}:${local.port}, which is not a loopback address: ` +
     `anyone who can reach it gets to ${target} with your access`

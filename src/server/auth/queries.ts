@@ -1,5 +1,5 @@
-import { and, eq, isNull, ne, sql, type SQL } from 'drizzle-orm';
-import type { Db, Tx } from '../db/client.js';
+import { and, eq, isNull, ne, sql } from 'drizzle-orm';
+import { rowsOf, type Db, type Tx } from '../db/client.js';
 import { sessions, users } from '../db/schema.js';
 
 type Q = Db | Tx;
@@ -41,14 +41,6 @@ export async function revokeOtherSessions(
     )
     .returning({ id: sessions.id });
   return ended.length;
-}
-
-type Row = Record<string, unknown>;
-
-/** Both drivers answer raw queries with `{ rows }`. */
-async function rowsOf(db: Q, query: SQL): Promise<Row[]> {
-  const res = (await db.execute(query)) as unknown as { rows: Row[] };
-  return res.rows;
 }
 
 const asDate = (v: unknown): Date | null => (v == null ? null : new Date(v as string | Date));

@@ -6,7 +6,7 @@
  */
 import { sql, type SQL } from 'drizzle-orm';
 import type { PgColumn, PgTable } from 'drizzle-orm/pg-core';
-import type { Db, Tx } from '../db/client.js';
+import { rowsOf, type Db, type Tx } from '../db/client.js';
 import { gateways } from '../db/schema.js';
 import type {
   ConsumerLookup,
@@ -29,14 +29,6 @@ export interface ConsumerKind {
   name: PgColumn | SQL;
   /** Tables joined to name the consumer (inner joins), e.g. identities for Kubernetes auth. */
   joins?: { table: PgTable; on: SQL }[];
-}
-
-type Row = Record<string, unknown>;
-
-/** Both drivers answer raw queries with `{ rows }`. */
-async function rowsOf(db: Db | Tx, query: SQL): Promise<Row[]> {
-  const res = (await db.execute(query)) as unknown as { rows: Row[] };
-  return res.rows;
 }
 
 const list = (values: string[]) =>

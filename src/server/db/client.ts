@@ -1,7 +1,7 @@
 import { chmodSync, mkdirSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { PGlite } from '@electric-sql/pglite';
-import { sql } from 'drizzle-orm';
+import { sql, type SQL } from 'drizzle-orm';
 import type { PgDatabase, PgQueryResultHKT } from 'drizzle-orm/pg-core';
 import { drizzle as drizzlePg } from 'drizzle-orm/node-postgres';
 import { drizzle as drizzlePglite } from 'drizzle-orm/pglite';
@@ -15,6 +15,12 @@ import { gzipChunks, tarChunks, TarNameTooLongError } from './tar.js';
 /** The one query interface every feature uses, whichever driver is underneath. */
 export type Db = PgDatabase<PgQueryResultHKT, typeof schema>;
 export type Tx = Parameters<Parameters<Db['transaction']>[0]>[0];
+
+/** The rows of a raw query (`db.execute`): both drivers answer it with `{ rows }`. */
+export async function rowsOf(db: Db | Tx, query: SQL): Promise<Record<string, unknown>[]> {
+  const res = (await db.execute(query)) as unknown as { rows: Record<string, unknown>[] };
+  return res.rows;
+}
 
 /** A raw connection inside one transaction, for scripts (migrations) drizzle cannot run. */
 export interface ScriptRunner {

@@ -1,12 +1,7 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
-import { BlockList, isIP } from 'node:net';
 import type { FastifyInstance } from 'fastify';
 import type { Registry } from 'prom-client';
-
-const LOOPBACK = new BlockList();
-LOOPBACK.addSubnet('127.0.0.0', 8, 'ipv4');
-LOOPBACK.addAddress('::1', 'ipv6');
-LOOPBACK.addSubnet('::ffff:127.0.0.0', 104, 'ipv6');
+import { isLoopback } from '../../protocol/loopback.js';
 
 /** Headers a reverse proxy adds: a request carrying one came from elsewhere through this host. */
 const FORWARDED = ['forwarded', 'x-forwarded-for', 'x-real-ip'];
@@ -20,9 +15,7 @@ export function metricsOpenTo(
   peer: string | undefined,
   headers: Record<string, string | string[] | undefined>,
 ): boolean {
-  if (!peer) return false;
-  const family = isIP(peer);
-  if (!family || !LOOPBACK.check(peer, family === 6 ? 'ipv6' : 'ipv4')) return false;
+  if (!peer || !isLoopback(peer)) return false;
   return FORWARDED.every((h) => headers[h] === undefined);
 }
 
