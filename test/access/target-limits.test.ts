@@ -153,6 +153,28 @@ describe('access targets limited by a custom role', () => {
     expect(seerCli.stdout).not.toMatch(/billing-db/);
   });
 
+  it("a pool's connected resources name only the targets the role may see", async () => {
+    const role = await s.admin.client.post('/api/v1/roles', {
+      name: 'orders-pools',
+      slug: 'orders-pools',
+      permissions: [{ subject: 'GatewayPool', action: 'list' }, perm('list', ['orders-*'])],
+    });
+    expect(role.status).toBe(201);
+    const bot = await addIdentity(s.tp, s.admin, 'orders-pools');
+    const seen = await bot.client.get(`/api/v1/gateway-pools/${s.poolId}/resources`);
+    expect(seen.status).toBe(200);
+    expect(seen.body.items.map((c: { name: string }) => c.name).sort()).toEqual([
+      'orders-cache',
+      'orders-db',
+    ]);
+    // billing-db is counted, never named.
+    expect(seen.body.hidden).toBe(1);
+    expect(JSON.stringify(seen.body)).not.toContain('billing');
+    const all = await s.admin.client.get(`/api/v1/gateway-pools/${s.poolId}/resources`);
+    expect(all.body.items).toHaveLength(3);
+    expect(all.body.hidden).toBe(0);
+  });
+
   it('an edit that drops a target cuts open connections to it, not to the others', async () => {
     const bot = await addIdentity(s.tp, s.admin, 'editable');
     const orders = await startConnect('orders-db', env(bot.token));

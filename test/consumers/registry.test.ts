@@ -18,7 +18,7 @@ import {
 } from '../../src/server/db/schema.js';
 import { ForbiddenError, NotFoundError, PolicyViolationError } from '../../src/server/errors.js';
 import { kubernetesAuthConsumer } from '../../src/server/kubernetes-auth/consumer.js';
-import { buildAbility } from '../../src/server/rbac/ability.js';
+import { buildAbility, type AppAbility } from '../../src/server/rbac/ability.js';
 import { DRIVERS, startTestPlatform, type TestPlatform } from '../helpers/platform.js';
 
 /** A second kind, to prove the union: pool memberships "consume" their gateway and pool. */
@@ -31,6 +31,7 @@ const membershipKind = {
   id: gatewayPoolMemberships.gatewayId,
   name: gateways.name,
   joins: [{ table: gateways, on: eq(gateways.id, gatewayPoolMemberships.gatewayId) }],
+  visibleTo: (ability: AppAbility) => ability.can('read', 'Gateway'),
 };
 
 async function seedOrg(db: Db, name: string) {
@@ -102,6 +103,25 @@ describe.each(DRIVERS)('consumer registry and attach rules on %s', (driver) => {
     expect(await registry.of(tp.db, a.orgId, { gatewayPoolId: a.p2 })).toEqual([]);
     // Another org's ids are simply unknown.
     expect(await registry.of(tp.db, b.orgId, { gatewayPoolId: a.p1 })).toEqual([]);
+  });
+
+  it('names to a role only the kinds it may see, and counts the rest', async () => {
+    const refs = await registry.of(tp.db, a.orgId, { gatewayPoolId: a.p1 });
+    const gatewaysOnly = buildAbility([{ subject: 'Gateway', action: 'read' }]);
+    expect(registry.visible(gatewaysOnly, refs)).toEqual({
+      items: [{ kind: 'membership', id: a.g2, name: 'gw-2' }],
+      hidden: 2,
+    });
+    const both = buildAbility([
+      { subject: 'Gateway', action: 'read' },
+      { subject: 'KubernetesAuth', action: 'read' },
+    ]);
+    expect(registry.visible(both, refs)).toEqual({ items: refs, hidden: 0 });
+    // A kind nobody registered is never shown.
+    expect(registry.visible(both, [{ kind: 'other', id: 'x', name: 'y' }])).toEqual({
+      items: [],
+      hidden: 1,
+    });
   });
 
   it('counts per pool and per gateway in one query, numbers on both drivers', async () => {

@@ -496,6 +496,7 @@ describe.each(DRIVERS)('gateways (%s)', (driver) => {
     expect(got.body).toMatchObject({ id, name: 'gw-by-name' });
     expect((await admin.client.get('/api/v1/gateways/gw-by-name/resources')).body).toEqual({
       items: [],
+      hidden: 0,
     });
     const check = await admin.client.post('/api/v1/gateways/gw-by-name/health-check');
     expect(check.status).toBe(200);

@@ -147,6 +147,7 @@ describe.each(DRIVERS)('gateway pools API (%s)', (driver) => {
     expect(list.body.items.map((p: { name: string }) => p.name)).toContain('dc1');
     expect((await admin.client.get(`/api/v1/gateway-pools/${id}/resources`)).body).toEqual({
       items: [],
+      hidden: 0,
     });
     // A pool is named by its id or its name wherever a pool is accepted.
     const byName = await admin.client.get('/api/v1/gateway-pools/dc1');
@@ -372,6 +373,7 @@ describe.each(DRIVERS)('gateway pools API (%s)', (driver) => {
     expect((await other.client.get('/api/v1/gateway-pools/mine')).body.id).toBe(theirs.id);
     expect((await admin.client.get(`/api/v1/gateways/${myGw}/resources`)).body).toEqual({
       items: [],
+      hidden: 0,
     });
   });
 
@@ -537,6 +539,7 @@ describe.each(DRIVERS)('gateway pools API (%s)', (driver) => {
     expect(target.status).toBe(201);
     expect((await admin.client.get('/api/v1/gateway-pools/live/resources')).body).toEqual({
       items: [{ kind: expect.any(String), id: target.body.id, name: 'live-db' }],
+      hidden: 0,
     });
     expect((await admin.client.get('/api/v1/gateway-pools/live')).body).toMatchObject({
       connectedResourcesCount: 1,

@@ -1,5 +1,6 @@
 import type { ConsumerKind } from '../consumers/registry.js';
 import { accessTargets as t } from '../db/schema.js';
+import { targetSubject } from '../rbac/ability.js';
 
 /** Access targets as consumers of gateways and pools (409s, connected resources). */
 export const accessTargetConsumer: ConsumerKind = {
@@ -10,4 +11,6 @@ export const accessTargetConsumer: ConsumerKind = {
   gatewayPoolId: t.gatewayPoolId,
   id: t.id,
   name: t.name,
+  // A role limited to some targets sees only those, here as in the target list.
+  visibleTo: (ability, ref) => ability.can('list', targetSubject(ref)),
 };

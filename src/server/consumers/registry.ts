@@ -13,7 +13,9 @@ import type {
   ConsumerRef,
   GatewayRef,
   PinnedConsumer,
+  SeenConsumers,
 } from '../gateways/consumer-lookup.js';
+import type { AppAbility } from '../rbac/ability.js';
 
 /** How one consumer kind stores its reference and how it is named in 409s and listings. */
 export interface ConsumerKind {
@@ -29,6 +31,8 @@ export interface ConsumerKind {
   name: PgColumn | SQL;
   /** Tables joined to name the consumer (inner joins), e.g. identities for Kubernetes auth. */
   joins?: { table: PgTable; on: SQL }[];
+  /** Whether a role may see this consumer where pools and gateways list what uses them. */
+  visibleTo(ability: AppAbility, ref: ConsumerRef): boolean;
 }
 
 const list = (values: string[]) =>
@@ -113,6 +117,13 @@ export class ConsumerRegistry implements ConsumerLookup {
       name: String(r.name),
       gatewayName: String(r.gateway_name),
     }));
+  }
+
+  visible(ability: AppAbility, refs: ConsumerRef[]): SeenConsumers {
+    const items = refs.filter((r) =>
+      this.kinds.some((k) => k.kind === r.kind && k.visibleTo(ability, r)),
+    );
+    return { items, hidden: refs.length - items.length };
   }
 
   countsByPool(db: Db | Tx, orgId: string, poolIds: string[]): Promise<Map<string, number>> {

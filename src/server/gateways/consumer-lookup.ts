@@ -4,6 +4,7 @@
  * registry (src/server/consumers/) implements this interface and the app hands it down.
  */
 import type { Db, Tx } from '../db/client.js';
+import type { AppAbility } from '../rbac/ability.js';
 
 /** What a consumer stores: exactly one of a pinned gateway or a pool. */
 export type GatewayRef = { gatewayId: string } | { gatewayPoolId: string };
@@ -25,6 +26,17 @@ export interface ConsumerLookup {
   countsByGateway(db: Db | Tx, orgId: string, gatewayIds: string[]): Promise<Map<string, number>>;
   /** Every consumer pinned to a single gateway, with that gateway's name, all kinds, one query. */
   pinned(db: Db | Tx, orgId: string): Promise<PinnedConsumer[]>;
+  /**
+   * The consumers of `refs` a role may see, each by its own kind's rule (a role limited to some
+   * access targets, one without Kubernetes auth), and how many it may not.
+   */
+  visible(ability: AppAbility, refs: ConsumerRef[]): SeenConsumers;
+}
+
+export interface SeenConsumers {
+  items: ConsumerRef[];
+  /** Consumers the role may not see: counted, never named. */
+  hidden: number;
 }
 
 export interface PinnedConsumer extends ConsumerRef {

@@ -3,7 +3,7 @@ import { actorOf, whoOf } from '../auth/actor.js';
 import type { AppContext } from '../context.js';
 import { pageQuery, pageSchema, type Api } from '../http/schemas.js';
 import { GATEWAY_NAME_MESSAGE, GATEWAY_NAME_PATTERN } from './queries.js';
-import { consumerRefSchema, gatewaySchema, health, labels } from './schemas.js';
+import { seenConsumersSchema, gatewaySchema, health, labels } from './schemas.js';
 import { GatewayService } from './service.js';
 
 /**
@@ -66,10 +66,13 @@ export function gatewayRoutes(app: Api, ctx: AppContext): void {
         operationId: 'listGatewayResources',
         summary: 'Everything that uses this gateway directly (pinned, not through a pool)',
         params: gatewayParams,
-        response: { 200: z.object({ items: z.array(consumerRefSchema) }) },
+        response: { 200: seenConsumersSchema },
       },
     },
-    async (req) => ({ items: await gateways.resources(actorOf(req).orgId, req.params.id) }),
+    async (req) => {
+      const actor = actorOf(req);
+      return gateways.resources(actor.orgId, req.params.id, actor.ability);
+    },
   );
 
   app.patch(

@@ -46,6 +46,14 @@ export const gatewaySchema = z.object({
 });
 
 export const consumerRefSchema = z.object({ kind: z.string(), id: z.string(), name: z.string() });
+/** A connected-resources list: what the caller's role may see, and how many it may not. */
+export const seenConsumersSchema = z.object({
+  items: z.array(consumerRefSchema),
+  hidden: z
+    .number()
+    .int()
+    .describe('Resources using it that your role may not see (not named: a count only)'),
+});
 
 /** A pool by id or by name, wherever a pool is named (the CLI speaks names). */
 export const poolRef = (field: string) =>

@@ -6,7 +6,8 @@
 import type { AuditLog, AuditWho } from '../audit/service.js';
 import type { Db } from '../db/client.js';
 import { conflict, isForeignKeyViolation, isUniqueViolation } from '../http/errors.js';
-import type { ConsumerLookup, ConsumerRef } from './consumer-lookup.js';
+import type { ConsumerLookup, SeenConsumers } from './consumer-lookup.js';
+import type { AppAbility } from '../rbac/ability.js';
 import { recordOf, type GatewayDirectory, type GatewayView } from './directory.js';
 import { emptyVerdict } from './health.js';
 import {
@@ -73,11 +74,13 @@ export class GatewayService {
     return view as GatewayDetail;
   }
 
-  resources(orgId: string, ref: string): Promise<ConsumerRef[]> {
-    return this.deps.db.transaction(async (tx) => {
+  /** What uses the gateway directly, as far as `ability` may see (the rest only counted). */
+  async resources(orgId: string, ref: string, ability: AppAbility): Promise<SeenConsumers> {
+    const all = await this.deps.db.transaction(async (tx) => {
       const gw = await findGatewayByRef(tx, orgId, ref);
       return this.deps.consumers.of(tx, orgId, { gatewayId: gw.id });
     });
+    return this.deps.consumers.visible(ability, all);
   }
 
   async update(

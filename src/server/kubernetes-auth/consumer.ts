@@ -12,4 +12,5 @@ export const kubernetesAuthConsumer: ConsumerKind = {
   id: k8s.identityId,
   name: identities.name,
   joins: [{ table: identities, on: eq(identities.id, k8s.identityId) }],
+  visibleTo: (ability) => ability.can('read', 'KubernetesAuth'),
 };

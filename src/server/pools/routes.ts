@@ -4,7 +4,7 @@ import { parseAuthority } from '../../protocol/tunnel.js';
 import { actorOf, whoOf } from '../auth/actor.js';
 import type { AppContext } from '../context.js';
 import { GATEWAY_NAME_PATTERN } from '../gateways/queries.js';
-import { consumerRefSchema, gatewaySchema, poolRef } from '../gateways/schemas.js';
+import { seenConsumersSchema, gatewaySchema, poolRef } from '../gateways/schemas.js';
 import { MEMBER_HEALTH_VALUES } from '../gateways/health.js';
 import { noContent, pageQuery, pageSchema, type Api } from '../http/schemas.js';
 import { PoolService } from './service.js';
@@ -271,9 +271,12 @@ export function poolRoutes(app: Api, ctx: AppContext): void {
         operationId: 'listGatewayPoolResources',
         summary: 'Everything that uses the pool (kind, id, name)',
         params: poolParams,
-        response: { 200: z.object({ items: z.array(consumerRefSchema) }) },
+        response: { 200: seenConsumersSchema },
       },
     },
-    async (req) => ({ items: await pools.resources(actorOf(req).orgId, req.params.poolId) }),
+    async (req) => {
+      const actor = actorOf(req);
+      return pools.resources(actor.orgId, req.params.poolId, actor.ability);
+    },
   );
 }

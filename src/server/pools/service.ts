@@ -4,7 +4,8 @@
  */
 import type { AuditLog, AuditWho } from '../audit/service.js';
 import type { Db } from '../db/client.js';
-import type { ConsumerLookup, ConsumerRef } from '../gateways/consumer-lookup.js';
+import type { ConsumerLookup, SeenConsumers } from '../gateways/consumer-lookup.js';
+import type { AppAbility } from '../rbac/ability.js';
 import type { GatewayDirectory, GatewayView } from '../gateways/directory.js';
 import type { MemberHealth } from '../gateways/health.js';
 import { findGatewayByRef } from '../gateways/queries.js';
@@ -341,10 +342,12 @@ export class PoolService {
     this.deps.runtime.invalidate();
   }
 
-  resources(orgId: string, ref: string): Promise<ConsumerRef[]> {
-    return this.deps.db.transaction(async (tx) => {
+  /** What uses the pool, as far as `ability` may see (the rest only counted). */
+  async resources(orgId: string, ref: string, ability: AppAbility): Promise<SeenConsumers> {
+    const all = await this.deps.db.transaction(async (tx) => {
       const pool = await findPool(tx, orgId, ref);
       return this.deps.consumers.of(tx, orgId, { gatewayPoolId: pool.id });
     });
+    return this.deps.consumers.visible(ability, all);
   }
 }

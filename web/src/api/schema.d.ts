@@ -2343,6 +2343,8 @@ export interface operations {
               id: string;
               name: string;
             }[];
+            /** @description Resources using it that your role may not see (not named: a count only) */
+            hidden: number;
           };
         };
       };
@@ -2952,6 +2954,8 @@ export interface operations {
               id: string;
               name: string;
             }[];
+            /** @description Resources using it that your role may not see (not named: a count only) */
+            hidden: number;
           };
         };
       };

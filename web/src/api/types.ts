@@ -30,6 +30,7 @@ export type Gateway = Omit<Body<'getGateway'>, 'health'> & {
 };
 export type HealthCheckResult = Body<'checkGatewayHealth'>;
 export type Consumer = ItemOf<'listGatewayPoolResources'>;
+export type ConnectedResources = Body<'listGatewayPoolResources'>;
 export type Me = Body<'getMe'>;
 export type PendingInvitation = Me['pendingInvitations'][number];
 export type Invitation = ItemOf<'listInvitations'>;

@@ -3,7 +3,15 @@ import { useQuery, useQueryClient } from '@tanstack/react-query';
 import { Link } from '@tanstack/react-router';
 import { useState } from 'react';
 import { api, unwrap } from '../api/client';
-import type { AuditEntry, Consumer, Page, Pool, PoolDetail, PoolMember } from '../api/types';
+import type {
+  AuditEntry,
+  ConnectedResources,
+  Consumer,
+  Page,
+  Pool,
+  PoolDetail,
+  PoolMember,
+} from '../api/types';
 import { GatewayControls, InlineNumber } from '../components/GatewayControls';
 import { ConfirmButton, Sheet } from '../components/Dialogs';
 import { HealthBadge, PoolHealthBadge } from '../components/HealthBadge';
@@ -350,7 +358,7 @@ export function ResourcesDrawer({ poolId, onClose }: { poolId?: string; onClose:
   const resources = useQuery({
     queryKey: ['pool', poolId, 'resources'],
     queryFn: () =>
-      unwrap<Page<Consumer>>(
+      unwrap<ConnectedResources>(
         api.GET('/api/v1/gateway-pools/{poolId}/resources', {
           params: { path: { poolId: poolId ?? '' } },
         }),
@@ -358,6 +366,7 @@ export function ResourcesDrawer({ poolId, onClose }: { poolId?: string; onClose:
     enabled: !!poolId,
   });
   const groups = groupConsumers(resources.data?.items ?? []);
+  const hidden = resources.data?.hidden ?? 0;
   return (
     <Sheet
       open={!!poolId}
@@ -369,35 +378,44 @@ export function ResourcesDrawer({ poolId, onClose }: { poolId?: string; onClose:
         <Loading what="connected resources" />
       ) : resources.error ? (
         <ErrorText error={resources.error} />
-      ) : !groups.size ? (
+      ) : !groups.size && !hidden ? (
         <Empty title="Nothing uses this pool yet" />
       ) : (
-        [...groups].map(([kind, list]) => (
-          <section key={kind} className="mb-4">
-            <h3 className="mb-1 font-semibold">{KIND_LABEL[kind] ?? kind}</h3>
-            <ul className="flex flex-col gap-1 text-sm">
-              {list.map((c) => (
-                <li key={c.id}>
-                  {kind.startsWith('kubernetes') ? (
-                    <Link
-                      to="/identities/$id"
-                      params={{ id: c.id }}
-                      className="text-indigo-800 underline"
-                    >
-                      {c.name}
-                    </Link>
-                  ) : kind.startsWith('access') ? (
-                    <Link to="/access-targets" className="text-indigo-800 underline">
-                      {c.name}
-                    </Link>
-                  ) : (
-                    c.name
-                  )}
-                </li>
-              ))}
-            </ul>
-          </section>
-        ))
+        <>
+          {[...groups].map(([kind, list]) => (
+            <section key={kind} className="mb-4">
+              <h3 className="mb-1 font-semibold">{KIND_LABEL[kind] ?? kind}</h3>
+              <ul className="flex flex-col gap-1 text-sm">
+                {list.map((c) => (
+                  <li key={c.id}>
+                    {kind.startsWith('kubernetes') ? (
+                      <Link
+                        to="/identities/$id"
+                        params={{ id: c.id }}
+                        className="text-indigo-800 underline"
+                      >
+                        {c.name}
+                      </Link>
+                    ) : kind.startsWith('access') ? (
+                      <Link to="/access-targets" className="text-indigo-800 underline">
+                        {c.name}
+                      </Link>
+                    ) : (
+                      c.name
+                    )}
+                  </li>
+                ))}
+              </ul>
+            </section>
+          ))}
+          {hidden > 0 && (
+            <p className="text-sm text-slate-600">
+              {hidden === 1
+                ? '1 more resource uses this pool that your role may not see.'
+                : `${hidden} more resources use this pool that your role may not see.`}
+            </p>
+          )}
+        </>
       )}
     </Sheet>
   );
