@@ -16,14 +16,14 @@ describe.runIf(hasPostgres())('one platform server per database', () => {
     await Promise.all(drops.map((d) => d()));
   });
 
-  function watch(url: string) {
+  function watch(url: string, retryMs = 200) {
     const warnings: string[] = [];
     const infos: string[] = [];
     const w = watchSingleNode(
       url,
       (m) => warnings.push(m),
       (m) => infos.push(m),
-      200,
+      retryMs,
     );
     watches.push(w);
     return { w, warnings, infos };
@@ -56,5 +56,30 @@ describe.runIf(hasPostgres())('one platform server per database', () => {
     // A third now hears of the second.
     const third = watch(db.url);
     await waitFor(() => third.warnings.length > 0, 5_000, 'the third server to be warned');
+  });
+
+  it('takes over the moment the first stops, not at its next retry; a stopped waiter leaves no trace', async () => {
+    const db = await createTestDatabase(process.env[PG_ENV]!, inject('pgRunId')!, null);
+    drops.push(db.drop);
+    // A minute between retries: only waiting in the lock's queue can hand over in seconds.
+    const first = watch(db.url, 60_000);
+    await new Promise((r) => setTimeout(r, 500));
+    const quitter = watch(db.url, 60_000);
+    const second = watch(db.url, 60_000);
+    await waitFor(() => second.warnings.length > 0, 5_000, 'the second server to be warned');
+    await waitFor(() => quitter.warnings.length > 0, 5_000, 'the third server to be warned');
+    // One waiter stops while the first still holds: it must not take the lock on its way out.
+    await quitter.w.close();
+    await new Promise((r) => setTimeout(r, 1500));
+
+    const stoppedAt = Date.now();
+    await first.w.close();
+    await waitFor(() => second.infos.length > 0, 5_000, 'the second server to take over');
+    expect(Date.now() - stoppedAt).toBeLessThan(5_000);
+    expect(second.infos[0]).toMatch(/has stopped/);
+    expect(quitter.infos).toEqual([]);
+    // The second holds it now: a newcomer is told of the second.
+    const newcomer = watch(db.url, 60_000);
+    await waitFor(() => newcomer.warnings.length > 0, 5_000, 'the newcomer to be warned');
   });
 });

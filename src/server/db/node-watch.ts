@@ -81,8 +81,12 @@ export function watchSingleNode(
   let stopped = false;
   let timer: NodeJS.Timeout | undefined;
 
-  const attempt = async (): Promise<void> => {
-    if (stopped || held) return;
+  /**
+   * One try at the lock; true when it spent its time waiting for the lock (so the next try may
+   * follow at once), false when the next should wait `retryMs`.
+   */
+  const attempt = async (): Promise<boolean> => {
+    if (stopped || held) return false;
     try {
       if (!client) {
         const c = new pg.Client({
@@ -109,46 +113,78 @@ export function watchSingleNode(
         await c.query(
           'set tcp_keepalives_idle = 10; set tcp_keepalives_interval = 5; set tcp_keepalives_count = 4',
         );
+        // The wait below gives up after retryMs; a session waiting there when this server stops
+        // must not stay in the lock's queue (PostgreSQL 14+ notices the gone client; older
+        // versions keep it until lock_timeout).
+        await c.query(`set lock_timeout = ${Math.max(1, Math.round(retryMs))}`);
+        await c.query("set client_connection_check_interval = '1s'").catch(() => undefined);
       }
       const { rows } = await client.query<{ ok: boolean }>(
         'select pg_try_advisory_lock($1::int, $2::int) as ok',
         [LOCK_SPACE, LOCK_NODE],
       );
-      held = rows[0]?.ok === true;
-      if (held) {
-        if (warned) info('the other gatepool server on this database has stopped');
-        const becameServer = warned || !everHeld;
-        warned = false;
-        everHeld = true;
-        if (becameServer) opts.onHeld?.();
-        return;
+      if (rows[0]?.ok === true) {
+        took();
+        return false;
       }
-      if (warned) return;
-      warned = true;
-      const { rows: holders } = await client.query<Holder>(
-        `select host(a.client_addr) as client_addr, a.backend_start, a.application_name
-           from pg_locks l join pg_stat_activity a on a.pid = l.pid
-          where l.locktype = 'advisory' and l.granted and l.objsubid = 2
-            and l.classid = $1::int::oid and l.objid = $2::int::oid
-            and l.database = (select oid from pg_database where datname = current_database())
-          limit 1`,
-        [LOCK_SPACE, LOCK_NODE],
-      );
-      warn(secondNodeWarning(holders[0]));
+      if (!warned) {
+        warned = true;
+        const { rows: holders } = await client.query<Holder>(
+          `select host(a.client_addr) as client_addr, a.backend_start, a.application_name
+             from pg_locks l join pg_stat_activity a on a.pid = l.pid
+            where l.locktype = 'advisory' and l.granted and l.objsubid = 2
+              and l.classid = $1::int::oid and l.objid = $2::int::oid
+              and l.database = (select oid from pg_database where datname = current_database())
+            limit 1`,
+          [LOCK_SPACE, LOCK_NODE],
+        );
+        warn(secondNodeWarning(holders[0]));
+      }
+      // Wait in the lock's queue rather than poll: the moment the other server's session ends
+      // (it stops, or is killed), this one holds the lock — a rolling restart hands over at once.
+      // node-postgres takes query_timeout per query too (its types know only the client's).
+      const wait: pg.QueryConfig & { query_timeout: number } = {
+        text: 'select pg_advisory_lock($1::int, $2::int)',
+        values: [LOCK_SPACE, LOCK_NODE],
+        query_timeout: retryMs + 5000,
+      };
+      const started = Date.now();
+      try {
+        await client.query(wait);
+      } catch (err) {
+        // lock_timeout: still held elsewhere. Try again at once (the wait was the pause), unless
+        // it came back early.
+        if ((err as { code?: string }).code === '55P03') return Date.now() - started >= retryMs / 2;
+        throw err;
+      }
+      if (stopped) return false;
+      took();
+      return false;
     } catch {
       // The database is away: the outage is reported elsewhere; try again later.
       const c = client;
       client = undefined;
       held = false;
       await c?.end().catch(() => undefined);
+      return false;
     }
   };
 
-  const loop = (): void => {
-    timer = setTimeout(() => void attempt().finally(loop), retryMs);
+  const took = (): void => {
+    held = true;
+    if (warned) info('the other gatepool server on this database has stopped');
+    const becameServer = warned || !everHeld;
+    warned = false;
+    everHeld = true;
+    if (becameServer) opts.onHeld?.();
+  };
+
+  const loop = (waited: boolean): void => {
+    if (stopped) return;
+    timer = setTimeout(() => void attempt().then(loop), waited ? 0 : retryMs);
     timer.unref();
   };
-  void attempt().finally(loop);
+  void attempt().then(loop);
 
   return {
     async close() {
