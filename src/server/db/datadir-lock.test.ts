@@ -115,12 +115,9 @@ describe('lockDataDir', () => {
       parent.stdout.once('data', (d: Buffer) => resolve(Number(String(d).trim()))),
     );
     // The child may not have run its exit yet when its pid is printed (a busy machine).
-    for (
-      let i = 0;
-      i < 100 && !/^\S+ \(.*\) Z /.test(readFileSync(`/proc/${zombie}/stat`, 'utf8'));
-      i++
-    )
-      await new Promise((r) => setTimeout(r, 50));
+    const isZombie = () =>
+      /^ Z /.test(readFileSync(`/proc/${zombie}/stat`, 'utf8').split(')').pop()!);
+    for (let i = 0; i < 100 && !isZombie(); i++) await new Promise((r) => setTimeout(r, 50));
     try {
       const stale = [
         { pid: 2 ** 22 + 1, start: '1', boot: boot() }, // above pid_max: no such process
