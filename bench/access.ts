@@ -11,7 +11,9 @@
  * (bench/lib/chain-relay.ts): one socat hop, and three Node processes in a row — where the CLI,
  * the platform and the gateway stand — plain TCP, or with the middle link in TLS like the tunnel.
  * Every process of the path shares this machine's CPUs with pgbench and PostgreSQL, so these say
- * what ratio any relay of that shape reaches here.
+ * what ratio any relay of that shape reaches here. The whole machine's busy CPU per transaction,
+ * direct and through, says what TPS ratio the path could reach with every CPU busy and no added
+ * latency at all (persistent.machine.cpuCeilingTpsRatio).
  * Env: BENCH_SECONDS (8 per pgbench run), BENCH_CLIENTS (8).
  * Run: node --import tsx bench/access.ts   (writes bench/results/access.json)
  */
@@ -194,18 +196,42 @@ function cpuMicros(pid: number): number {
 }
 const CLOCK_TICKS = 100;
 
-/** Runs `work` and says how many CPU microseconds each process spent per transaction in it. */
+/** This machine's busy and total CPU time so far (all CPUs), in microseconds, from /proc/stat. */
+function machineCpu(): { busy: number; total: number } {
+  const [, ...ticks] = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/);
+  const n = ticks.map(Number);
+  const total = n.slice(0, 8).reduce((a, b) => a + b, 0); // guest time is already in user
+  const idle = (n[3] ?? 0) + (n[4] ?? 0); // idle + iowait
+  return { busy: ((total - idle) * 1e6) / CLOCK_TICKS, total: (total * 1e6) / CLOCK_TICKS };
+}
+
+/**
+ * Runs `work` and says how many CPU microseconds each process spent per transaction in it, and
+ * what the whole machine spent: busy CPU per transaction (pgbench, PostgreSQL, the relay and the
+ * kernel under them) and the share of all its CPUs that was busy.
+ */
 async function cpuPerTransaction(
   pids: Record<string, number>,
   work: () => Promise<PgbenchResult>,
-): Promise<{ result: PgbenchResult; cpuMicrosPerTx: Record<string, number> }> {
+): Promise<{
+  result: PgbenchResult;
+  cpuMicrosPerTx: Record<string, number>;
+  machine: { busyMicrosPerTx: number; busyShare: number };
+}> {
   const before = Object.fromEntries(Object.entries(pids).map(([k, pid]) => [k, cpuMicros(pid)]));
+  const machineBefore = machineCpu();
   const result = await work();
-  const per = (k: string, pid: number) =>
-    Math.round((cpuMicros(pid) - (before[k] ?? 0)) / Math.max(1, result.transactions));
+  const machineAfter = machineCpu();
+  const tx = Math.max(1, result.transactions);
+  const per = (k: string, pid: number) => Math.round((cpuMicros(pid) - (before[k] ?? 0)) / tx);
+  const busy = machineAfter.busy - machineBefore.busy;
   return {
     result,
     cpuMicrosPerTx: Object.fromEntries(Object.entries(pids).map(([k, pid]) => [k, per(k, pid)])),
+    machine: {
+      busyMicrosPerTx: Math.round(busy / tx),
+      busyShare: round(busy / Math.max(1, machineAfter.total - machineBefore.total)),
+    },
   };
 }
 
@@ -328,7 +354,8 @@ async function main(): Promise<void> {
     await connectTimes(through, db, 20);
     for (const r of references) await connectTimes(r.relay.port, db, 20);
 
-    const persistentDirect = await pgbench(PG.port, db, []);
+    const direct = await cpuPerTransaction({}, () => pgbench(PG.port, db, []));
+    const persistentDirect = direct.result;
     const throughPids: Record<string, number> = { cli: connect.child.pid!, platform: process.pid };
     bench.agents.forEach((a, i) => (throughPids[`gateway${i + 1}`] = a.child.pid!));
     const measured = await cpuPerTransaction(throughPids, () => pgbench(through, db, []));
@@ -351,9 +378,11 @@ async function main(): Promise<void> {
     const setupThrough = setups.through!;
     const referenceRuns = [];
     for (const r of references) {
-      const { result: persistent, cpuMicrosPerTx } = await cpuPerTransaction(r.relay.pids, () =>
-        pgbench(r.relay.port, db, []),
-      );
+      const {
+        result: persistent,
+        cpuMicrosPerTx,
+        machine,
+      } = await cpuPerTransaction(r.relay.pids, () => pgbench(r.relay.port, db, []));
       const perConn = await pgbench(r.relay.port, db, ['-C']);
       const setup = setups[r.name]!;
       referenceRuns.push({
@@ -363,6 +392,7 @@ async function main(): Promise<void> {
         persistentTpsRatio: round(persistent.tps / persistentDirect.tps),
         persistentP50Ms: persistent.p50Ms,
         cpuMicrosPerTransaction: cpuMicrosPerTx,
+        machineBusyMicrosPerTx: machine.busyMicrosPerTx,
         perConnectionTps: perConn.tps,
         perConnectionTpsRatio: round(perConn.tps / perConnDirect.tps),
         setupOverheadP50Ms: round(round(pct(setup, 50)) - round(pct(setupDirect, 50))),
@@ -403,6 +433,26 @@ async function main(): Promise<void> {
         // CPU each process of the path spent per transaction (the gateways share the clients);
         // the platform's figure is this process, which does nothing else during the run.
         cpuMicrosPerTransaction: measured.cpuMicrosPerTx,
+        // The whole machine's busy CPU per transaction and the share of its CPUs in use. All
+        // CPUs busy at throughBusyMicrosPerTx each bound the path's TPS, so it cannot exceed
+        // cpuCeilingTpsRatio however little latency it adds; relayMicrosAllowedForGoal is what
+        // the relay (every process of it and the kernel under it) may cost per transaction for
+        // the goal ratio, on top of what pgbench and PostgreSQL cost directly.
+        machine: {
+          cpus: os.cpus().length,
+          directBusyMicrosPerTx: direct.machine.busyMicrosPerTx,
+          directBusyShare: direct.machine.busyShare,
+          throughBusyMicrosPerTx: measured.machine.busyMicrosPerTx,
+          throughBusyShare: measured.machine.busyShare,
+          cpuCeilingTpsRatio: round(
+            direct.machine.busyMicrosPerTx /
+              Math.max(1, measured.machine.busyMicrosPerTx * direct.machine.busyShare),
+          ),
+          relayMicrosAllowedForGoal: round(
+            direct.machine.busyMicrosPerTx / (0.8 * direct.machine.busyShare) -
+              direct.machine.busyMicrosPerTx,
+          ),
+        },
       },
       referenceRelays: referenceRuns,
       connectionPerTransaction: {
