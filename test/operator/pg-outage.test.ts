@@ -54,7 +54,8 @@ describe.skipIf(!hasPgBinaries())('a PostgreSQL outage under load', () => {
 
   /** Clients hammering the API until stop(); every answer is recorded. */
   function load() {
-    const answers: { what: string; res: ApiResponse }[] = [];
+    /** `sentAt`: when the request left, so an answer can be told from one sent before an event. */
+    const answers: { what: string; res: ApiResponse; sentAt: number }[] = [];
     const acked: string[] = [];
     let running = true;
     let writesPaused = false;
@@ -63,8 +64,9 @@ describe.skipIf(!hasPgBinaries())('a PostgreSQL outage under load', () => {
     const client = server.api(admin.token);
     const loop = async (what: string, once: () => Promise<ApiResponse>) => {
       for (let i = 0; running && i < 100_000; i++) {
+        const sentAt = Date.now();
         const res = await once();
-        answers.push({ what, res });
+        answers.push({ what, res, sentAt });
         // While the database is away answers come fast: don't spin.
         if (res.status === 503) await new Promise((r) => setTimeout(r, 50));
       }
@@ -160,6 +162,8 @@ describe.skipIf(!hasPgBinaries())('a PostgreSQL outage under load', () => {
     expect(await throughConnect(connect.port, 'before')).toBe(sha256('before'));
 
     const traffic = load();
+    // A failed assertion must not leave the loops requesting from a server being torn down.
+    cleanups.push(() => traffic.stop().catch(() => undefined));
     await waitFor(() => traffic.acked.length >= 5, 30_000, 'first writes');
     // Each restart lands on different requests in flight (a BEGIN, a ROLLBACK, a read …).
     for (let i = 0; i < RESTARTS; i++) {
@@ -179,7 +183,6 @@ describe.skipIf(!hasPgBinaries())('a PostgreSQL outage under load', () => {
     traffic.resumeWrites();
     const stoppedAt = Date.now();
     expect(await ready()).toBe(503);
-    const during = traffic.answers.length;
     // New connections keep opening, past the 5 s a target lookup is otherwise kept and the 30 s
     // a credential is: both are served from memory while the database is away.
     for (const atMs of [8_000, OUTAGE_MS - 2_000]) {
@@ -190,9 +193,13 @@ describe.skipIf(!hasPgBinaries())('a PostgreSQL outage under load', () => {
     await new Promise((r) => setTimeout(r, OUTAGE_MS - (Date.now() - stoppedAt)));
     expect(alive()).toBe(true);
     expect(await ready()).toBe(503);
-    const away = traffic.answers.slice(during);
+    // Requests sent while the database was away; one sent just before the stop may still have
+    // been answered from its last query (a busy machine answers it after the stop).
+    const away = traffic.answers.filter((a) => a.sentAt > stoppedAt);
     expect(away.length).toBeGreaterThan(10);
-    expect(away.every((a) => a.res.status === 503)).toBe(true);
+    expect(
+      away.filter((a) => a.res.status !== 503).map((a) => `${a.what} ${a.res.status}`),
+    ).toEqual([]);
 
     pg.start();
     const back = Date.now();
