@@ -27,7 +27,6 @@ import {
 } from '../helpers/platform.js';
 import { sleep, within } from '../tunnel/harness.js';
 import {
-  CLI_ENTRY,
   createPgbenchDatabase,
   gatepool,
   PG,
@@ -37,6 +36,7 @@ import {
   startScenario,
   type AccessScenario,
 } from './scenario.js';
+import { nodeEntry } from '../helpers/entry.js';
 
 /**
  * Through a local port to a target that hashes what it gets (scenario.ts's hash server): sends
@@ -492,7 +492,7 @@ describe('gatepool connect through a pool of three real gateways', () => {
       // Email and password from a pipe, one line each (a terminal would hide the password).
       const child = spawn(
         process.execPath,
-        ['--import', 'tsx', CLI_ENTRY, 'login', '--platform', s.tp.url],
+        [...nodeEntry('cli'), 'login', '--platform', s.tp.url],
         {
           cwd: ROOT,
           env: { ...process.env, ...clean },

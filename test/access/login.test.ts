@@ -23,7 +23,8 @@ import {
   type TestPlatform,
 } from '../helpers/platform.js';
 import { within } from '../tunnel/harness.js';
-import { CLI_ENTRY, freePort, ROOT } from './scenario.js';
+import { freePort, ROOT } from './scenario.js';
+import { nodeEntry } from '../helpers/entry.js';
 
 interface Run {
   code: number | null;
@@ -42,7 +43,7 @@ async function cli(
   env: Record<string, string>,
   input: string | null,
 ): Promise<Run> {
-  const child = spawn(process.execPath, ['--import', 'tsx', CLI_ENTRY, ...args], {
+  const child = spawn(process.execPath, [...nodeEntry('cli'), ...args], {
     cwd: ROOT,
     env: { ...process.env, GATEPOOL_PLATFORM: '', GATEPOOL_TOKEN: '', ...env },
     stdio: ['pipe', 'pipe', 'pipe'],

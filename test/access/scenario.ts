@@ -18,10 +18,10 @@ import {
   type TestPlatform,
 } from '../helpers/platform.js';
 import { within } from '../tunnel/harness.js';
+import { nodeEntry } from '../helpers/entry.js';
 
 export const PG = { host: '127.0.0.1', port: 5432 };
 export const ROOT = fileURLToPath(new URL('../../', import.meta.url));
-export const CLI_ENTRY = fileURLToPath(new URL('../helpers/cli-entry.ts', import.meta.url));
 
 /**
  * A target that hashes everything it receives and, when the client half-closes, answers with
@@ -161,7 +161,7 @@ export function gatepool(
   return new Promise((resolve) => {
     execFile(
       process.execPath,
-      ['--import', 'tsx', CLI_ENTRY, ...args],
+      [...nodeEntry('cli'), ...args],
       { cwd: ROOT, timeout: timeoutMs, env: { ...process.env, ...env } },
       (err, stdout, stderr) => {
         const code = err ? (typeof err.code === 'number' ? err.code : 1) : 0;
@@ -183,15 +183,11 @@ export async function startConnect(
   stderr(): string;
   stop(): Promise<void>;
 }> {
-  const child = spawn(
-    process.execPath,
-    ['--import', 'tsx', CLI_ENTRY, 'connect', target, ...extra],
-    {
-      cwd: ROOT,
-      env: { ...process.env, ...env },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    },
-  );
+  const child = spawn(process.execPath, [...nodeEntry('cli'), 'connect', target, ...extra], {
+    cwd: ROOT,
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let stdout = '';
   let stderr = '';
   child.stdout?.setEncoding('utf8').on('data', (c: string) => (stdout += c));

@@ -9,11 +9,10 @@ import {
   rmSync,
   statSync,
 } from 'node:fs';
-import { createRequire } from 'node:module';
 import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
+import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as schema from '../../src/server/db/schema.js';
 import { LicenseVerifier } from '../../src/server/license/license.js';
@@ -24,9 +23,9 @@ import {
   TEST_PASSWORD,
   type TestPlatform,
 } from '../helpers/platform.js';
+import { nodeEntry } from '../helpers/entry.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
-const ENTRY = fileURLToPath(new URL('../helpers/cli-entry.ts', import.meta.url));
 
 interface Run {
   code: number;
@@ -34,14 +33,11 @@ interface Run {
   stderr: string;
 }
 
-/** tsx's loader by path: a bare "tsx" would be looked up from the working directory. */
-const TSX = pathToFileURL(createRequire(import.meta.url).resolve('tsx')).href;
-
 function gatepool(args: string[], env: Record<string, string> = {}, cwd = ROOT): Promise<Run> {
   return new Promise((resolve) => {
     execFile(
       process.execPath,
-      ['--import', TSX, ENTRY, ...args],
+      [...nodeEntry('cli'), ...args],
       {
         cwd,
         timeout: 60_000,

@@ -1,4 +1,4 @@
-/** Runs the gatepool CLI from source: `node --import tsx test/helpers/cli-entry.ts <args>`. */
+/** The gatepool CLI from source, for tests (helpers/entry.ts bundles it; tsx runs it as is). */
 import { main } from '../../src/cli/index.js';
 
 await main(process.argv);

@@ -3,6 +3,8 @@
  *
  * - PGlite: migrates an in-memory database once and dumps its data directory to a tarball,
  *   so every test platform starts from it (`loadDataDir`) instead of paying initdb.
+ * - Real processes: bundles the CLI and agent entry points once (entry.ts), so the servers,
+ *   CLI commands and gateways tests spawn start without tsx's per-module cost.
  * - PostgreSQL (when GATEPOOL_TEST_DATABASE_URL is set): checks the server is reachable,
  *   builds a migrated template database, and hands test files a run id; every test platform
  *   then gets its own fresh database `gatepool_test_<run>_<n>`, dropped on close, and the
@@ -14,6 +16,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
 import type { TestProject } from 'vitest/node';
+import { BUNDLE_ENV, buildEntries } from './entry.js';
 import { openDatabase } from '../../src/server/db/client.js';
 import { migrate } from '../../src/server/db/migrate.js';
 import {
@@ -89,12 +92,22 @@ export default async function setup(project: TestProject): Promise<() => Promise
     }
   }
   const snapshot = await pgliteSnapshot(dir);
+  let entries = await buildEntries();
+  process.env[BUNDLE_ENV] = entries.dir;
+  // Watch mode: a rerun gets a bundle of the sources as they are now.
+  project.onTestsRerun(async () => {
+    const previous = entries;
+    entries = await buildEntries();
+    process.env[BUNDLE_ENV] = entries.dir;
+    previous.remove();
+  });
   project.provide('pgliteSnapshot', snapshot);
   project.provide('pgRunId', runId);
   project.provide('pgTemplate', template);
 
   return async () => {
     rmSync(dir, { recursive: true, force: true });
+    entries.remove();
     if (pgUrl && runId) {
       const prefix = runPrefix(runId);
       await withAdmin(pgUrl, async (c) => {

@@ -5,9 +5,9 @@
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { api, type ApiClient } from '../helpers/platform.js';
+import { nodeEntry } from '../helpers/entry.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
-const ENTRY = fileURLToPath(new URL('../helpers/cli-entry.ts', import.meta.url));
 
 export interface Run {
   code: number;
@@ -21,7 +21,7 @@ export function gatepool(args: string[], env: Record<string, string> = {}): Prom
   return new Promise((resolve) => {
     execFile(
       process.execPath,
-      ['--import', 'tsx', ENTRY, ...args],
+      [...nodeEntry('cli'), ...args],
       {
         cwd: ROOT,
         timeout: 120_000,
@@ -53,7 +53,7 @@ export async function startServer(
   env: Record<string, string>,
   timeoutMs = 90_000,
 ): Promise<ServerProcess> {
-  const proc = spawn(process.execPath, ['--import', 'tsx', ENTRY, 'server'], {
+  const proc = spawn(process.execPath, [...nodeEntry('cli'), 'server'], {
     cwd: ROOT,
     env: {
       ...process.env,

@@ -26,9 +26,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openDatabase } from '../../src/server/db/client.js';
 import { bootstrap, TEST_PASSWORD, type Account } from '../helpers/platform.js';
 import { gatepool, startServer, type Run } from './processes.js';
+import { nodeEntry } from '../helpers/entry.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
-const ENTRY = fileURLToPath(new URL('../helpers/cli-entry.ts', import.meta.url));
 const NOBODY = 65534;
 const isRoot = process.getuid?.() === 0;
 
@@ -38,7 +38,7 @@ function run(
   env: Record<string, string>,
   opts: { timeoutMs?: number; uid?: number } = {},
 ): Promise<Run> {
-  const node = [process.execPath, '--import', 'tsx', ENTRY, ...args];
+  const node = [process.execPath, ...nodeEntry('cli'), ...args];
   const [cmd, ...argv] =
     opts.uid === undefined
       ? node

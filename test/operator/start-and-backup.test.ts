@@ -10,9 +10,9 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { gatepool, startServer, type ServerProcess } from './processes.js';
+import { nodeEntry } from '../helpers/entry.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
-const ENTRY = fileURLToPath(new URL('../helpers/cli-entry.ts', import.meta.url));
 
 describe('server start and backups, with real processes', () => {
   let dir: string;
@@ -51,7 +51,7 @@ describe('server start and backups, with real processes', () => {
   }, 60_000);
 
   it('says it is preparing a new database, and Ctrl-C then removes the lock', async () => {
-    const proc = spawn(process.execPath, ['--import', 'tsx', ENTRY, 'server'], {
+    const proc = spawn(process.execPath, [...nodeEntry('cli'), 'server'], {
       cwd: ROOT,
       env: {
         ...process.env,

@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { and, eq, isNull } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sessions, users } from '../../src/server/db/schema.js';
-import { CLI_ENTRY, ROOT } from '../access/scenario.js';
+import { ROOT } from '../access/scenario.js';
 import {
   api,
   bootstrap,
@@ -23,6 +23,7 @@ import {
   type TestPlatform,
 } from '../helpers/platform.js';
 import { within } from '../tunnel/harness.js';
+import { nodeEntry } from '../helpers/entry.js';
 
 interface Run {
   code: number | null;
@@ -32,7 +33,7 @@ interface Run {
 
 /** `gatepool ARGS` with `input` on a piped (not a terminal) stdin. */
 async function cli(args: string[], env: Record<string, string>, input: string): Promise<Run> {
-  const child = spawn(process.execPath, ['--import', 'tsx', CLI_ENTRY, ...args], {
+  const child = spawn(process.execPath, [...nodeEntry('cli'), ...args], {
     cwd: ROOT,
     env: { ...process.env, GATEPOOL_PLATFORM: '', GATEPOOL_TOKEN: '', ...env },
     stdio: ['pipe', 'pipe', 'pipe'],
@@ -61,7 +62,7 @@ async function onTerminal(
   env: Record<string, string>,
   answers: [prompt: string, answer: string][],
 ): Promise<Run> {
-  const command = [process.execPath, '--import', 'tsx', CLI_ENTRY, ...args]
+  const command = [process.execPath, ...nodeEntry('cli'), ...args]
     .map((a) => `'${a.replaceAll("'", "'\\''")}'`)
     .join(' ');
   const child = spawn('script', ['-qefc', command, '/dev/null'], {

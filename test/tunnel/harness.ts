@@ -27,15 +27,15 @@ import {
 } from '../../src/server/gateways/pki.js';
 import { TunnelHub, type TunnelHubOptions } from '../../src/server/tunnel/hub.js';
 import type { GatewayLive } from '../../src/server/tunnel/session.js';
+import { nodeEntry } from '../helpers/entry.js';
 
 export const ROOT = resolve(fileURLToPath(import.meta.url), '../../..');
-export const AGENT_ENTRY = join(ROOT, 'src/gateway/main.ts');
 
 export const agentFromBuild = (): boolean => process.env.GATEPOOL_AGENT_FROM_BUILD === '1';
 
 /**
- * Node arguments that run the agent: from source through tsx (tests need no build), or, with
- * GATEPOOL_AGENT_FROM_BUILD=1 (set by `npm run bench` after building), the way users run it —
+ * Node arguments that run the agent: from source (helpers/entry.ts; tests need no build), or,
+ * with GATEPOOL_AGENT_FROM_BUILD=1 (set by `npm run bench` after building), the way users run it —
  * `bin/gatepool.js` on the compiled code — so benchmarks measure the shipped agent.
  * GATEPOOL_AGENT_NODE_ARGS adds node flags (e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof`).
  */
@@ -43,7 +43,7 @@ export function agentNodeArgs(): string[] {
   const flags = process.env.GATEPOOL_AGENT_NODE_ARGS?.split(' ').filter(Boolean) ?? [];
   return agentFromBuild()
     ? [...flags, join(ROOT, 'bin/gatepool.js')]
-    : [...flags, '--import', 'tsx', AGENT_ENTRY];
+    : [...flags, ...nodeEntry('agent')];
 }
 
 /** Rejects with `label` when `promise` takes longer than `ms`: every wait in a test is bounded. */
