@@ -12,7 +12,7 @@
  *
  * Outside vitest (bench scripts), `nodeEntry` falls back to tsx.
  */
-import { mkdirSync, readFileSync, rmSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -42,7 +42,9 @@ export async function buildEntries(): Promise<{ dir: string; remove: () => void 
   const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as {
     dependencies: Record<string, string>;
   };
-  const dir = join(ROOT, 'node_modules/.cache/gatepool-test', `${process.pid}-${Date.now()}`);
+  const parent = join(ROOT, 'node_modules/.cache/gatepool-test');
+  removeOrphans(parent);
+  const dir = join(parent, `${process.pid}-${Date.now()}`);
   mkdirSync(dir, { recursive: true });
   await build({
     entryPoints: SOURCES,
@@ -73,4 +75,28 @@ export async function buildEntries(): Promise<{ dir: string; remove: () => void 
     ],
   });
   return { dir, remove: () => rmSync(dir, { recursive: true, force: true }) };
+}
+
+/** Bundles of runs whose process is gone (killed before its teardown): one per run, not forever. */
+function removeOrphans(parent: string): void {
+  let names: string[];
+  try {
+    names = readdirSync(parent);
+  } catch {
+    return;
+  }
+  for (const name of names) {
+    const pid = Number(name.split('-')[0]);
+    if (!Number.isInteger(pid) || pid <= 0 || alive(pid)) continue;
+    rmSync(join(parent, name), { recursive: true, force: true });
+  }
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
 }
