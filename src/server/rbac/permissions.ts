@@ -1,6 +1,10 @@
 /**
  * The permission vocabulary: which actions exist for which subject, and what the built-in
  * roles may do. Pure data; `ability.ts` turns it into a CASL ability.
+ *
+ * Only subjects of features that exist: the role editor offers every one of them. A feature
+ * brings its subject with it (DESIGN §6's dynamic secrets will add `DynamicSecret`); a stored
+ * permission whose subject is not here is ignored (roles-resolver.ts), never an error.
  */
 export const SUBJECT_ACTIONS = {
   Member: ['read', 'create', 'edit', 'delete'],
@@ -13,7 +17,6 @@ export const SUBJECT_ACTIONS = {
   EnrollmentToken: ['read', 'create', 'delete'],
   GatewayPool: ['list', 'create', 'edit', 'delete', 'attach'],
   KubernetesAuth: ['read', 'create', 'edit', 'delete'],
-  DynamicSecret: ['read', 'create', 'edit', 'delete'],
   AccessTarget: ['list', 'create', 'edit', 'delete', 'connect'],
 } as const;
 
@@ -51,7 +54,6 @@ const VIEWER: Permission[] = [
   ...some('EnrollmentToken', 'read'),
   ...some('GatewayPool', 'list'),
   ...some('KubernetesAuth', 'read'),
-  ...some('DynamicSecret', 'read'),
   ...some('AccessTarget', 'list'),
 ];
 
@@ -67,7 +69,6 @@ const MEMBER: Permission[] = [
   ...VIEWER,
   ...some('Gateway', 'attach'),
   ...some('GatewayPool', 'attach'),
-  ...all('DynamicSecret').filter((p) => p.action !== 'read'),
   ...some('AccessTarget', 'connect'),
 ];
 
