@@ -266,7 +266,8 @@ function ownerAlive(owner: LockOwner): boolean {
   return owner.start === null || now.start === owner.start;
 }
 
-function pidExists(pid: number): boolean {
+/** Whether some process has this pid (one of another user counts). */
+export function pidExists(pid: number): boolean {
   try {
     process.kill(pid, 0);
     return true;
