@@ -13,6 +13,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { sql } from 'drizzle-orm';
 import { exportPKCS8, exportSPKI, generateKeyPair } from 'jose';
 import pino from 'pino';
 import { inject } from 'vitest';
@@ -101,10 +102,65 @@ export interface TestPlatform {
 
 let snapshot: Blob | undefined;
 
-/** A PGlite database loaded from the migrated snapshot (no initdb, no migrations to run). */
+/**
+ * PGlite databases of test platforms that closed cleanly, kept for the next one in this worker:
+ * loading the snapshot costs about a second of PostgreSQL start-up in WebAssembly, and the suite
+ * opens dozens. One is emptied when taken (below), so it holds what a fresh copy of the
+ * snapshot holds: the migrations' bookkeeping and nothing else. Only TestPlatform.close gives
+ * one back; a test that closes a database itself (an outage) closes it for real.
+ */
+const spares: Database[] = [];
+const MAX_SPARES = 4;
+let emptyAll: string | undefined;
+
+async function takeSpare(): Promise<Database | undefined> {
+  for (let database = spares.pop(); database; database = spares.pop()) {
+    try {
+      await database.withScriptTransaction(async (r) => {
+        if (!emptyAll) {
+          const [row] = await r.query<{ tables: string }>(
+            `SELECT string_agg(format('%I', tablename), ', ') AS tables FROM pg_tables
+             WHERE schemaname = 'public' AND tablename <> 'schema_migrations'`,
+          );
+          emptyAll = `TRUNCATE ${row!.tables} RESTART IDENTITY CASCADE`;
+        }
+        await r.exec(emptyAll);
+      });
+      // Session state a platform may have left (settings, prepared statements); not in a transaction.
+      await database.db.execute(sql.raw('DISCARD ALL'));
+      return database;
+    } catch {
+      await database.close().catch(() => undefined);
+    }
+  }
+  return undefined;
+}
+
+/** A PGlite database as the migrated snapshot has it (no initdb, no migrations to run). */
 export async function openSnapshotDatabase(): Promise<Database> {
+  const spare = await takeSpare();
+  if (spare) return spare;
   snapshot ??= new Blob([readFileSync(inject('pgliteSnapshot'))]);
   return openDatabase({ loadDataDir: snapshot });
+}
+
+/**
+ * `database` for a test platform: its close() gives it back to the spares once `reusable()`
+ * says the platform is closing cleanly, and closes it for real otherwise. Closing twice is
+ * closing once.
+ */
+function returnable(database: Database, reusable: () => boolean): Database {
+  let closed: Promise<void> | undefined;
+  return {
+    ...database,
+    close() {
+      closed ??=
+        reusable() && spares.length < MAX_SPARES
+          ? Promise.resolve(void spares.push(database))
+          : database.close();
+      return closed;
+    },
+  };
 }
 
 export async function startTestPlatform(
@@ -118,6 +174,8 @@ export async function startTestPlatform(
   const cleanup = async () => {
     for (const fn of cleanups.reverse()) await fn();
   };
+  /** Set by close(): the platform stops cleanly, so its PGlite database may serve another. */
+  let cleanClose = false;
   try {
     const env: Record<string, string | undefined> = {
       GATEPOOL_HOST: '127.0.0.1',
@@ -150,7 +208,8 @@ export async function startTestPlatform(
       env.DATABASE_URL = databaseUrl;
     } else {
       if (opts.database === 'empty') database = await openDatabase({});
-      else if (opts.database !== 'configured') database = await openSnapshotDatabase();
+      else if (opts.database !== 'configured')
+        database = returnable(await openSnapshotDatabase(), () => cleanClose);
     }
     if (database) {
       const db = database;
@@ -170,6 +229,7 @@ export async function startTestPlatform(
       close() {
         closing ??= (async () => {
           try {
+            cleanClose = true;
             await platform.close();
           } finally {
             await cleanup();
