@@ -25,6 +25,7 @@ import net from 'node:net';
 import { createInterface } from 'node:readline';
 import os from 'node:os';
 import { join } from 'node:path';
+import { nodeEntry } from '../test/helpers/entry.js';
 import { agentFromBuild, ROOT, sleep, within } from '../test/tunnel/harness.js';
 import { createTunnelServerCa, createTunnelServerCert } from '../src/server/gateways/pki.js';
 import { must, startBenchPool } from './lib/pool-platform.js';
@@ -142,9 +143,7 @@ interface Connect {
 
 /** `gatepool connect TARGET`: the built CLI when benchmarking the build, else from source. */
 async function startConnect(target: string, platform: string, token: string): Promise<Connect> {
-  const entry = agentFromBuild()
-    ? [join(ROOT, 'bin/gatepool.js')]
-    : ['--import', 'tsx', join(ROOT, 'test/helpers/cli-entry.ts')];
+  const entry = agentFromBuild() ? [join(ROOT, 'bin/gatepool.js')] : nodeEntry('cli');
   const child = spawn(process.execPath, [...entry, 'connect', target], {
     cwd: ROOT,
     env: { ...process.env, GATEPOOL_PLATFORM: platform, GATEPOOL_TOKEN: token },
