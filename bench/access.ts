@@ -314,7 +314,17 @@ async function main(): Promise<void> {
     members: ['member-1', 'member-2'],
     allow: [`${PG.host}:${PG.port}`],
   });
+  // The same path with PostgreSQL targets opened only when a client comes, as before predials
+  // (GATEPOOL_ACCESS_PREDIAL=false): its set-up is measured in the same rounds.
+  const cold = await startBenchPool({
+    label: 'access-cold',
+    poolName: 'bench',
+    members: ['cold-1', 'cold-2'],
+    allow: [`${PG.host}:${PG.port}`],
+    env: { GATEPOOL_ACCESS_PREDIAL: 'false' },
+  });
   let connect: Connect | undefined;
+  let connectCold: Connect | undefined;
   const relayDir = await mkdtemp(join(os.tmpdir(), 'gatepool-bench-chain-'));
   const references: { name: string; label: string; relay: Relay }[] = [];
   try {
@@ -330,27 +340,31 @@ async function main(): Promise<void> {
       label: 'three Node relay processes, middle link TLS 1.3',
       relay: await relayChain(PG.port, true, relayDir),
     });
-    await must(
-      bench.base,
-      'POST',
-      '/api/v1/access-targets',
-      bench.token,
-      {
-        name: 'pg',
-        host: PG.host,
-        port: PG.port,
-        protocol: 'postgres',
-        gatewayPoolId: bench.poolId,
-      },
-      201,
-    );
+    for (const b of [bench, cold])
+      await must(
+        b.base,
+        'POST',
+        '/api/v1/access-targets',
+        b.token,
+        {
+          name: 'pg',
+          host: PG.host,
+          port: PG.port,
+          protocol: 'postgres',
+          gatewayPoolId: b.poolId,
+        },
+        201,
+      );
     connect = await startConnect('pg', bench.base, bench.token);
     const through = connect.port;
+    connectCold = await startConnect('pg', cold.base, cold.token);
+    const throughNoPredial = connectCold.port;
     console.log(`gatepool connect listening on 127.0.0.1:${through}`);
 
     // Warm every path (JIT, the platform's caches, PostgreSQL's buffers).
     await connectTimes(PG.port, db, 20);
     await connectTimes(through, db, 20);
+    await connectTimes(throughNoPredial, db, 20);
     for (const r of references) await connectTimes(r.relay.port, db, 20);
 
     const direct = await cpuPerTransaction({}, () => pgbench(PG.port, db, []));
@@ -367,6 +381,7 @@ async function main(): Promise<void> {
       {
         direct: PG.port,
         through,
+        throughNoPredial,
         ...Object.fromEntries(references.map((r) => [r.name, r.relay.port])),
       },
       db,
@@ -375,6 +390,7 @@ async function main(): Promise<void> {
     );
     const setupDirect = setups.direct!;
     const setupThrough = setups.through!;
+    const setupNoPredial = setups.throughNoPredial!;
     const referenceRuns = [];
     for (const r of references) {
       const {
@@ -467,6 +483,10 @@ async function main(): Promise<void> {
           throughP99Ms: round(pct(setupThrough, 99)),
           overheadP50Ms: round(p50(setupThrough) - p50(setupDirect)),
           goalOverheadP50Ms: 2,
+          // The target opened only when the client comes (GATEPOOL_ACCESS_PREDIAL=false).
+          noPredialP50Ms: p50(setupNoPredial),
+          noPredialP99Ms: round(pct(setupNoPredial, 99)),
+          noPredialOverheadP50Ms: round(p50(setupNoPredial) - p50(setupDirect)),
         },
       },
       memberKilled: {
@@ -484,7 +504,9 @@ async function main(): Promise<void> {
     for (const r of references) r.relay.close();
     await rm(relayDir, { recursive: true, force: true });
     await connect?.stop();
+    await connectCold?.stop();
     await bench.close();
+    await cold.close();
     await run('psql', [...admin, '-c', `DROP DATABASE IF EXISTS ${db} WITH (FORCE)`], 30_000);
   }
 }

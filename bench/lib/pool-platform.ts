@@ -74,6 +74,8 @@ export async function startBenchPool(opts: {
   allow: string[];
   /** Targets the platform itself may reach without a gateway (GATEPOOL_DIRECT_TARGETS). */
   directTargets?: string[];
+  /** More platform settings (GATEPOOL_*). */
+  env?: Record<string, string>;
 }): Promise<BenchPool> {
   const dataDir = await mkdtemp(join(tmpdir(), `gatepool-bench-${opts.label}-`));
   const keys = await generateKeyPair('EdDSA', { crv: 'Ed25519', extractable: true });
@@ -87,6 +89,7 @@ export async function startBenchPool(opts: {
       GATEPOOL_LOG_LEVEL: 'silent',
       GATEPOOL_LICENSE_PUBLIC_KEY: await exportSPKI(keys.publicKey),
       GATEPOOL_DIRECT_TARGETS: (opts.directTargets ?? []).join(','),
+      ...opts.env,
     }),
     { logger: pino({ level: 'silent' }), database: await openDatabase({}) },
   );

@@ -41,6 +41,7 @@ const FLAG_ENV: Record<string, string> = {
   directTargets: 'GATEPOOL_DIRECT_TARGETS',
   backupInterval: 'GATEPOOL_BACKUP_INTERVAL',
   backupKeep: 'GATEPOOL_BACKUP_KEEP',
+  accessPredial: 'GATEPOOL_ACCESS_PREDIAL',
 };
 
 export function configFromFlags(flags: Record<string, unknown>): Config {
@@ -228,6 +229,10 @@ function addConfigFlags(cmd: Command): Command {
       'embedded DB snapshots into DATA_DIR/backups: 30m, 6h, 1d or off (GATEPOOL_BACKUP_INTERVAL, 24h)',
     )
     .option('--backup-keep <n>', 'scheduled snapshots kept (GATEPOOL_BACKUP_KEEP, 7)')
+    .option(
+      '--access-predial <true|false>',
+      'open PostgreSQL access targets ahead of `gatepool connect` clients (GATEPOOL_ACCESS_PREDIAL, true)',
+    )
     .addHelpText(
       'after',
       '\nEnvironment only (secrets stay out of the process list): GATEPOOL_ENCRYPTION_KEY,\n' +

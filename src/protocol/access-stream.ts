@@ -280,6 +280,14 @@ export class WsStream extends Duplex {
     });
   }
 
+  /**
+   * The peer ended its side (its `end` arrived), whether or not the end was read yet: a
+   * stream's own `readableEnded` says so only once everything before it was consumed.
+   */
+  get peerEnded(): boolean {
+    return this.gotEnd;
+  }
+
   /** True while messages can still be sent and received. */
   get usable(): boolean {
     return !this.destroyed && this.ws.readyState === this.ws.OPEN;

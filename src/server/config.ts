@@ -67,6 +67,9 @@ const schema = z.object({
         });
     })
     .default(''),
+  GATEPOOL_ACCESS_PREDIAL: z
+    .enum(['true', 'false'], { error: 'must be true or false' })
+    .default('true'),
   GATEPOOL_BACKUP_INTERVAL: z
     .string()
     .regex(
@@ -115,6 +118,11 @@ export type Config = {
   backupIntervalMs: number;
   /** How many scheduled snapshots to keep. */
   backupKeep: number;
+  /**
+   * Open `postgres` access targets ahead of clients while `gatepool connect` standbys wait
+   * (access-targets/predial.ts).
+   */
+  accessPredial: boolean;
 };
 
 /** What is wrong with a GATEPOOL_DIRECT_TARGETS list, in the matcher's words; null if nothing. */
@@ -216,5 +224,6 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     directTargets: c.GATEPOOL_DIRECT_TARGETS,
     backupIntervalMs: durationMs(c.GATEPOOL_BACKUP_INTERVAL),
     backupKeep: c.GATEPOOL_BACKUP_KEEP,
+    accessPredial: c.GATEPOOL_ACCESS_PREDIAL === 'true',
   };
 }

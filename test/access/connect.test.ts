@@ -562,6 +562,151 @@ describe('gatepool connect through a pool of three real gateways', () => {
     }
   });
 
+  it("a PostgreSQL target is opened while the standby waits: the client's backend was started before it came, the member that opened it is audited, none is left open after the CLI stops", async () => {
+    const fwd = localForwarder('pg');
+    const local = await fwd.start();
+    const predials = async (end: string) =>
+      Number(
+        new RegExp(`gatepool_access_predials_total\\{end="${end}"\\} (\\d+)`).exec(
+          await (await fetch(`${s.tp.url}/metrics`)).text(),
+        )?.[1] ?? 0,
+      );
+    // Backends forked for a client that has not come yet.
+    const waiting = async () =>
+      Number(
+        /gatepool_access_predials_open (\d+)/.exec(
+          await (await fetch(`${s.tp.url}/metrics`)).text(),
+        )?.[1] ?? 0,
+      );
+    try {
+      const usedBefore = await predials('used');
+      await waitFor(() => fwd.standbys >= 1, 5000, 'a standby stream');
+      await waitFor(async () => (await waiting()) >= 1, 5000, 'a backend waiting for a client');
+      const cameAt = Date.now();
+      const client = new pg.Client({
+        ...PG,
+        user: 'postgres',
+        port: local.port,
+        database: 'postgres',
+      });
+      await client.connect();
+      const { rows } = await client.query(
+        'select extract(epoch from backend_start) * 1000 as started from pg_stat_activity where pid = pg_backend_pid()',
+      );
+      await client.end();
+      // Same machine, same clock: the backend serving the client was forked before it connected.
+      expect(Number(rows[0].started)).toBeLessThan(cameAt);
+      await waitFor(async () => (await predials('used')) === usedBefore + 1, 5000, 'used counted');
+      const entry = await waitFor(
+        async () =>
+          (await s.admin.client.get('/api/v1/audit-logs?event=access.disconnect&limit=1')).body
+            .items?.[0],
+        5000,
+        'access.disconnect entry',
+      );
+      expect(entry.metadata).toMatchObject({ target: 'pg', result: 'closed' });
+      expect(s.members.map((m) => m.name)).toContain(entry.metadata.gateway);
+      expect(entry.metadata.bytesToTarget).toBeGreaterThan(8);
+    } finally {
+      await fwd.close();
+    }
+    // The CLI gone, its standby and the backend opened for it go too.
+    await waitFor(async () => (await waiting()) === 0, 5000, 'no backend left waiting');
+  });
+
+  it("a member that dies holding a client's predialled connection before the target answered: the connection opens on another member with the same first packet, nothing lost", async () => {
+    const admin = s.admin.client;
+    const pool = await admin.post('/api/v1/gateway-pools', { name: 'predial' });
+    const poolId = pool.body.id as string;
+    const enroll = async (name: string) => {
+      const tok = await admin.post('/api/v1/gateways/enrollment-tokens', { poolIds: [poolId] });
+      return s.fleet.start({
+        platformUrl: s.tp.url,
+        token: tok.body.token as string,
+        name,
+        allow: [`127.0.0.1:${s.hash.port}`],
+      });
+    };
+    const healthy = (n: number) =>
+      waitFor(
+        async () =>
+          (await admin.get(`/api/v1/gateway-pools/${poolId}`)).body.healthyMemberCount === n,
+        30_000,
+        `${n} members of "predial" healthy`,
+      );
+    const first = await enroll('holder');
+    await healthy(1);
+    // A postgres target on the hash server: it answers only once the client half-closes, so the
+    // platform is still waiting for the first reply when the member dies.
+    const made = await admin.post('/api/v1/access-targets', {
+      name: 'pg-predial',
+      host: '127.0.0.1',
+      port: s.hash.port,
+      protocol: 'postgres',
+      gatewayPoolId: poolId,
+    });
+    expect(made.status).toBe(201);
+    const metric = async (end: string) =>
+      Number(
+        new RegExp(`gatepool_access_predials_total\\{end="${end}"\\} (\\d+)`).exec(
+          await (await fetch(`${s.tp.url}/metrics`)).text(),
+        )?.[1] ?? 0,
+      );
+    const failedBefore = await metric('used_failed');
+    const fwd = localForwarder('pg-predial');
+    const local = await fwd.start();
+    try {
+      // The standby's target is opened through the only member there is.
+      await waitFor(() => fwd.standbys >= 1, 5000, 'a standby stream');
+      await waitFor(
+        async () =>
+          /gatepool_access_predials_open [1-9]/.test(
+            await (await fetch(`${s.tp.url}/metrics`)).text(),
+          ),
+        5000,
+        'a predial open',
+      );
+      await enroll('survivor');
+      await healthy(2);
+      const startup = Buffer.alloc(8 + 30);
+      startup.writeUInt32BE(startup.length, 0);
+      startup.writeUInt32BE(196608, 4);
+      Buffer.from('user\0postgres\0database\0test\0\0').copy(startup, 8);
+      const rest = randomBytes(3000);
+      const sock = net.connect(local.port, '127.0.0.1');
+      let reply = '';
+      sock.setEncoding('utf8').on('data', (d: string) => (reply += d));
+      const ended = once(sock, 'end');
+      sock.write(startup);
+      await sleep(300);
+      first.kill();
+      await waitFor(
+        async () => (await metric('used_failed')) === failedBefore + 1,
+        5000,
+        'the predial given up',
+      );
+      sock.end(rest);
+      await within(ended, 10_000, 'the target to answer');
+      expect(reply).toBe(
+        createHash('sha256')
+          .update(Buffer.concat([startup, rest]))
+          .digest('hex'),
+      );
+      expect(fwd.failed).toBe(0);
+      const entry = await waitFor(
+        async () =>
+          (await admin.get('/api/v1/audit-logs?event=access.disconnect&limit=5')).body.items?.find(
+            (e: { metadata: { target: string } }) => e.metadata.target === 'pg-predial',
+          ),
+        5000,
+        'access.disconnect entry',
+      );
+      expect(entry.metadata).toMatchObject({ gateway: 'survivor', result: 'closed' });
+    } finally {
+      await fwd.close();
+    }
+  });
+
   it('what a client sends and its half-close before the target is open arrive intact (standby and fresh streams)', async () => {
     const fwd = localForwarder('bulk');
     const local = await fwd.start();

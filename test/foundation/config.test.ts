@@ -31,6 +31,7 @@ describe('loadConfig', () => {
       sessionTtlSeconds: 12 * 3600,
       databaseUrl: undefined,
       enrollRateLimit: 30,
+      accessPredial: true,
     });
     expect(c.dataDir).toMatch(/\/data$/);
     expect(c.tunnelHostname).toBe('localhost');
@@ -60,6 +61,7 @@ describe('loadConfig', () => {
       GATEPOOL_LOG_LEVEL: 'debug',
       GATEPOOL_SESSION_TTL_SECONDS: '60',
       GATEPOOL_ENROLL_RATE_LIMIT: '500',
+      GATEPOOL_ACCESS_PREDIAL: 'false',
     });
     expect(c).toMatchObject({
       host: '127.0.0.1',
@@ -71,6 +73,7 @@ describe('loadConfig', () => {
       logLevel: 'debug',
       sessionTtlSeconds: 60,
       enrollRateLimit: 500,
+      accessPredial: false,
     });
   });
 
@@ -84,6 +87,7 @@ describe('loadConfig', () => {
       GATEPOOL_LOG_LEVEL: 'loud',
       GATEPOOL_SESSION_TTL_SECONDS: '5',
       GATEPOOL_ENROLL_RATE_LIMIT: '0',
+      GATEPOOL_ACCESS_PREDIAL: 'yes',
     };
     const list = problems(bad);
     for (const name of Object.keys(bad)) {
@@ -98,6 +102,7 @@ describe('loadConfig', () => {
     expect(list.find((p) => p.startsWith('DATABASE_URL='))).toMatch(/postgres:\/\//);
     expect(list.find((p) => p.startsWith('GATEPOOL_SESSION_TTL_SECONDS='))).toMatch(/>= 60/);
     expect(list.find((p) => p.startsWith('GATEPOOL_ENROLL_RATE_LIMIT='))).toMatch(/at least 1/);
+    expect(list.find((p) => p.startsWith('GATEPOOL_ACCESS_PREDIAL='))).toMatch(/true or false/);
     const message = (() => {
       try {
         loadConfig(bad);
@@ -170,6 +175,7 @@ describe('gatepool server flags', () => {
       directTargets: '10.0.0.0/8:6443',
       backupInterval: '6h',
       backupKeep: '3',
+      accessPredial: 'false',
     });
     expect(config).toMatchObject({
       keepaliveMs: 300,
@@ -181,6 +187,7 @@ describe('gatepool server flags', () => {
       directTargets: '10.0.0.0/8:6443',
       backupIntervalMs: 6 * 3_600_000,
       backupKeep: 3,
+      accessPredial: false,
     });
     expect(() => configFromFlags({ backupInterval: 'weekly' })).toThrow(/GATEPOOL_BACKUP_INTERVAL/);
   });

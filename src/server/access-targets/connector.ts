@@ -20,9 +20,15 @@ import {
 import type { AuditLog, AuditWho } from '../audit/service.js';
 import { refOf } from '../consumers/attach.js';
 import { NotFoundError, UnavailableError } from '../errors.js';
-import { NoGatewayAvailableError, type Served } from '../pools/failover.js';
+import {
+  NoGatewayAvailableError,
+  type GatewayRef,
+  type Served,
+  type Target,
+} from '../pools/failover.js';
 import type { PoolRuntime } from '../pools/runtime.js';
 import type { AccessTargetListing } from './queries.js';
+import { firstReply, Predial, type PredialEnd, type Predialed } from './predial.js';
 import { postgresFirstPacket } from './replay-safe.js';
 import { refusalOf } from './upgrade.js';
 import { formatAuthority } from '../../protocol/tunnel.js';
@@ -43,6 +49,8 @@ export class AccessMetrics {
   readonly connections: Counter<'result'>;
   readonly bytes: Counter<'direction'>;
   readonly setupSeconds: Histogram;
+  readonly predials: Counter<'end'>;
+  readonly predialsOpen: Gauge;
 
   constructor(registry: Registry) {
     const registers = [registry];
@@ -70,6 +78,21 @@ export class AccessMetrics {
       name: 'gatepool_access_connect_seconds',
       help: 'Time from a client stream request to its target connection being open',
       buckets: [0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1, 5],
+      registers,
+    });
+    this.predials = new Counter({
+      name: 'gatepool_access_predials_total',
+      help:
+        'Target connections opened ahead of a client (predial.ts), by how they ended: used ' +
+        '(taken by a client); used_failed (of those used, ones whose member failed before the ' +
+        "target's first reply: opened afresh); expired (replaced unused); lost (ended by the " +
+        'target or member before use); unused (the standby ended, or its member was no longer trusted)',
+      labelNames: ['end'],
+      registers,
+    });
+    this.predialsOpen = new Gauge({
+      name: 'gatepool_access_predials_open',
+      help: 'Target connections open ahead of a client and not used yet (one idle backend each)',
       registers,
     });
   }
@@ -103,6 +126,15 @@ export interface ConnectorDeps {
    * `onClear`): open connections are then checked again (see `reverify`).
    */
   onCredentialsChanged?: (listener: () => void) => void;
+  /**
+   * Opens `postgres` targets ahead of the client while a standby waits (predial.ts); absent:
+   * never (GATEPOOL_ACCESS_PREDIAL=false).
+   */
+  predial?: {
+    open(orgId: string, ref: GatewayRef, target: Target): Promise<Predialed | undefined>;
+    /** Whether a request would trust the member now (healthy, neither quiet nor suspect). */
+    trusts(orgId: string, ref: GatewayRef, gatewayId: string): boolean;
+  };
 }
 
 /** An open connection, as `reverify` checks it. */
@@ -129,6 +161,11 @@ export const STANDBY_IDLE_MS = 5 * 60_000;
  * right behind `open`) before it opens the target without it.
  */
 const FIRST_PACKET_WAIT_MS = 5;
+/**
+ * How long a predialled target may take to answer the client's first packet before the
+ * connection is opened afresh (the same failover budget as an open).
+ */
+const FIRST_REPLY_BUDGET_MS = 10_000;
 
 /**
  * A `postgres` client's first packet, taken from `client` when it may travel with the CONNECT
@@ -155,10 +192,6 @@ async function replaySafeStart(
     if (first.kind === 'unsafe') return undefined;
     need = head.readUInt32BE(0);
   }
-}
-
-interface Outcome {
-  accepted: boolean;
 }
 
 export class AccessConnector {
@@ -220,17 +253,24 @@ export class AccessConnector {
    * A deferred open (`gatepool connect`'s standby, protocol/access-stream.ts): the handshake
    * completes now and the target is opened when the client sends `open`. What the set-up of a
    * connection costs then is the tunnel open alone: the TCP connection, the HTTP exchange,
-   * authentication and the target's lookup were paid while nobody waited. The caller's
-   * credential, permission and target are checked again at `open` (from memory, see
-   * auth/credential-cache.ts), so a standby never outlives a revocation; a refusal is a
-   * `refused` message with the API's error body, never bytes.
+   * authentication and the target's lookup were paid while nobody waited. For a `postgres`
+   * target (`caller` given, predial on) the target itself is opened while the standby waits
+   * (predial.ts), so that is paid too. The caller's credential, permission and target are
+   * checked again at `open` (from memory, see auth/credential-cache.ts), so a standby never
+   * outlives a revocation; a refusal is a `refused` message with the API's error body, never
+   * bytes.
    */
-  async standby(accept: AcceptClient, recheck: Recheck, idleMs = STANDBY_IDLE_MS): Promise<void> {
+  async standby(
+    accept: AcceptClient,
+    recheck: Recheck,
+    opts: { idleMs?: number; caller?: { orgId: string; target: AccessTargetListing } } = {},
+  ): Promise<void> {
     const client = await accept();
     if (!client) return;
     // A client that closes its standby ends it with an error; nobody else listens yet.
     client.on('error', () => undefined);
     this.standbys.add(client);
+    const predial = this.predialFor(opts.caller);
     const asked = await new Promise<boolean>((resolve) => {
       const done = (open: boolean) => {
         clearTimeout(timer);
@@ -240,12 +280,13 @@ export class AccessConnector {
       };
       const onControl = (text: string) => text === OPEN_MESSAGE && done(true);
       const onClose = () => done(false);
-      const timer = setTimeout(() => done(false), idleMs);
+      const timer = setTimeout(() => done(false), opts.idleMs ?? STANDBY_IDLE_MS);
       client.on('control', onControl);
       client.once('close', onClose);
     });
     this.standbys.delete(client);
     if (!asked) {
+      predial?.close();
       client.closeUnused('standby unused');
       return;
     }
@@ -257,12 +298,62 @@ export class AccessConnector {
         client.sendControl(OPENED_MESSAGE);
         return client;
       };
+      const ref = refOf(target);
+      // Only with a replay-safe first packet, to the address the predial was opened to, through
+      // a member the reference still trusts; any other open goes the usual way.
+      const same =
+        opts.caller?.target.host === target.host && opts.caller.target.port === target.port;
+      const pre =
+        ahead && ref && same
+          ? predial?.take((p) => this.deps.predial?.trusts(orgId, ref, p.gatewayId) === true)
+          : undefined;
+      predial?.close();
+      if (pre && ahead && ref) {
+        const started = performance.now();
+        pre.stream.write(ahead);
+        const replied = await firstReply(
+          pre.stream,
+          client,
+          () => this.deps.predial?.trusts(orgId, ref, pre.gatewayId) === true,
+          FIRST_REPLY_BUDGET_MS,
+        );
+        if (replied !== 'failed') {
+          const member = { gatewayId: pre.gatewayId, gatewayName: pre.gatewayName };
+          await this.serve(pre.stream, member, who, target, accept, started, {
+            ahead,
+            recheck,
+          });
+          return;
+        }
+        // Only the replay-safe packet can have reached the target: open afresh with it.
+        pre.stream.destroy();
+        this.deps.metrics.predials.inc({ end: 'used_failed' });
+      }
       await this.connect(orgId, who, target, accept, { ahead, recheck });
     } catch (err) {
       const { status, body } = refusalOf(err);
       if (status === 500) this.deps.log.error({ err }, 'access connection failed');
       client.refuse(body.error.message, body);
+    } finally {
+      // A refusal at `open` (a revoked credential, a deleted target) leaves no predial behind.
+      predial?.close();
     }
+  }
+
+  /** A predial for a standby of `caller`, when its target is a `postgres` one and predial is on. */
+  private predialFor(caller?: { orgId: string; target: AccessTargetListing }): Predial | undefined {
+    const open = this.deps.predial?.open;
+    const ref = caller && refOf(caller.target);
+    if (!open || !caller || !ref || caller.target.protocol !== 'postgres') return undefined;
+    const { orgId, target } = caller;
+    return new Predial(
+      { open: () => open(orgId, ref, { host: target.host, port: target.port }), now: Date.now },
+      (end: PredialEnd) => {
+        this.deps.metrics.predials.inc({ end });
+        this.deps.metrics.predialsOpen.dec();
+      },
+      () => this.deps.metrics.predialsOpen.inc(),
+    );
   }
 
   /**
@@ -278,57 +369,19 @@ export class AccessConnector {
     accept: AcceptClient,
     opts: { ahead?: Buffer; recheck?: Recheck } = {},
   ): Promise<void> {
-    const { ahead, recheck } = opts;
+    const { ahead } = opts;
     const ref = refOf(target);
     // The schema lets a target exist without a path (for direct access, not offered yet).
     if (!ref) throw new NotFoundError(`A gateway or pool for access target "${target.name}"`);
     const started = performance.now();
-    const { metrics, audit, log } = this.deps;
-    const base = {
-      targetId: target.id,
-      target: target.name,
-      address: formatAuthority(target.host, target.port),
-      gatewayPoolId: target.gatewayPoolId,
-      gatewayPool: target.gatewayPoolName,
-      clientAddress: who.ip ?? null,
-    };
-    let served: Served<Outcome>;
+    const { audit, log, metrics } = this.deps;
+    let served: Served<void>;
     try {
       served = await this.deps.run(
         orgId,
         ref,
         { host: target.host, port: target.port },
-        async (tunnel, member) => {
-          const client = await accept();
-          if (!client) {
-            tunnel.destroy();
-            metrics.connections.inc({ result: 'client_gone' });
-            return { accepted: false };
-          }
-          metrics.setupSeconds.observe((performance.now() - started) / 1000);
-          const served = { gatewayId: member.gatewayId, gateway: member.gatewayName };
-          // Pairs the connect with its disconnect, also one written after a crash
-          // (audit/lost-connections.ts, which reads serverId to tell a dead process's connections).
-          const connection = { ...base, connectionId: randomUUID() };
-          // Off the connection's path: the client's first bytes must not wait for a write.
-          audit.recordSoon(
-            who.actor,
-            'access.connect',
-            { ...connection, ...served, serverId: audit.serverId },
-            who,
-          );
-          await this.relay(
-            client,
-            tunnel,
-            { target, recheck },
-            who,
-            connection,
-            served,
-            started,
-            ahead,
-          );
-          return { accepted: true };
-        },
+        (tunnel, member) => this.serve(tunnel, member, who, target, accept, started, opts),
         { sendAhead: ahead },
       );
     } catch (err) {
@@ -337,7 +390,7 @@ export class AccessConnector {
       audit.recordSoon(
         who.actor,
         'access.connect-failed',
-        { ...base, reason: err.message, attempts: err.attempts },
+        { ...this.describe(target, who), reason: err.message, attempts: err.attempts },
         who,
       );
       throw new UnavailableError(
@@ -351,6 +404,59 @@ export class AccessConnector {
         { target: target.name, gateway: served.gatewayName, failovers: served.attempts.length },
         'access connection opened after failover',
       );
+  }
+
+  /** What every audit entry of a connection to `target` says. */
+  private describe(target: AccessTargetListing, who: AuditWho) {
+    return {
+      targetId: target.id,
+      target: target.name,
+      address: formatAuthority(target.host, target.port),
+      gatewayPoolId: target.gatewayPoolId,
+      gatewayPool: target.gatewayPoolName,
+      clientAddress: who.ip ?? null,
+    };
+  }
+
+  /** A tunnel stream to the target is open through `member`: the client's turn, then the relay. */
+  private async serve(
+    tunnel: Duplex,
+    member: { gatewayId: string; gatewayName: string },
+    who: AuditWho,
+    target: AccessTargetListing,
+    accept: AcceptClient,
+    started: number,
+    opts: { ahead?: Buffer; recheck?: Recheck },
+  ): Promise<void> {
+    const { metrics, audit } = this.deps;
+    const client = await accept();
+    if (!client) {
+      tunnel.destroy();
+      metrics.connections.inc({ result: 'client_gone' });
+      return;
+    }
+    metrics.setupSeconds.observe((performance.now() - started) / 1000);
+    const served = { gatewayId: member.gatewayId, gateway: member.gatewayName };
+    // Pairs the connect with its disconnect, also one written after a crash
+    // (audit/lost-connections.ts, which reads serverId to tell a dead process's connections).
+    const connection = { ...this.describe(target, who), connectionId: randomUUID() };
+    // Off the connection's path: the client's first bytes must not wait for a write.
+    audit.recordSoon(
+      who.actor,
+      'access.connect',
+      { ...connection, ...served, serverId: audit.serverId },
+      who,
+    );
+    await this.relay(
+      client,
+      tunnel,
+      { target, recheck: opts.recheck },
+      who,
+      connection,
+      served,
+      started,
+      opts.ahead,
+    );
   }
 
   private async relay(

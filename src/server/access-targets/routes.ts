@@ -130,6 +130,8 @@ function view(t: AccessTargetListing, actor: Actor): z.infer<typeof targetView> 
 
 /** How long a save waits for its gateways' connect tests (see service reachWarnings). */
 const REACH_TIMEOUT_MS = 2000;
+/** A target opened ahead of a client (predial.ts) must open within this, or is not used. */
+const PREDIAL_OPEN_TIMEOUT_MS = 5000;
 
 /**
  * Create and change answer the target with `warnings`: what its gateways said when asked to
@@ -164,6 +166,13 @@ export function accessTargetRoutes(app: Api, ctx: AppContext): void {
     metrics: new AccessMetrics(ctx.metrics.registry),
     log: ctx.log.child({ component: 'access' }),
     onCredentialsChanged: (listener) => ctx.credentials.onClear(listener),
+    predial: ctx.config.accessPredial
+      ? {
+          open: (orgId, ref, target) =>
+            ctx.poolRuntime.predial(orgId, ref, target, PREDIAL_OPEN_TIMEOUT_MS),
+          trusts: (orgId, ref, gatewayId) => ctx.poolRuntime.trusts(orgId, ref, gatewayId),
+        }
+      : undefined,
   });
   const errors = { 400: errorBody, 401: errorBody, 403: errorBody, 404: errorBody };
 
@@ -320,7 +329,8 @@ export function accessTargetRoutes(app: Api, ctx: AppContext): void {
         };
       };
       if (req.query.open === 'deferred') {
-        connector.standby(upgrade.accept, recheck).catch((err: unknown) => {
+        const caller = { orgId: actor.orgId, target };
+        connector.standby(upgrade.accept, recheck, { caller }).catch((err: unknown) => {
           req.log.error({ err }, 'access standby failed');
         });
         return reply;

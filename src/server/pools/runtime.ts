@@ -18,7 +18,7 @@ import {
 } from './failover.js';
 import type { GatewayHealthEntry, HealthSnapshot, PoolHealthEntry } from './health-snapshot.js';
 import { belowFloor, poolHealth, type PoolHealth } from './pool-health.js';
-import type { Candidate } from './selection.js';
+import { selectMember, trusted, type Candidate } from './selection.js';
 import type { Duplex } from 'node:stream';
 
 const EVALUATE_EVERY_MS = 250;
@@ -512,6 +512,47 @@ export class PoolRuntime {
       now: Date.now,
     };
     return runThroughPool(deps, ref, target, operation, opts);
+  }
+
+  /**
+   * Opens a stream to `target` ahead of any request for it (access-targets/predial.ts), on the
+   * member a request would get now, if that member is trusted (healthy, neither quiet nor
+   * suspect). Speculative: one attempt, and a failure marks nobody suspect and counts no
+   * failover, since no request was refused; undefined when nothing was opened.
+   */
+  async predial(
+    orgId: string,
+    ref: GatewayRef,
+    target: Target,
+    timeoutMs: number,
+  ): Promise<{ stream: Duplex; gatewayId: string; gatewayName: string } | undefined> {
+    await this.ensureLoaded();
+    const now = Date.now();
+    try {
+      // A pool or gateway deleted meanwhile throws its 404: nothing to open then either.
+      const selection = selectMember(this.candidatesFor(orgId, ref).members, { now });
+      if (!selection.ok || !trusted(selection.member, now)) return undefined;
+      const { gatewayId, name } = selection.member;
+      const stream = await this.directory.hub.openStream(gatewayId, target.host, target.port, {
+        timeoutMs,
+        abandonWhenQuiet: true,
+      });
+      return { stream, gatewayId, gatewayName: name };
+    } catch {
+      return undefined;
+    }
+  }
+
+  /** Whether a request would trust `gatewayId` now: a member of `ref`, healthy, neither quiet nor suspect. */
+  trusts(orgId: string, ref: GatewayRef, gatewayId: string): boolean {
+    const now = Date.now();
+    try {
+      const { members } = this.candidatesFor(orgId, ref);
+      const member = members.find((m) => m.gatewayId === gatewayId);
+      return member !== undefined && member.healthy && trusted(member, now);
+    } catch {
+      return false;
+    }
   }
 
   /** Records pools crossing their min_healthy floor (audit + gauge); runs every 250 ms. */

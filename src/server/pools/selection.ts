@@ -53,7 +53,7 @@ function matches(c: Candidate, filter: SelectionFilter | undefined): boolean {
 }
 
 /** Neither quiet nor recently failed: preferred over members that are. */
-const trusted = (c: Candidate, now: number) =>
+export const trusted = (c: Candidate, now: number): boolean =>
   !c.quiet && (c.suspectUntil === undefined || c.suspectUntil <= now);
 
 /** Load per unit of weight: a heavier member is "less busy" at the same stream count. */
