@@ -29,6 +29,8 @@ import { sleep, within } from '../tunnel/harness.js';
 import {
   createPgbenchDatabase,
   gatepool,
+  localPg,
+  metric,
   PG,
   psql,
   ROOT,
@@ -533,12 +535,7 @@ describe('gatepool connect through a pool of three real gateways', () => {
     const fwd = localForwarder('pg', (line) => lines.push(line));
     const local = await fwd.start();
     const query = async () => {
-      const client = new pg.Client({
-        ...PG,
-        user: 'postgres',
-        port: local.port,
-        database: 'postgres',
-      });
+      const client = localPg(local.port);
       await client.connect();
       const { rows } = await client.query('select 1 as one');
       await client.end();
@@ -565,30 +562,16 @@ describe('gatepool connect through a pool of three real gateways', () => {
   it("a PostgreSQL target is opened while the standby waits: the client's backend was started before it came, the member that opened it is audited, none is left open after the CLI stops", async () => {
     const fwd = localForwarder('pg');
     const local = await fwd.start();
-    const predials = async (end: string) =>
-      Number(
-        new RegExp(`gatepool_access_predials_total\\{end="${end}"\\} (\\d+)`).exec(
-          await (await fetch(`${s.tp.url}/metrics`)).text(),
-        )?.[1] ?? 0,
-      );
+    const predials = (end: string) =>
+      metric(s.tp.url, `gatepool_access_predials_total{end="${end}"}`);
     // Backends forked for a client that has not come yet.
-    const waiting = async () =>
-      Number(
-        /gatepool_access_predials_open (\d+)/.exec(
-          await (await fetch(`${s.tp.url}/metrics`)).text(),
-        )?.[1] ?? 0,
-      );
+    const waiting = () => metric(s.tp.url, 'gatepool_access_predials_open');
     try {
       const usedBefore = await predials('used');
       await waitFor(() => fwd.standbys >= 1, 5000, 'a standby stream');
       await waitFor(async () => (await waiting()) >= 1, 5000, 'a backend waiting for a client');
       const cameAt = Date.now();
-      const client = new pg.Client({
-        ...PG,
-        user: 'postgres',
-        port: local.port,
-        database: 'postgres',
-      });
+      const client = localPg(local.port);
       await client.connect();
       const { rows } = await client.query(
         'select extract(epoch from backend_start) * 1000 as started from pg_stat_activity where pid = pg_backend_pid()',
@@ -646,23 +629,16 @@ describe('gatepool connect through a pool of three real gateways', () => {
       gatewayPoolId: poolId,
     });
     expect(made.status).toBe(201);
-    const metric = async (end: string) =>
-      Number(
-        new RegExp(`gatepool_access_predials_total\\{end="${end}"\\} (\\d+)`).exec(
-          await (await fetch(`${s.tp.url}/metrics`)).text(),
-        )?.[1] ?? 0,
-      );
-    const failedBefore = await metric('used_failed');
+    const predials = (end: string) =>
+      metric(s.tp.url, `gatepool_access_predials_total{end="${end}"}`);
+    const failedBefore = await predials('used_failed');
     const fwd = localForwarder('pg-predial');
     const local = await fwd.start();
     try {
       // The standby's target is opened through the only member there is.
       await waitFor(() => fwd.standbys >= 1, 5000, 'a standby stream');
       await waitFor(
-        async () =>
-          /gatepool_access_predials_open [1-9]/.test(
-            await (await fetch(`${s.tp.url}/metrics`)).text(),
-          ),
+        async () => (await metric(s.tp.url, 'gatepool_access_predials_open')) >= 1,
         5000,
         'a predial open',
       );
@@ -681,7 +657,7 @@ describe('gatepool connect through a pool of three real gateways', () => {
       await sleep(300);
       first.kill();
       await waitFor(
-        async () => (await metric('used_failed')) === failedBefore + 1,
+        async () => (await predials('used_failed')) === failedBefore + 1,
         5000,
         'the predial given up',
       );
@@ -921,13 +897,7 @@ describe('gatepool connect through a pool of three real gateways', () => {
   it('a long query on a member that is killed ends with an error, not a hang', async () => {
     const c = await startConnect('pg', env);
     try {
-      const client = new pg.Client({
-        host: '127.0.0.1',
-        port: c.port,
-        user: 'postgres',
-        database: 'postgres',
-      });
-      client.on('error', () => undefined);
+      const client = localPg(c.port);
       const since = new Date(Date.now() - 1).toISOString();
       await client.connect();
       // The connection's own audit entry names the member serving it (the newest access.connect).

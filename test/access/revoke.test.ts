@@ -5,12 +5,18 @@
  * somebody else leaves it alone. Real CLI, platform and gateway processes (scenario.ts).
  */
 import net from 'node:net';
-import pg from 'pg';
 import { createHash } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { addIdentity, waitFor } from '../helpers/platform.js';
 import { sleep, within } from '../tunnel/harness.js';
-import { PG, startConnect, startScenario, type AccessScenario } from './scenario.js';
+import {
+  localPg,
+  metric,
+  PG,
+  startConnect,
+  startScenario,
+  type AccessScenario,
+} from './scenario.js';
 
 /** A connection through `port` to the hash target, left open: what it sent, and its fate. */
 function openConnection(port: number) {
@@ -181,25 +187,14 @@ describe('revocation and open access connections', () => {
     await s.target({ name: 'pg-rev', host: PG.host, port: PG.port, protocol: 'postgres' });
     const bot = await addIdentity(s.tp, s.admin, 'member');
     const c = await startConnect('pg-rev', env(bot.token));
-    const predialsOpen = async () =>
-      Number(
-        /gatepool_access_predials_open (\d+)/.exec(
-          await (await fetch(`${s.tp.url}/metrics`)).text(),
-        )?.[1] ?? 0,
-      );
+    const predialsOpen = () => metric(s.tp.url, 'gatepool_access_predials_open');
     try {
       await waitFor(async () => (await predialsOpen()) >= 1, 5_000, 'a predial while it waits');
       const revoke = await s.admin.client.delete(
         `/api/v1/identities/${bot.id}/tokens/${bot.tokenId}`,
       );
       expect(revoke.status).toBe(204);
-      const client = new pg.Client({
-        host: '127.0.0.1',
-        port: c.port,
-        user: 'postgres',
-        database: 'postgres',
-      });
-      client.on('error', () => undefined);
+      const client = localPg(c.port);
       await expect(client.connect()).rejects.toThrow();
       await waitFor(() => /refused: .*(revoked|token)/i.test(c.stderr()), 3_000, 'the refusal');
       await waitFor(async () => (await predialsOpen()) === 0, 3_000, 'no predial left open');

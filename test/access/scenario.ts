@@ -8,6 +8,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import net, { type AddressInfo } from 'node:net';
 import { fileURLToPath } from 'node:url';
+import pg from 'pg';
 import { AgentFleet, type RunningAgent } from '../helpers/gateway-agent.js';
 import {
   bootstrap,
@@ -22,6 +23,24 @@ import { nodeEntry } from '../helpers/entry.js';
 
 export const PG = { host: '127.0.0.1', port: 5432 };
 export const ROOT = fileURLToPath(new URL('../../', import.meta.url));
+
+/**
+ * A series' value on the platform's /metrics, `series` as exposed (e.g.
+ * `gatepool_access_predials_total{end="used"}`); 0 while it has not been exported.
+ */
+export async function metric(platformUrl: string, series: string): Promise<number> {
+  const text = await (await fetch(`${platformUrl}/metrics`)).text();
+  const line = text.split('\n').find((l) => l.startsWith(`${series} `));
+  return line ? Number(line.slice(series.length + 1)) : 0;
+}
+
+/** A node-postgres client for the machine's PostgreSQL through a forwarded local port. */
+export function localPg(port: number): pg.Client {
+  const client = new pg.Client({ host: '127.0.0.1', port, user: 'postgres', database: 'postgres' });
+  // A connection cut under it is the test's to check: no unhandled 'error' event.
+  client.on('error', () => undefined);
+  return client;
+}
 
 /**
  * A target that hashes everything it receives and, when the client half-closes, answers with
