@@ -342,12 +342,15 @@ export class AccessConnector {
 
   /** A predial for a standby of `caller`, when its target is a `postgres` one and predial is on. */
   private predialFor(caller?: { orgId: string; target: AccessTargetListing }): Predial | undefined {
-    const open = this.deps.predial?.open;
+    const dial = this.deps.predial;
     const ref = caller && refOf(caller.target);
-    if (!open || !caller || !ref || caller.target.protocol !== 'postgres') return undefined;
+    if (!dial || !caller || !ref || caller.target.protocol !== 'postgres') return undefined;
     const { orgId, target } = caller;
     return new Predial(
-      { open: () => open(orgId, ref, { host: target.host, port: target.port }), now: Date.now },
+      {
+        open: () => dial.open(orgId, ref, { host: target.host, port: target.port }),
+        now: Date.now,
+      },
       (end: PredialEnd) => {
         this.deps.metrics.predials.inc({ end });
         this.deps.metrics.predialsOpen.dec();

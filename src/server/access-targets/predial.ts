@@ -50,7 +50,7 @@ export type PredialEnd = 'used' | 'expired' | 'lost' | 'unused';
 
 /** One standby's predial: open now, replaced as it ages or dies, taken once by the client. */
 export class Predial {
-  private ready: { p: Predialed; at: number; detach: () => void } | undefined;
+  private ready: { p: Predialed; detach: () => void } | undefined;
   private opening = false;
   private stopped = false;
   private opens = 0;
@@ -103,7 +103,7 @@ export class Predial {
       p.stream.off('close', lost);
       p.stream.off('error', lost);
     };
-    this.ready = { p, at, detach };
+    this.ready = { p, detach };
     this.later(MAX_AGE_MS, () => {
       if (this.ready?.p !== p) return;
       this.discard('expired');
@@ -132,15 +132,13 @@ export class Predial {
    */
   take(usable: (p: Predialed) => boolean): Predialed | undefined {
     const ready = this.ready;
-    this.ready = undefined;
-    this.close();
-    if (!ready) return undefined;
-    ready.detach();
-    if (ready.p.stream.destroyed || !usable(ready.p)) {
-      ready.p.stream.destroy();
-      this.onEnd('unused');
+    if (!ready || ready.p.stream.destroyed || !usable(ready.p)) {
+      this.close();
       return undefined;
     }
+    this.ready = undefined;
+    ready.detach();
+    this.close();
     this.onEnd('used');
     return ready.p;
   }
